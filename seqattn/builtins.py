@@ -1,0 +1,61 @@
+"""Built-in data sets, all available offline.
+
+scikit-learn bundles digits, breast cancer, wine and diabetes; ``data/`` ships
+``pbmc68k_reduced`` (real single-cell genomics) and ``mnist_5k``; ``planted``
+is synthetic with known informative features.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from seqattn.data import DataError, Dataset, make_planted
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def _sklearn(loader_name: str, task: str, name: str, image_shape: tuple[int, int] | None = None) -> Callable[[], Dataset]:
+    def load() -> Dataset:
+        import sklearn.datasets as skd
+
+        bunch = getattr(skd, loader_name)()
+        names = list(getattr(bunch, "feature_names", [f"x{i}" for i in range(bunch.data.shape[1])]))
+        if image_shape is not None:
+            names = [f"pixel ({r},{c})" for r in range(image_shape[0]) for c in range(image_shape[1])]
+        class_names = [str(c) for c in bunch.target_names] if task == "classification" else None
+        return Dataset(
+            X=bunch.data.astype(np.float32),
+            y=bunch.target,
+            feature_names=names,
+            task=task,
+            name=name,
+            class_names=class_names,
+            image_shape=image_shape,
+            description=(bunch.DESCR.splitlines()[0] if getattr(bunch, "DESCR", None) else name),
+        )
+
+    return load
+
+
+# name -> (loader, one-line description)
+BUILTIN_DATASETS: dict[str, tuple[Callable[[], Dataset], str]] = {
+    "planted": (lambda: make_planted(n_samples=1000, n_features=50, n_informative=5, xor_pairs=1,
+                                     redundant=2, random_state=0),
+                "Synthetic classification, 50 features: 5 linear + 1 XOR pair informative (ground truth known)."),
+    "digits": (_sklearn("load_digits", "classification", "digits", (8, 8)),
+               "Handwritten digits, 1797 images of 8×8 pixels, 10 classes."),
+    "breast_cancer": (_sklearn("load_breast_cancer", "classification", "breast_cancer"),
+                      "Breast cancer Wisconsin, 569 samples × 30 features, 2 classes."),
+    "wine": (_sklearn("load_wine", "classification", "wine"), "Wine, 178 samples × 13 features, 3 classes."),
+    "diabetes": (_sklearn("load_diabetes", "regression", "diabetes"),
+                 "Diabetes progression, 442 samples × 10 features, regression."),
+}
+
+
+def load_builtin(name: str) -> Dataset:
+    """Load a built-in data set by name (see ``BUILTIN_DATASETS``)."""
+    if name not in BUILTIN_DATASETS:
+        raise DataError(f"Unknown data set {name!r}; built-ins are: {', '.join(BUILTIN_DATASETS)}.")
+    return BUILTIN_DATASETS[name][0]()

@@ -1,0 +1,240 @@
+"""Data sets: one ``Dataset`` type, built-ins, uploads and planted synthetic data.
+
+Everything that reads user data raises :class:`DataError` with a message a
+person can act on; the app shows that message, the CLI prints it and exits 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+TASKS = ("classification", "regression")
+
+
+class DataError(ValueError):
+    """Input data that cannot be used, with a message that says how to fix it."""
+
+
+@dataclass
+class Dataset:
+    """Features, target and what we know about them.
+
+    ``X`` is float32, dense ``np.ndarray`` or ``scipy.sparse.csr_matrix`` (large
+    single-cell data stays sparse until a mini-batch needs it). ``y`` holds
+    integer class codes (``class_names`` maps them back) or float targets.
+    ``informative`` is the ground truth for synthetic data (indices), ``None``
+    when unknown.
+    """
+
+    X: Any
+    y: np.ndarray
+    feature_names: list[str]
+    task: str
+    name: str = "data"
+    class_names: list[str] | None = None
+    image_shape: tuple[int, int] | None = None
+    informative: np.ndarray | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise DataError(f"task must be one of {TASKS}, got {self.task!r}.")
+        if sp.issparse(self.X):
+            self.X = sp.csr_matrix(self.X, dtype=np.float32)
+        else:
+            self.X = np.ascontiguousarray(np.asarray(self.X, dtype=np.float32))
+        if self.X.ndim != 2:
+            raise DataError(f"X must be 2-D (samples × features), got shape {self.X.shape}.")
+        self.y = np.asarray(self.y)
+        self.y = self.y.astype(np.int64) if self.task == "classification" else self.y.astype(np.float32)
+        if len(self.y) != self.X.shape[0]:
+            raise DataError(f"X has {self.X.shape[0]} rows but y has {len(self.y)} values.")
+        self.feature_names = [str(n) for n in self.feature_names]
+        if len(self.feature_names) != self.X.shape[1]:
+            raise DataError(f"{len(self.feature_names)} feature names for {self.X.shape[1]} columns.")
+        if self.informative is not None:
+            self.informative = np.asarray(self.informative, dtype=np.int64)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.y.max()) + 1 if self.task == "classification" and len(self.y) else 0
+
+    def dense_X(self) -> np.ndarray:
+        """X as a dense float32 array (materialises sparse data: mind the memory)."""
+        return self.X.toarray() if sp.issparse(self.X) else self.X
+
+    def summary(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": self.name,
+            "samples": self.n_samples,
+            "features": self.n_features,
+            "task": self.task,
+            "sparse": bool(sp.issparse(self.X)),
+        }
+        if self.task == "classification":
+            info["classes"] = self.n_classes
+        if self.image_shape:
+            info["image_shape"] = f"{self.image_shape[0]}×{self.image_shape[1]}"
+        if self.informative is not None:
+            info["informative (ground truth)"] = len(self.informative)
+        return info
+
+
+def infer_task(y: np.ndarray) -> str:
+    """Classification for non-float targets or few distinct integer values, else regression."""
+    y = np.asarray(y)
+    if y.dtype.kind in "OUSb":
+        return "classification"
+    values = np.unique(y[~np.isnan(y)]) if y.dtype.kind == "f" else np.unique(y)
+    integral = y.dtype.kind in "iu" or np.all(np.mod(values, 1) == 0)
+    if integral and len(values) <= max(20, int(0.05 * len(y)) if len(y) < 400 else 20):
+        return "classification"
+    return "regression"
+
+
+def encode_target(y: np.ndarray, task: str) -> tuple[np.ndarray, list[str] | None]:
+    """Class labels -> integer codes 0..C-1 (with names); regression targets -> float32."""
+    y = np.asarray(y)
+    if task == "regression":
+        try:
+            return y.astype(np.float32), None
+        except (TypeError, ValueError) as exc:
+            raise DataError("The target is not numeric, so it cannot be a regression target; "
+                            "choose task='classification'.") from exc
+    classes, codes = np.unique(y.astype(str) if y.dtype.kind == "O" else y, return_inverse=True)
+    return codes.astype(np.int64), [str(c) for c in classes]
+
+
+def make_planted(
+    n_samples: int = 1000,
+    n_features: int = 50,
+    n_informative: int = 5,
+    task: str = "classification",
+    xor_pairs: int = 0,
+    redundant: int = 0,
+    noise: float = 0.1,
+    n_classes: int = 2,
+    random_state: int | None = 0,
+) -> Dataset:
+    """Synthetic data whose informative features are known.
+
+    * ``n_informative`` features enter the target linearly with weights of
+      magnitude 1–2 (random signs);
+    * each of ``xor_pairs`` pairs (a, b) enters as ``sign(x_a · x_b)``: neither
+      feature has any marginal signal, so univariate filters cannot see them;
+    * ``redundant`` extra columns are noisy copies of informative ones (not
+      counted as informative: picking the original *or* the copy is fine,
+      picking both wastes a slot);
+    * the rest is Gaussian noise. ``noise`` scales label/target noise.
+
+    Classification thresholds the signal into ``n_classes`` equal-mass bins.
+    """
+    if task not in TASKS:
+        raise DataError(f"task must be one of {TASKS}, got {task!r}.")
+    n_signal = n_informative + 2 * xor_pairs
+    if n_signal == 0:
+        raise DataError("Plant at least one informative feature or XOR pair.")
+    if n_signal + redundant > n_features:
+        raise DataError(
+            f"{n_informative} informative + {2 * xor_pairs} XOR + {redundant} redundant features "
+            f"do not fit in n_features={n_features}."
+        )
+    if n_samples < 10:
+        raise DataError("n_samples must be at least 10.")
+    rng = np.random.default_rng(random_state)
+    X = rng.standard_normal((n_samples, n_features)).astype(np.float32)
+    positions = rng.permutation(n_features)
+    linear = positions[:n_informative]
+    xor = positions[n_informative:n_signal].reshape(-1, 2) if xor_pairs else np.empty((0, 2), dtype=int)
+    copies = positions[n_signal:n_signal + redundant]
+
+    weights = rng.uniform(1.0, 2.0, size=n_informative) * rng.choice([-1.0, 1.0], size=n_informative)
+    signal = X[:, linear] @ weights if n_informative else np.zeros(n_samples)
+    for a, b in xor:
+        signal = signal + 1.5 * np.sign(X[:, a] * X[:, b])
+    signal = (signal - signal.mean()) / (signal.std() + 1e-12)
+    originals = np.concatenate([linear, xor.ravel()]).astype(int)
+    redundant_of = {}
+    for j, col in enumerate(copies):
+        source = int(originals[j % len(originals)])
+        X[:, col] = X[:, source] + 0.1 * rng.standard_normal(n_samples).astype(np.float32)
+        redundant_of[int(col)] = source
+
+    target = signal + noise * rng.standard_normal(n_samples)
+    if task == "classification":
+        if n_classes < 2:
+            raise DataError("n_classes must be at least 2.")
+        edges = np.quantile(target, np.linspace(0, 1, n_classes + 1)[1:-1])
+        y = np.digitize(target, edges)
+        class_names = [f"class {c}" for c in range(n_classes)]
+    else:
+        y = target.astype(np.float32)
+        class_names = None
+
+    informative = np.sort(originals)
+    names = [f"x{i}" for i in range(n_features)]
+    return Dataset(
+        X=X,
+        y=y,
+        feature_names=names,
+        task=task,
+        name="planted",
+        class_names=class_names,
+        informative=informative,
+        description=(
+            f"Synthetic {task}: {n_informative} linear informative features, {xor_pairs} XOR pair(s), "
+            f"{redundant} redundant copies, {n_features - n_signal - redundant} pure-noise features."
+        ),
+        extra={
+            "linear": sorted(int(i) for i in linear),
+            "xor_pairs": [sorted(int(i) for i in pair) for pair in xor],
+            "redundant_of": redundant_of,
+        },
+    )
+
+
+def split_indices(
+    n_samples: int,
+    y: np.ndarray | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    random_state: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test index arrays, stratified when ``y`` holds classes."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(n_samples)
+    strat = y if y is not None and _can_stratify(y, val_fraction + test_fraction) else None
+    holdout = val_fraction + test_fraction
+    if holdout <= 0:
+        return index, index[:0], index[:0]
+    train, rest = train_test_split(index, test_size=holdout, random_state=random_state, stratify=strat)
+    if test_fraction <= 0:
+        return train, rest, index[:0]
+    if val_fraction <= 0:
+        return train, index[:0], rest
+    strat_rest = y[rest] if strat is not None and _can_stratify(y[rest], test_fraction / holdout) else None
+    val, test = train_test_split(
+        rest, test_size=test_fraction / holdout, random_state=random_state, stratify=strat_rest
+    )
+    return train, val, test
+
+
+def _can_stratify(y: np.ndarray, fraction: float) -> bool:
+    y = np.asarray(y)
+    if y.dtype.kind not in "iub":
+        return False
+    _, counts = np.unique(y, return_counts=True)
+    return len(counts) > 1 and counts.min() >= 2 and fraction * len(y) >= len(counts)

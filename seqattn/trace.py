@@ -1,0 +1,230 @@
+"""``SelectionTrace``: the one record every selector returns.
+
+Plots, comparisons, downloads and the CLI all read this object, so SA, OMP,
+SHAP, greedy selection and filters are treated alike downstream.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TRACE_FORMAT_VERSION = 1
+
+
+@dataclass
+class SelectionStep:
+    """One pick.
+
+    ``scores`` holds the method's score for *every* feature at the moment of
+    the pick (attention weight for SA, |X_iᵀ r| for OMP, ...); already selected
+    (or banned) features are NaN. ``marginal_gain`` is the change of the
+    validation metric from S_{t-1} to S_t; ``seconds`` is wall time since the
+    start of the run.
+    """
+
+    feature: int
+    name: str
+    scores: np.ndarray
+    marginal_gain: float | None = None
+    val_metric: float | None = None
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        """The picked feature's own score at the moment it was picked."""
+        value = self.scores[self.feature] if len(self.scores) else float("nan")
+        return float(value)
+
+
+def _clean(value: Any) -> Any:
+    """Make numpy scalars and NaN JSON-safe (NaN/inf become null)."""
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if not math.isfinite(value) else value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass
+class SelectionTrace:
+    """Ordered picks of one selection method on one data set, with per-step scores."""
+
+    method: str
+    feature_names: list[str]
+    steps: list[SelectionStep] = field(default_factory=list)
+    dataset: str = ""
+    task: str = ""
+    metric_name: str = ""
+    device: str = "cpu"
+    pinned: list[int] = field(default_factory=list)
+    banned: list[int] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    base_metric: float | None = None  # validation metric before the first pick
+    stopped_early: bool = False
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def k(self) -> int:
+        return len(self.steps)
+
+    @property
+    def selected(self) -> list[int]:
+        """Indices of the picked features in pick order (pinned ones excluded)."""
+        return [s.feature for s in self.steps]
+
+    @property
+    def selected_names(self) -> list[str]:
+        return [self.feature_names[i] for i in self.selected]
+
+    def add_step(
+        self,
+        feature: int,
+        scores: np.ndarray,
+        marginal_gain: float | None = None,
+        val_metric: float | None = None,
+        seconds: float = 0.0,
+    ) -> SelectionStep:
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        if scores.shape != (self.n_features,):
+            raise ValueError(f"scores must have shape ({self.n_features},), got {scores.shape}")
+        step = SelectionStep(
+            feature=int(feature),
+            name=self.feature_names[int(feature)],
+            scores=scores,
+            marginal_gain=_opt_float(marginal_gain),
+            val_metric=_opt_float(val_metric),
+            seconds=float(seconds),
+        )
+        self.steps.append(step)
+        return step
+
+    def score_matrix(self) -> np.ndarray:
+        """(k, n_features) array of per-step scores; NaN where not a candidate."""
+        if not self.steps:
+            return np.empty((0, self.n_features))
+        return np.vstack([s.scores for s in self.steps])
+
+    def truncated(self, k: int) -> "SelectionTrace":
+        """A copy holding only the first ``k`` steps."""
+        data = self.to_dict()
+        data["steps"] = data["steps"][:k]
+        return SelectionTrace.from_dict(data)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per pick: order, index, name, score, gain, metric, seconds."""
+        rows = [
+            {
+                "order": i + 1,
+                "feature": s.feature,
+                "name": s.name,
+                "score": s.score,
+                "marginal_gain": s.marginal_gain,
+                "val_metric": s.val_metric,
+                "seconds": s.seconds,
+            }
+            for i, s in enumerate(self.steps)
+        ]
+        columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
+        return pd.DataFrame(rows, columns=columns)
+
+    # ---------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(
+            {
+                "format_version": TRACE_FORMAT_VERSION,
+                "method": self.method,
+                "dataset": self.dataset,
+                "task": self.task,
+                "metric_name": self.metric_name,
+                "device": self.device,
+                "k": self.k,
+                "n_features": self.n_features,
+                "feature_names": list(self.feature_names),
+                "selected": self.selected,
+                "selected_names": self.selected_names,
+                "pinned": list(self.pinned),
+                "banned": list(self.banned),
+                "base_metric": self.base_metric,
+                "stopped_early": self.stopped_early,
+                "settings": dict(self.settings),
+                "steps": [
+                    {
+                        "feature": s.feature,
+                        "name": s.name,
+                        "scores": s.scores,
+                        "marginal_gain": s.marginal_gain,
+                        "val_metric": s.val_metric,
+                        "seconds": s.seconds,
+                    }
+                    for s in self.steps
+                ],
+            }
+        )
+
+    def to_json(self, path: str | Path | None = None, indent: int | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SelectionTrace":
+        names = [str(n) for n in data["feature_names"]]
+        trace = cls(
+            method=str(data["method"]),
+            feature_names=names,
+            dataset=str(data.get("dataset", "")),
+            task=str(data.get("task", "")),
+            metric_name=str(data.get("metric_name", "")),
+            device=str(data.get("device", "cpu")),
+            pinned=[int(i) for i in data.get("pinned", [])],
+            banned=[int(i) for i in data.get("banned", [])],
+            settings=dict(data.get("settings", {})),
+            base_metric=_opt_float(data.get("base_metric")),
+            stopped_early=bool(data.get("stopped_early", False)),
+        )
+        for step in data.get("steps", []):
+            scores = np.array([np.nan if v is None else v for v in step["scores"]], dtype=np.float64)
+            trace.add_step(
+                step["feature"], scores, step.get("marginal_gain"), step.get("val_metric"), step.get("seconds", 0.0)
+            )
+        return trace
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "SelectionTrace":
+        """Parse a trace from JSON text or from a path to a ``.json`` file."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        return cls.from_dict(json.loads(text))
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The per-pick table (``to_frame``) as CSV; also written to ``path`` if given."""
+        buffer = io.StringIO()
+        self.to_frame().to_csv(buffer, index=False)
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
