@@ -1,0 +1,43 @@
+"""Home: what Sequential Attention is, which device is in use, how to start."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._state import current_device
+from seqattn.device import describe_device, resolve_device
+
+st.title("Sequential Attention for feature selection")
+st.markdown(
+    """
+**Sequential Attention** picks features one at a time, greedily, but without refitting a
+model per candidate. A small network is trained with one *attention logit per feature*:
+features not yet chosen share a softmax, chosen ones pass through with weight 1. After each
+training phase the unchosen feature with the largest attention weight is selected, the
+logits are reset, and training goes on. The result is a greedy forward selection at the
+cost of roughly one training run (Yasuda et al., *Sequential Attention for Feature
+Selection*, ICLR 2023); in the linear case its picks coincide with Orthogonal Matching
+Pursuit.
+"""
+)
+
+device_choice = current_device()
+try:
+    device_text = describe_device(resolve_device(device_choice))
+except ValueError as exc:
+    device_text = f"unavailable ({exc})"
+st.markdown(f"**Device in use:** {device_text} — setting `{device_choice}` (change it in the sidebar).")
+
+st.subheader("Quick start")
+st.markdown(
+    """
+1. **Data** — pick a built-in data set (digits is a good first choice) or upload a
+   CSV / TSV / parquet / h5ad file and choose the target column.
+2. **Sequential Attention** — press *Run*; watch the picks appear, play the animation,
+   read the step-by-step explanation, pin or ban features and re-run, download the result.
+3. **Compare** — set SA beside OMP, SHAP, true greedy selection and simple filters.
+4. **Sparsity** — the same attention idea applied to weight blocks (SA++) and attention maps (PSA).
+"""
+)
+col_data, col_sa = st.columns(2)
+col_data.page_link("pages/data.py", label="Start with the Data page", icon=":material/folder_open:")
+col_sa.page_link("pages/sequential_attention.py", label="Sequential Attention", icon=":material/target:")
