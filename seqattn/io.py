@@ -1,0 +1,583 @@
+"""Read user tables (CSV, TSV, parquet, h5ad) into a :class:`~seqattn.data.Dataset`.
+
+Every problem a person can fix is reported as :class:`~seqattn.data.DataError`
+with a message that names the offending columns / keys and says what to do;
+the app shows it, the CLI prints it and exits 2. Nothing here unpickles:
+h5ad goes through ``anndata.read_h5ad`` (HDF5, no pickle), parquet through
+pyarrow, text through pandas.
+
+Uploads arrive as file-like objects (Streamlit's ``UploadedFile``), so the
+format is taken from ``file_name`` / the object's ``.name`` and, failing that,
+from the first bytes of the content.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Union
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from seqattn.data import DataError, Dataset, encode_target, infer_task
+
+Source = Union[str, os.PathLike, IO[bytes], bytes]
+
+#: Largest number of values (rows × columns) a *dense* table may hold in memory:
+#: 250 M float32 values ≈ 1 GB. Bigger data should come as sparse h5ad or be
+#: prefiltered (e.g. to highly variable genes) before upload.
+MAX_DENSE_VALUES = 250_000_000
+#: Largest number of stored non-zeros of a *sparse* h5ad matrix: 200 M
+#: ≈ 1.6 GB as CSR float32 + int32 indices.
+MAX_SPARSE_NONZEROS = 200_000_000
+#: Largest CSV/TSV/parquet file we parse at all (text tables expand several-fold in memory).
+MAX_TABLE_FILE_BYTES = 1 << 30  # 1 GiB
+
+FORMATS = ("csv", "tsv", "parquet", "h5ad")
+_EXTENSIONS = {
+    ".csv": "csv", ".csv.gz": "csv", ".txt": "csv",
+    ".tsv": "tsv", ".tsv.gz": "tsv", ".tab": "tsv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".h5ad": "h5ad",
+}
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _listing(names: list[str], limit: int = 20) -> str:
+    """``a, b, c, ... and 12 more`` so messages stay readable for 20k genes."""
+    names = [str(n) for n in names]
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def validate_k(k: int, n_features: int) -> int:
+    """Check the number of features to select against the data; returns ``int(k)``."""
+    try:
+        k_int = int(k)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"k must be a whole number, got {k!r}.") from exc
+    if k_int != k or k_int < 1:
+        raise DataError(f"k must be a whole number ≥ 1, got {k!r}.")
+    if k_int > n_features:
+        raise DataError(f"k={k_int} is larger than the number of features ({n_features}); "
+                        f"choose k between 1 and {n_features}.")
+    return k_int
+
+
+# ----------------------------------------------------------------- file access
+@dataclass
+class _Content:
+    """The bytes (or path) of one input plus what we know about its name and size."""
+
+    name: str
+    path: Path | None
+    data: bytes | None
+    size: int
+    head: bytes = field(repr=False, default=b"")
+
+    def handle(self) -> IO[bytes]:
+        return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data or b"")
+
+
+def _open(source: Source, file_name: str | None) -> _Content:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"File not found: {str(path)!r}.")
+        if path.is_dir():
+            raise DataError(f"{str(path)!r} is a folder; give the path of a data file.")
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+        return _Content(file_name or path.name, path, None, size, head)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        data = source.read()
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+    else:
+        raise DataError(f"Cannot read data from a {type(source).__name__}; give a path or an open file.")
+    name = file_name or str(getattr(source, "name", "") or "upload")
+    return _Content(os.path.basename(name), None, data, len(data), data[:8192])
+
+
+def detect_format(name: str, head: bytes = b"") -> str:
+    """``csv`` | ``tsv`` | ``parquet`` | ``h5ad`` from the file name, else from the first bytes."""
+    lower = name.lower()
+    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
+        if lower.endswith(ext):
+            return _EXTENSIONS[ext]
+    if head.startswith(_HDF5_MAGIC):
+        return "h5ad"
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    suffix = Path(name).suffix
+    if suffix:
+        raise DataError(f"Unsupported file type {suffix!r} ({name}). Upload a CSV, TSV, parquet or h5ad file.")
+    if head and not _looks_binary(head):
+        return "csv"
+    raise DataError(f"Cannot tell the format of {name!r}: give it a .csv, .tsv, .parquet or .h5ad name.")
+
+
+def _looks_binary(head: bytes) -> bool:
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multi-byte character cut at the end of the sniffed block is fine
+        if exc.start < len(head) - 4:
+            try:
+                head.decode("latin-1")
+            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes everything
+                return True
+            control = sum(b < 9 or 13 < b < 32 for b in head)
+            return control > len(head) // 100
+    return False
+
+
+# ------------------------------------------------------------------- public API
+def load_table(
+    path_or_buffer: Source,
+    target: str | None = None,
+    *,
+    file_name: str | None = None,
+    task: str = "auto",
+    layer: str | None = None,
+    name: str | None = None,
+    drop_constant: bool | None = None,
+    drop_empty_cells: bool = True,
+) -> Dataset:
+    """Load a CSV / TSV / parquet / h5ad file (path, bytes or file-like) as a ``Dataset``.
+
+    ``target`` is the column (tables) or ``obs`` column (h5ad) to predict; all
+    other columns / all genes are features. ``task`` is ``"auto"``,
+    ``"classification"`` or ``"regression"``. ``layer`` (h5ad only) picks a
+    layer instead of ``X``; ``layer="raw"`` picks ``adata.raw`` when there is no
+    layer of that name.
+
+    Constant columns raise for tables (they usually mean a wrong file) but are
+    dropped with a note for h5ad, where genes never expressed in the chosen
+    cells are normal; ``drop_constant`` overrides either default. For h5ad,
+    cells with all-zero counts are dropped with a note (``drop_empty_cells``).
+    Notes land in ``dataset.extra["notes"]``.
+    """
+    content = _open(path_or_buffer, file_name)
+    if content.size == 0:
+        raise DataError(f"{content.name!r} is empty (0 bytes).")
+    fmt = detect_format(content.name, content.head)
+    label = name or _stem(content.name)
+    if fmt == "h5ad":
+        return _load_h5ad(content, target, task=task, layer=layer, name=label,
+                          drop_constant=True if drop_constant is None else drop_constant,
+                          drop_empty_cells=drop_empty_cells)
+    if layer is not None:
+        raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")
+    if content.size > MAX_TABLE_FILE_BYTES:
+        raise DataError(
+            f"{content.name!r} is {content.size / 2**30:.1f} GiB; tables above "
+            f"{MAX_TABLE_FILE_BYTES / 2**30:.0f} GiB are not loaded. Save the data as sparse .h5ad, or "
+            "prefilter the features (e.g. highly variable genes) first."
+        )
+    frame, header = _read_parquet(content) if fmt == "parquet" else _read_text(content, fmt)
+    return dataset_from_frame(frame, target, task=task, name=label, header=header,
+                              drop_constant=bool(drop_constant), source_format=fmt)
+
+
+def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dict[str, Any]:
+    """What a target picker needs, without loading the matrix.
+
+    Returns ``{"format", "columns", "layers", "shape"}``: table columns, or the
+    ``obs`` columns of an h5ad (``layers`` lists its layers, plus ``"raw"`` if
+    it stores ``.raw``); ``shape`` is (rows, columns) where cheap to know.
+    """
+    content = _open(path_or_buffer, file_name)
+    if content.size == 0:
+        raise DataError(f"{content.name!r} is empty (0 bytes).")
+    fmt = detect_format(content.name, content.head)
+    if fmt == "h5ad":
+        info = _h5ad_header(content)
+        return {"format": fmt, "columns": info["obs"], "layers": info["layers"], "shape": info["shape"]}
+    if fmt == "parquet":
+        pq = _pyarrow_file(content)
+        return {"format": fmt, "columns": list(pq.schema_arrow.names), "layers": [],
+                "shape": (pq.metadata.num_rows, len(pq.schema_arrow.names))}
+    header, _ = _text_header(content, "\t" if fmt == "tsv" else None)
+    return {"format": fmt, "columns": header, "layers": [], "shape": None}
+
+
+def _stem(file_name: str) -> str:
+    base = os.path.basename(file_name)
+    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)] or "data"
+    return Path(base).stem or "data"
+
+
+# --------------------------------------------------------------- text / parquet
+def _text_stream(content: _Content) -> IO[bytes]:
+    fh = content.handle()
+    if content.head.startswith(_GZIP_MAGIC):
+        import gzip
+
+        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
+    return fh
+
+
+def _sniff_separator(header_line: str) -> str:
+    try:
+        return csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
+    """The raw header names (before pandas renames duplicates) and the separator."""
+    with _text_stream(content) as fh:
+        first = fh.readline(1 << 22)
+    if b"\x00" in first:
+        raise DataError(f"{content.name!r} is not a text table (it contains binary data). "
+                        "Upload a CSV, TSV, parquet or h5ad file.")
+    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    if not text.strip():
+        raise DataError(f"{content.name!r} has no header line: the first line is empty.")
+    sep = sep or _sniff_separator(text)
+    return next(csv.reader([text], delimiter=sep)), sep
+
+
+def _read_text(content: _Content, fmt: str) -> tuple[pd.DataFrame, list[str]]:
+    if _looks_binary(content.head) and not content.head.startswith(_GZIP_MAGIC):
+        raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
+                        "binary data). Upload a CSV, TSV, parquet or h5ad file.")
+    header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
+    try:
+        with _text_stream(content) as fh:
+            frame = pd.read_csv(fh, sep=sep, encoding="utf-8-sig", low_memory=False)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{content.name!r} holds no data.") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise DataError(f"Could not parse {content.name!r} as {fmt.upper()}: {exc}".rstrip(".") + ".") from exc
+    return frame, header
+
+
+def _pyarrow_file(content: _Content):
+    import pyarrow.parquet as pq
+
+    if not content.head.startswith(_PARQUET_MAGIC):
+        raise DataError(f"{content.name!r} is not a parquet file (its first bytes are not the parquet "
+                        "signature); was it renamed? Upload a real .parquet, or a CSV/TSV/h5ad.")
+    try:
+        return pq.ParquetFile(content.handle())
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
+        raise DataError(f"Could not read {content.name!r} as parquet (damaged or truncated?): {exc}") from exc
+
+
+def _read_parquet(content: _Content) -> tuple[pd.DataFrame, list[str]]:
+    pq_file = _pyarrow_file(content)
+    header = [str(n) for n in pq_file.schema_arrow.names]
+    if len(set(header)) != len(header):
+        _raise_duplicates(header, "column")
+    try:
+        frame = pq_file.read().to_pandas()
+    except Exception as exc:
+        raise DataError(f"Could not read {content.name!r} as parquet (damaged or truncated?): {exc}") from exc
+    frame.columns = [str(c) for c in frame.columns]
+    return frame, header
+
+
+def _raise_duplicates(names: list[str], what: str, hint: str = "") -> None:
+    seen: set[str] = set()
+    dupes: list[str] = []
+    for n in names:
+        if n in seen and n not in dupes:
+            dupes.append(n)
+        seen.add(n)
+    raise DataError(f"Duplicate {what} names: {_listing(dupes)}. Each {what} needs a unique name"
+                    + (f"; {hint}" if hint else "; rename or drop the duplicates.") )
+
+
+def dataset_from_frame(
+    frame: pd.DataFrame,
+    target: str | None,
+    *,
+    task: str = "auto",
+    name: str = "data",
+    header: list[str] | None = None,
+    drop_constant: bool = False,
+    source_format: str = "table",
+) -> Dataset:
+    """Validate a table and split it into features and the ``target`` column."""
+    if header is None or len(header) != frame.shape[1]:
+        header = list(frame.columns)
+    header = [str(c) for c in header]
+    if frame.shape[1] == 0 or (frame.shape[0] == 0 and not header):
+        raise DataError("The file holds no columns: it is empty.")
+    if frame.shape[0] == 0:
+        raise DataError(f"The file has a header ({_listing(header, 8)}) but no data rows.")
+    if len(set(header)) != len(header):
+        _raise_duplicates(header, "column")
+    frame.columns = header
+    if target is None:
+        raise DataError(f"Choose the target column to predict; the columns are: {_listing(header)}.")
+    if target not in frame.columns:
+        raise DataError(f"Target column {target!r} not found. Available columns: {_listing(header)}.")
+    if frame.shape[1] < 2:
+        raise DataError(f"The only column is the target {target!r}; there are no features to select from.")
+    rows, cols = frame.shape
+    if rows * (cols - 1) > MAX_DENSE_VALUES:
+        raise DataError(f"{rows} rows × {cols - 1} features = {rows * (cols - 1):,} values exceeds the "
+                        f"in-memory limit of {MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
+
+    y_raw = frame[target]
+    features = frame.drop(columns=[target])
+    bad = [str(c) for c in features.columns
+           if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))]
+    if bad:
+        raise DataError(f"Non-numeric feature columns: {_listing(bad, 10)}. Encode them as numbers or drop "
+                        f"them (only the target {target!r} may hold text labels).")
+    X = features.to_numpy(dtype=np.float64)
+    names = [str(c) for c in features.columns]
+    _check_finite_dense(X, names)
+    notes: list[str] = []
+    X, names, constant_note = _handle_constant(X, names, drop_constant)
+    if constant_note:
+        notes.append(constant_note)
+    return _finish(X, y_raw.to_numpy(), names, target, task, name,
+                   extra={"source_format": source_format, "notes": notes, "target_column": target})
+
+
+def _check_finite_dense(X: np.ndarray, names: list[str]) -> None:
+    bad_mask = ~np.isfinite(X)
+    if bad_mask.any():
+        per_col = bad_mask.sum(axis=0)
+        where = np.flatnonzero(per_col)
+        details = ", ".join(f"{names[j]!r} ({int(per_col[j])})" for j in where[:10])
+        more = f", ... and {len(where) - 10} more columns" if len(where) > 10 else ""
+        raise DataError(f"Missing or infinite values (NaN/inf) in {len(where)} feature column(s): "
+                        f"{details}{more}. Impute or drop those values first.")
+
+
+def _constant_columns(X: Any) -> np.ndarray:
+    if sp.issparse(X):
+        csc = X.tocsc()
+        nnz = np.diff(csc.indptr)
+        col_max = np.asarray(csc.max(axis=0).todense()).ravel()
+        col_min = np.asarray(csc.min(axis=0).todense()).ravel()
+        return np.flatnonzero((nnz == 0) | (col_max == col_min))
+    if X.shape[0] == 0:
+        return np.arange(X.shape[1])
+    return np.flatnonzero(np.all(X == X[:1], axis=0))
+
+
+def _handle_constant(X: Any, names: list[str], drop: bool) -> tuple[Any, list[str], str]:
+    constant = _constant_columns(X)
+    if len(constant) == 0:
+        return X, names, ""
+    listed = _listing([names[j] for j in constant], 10)
+    if len(constant) == len(names):
+        raise DataError(f"Every feature column is constant ({listed}); there is nothing to select from.")
+    if not drop:
+        raise DataError(f"Constant feature column(s) carry no information: {listed}. Drop them "
+                        "(or load with drop_constant=True).")
+    keep = np.setdiff1d(np.arange(len(names)), constant)
+    X = X[:, keep]
+    return X, [names[j] for j in keep], f"Dropped {len(constant)} constant feature(s): {listed}."
+
+
+def _finish(X: Any, y_raw: np.ndarray, names: list[str], target: str, task: str, name: str,
+            extra: dict[str, Any]) -> Dataset:
+    """Target checks (missing values, one class) and the ``Dataset``."""
+    y_series = pd.Series(y_raw)
+    missing = int(y_series.isna().sum())
+    if missing:
+        raise DataError(f"The target {target!r} is missing in {missing} row(s); drop those rows or fill them in.")
+    if task not in ("auto", "classification", "regression"):
+        raise DataError(f"task must be 'auto', 'classification' or 'regression', got {task!r}.")
+    if isinstance(y_series.dtype, pd.CategoricalDtype):
+        y_raw = y_series.astype(str).to_numpy()
+    y_arr = np.asarray(y_raw)
+    if y_arr.dtype.kind in "fc" and not np.all(np.isfinite(y_arr.astype(np.float64))):
+        raise DataError(f"The target {target!r} holds infinite values; fix or drop those rows.")
+    if task == "auto":
+        task = infer_task(y_arr)
+    y, class_names = encode_target(y_arr, task)
+    if task == "classification":
+        if class_names is not None and len(class_names) < 2:
+            raise DataError(f"The target {target!r} has a single class ({class_names[0]!r}); a classifier "
+                            "needs at least two. Pick another target column.")
+    elif np.nanstd(y) == 0:
+        raise DataError(f"The regression target {target!r} is constant; pick another target column.")
+    description = (f"{X.shape[0]} samples × {X.shape[1]} features from {extra.get('source_format', 'a table')}, "
+                   f"target {target!r} ({task}" + (f", {len(class_names)} classes)" if class_names else ")"))
+    return Dataset(X=X, y=y, feature_names=names, task=task, name=name, class_names=class_names,
+                   description=description, extra=extra)
+
+
+# ----------------------------------------------------------------------- h5ad
+def _h5ad_header(content: _Content) -> dict[str, Any]:
+    """Shape, storage, obs columns and layers of an h5ad, read with h5py (no matrix load)."""
+    import h5py
+
+    if not content.head.startswith(_HDF5_MAGIC):
+        raise DataError(f"{content.name!r} is not an h5ad file (not HDF5); was it renamed? "
+                        "Save it with AnnData.write_h5ad or upload a CSV/TSV/parquet.")
+    try:
+        with h5py.File(content.handle(), "r") as f:
+            if "X" not in f and "obs" not in f:
+                raise DataError(f"{content.name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
+            info = {"obs": _h5_frame_columns(f, "obs"), "layers": list(f["layers"].keys()) if "layers" in f else []}
+            if ("raw" in f or "raw.X" in f) and "raw" not in info["layers"]:
+                info["layers"].append("raw")
+            info["shape"], info["sparse"], info["nnz"] = _h5_matrix_shape(f["X"]) if "X" in f else (None, False, 0)
+            info["n_vars"] = info["shape"][1] if info["shape"] else None
+            return info
+    except DataError:
+        raise
+    except Exception as exc:  # h5py raises OSError / KeyError / ValueError on damaged files
+        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+
+
+def _h5_frame_columns(f: Any, key: str) -> list[str]:
+    if key not in f:
+        return []
+    group = f[key]
+    if not hasattr(group, "keys"):  # pre-0.7 anndata: obs stored as one structured array
+        return [n for n in (group.dtype.names or ()) if n != "index"]
+    order = group.attrs.get("column-order")
+    if order is not None:
+        return [c.decode() if isinstance(c, bytes) else str(c) for c in np.atleast_1d(order)]
+    index = group.attrs.get("_index", "_index")
+    return [k for k in group.keys() if k not in (index, "__categories")]
+
+
+def _h5_matrix_shape(node: Any) -> tuple[tuple[int, int] | None, bool, int]:
+    import h5py
+
+    if isinstance(node, h5py.Dataset):
+        return (tuple(int(s) for s in node.shape) if node.ndim == 2 else None), False, 0
+    shape = node.attrs.get("shape", node.attrs.get("h5sparse_shape"))
+    nnz = int(node["data"].shape[0]) if "data" in node else 0
+    return (tuple(int(s) for s in shape) if shape is not None else None), True, nnz
+
+
+def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
+    shape, sparse, nnz = info["shape"], info["sparse"], info["nnz"]
+    if shape is None:
+        return
+    if sparse and nnz > MAX_SPARSE_NONZEROS:
+        raise DataError(f"{name!r} stores {nnz:,} non-zero values ({shape[0]} cells × {shape[1]} genes), above "
+                        f"the in-memory limit of {MAX_SPARSE_NONZEROS:,}. Subsample cells or prefilter genes first.")
+    if not sparse and shape[0] * shape[1] > MAX_DENSE_VALUES:
+        raise DataError(f"{name!r} holds a dense {shape[0]} × {shape[1]} matrix ({shape[0] * shape[1]:,} values), "
+                        f"above the in-memory limit of {MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
+                        "(scipy CSR) or prefilter genes first.")
+
+
+def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
+               drop_constant: bool, drop_empty_cells: bool) -> Dataset:
+    import warnings
+
+    info = _h5ad_header(content)
+    _check_h5ad_size(info, content.name)
+    if target is None:
+        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
+    if target not in info["obs"]:
+        raise DataError(f"obs column {target!r} not found in {content.name!r}. Available obs columns: "
+                        f"{_listing(info['obs'])}.")
+    if layer is not None and layer not in info["layers"]:
+        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
+        raise DataError(f"Layer {layer!r} not found in {content.name!r}. Available layers: {available}.")
+    try:
+        import anndata
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old files trigger FutureWarnings about moved keys
+            adata = anndata.read_h5ad(content.path if content.path is not None else content.handle())
+    except Exception as exc:
+        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+
+    if layer is None:
+        matrix, var_names, source = adata.X, adata.var_names, "X"
+    elif layer in adata.layers:
+        matrix, var_names, source = adata.layers[layer], adata.var_names, f"layer {layer!r}"
+    else:  # "raw", checked above
+        matrix, var_names, source = adata.raw.X, adata.raw.var_names, "raw"
+    if matrix is None:
+        raise DataError(f"{content.name!r} has no expression matrix in {source}.")
+    names = [str(v) for v in var_names]
+    if len(set(names)) != len(names):
+        _raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
+    X = _as_float32(matrix, source)
+    _check_finite_any(X, names)
+
+    notes: list[str] = []
+    y_raw = adata.obs[target].to_numpy() if not isinstance(adata.obs[target].dtype, pd.CategoricalDtype) \
+        else adata.obs[target].astype(object).to_numpy()
+    cell_counts = np.diff(X.indptr) if sp.issparse(X) else np.count_nonzero(X, axis=1)
+    empty = np.flatnonzero(cell_counts == 0)
+    if len(empty) == X.shape[0]:
+        raise DataError(f"Every cell in {source} of {content.name!r} has all-zero counts; check the layer.")
+    if len(empty):
+        if not drop_empty_cells:
+            raise DataError(f"{len(empty)} cell(s) have all-zero counts in {source}; drop them first "
+                            "(or load with drop_empty_cells=True).")
+        keep = np.flatnonzero(cell_counts > 0)
+        X, y_raw = X[keep], y_raw[keep]
+        notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
+    X, names, constant_note = _handle_constant(X, names, drop_constant)
+    if constant_note:
+        notes.append(constant_note)
+    extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,
+             "obs_columns": info["obs"], "layers": info["layers"]}
+    dataset = _finish(X, y_raw, names, target, task, name, extra)
+    dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source}")
+    return dataset
+
+
+def _as_float32(matrix: Any, source: str) -> Any:
+    if sp.issparse(matrix):
+        if matrix.dtype.kind not in "biuf":
+            raise DataError(f"The matrix in {source} is not numeric (dtype {matrix.dtype}); choose another layer.")
+        return sp.csr_matrix(matrix, dtype=np.float32)
+    if hasattr(matrix, "to_memory"):  # backed / lazy arrays
+        matrix = matrix.to_memory()
+    array = np.asarray(matrix)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"The matrix in {source} is not numeric (dtype {array.dtype}); choose another layer.")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_finite_any(X: Any, names: list[str]) -> None:
+    if not sp.issparse(X):
+        _check_finite_dense(X, names)
+        return
+    bad = ~np.isfinite(X.data)
+    if bad.any():
+        cols, counts = np.unique(X.indices[bad], return_counts=True)
+        details = ", ".join(f"{names[c]!r} ({int(n)})" for c, n in zip(cols[:10], counts[:10]))
+        more = f", ... and {len(cols) - 10} more genes" if len(cols) > 10 else ""
+        raise DataError(f"Missing or infinite values (NaN/inf) in {len(cols)} gene(s): {details}{more}. "
+                        "Fix or drop them before upload.")
+
+
+def save_h5ad(dataset: Dataset, path: str | os.PathLike, target_name: str = "cell_type") -> Path:
+    """Write a ``Dataset`` as h5ad (X kept sparse if sparse; labels as a categorical obs column)."""
+    import anndata
+
+    labels = (np.asarray(dataset.class_names, dtype=object)[dataset.y] if dataset.class_names else dataset.y)
+    obs = pd.DataFrame({target_name: pd.Categorical(labels) if dataset.class_names else labels},
+                       index=[f"cell{i}" for i in range(dataset.n_samples)])
+    var = pd.DataFrame(index=pd.Index(dataset.feature_names, name=None))
+    adata = anndata.AnnData(X=dataset.X, obs=obs, var=var)
+    path = Path(path)
+    adata.write_h5ad(path)
+    return path
