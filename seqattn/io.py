@@ -56,6 +56,13 @@ def _listing(names: list[str], limit: int = 20) -> str:
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _human_bytes(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def validate_k(k: int, n_features: int) -> int:
     """Check the number of features to select against the data; returns ``int(k)``."""
     try:
@@ -184,8 +191,8 @@ def load_table(
         raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")
     if content.size > MAX_TABLE_FILE_BYTES:
         raise DataError(
-            f"{content.name!r} is {content.size / 2**30:.1f} GiB; tables above "
-            f"{MAX_TABLE_FILE_BYTES / 2**30:.0f} GiB are not loaded. Save the data as sparse .h5ad, or "
+            f"{content.name!r} is {_human_bytes(content.size)}; tables above "
+            f"{_human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
             "prefilter the features (e.g. highly variable genes) first."
         )
     frame, header = _read_parquet(content) if fmt == "parquet" else _read_text(content, fmt)
