@@ -1,0 +1,309 @@
+"""Figures for the Sequential Attention page: the step-by-step animation and the teaching view.
+
+:func:`selection_animation` draws one frame per pick with a play button and a
+slider. Panels:
+
+* **scores** — each candidate's score when the pick was made (SA: the softmax
+  attention weight over the unselected features). Up to ``max_bars`` features
+  this is a sorted bar chart with the pick highlighted; beyond that bars are
+  unreadable and slow, so the scores become a heatmap on the image grid (image
+  data) or on a near-square grid of feature indices, with the picks so far
+  numbered on top.
+* **gains** — marginal gain (bars) and validation metric (line) per step; the
+  x axis is the pick order, so this panel is also the list of selected features.
+* **image** (image data only) — the average image with the selected pixels
+  marked, numbered in pick order.
+
+Frames only carry what changes; hover texts, the average image and axis
+layout sit in the base figure once, which keeps per-frame payloads small
+(``benchmarks/bench_plots.py`` measures them).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from scipy.stats import spearmanr
+
+from seqattn.trace import SelectionTrace
+
+PICK_COLOR = "#d62728"  # the feature picked at this step
+EARLIER_COLOR = "#ff7f0e"  # features picked at earlier steps
+PINNED_COLOR = "#2ca02c"  # pinned by the user: selected from the start
+CANDIDATE_COLOR = "#1f77b4"
+DEFAULT_MAX_BARS = 80
+SIG_DIGITS = 4  # scores are rounded for the payload; four digits is more than a chart shows
+
+
+def _round(values: np.ndarray) -> np.ndarray:
+    """Round to ``SIG_DIGITS`` significant digits (keeps NaN): smaller JSON, same picture."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.where(np.isfinite(values) & (values != 0), np.floor(np.log10(np.abs(values))), 0)
+    factor = 10.0 ** (SIG_DIGITS - 1 - magnitude)
+    return np.round(values * factor) / factor
+
+
+def _plain(values: np.ndarray) -> list:
+    """Nested lists with None for NaN. Frames must not carry numpy arrays: plotly
+    serialises those as base64 typed arrays, which ``Plotly.animate`` does not
+    decode, so an animated heatmap would go blank."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(values), values, None).tolist()
+
+
+def grid_shape(n_features: int, image_shape: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Rows × columns to lay features out on: the image grid, else near-square."""
+    if image_shape is not None and image_shape[0] * image_shape[1] == n_features:
+        return int(image_shape[0]), int(image_shape[1])
+    cols = max(1, math.ceil(math.sqrt(n_features)))
+    return math.ceil(n_features / cols), cols
+
+
+def _on_grid(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Features in index order, row-major on the grid, padded with NaN."""
+    padded = np.full(shape[0] * shape[1], np.nan, dtype=object if values.dtype == object else np.float64)
+    padded[: len(values)] = values
+    return padded.reshape(shape)
+
+
+def _colorbar_below(domain: Sequence[float]) -> dict:
+    """A horizontal colour bar under the first panel, so it cannot cover the gains panel's axis."""
+    return {"title": {"text": "score", "side": "top"}, "orientation": "h", "thickness": 10,
+            "x": (domain[0] + domain[1]) / 2, "xanchor": "center", "len": 0.8 * (domain[1] - domain[0]),
+            "y": -0.06, "yanchor": "top"}
+
+
+def _gain_values(trace: SelectionTrace) -> tuple[np.ndarray, np.ndarray]:
+    gains = np.array([np.nan if s.marginal_gain is None else s.marginal_gain for s in trace.steps])
+    metrics = np.array([np.nan if s.val_metric is None else s.val_metric for s in trace.steps])
+    return gains, metrics
+
+
+def _padded_range(values: np.ndarray, include_zero: bool) -> list[float] | None:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    if include_zero:
+        low, high = min(low, 0.0), max(high, 0.0)
+    pad = 0.08 * (high - low) or 0.05 * max(abs(high), 1e-3)
+    return [low - pad, high + pad]
+
+
+def _score_bars(trace: SelectionTrace, t: int, max_bars: int) -> dict:
+    """Sorted bars of the candidates' scores at step ``t`` (the pick highlighted, labelled #t)."""
+    step = trace.steps[t]
+    scores = step.scores
+    candidates = np.flatnonzero(np.isfinite(scores))
+    order = candidates[np.argsort(-scores[candidates], kind="stable")][:max_bars]
+    is_pick = order == step.feature
+    return {
+        "type": "bar",
+        "x": [trace.feature_names[i] for i in order],
+        "y": _plain(_round(scores[order])),
+        "marker": {"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist()},
+        "text": np.where(is_pick, f"#{t + 1}", "").tolist(),
+        "textposition": "outside",
+        "hovertemplate": "%{x}<br>score %{y:.4g}<extra></extra>",
+    }
+
+
+def _picks_scatter(trace: SelectionTrace, t: int, shape: tuple[int, int]) -> dict:
+    """Markers numbered in pick order for the picks up to step ``t`` (and pinned features)."""
+    features = list(trace.pinned) + trace.selected[: t + 1]
+    labels = ["P"] * len(trace.pinned) + [str(i + 1) for i in range(t + 1)]
+    colors = [PINNED_COLOR] * len(trace.pinned) + [EARLIER_COLOR] * t + [PICK_COLOR]
+    rows, cols = np.divmod(np.asarray(features, dtype=np.int64), shape[1])
+    return {
+        "type": "scatter",
+        "x": cols.tolist(),
+        "y": rows.tolist(),
+        "mode": "markers+text",
+        "text": labels,
+        "textfont": {"color": "white", "size": 10},
+        "marker": {"size": 16, "color": colors, "line": {"color": "black", "width": 1}, "symbol": "square"},
+        "hovertext": [trace.feature_names[i] for i in features],
+        "hovertemplate": "%{hovertext}<extra>pick %{text}</extra>",
+        "showlegend": False,
+    }
+
+
+def _gain_traces(trace: SelectionTrace, t: int) -> tuple[dict, dict]:
+    """Gain bars and metric line, filled up to step ``t`` (NaN after, so the axes stay put)."""
+    gains, metrics = _gain_values(trace)
+    shown = np.arange(trace.k) <= t
+    colors = np.where(np.arange(trace.k) == t, PICK_COLOR, EARLIER_COLOR)
+    return (
+        {"type": "bar", "y": _plain(np.where(shown, _round(gains), np.nan)), "marker": {"color": colors.tolist()}},
+        {"type": "scatter", "y": _plain(np.where(shown, _round(metrics), np.nan))},
+    )
+
+
+def selection_animation(
+    trace: SelectionTrace,
+    *,
+    image_shape: tuple[int, int] | None = None,
+    mean_image: np.ndarray | None = None,
+    max_bars: int = DEFAULT_MAX_BARS,
+    frame_ms: int = 800,
+) -> go.Figure:
+    """Animated figure, one frame per pick: scores, gains/metric, and (image data) the pixel mask.
+
+    ``image_shape`` (rows, cols) turns on the image panel when it matches the
+    number of features; ``mean_image`` (flat or 2-D) is drawn beneath the
+    picks. With more than ``max_bars`` features the scores are a heatmap.
+    """
+    if trace.k == 0:
+        raise ValueError("The trace has no steps yet; run a selection first.")
+    n = trace.n_features
+    is_image = image_shape is not None and image_shape[0] * image_shape[1] == n
+    use_bars = n <= max_bars
+    shape = grid_shape(n, image_shape)
+    metric = trace.metric_name or "metric"
+
+    titles = ["Scores of the candidates" + (" (sorted)" if use_bars else " on the feature grid"),
+              f"Marginal gain and validation {metric}"]
+    specs: list[dict] = [{}, {"secondary_y": True}]
+    widths = [0.5, 0.5]
+    if is_image:
+        titles.append("Selected pixels over the average image")
+        specs.append({})
+        widths = [0.4, 0.35, 0.25]
+    fig = make_subplots(rows=1, cols=len(specs), specs=[specs], subplot_titles=titles,
+                        column_widths=widths, horizontal_spacing=0.08)
+
+    # -- base traces (their order is the frame's ``traces`` index order) --
+    step_labels = [f"{i + 1}. {name}" for i, name in enumerate(trace.selected_names)]
+    if use_bars:
+        fig.add_trace(go.Bar(**{k: v for k, v in _score_bars(trace, 0, max_bars).items() if k != "type"},
+                             name="score", showlegend=False), row=1, col=1)
+        animated = [0]
+        fig.update_yaxes(title_text="score", row=1, col=1)
+        fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, row=1, col=1)
+    else:
+        names = _on_grid(np.array(trace.feature_names, dtype=object), shape)
+        fig.add_trace(go.Heatmap(z=_plain(_on_grid(_round(trace.steps[0].scores), shape)), customdata=names,
+                                 colorscale="Viridis", colorbar=_colorbar_below(fig.layout.xaxis.domain),
+                                 hovertemplate="%{customdata}<br>score %{z:.4g}<extra></extra>", name="score"),
+                      row=1, col=1)
+        fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
+                      row=1, col=1)
+        animated = [0, 1]
+        # Grid positions mean nothing for non-image data; the hover names the feature.
+        fig.update_yaxes(autorange="reversed", scaleanchor="x", showgrid=False, zeroline=False,
+                         showticklabels=is_image, row=1, col=1)
+        fig.update_xaxes(showgrid=False, zeroline=False, showticklabels=is_image, row=1, col=1)
+
+    gain_bar, metric_line = _gain_traces(trace, 0)
+    first_gain = len(fig.data)
+    fig.add_trace(go.Bar(x=step_labels, y=gain_bar["y"], marker=gain_bar["marker"], name="marginal gain",
+                         hovertemplate="%{x}<br>gain %{y:.4g}<extra></extra>"), row=1, col=2, secondary_y=False)
+    fig.add_trace(go.Scatter(x=step_labels, y=metric_line["y"], mode="lines+markers", name=f"validation {metric}",
+                             line={"color": "black"}, hovertemplate="%{x}<br>" + metric + " %{y:.4g}<extra></extra>"),
+                  row=1, col=2, secondary_y=True)
+    animated += [first_gain, first_gain + 1]
+    gains, metrics = _gain_values(trace)
+    fig.update_yaxes(title_text="marginal gain", range=_padded_range(gains, True), row=1, col=2, secondary_y=False)
+    metric_values = np.append(metrics, np.nan if trace.base_metric is None else trace.base_metric)
+    fig.update_yaxes(title_text=metric, range=_padded_range(metric_values, False), row=1, col=2, secondary_y=True)
+    fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, row=1, col=2)
+
+    if is_image:
+        if mean_image is not None:
+            fig.add_trace(go.Heatmap(z=_round(np.asarray(mean_image, dtype=np.float64).reshape(shape)),
+                                     colorscale="Greys", showscale=False, hoverinfo="skip"), row=1, col=3)
+        fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
+                      row=1, col=3)
+        animated.append(len(fig.data) - 1)
+        image_axes = fig.get_subplot(1, 3)
+        fig.update_xaxes(showgrid=False, range=[-0.5, shape[1] - 0.5], row=1, col=3)
+        fig.update_yaxes(showgrid=False, range=[shape[0] - 0.5, -0.5], scaleanchor=image_axes.yaxis.anchor,
+                         row=1, col=3)
+
+    # -- frames: only the animated traces, only what changes --
+    frames = []
+    for t, step in enumerate(trace.steps):
+        data: list[dict] = []
+        layout: dict = {}
+        if use_bars:
+            bars = _score_bars(trace, t, max_bars)
+            data.append(bars)
+            finite = [v for v in bars["y"] if v is not None]
+            top = max(finite) if finite else 1.0
+            layout["yaxis"] = {"range": [0, top * 1.18 or 1.0]}
+        else:
+            data.append({"type": "heatmap", "z": _plain(_on_grid(_round(step.scores), shape))})
+            data.append(_picks_scatter(trace, t, shape))
+        gain_bar, metric_line = _gain_traces(trace, t)
+        data += [gain_bar, metric_line]
+        if is_image:
+            data.append(_picks_scatter(trace, t, shape))
+        remaining = int(np.isfinite(step.scores).sum())
+        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"}
+        frames.append(go.Frame(name=str(t + 1), data=data, traces=animated, layout=layout))
+    fig.frames = frames
+
+    fig.update_layout(frames[0].layout)
+
+    play_args = {"frame": {"duration": frame_ms, "redraw": True}, "transition": {"duration": 0},
+                 "fromcurrent": True, "mode": "immediate"}
+    fig.update_layout(
+        height=560,
+        margin={"t": 90, "b": 170, "l": 50, "r": 30},
+        legend={"orientation": "h", "x": 0.45, "y": -0.38},
+        updatemenus=[{
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.36, "xanchor": "left", "yanchor": "top",
+            "pad": {"t": 0, "r": 10},
+            "buttons": [
+                {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
+                {"label": "❚❚ Pause", "method": "animate",
+                 "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]},
+            ],
+        }],
+        sliders=[{
+            "active": 0, "x": 0.12, "y": -0.30, "len": 0.3, "xanchor": "left", "yanchor": "top",
+            "currentvalue": {"prefix": "step "}, "pad": {"t": 0},
+            "steps": [{"label": f.name, "method": "animate",
+                       "args": [[f.name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
+                                           "transition": {"duration": 0}}]} for f in frames],
+        }],
+    )
+    return fig
+
+
+def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> float:
+    """Spearman rank correlation of two score vectors (NaN when undefined, e.g. constant input)."""
+    scores, gains = np.asarray(scores, dtype=np.float64), np.asarray(gains, dtype=np.float64)
+    ok = np.isfinite(scores) & np.isfinite(gains)
+    if ok.sum() < 3 or np.ptp(scores[ok]) == 0 or np.ptp(gains[ok]) == 0:
+        return float("nan")
+    return float(spearmanr(scores[ok], gains[ok]).statistic)
+
+
+def attention_vs_gain_figure(
+    names: Sequence[str], attention: Sequence[float], gains: Sequence[float], *, picked: str | None = None,
+    gain_label: str = "true marginal gain",
+) -> go.Figure:
+    """Scatter of SA's attention score against the true greedy gain of each candidate at one step.
+
+    If SA approximates greedy selection well, the points rise left to right
+    and the picked feature sits at the top right; the title gives Spearman's ρ.
+    """
+    attention = np.asarray(attention, dtype=np.float64)
+    gains = np.asarray(gains, dtype=np.float64)
+    rho = rank_correlation(attention, gains)
+    is_pick = np.array([name == picked for name in names])
+    fig = go.Figure(go.Scatter(
+        x=_round(attention), y=_round(gains), mode="markers", text=list(names),
+        marker={"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist(), "size": np.where(is_pick, 14, 8).tolist()},
+        hovertemplate="%{text}<br>attention %{x:.4g}<br>gain %{y:.4g}<extra></extra>",
+    ))
+    rho_text = "undefined" if math.isnan(rho) else f"{rho:.2f}"
+    fig.update_layout(title=f"Attention vs {gain_label} over {len(gains)} candidates — Spearman ρ = {rho_text}",
+                      xaxis_title="attention score (SA)", yaxis_title=gain_label, height=420,
+                      margin={"t": 60, "b": 50, "l": 60, "r": 20})
+    return fig
