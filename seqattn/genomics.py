@@ -1,0 +1,432 @@
+"""Single-cell helpers: preprocessing, marker baselines, panel read-outs, planted counts.
+
+Analysts bring cells × genes counts (often sparse h5ad) and want a small gene
+panel that predicts cell type. This module holds what surrounds the selector:
+
+* :func:`preprocess` — log1p, highly-variable-gene prefilter, per-gene scaling,
+  returning the new ``Dataset`` and a record of what was done (goes into the
+  trace settings so a panel can be reproduced);
+* :func:`mitochondrial_genes` — indices of ``MT-`` genes for one-click banning;
+* :func:`ttest_markers` — the classic per-cell-type t-test marker ranking, as a
+  ``SelectionTrace`` so it compares with SA like any other method;
+* :func:`mean_expression_by_type` / :func:`fraction_expressing_by_type` — the
+  numbers behind a heatmap / dot plot of a panel;
+* :func:`panel_accuracy` — held-out accuracy on the panel vs on all genes;
+* :func:`make_planted_counts` — synthetic sparse counts with known marker genes.
+
+Sparse input stays sparse: statistics are computed from column sums, never by
+densifying the whole matrix.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from seqattn.data import DataError, Dataset, split_indices
+from seqattn.trace import SelectionTrace
+
+#: Above this many values (cells × genes) per-gene standardisation of sparse
+#: data only scales (no centring), because centring would densify the matrix.
+MAX_DENSIFY_VALUES = 50_000_000
+
+
+# ------------------------------------------------------------------ statistics
+def _column_mean_var(X: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (population) variance, sparse-friendly."""
+    if rows is not None:
+        X = X[rows]
+    n = X.shape[0]
+    if n == 0:
+        return np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    if sp.issparse(X):
+        mean = np.asarray(X.sum(axis=0), dtype=np.float64).ravel() / n
+        sq = X.copy()
+        sq.data = sq.data.astype(np.float64) ** 2
+        mean_sq = np.asarray(sq.sum(axis=0)).ravel() / n
+    else:
+        X64 = X.astype(np.float64, copy=False)
+        mean = X64.mean(axis=0)
+        mean_sq = (X64 ** 2).mean(axis=0)
+    return mean, np.maximum(mean_sq - mean ** 2, 0.0)
+
+
+def _subset_features(dataset: Dataset, keep: np.ndarray, name_suffix: str = "") -> Dataset:
+    """A copy with only the columns ``keep``; ground truth and index map follow."""
+    keep = np.asarray(keep, dtype=np.int64)
+    X = dataset.X[:, keep]
+    original = np.asarray(dataset.extra.get("original_index", np.arange(dataset.n_features)))[keep]
+    informative = None
+    extra = dict(dataset.extra)
+    if dataset.informative is not None:
+        position = {int(j): i for i, j in enumerate(keep)}
+        informative = np.array([position[int(j)] for j in dataset.informative if int(j) in position], dtype=np.int64)
+        extra["informative_dropped"] = int(len(dataset.informative) - len(informative))
+    extra["original_index"] = original
+    return Dataset(X=X, y=dataset.y, feature_names=[dataset.feature_names[j] for j in keep], task=dataset.task,
+                   name=dataset.name + name_suffix, class_names=dataset.class_names,
+                   image_shape=None, informative=informative, description=dataset.description, extra=extra)
+
+
+# --------------------------------------------------------------- preprocessing
+def highly_variable_genes(dataset: Dataset, n_top: int) -> np.ndarray:
+    """Indices (ascending) of the ``n_top`` genes with the largest variance.
+
+    Variance is taken on the data as given, so call after ``log1p`` (as
+    :func:`preprocess` does) to avoid ranking by raw count magnitude.
+    """
+    if n_top < 1:
+        raise ValueError(f"n_top must be ≥ 1, got {n_top}.")
+    _, var = _column_mean_var(dataset.X)
+    n_top = min(int(n_top), dataset.n_features)
+    top = np.argsort(-var, kind="stable")[:n_top]
+    return np.sort(top)
+
+
+def preprocess(
+    dataset: Dataset,
+    *,
+    log1p: bool = False,
+    top_genes: int | None = None,
+    standardize: bool = False,
+) -> tuple[Dataset, dict[str, Any]]:
+    """Analyst preprocessing in the usual order: log1p → top-N variable genes → scaling.
+
+    Returns the new dataset and a JSON-safe record for the trace settings
+    (``{"log1p": ..., "top_genes": ..., "standardize": ..., "centered": ...,
+    "n_features_before": ..., "n_features_after": ...}``). The new dataset's
+    ``extra["original_index"]`` maps its columns back to the input's, so picks
+    and pinned/banned genes can be translated.
+
+    Standardising sparse data larger than ``MAX_DENSIFY_VALUES`` divides each
+    gene by its standard deviation without centring (keeps zeros zero); the
+    record says so (``centered: False``).
+    """
+    record: dict[str, Any] = {"log1p": bool(log1p), "top_genes": None, "standardize": bool(standardize),
+                              "centered": None, "n_features_before": dataset.n_features}
+    X = dataset.X
+    if log1p:
+        if (X.data if sp.issparse(X) else X).min(initial=0.0) < 0:
+            raise DataError("log1p needs non-negative counts, but the data has negative values (already "
+                            "scaled?). Turn log1p off or load the raw counts layer.")
+        X = X.log1p() if sp.issparse(X) else np.log1p(X)
+    out = Dataset(X=X, y=dataset.y, feature_names=dataset.feature_names, task=dataset.task, name=dataset.name,
+                  class_names=dataset.class_names, image_shape=dataset.image_shape,
+                  informative=dataset.informative, description=dataset.description, extra=dict(dataset.extra))
+    if top_genes is not None and top_genes < out.n_features:
+        out = _subset_features(out, highly_variable_genes(out, top_genes))
+        record["top_genes"] = int(top_genes)
+    if standardize:
+        mean, var = _column_mean_var(out.X)
+        std = np.sqrt(var)
+        std[std == 0] = 1.0
+        Xs = out.X
+        centered = not sp.issparse(Xs) or Xs.shape[0] * Xs.shape[1] <= MAX_DENSIFY_VALUES
+        if centered:
+            dense = Xs.toarray() if sp.issparse(Xs) else Xs
+            out.X = ((dense - mean) / std).astype(np.float32)
+        else:
+            out.X = sp.csr_matrix(Xs.multiply(1.0 / std[None, :]), dtype=np.float32)
+        record["centered"] = centered
+    record["n_features_after"] = out.n_features
+    steps = [s for s, on in (("log1p", log1p), (f"top {record['top_genes']} variable genes", record["top_genes"]),
+                             ("per-gene standardisation", standardize)) if on]
+    if steps:
+        out.extra.setdefault("notes", [])
+        out.extra["notes"] = list(out.extra["notes"]) + ["Preprocessing: " + " → ".join(steps) + "."]
+    out.extra["preprocessing"] = record
+    return out, record
+
+
+def mitochondrial_genes(feature_names: Sequence[str], prefixes: Sequence[str] = ("MT-", "mt-", "Mt-")) -> list[int]:
+    """Indices of mitochondrial genes (``MT-`` prefix, human and mouse casing), for banning."""
+    return [i for i, n in enumerate(feature_names) if str(n).startswith(tuple(prefixes))]
+
+
+def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -> list[int]:
+    """Gene names (or indices) → column indices; unknown names raise with close matches."""
+    lookup = {str(n): i for i, n in enumerate(feature_names)}
+    out: list[int] = []
+    unknown: list[str] = []
+    for g in genes:
+        if isinstance(g, (int, np.integer)):
+            if not 0 <= int(g) < len(feature_names):
+                raise DataError(f"Gene index {g} is out of range (0..{len(feature_names) - 1}).")
+            out.append(int(g))
+        elif str(g) in lookup:
+            out.append(lookup[str(g)])
+        else:
+            unknown.append(str(g))
+    if unknown:
+        import difflib
+
+        hints = {u: difflib.get_close_matches(u, list(lookup), n=3) for u in unknown[:5]}
+        detail = "; ".join(f"{u!r}" + (f" (did you mean {', '.join(h)}?)" if h else "") for u, h in hints.items())
+        raise DataError(f"Unknown gene(s): {detail}.")
+    return out
+
+
+# ------------------------------------------------------------ marker baseline
+def ttest_statistics(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Welch t statistics and two-sided p-values, one cell type versus all others.
+
+    Returns ``(t, p)``, both (n_types, n_genes). Computed from per-group means
+    and variances (sparse-friendly) via ``scipy.stats.ttest_ind_from_stats``,
+    the same test as scanpy's ``rank_genes_groups(method="t-test")``.
+    """
+    from scipy.stats import ttest_ind_from_stats
+
+    if dataset.task != "classification":
+        raise DataError("Marker t-tests need cell-type classes; the target here is a regression target.")
+    n_types = dataset.n_classes
+    n = dataset.n_samples
+    total_mean, total_var = _column_mean_var(dataset.X)
+    total_sum, total_sq = total_mean * n, (total_var + total_mean ** 2) * n
+    t = np.zeros((n_types, dataset.n_features))
+    p = np.ones((n_types, dataset.n_features))
+    for c in range(n_types):
+        rows = np.flatnonzero(dataset.y == c)
+        n_in, n_out = len(rows), n - len(rows)
+        if n_in < 2 or n_out < 2:
+            continue
+        mean_in, var_in = _column_mean_var(dataset.X, rows)
+        sum_out = total_sum - mean_in * n_in
+        sq_out = total_sq - (var_in + mean_in ** 2) * n_in
+        mean_out = sum_out / n_out
+        var_out = np.maximum(sq_out / n_out - mean_out ** 2, 0.0)
+        # population -> sample variances
+        var_in_s, var_out_s = var_in * n_in / (n_in - 1), var_out * n_out / (n_out - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tc, pc = ttest_ind_from_stats(mean_in, np.sqrt(var_in_s), n_in, mean_out, np.sqrt(var_out_s), n_out,
+                                          equal_var=False)
+        t[c] = np.nan_to_num(tc, nan=0.0)
+        p[c] = np.nan_to_num(pc, nan=1.0)
+    return t, p
+
+
+def ttest_markers(
+    dataset: Dataset,
+    k: int,
+    *,
+    banned: Sequence[int] = (),
+    pinned: Sequence[int] = (),
+) -> SelectionTrace:
+    """A k-gene panel from per-cell-type t-tests, as a ``SelectionTrace``.
+
+    Cell types take turns (round robin over types, each contributing its next
+    best up-regulated gene not already chosen), so every type is represented
+    rather than the panel filling up with the one most distinct type. The score
+    vector of each step is each gene's best t statistic over types.
+    """
+    from seqattn.io import validate_k
+
+    start = time.perf_counter()
+    t, _ = ttest_statistics(dataset)
+    banned_set, pinned_list = {int(b) for b in banned}, [int(q) for q in pinned]
+    available = dataset.n_features - len(banned_set | set(pinned_list))
+    k = validate_k(k, max(available, 0))
+    best = t.max(axis=0)
+    orders = [np.argsort(-t[c], kind="stable") for c in range(t.shape[0])]
+    cursors = [0] * t.shape[0]
+    taken = set(pinned_list) | banned_set
+    trace = SelectionTrace(method="ttest", feature_names=list(dataset.feature_names), dataset=dataset.name,
+                           task=dataset.task, metric_name="", pinned=pinned_list, banned=sorted(banned_set),
+                           settings={"test": "Welch t-test, one type vs rest", "combine": "round robin over types",
+                                     **({"preprocessing": dataset.extra["preprocessing"]}
+                                        if "preprocessing" in dataset.extra else {})})
+    c = 0
+    while trace.k < k:
+        order = orders[c]
+        while cursors[c] < len(order) and int(order[cursors[c]]) in taken:
+            cursors[c] += 1
+        if cursors[c] < len(order):
+            pick = int(order[cursors[c]])
+            scores = best.astype(np.float64).copy()
+            scores[list(taken)] = np.nan
+            trace.add_step(pick, scores, seconds=time.perf_counter() - start)
+            taken.add(pick)
+        c = (c + 1) % t.shape[0]
+    return trace
+
+
+def ttest_top_genes(dataset: Dataset, n_per_type: int = 5) -> pd.DataFrame:
+    """Long table of each cell type's top up-regulated genes: type, rank, gene, t, p-value."""
+    t, p = ttest_statistics(dataset)
+    rows = []
+    names = dataset.class_names or [str(c) for c in range(t.shape[0])]
+    for c in range(t.shape[0]):
+        for rank, j in enumerate(np.argsort(-t[c], kind="stable")[:n_per_type], start=1):
+            rows.append({"cell_type": names[c], "rank": rank, "gene": dataset.feature_names[j],
+                         "t": float(t[c, j]), "p_value": float(p[c, j])})
+    return pd.DataFrame(rows, columns=["cell_type", "rank", "gene", "t", "p_value"])
+
+
+# ---------------------------------------------------------------- read-outs
+def _panel_columns(dataset: Dataset, genes: Sequence[str | int]) -> tuple[list[int], list[str]]:
+    idx = genes_to_indices(dataset.feature_names, genes)
+    return idx, [dataset.feature_names[j] for j in idx]
+
+
+def _by_type(dataset: Dataset, genes: Sequence[str | int], stat: str) -> pd.DataFrame:
+    if dataset.task != "classification":
+        raise DataError("Per-cell-type summaries need a classification target (cell types).")
+    idx, names = _panel_columns(dataset, genes)
+    sub = dataset.X[:, idx]
+    sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
+    labels = dataset.class_names or [str(c) for c in range(dataset.n_classes)]
+    rows = []
+    for c in range(dataset.n_classes):
+        block = sub[dataset.y == c]
+        if stat == "mean":
+            rows.append(block.mean(axis=0) if len(block) else np.full(len(idx), np.nan))
+        else:
+            rows.append((block > 0).mean(axis=0) if len(block) else np.full(len(idx), np.nan))
+    return pd.DataFrame(np.vstack(rows), index=pd.Index(labels, name="cell_type"), columns=names)
+
+
+def mean_expression_by_type(dataset: Dataset, genes: Sequence[str | int]) -> pd.DataFrame:
+    """Mean expression of each panel gene (columns, in panel order) per cell type (rows)."""
+    return _by_type(dataset, genes, "mean")
+
+
+def fraction_expressing_by_type(dataset: Dataset, genes: Sequence[str | int]) -> pd.DataFrame:
+    """Fraction of cells with expression > 0 per cell type × gene (the dot size of a dot plot)."""
+    return _by_type(dataset, genes, "fraction")
+
+
+def panel_accuracy(
+    dataset: Dataset,
+    genes: Sequence[str | int],
+    *,
+    test_fraction: float = 0.25,
+    random_state: int = 0,
+    max_iter: int = 2000,
+) -> dict[str, Any]:
+    """Held-out accuracy of logistic regression on the panel versus on all genes.
+
+    Same stratified split for both; features standardised on the training
+    part (without centring for sparse data so it stays sparse). Returns
+    ``{"panel_accuracy", "all_genes_accuracy", "n_panel", "n_all", "n_train", "n_test"}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if dataset.task != "classification":
+        raise DataError("panel_accuracy needs a classification target.")
+    idx, _ = _panel_columns(dataset, genes)
+    if not idx:
+        raise DataError("The panel is empty; select at least one gene.")
+    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
+                                   random_state=random_state)
+
+    def score(X: Any) -> float:
+        model = make_pipeline(StandardScaler(with_mean=not sp.issparse(X)),
+                              LogisticRegression(max_iter=max_iter))
+        model.fit(X[train], dataset.y[train])
+        return float(model.score(X[test], dataset.y[test]))
+
+    return {
+        "panel_accuracy": score(dataset.X[:, idx]),
+        "all_genes_accuracy": score(dataset.X),
+        "n_panel": len(idx),
+        "n_all": dataset.n_features,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+    }
+
+
+def panel_overlap(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:
+    """Shared genes, Jaccard index and each side's unique genes for two panels."""
+    sa, sb = set(map(str, a)), set(map(str, b))
+    union = sa | sb
+    return {"shared": sorted(sa & sb), "jaccard": len(sa & sb) / len(union) if union else 1.0,
+            "only_first": sorted(sa - sb), "only_second": sorted(sb - sa)}
+
+
+# ------------------------------------------------------------ synthetic counts
+def make_planted_counts(
+    n_cells: int = 1000,
+    n_genes: int = 500,
+    n_types: int = 4,
+    markers_per_type: int = 5,
+    *,
+    fold_change: float = 6.0,
+    sparse: bool = True,
+    n_mito: int = 0,
+    random_state: int | None = 0,
+    chunk_genes: int = 1000,
+) -> Dataset:
+    """Poisson counts (cells × genes) with known marker genes per cell type.
+
+    Background genes get log-normal base rates (most low, so the matrix is
+    ~85–90 % zeros, like droplet data); each cell type gets
+    ``markers_per_type`` marker genes whose rate is ``fold_change`` × higher in
+    that type. Cells have log-normal size factors. ``informative`` holds all
+    marker indices; ``extra["markers_by_type"]`` maps type name -> indices.
+    ``n_mito`` genes named ``MT-...`` get high, type-independent rates (decoys
+    for the banning workflow). Generated in chunks of genes so memory stays
+    near the size of the final sparse matrix.
+    """
+    n_markers = n_types * markers_per_type
+    if n_types < 2:
+        raise DataError("n_types must be at least 2.")
+    if n_markers + n_mito > n_genes:
+        raise DataError(f"{n_types} types × {markers_per_type} markers + {n_mito} MT genes do not fit in "
+                        f"{n_genes} genes.")
+    if n_cells < 2 * n_types:
+        raise DataError(f"n_cells={n_cells} is too small for {n_types} cell types.")
+    rng = np.random.default_rng(random_state)
+    base = np.clip(rng.lognormal(mean=-2.5, sigma=1.5, size=n_genes), 0.002, 30.0)
+    positions = rng.permutation(n_genes)
+    markers = positions[:n_markers].reshape(n_types, markers_per_type)
+    mito = positions[n_markers:n_markers + n_mito]
+    base[markers.ravel()] = rng.uniform(0.2, 0.8, size=n_markers)
+    base[mito] = rng.uniform(3.0, 8.0, size=n_mito)
+    labels = np.arange(n_cells) % n_types
+    rng.shuffle(labels)
+    size_factor = rng.lognormal(0.0, 0.3, size=n_cells)
+    marker_type = np.full(n_genes, -1)
+    for c in range(n_types):
+        marker_type[markers[c]] = c
+
+    blocks = []
+    for lo in range(0, n_genes, chunk_genes):
+        hi = min(lo + chunk_genes, n_genes)
+        rate = size_factor[:, None] * base[None, lo:hi]
+        mt = marker_type[lo:hi]
+        for j in np.flatnonzero(mt >= 0):
+            rate[labels == mt[j], j] *= fold_change
+        counts = rng.poisson(rate).astype(np.float32)
+        blocks.append(sp.csr_matrix(counts) if sparse else counts)
+    X = sp.hstack(blocks, format="csr", dtype=np.float32) if sparse else np.hstack(blocks)
+
+    names = [f"GENE{i:05d}" for i in range(n_genes)]
+    for j, g in enumerate(mito):
+        names[g] = f"MT-G{j}"
+    type_names = [f"type {c}" for c in range(n_types)]
+    return Dataset(
+        X=X, y=labels, feature_names=names, task="classification", name="planted_counts",
+        class_names=type_names, informative=np.sort(markers.ravel()),
+        description=(f"Synthetic counts: {n_cells} cells × {n_genes} genes, {n_types} cell types with "
+                     f"{markers_per_type} marker genes each ({fold_change:g}× up), {n_mito} MT- decoys."),
+        extra={"markers_by_type": {type_names[c]: sorted(int(j) for j in markers[c]) for c in range(n_types)},
+               "mito": sorted(int(j) for j in mito)},
+    )
+
+
+def marker_recovery(selected: Sequence[int], dataset: Dataset) -> dict[str, Any]:
+    """Share of planted markers among the picks, and how many cell types got ≥1 marker."""
+    if dataset.informative is None:
+        raise DataError("This data set has no planted ground truth.")
+    chosen = {int(j) for j in selected}
+    truth = {int(j) for j in dataset.informative}
+    by_type = dataset.extra.get("markers_by_type", {})
+    covered = sum(1 for idx in by_type.values() if chosen & set(idx))
+    return {"markers_found": len(chosen & truth), "n_markers": len(truth), "n_selected": len(chosen),
+            "precision": len(chosen & truth) / len(chosen) if chosen else 0.0,
+            "recall": len(chosen & truth) / len(truth) if truth else 0.0,
+            "types_covered": covered, "n_types": len(by_type)}
