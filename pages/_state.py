@@ -1,12 +1,14 @@
-"""Small helpers shared by the pages: session-state keys and cached data loading.
+"""Small helpers shared by the pages: session-state keys, cached data loading, background jobs.
 
 Session-state keys (the contract between pages):
 
-* ``dataset``      — the current :class:`seqattn.data.Dataset` (treat as read-only)
+* ``dataset``      — the current :class:`seqattn.data.Dataset` (treat as read-only:
+  built-ins are shared between sessions through ``st.cache_resource``)
 * ``dataset_key``  — a string naming where it came from, e.g. ``"builtin:digits"``
-  or ``"upload:<sha256>:<target>"``; pages key their caches and stale results on it
+  or ``"upload:<sha256 prefix>:<file name>:<target>:<task>"``; pages key their
+  caches and stale results on it
 * ``sa_trace``     — the last Sequential Attention :class:`seqattn.trace.SelectionTrace`
-  (cleared when the data set changes)
+  on the current data set (dropped when the data set changes)
 * ``device``       — ``"auto" | "cpu" | "cuda" | "mps"`` from the sidebar
 
 This module is not a page (leading underscore); pages import it as
@@ -15,6 +17,10 @@ This module is not a page (leading underscore); pages import it as
 from __future__ import annotations
 
 import hashlib
+import io
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -29,18 +35,24 @@ DEVICE_KEY = "device"
 
 @st.cache_resource(show_spinner="Loading data set…")
 def load_builtin_cached(name: str) -> Dataset:
-    """One shared copy per built-in (cache_resource: no re-pickling of large arrays per rerun)."""
+    """One shared copy per built-in (cache_resource: large arrays are not re-pickled per rerun)."""
     return load_builtin(name)
 
 
-@st.cache_resource(show_spinner="Reading upload…", max_entries=4)
-def load_upload_cached(digest: str, file_name: str, target: str | None, _data: bytes) -> Dataset:
-    """Parse an upload once per (content hash, name, target); ``_data`` is not hashed again."""
-    import io
+@st.cache_data(show_spinner=False, max_entries=8)
+def upload_columns_cached(digest: str, file_name: str, _data: bytes) -> dict[str, Any]:
+    """Columns (tables) or obs columns (h5ad) of an upload, keyed on its content hash."""
+    from seqattn.io import list_columns
 
+    return list_columns(io.BytesIO(_data), file_name=file_name)
+
+
+@st.cache_resource(show_spinner="Reading the upload…", max_entries=4)
+def load_upload_cached(digest: str, file_name: str, target: str, task: str, _data: bytes) -> Dataset:
+    """Parse an upload once per (content hash, name, target, task); ``_data`` itself is not hashed again."""
     from seqattn.io import load_table
 
-    return load_table(io.BytesIO(_data), target=target, file_name=file_name)
+    return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task)
 
 
 def content_digest(data: bytes) -> str:
@@ -59,10 +71,62 @@ def current_dataset() -> Dataset | None:
     """The current data set, or ``None`` after telling the user where to pick one."""
     dataset = st.session_state.get(DATASET_KEY)
     if dataset is None:
-        st.info("No data set yet: pick one on the **Data** page.")
+        st.info("No data set yet: pick a data set on the **Data** page.")
         st.page_link("pages/data.py", label="Go to the Data page", icon=":material/folder_open:")
     return dataset
 
 
 def current_device() -> str:
     return str(st.session_state.get(DEVICE_KEY, "auto"))
+
+
+def keep_widget_state(*keys: str) -> None:
+    """Keep these widgets' values when the user visits another page and comes back.
+
+    Streamlit forgets the state of widgets that were not drawn in a run;
+    re-assigning the value marks it as user state, which survives.
+    """
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+class BackgroundJob:
+    """Runs ``fn(..., callback=job.callback)`` in a thread so the page stays responsive.
+
+    The thread never touches Streamlit: the callback only records progress
+    (``step``, ``total``, ``message``) and returns ``stop_requested``, which a
+    Stop button sets; seqattn selectors then stop and keep their picks so far.
+    Poll ``done`` from the page (e.g. in an ``st.fragment(run_every=...)``).
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.step, self.total, self.message = 0, 1, "starting…"
+        self.stop_requested = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        try:
+            self.result = fn(*args, callback=self.callback, **kwargs)
+        except BaseException as exc:  # reported on the page, never lost in a thread
+            self.error = exc
+
+    def callback(self, step: int, total: int, message: str) -> bool:
+        self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
+        return self.stop_requested
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    @property
+    def fraction(self) -> float:
+        return min(max(self.step / self.total, 0.0), 1.0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until finished (tests); True when done."""
+        self._thread.join(timeout)
+        return self.done
