@@ -10,10 +10,14 @@ over the remaining features and is phrased as a percentage, e.g.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqattn.trace import SelectionTrace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOFTMAX_METHODS = {"sa", "sequential_attention", "sequential attention"}
 
@@ -43,7 +47,8 @@ def explain_step(trace: SelectionTrace, t: int, unit: str = "features") -> str:
     if _is_softmax(trace):
         share = step.score
         uniform = 1.0 / remaining if remaining else float("nan")
-        pick = (f"the attention softmax put {share:.0%} on {step.name} "
+        share_text = f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
+        pick = (f"the attention softmax put {share_text} on {step.name} "
                 f"(a uniform share would be {uniform:.1%})")
     else:
         ranking = "" if not math.isfinite(step.score) else f" with score {step.score:.4g}, the highest"
@@ -74,3 +79,35 @@ def feature_unit(n_features: int, image_shape: tuple[int, int] | None, is_genes:
     if image_shape is not None and image_shape[0] * image_shape[1] == n_features:
         return "pixels"
     return "genes" if is_genes else "features"
+
+
+def attention_vs_greedy(trace: SelectionTrace, t: int, gains: "pd.DataFrame") -> tuple["pd.DataFrame", float]:
+    """Put SA's attention scores at step ``t`` (0-based) beside the true greedy gains of the same candidates.
+
+    ``gains`` is :func:`seqattn.evaluate.candidate_gains` for the features
+    selected before step ``t``. Returns a table (feature, name, attention,
+    attention_rank, gain, gain_rank, picked), sorted by attention, and
+    Spearman's ρ between attention and gain: near 1 means SA ranked the
+    candidates as greedy forward selection would.
+    """
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    if not 0 <= t < trace.k:
+        raise IndexError(f"step {t} is outside this trace's {trace.k} steps.")
+    step = trace.steps[t]
+    table = pd.DataFrame({
+        "feature": gains["feature"].astype(int).to_numpy(),
+        "name": gains["name"].to_numpy(),
+        "attention": step.scores[gains["feature"].astype(int).to_numpy()],
+        "gain": gains["gain"].to_numpy(dtype=float),
+    })
+    table = table[np.isfinite(table["attention"]) & np.isfinite(table["gain"])]
+    table["attention_rank"] = table["attention"].rank(ascending=False, method="min").astype(int)
+    table["gain_rank"] = table["gain"].rank(ascending=False, method="min").astype(int)
+    table["picked"] = table["feature"] == step.feature
+    table = table.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
+    table = table[["feature", "name", "attention", "attention_rank", "gain", "gain_rank", "picked"]]
+    varied = len(table) >= 3 and table["attention"].nunique() > 1 and table["gain"].nunique() > 1
+    rho = float(spearmanr(table["attention"], table["gain"]).statistic) if varied else float("nan")
+    return table, rho

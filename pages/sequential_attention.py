@@ -1,0 +1,211 @@
+"""Sequential Attention page: settings, a background run with progress and Stop, the animation,
+the step-by-step teaching view, pin/ban, downloads."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._state import (
+    DATASET_ID_KEY,
+    SA_TRACE_KEY,
+    BackgroundJob,
+    current_dataset,
+    current_device,
+    keep_widget_state,
+)
+from seqattn.evaluate import candidate_gains
+from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.plots.data import mean_image
+from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
+from seqattn.trace import SelectionTrace
+
+JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
+FIGURE_KEY = "sa_figure"  # (trace id, figure) so reruns don't rebuild the animation
+GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teaching-view refit
+SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
+WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
+
+# Defaults chosen so the first click finishes in well under a minute on a 2-core CPU.
+GENERIC_DEFAULTS = {"sa_k": 10, "sa_epochs": 20, "sa_hidden": 67, "sa_lr": 3e-3, "sa_seed": 0, "sa_model": "mlp"}
+DATASET_DEFAULTS = {
+    "digits": {"sa_k": 10, "sa_epochs": 20},
+    "mnist_5k": {"sa_k": 15, "sa_epochs": 6},
+    "pbmc68k_reduced": {"sa_k": 10, "sa_epochs": 15},
+    "planted": {"sa_k": 8, "sa_epochs": 20},
+    "breast_cancer": {"sa_k": 8, "sa_epochs": 30},
+    "wine": {"sa_k": 5, "sa_epochs": 60},
+    "diabetes": {"sa_k": 5, "sa_epochs": 60},
+}
+
+st.title("Sequential Attention")
+dataset = current_dataset()
+if dataset is None:
+    st.stop()
+dataset_key = str(st.session_state.get(DATASET_ID_KEY))
+device = current_device()
+
+# ------------------------------------------------------------------ settings
+if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
+    defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(dataset.name, {}), "sa_pinned": [], "sa_banned": []}
+    defaults["sa_k"] = max(1, min(defaults["sa_k"], dataset.n_features - 1))
+    st.session_state.update(defaults)
+    st.session_state[SETTINGS_FOR_KEY] = dataset_key
+keep_widget_state(*WIDGETS)
+
+st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
+           f"Device: `{device}` (change it in the sidebar).")
+job: BackgroundJob | None = st.session_state.get(JOB_KEY)
+running = job is not None and not job.done
+
+with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
+    c1, c2, c3, c4, c5, c6 = st.columns(6)
+    c1.number_input("k (features to pick)", min_value=1, max_value=dataset.n_features, step=1, key="sa_k",
+                    help="How many features SA selects, in addition to pinned ones.")
+    c2.number_input("epochs", min_value=1, max_value=1000, step=1, key="sa_epochs",
+                    help="Training epochs for the whole run (warm-up + one phase per pick).")
+    c3.number_input("hidden units", min_value=1, max_value=4096, step=1, key="sa_hidden")
+    c4.number_input("learning rate", min_value=1e-5, max_value=1.0, format="%.4f", key="sa_lr")
+    c5.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="sa_seed")
+    c6.radio("model", ["mlp", "linear"], key="sa_model",
+             help="mlp: BatchNorm → Linear(hidden) → ReLU → Linear. linear: ℓ2-regularised linear model "
+                  "(its picks match OMP's on least squares).")
+    p1, p2 = st.columns(2)
+    p1.multiselect("Pin (always selected)", dataset.feature_names, key="sa_pinned",
+                   help="Pinned features start selected; SA picks k more around them.")
+    p2.multiselect("Ban (never selected)", dataset.feature_names, key="sa_banned",
+                   help="Banned features are never candidates, e.g. known confounders.")
+
+index_of = {name: i for i, name in enumerate(dataset.feature_names)}
+run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
+if run_clicked:
+    from seqattn.methods import run_method
+
+    st.session_state[JOB_KEY] = job = BackgroundJob(
+        run_method, dataset, "sa", int(st.session_state["sa_k"]),
+        device=device, random_state=int(st.session_state["sa_seed"]),
+        epochs=int(st.session_state["sa_epochs"]), hidden=int(st.session_state["sa_hidden"]),
+        learning_rate=float(st.session_state["sa_lr"]), model=st.session_state["sa_model"],
+        pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
+        banned=[index_of[n] for n in st.session_state["sa_banned"]],
+    )
+    job.dataset_key = dataset_key
+    running = True
+
+
+def collect_finished_job() -> None:
+    """Move a finished run's trace into session state (or show its error)."""
+    finished: BackgroundJob = st.session_state.pop(JOB_KEY)
+    if getattr(finished, "dataset_key", None) != dataset_key:
+        return  # the data set changed while it ran: the result belongs to other data
+    if finished.error is not None:
+        error = finished.error
+        prefix = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
+        st.session_state["sa_error"] = f"Sequential Attention failed — {prefix}{error}"
+    else:
+        st.session_state[SA_TRACE_KEY] = finished.result
+        st.session_state.pop("sa_error", None)
+
+
+@st.fragment(run_every=0.5)
+def progress_panel() -> None:
+    """Redrawn twice a second while the run is in its thread; hands over to a full rerun when done."""
+    current: BackgroundJob | None = st.session_state.get(JOB_KEY)
+    if current is None:
+        return
+    if current.done:
+        st.rerun()
+    st.progress(current.fraction, text=f"{current.message}  ({current.step}/{current.total} steps)")
+    if current.stop_requested:
+        st.caption("Stopping after the current step; the picks so far are kept…")
+    elif st.button("Stop", key="sa_stop", help="Stop training and keep the features picked so far."):
+        current.stop_requested = True
+        st.caption("Stopping after the current step; the picks so far are kept…")
+
+
+if job is not None and job.done:
+    collect_finished_job()
+elif running:
+    progress_panel()
+
+if "sa_error" in st.session_state:
+    st.error(st.session_state["sa_error"])
+
+# ------------------------------------------------------------------ results
+trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
+if trace is None:
+    if not running:
+        st.info("Choose settings and press **Run Sequential Attention**.")
+    st.stop()
+
+final = trace.steps[-1].val_metric if trace.steps else None
+summary = f"Selected **{trace.k}** features" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "")
+if trace.steps:
+    summary += f" in {trace.steps[-1].seconds:.1f} s on {trace.device}"
+if final is not None:
+    summary += f"; validation {trace.metric_name} {final:.3f}"
+    if trace.base_metric is not None:
+        summary += f" (before the first pick: {trace.base_metric:.3f})"
+st.markdown(summary + ".")
+if trace.stopped_early:
+    st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
+if trace.k == 0:
+    st.stop()
+
+cached = st.session_state.get(FIGURE_KEY)
+if cached is None or cached[0] is not trace:
+    figure = selection_animation(trace, image_shape=dataset.image_shape, mean_image=mean_image(dataset))
+    st.session_state[FIGURE_KEY] = cached = (trace, figure)
+figure = cached[1]
+
+tab_anim, tab_steps, tab_table, tab_download = st.tabs(
+    ["Animation", "Step by step", "Selected features", "Downloads"])
+
+with tab_anim:
+    st.caption("Press ▶ Play (below the chart) or drag the slider. Left: every candidate's attention score when "
+               "the pick was made (red: the pick). Middle: what each pick added. "
+               + ("Right: the selected pixels, numbered in pick order." if dataset.image_shape else ""))
+    st.plotly_chart(figure, key="sa_animation")
+
+with tab_table:
+    st.dataframe(trace.to_frame(), hide_index=True, key="sa_table")
+
+with tab_steps:
+    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=dataset.name.startswith("pbmc"))
+    st.markdown("\n".join(f"- {line}" for line in explain_trace(trace, unit)))
+    st.divider()
+    st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "
+                "step is refitted with a small model on the features chosen before it plus the candidate.")
+    s1, s2 = st.columns([3, 1])
+    # keyed on k: a remembered step from a longer earlier run must not fall outside this one
+    step_number = s1.slider("Step", 1, trace.k, 1, key=f"sa_teach_step_{trace.k}") if trace.k > 1 else 1
+    max_candidates = s2.number_input("max candidates", 5, 500, 64, step=1, key="sa_teach_max",
+                                     help="With more candidates, the best by a univariate score are refitted.")
+    if st.button("Compute true marginal gains at this step", key="sa_teach_run"):
+        t = step_number - 1
+        before = list(trace.pinned) + trace.selected[:t]
+        candidates = [i for i, s in enumerate(trace.steps[t].scores) if s == s]  # finite scores: the candidates
+        with st.spinner(f"Refitting {min(len(candidates), int(max_candidates))} candidates…"):
+            gains = candidate_gains(dataset, before, candidates, max_candidates=int(max_candidates),
+                                    random_state=int(st.session_state["sa_seed"]))
+        table, rho = attention_vs_greedy(trace, t, gains)
+        st.session_state[GAINS_KEY] = (trace, step_number, table, rho, gains.attrs.get("note", ""))
+    teaching = st.session_state.get(GAINS_KEY)
+    if teaching is not None and teaching[0] is trace:
+        _, shown_step, table, rho, note = teaching
+        pick = trace.steps[shown_step - 1]
+        st.metric(f"Spearman ρ (attention vs true gain) at step {shown_step}",
+                  "undefined" if rho != rho else f"{rho:.2f}")
+        if note:
+            st.caption(note)
+        st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name),
+                        key="sa_teach_figure")
+        st.dataframe(table, hide_index=True, key="sa_teach_table")
+
+with tab_download:
+    stem = f"sa_{trace.dataset or dataset.name}_k{trace.k}"
+    st.download_button("Selected features (CSV)", trace.to_csv(), file_name=f"{stem}.csv", mime="text/csv",
+                       on_click="ignore", key="sa_dl_csv")
+    st.download_button("Full trace (JSON)", trace.to_json(indent=1), file_name=f"{stem}.json",
+                       mime="application/json", on_click="ignore", key="sa_dl_json")
+    st.download_button("Animation (HTML, works offline)",
+                       lambda: figure.to_html(include_plotlyjs=True, auto_play=False),
+                       file_name=f"{stem}.html", mime="text/html", on_click="ignore", key="sa_dl_html")
