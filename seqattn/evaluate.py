@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import Dataset, split_indices
+from seqattn.scoring import metric_name
 from seqattn.trace import SelectionTrace
 
 Callback = Callable[[int, int, str], Any]
@@ -37,7 +38,7 @@ DEFAULT_MAX_SAMPLES = 3000
 
 def metric_name_for(task: str) -> str:
     """The headline metric of a task: accuracy for classes, R² for regression."""
-    return "accuracy" if task == "classification" else "r2"
+    return metric_name(task)
 
 
 # --------------------------------------------------------------------------- cheap refits
@@ -230,3 +231,335 @@ def candidate_gains(
         model=model,
     )
     return frame
+
+
+# --------------------------------------------------------------------------- helpers
+def as_trace_dict(traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace]) -> dict[str, SelectionTrace]:
+    """Label -> trace; a plain sequence is labelled by each trace's ``method``."""
+    if isinstance(traces, Mapping):
+        return dict(traces)
+    out: dict[str, SelectionTrace] = {}
+    for trace in traces:
+        label, n = trace.method, 2
+        while label in out:
+            label, n = f"{trace.method} ({n})", n + 1
+        out[label] = trace
+    return out
+
+
+def picks(trace: SelectionTrace, k: int | None = None) -> list[int]:
+    """Pinned features, then the first ``k`` picks (all picks when ``k`` is None)."""
+    chosen = trace.selected if k is None else trace.selected[:k]
+    return list(trace.pinned) + chosen
+
+
+def subset_dataset(dataset: Dataset, rows: np.ndarray, suffix: str = "") -> Dataset:
+    """The same data set restricted to ``rows`` (ground truth and names kept)."""
+    from dataclasses import replace
+
+    return replace(dataset, X=dataset.X[rows], y=dataset.y[rows], name=dataset.name + suffix,
+                   extra=dict(dataset.extra))
+
+
+def holdout(dataset: Dataset, test_fraction: float = 0.25, random_state: int = 0) -> tuple[Dataset, Dataset]:
+    """(selection part, test part): select features on the first, score on the second only.
+
+    Selecting on all rows and testing on a subset of them lets univariate
+    filters and SHAP peek at the test labels; the benchmark uses this split.
+    """
+    if not 0.0 < test_fraction < 0.9:
+        raise ValueError(f"test_fraction must be in (0, 0.9), got {test_fraction!r}.")
+    strat = dataset.y if dataset.task == "classification" else None
+    train, _, test = split_indices(dataset.n_samples, strat, 0.0, test_fraction, random_state=random_state)
+    return subset_dataset(dataset, train, ""), subset_dataset(dataset, test, " (test)")
+
+
+# --------------------------------------------------------------------------- retrain on top-k
+EVAL_MODELS = ("mlp", "logistic")
+
+
+def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std[std < 1e-12] = 1.0
+    return [(a - mean) / std for a in (train, *others)]
+
+
+def _score(task: str, y: np.ndarray, pred: np.ndarray) -> float:
+    if task == "classification":
+        return float(np.mean(pred == y))
+    return _mse_r2(y, pred)[1]
+
+
+def fit_and_score(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    task: str,
+    *,
+    n_classes: int = 0,
+    model: str = "mlp",
+    seed: int = 0,
+    epochs: int = 40,
+    batch_size: int = 128,
+    learning_rate: float = 3e-3,
+    hidden: int = 67,
+    device: str = "auto",
+) -> float:
+    """Train a fresh model on the given columns; test accuracy or R².
+
+    ``model="mlp"`` is the SA paper's network (``seqattn.models.MLP``) trained
+    with Adam; ``"logistic"`` is logistic regression / ridge (fast).
+    """
+    if model not in EVAL_MODELS:
+        raise ValueError(f"model must be one of {EVAL_MODELS}, got {model!r}.")
+    X_train, X_test = _standardise(np.asarray(X_train, dtype=np.float64), np.asarray(X_test, dtype=np.float64))
+    if X_train.shape[1] == 0:  # no features: majority class / training mean
+        if task == "classification":
+            majority = np.bincount(y_train).argmax()
+            return _score(task, y_test, np.full(len(y_test), majority))
+        return _score(task, y_test, np.full(len(y_test), y_train.mean()))
+    if model == "logistic":
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        if task == "classification":
+            est = LogisticRegression(max_iter=500, random_state=seed).fit(X_train, y_train)
+        else:
+            est = Ridge(alpha=1.0).fit(X_train, y_train)
+        return _score(task, y_test, est.predict(X_test))
+    return _fit_mlp(X_train, y_train, X_test, y_test, task, n_classes, seed, epochs, batch_size,
+                    learning_rate, hidden, device)
+
+
+def train_mlp(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    task: str,
+    n_outputs: int,
+    *,
+    seed: int = 0,
+    epochs: int = 40,
+    batch_size: int = 128,
+    learning_rate: float = 3e-3,
+    hidden: int = 67,
+    device: str = "auto",
+):
+    """Train ``seqattn.models.MLP`` with Adam (exponential LR decay); returns it in eval mode.
+
+    Regression targets are standardised for training; ``net.target_scale``
+    holds ``(mean, std)`` to undo that. On the CPU the training runs on one
+    thread: a 67-unit MLP only loses from intra-op threading on busy cores.
+    """
+    import torch
+
+    from seqattn.device import resolve_device
+    from seqattn.models import MLP
+
+    dev = resolve_device(device)
+    if task == "regression":
+        mu, sd = float(y_train.mean()), float(y_train.std()) or 1.0
+        target = torch.tensor((y_train - mu) / sd, dtype=torch.float32, device=dev)
+    else:
+        mu, sd = 0.0, 1.0
+        target = torch.tensor(y_train, dtype=torch.long, device=dev)
+    xt = torch.tensor(np.asarray(X_train), dtype=torch.float32, device=dev)
+    batch = int(min(batch_size, len(xt)))
+    per_epoch = max(1, len(xt) // batch)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = MLP(xt.shape[1], n_outputs, hidden).to(dev)
+            opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(1, epochs * per_epoch)))
+            loss_fn = torch.nn.CrossEntropyLoss() if task == "classification" else torch.nn.MSELoss()
+            gen = torch.Generator().manual_seed(seed)
+            net.train()
+            for _ in range(epochs):
+                order = torch.randperm(len(xt), generator=gen).to(dev)
+                for b in range(per_epoch):
+                    rows = order[b * batch:(b + 1) * batch]
+                    out = net(xt[rows])
+                    loss = loss_fn(out.squeeze(-1) if task == "regression" else out, target[rows])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+    finally:
+        torch.set_num_threads(threads)
+    net.eval()
+    net.target_scale = (mu, sd)
+    return net
+
+
+def _fit_mlp(X_train, y_train, X_test, y_test, task, n_classes, seed, epochs, batch_size, learning_rate,
+             hidden, device) -> float:
+    import torch
+
+    n_out = max(n_classes, int(y_train.max()) + 1) if task == "classification" else 1
+    net = train_mlp(X_train, y_train, task, n_out, seed=seed, epochs=epochs, batch_size=batch_size,
+                    learning_rate=learning_rate, hidden=hidden, device=device)
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        out = net(torch.tensor(X_test, dtype=torch.float32, device=dev)).cpu().numpy()
+    mu, sd = net.target_scale
+    pred = out.argmax(axis=1) if task == "classification" else out[:, 0] * sd + mu
+    return _score(task, y_test, pred)
+
+
+def accuracy_vs_k(
+    dataset: Dataset,
+    traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace],
+    ks: Sequence[int],
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    model: str = "mlp",
+    epochs: int = 40,
+    test: Dataset | None = None,
+    test_fraction: float = 0.25,
+    device: str = "auto",
+    callback: Callback | None = None,
+) -> pd.DataFrame:
+    """Test accuracy (or R²) of a fresh model trained on the first k picks of every trace.
+
+    With ``test=None`` each seed draws its own train/test split of ``dataset``
+    (stratified) and its own model initialisation, so the spread covers both.
+    With a separate ``test`` data set (see :func:`holdout`) the model trains
+    on all of ``dataset`` and only the initialisation varies with the seed.
+    Identical feature subsets are trained once per seed, so methods that agree
+    get identical numbers. Returns one tidy row per (method, k, seed);
+    ``k`` values beyond a trace's length are skipped.
+    """
+    labelled = as_trace_dict(traces)
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 0:
+        raise ValueError("ks must be a non-empty list of non-negative integers.")
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed.")
+    for label, trace in labelled.items():
+        if trace.n_features != dataset.n_features:
+            raise ValueError(f"Trace {label!r} has {trace.n_features} features but the data set has "
+                             f"{dataset.n_features}; was it computed on another data set?")
+    if test is not None and test.n_features != dataset.n_features:
+        raise ValueError("The test data set must have the same columns as the training data set.")
+    jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
+    needed = sorted({c for label, k, _ in jobs for c in picks(labelled[label], k)})
+    X_all = _columns(dataset.X, needed) if needed else np.empty((dataset.n_samples, 0))
+    X_test_all = _columns(test.X, needed) if (test is not None and needed) else None
+    pos = {c: j for j, c in enumerate(needed)}
+    cache: dict[tuple[frozenset[int], int], float] = {}
+    rows = []
+    start = time.perf_counter()
+    for n, (label, k, seed) in enumerate(jobs):
+        features = picks(labelled[label], k)
+        key = (frozenset(features), seed)
+        if key not in cache:
+            cols = [pos[c] for c in features]
+            if test is None:
+                strat = dataset.y if dataset.task == "classification" else None
+                tr, _, te = split_indices(dataset.n_samples, strat, 0.0, test_fraction, random_state=seed)
+                Xtr, ytr, Xte, yte = X_all[tr][:, cols], dataset.y[tr], X_all[te][:, cols], dataset.y[te]
+            else:
+                Xtr, ytr, Xte, yte = X_all[:, cols], dataset.y, X_test_all[:, cols], test.y
+            cache[key] = fit_and_score(Xtr, ytr, Xte, yte, dataset.task, n_classes=dataset.n_classes,
+                                       model=model, seed=seed, epochs=epochs, device=device)
+        rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
+                     "value": cache[key], "features": ", ".join(dataset.feature_names[c] for c in features)})
+        if callback is not None:
+            callback(n + 1, len(jobs), f"{label}, k={k}, seed {seed}")
+    frame = pd.DataFrame(rows, columns=["method", "k", "seed", "metric", "value", "features"])
+    frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start,
+                       split="separate test set" if test is not None else f"per-seed {test_fraction:.0%} test split")
+    return frame
+
+
+def summarize_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation and count per (method, k) of an :func:`accuracy_vs_k` frame."""
+    grouped = frame.groupby(["method", "k"], sort=False)["value"]
+    out = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- agreement
+def full_ranking(trace: SelectionTrace) -> list[int]:
+    """Every feature, best first: the picks in order, then the rest by the last step's scores.
+
+    One-shot rankings (filters, SHAP) thus give a complete order; sequential
+    methods' tails are ordered by their final scores. Features without a
+    score come last, in index order.
+    """
+    order = list(trace.selected)
+    seen = set(order) | set(trace.pinned)
+    rest = [i for i in range(trace.n_features) if i not in seen]
+    if trace.steps:
+        last = trace.steps[-1].scores
+        scored = [i for i in rest if np.isfinite(last[i])]
+        unscored = [i for i in rest if not np.isfinite(last[i])]
+        scored.sort(key=lambda i: -last[i])
+        rest = scored + unscored
+    return list(trace.pinned) + order + rest
+
+
+def jaccard(a: Sequence[int], b: Sequence[int]) -> float:
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb) if (sa or sb) else 1.0
+
+
+def overlap_matrix(traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace], k: int) -> pd.DataFrame:
+    """Jaccard@k between every pair of methods (1 = same top-k set)."""
+    labelled = as_trace_dict(traces)
+    labels = list(labelled)
+    tops = {lab: picks(labelled[lab], k) for lab in labels}
+    data = [[jaccard(tops[a], tops[b]) for b in labels] for a in labels]
+    return pd.DataFrame(data, index=labels, columns=labels)
+
+
+def rank_correlation(a: SelectionTrace, b: SelectionTrace, k: int) -> float:
+    """Spearman correlation of two methods' ranks over the union of their top-k features.
+
+    Restricting to the union keeps the long tail of noise features (whose order
+    is arbitrary) from dominating; NaN when the union has fewer than 2 features.
+    """
+    from scipy.stats import spearmanr
+
+    ra, rb = full_ranking(a), full_ranking(b)
+    union = sorted(set(ra[:k]) | set(rb[:k]))
+    if len(union) < 2:
+        return float("nan")
+    pa = {f: r for r, f in enumerate(ra)}
+    pb = {f: r for r, f in enumerate(rb)}
+    rho = spearmanr([pa[f] for f in union], [pb[f] for f in union]).statistic
+    return float(rho)
+
+
+def rank_correlation_matrix(traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace], k: int) -> pd.DataFrame:
+    labelled = as_trace_dict(traces)
+    labels = list(labelled)
+    data = [[1.0 if a == b else rank_correlation(labelled[a], labelled[b], k) for b in labels] for a in labels]
+    return pd.DataFrame(data, index=labels, columns=labels)
+
+
+def recovery(dataset: Dataset, traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace],
+             ks: Sequence[int]) -> pd.DataFrame:
+    """How many planted features each method's top-k contains (needs ``dataset.informative``).
+
+    Columns: method, k, recovered, n_informative, recall, and — when the data
+    has XOR pairs — ``xor_pairs_found`` (pairs with *both* members in the top-k).
+    """
+    if dataset.informative is None:
+        raise ValueError("Recovery needs ground truth: this data set has no planted informative features.")
+    truth = set(int(i) for i in dataset.informative)
+    pairs = [tuple(p) for p in dataset.extra.get("xor_pairs", [])]
+    rows = []
+    for label, trace in as_trace_dict(traces).items():
+        for k in sorted(set(int(k) for k in ks)):
+            top = set(picks(trace, k))
+            row = {"method": label, "k": k, "recovered": len(top & truth), "n_informative": len(truth),
+                   "recall": len(top & truth) / len(truth) if truth else float("nan")}
+            if pairs:
+                row["xor_pairs_found"] = sum(1 for a, b in pairs if a in top and b in top)
+            rows.append(row)
+    return pd.DataFrame(rows)
