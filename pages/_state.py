@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -102,6 +103,7 @@ class BackgroundJob:
 
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.step, self.total, self.message = 0, 1, "starting…"
+        self.messages: deque[str] = deque(maxlen=1000)  # every progress message, oldest dropped first
         self.stop_requested = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -116,6 +118,7 @@ class BackgroundJob:
 
     def callback(self, step: int, total: int, message: str) -> bool:
         self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
+        self.messages.append(self.message)
         return self.stop_requested
 
     @property
