@@ -1,0 +1,29 @@
+"""Sequential Attention's sparsity cousins: SA++ block pruning, sparse-attention patterns (PSA and
+friends) and paired dense-vs-sparse latency. Names load lazily (torch is imported on first use)."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "sa_plus_plus": "seqattn.sparsity.block_pruning",
+    "BlockPruningResult": "seqattn.sparsity.block_pruning",
+    "BlockSparseMLP": "seqattn.sparsity.block_pruning",
+    "make_attention_inputs": "seqattn.sparsity.attention_patterns",
+    "run_patterns": "seqattn.sparsity.attention_patterns",
+    "psa_mask": "seqattn.sparsity.attention_patterns",
+    "PSA_LABEL": "seqattn.sparsity.attention_patterns",
+    "measure_prefill": "seqattn.sparsity.latency",
+    "measure_decode": "seqattn.sparsity.latency",
+    "measure_block_sparse_linear": "seqattn.sparsity.latency",
+    "run_latency_suite": "seqattn.sparsity.latency",
+    "LatencyReport": "seqattn.sparsity.latency",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'seqattn.sparsity' has no attribute {name!r}")

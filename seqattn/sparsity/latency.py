@@ -491,3 +491,70 @@ def measure_block_sparse_linear(
     notes.append(f"max |BSR − dense| = {err:.2e}")
     return LatencyReport("linear", config, "dense matmul", timings, environment(dev),
                          quality={"BSR sparse.mm": {"max abs diff": err}}, notes=notes, cancelled=cancelled)
+
+
+# --------------------------------------------------------------------------- suite
+def run_latency_suite(
+    prefill_lens: tuple[int, ...] = (1024,),
+    decode_lens: tuple[int, ...] = (4096,),
+    linear_sparsities: tuple[float, ...] = (0.9,),
+    prefill_mask: str = "sliding_window",
+    window_fraction: float = 0.1,
+    tau: float = 0.9,
+    keep_fraction: float = 0.1,
+    repeats: int = 5,
+    linear_shape: tuple[int, int] = (2048, 2048),
+    linear_block: int = 32,
+    linear_batch: int = 256,
+    num_threads: int | None = None,
+    device: str | torch.device = "auto",
+    callback: Callback | None = None,
+) -> list[LatencyReport]:
+    """Every requested case in turn; ``callback(done, total, message)`` may return True to cancel.
+
+    Progress counts timing rounds over all cases. On cancel, the reports done
+    so far come back, the interrupted one marked ``cancelled``.
+    """
+    cases: list[tuple[str, Any]] = ([("prefill", n) for n in prefill_lens] + [("decode", n) for n in decode_lens]
+                                    + [("linear", s) for s in linear_sparsities])
+    total = max(1, len(cases) * repeats)
+    reports: list[LatencyReport] = []
+    before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        for i, (kind, size) in enumerate(cases):
+            stop = [False]
+
+            def inner(r: int, _n: int, message: str, i=i, kind=kind, size=size) -> bool:
+                wanted = bool(callback(i * repeats + r, total, f"{kind} {size}: {message}")) if callback else False
+                stop[0] = stop[0] or wanted
+                return wanted
+
+            if callback is not None and callback(i * repeats, total, f"{kind} {size}: preparing"
+                                                 + (" (compiling flex_attention: seconds to a minute)"
+                                                    if kind == "prefill" else "")):
+                break
+            if kind == "prefill":
+                rep = measure_prefill(int(size), mask=prefill_mask, window_fraction=window_fraction, tau=tau,
+                                      repeats=repeats, device=device, callback=inner)
+            elif kind == "decode":
+                rep = measure_decode(int(size), keep_fraction=keep_fraction, tau=tau, repeats=repeats,
+                                     device=device, callback=inner)
+            else:
+                rep = measure_block_sparse_linear(*linear_shape, batch=linear_batch, block_size=linear_block,
+                                                  sparsity=float(size), repeats=repeats, device=device,
+                                                  callback=inner)
+            reports.append(rep)
+            if stop[0]:
+                break
+    finally:
+        torch.set_num_threads(before)
+    return reports
+
+
+def reports_to_rows(reports: list[LatencyReport]) -> list[dict[str, Any]]:
+    """All reports' rows in one flat table (for CSV downloads)."""
+    return [row | {"load_average": str(r.env["load_average_1_5_15min"]), "threads": r.env["torch_threads"],
+                   "device": r.env["device"], "cancelled": r.cancelled}
+            for r in reports for row in r.rows()]
