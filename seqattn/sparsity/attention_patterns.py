@@ -77,7 +77,8 @@ def make_attention_inputs(
     Each head's q·k is a sum of three parts built into separate channel groups:
     a rotary-style positional term (nearby tokens score high), a sink term (the
     first token scores high for everyone) and a topic term (tokens of the same
-    topic score high, anywhere in the past). Heads differ in the mix, and later
+    topic score high, anywhere in the past; topics come in paragraph-like
+    segments of up to 96 tokens). Heads differ in the mix, and later
     layers are sharper, so adaptive budgets differ per head and per layer.
     """
     if seq_len < 2 or block_size < 1 or head_dim < 8 or n_heads < 1 or n_layers < 1:
@@ -85,7 +86,10 @@ def make_attention_inputs(
     gen = torch.Generator().manual_seed(random_state)
     kinds = list(_HEAD_KINDS)
     pos = torch.arange(seq_len, dtype=torch.float32)
-    topics = torch.randint(0, n_topics, (seq_len,), generator=gen)
+    # Topics come in contiguous segments (paragraphs), so content matches cluster in a few key blocks.
+    seg_len = max(8, min(96, seq_len // 16))
+    n_segments = math.ceil(seq_len / seg_len)
+    topics = torch.randint(0, n_topics, (n_segments,), generator=gen).repeat_interleave(seg_len)[:seq_len]
     # Channel groups: positional (half), sink (1), topic (rest).
     n_pos = (head_dim // 2) // 2 * 2
     n_topic = head_dim - n_pos - 1

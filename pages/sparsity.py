@@ -1,0 +1,243 @@
+"""Sparsity page: SA++ block masks, PSA and related attention patterns, live dense-vs-sparse latency.
+
+Layout only: everything is computed by ``seqattn.sparsity``; long runs go to a
+``BackgroundJob`` (progress bar + Stop), finished results are kept in a
+``st.cache_resource`` store keyed on their settings, pattern scoring is cached
+with ``st.cache_data``.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from pages._state import BackgroundJob, current_device, load_builtin_cached
+from seqattn.builtins import BUILTIN_DATASETS
+from seqattn.plots import sparsity as figs
+from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
+from seqattn.sparsity.block_pruning import sa_plus_plus
+from seqattn.sparsity.latency import reports_to_rows, run_latency_suite
+
+SAPP_JOB, LAT_JOB = "sparsity_sapp_job", "sparsity_latency_job"
+SAPP_RESULT, LAT_RESULT = "sparsity_sapp_result", "sparsity_latency_result"
+LATENCY_PRESETS = {
+    "quick (decode 1k, BSR 1024², no compile)": dict(prefill_lens=(), decode_lens=(1024,), linear_shape=(1024, 1024)),
+    "standard (prefill 1k, decode 4k, BSR 2048²)": dict(prefill_lens=(1024,), decode_lens=(4096,)),
+    "design targets (1k/4k/8k; minutes)": dict(prefill_lens=(1024, 4096, 8192), decode_lens=(1024, 4096, 8192)),
+}
+
+
+@st.cache_resource
+def result_store() -> dict:
+    """Finished SA++ runs keyed on their settings, shared by sessions (latency is always measured afresh)."""
+    return {}
+
+
+@st.cache_data(show_spinner="Scoring attention patterns…", max_entries=8)
+def cached_patterns(seq_len: int, block_size: int, n_layers: int, n_heads: int, tau: float, window: int,
+                    topk: int, estimate: str, seed: int):
+    inputs = make_attention_inputs(seq_len, n_layers, n_heads, 64, block_size, random_state=seed)
+    return run_patterns(inputs, window_blocks=window, topk_blocks=topk, tau=tau, psa_estimate=estimate,
+                        nsa_selected=max(1, topk - 1), random_state=seed)
+
+
+def job_panel(job_key: str, label: str) -> None:
+    """Progress + Stop for a background job; a full rerun collects the result when it is done."""
+
+    @st.fragment(run_every=0.5)
+    def panel() -> None:
+        job: BackgroundJob | None = st.session_state.get(job_key)
+        if job is None:
+            return
+        if job.done:
+            st.rerun()
+        st.progress(job.fraction, text=f"{label}: {job.message}")
+        if job.stop_requested:
+            st.caption("Stopping after the current step; what finished is kept…")
+        elif st.button("Stop", key=f"{job_key}_stop"):
+            job.stop_requested = True
+
+    panel()
+
+
+def collect(job_key: str, result_key: str, store_key: tuple | None = None) -> None:
+    """Move a finished job's result into session state (and, if complete, into the shared store)."""
+    job: BackgroundJob | None = st.session_state.get(job_key)
+    if job is None or not job.done:
+        return
+    st.session_state.pop(job_key)
+    if job.error is not None:
+        st.session_state[result_key + "_error"] = f"{type(job.error).__name__}: {job.error}"
+        return
+    st.session_state.pop(result_key + "_error", None)
+    st.session_state[result_key] = job.result
+    if store_key is not None and not job.stop_requested:
+        result_store()[store_key] = job.result
+
+
+st.title("Sparsity: SA++ and sparse attention")
+st.markdown(
+    "Sequential Attention learns *which inputs matter* with a softmax over candidates. The same idea scales to "
+    "**structured sparsity**: **SA++** puts attention over *blocks of weights* and prunes a network to a "
+    "block-sparse one; **PSA** (Progressive Sparse Attention) keeps, for each query block, just enough key "
+    "blocks to cover a share τ of the attention mass. Latency is measured live on this machine."
+)
+device = current_device()
+tab_sapp, tab_attn, tab_lat = st.tabs(["SA++ block pruning", "Attention patterns (PSA)", "Latency"])
+
+# ------------------------------------------------------------------ SA++
+with tab_sapp:
+    names = [n for n in ("digits", "mnist_5k") if n in BUILTIN_DATASETS]
+    with st.form("sapp_form"):
+        c1, c2, c3, c4, c5, c6 = st.columns(6)
+        data_name = c1.selectbox("data set", names, key="sapp_data")
+        sparsity = c2.slider("block sparsity", 0.5, 0.95, 0.8, 0.05, key="sapp_sparsity")
+        block = c3.selectbox("block size", [4, 8, 16], index=1, key="sapp_block")
+        hidden = c4.number_input("hidden width", 16, 1024, 128, 16, key="sapp_hidden")
+        epochs = c5.number_input("epochs", 9, 300, 18, 1, key="sapp_epochs",
+                                 help="Same step budget for SA++, magnitude pruning and dense.")
+        cycles = c6.number_input("cycles N", 0, 5, 2, 1, key="sapp_cycles",
+                                 help="(sparsify → sparse → dense) repetitions before the final sparsify.")
+        submitted = st.form_submit_button("Train SA++ and baselines", type="primary")
+    settings = (data_name, float(sparsity), int(block), int(hidden), int(epochs), int(cycles), device)
+    if submitted and SAPP_JOB not in st.session_state:
+        if ("sapp",) + settings in result_store():
+            st.session_state[SAPP_RESULT] = result_store()[("sapp",) + settings]
+        else:
+            job = BackgroundJob(sa_plus_plus, load_builtin_cached(data_name), sparsity=float(sparsity),
+                                block_size=int(block), hidden=(int(hidden),), epochs=int(epochs),
+                                n_cycles=int(cycles), device=device)
+            job.settings = settings
+            st.session_state[SAPP_JOB] = job
+    if SAPP_JOB in st.session_state:
+        job = st.session_state[SAPP_JOB]
+        if job.done:
+            collect(SAPP_JOB, SAPP_RESULT, ("sapp",) + job.settings)
+        else:
+            job_panel(SAPP_JOB, "SA++")
+    if SAPP_RESULT + "_error" in st.session_state:
+        st.error(st.session_state[SAPP_RESULT + "_error"])
+    result = st.session_state.get(SAPP_RESULT)
+    if result is None:
+        st.info("Press **Train SA++ and baselines** (digits with the defaults takes a few seconds).")
+    else:
+        s = result.settings
+        st.caption(f"{s['dataset']}: hidden {s['hidden']}, block {s['block_size']}×{s['block_size']}, target "
+                   f"{s['sparsity']:.0%} blocks pruned, {s['total_steps']} optimizer steps per method, "
+                   f"device {s['device']}.")
+        if result.stopped_early:
+            st.warning("Stopped early: only the methods that finished are shown.")
+        st.dataframe(pd.DataFrame(result.accuracy_table()), hide_index=True)
+        if result.snapshots:
+            left, right = st.columns([3, 2])
+            layer = 0
+            if len(result.layer_shapes) > 1:
+                layer = left.selectbox("layer", range(len(result.layer_shapes)), key="sapp_layer")
+            left.plotly_chart(figs.block_mask_animation(result, layer), key="sapp_anim")
+            right.plotly_chart(figs.accuracy_figure(result), key="sapp_acc")
+            st.plotly_chart(figs.schedule_figure(result), key="sapp_schedule")
+        d1, d2 = st.columns(2)
+        d1.download_button("Download SA++ run (JSON)", json.dumps(result.to_dict()), "sapp_run.json",
+                           "application/json", key="sapp_dl_json")
+        d2.download_button("Download accuracy table (CSV)", pd.DataFrame(result.accuracy_table()).to_csv(index=False),
+                           "sapp_accuracy.csv", "text/csv", key="sapp_dl_csv")
+        with st.expander("How SA++ works here"):
+            st.markdown(
+                "Each pruned layer has one logit per weight block; `A = n_blocks · softmax(L)` has mean 1 and the "
+                "effective weight is `W ⊙ A ⊙ mask`. Phases: dense warm-up → (sparsify → sparse → dense) × N → "
+                "final sparsify → sparse fine-tune. In a sparsify phase the pruned share follows "
+                "`s(t) = s·(1−e^(−4t))/(1−e^(−4))` and the mask keeps the blocks with the largest `A`; dense "
+                "phases let pruned blocks regrow from zero. Magnitude pruning uses the same ramp on block norms "
+                "after dense training, with the same number of optimizer steps.")
+            st.plotly_chart(figs.schedule_shape_figure(float(s["sparsity"])), key="sapp_shape")
+
+# ------------------------------------------------------------------ attention patterns
+with tab_attn:
+    c1, c2, c3, c4, c5, c6, c7 = st.columns(7)
+    seq_len = c1.selectbox("tokens", [256, 512, 1024], index=1, key="attn_seq")
+    block_size = c2.selectbox("block size", [16, 32, 64], index=1, key="attn_block")
+    tau = c3.slider("PSA τ", 0.5, 0.99, 0.9, 0.01, key="attn_tau")
+    window = c4.number_input("window blocks", 1, 16, 3, key="attn_window")
+    topk = c5.number_input("top-k blocks", 1, 32, 4, key="attn_topk")
+    estimate = c6.radio("PSA scores", ["pooled", "exact"], key="attn_estimate",
+                        help="pooled: mean-pooled q·k per block (what a kernel can afford); exact: true block mass "
+                             "(oracle).")
+    seed = c7.number_input("seed", 0, 10_000, 0, key="attn_seed")
+    suite = cached_patterns(int(seq_len), int(block_size), 2, 4, float(tau), int(window), int(topk), estimate,
+                            int(seed))
+    st.caption(f"q/k/v: structured random data ({seq_len} tokens, 2 layers × 4 heads, head dim 64): locality, an "
+               f"attention sink and content topics mixed differently per head. **{PSA_LABEL}.**")
+    table = pd.DataFrame(suite.table())
+    st.dataframe(table, hide_index=True)
+    head = st.selectbox("head", range(suite.inputs.n_heads), format_func=lambda h: suite.inputs.head_labels[h],
+                        key="attn_head")
+    st.plotly_chart(figs.pattern_heatmaps(suite, head), key="attn_heat")
+    left, right = st.columns(2)
+    left.plotly_chart(figs.psa_budget_figure(suite), key="attn_budget")
+    qb = right.slider("query block for the τ curve", 0, suite.inputs.n_blocks - 1, suite.inputs.n_blocks - 1,
+                      key="attn_qb")
+    right.plotly_chart(figs.cumulative_mass_figure(suite, qb), key="attn_cum")
+    st.plotly_chart(figs.progressive_figure(suite), key="attn_prog")
+    st.download_button("Download pattern metrics (CSV)", table.to_csv(index=False), "attention_patterns.csv",
+                       "text/csv", key="attn_dl")
+
+# ------------------------------------------------------------------ latency
+with tab_lat:
+    st.markdown("Paired, interleaved timing on **this** device: each round runs every candidate once in a rotating "
+                "order; we show medians, the p25–p75 spread and the per-round ratio to the dense baseline. "
+                "Other programs running at the same time make these numbers noisy — the load average is recorded.")
+    with st.form("lat_form"):
+        c1, c2, c3, c4, c5 = st.columns(5)
+        preset = c1.selectbox("sizes", list(LATENCY_PRESETS), key="lat_preset")
+        mask = c2.radio("prefill mask", ["sliding_window", "psa"], key="lat_mask",
+                        help="sliding window of 10% of the tokens, or PSA-derived adaptive blocks (τ below).")
+        repeats = c3.number_input("rounds", 1, 50, 5, key="lat_repeats")
+        default_sparsity = float(st.session_state[SAPP_RESULT].settings["sparsity"]) \
+            if st.session_state.get(SAPP_RESULT) is not None else 0.9
+        bsr_sparsity = c4.slider("BSR block sparsity", 0.5, 0.99, default_sparsity, 0.01, key="lat_bsr",
+                                 help="Defaults to the SA++ run's sparsity when there is one.")
+        threads = c5.number_input("CPU threads", 1, 64, torch.get_num_threads(), key="lat_threads")
+        measure = st.form_submit_button("Measure latency", type="primary")
+    if measure and LAT_JOB not in st.session_state:
+        cfg = dict(LATENCY_PRESETS[preset], prefill_mask=mask, repeats=int(repeats),
+                   linear_sparsities=(float(bsr_sparsity),), num_threads=int(threads), device=device)
+        st.session_state[LAT_JOB] = BackgroundJob(run_latency_suite, **cfg)
+    if LAT_JOB in st.session_state:
+        job = st.session_state[LAT_JOB]
+        if job.done:
+            collect(LAT_JOB, LAT_RESULT)
+        else:
+            job_panel(LAT_JOB, "latency")
+    if LAT_RESULT + "_error" in st.session_state:
+        st.error(st.session_state[LAT_RESULT + "_error"])
+    reports = st.session_state.get(LAT_RESULT)
+    if not reports:
+        st.info("Pick sizes and press **Measure latency**. The first prefill run compiles `flex_attention` "
+                "(tens of seconds on a CPU); compile time is reported separately.")
+    else:
+        env = reports[-1].env
+        st.caption(f"Device {env['device']}, torch threads {env['torch_threads']}, load average (1/5/15 min) "
+                   f"{env['load_average_1_5_15min']}, torch {env['torch']}.")
+        if any(r.cancelled for r in reports):
+            st.warning("Cancelled: the last case has fewer rounds than requested.")
+        rows = pd.DataFrame(reports_to_rows(reports))
+        for kind in ("prefill", "decode", "linear"):
+            if any(r.kind == kind for r in reports):
+                st.plotly_chart(figs.latency_figure(reports, kind), key=f"lat_fig_{kind}")
+                shown = rows[rows["kind"] == kind].dropna(axis=1, how="all")
+                st.dataframe(shown.drop(columns=["kind", "load_average", "threads", "device"]), hide_index=True)
+        compile_rows = [{"seq_len": r.config["seq_len"], **{k: round(v, 2) for k, v in r.compile_seconds.items()}}
+                        for r in reports if r.kind == "prefill"]
+        if compile_rows:
+            st.markdown("**One-off costs (seconds, not in the ratios)**")
+            st.dataframe(pd.DataFrame(compile_rows), hide_index=True)
+        for r in reports:
+            for note in r.notes:
+                st.caption(f"{r.kind} {r.config.get('seq_len', r.config.get('context_len', ''))}: {note}")
+        d1, d2 = st.columns(2)
+        d1.download_button("Download latency (CSV)", rows.to_csv(index=False), "latency.csv", "text/csv",
+                           key="lat_dl_csv")
+        d2.download_button("Download latency (JSON)", json.dumps([r.to_dict() for r in reports], default=str),
+                           "latency.json", "application/json", key="lat_dl_json")
