@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from seqattn.data import Dataset, split_indices
-from seqattn.evaluate import DEFAULT_MAX_SAMPLES, RefitScorer, prescreen_scores, train_mlp
+from seqattn.evaluate import DEFAULT_MAX_SAMPLES, RefitScorer, prescreen_scores, single_threaded, train_mlp
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -113,6 +113,17 @@ def ranking_trace(
     settings = dict(settings or {})
     trace = _new_trace(method, dataset, pinned, banned, settings)
     ranked_seconds = time.perf_counter() - started
+    with single_threaded():
+        _add_ranked_steps(trace, dataset, importance, scores, masked, k, started, random_state, score_steps,
+                          callback)
+    trace.settings.setdefault("ranking_seconds", ranked_seconds)
+    trace.settings["wall_seconds"] = time.perf_counter() - started
+    return trace
+
+
+def _add_ranked_steps(trace, dataset, importance, scores, masked, k, started, random_state, score_steps,
+                      callback) -> None:
+    pinned = trace.pinned
     scorer = _ValidationScorer(dataset, random_state) if score_steps else None
     previous = scorer(pinned) if scorer else None
     trace.base_metric = previous
@@ -127,9 +138,6 @@ def ranking_trace(
         previous = metric
         if callback is not None:
             callback(t + 1, k, f"pick {t + 1}/{k}: {dataset.feature_names[pick]}")
-    trace.settings.setdefault("ranking_seconds", ranked_seconds)
-    trace.settings["wall_seconds"] = time.perf_counter() - started
-    return trace
 
 
 def _dense_rows(dataset: Dataset, max_samples: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
@@ -292,6 +300,7 @@ def shap_explain(
     """
     if n_background < 1 or n_explain < 1:
         raise ValueError("n_background and n_explain must be at least 1.")
+    started = time.perf_counter()
     strat = dataset.y if dataset.task == "classification" else None
     train, val, _ = split_indices(dataset.n_samples, strat, VALIDATION_FRACTION, 0.0, random_state)
     rng = np.random.default_rng(random_state)
@@ -302,6 +311,7 @@ def shap_explain(
     n_out = dataset.n_classes if dataset.task == "classification" else 1
     if callback is not None:
         callback(0, 3, "training the dense model")
+    given_model = model
     if model is None:
         model = train_mlp((X_train - mean) / std, dataset.y[train], dataset.task, n_out, seed=random_state,
                           epochs=epochs, hidden=hidden, device=device)
@@ -319,7 +329,8 @@ def shap_explain(
                if dataset.task == "classification" else ["target"])
     settings = {"explainer": used, "explainer_requested": explainer, "fallback_reason": reason,
                 "n_background": len(bg_rows), "n_explain": len(ex_rows), "epochs": epochs, "hidden": hidden,
-                "random_state": random_state, "model": "given" if epochs is None else "mlp"}
+                "random_state": random_state, "model": "mlp" if given_model is None else "given",
+                "seconds": time.perf_counter() - started}
     return ShapExplanation(values=values, data=explained, feature_names=list(dataset.feature_names),
                            output_names=outputs[:values.shape[2]], explainer=used, fallback_reason=reason,
                            settings=settings)
@@ -336,7 +347,10 @@ def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str 
     the Gradient fallback produced the values.
     """
     started = time.perf_counter()
-    if explanation is None:
+    reused_seconds = 0.0
+    if explanation is not None:  # computed earlier: count its time, the ranking is nothing without it
+        reused_seconds = float(explanation.settings.get("seconds", 0.0))
+    else:
         explanation = shap_explain(dataset, n_background=n_background, n_explain=n_explain, epochs=epochs,
                                    explainer=explainer, device=device, random_state=random_state,
                                    callback=callback)
@@ -348,6 +362,7 @@ def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str 
     from seqattn.device import describe_device, resolve_device
 
     trace.device = describe_device(resolve_device(device))
+    trace.settings["wall_seconds"] += reused_seconds
     return trace
 
 
@@ -415,8 +430,17 @@ def greedy_select(
     trace = _new_trace("greedy", dataset, pinned, banned, settings)
     base_loss, base_metric = scorer.evaluate(pinned)
     trace.base_metric = base_metric
+    with single_threaded():
+        _greedy_steps(trace, dataset, scorer, pool, pinned, k, lookahead, base_loss, base_metric, started,
+                      callback)
+    trace.stopped_early = trace.k < k
+    trace.settings["wall_seconds"] = time.perf_counter() - started
+    return trace
+
+
+def _greedy_steps(trace, dataset, scorer, pool, pinned, k, lookahead, base_loss, base_metric, started,
+                  callback) -> None:
     remaining = list(pool)
-    total = k
     for t in range(k):
         chosen = pinned + trace.selected
         losses = {i: scorer.evaluate(chosen + [i]) for i in remaining}
@@ -439,12 +463,9 @@ def greedy_select(
         trace.add_step(pick, scores, metric - base_metric, metric, time.perf_counter() - started)
         base_loss, base_metric = loss, metric
         remaining.remove(pick)
-        if callback is not None and callback(t + 1, total, f"pick {t + 1}/{k}: {dataset.feature_names[pick]} "
+        if callback is not None and callback(t + 1, k, f"pick {t + 1}/{k}: {dataset.feature_names[pick]} "
                                                            f"({trace.metric_name} {metric:.3f})"):
             break
-    trace.stopped_early = trace.k < k
-    trace.settings["wall_seconds"] = time.perf_counter() - started
-    return trace
 
 
 # name -> function; seqattn.methods registers these under the same names
