@@ -254,7 +254,11 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     if b"\x00" in first:
         raise DataError(f"{content.name!r} is not a text table (it contains binary data). "
                         "Upload a CSV, TSV, parquet or h5ad file.")
-    text = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = first.decode("latin-1")
+    text = text.rstrip("\r\n")
     if not text.strip():
         raise DataError(f"{content.name!r} has no header line: the first line is empty.")
     sep = sep or _sniff_separator(text)
@@ -267,8 +271,12 @@ def _read_text(content: _Content, fmt: str) -> tuple[pd.DataFrame, list[str]]:
                         "binary data). Upload a CSV, TSV, parquet or h5ad file.")
     header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
     try:
-        with _text_stream(content) as fh:
-            frame = pd.read_csv(fh, sep=sep, encoding="utf-8-sig", low_memory=False)
+        try:
+            with _text_stream(content) as fh:
+                frame = pd.read_csv(fh, sep=sep, encoding="utf-8-sig", low_memory=False)
+        except UnicodeDecodeError:  # Excel on Windows still writes cp1252 / latin-1
+            with _text_stream(content) as fh:
+                frame = pd.read_csv(fh, sep=sep, encoding="latin-1", low_memory=False)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{content.name!r} holds no data.") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
@@ -346,20 +354,35 @@ def dataset_from_frame(
 
     y_raw = frame[target]
     features = frame.drop(columns=[target])
+    notes: list[str] = []
+    first = str(features.columns[0])
+    if first in ("", "Unnamed: 0") or _looks_like_row_ids(features[first]):
+        # pandas / R write row names (cell barcodes, sample IDs) as an unnamed or text first column
+        features = features.drop(columns=[first])
+        notes.append(f"Used the first column {first!r} as row identifiers, not as a feature.")
+        if features.shape[1] == 0:
+            raise DataError(f"Apart from the target {target!r} and the row identifiers {first!r} there are "
+                            "no feature columns.")
     bad = [str(c) for c in features.columns
            if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))]
     if bad:
         raise DataError(f"Non-numeric feature columns: {_listing(bad, 10)}. Encode them as numbers or drop "
                         f"them (only the target {target!r} may hold text labels).")
-    X = features.to_numpy(dtype=np.float64)
+    X = features.to_numpy(dtype=np.float32)
     names = [str(c) for c in features.columns]
     _check_finite_dense(X, names)
-    notes: list[str] = []
     X, names, constant_note = _handle_constant(X, names, drop_constant)
     if constant_note:
         notes.append(constant_note)
     return _finish(X, y_raw.to_numpy(), names, target, task, name,
                    extra={"source_format": source_format, "notes": notes, "target_column": target})
+
+
+def _looks_like_row_ids(column: pd.Series) -> bool:
+    """Text column whose values are all distinct (barcodes, sample names): row labels, not data."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) or len(column) < 2:
+        return False
+    return bool(column.notna().all() and column.is_unique)
 
 
 def _check_finite_dense(X: np.ndarray, names: list[str]) -> None:

@@ -290,3 +290,29 @@ def test_size_guards(tmp_path, monkeypatch):
     monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 500)
     with pytest.raises(DataError, match="'a.csv' is .* bytes; tables above 500 bytes are not loaded"):
         load_table(_csv(_frame()), target="cell_type", file_name="a.csv")
+
+
+def test_row_identifier_first_column_is_not_a_feature(tmp_path):
+    frame = _frame()
+    frame.index = [f"AAAC{i:04d}-1" for i in range(30)]  # cell barcodes as row names
+    path = tmp_path / "cells.csv"
+    frame.to_csv(path)  # index written as an unnamed first column
+    dataset = load_table(path, target="cell_type")
+    _assert_matches_frame(dataset)
+    assert any("row identifiers" in note for note in dataset.extra["notes"])
+    named = frame.reset_index(names="barcode")
+    _assert_matches_frame(load_table(_csv(named), target="cell_type", file_name="b.csv"))
+    # a repeated text column is data, not identifiers: it must still be named as non-numeric
+    named["barcode"] = ["x", "y", "z"] * 10
+    with pytest.raises(DataError, match="Non-numeric feature columns: 'barcode'"):
+        load_table(_csv(named), target="cell_type", file_name="b.csv")
+
+
+def test_gzipped_and_latin1_csv():
+    import gzip
+
+    frame = _frame()
+    _assert_matches_frame(load_table(gzip.compress(_csv(frame)), target="cell_type", file_name="a.csv.gz"))
+    latin = frame.rename(columns={"cell_type": "type_é"})
+    data = latin.to_csv(index=False).encode("latin-1")
+    assert load_table(data, target="type_é", file_name="l.csv").class_names == ["B", "NK", "T"]
