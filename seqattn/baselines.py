@@ -348,14 +348,14 @@ def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str 
     """
     started = time.perf_counter()
     reused_seconds = 0.0
-    if explanation is not None:  # computed earlier: count its time, the ranking is nothing without it
-        reused_seconds = float(explanation.settings.get("seconds", 0.0))
-    else:
+    if explanation is None:
         explanation = shap_explain(dataset, n_background=n_background, n_explain=n_explain, epochs=epochs,
                                    explainer=explainer, device=device, random_state=random_state,
                                    callback=callback)
     elif len(explanation.feature_names) != dataset.n_features:
         raise ValueError("The SHAP explanation was computed on a data set with different columns.")
+    else:  # computed earlier: count its time, the ranking is nothing without it
+        reused_seconds = float(explanation.settings.get("seconds", 0.0))
     settings = {"k": k, "score": "mean |SHAP value| over held-out rows and outputs", **explanation.settings}
     trace = ranking_trace("shap", dataset, explanation.importance, k, settings=settings,
                           random_state=random_state, started=started, **options)
