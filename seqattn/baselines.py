@@ -212,6 +212,7 @@ class ShapExplanation:
     explainer: str
     fallback_reason: str
     settings: dict[str, Any]
+    labels: np.ndarray | None = None  # targets of the explained rows (class codes or values)
 
     @property
     def importance(self) -> np.ndarray:
@@ -333,7 +334,7 @@ def shap_explain(
                 "seconds": time.perf_counter() - started}
     return ShapExplanation(values=values, data=explained, feature_names=list(dataset.feature_names),
                            output_names=outputs[:values.shape[2]], explainer=used, fallback_reason=reason,
-                           settings=settings)
+                           settings=settings, labels=dataset.y[ex_rows])
 
 
 def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str = "auto",
@@ -476,3 +477,23 @@ BASELINES: dict[str, Callable[..., SelectionTrace]] = {
     "anova": anova_select,
     "variance": variance_select,
 }
+
+
+def _register() -> None:
+    """Make the baselines available through ``seqattn.methods.run_method`` (CLI, pages)."""
+    from seqattn.methods import MethodSpec, register
+
+    descriptions = {
+        "shap": ("SHAP", "Train the dense MLP once; rank features by mean |SHAP value| on held-out rows."),
+        "greedy": ("Greedy (true gains)", "Forward selection: refit a cheap model on S ∪ {i} for every "
+                                          "candidate, add the one that lowers validation loss most."),
+        "mutual_info": ("Mutual information", "Univariate filter: estimated mutual information with the target."),
+        "anova": ("ANOVA F", "Univariate filter: ANOVA F statistic (f_regression for regression)."),
+        "variance": ("Variance", "Target-blind filter: the column's variance."),
+    }
+    for name, run in BASELINES.items():
+        label, text = descriptions[name]
+        register(MethodSpec(name, label, run, text))
+
+
+_register()

@@ -64,26 +64,13 @@ def trace_seconds(trace: SelectionTrace) -> float:
 
 def run_selector(dataset: Dataset, method: str, k: int, *, random_state: int = 0, device: str = "auto",
                  callback: Callback | None = None, **options: Any) -> SelectionTrace:
-    """Run one method by name on ``dataset`` (SA and OMP included) and return its trace."""
-    if method == "sa":
-        from seqattn.sequential_attention import SequentialAttentionSelector
+    """Run one registered method by name (``seqattn.methods.run_method``) and return its trace."""
+    from seqattn.methods import run_method
 
-        started = time.perf_counter()
-        selector = SequentialAttentionSelector(k, device=device, random_state=random_state, **options)
-        trace = selector.fit_dataset(dataset, callback=callback).trace_
-        trace.settings.setdefault("wall_seconds", time.perf_counter() - started)
-        return trace
-    if method == "omp":
-        from seqattn.omp import omp_select
-
-        started = time.perf_counter()
-        trace = omp_select(dataset.X, dataset.y, k, dataset.feature_names, task=dataset.task,
-                           random_state=random_state, dataset_name=dataset.name, **options)
-        trace.settings.setdefault("wall_seconds", time.perf_counter() - started)
-        return trace
-    if method not in BASELINES:
+    if method not in METHOD_LABELS:
         raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
-    return BASELINES[method](dataset, k, random_state=random_state, device=device, callback=callback, **options)
+    return run_method(dataset, method, int(k), device=device, random_state=random_state, callback=callback,
+                      **options)
 
 
 @dataclass
