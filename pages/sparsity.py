@@ -105,6 +105,7 @@ with tab_sapp:
     if submitted and SAPP_JOB not in st.session_state:
         if ("sapp",) + settings in result_store():
             st.session_state[SAPP_RESULT] = result_store()[("sapp",) + settings]
+            st.session_state["lat_bsr"] = float(sparsity)
         else:
             job = BackgroundJob(sa_plus_plus, load_builtin_cached(data_name), sparsity=float(sparsity),
                                 block_size=int(block), hidden=(int(hidden),), epochs=int(epochs),
@@ -115,6 +116,7 @@ with tab_sapp:
         job = st.session_state[SAPP_JOB]
         if job.done:
             collect(SAPP_JOB, SAPP_RESULT, ("sapp",) + job.settings)
+            st.session_state["lat_bsr"] = float(job.settings[1])  # the BSR timing follows the pruned sparsity
         else:
             job_panel(SAPP_JOB, "SA++")
     if SAPP_RESULT + "_error" in st.session_state:
@@ -194,9 +196,8 @@ with tab_lat:
         mask = c2.radio("prefill mask", ["sliding_window", "psa"], key="lat_mask",
                         help="sliding window of 10% of the tokens, or PSA-derived adaptive blocks (τ below).")
         repeats = c3.number_input("rounds", 1, 50, 5, key="lat_repeats")
-        default_sparsity = float(st.session_state[SAPP_RESULT].settings["sparsity"]) \
-            if st.session_state.get(SAPP_RESULT) is not None else 0.9
-        bsr_sparsity = c4.slider("BSR block sparsity", 0.5, 0.99, default_sparsity, 0.01, key="lat_bsr",
+        st.session_state.setdefault("lat_bsr", 0.9)
+        bsr_sparsity = c4.slider("BSR block sparsity", 0.5, 0.99, step=0.01, key="lat_bsr",
                                  help="Defaults to the SA++ run's sparsity when there is one.")
         threads = c5.number_input("CPU threads", 1, 64, torch.get_num_threads(), key="lat_threads")
         measure = st.form_submit_button("Measure latency", type="primary")
