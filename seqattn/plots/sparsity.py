@@ -141,9 +141,12 @@ def pattern_heatmaps(suite: PatternSuite, head: int = 0, names: Sequence[str] | 
         r = suite.results[name]
         kept = r.mask[head].numpy()
         z = np.where(kept, log_mass, np.nan)
-        if r.compressed is not None:
-            z = np.where(r.compressed[head].numpy() & causal, -6.0, z)
         row, col = divmod(i, n_cols)
+        if r.compressed is not None:  # grey underlay: blocks seen only through one pooled token
+            grey = np.where(r.compressed[head].numpy() & causal, 1.0, np.nan)
+            fig.add_trace(go.Heatmap(z=_plain(grey), colorscale=[[0, "#c8c8c8"], [1, "#c8c8c8"]], showscale=False,
+                                     hovertemplate="q block %{y}, k block %{x}<br>compressed<extra></extra>"),
+                          row=row + 1, col=col + 1)
         fig.add_trace(go.Heatmap(z=_plain(z, 3), colorscale="Magma", zmin=-6, zmax=0, showscale=(i == 0),
                                  colorbar=dict(title="log10 mass"),
                                  hovertemplate="q block %{y}, k block %{x}<br>log10 mass %{z}<extra>" + name
@@ -151,10 +154,8 @@ def pattern_heatmaps(suite: PatternSuite, head: int = 0, names: Sequence[str] | 
                       row=row + 1, col=col + 1)
         fig.update_yaxes(autorange="reversed", row=row + 1, col=col + 1)
     fig.update_layout(height=330 * n_rows, title=f"Kept blocks, coloured by true attention mass — "
-                                                  f"{suite.inputs.head_labels[head]} (blank = skipped"
-                                                  + (", darkest = compressed" if any(
-                                                      r.compressed is not None for r in suite.results.values())
-                                                     else "") + ")")
+                                                  f"{suite.inputs.head_labels[head]} (blank = skipped, grey = "
+                                                  f"compressed)")
     fig.update_annotations(font_size=11)
     return fig
 
@@ -169,7 +170,7 @@ def psa_budget_figure(suite: PatternSuite, name: str = "PSA adaptive") -> go.Fig
                                          "<extra></extra>"))
     if "Quest top-k" in suite.results:
         fig.add_trace(go.Bar(x=labels, y=_plain(suite.results["Quest top-k"].per_head_kept, 2), name="Quest top-k"))
-    fig.update_layout(title=f"PSA budget per head (τ = {suite.tau}); labels = mass captured",
+    fig.update_layout(title=f"PSA budget per head (τ = {suite.tau})<br><sup>labels: mass captured</sup>",
                       yaxis_title="key blocks per query block", barmode="group", height=380)
     return fig
 
@@ -187,7 +188,7 @@ def cumulative_mass_figure(suite: PatternSuite, query_block: int | None = None,
         fig.add_trace(go.Scatter(x=list(range(1, len(curve) + 1)), y=_plain(curve), mode="lines",
                                  name=f"{suite.inputs.head_labels[h]}: {needed} blocks"))
     fig.add_hline(y=suite.tau, line_dash="dash", annotation_text=f"τ = {suite.tau}")
-    fig.update_layout(title=f"Cumulative attention mass, query block {qb} (blocks sorted by score)",
+    fig.update_layout(title=f"Cumulative mass, query block {qb}",
                       xaxis_title="key blocks kept", yaxis_title="cumulative estimated mass",
                       yaxis_range=[0, 1.02], height=380)
     return fig
