@@ -398,11 +398,17 @@ def _check_finite_dense(X: np.ndarray, names: list[str]) -> None:
 
 def _constant_columns(X: Any) -> np.ndarray:
     if sp.issparse(X):
-        csc = X.tocsc()
-        nnz = np.diff(csc.indptr)
-        col_max = np.asarray(csc.max(axis=0).todense()).ravel()
-        col_min = np.asarray(csc.min(axis=0).todense()).ravel()
-        return np.flatnonzero((nnz == 0) | (col_max == col_min))
+        # without a CSC copy: a column with some stored non-zeros and some zeros is not constant,
+        # so only empty columns and the (rare) fully stored ones need a look at their values
+        stored = X.data != 0
+        nnz = np.bincount(X.indices[stored], minlength=X.shape[1])
+        full = np.flatnonzero(nnz == X.shape[0])
+        constant_full = []
+        if len(full):
+            block = X[:, full].toarray() if len(full) * X.shape[0] <= 50_000_000 else None
+            if block is not None:
+                constant_full = full[np.all(block == block[:1], axis=0)].tolist()
+        return np.sort(np.concatenate([np.flatnonzero(nnz == 0), np.asarray(constant_full, dtype=np.int64)]))
     if X.shape[0] == 0:
         return np.arange(X.shape[1])
     return np.flatnonzero(np.all(X == X[:1], axis=0))
