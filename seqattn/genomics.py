@@ -229,16 +229,19 @@ def ttest_markers(
     available = dataset.n_features - len(banned_set | set(pinned_list))
     k = validate_k(k, max(available, 0))
     best = t.max(axis=0)
-    orders = [np.argsort(-t[c], kind="stable") for c in range(t.shape[0])]
-    cursors = [0] * t.shape[0]
+    # a type with fewer than 2 cells (or no rest) has no statistics; it must not add index-order junk
+    types = [c for c in range(t.shape[0]) if np.any(t[c] != 0)] or list(range(t.shape[0]))
+    orders = {c: np.argsort(-t[c], kind="stable") for c in types}
+    cursors = dict.fromkeys(types, 0)
     taken = set(pinned_list) | banned_set
     trace = SelectionTrace(method="ttest", feature_names=list(dataset.feature_names), dataset=dataset.name,
                            task=dataset.task, metric_name="", pinned=pinned_list, banned=sorted(banned_set),
                            settings={"test": "Welch t-test, one type vs rest", "combine": "round robin over types",
                                      **({"preprocessing": dataset.extra["preprocessing"]}
                                         if "preprocessing" in dataset.extra else {})})
-    c = 0
+    turn = 0
     while trace.k < k:
+        c = types[turn % len(types)]
         order = orders[c]
         while cursors[c] < len(order) and int(order[cursors[c]]) in taken:
             cursors[c] += 1
@@ -248,7 +251,7 @@ def ttest_markers(
             scores[list(taken)] = np.nan
             trace.add_step(pick, scores, seconds=time.perf_counter() - start)
             taken.add(pick)
-        c = (c + 1) % t.shape[0]
+        turn += 1
     return trace
 
 

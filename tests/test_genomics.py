@@ -195,3 +195,21 @@ def test_sparse_h5ad_through_sequential_attention_with_mt_banned(tmp_path, one_t
     table = pd.read_csv(io.StringIO(trace.to_csv()))
     assert table["name"].tolist() == trace.selected_names
     assert SelectionTrace.from_json(trace.to_json()).selected == trace.selected
+
+
+def test_ttest_markers_skip_a_type_without_statistics(counts):
+    from dataclasses import replace
+
+    y = counts.y.copy()
+    lone = int(np.flatnonzero(y == 3)[0])
+    y[(y == 3)] = 0
+    y[lone] = 3  # type 3 now has a single cell: no t-test possible for it
+    data = replace(counts, y=y)
+    t, _ = gx.ttest_statistics(data)
+    assert not t[3].any()
+    trace = gx.ttest_markers(data, 6)
+    markers = counts.extra["markers_by_type"]
+    assert set(trace.selected) <= set(markers["type 1"] + markers["type 2"] + markers["type 0"] + markers["type 3"])
+    # three types with statistics take turns: two picks each
+    for name in ("type 1", "type 2"):
+        assert len(set(markers[name]) & set(trace.selected)) == 2
