@@ -154,7 +154,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     selection_point : ``"end"`` (default: pick after training each phase) or
         ``"start"`` (the reference code: pick at the start of each phase).
     pinned / banned : feature indices that start selected / are never used.
-    validation_fraction : held out to report the validation metric per step.
+    validation_fraction : held out to report the validation metric per step
+        (0 trains on everything and reports a training metric).
+    gain_model : model refit on S_t to report the metric and marginal gain of
+        each pick: ``"linear"`` (fast) or ``"mlp"`` (sees interactions such as XOR).
+        It only reports; it never changes the picks.
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         min_steps_per_phase: int | None = None,
         selection_point: str = "end",
         validation_fraction: float = 0.2,
+        gain_model: str = "linear",
         device: str = "auto",
         random_state: int | None = 0,
         pinned: Sequence[int] = (),
@@ -189,6 +194,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.min_steps_per_phase = min_steps_per_phase
         self.selection_point = selection_point
         self.validation_fraction = validation_fraction
+        self.gain_model = gain_model
         self.device = device
         self.random_state = random_state
         self.pinned = pinned
@@ -227,6 +233,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 continue
             if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+        if self.gain_model not in ("linear", "mlp"):
+            raise ValueError(f"gain_model must be 'linear' or 'mlp', got {self.gain_model!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
         return int(k), list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
@@ -341,7 +349,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
                 settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
             )
-            trace.base_metric = subset_metric(X_train, y_train, X_val, y_val, pinned, task, seed)
+            trace.base_metric = subset_metric(X_train, y_train, X_val, y_val, pinned, task, seed, self.gain_model)
             previous_metric = trace.base_metric
             report_every = max(1, total_steps // 100)
             step, next_pick = 0, 0
@@ -353,7 +361,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 feature, scores = mask.select()
                 _reset_adam_state(optimizer, mask.logits)
                 chosen = pinned + trace.selected + [feature]
-                metric = subset_metric(X_train, y_train, X_val, y_val, chosen, task, seed)
+                metric = subset_metric(X_train, y_train, X_val, y_val, chosen, task, seed, self.gain_model)
                 trace.add_step(feature, scores, metric - previous_metric, metric, time.perf_counter() - start)
                 previous_metric = metric
                 next_pick += 1
@@ -408,7 +416,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             "k": k, "model": self.model, "hidden": self.hidden, "epochs": epochs, "batch_size": batch_size,
             "learning_rate": learning_rate, "lr_decay": self.lr_decay, "l2": self.l2,
             "total_steps": total_steps, "warmup_steps": warmup_steps, "selection_point": self.selection_point,
-            "validation_fraction": self.validation_fraction, "random_state": self.random_state,
+            "validation_fraction": self.validation_fraction, "gain_model": self.gain_model, "random_state": self.random_state,
             "requested_device": self.device,
         }
 

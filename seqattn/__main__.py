@@ -1,0 +1,6 @@
+"""``python -m seqattn`` entry point."""
+import sys
+
+from seqattn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,132 @@
+"""Command line: ``python -m seqattn datasets`` and ``python -m seqattn select ...``.
+
+Bad input exits with status 2 and one line on stderr saying what to fix.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EXIT_BAD_INPUT = 2
+
+
+class _CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seqattn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("datasets", help="list the built-in data sets")
+    sel = sub.add_parser("select", help="run a feature-selection method and write its trace")
+    sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.parquet/.h5ad path")
+    sel.add_argument("--target", help="target column (obs column for .h5ad); required for files")
+    sel.add_argument("-k", type=int, required=True, help="number of features to pick")
+    sel.add_argument("--method", default="sa", help="sa, omp, greedy, shap, mutual_info, anova, variance, ttest")
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
+    sel.add_argument("--model", choices=["mlp", "linear"], help="SA model (default mlp)")
+    sel.add_argument("--layer", help=".h5ad layer to use instead of X")
+    sel.add_argument("--log1p", action="store_true", help="log1p-transform counts first")
+    sel.add_argument("--top-genes", type=int, help="keep the N most variable features first")
+    sel.add_argument("--standardize", action="store_true", help="per-feature standardisation first")
+    sel.add_argument("--pin", action="append", default=[], help="feature name to keep selected (repeatable)")
+    sel.add_argument("--ban", action="append", default=[], help="feature name never to select (repeatable)")
+    sel.add_argument("--ban-mt", action="store_true", help="ban mitochondrial (MT-) genes")
+    sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
+    sel.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from seqattn.builtins import BUILTIN_DATASETS, load_builtin
+    from seqattn.io import load_table
+
+    if args.data in BUILTIN_DATASETS:
+        return load_builtin(args.data)
+    path = Path(args.data)
+    if not path.exists():
+        raise _CliError(f"--data {args.data!r} is neither a built-in ({', '.join(BUILTIN_DATASETS)}) nor a file.")
+    if not args.target and path.suffix.lower() != ".h5ad":
+        raise _CliError("--target is required for table files: name the column to predict.")
+    return load_table(str(path), target=args.target, layer=args.layer)
+
+
+def _select(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
+    from seqattn.methods import available_methods, run_method
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".json", ".csv"):
+        raise _CliError(f"--out must end in .json or .csv, got {args.out!r}.")
+    methods = available_methods()
+    if args.method not in methods:
+        raise _CliError(f"--method {args.method!r} is unknown; choose one of {', '.join(methods)}.")
+    if args.epochs is not None and args.epochs < 1:
+        raise _CliError("--epochs must be a positive integer.")
+    dataset = _load(args)
+    record = None
+    if args.log1p or args.top_genes or args.standardize:
+        dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes,
+                                     standardize=args.standardize)
+    pinned = genes_to_indices(dataset.feature_names, args.pin) if args.pin else []
+    banned = genes_to_indices(dataset.feature_names, args.ban) if args.ban else []
+    if args.ban_mt:
+        banned = sorted(set(banned) | set(mitochondrial_genes(dataset.feature_names)))
+    options = {}
+    if args.method == "sa":
+        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model}.items() if v is not None}
+    if pinned or banned:
+        options.update(pinned=pinned, banned=banned)
+
+    bar = None if args.quiet else tqdm(total=100, file=sys.stderr, desc=args.method, unit="%", mininterval=0.5)
+
+    def progress(step: int, total: int, message: str) -> None:
+        if bar is not None and total:
+            target = round(100 * step / total)
+            if target > bar.n:
+                bar.set_postfix_str(message[:60], refresh=False)
+                bar.update(target - bar.n)  # update() honours mininterval; no flood of redraws
+
+    try:
+        trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
+                           callback=progress, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    if record:
+        trace.settings["preprocessing"] = record
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".json":
+        trace.to_json(out, indent=1)
+    else:
+        trace.to_csv(out)
+    print(f"{trace.k} features by {args.method} → {out}: {', '.join(trace.selected_names[:10])}"
+          + (" …" if trace.k > 10 else ""))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from seqattn.data import DataError
+
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "datasets":
+            from seqattn.builtins import BUILTIN_DATASETS
+
+            for name, (_, description) in BUILTIN_DATASETS.items():
+                print(f"{name:16s} {description}")
+            return 0
+        return _select(args)
+    except (_CliError, DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())
