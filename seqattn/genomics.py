@@ -433,3 +433,24 @@ def marker_recovery(selected: Sequence[int], dataset: Dataset) -> dict[str, Any]
             "precision": len(chosen & truth) / len(chosen) if chosen else 0.0,
             "recall": len(chosen & truth) / len(truth) if truth else 0.0,
             "types_covered": covered, "n_types": len(by_type)}
+
+
+# ------------------------------------------------------------ method registry
+def _run_ttest(dataset: Dataset, k: int, *, device: str = "auto", random_state: int | None = 0,
+               callback=None, pinned: Sequence[int] = (), banned: Sequence[int] = (), **_: Any) -> SelectionTrace:
+    """``run_method`` adapter: device and seed do not apply to a t-test."""
+    trace = ttest_markers(dataset, k, pinned=pinned, banned=banned)
+    if callback:
+        callback(k, k, "done")
+    return trace
+
+
+def _register() -> None:
+    from seqattn.methods import MethodSpec, register
+
+    register(MethodSpec("ttest", "t-test markers", _run_ttest,
+                        "Per-cell-type Welch t-test (type vs rest), types take turns: the classic marker-gene "
+                        "ranking. Classification only."))
+
+
+_register()

@@ -213,3 +213,21 @@ def test_ttest_markers_skip_a_type_without_statistics(counts):
     # three types with statistics take turns: two picks each
     for name in ("type 1", "type 2"):
         assert len(set(markers[name]) & set(trace.selected)) == 2
+
+
+def test_cli_h5ad_to_panel_csv(tmp_path, capsys):
+    """`python -m seqattn select --data cells.h5ad --target cell_type ...` with the t-test method."""
+    from seqattn.cli import main
+
+    planted = gx.make_planted_counts(n_cells=400, n_genes=200, n_types=3, markers_per_type=2, n_mito=2,
+                                     random_state=5)
+    h5ad = save_h5ad(planted, tmp_path / "cells.h5ad")
+    out = tmp_path / "panel.csv"
+    code = main(["select", "--data", str(h5ad), "--target", "cell_type", "-k", "6", "--method", "ttest",
+                 "--log1p", "--ban-mt", "--out", str(out), "--quiet"])
+    assert code == 0
+    panel = pd.read_csv(out)
+    assert set(panel["name"]) == {planted.feature_names[j] for j in planted.informative}
+    assert code == 0 and main(["select", "--data", str(h5ad), "--target", "celltype", "-k", "6",
+                                "--method", "ttest", "--out", str(out), "--quiet"]) == 2
+    assert "obs column 'celltype' not found" in capsys.readouterr().err
