@@ -28,7 +28,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from seqattn.data import Dataset, split_indices
-from seqattn.evaluate import DEFAULT_MAX_SAMPLES, RefitScorer, prescreen_scores, single_threaded, train_mlp
+from seqattn.evaluate import (
+    DEFAULT_MAX_SAMPLES,
+    RefitScorer,
+    prescreen_scores,
+    single_threaded,
+    torch_single_thread,
+    train_mlp,
+)
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -238,15 +245,15 @@ def _explainable(model):
 
 
 def explain_model(model, background: np.ndarray, samples: np.ndarray, explainer: str = "auto",
-                  random_state: int = 0) -> tuple[np.ndarray, str, str]:
+                  random_state: int = 0, gradient_samples: int = 50) -> tuple[np.ndarray, str, str]:
     """SHAP values (n, d, outputs) of a torch model; returns (values, explainer used, why it fell back).
 
     ``explainer="auto"`` tries ``shap.DeepExplainer`` (exact for supported
     layers, with its additivity check on) and falls back to
     ``shap.GradientExplainer`` (expected gradients) when Deep raises — as it
-    does for ops it does not support.
+    does for ops it does not support. ``gradient_samples`` is the number of
+    background/interpolation draws per explained row for the fallback.
     """
-    import shap
     import torch
 
     if explainer not in ("auto", "deep", "gradient"):
@@ -255,6 +262,14 @@ def explain_model(model, background: np.ndarray, samples: np.ndarray, explainer:
     device = next(model.parameters()).device
     bg = torch.tensor(background, dtype=torch.float32, device=device)
     xs = torch.tensor(samples, dtype=torch.float32, device=device)
+    with torch_single_thread(device.type):
+        return _explain(model, bg, xs, explainer, random_state, gradient_samples)
+
+
+def _explain(model, bg, xs, explainer: str, random_state: int, gradient_samples: int) -> tuple[np.ndarray, str, str]:
+    import shap
+    import torch
+
     reason = ""
     values = None
     used = "gradient"
@@ -272,7 +287,7 @@ def explain_model(model, background: np.ndarray, samples: np.ndarray, explainer:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.manual_seed(random_state)
-            values = shap.GradientExplainer(model, bg).shap_values(xs)
+            values = shap.GradientExplainer(model, bg).shap_values(xs, nsamples=gradient_samples)
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 2:  # single-output models may come back without the output axis
         values = values[:, :, None]
