@@ -14,8 +14,10 @@ from pages._state import (
 )
 from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
+from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
@@ -77,8 +79,6 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
 index_of = {name: i for i, name in enumerate(dataset.feature_names)}
 run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
 if run_clicked:
-    from seqattn.methods import run_method
-
     st.session_state[JOB_KEY] = job = BackgroundJob(
         run_method, dataset, "sa", int(st.session_state["sa_k"]),
         device=device, random_state=int(st.session_state["sa_seed"]),
@@ -105,9 +105,9 @@ def collect_finished_job() -> None:
         st.session_state.pop("sa_error", None)
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)
 def progress_panel() -> None:
-    """Redrawn twice a second while the run is in its thread; hands over to a full rerun when done."""
+    """Redrawn every second while the run is in its thread; hands over to a full rerun when done."""
     current: BackgroundJob | None = st.session_state.get(JOB_KEY)
     if current is None:
         return
@@ -131,9 +131,12 @@ if "sa_error" in st.session_state:
 
 # ------------------------------------------------------------------ results
 trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
+if running:
+    # Old results stay hidden while a run is going: they are about to be replaced, and
+    # redrawing big charts beside the live progress costs the training run CPU time.
+    st.stop()
 if trace is None:
-    if not running:
-        st.info("Choose settings and press **Run Sequential Attention**.")
+    st.info("Choose settings and press **Run Sequential Attention**.")
     st.stop()
 
 final = trace.steps[-1].val_metric if trace.steps else None

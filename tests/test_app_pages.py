@@ -40,6 +40,13 @@ def animation_spec(at: AppTest) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
+def dataframe_with(at: AppTest, column: str):
+    """The one dataframe on the page that has ``column`` (AppTest does not expose dataframe keys)."""
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(frames) == 1, [list(d.value.columns) for d in at.dataframe]
+    return frames[0]
+
+
 def test_home_renders_with_device_and_navigation():
     at = start()
     assert "Sequential Attention" in at.title[0].value
@@ -115,7 +122,7 @@ def test_sa_run_on_digits_with_pin_and_ban_produces_trace_table_and_animation():
     assert trace.k == 3 and trace.method == "sa"
     assert trace.pinned == [27] and trace.banned == [28]
     assert not {27, 28} & set(trace.selected)
-    table = at.dataframe(key="sa_table").value
+    table = dataframe_with(at, "marginal_gain")
     assert list(table["name"]) == trace.selected_names
     assert list(table["order"]) == [1, 2, 3]
 
@@ -138,7 +145,7 @@ def test_sa_run_on_digits_with_pin_and_ban_produces_trace_table_and_animation():
     at.number_input(key="sa_teach_max").set_value(10)
     at.button(key="sa_teach_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    teach = at.dataframe(key="sa_teach_table").value
+    teach = dataframe_with(at, "attention_rank")
     assert len(teach) == 10 and teach["picked"].sum() <= 1
     assert any("Spearman" in m.label for m in at.metric)
 

@@ -194,9 +194,9 @@ def selection_animation(
                       row=1, col=1)
         animated = [0, 1]
         # Grid positions mean nothing for non-image data; the hover names the feature.
-        fig.update_yaxes(autorange="reversed", scaleanchor="x", showgrid=False, zeroline=False,
+        fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False, zeroline=False,
                          showticklabels=is_image, row=1, col=1)
-        fig.update_xaxes(showgrid=False, zeroline=False, showticklabels=is_image, row=1, col=1)
+        fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain", showticklabels=is_image, row=1, col=1)
 
     gain_bar, metric_line = _gain_traces(trace, 0)
     first_gain = len(fig.data)
@@ -220,9 +220,11 @@ def selection_animation(
                       row=1, col=3)
         animated.append(len(fig.data) - 1)
         image_axes = fig.get_subplot(1, 3)
-        fig.update_xaxes(showgrid=False, range=[-0.5, shape[1] - 0.5], row=1, col=3)
-        fig.update_yaxes(showgrid=False, range=[shape[0] - 0.5, -0.5], scaleanchor=image_axes.yaxis.anchor,
+        # constrain="domain": keep square pixels by shrinking the panel, not by padding the axis range
+        fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, shape[1] - 0.5], constrain="domain",
                          row=1, col=3)
+        fig.update_yaxes(showgrid=False, zeroline=False, range=[shape[0] - 0.5, -0.5], constrain="domain",
+                         scaleanchor=image_axes.yaxis.anchor, row=1, col=3)
 
     # -- frames: only the animated traces, only what changes --
     frames = []
