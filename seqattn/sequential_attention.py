@@ -157,8 +157,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     validation_fraction : held out to report the validation metric per step
         (0 trains on everything and reports a training metric).
     gain_model : model refit on S_t to report the metric and marginal gain of
-        each pick: ``"linear"`` (fast) or ``"mlp"`` (sees interactions such as XOR).
-        It only reports; it never changes the picks.
+        each pick: ``"linear"`` (fast), ``"mlp"`` (sees interactions such as XOR)
+        or ``"none"`` (no read-out; fastest). It only reports; it never changes the picks.
     """
 
     def __init__(
@@ -233,8 +233,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 continue
             if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-        if self.gain_model not in ("linear", "mlp"):
-            raise ValueError(f"gain_model must be 'linear' or 'mlp', got {self.gain_model!r}.")
+        if self.gain_model not in ("linear", "mlp", "none"):
+            raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
         return int(k), list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
@@ -349,7 +349,12 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
                 settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
             )
-            trace.base_metric = subset_metric(X_train, y_train, X_val, y_val, pinned, task, seed, self.gain_model)
+            def read_out(features: list[int]) -> float | None:
+                if self.gain_model == "none":
+                    return None
+                return subset_metric(X_train, y_train, X_val, y_val, features, task, seed, self.gain_model)
+
+            trace.base_metric = read_out(pinned)
             previous_metric = trace.base_metric
             report_every = max(1, total_steps // 100)
             step, next_pick = 0, 0
@@ -361,12 +366,14 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 feature, scores = mask.select()
                 _reset_adam_state(optimizer, mask.logits)
                 chosen = pinned + trace.selected + [feature]
-                metric = subset_metric(X_train, y_train, X_val, y_val, chosen, task, seed, self.gain_model)
-                trace.add_step(feature, scores, metric - previous_metric, metric, time.perf_counter() - start)
+                metric = read_out(chosen)
+                gain = None if metric is None or previous_metric is None else metric - previous_metric
+                trace.add_step(feature, scores, gain, metric, time.perf_counter() - start)
                 previous_metric = metric
                 next_pick += 1
                 net.train()
-                message = f"pick {next_pick}/{k}: {feature_names[feature]} ({trace.metric_name} {metric:.3f})"
+                reading = "" if metric is None else f" ({trace.metric_name} {metric:.3f})"
+                message = f"pick {next_pick}/{k}: {feature_names[feature]}{reading}"
                 return bool(callback and callback(step, total_steps, message))
 
             net.train()
