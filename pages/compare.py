@@ -1,0 +1,232 @@
+"""Compare page: Sequential Attention vs OMP vs SHAP vs greedy vs filters on the current data set.
+
+Layout only: ``seqattn.comparison.compare_methods`` does the work (cached with
+``st.cache_data``), ``seqattn.plots.compare`` draws it.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from pages._state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
+from seqattn.comparison import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
+from seqattn.data import Dataset
+from seqattn.plots.compare import (
+    accuracy_vs_k_figure,
+    matrix_heatmap,
+    pixel_masks_figure,
+    ranking_frame,
+    recovery_figure,
+    shap_bar_figure,
+    shap_beeswarm_figure,
+    step_scores_figure,
+    timing_figure,
+)
+from seqattn.plots.data import mean_image
+from seqattn.trace import SelectionTrace
+
+RESULT_KEY = "cmp_result"  # (settings key, Comparison) of the last run on this page
+SETTINGS_FOR_KEY = "cmp_settings_for"  # dataset_key the widgets were last defaulted for
+WIDGETS = ("cmp_methods", "cmp_k", "cmp_ks", "cmp_seeds", "cmp_eval_model", "cmp_eval_epochs", "cmp_reuse_sa",
+           "cmp_sa_epochs", "cmp_shap_background", "cmp_shap_explain", "cmp_seed")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_comparison(dataset_key: str, methods: tuple[str, ...], k: int, ks: tuple[int, ...], seeds: tuple[int, ...],
+                   eval_model: str, eval_epochs: int, device: str, random_state: int, sa_digest: str,
+                   options_key: str, _dataset: Dataset, _sa_trace: SelectionTrace | None, _options: dict,
+                   _progress=None) -> Comparison:
+    """One comparison per distinct setting (the hashed arguments); ``_``-prefixed ones are not hashed."""
+    return compare_methods(_dataset, list(methods), k, ks=list(ks), seeds=list(seeds), eval_model=eval_model,
+                           eval_epochs=eval_epochs, random_state=random_state, device=device,
+                           sa_trace=_sa_trace, method_options=_options, callback=_progress)
+
+
+@st.cache_data(show_spinner="Refitting every candidate…", max_entries=32)
+def step_scores_cached(dataset_key: str, sa_digest: str, step: int, _dataset: Dataset,
+                       _sa_trace: SelectionTrace) -> pd.DataFrame:
+    return step_scores(_dataset, _sa_trace, step)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_ks(text: str, k: int) -> list[int]:
+    values = sorted({int(v) for v in text.replace(";", ",").split(",") if v.strip()})
+    bad = [v for v in values if not 1 <= v <= k]
+    if bad:
+        raise ValueError(f"k values must lie between 1 and k={k}; got {bad}.")
+    return values
+
+
+st.title("Compare methods")
+dataset = current_dataset()
+if dataset is None:
+    st.stop()
+dataset_key = str(st.session_state.get(DATASET_ID_KEY))
+device = current_device()
+sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
+if sa_trace is not None and sa_trace.n_features != dataset.n_features:
+    sa_trace = None
+
+st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
+           f"Device: `{device}`. Every method returns the same kind of trace; each is judged by retraining a "
+           f"fresh model on its first k picks.")
+
+# ------------------------------------------------------------------ settings
+if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
+    k0 = max(1, min(10, dataset.n_features - 1))
+    st.session_state.update({
+        "cmp_methods": list(ALL_METHODS), "cmp_k": k0, "cmp_ks": ", ".join(map(str, default_ks(k0))),
+        "cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
+        "cmp_sa_epochs": 20, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0,
+    })
+    st.session_state[SETTINGS_FOR_KEY] = dataset_key
+    st.session_state.pop(RESULT_KEY, None)
+keep_widget_state(*WIDGETS)
+
+with st.form("cmp_settings"):
+    st.multiselect("Methods", list(ALL_METHODS), key="cmp_methods", format_func=METHOD_LABELS.get)
+    c1, c2, c3, c4, c5 = st.columns(5)
+    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_features, step=1, key="cmp_k")
+    c2.text_input("k values to evaluate", key="cmp_ks", help="Comma-separated, each between 1 and k.")
+    c3.number_input("seeds", min_value=1, max_value=10, step=1, key="cmp_seeds",
+                    help="Each seed: its own train/test split and model initialisation (the spread band).")
+    c4.radio("evaluation model", ["mlp", "logistic"], key="cmp_eval_model", horizontal=True,
+             help="mlp: the SA paper's network, retrained per (method, k, seed). logistic: much faster.")
+    c5.number_input("evaluation epochs", min_value=1, max_value=500, step=1, key="cmp_eval_epochs")
+    d1, d2, d3, d4, d5 = st.columns(5)
+    d1.checkbox("Reuse SA from its page", key="cmp_reuse_sa", disabled=sa_trace is None,
+                help="Use the Sequential Attention run already on its page instead of training again.")
+    d2.number_input("SA epochs (if run here)", min_value=1, max_value=1000, step=1, key="cmp_sa_epochs")
+    d3.number_input("SHAP background rows", min_value=1, max_value=1000, step=1, key="cmp_shap_background")
+    d4.number_input("SHAP explained rows", min_value=1, max_value=2000, step=1, key="cmp_shap_explain")
+    d5.number_input("selection seed", min_value=0, max_value=2**31 - 1, step=1, key="cmp_seed")
+    submitted = st.form_submit_button("Run comparison", type="primary")
+
+if sa_trace is not None:
+    st.caption(f"A Sequential Attention trace with {sa_trace.k} picks is available from its page.")
+
+if submitted:
+    k = int(st.session_state["cmp_k"])
+    methods = tuple(st.session_state["cmp_methods"])
+    try:
+        ks = tuple(parse_ks(st.session_state["cmp_ks"], k)) or (k,)
+    except ValueError as exc:
+        st.error(f"Could not read the k values: {exc}")
+        st.stop()
+    if not methods:
+        st.error("Choose at least one method.")
+        st.stop()
+    reuse = bool(st.session_state["cmp_reuse_sa"]) and sa_trace is not None and "sa" in methods
+    options = {
+        "sa": {"epochs": int(st.session_state["cmp_sa_epochs"])},
+        "shap": {"n_background": int(st.session_state["cmp_shap_background"]),
+                 "n_explain": int(st.session_state["cmp_shap_explain"])},
+    }
+    seeds = tuple(range(int(st.session_state["cmp_seeds"])))
+    sa_digest = digest(sa_trace.to_json()) if reuse else ""
+    args = (dataset_key, methods, k, ks, seeds, st.session_state["cmp_eval_model"],
+            int(st.session_state["cmp_eval_epochs"]), device, int(st.session_state["cmp_seed"]), sa_digest,
+            repr(sorted((m, sorted(o.items())) for m, o in options.items())))
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(step: int, total: int, message: str) -> None:
+        bar.progress(min(step / max(total, 1), 1.0), text=message)
+
+    try:
+        result = run_comparison(*args, _dataset=dataset, _sa_trace=sa_trace if reuse else None, _options=options,
+                                _progress=progress)
+    except (ValueError, RuntimeError) as exc:
+        bar.empty()
+        st.error(f"The comparison failed: {exc}")
+        st.stop()
+    bar.empty()
+    st.session_state[RESULT_KEY] = result
+
+result: Comparison | None = st.session_state.get(RESULT_KEY)
+if result is None:
+    st.info("Choose methods and settings, then press **Run comparison**.")
+    st.stop()
+
+for method, message in result.errors.items():
+    st.warning(f"{METHOD_LABELS.get(method, method)} was skipped: {message}")
+if not result.traces:
+    st.stop()
+
+# ------------------------------------------------------------------ the key chart
+st.subheader("Accuracy vs k")
+st.plotly_chart(accuracy_vs_k_figure(result.accuracy), key="cmp_accuracy_chart")
+summary = result.summary()
+if not summary.empty:
+    table = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+    table = table.pivot(index="method", columns="k", values="value")
+    table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+    st.dataframe(table, key="cmp_summary_table")
+st.caption(f"Evaluation: {result.settings.get('eval_model')} retrained per (method, k, seed); "
+           f"{result.settings.get('split')}. The methods selected on all rows, so filters and SHAP saw the test "
+           f"rows' labels once; `benchmarks/bench_compare.py` uses a clean hold-out.")
+
+tab_rank, tab_agree, tab_step, tab_shap, tab_time, tab_dl = st.tabs(
+    ["Rankings", "Agreement", "Step by step", "SHAP summary", "Timing", "Downloads"])
+
+with tab_rank:
+    truth = result.informative
+    st.dataframe(ranking_frame(result.traces, result.k, truth), key="cmp_rankings")
+    if truth is not None:
+        st.caption("✓ = a planted informative feature.")
+        recovery_table = result.recovery()
+        st.plotly_chart(recovery_figure(recovery_table), key="cmp_recovery_chart")
+        st.dataframe(recovery_table, hide_index=True, key="cmp_recovery_table")
+    if dataset.image_shape is not None:
+        st.plotly_chart(pixel_masks_figure(result.traces, dataset.image_shape, result.k, mean_image(dataset)),
+                        key="cmp_pixel_masks")
+
+with tab_agree:
+    a1, a2 = st.columns(2)
+    a1.plotly_chart(matrix_heatmap(result.overlap(), f"Jaccard overlap of the top-{result.k} sets"),
+                    key="cmp_overlap")
+    a2.plotly_chart(matrix_heatmap(result.rank_correlation(), "Spearman ρ of the full rankings", -1.0, 1.0,
+                                   "RdBu"), key="cmp_rankcorr")
+    st.caption("Full ranking = the picks in order, then the remaining features by the method's last scores.")
+
+with tab_step:
+    sa_result = result.traces.get("sa")
+    if sa_result is None or sa_result.k == 0:
+        st.info("Include Sequential Attention in the comparison to see its scores next to OMP's and greedy's.")
+    else:
+        step = st.slider("SA step", 1, sa_result.k, 1, key="cmp_step") - 1
+        frame = step_scores_cached(dataset_key, digest(sa_result.to_json()), step, dataset, sa_result)
+        st.plotly_chart(step_scores_figure(frame), key="cmp_step_chart")
+        if frame.attrs.get("note"):
+            st.caption(frame.attrs["note"])
+        st.caption("Given the same already-selected features (SA's picks before this step): SA's attention "
+                   "weight, OMP's residual correlation |Xᵢᵀr|, and the true drop in validation loss when a cheap "
+                   "model is refitted with each candidate added.")
+
+with tab_shap:
+    if result.shap is None:
+        st.info("Include SHAP in the comparison to see its summary.")
+    else:
+        st.caption(f"Explainer: **{result.shap.explainer}**"
+                   + (f" (fallback: {result.shap.fallback_reason})" if result.shap.fallback_reason else ""))
+        s1, s2 = st.columns(2)
+        s1.plotly_chart(shap_bar_figure(result.shap), key="cmp_shap_bar")
+        s2.plotly_chart(shap_beeswarm_figure(result.shap), key="cmp_shap_beeswarm")
+
+with tab_time:
+    st.plotly_chart(timing_figure(result.timings()), key="cmp_timing")
+    st.caption("Measured on this machine while other work may be running; treat small differences as noise.")
+
+with tab_dl:
+    st.download_button("Summary (CSV)", result.summary_csv(), file_name=f"{dataset.name}-compare-summary.csv",
+                       mime="text/csv", key="cmp_dl_summary")
+    st.download_button("All accuracy rows (CSV)", result.accuracy.to_csv(index=False),
+                       file_name=f"{dataset.name}-compare-accuracy.csv", mime="text/csv", key="cmp_dl_rows")
+    st.download_button("Rankings (CSV)", result.rankings_csv(), file_name=f"{dataset.name}-compare-rankings.csv",
+                       mime="text/csv", key="cmp_dl_rankings")
+    st.download_button("Everything (JSON: traces, accuracy, settings)", result.to_json(),
+                       file_name=f"{dataset.name}-compare.json", mime="application/json", key="cmp_dl_json")

@@ -1,0 +1,114 @@
+"""AppTest for the Compare page, with the current data set (and an SA trace) preset in session state."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from seqattn.data import make_planted
+from seqattn.sequential_attention import SequentialAttentionSelector
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "compare.py")
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return make_planted(n_samples=300, n_features=8, n_informative=2, xor_pairs=1, random_state=5)
+
+
+@pytest.fixture(scope="module")
+def sa_trace(planted):
+    return SequentialAttentionSelector(4, epochs=15, random_state=0).fit_dataset(planted).trace_
+
+
+def page_with(dataset, key: str, sa_trace=None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["dataset"] = dataset
+    at.session_state["dataset_key"] = key
+    at.session_state["device"] = "cpu"
+    if sa_trace is not None:
+        at.session_state["sa_trace"] = sa_trace
+    return at.run()
+
+
+def submit(at: AppTest) -> AppTest:
+    next(b for b in at.button if b.label == "Run comparison").click()
+    return at.run()
+
+
+def test_without_a_data_set_the_page_points_to_the_data_page() -> None:
+    at = AppTest.from_file(APP, default_timeout=60).run()  # through the app shell: the page links to Data
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert any("No data set yet" in i.value and "**Data** page" in i.value for i in at.info)
+
+
+@pytest.mark.slow
+def test_run_comparison_reuses_sa_and_shows_every_section(planted, sa_trace) -> None:
+    at = page_with(planted, "test:planted", sa_trace)
+    assert not at.exception
+    assert any("Run comparison" in i.value for i in at.info)
+    at.multiselect(key="cmp_methods").set_value(["sa", "omp", "greedy", "anova", "variance"])
+    at.number_input(key="cmp_k").set_value(4)
+    at.text_input(key="cmp_ks").set_value("2, 4")
+    at.number_input(key="cmp_seeds").set_value(2)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    at = submit(at)
+    assert not at.exception, at.exception
+
+    result = at.session_state["cmp_result"]
+    assert set(result.traces) == {"sa", "omp", "greedy", "anova", "variance"}
+    assert result.traces["sa"].settings.get("reused") is True
+    assert result.traces["sa"].selected == sa_trace.selected  # the page's SA run, not a new one
+    assert sorted(result.accuracy["k"].unique()) == [2, 4]
+    assert len(result.accuracy) == 5 * 2 * 2
+
+    chart_titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Test accuracy of a fresh model") for t in chart_titles)
+    assert any("Recovery of the planted" in t for t in chart_titles)
+    assert any(t.startswith("Step 1: the same candidates") for t in chart_titles)
+    assert any(t.startswith("Wall time") for t in chart_titles)
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Summary (CSV)", "Everything (JSON: traces, accuracy, settings)"} <= labels
+
+    # a later step of the teaching view refits for SA's picks so far
+    at.slider(key="cmp_step").set_value(3).run()
+    assert not at.exception
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Step 3: the same candidates") for t in titles)
+
+
+def test_bad_k_values_are_reported(planted) -> None:
+    at = page_with(planted, "test:planted-bad")
+    at.multiselect(key="cmp_methods").set_value(["anova"])
+    at.number_input(key="cmp_k").set_value(3)
+    at.text_input(key="cmp_ks").set_value("2, 9")
+    at = submit(at)
+    assert not at.exception
+    assert any("between 1 and k=3" in e.value for e in at.error)
+    assert "cmp_result" not in at.session_state
+
+
+def test_shap_section_and_greedy_shortlist_on_wide_data() -> None:
+    """120 features: greedy shortlists 50 candidates (said in its trace); SHAP's summary is drawn."""
+    wide = make_planted(n_samples=150, n_features=120, n_informative=3, random_state=0)
+    at = page_with(wide, "test:wide")
+    at.multiselect(key="cmp_methods").set_value(["shap", "greedy", "variance"])
+    at.number_input(key="cmp_k").set_value(3)
+    at.text_input(key="cmp_ks").set_value("3")
+    at.number_input(key="cmp_seeds").set_value(1)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    at.number_input(key="cmp_shap_background").set_value(10)
+    at.number_input(key="cmp_shap_explain").set_value(10)
+    at = submit(at)
+    assert not at.exception, at.exception
+    result = at.session_state["cmp_result"]
+    assert result.shap is not None and result.shap.explainer == "deep"
+    assert "50 of 120 candidates" in result.traces["greedy"].settings["candidate_shortlist"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("SHAP: mean |SHAP value|") for t in titles)
+    assert any(t.startswith("SHAP beeswarm") for t in titles)
