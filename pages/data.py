@@ -78,14 +78,20 @@ if dataset is None:
     st.stop()
 
 st.subheader(f"Current data set: {dataset.name}")
-if dataset.description:
-    st.caption(dataset.description)
+builtin_name = str(st.session_state.get(DATASET_ID_KEY, "")).removeprefix("builtin:")
+description = BUILTIN_DATASETS[builtin_name][1] if builtin_name in BUILTIN_DATASETS else dataset.description
+if description:
+    st.caption(description)
 for note in dataset.extra.get("notes", []):
     st.info(note)
-summary = dataset.summary()
-columns = st.columns(len(summary))
-for column, (key, value) in zip(columns, summary.items()):
-    column.metric(key, str(value))
+summary = {key: value for key, value in dataset.summary().items() if key != "name"}
+if not summary.get("sparse"):
+    summary.pop("sparse", None)
+PER_ROW = 4  # wider rows truncate values such as "classification"
+items = list(summary.items())
+for start in range(0, len(items), PER_ROW):
+    for column, (key, value) in zip(st.columns(PER_ROW), items[start:start + PER_ROW]):
+        column.metric(key, str(value))
 
 left, right = st.columns([3, 2])
 with left:

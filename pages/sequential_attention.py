@@ -114,6 +114,9 @@ def progress_panel() -> None:
     if current.done:
         st.rerun()
     st.progress(current.fraction, text=f"{current.message}  ({current.step}/{current.total} steps)")
+    picks = [m for m in list(current.messages) if m.startswith("pick")]
+    if picks:
+        st.caption("Picked so far: " + " · ".join(picks))
     if current.stop_requested:
         st.caption("Stopping after the current step; the picks so far are kept…")
     elif st.button("Stop", key="sa_stop", help="Stop training and keep the features picked so far."):

@@ -43,6 +43,7 @@ def test_data_to_sequential_attention_play_and_download(streamlit_server, page, 
     nav.get_by_text("Data", exact=True).click()
     page.get_by_text("Current data set: digits").wait_for()
     wait_idle(page)
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()  # class balance drawn
     page.screenshot(path=str(artifacts_dir / "browser-1-data.png"), full_page=True)
 
     nav.get_by_text("Sequential Attention", exact=True).click()
