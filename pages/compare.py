@@ -99,7 +99,7 @@ with st.form("cmp_settings"):
              help="mlp: the SA paper's network, retrained per (method, k, seed). logistic: much faster.")
     c5.number_input("evaluation epochs", min_value=1, max_value=500, step=1, key="cmp_eval_epochs")
     d1, d2, d3, d4, d5 = st.columns(5)
-    d1.checkbox("Reuse SA from its page", key="cmp_reuse_sa", disabled=sa_trace is None,
+    d1.checkbox("Reuse SA run", key="cmp_reuse_sa", disabled=sa_trace is None,
                 help="Use the Sequential Attention run already on its page instead of training again.")
     d2.number_input("SA epochs (if run here)", min_value=1, max_value=1000, step=1, key="cmp_sa_epochs")
     d3.number_input("SHAP background rows", min_value=1, max_value=1000, step=1, key="cmp_shap_background")
