@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.baselines import BASELINES, GREEDY_MAX_FEATURES, ShapExplanation, shap_explain
+from seqattn.baselines import GREEDY_MAX_FEATURES, ShapExplanation, shap_explain
 from seqattn.data import Dataset
 from seqattn.evaluate import (
     DEFAULT_MAX_CANDIDATES,
