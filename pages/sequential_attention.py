@@ -30,7 +30,7 @@ WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa
 GENERIC_DEFAULTS = {"sa_k": 10, "sa_epochs": 20, "sa_hidden": 67, "sa_lr": 3e-3, "sa_seed": 0, "sa_model": "mlp"}
 DATASET_DEFAULTS = {
     "digits": {"sa_k": 10, "sa_epochs": 20},
-    "mnist_5k": {"sa_k": 15, "sa_epochs": 6},
+    "mnist_5k": {"sa_k": 10, "sa_epochs": 5},
     "pbmc68k_reduced": {"sa_k": 10, "sa_epochs": 15},
     "planted": {"sa_k": 8, "sa_epochs": 20},
     "breast_cancer": {"sa_k": 8, "sa_epochs": 30},

@@ -53,6 +53,8 @@ def test_home_renders_with_device_and_navigation():
     assert any("Device in use" in m.value for m in at.markdown)
     assert at.sidebar.selectbox(key="device").value == "auto"
     assert "cpu" in at.sidebar.selectbox(key="device").options
+    at.sidebar.selectbox(key="device").select("cpu").run()
+    assert any("setting `cpu`" in m.value for m in at.markdown)
 
 
 def test_sa_page_without_data_points_to_the_data_page():

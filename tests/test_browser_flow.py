@@ -11,6 +11,8 @@ import re
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from seqattn.trace import SelectionTrace
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
@@ -86,6 +88,19 @@ def test_data_to_sequential_attention_play_and_download(streamlit_server, page, 
     assert all(r["name"].startswith("pixel (") for r in rows)
     assert title.removeprefix("Step 3/3: picked ").startswith(rows[2]["name"])
     assert float(rows[2]["val_metric"]) > 0.1  # better than guessing among 10 classes
+
+    # the full trace (JSON) round-trips to the same picks; the figure HTML is self-contained
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Full trace (JSON)").click()
+    trace = SelectionTrace.from_json(open(info.value.path(), encoding="utf-8").read())
+    assert trace.selected_names == [r["name"] for r in rows] and trace.k == 3
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Animation (HTML, works offline)").click()
+    html = open(info.value.path(), encoding="utf-8").read()
+    assert info.value.suggested_filename == "sa_digits_k3.html"
+    assert "Plotly.newPlot" in html and "Plotly.addFrames" in html and rows[2]["name"] in html
+    assert html.count('"traces":[') == 3  # one animation frame per pick
+    assert '<script src="http' not in html and len(html) > 1_000_000  # plotly.js embedded: works offline
     page.get_by_role("tab", name="Step by step").click()
     page.get_by_text(re.compile(r"step 1: among 64 remaining pixels")).wait_for()
     page.screenshot(path=str(artifacts_dir / "browser-4-steps.png"), full_page=True)
