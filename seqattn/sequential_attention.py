@@ -58,6 +58,21 @@ class SequentialAttention(nn.Module):
         self.selected[list(pinned)] = True
         self.banned[list(banned)] = True
         self.reset_logits()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Cache the per-step constants so a training step costs three small ops, no host sync."""
+        candidates = self.candidates
+        self._has_candidates = bool(candidates.any())
+        self._bias = torch.zeros_like(self.logits).masked_fill(~candidates, float("-inf")).detach()
+        self._fixed = self.selected.to(self.logits.dtype)
+        self._dense = (~self.banned).to(self.logits.dtype)
+        self.candidate_indicator = candidates.to(self.logits.dtype)
+
+    def _apply(self, fn, recurse=True):  # keep the cached tensors on the module's device
+        super()._apply(fn, recurse)
+        self._refresh()
+        return self
 
     @property
     def candidates(self) -> torch.Tensor:
@@ -70,16 +85,15 @@ class SequentialAttention(nn.Module):
 
     def attention(self) -> torch.Tensor:
         """Softmax of the logits over the candidates only; 0 elsewhere."""
-        masked = self.logits.masked_fill(~self.candidates, float("-inf"))
-        if not bool(self.candidates.any()):
+        if not self._has_candidates:
             return torch.zeros_like(self.logits)
-        return torch.softmax(masked, dim=0)
+        return torch.softmax(self.logits + self._bias, dim=0)
 
     def weights(self, dense: bool = False) -> torch.Tensor:
         """Input weights: 1 for every usable feature in warm-up, else softmax + selected (=1)."""
         if dense:
-            return (~self.banned).to(self.logits.dtype)
-        return self.attention() + self.selected.to(self.logits.dtype)
+            return self._dense
+        return self.attention() + self._fixed
 
     @torch.no_grad()
     def select(self) -> tuple[int, np.ndarray]:
@@ -89,6 +103,7 @@ class SequentialAttention(nn.Module):
         feature = int(np.nanargmax(scores))
         self.selected[feature] = True
         self.reset_logits()
+        self._refresh()
         return feature, scores
 
 
@@ -391,7 +406,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     if self.model == "linear" and self.l2 > 0:
                         # ℓ2 on the attention-weighted (candidate) coefficients only: selected
                         # features are refit freely, as in OMP's least-squares step.
-                        loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidates).sum()
+                        loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidate_indicator).sum()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if step < warmup_steps:
