@@ -5,6 +5,7 @@ Each method takes a :class:`~seqattn.data.Dataset` and ``k`` and returns a
 """
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,10 +59,11 @@ def register(spec: MethodSpec) -> None:
 
 def _load_optional_methods() -> None:
     """Import modules that register more methods; missing optional deps are not fatal."""
-    try:
-        import seqattn.baselines  # noqa: F401  (registers shap, greedy, filters)
-    except ImportError:
-        pass
+    for module in ("seqattn.baselines", "seqattn.genomics"):  # shap/greedy/filters; ttest markers
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
 
 
 def available_methods() -> dict[str, MethodSpec]:

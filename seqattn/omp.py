@@ -19,12 +19,18 @@ from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
 
-def _dense(X) -> np.ndarray:
+def _matrix(X):
+    """float64 dense array, or CSR kept sparse (large single-cell data must not be densified)."""
     if sp.issparse(X):
-        return X.toarray().astype(np.float64)
+        return sp.csr_matrix(X, dtype=np.float64)
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     return np.asarray(X, dtype=np.float64)
+
+
+def _columns(X, cols: list[int]) -> np.ndarray:
+    block = X[:, cols]
+    return block.toarray() if sp.issparse(block) else block
 
 
 def omp_select(
@@ -53,11 +59,12 @@ def omp_select(
     """
     if feature_names is None:
         feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
-    A = _dense(X)
+    A = _matrix(X)
     y = np.asarray(y)
     if A.ndim != 2 or A.shape[0] != len(y):
         raise DataError(f"X has shape {A.shape} but y has {len(y)} values.")
-    if not np.all(np.isfinite(A)):
+    values = A.data if sp.issparse(A) else A
+    if not np.all(np.isfinite(values)):
         raise DataError("X contains NaN or infinite values; clean or impute them first.")
     n, d = A.shape
     names = [str(f) for f in feature_names] if feature_names is not None else [f"x{i}" for i in range(d)]
@@ -69,18 +76,20 @@ def omp_select(
         raise DataError(f"k must be between 1 and {n_candidates} (the number of candidate features), got {k!r}.")
 
     Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y_codes.astype(np.float64)[:, None]
+    # Centring is implicit: with a centred target every residual sums to zero, so
+    # Xᵀr equals X_centredᵀr; only the column norms need the means. Sparse X stays sparse.
+    mean = np.asarray(A.mean(axis=0)).ravel() if fit_intercept else np.zeros(d)
     if fit_intercept:
-        A = A - A.mean(axis=0)
         Y = Y - Y.mean(axis=0)
-    norms = np.linalg.norm(A, axis=0)
+    sq = np.asarray(A.multiply(A).sum(axis=0)).ravel() if sp.issparse(A) else (A * A).sum(axis=0)
+    norms = np.sqrt(np.maximum(sq - n * mean**2, 0.0))
     usable = norms > 1e-12
-    if standardize:
-        A = A / np.where(usable, norms, 1.0)
+    scale = np.where(usable & standardize, norms, 1.0)
 
     start = time.perf_counter()
     train, val, _ = split_indices(n, y_codes if task == "classification" else None, validation_fraction, 0.0,
                                   random_state)
-    Xraw = _dense(X)
+    Xraw = A
     trace = SelectionTrace(method="omp", feature_names=names, dataset=dataset_name, task=task,
                            metric_name=metric_name(task), pinned=pinned, banned=banned,
                            settings={"k": int(k), "standardize": standardize, "fit_intercept": fit_intercept,
@@ -92,25 +101,26 @@ def omp_select(
     candidate = usable.copy()
     candidate[chosen] = False
     candidate[banned] = False
-    residual = _residual(A, Y, chosen)
+    residual = _residual(A, Y, chosen, mean, scale)
     for _ in range(int(k)):
         if not candidate.any():
             break
-        scores = np.linalg.norm(A.T @ residual, axis=1)
+        scores = np.linalg.norm(np.asarray(A.T @ residual), axis=1) / scale
         scores[~candidate] = np.nan
         feature = int(np.nanargmax(scores))
         chosen.append(feature)
         candidate[feature] = False
-        residual = _residual(A, Y, chosen)
+        residual = _residual(A, Y, chosen, mean, scale)
         metric = subset_metric(Xraw[train], y_codes[train], Xraw[val], y_codes[val], chosen, task, random_state)
         trace.add_step(feature, scores, metric - previous, metric, time.perf_counter() - start)
         previous = metric
     return trace
 
 
-def _residual(A: np.ndarray, Y: np.ndarray, chosen: list[int]) -> np.ndarray:
-    """Least-squares residual of Y on the chosen columns of A."""
+def _residual(A, Y: np.ndarray, chosen: list[int], mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Least-squares residual of Y on the chosen (centred, scaled) columns; only those are densified."""
     if not chosen:
         return Y.copy()
-    coef, *_ = np.linalg.lstsq(A[:, chosen], Y, rcond=None)
-    return Y - A[:, chosen] @ coef
+    columns = (_columns(A, chosen) - mean[chosen]) / scale[chosen]
+    coef, *_ = np.linalg.lstsq(columns, Y, rcond=None)
+    return Y - columns @ coef

@@ -223,3 +223,14 @@ def test_nan_input_is_rejected():
     X[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         SequentialAttentionSelector(1).fit(X, np.arange(50) % 2)
+
+
+def test_omp_on_sparse_input_equals_dense_without_densifying():
+    import scipy.sparse as sp
+
+    ds = make_planted(n_samples=300, n_features=40, n_informative=4, random_state=3)
+    X = np.where(np.abs(ds.X) > 0.8, ds.X, 0).astype(np.float32)  # ~40% non-zeros
+    dense = omp_select(X, ds.y, 5)
+    sparse = omp_select(sp.csr_matrix(X), ds.y, 5)
+    assert dense.selected == sparse.selected
+    np.testing.assert_allclose(np.nan_to_num(dense.score_matrix()), np.nan_to_num(sparse.score_matrix()), rtol=1e-6)
