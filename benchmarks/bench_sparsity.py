@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="1k tokens only, digits only, one seed")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=3,
+                        help="seeds 0–2 were used to pick SA++'s logit learning rate; report on others")
     parser.add_argument("--parts", default="prefill,decode,linear,accuracy",
                         help="comma-separated subset of prefill,decode,linear,accuracy")
     parser.add_argument("--skip-accuracy", action="store_true")
@@ -107,7 +109,7 @@ def main() -> None:
     if "accuracy" in parts:
         print("\n== SA++ vs block-magnitude pruning vs dense: test accuracy (mean ± sd over seeds) ==")
         names = ["digits"] + ([] if args.quick or "mnist_5k" not in BUILTIN_DATASETS else ["mnist_5k"])
-        seeds = range(1 if args.quick else args.seeds)
+        seeds = range(args.first_seed, args.first_seed + (1 if args.quick else args.seeds))
         for name in names:
             data = load_builtin(name)
             epochs = 30 if name == "digits" else 12

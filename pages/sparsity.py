@@ -199,7 +199,8 @@ with tab_lat:
         st.session_state.setdefault("lat_bsr", 0.9)
         bsr_sparsity = c4.slider("BSR block sparsity", 0.5, 0.99, step=0.01, key="lat_bsr",
                                  help="Defaults to the SA++ run's sparsity when there is one.")
-        threads = c5.number_input("CPU threads", 1, 64, torch.get_num_threads(), key="lat_threads")
+        threads = c5.number_input("CPU threads", 1, 64, torch.get_num_threads(), key="lat_threads",
+                                  help="On a busy shared CPU, 1 thread often gives steadier numbers for small ops.")
         measure = st.form_submit_button("Measure latency", type="primary")
     if measure and LAT_JOB not in st.session_state:
         cfg = dict(LATENCY_PRESETS[preset], prefill_mask=mask, repeats=int(repeats),

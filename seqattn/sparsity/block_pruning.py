@@ -372,7 +372,7 @@ def sa_plus_plus(
     n_cycles: int = 2,
     batch_size: int = 64,
     learning_rate: float = 3e-3,
-    logit_learning_rate: float = 0.05,
+    logit_learning_rate: float = 0.01,
     mask_score: str = "attention",
     device: str = "auto",
     random_state: int = 0,
@@ -386,6 +386,9 @@ def sa_plus_plus(
     training split). ``callback(step, total, message)`` may return True to stop;
     the result then holds what finished and ``stopped_early=True``.
     ``num_threads`` pins CPU threads while training (``None`` leaves them).
+    ``logit_learning_rate`` (Adam, logits only) defaults to 0.01: in a sweep
+    on mnist_5k at 90% sparsity, 0.003–0.01 matched magnitude pruning while
+    0.05–0.2 lost 1–2 points (large steps make ``A`` swing between blocks).
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}.")

@@ -365,20 +365,22 @@ def psa_decode_budget(q: torch.Tensor, cache: KVCache, tau: float) -> tuple[torc
 
 
 def decode_psa(q: torch.Tensor, cache: KVCache, tau: float) -> torch.Tensor:
-    """Per-head budgets, padded to the largest one and masked out beyond each head's own budget.
+    """Each head gathers and attends to its own budget of blocks.
 
-    One batched gather and one masked softmax: on a CPU this beats a flat,
-    per-head segmented version, whose many small ops cost more than the
-    padding saves.
+    A head that needs 3 blocks costs 3 blocks even when another needs 100.
+    Padding every head to the largest budget (one batched call) copied up to
+    twice as much on the diffuse heads and was slower than dense on a CPU;
+    a per-head segmented softmax was slower still (many tiny ops).
     """
     order, budget = psa_decode_budget(q, cache, tau)
-    width = int(budget.max())
-    k, v = _gather(cache, order[:, :width])
-    bs = cache.block_size
-    valid = (torch.arange(width, device=q.device)[None, :] < budget[:, None]).repeat_interleave(bs, dim=1)
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # [H, 1, width·bs]
-    weights = torch.softmax(scores.masked_fill(~valid[:, None, :], float("-inf")), dim=-1)
-    return weights @ v
+    d = cache.k_blocks.shape[-1]
+    outs = []
+    for head, width in enumerate(budget.tolist()):
+        idx = order[head, :width]
+        k = cache.k_blocks[head].index_select(0, idx).view(1, -1, d)
+        v = cache.v_blocks[head].index_select(0, idx).view(1, -1, d)
+        outs.append(F.scaled_dot_product_attention(q[head:head + 1], k, v))
+    return torch.cat(outs)
 
 
 def measure_decode(
