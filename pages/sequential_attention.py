@@ -113,7 +113,7 @@ def progress_panel() -> None:
         return
     if current.done:
         st.rerun()
-    st.progress(current.fraction, text=f"{current.message}  ({current.step}/{current.total} steps)")
+    st.progress(current.fraction, text=f"{current.message} — step {current.step}/{current.total}")
     picks = [m for m in list(current.messages) if m.startswith("pick")]
     if picks:
         st.caption("Picked so far: " + " · ".join(picks))
@@ -175,7 +175,8 @@ with tab_table:
     st.dataframe(trace.to_frame(), hide_index=True, key="sa_table")
 
 with tab_steps:
-    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=dataset.name.startswith("pbmc"))
+    is_genes = dataset.extra.get("source_format") == "h5ad" or dataset.name.startswith("pbmc")  # AnnData: genes
+    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_genes)
     st.markdown("\n".join(f"- {line}" for line in explain_trace(trace, unit)))
     st.divider()
     st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "
