@@ -36,12 +36,24 @@ WIDGETS = ("cmp_methods", "cmp_k", "cmp_ks", "cmp_seeds", "cmp_eval_model", "cmp
 @st.cache_data(show_spinner=False, max_entries=8)
 def run_comparison(dataset_key: str, methods: tuple[str, ...], k: int, ks: tuple[int, ...], seeds: tuple[int, ...],
                    eval_model: str, eval_epochs: int, device: str, random_state: int, sa_digest: str,
-                   options_key: str, _dataset: Dataset, _sa_trace: SelectionTrace | None, _options: dict,
-                   _progress=None) -> Comparison:
-    """One comparison per distinct setting (the hashed arguments); ``_``-prefixed ones are not hashed."""
-    return compare_methods(_dataset, list(methods), k, ks=list(ks), seeds=list(seeds), eval_model=eval_model,
-                           eval_epochs=eval_epochs, random_state=random_state, device=device,
-                           sa_trace=_sa_trace, method_options=_options, callback=_progress)
+                   options_key: str, _dataset: Dataset, _sa_trace: SelectionTrace | None,
+                   _options: dict) -> Comparison:
+    """One comparison per distinct setting (the hashed arguments); ``_``-prefixed ones are not hashed.
+
+    The progress bar is created in here: st.cache_data replays the elements a
+    cached function drew, which only works for elements it created itself.
+    """
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(step: int, total: int, message: str) -> None:
+        bar.progress(min(step / max(total, 1), 1.0), text=message)
+
+    try:
+        return compare_methods(_dataset, list(methods), k, ks=list(ks), seeds=list(seeds), eval_model=eval_model,
+                               eval_epochs=eval_epochs, random_state=random_state, device=device,
+                               sa_trace=_sa_trace, method_options=_options, callback=progress)
+    finally:
+        bar.empty()
 
 
 @st.cache_data(show_spinner="Refitting every candidate…", max_entries=32)
@@ -132,19 +144,11 @@ if submitted:
     args = (dataset_key, methods, k, ks, seeds, st.session_state["cmp_eval_model"],
             int(st.session_state["cmp_eval_epochs"]), device, int(st.session_state["cmp_seed"]), sa_digest,
             repr(sorted((m, sorted(o.items())) for m, o in options.items())))
-    bar = st.progress(0.0, text="Starting…")
-
-    def progress(step: int, total: int, message: str) -> None:
-        bar.progress(min(step / max(total, 1), 1.0), text=message)
-
     try:
-        result = run_comparison(*args, _dataset=dataset, _sa_trace=sa_trace if reuse else None, _options=options,
-                                _progress=progress)
+        result = run_comparison(*args, _dataset=dataset, _sa_trace=sa_trace if reuse else None, _options=options)
     except (ValueError, RuntimeError) as exc:
-        bar.empty()
         st.error(f"The comparison failed: {exc}")
         st.stop()
-    bar.empty()
     st.session_state[RESULT_KEY] = result
 
 result: Comparison | None = st.session_state.get(RESULT_KEY)
