@@ -103,7 +103,8 @@ class RefitScorer:
             raise ValueError(f"refit model must be one of {REFIT_MODELS}, got {self.model!r}.")
         ds = self.dataset
         strat = ds.y if ds.task == "classification" else None
-        train, val, test = split_indices(ds.n_samples, strat, 0.2, 0.0, random_state=self.random_state)
+        # the same 80/20 split SA and seqattn.scoring use for a given seed, so the numbers line up
+        train, val, _ = split_indices(ds.n_samples, strat, 0.2, 0.0, random_state=self.random_state)
         rng = np.random.default_rng(self.random_state)
         if len(train) > self.max_samples:
             train = np.sort(rng.choice(train, self.max_samples, replace=False))
