@@ -35,7 +35,11 @@ MAX_DENSE_VALUES = 250_000_000
 #: ≈ 1.6 GB as CSR float32 + int32 indices.
 MAX_SPARSE_NONZEROS = 200_000_000
 #: Largest CSV/TSV/parquet file we parse at all (text tables expand several-fold in memory).
+#: For gzipped text the limit applies to the *decompressed* size too (no zip bombs).
 MAX_TABLE_FILE_BYTES = 1 << 30  # 1 GiB
+#: Fewest samples (rows / cells) a data set may have: a validation split and
+#: a trained model with batch normalisation need a handful of rows.
+MIN_SAMPLES = 10
 
 FORMATS = ("csv", "tsv", "parquet", "h5ad")
 _EXTENSIONS = {
@@ -195,6 +199,8 @@ def load_table(
             f"{_human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
             "prefilter the features (e.g. highly variable genes) first."
         )
+    if fmt != "parquet" and content.head.startswith(_GZIP_MAGIC):
+        _check_gunzipped_size(content)
     frame, header = _read_parquet(content) if fmt == "parquet" else _read_text(content, fmt)
     return dataset_from_frame(frame, target, task=task, name=label, header=header,
                               drop_constant=bool(drop_constant), source_format=fmt)
@@ -238,6 +244,26 @@ def _text_stream(content: _Content) -> IO[bytes]:
 
         return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
     return fh
+
+
+def _check_gunzipped_size(content: _Content) -> None:
+    """Stream-decompress without keeping the data: refuse archives that inflate past the limit."""
+    import gzip
+    import zlib
+
+    total = 0
+    try:
+        with _text_stream(content) as fh:
+            while chunk := fh.read(1 << 20):
+                total += len(chunk)
+                if total > MAX_TABLE_FILE_BYTES:
+                    raise DataError(
+                        f"{content.name!r} decompresses to more than {_human_bytes(MAX_TABLE_FILE_BYTES)} "
+                        f"(from {_human_bytes(content.size)} compressed); tables above that are not loaded. "
+                        "Prefilter the features (e.g. highly variable genes) or save the data as sparse .h5ad."
+                    )
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
 
 
 def _sniff_separator(header_line: str) -> str:
@@ -344,16 +370,19 @@ def dataset_from_frame(
     if target is None:
         raise DataError(f"Choose the target column to predict; the columns are: {_listing(header)}.")
     if target not in frame.columns:
-        raise DataError(f"Target column {target!r} not found. Available columns: {_listing(header)}.")
+        hint = ("" if len(header) > 1 else " The file was read as a single column: is it separated by "
+                "something other than a comma, semicolon, tab or '|'? Save it as CSV or TSV.")
+        raise DataError(f"Target column {target!r} not found. Available columns: {_listing(header)}.{hint}")
     if frame.shape[1] < 2:
         raise DataError(f"The only column is the target {target!r}; there are no features to select from.")
     rows, cols = frame.shape
+    _check_enough_samples(rows, "data row")
     if rows * (cols - 1) > MAX_DENSE_VALUES:
         raise DataError(f"{rows} rows × {cols - 1} features = {rows * (cols - 1):,} values exceeds the "
                         f"in-memory limit of {MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
 
     y_raw = frame[target]
-    features = frame.drop(columns=[target])
+    features = _numbers_stored_as_text(frame.drop(columns=[target]))
     notes: list[str] = []
     first = str(features.columns[0])
     if first in ("", "Unnamed: 0") or _looks_like_row_ids(features[first]):
@@ -363,8 +392,9 @@ def dataset_from_frame(
         if features.shape[1] == 0:
             raise DataError(f"Apart from the target {target!r} and the row identifiers {first!r} there are "
                             "no feature columns.")
-    bad = [str(c) for c in features.columns
-           if not (pd.api.types.is_numeric_dtype(features[c]) or pd.api.types.is_bool_dtype(features[c]))]
+    # dtypes, not features[c]: per-column access costs seconds on 100k-column tables
+    bad = [str(c) for c, dtype in features.dtypes.items()
+           if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
     if bad:
         raise DataError(f"Non-numeric feature columns: {_listing(bad, 10)}. Encode them as numbers or drop "
                         f"them (only the target {target!r} may hold text labels).")
@@ -376,6 +406,28 @@ def dataset_from_frame(
         notes.append(constant_note)
     return _finish(X, y_raw.to_numpy(), names, target, task, name,
                    extra={"source_format": source_format, "notes": notes, "target_column": target})
+
+
+def _check_enough_samples(n: int, what: str) -> None:
+    if n < MIN_SAMPLES:
+        raise DataError(f"Only {n} {what}(s); feature selection needs at least {MIN_SAMPLES} samples "
+                        "(some are held out for validation). Upload more rows.")
+
+
+def _numbers_stored_as_text(features: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose every value parses as a number (e.g. ``1e400``) become numbers.
+
+    pandas keeps a column as text when one value overflows float64; without this
+    such a column would be mistaken for row identifiers or called non-numeric,
+    instead of being reported as holding infinite values.
+    """
+    text = [c for c, dtype in features.dtypes.items() if dtype == object]
+    converted = {}
+    for c in text:
+        values = pd.to_numeric(features[c], errors="coerce")
+        if values.notna().all():
+            converted[c] = values
+    return features.assign(**converted) if converted else features
 
 
 def _looks_like_row_ids(column: pd.Series) -> bool:
@@ -569,6 +621,7 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
         keep = np.flatnonzero(cell_counts > 0)
         X, y_raw = X[keep], y_raw[keep]
         notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
+    _check_enough_samples(X.shape[0], "cell")
     X, names, constant_note = _handle_constant(X, names, drop_constant)
     if constant_note:
         notes.append(constant_note)

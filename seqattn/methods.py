@@ -6,6 +6,7 @@ Each method takes a :class:`~seqattn.data.Dataset` and ``k`` and returns a
 from __future__ import annotations
 
 import importlib
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,8 +78,9 @@ def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", r
     methods = available_methods()
     if method not in methods:
         raise ValueError(f"Unknown method {method!r}; available: {', '.join(methods)}.")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:  # numpy ints are fine
         raise DataError(f"k must be a positive whole number, got {k!r}.")
+    k = int(k)
     if k > dataset.n_features:
         raise DataError(f"k={k} is larger than the number of features ({dataset.n_features}); "
                         f"choose k ≤ {dataset.n_features}.")

@@ -174,6 +174,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     gain_model : model refit on S_t to report the metric and marginal gain of
         each pick: ``"linear"`` (fast), ``"mlp"`` (sees interactions such as XOR)
         or ``"none"`` (no read-out; fastest). It only reports; it never changes the picks.
+    max_seconds : wall-clock limit on training; when it is hit, training stops
+        as if Stop were pressed (picks so far kept, ``trace_.stopped_early`` set,
+        ``trace_.settings["stop_reason"] == "time limit"``). ``None``: no limit.
     """
 
     def __init__(
@@ -196,6 +199,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         random_state: int | None = 0,
         pinned: Sequence[int] = (),
         banned: Sequence[int] = (),
+        max_seconds: float | None = None,
     ):
         self.n_features_to_select = n_features_to_select
         self.task = task
@@ -213,6 +217,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.pinned = pinned
+        self.max_seconds = max_seconds
         self.banned = banned
 
     # ------------------------------------------------------------ validation
@@ -252,6 +257,17 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
+        for name, value in (("lr_decay", self.lr_decay), ("max_seconds", self.max_seconds)):
+            if name == "max_seconds" and value is None:
+                continue
+            if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+        if not (isinstance(self.l2, (int, float, np.number)) and math.isfinite(self.l2) and self.l2 >= 0):
+            raise ValueError(f"l2 must be a finite number ≥ 0, got {self.l2!r}.")
+        seed = self.random_state
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or not 0 <= seed < 2**32):
+            raise ValueError(f"random_state must be None or a whole number in [0, 2**32), got {seed!r}.")
         return int(k), list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
 
     # ------------------------------------------------------------------- fit
@@ -312,6 +328,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                                                   self.validation_fraction, 0.0, seed)
         else:  # train on everything; the per-step metric is then a training metric
             train_idx = val_idx = np.arange(X.shape[0])
+        if len(train_idx) < 2:  # batch normalisation needs two rows per mini-batch
+            raise DataError(f"Only {len(train_idx)} training sample(s) after holding out "
+                            f"{len(val_idx)} for validation; SA needs at least 2. Use more samples.")
         X_train, y_train, X_val, y_val = X[train_idx], y[train_idx], X[val_idx], y[val_idx]
         mean, scale = _standardisation(X_train)
         target_dtype = torch.long if task == "classification" else torch.float32
@@ -373,11 +392,14 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             previous_metric = trace.base_metric
             report_every = max(1, total_steps // 100)
             step, next_pick = 0, 0
-            stop = False
+            stop = timed_out = False
 
             def make_pick() -> bool:
                 nonlocal next_pick, previous_metric
                 net.eval()
+                if not bool(torch.isfinite(mask.logits).all()):
+                    raise ValueError("Training diverged (the attention logits became NaN/inf); "
+                                     "lower the learning rate and run again.")
                 feature, scores = mask.select()
                 _reset_adam_state(optimizer, mask.logits)
                 chosen = pinned + trace.selected + [feature]
@@ -414,6 +436,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     optimizer.step()
                     scheduler.step()
                     step += 1
+                    if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
+                        stop = timed_out = True
+                        break
                     if callback and step % report_every == 0:
                         phase = "warm-up" if step < warmup_steps else f"phase {min(next_pick + 1, k)}/{k}"
                         stop = bool(callback(step, total_steps, f"{phase}, loss {loss.item():.4f}"))
@@ -423,6 +448,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 stop = make_pick()
 
         trace.stopped_early = len(trace.steps) < k
+        if trace.stopped_early:
+            trace.settings["stop_reason"] = "time limit" if timed_out else "stopped"
         self.trace_ = trace
         self.model_ = net.cpu().eval()
         self.attention_ = mask.cpu()
@@ -439,7 +466,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             "learning_rate": learning_rate, "lr_decay": self.lr_decay, "l2": self.l2,
             "total_steps": total_steps, "warmup_steps": warmup_steps, "selection_point": self.selection_point,
             "validation_fraction": self.validation_fraction, "gain_model": self.gain_model, "random_state": self.random_state,
-            "requested_device": self.device,
+            "requested_device": self.device, "max_seconds": self.max_seconds,
         }
 
     # ------------------------------------------------------- selector API
