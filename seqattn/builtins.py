@@ -33,7 +33,6 @@ def _sklearn(loader_name: str, task: str, name: str, image_shape: tuple[int, int
             name=name,
             class_names=class_names,
             image_shape=image_shape,
-            description=(bunch.DESCR.splitlines()[0] if getattr(bunch, "DESCR", None) else name),
         )
 
     return load
@@ -108,4 +107,7 @@ def load_builtin(name: str) -> Dataset:
     """Load a built-in data set by name (see ``BUILTIN_DATASETS``)."""
     if name not in BUILTIN_DATASETS:
         raise DataError(f"Unknown data set {name!r}; built-ins are: {', '.join(BUILTIN_DATASETS)}.")
-    return BUILTIN_DATASETS[name][0]()
+    loader, description = BUILTIN_DATASETS[name]
+    dataset = loader()
+    dataset.description = dataset.description or description
+    return dataset
