@@ -94,6 +94,19 @@ def _padded_range(values: np.ndarray, include_zero: bool) -> list[float] | None:
     return [low - pad, high + pad]
 
 
+def relative_to_uniform(trace: SelectionTrace) -> bool:
+    """SA's attention is a softmax over m candidates; its differences show best against uniform (1/m)."""
+    return trace.method == "sa"
+
+
+def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
+    """Scores as drawn: raw, or SA attention as % above/below uniform (``(a·m − 1)·100``)."""
+    if not relative:
+        return scores
+    m = int(np.isfinite(scores).sum())
+    return (scores * m - 1.0) * 100.0
+
+
 def _score_bars(trace: SelectionTrace, t: int, max_bars: int) -> dict:
     """Sorted bars of the candidates' scores at step ``t`` (the pick highlighted, labelled #t)."""
     step = trace.steps[t]
@@ -101,14 +114,19 @@ def _score_bars(trace: SelectionTrace, t: int, max_bars: int) -> dict:
     candidates = np.flatnonzero(np.isfinite(scores))
     order = candidates[np.argsort(-scores[candidates], kind="stable")][:max_bars]
     is_pick = order == step.feature
+    relative = relative_to_uniform(trace)
+    shown = _bar_values(scores, relative)[order]
+    hover = ("%{x}<br>%{y:+.3g}% vs uniform<br>attention %{customdata:.4g}<extra></extra>" if relative
+             else "%{x}<br>score %{y:.4g}<extra></extra>")
     return {
         "type": "bar",
         "x": [trace.feature_names[i] for i in order],
-        "y": _plain(_round(scores[order])),
+        "y": _plain(_round(shown)),
+        "customdata": _plain(_round(scores[order])),
         "marker": {"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist()},
         "text": np.where(is_pick, f"#{t + 1}", "").tolist(),
         "textposition": "outside",
-        "hovertemplate": "%{x}<br>score %{y:.4g}<extra></extra>",
+        "hovertemplate": hover,
     }
 
 
@@ -165,7 +183,8 @@ def selection_animation(
     shape = grid_shape(n, image_shape)
     metric = trace.metric_name or "metric"
 
-    titles = ["Scores of the candidates" + (" (sorted)" if use_bars else " on the feature grid"),
+    score_title = "Attention over the candidates" if relative_to_uniform(trace) else "Scores of the candidates"
+    titles = [score_title + (" (sorted)" if use_bars else " on the feature grid"),
               f"Marginal gain and validation {metric}"]
     specs: list[dict] = [{}, {"secondary_y": True}]
     widths = [0.5, 0.5]
@@ -182,7 +201,8 @@ def selection_animation(
         fig.add_trace(go.Bar(**{k: v for k, v in _score_bars(trace, 0, max_bars).items() if k != "type"},
                              name="score", showlegend=False), row=1, col=1)
         animated = [0]
-        fig.update_yaxes(title_text="score", row=1, col=1)
+        fig.update_yaxes(title_text="attention vs uniform (%)" if relative_to_uniform(trace) else "score",
+                         row=1, col=1)
         fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, row=1, col=1)
     else:
         names = _on_grid(np.array(trace.feature_names, dtype=object), shape)
@@ -236,7 +256,12 @@ def selection_animation(
             data.append(bars)
             finite = [v for v in bars["y"] if v is not None]
             top = max(finite) if finite else 1.0
-            layout["yaxis"] = {"range": [0, top * 1.18 or 1.0]}
+            if relative_to_uniform(trace):  # bars grow up/down from the uniform line at 0
+                bottom = min(min(finite, default=0.0), 0.0)
+                span = (max(top, 0.0) - bottom) or 1.0
+                layout["yaxis"] = {"range": [bottom - 0.05 * span, max(top, 0.0) + 0.18 * span]}
+            else:
+                layout["yaxis"] = {"range": [0, top * 1.18 or 1.0]}
         else:
             data.append({"type": "heatmap", "z": _plain(_on_grid(_round(step.scores), shape))})
             data.append(_picks_scatter(trace, t, shape))
