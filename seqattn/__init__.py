@@ -22,6 +22,11 @@ _EXPORTS = {
     "BUILTIN_DATASETS": "seqattn.builtins",
     "load_table": "seqattn.io",
     "resolve_device": "seqattn.device",
+    "run_method": "seqattn.methods",
+    "shap_select": "seqattn.baselines",
+    "greedy_select": "seqattn.baselines",
+    "compare_methods": "seqattn.comparison",
+    "accuracy_vs_k": "seqattn.evaluate",
 }
 
 __all__ = sorted(_EXPORTS)
