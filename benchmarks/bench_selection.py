@@ -69,6 +69,11 @@ def main() -> None:
     parser.add_argument("--skip-sfs", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # SFS's short MLP fits
 
     from seqattn import SequentialAttentionSelector, load_builtin
     from seqattn.evaluate import fit_and_score, holdout
@@ -96,6 +101,17 @@ def main() -> None:
     print(f"plain MLP training      median {m_plain:.2f} s   runs {[round(x, 2) for x in plain]}")
     print(f"SA (no read-out)        median {m_core:.2f} s   ratio to plain {m_core / m_plain:.2f}")
     print(f"SA (+ per-step refits)  median {m_full:.2f} s   ratio to plain {m_full / m_plain:.2f}")
+
+    # 1b. Threads: SA picks 1 CPU thread for small networks; check that choice side by side.
+    one, two = [], []
+    for r in range(args.repeats):
+        for threads, bucket in ((1, one), (2, two)):
+            t = time.perf_counter()
+            SequentialAttentionSelector(args.k, random_state=r, gain_model="none",
+                                        num_threads=threads).fit_dataset(select_part)
+            bucket.append(time.perf_counter() - t)
+    print(f"SA with 1 thread median {statistics.median(one):.2f} s, with 2 threads "
+          f"{statistics.median(two):.2f} s (ratio 2/1 = {statistics.median(two) / statistics.median(one):.2f})")
 
     # 2. SA vs SequentialFeatureSelector with a comparable MLP; accuracy of a fresh MLP on the picks.
     def test_accuracy(features) -> float:

@@ -53,15 +53,10 @@ def torch_single_thread(device_type: str = "cpu") -> Iterator[None]:
     cores, runs 5–10× slower with them (DeepExplainer on digits: 17 s with 2
     threads vs 1.8 s with 1, measured side by side on the loaded dev box).
     """
-    import torch
+    from seqattn.device import torch_threads
 
-    threads = torch.get_num_threads()
-    if device_type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with torch_threads(1, device_type):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def metric_name_for(task: str) -> str:

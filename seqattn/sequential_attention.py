@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from seqattn.data import Dataset, DataError, encode_target, infer_task, split_indices
-from seqattn.device import describe_device, resolve_device
+from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, build_model
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
@@ -39,6 +39,9 @@ from seqattn.trace import SelectionTrace
 ProgressCallback = Callable[[int, int, str], Any]
 LOGIT_INIT_STD = 1e-5
 WARMUP_FRACTION = 0.1
+SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
+#: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
+MAX_LEARNING_RATE = 10.0
 
 
 class SequentialAttention(nn.Module):
@@ -168,6 +171,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         like a squared-ℓ1 penalty, so one candidate wins per phase.
     selection_point : ``"end"`` (default: pick after training each phase) or
         ``"start"`` (the reference code: pick at the start of each phase).
+    num_threads : torch CPU threads during the fit; ``None`` uses 1 for small
+        networks (inputs × hidden ≤ 200k, where extra threads only add
+        overhead) and torch's default otherwise.
     pinned / banned : feature indices that start selected / are never used.
     validation_fraction : held out to report the validation metric per step
         (0 trains on everything and reports a training metric).
@@ -196,6 +202,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         validation_fraction: float = 0.2,
         gain_model: str = "linear",
         device: str = "auto",
+        num_threads: int | None = None,
         random_state: int | None = 0,
         pinned: Sequence[int] = (),
         banned: Sequence[int] = (),
@@ -215,6 +222,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.gain_model = gain_model
         self.device = device
+        self.num_threads = num_threads
         self.random_state = random_state
         self.pinned = pinned
         self.max_seconds = max_seconds
@@ -257,6 +265,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
+        if self.learning_rate is not None and self.learning_rate > MAX_LEARNING_RATE:
+            raise ValueError(f"learning_rate={self.learning_rate!r} is far above any useful value for Adam "
+                             f"(at most {MAX_LEARNING_RATE}; typical 1e-3 to 0.05).")
         for name, value in (("lr_decay", self.lr_decay), ("max_seconds", self.max_seconds)):
             if name == "max_seconds" and value is None:
                 continue
@@ -365,7 +376,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         else:
             pick_steps = [warmup_steps + round(j * phase_steps) for j in range(k)]
 
-        with torch.random.fork_rng(devices=[]):
+        threads = self.num_threads
+        if threads is None and X.shape[1] * int(self.hidden) <= SMALL_NETWORK_SIZE:
+            threads = 1
+        with torch.random.fork_rng(devices=[]), torch_threads(threads, device):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             net = build_model(self.model, X.shape[1], n_outputs, int(self.hidden)).to(device)
@@ -466,7 +480,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             "learning_rate": learning_rate, "lr_decay": self.lr_decay, "l2": self.l2,
             "total_steps": total_steps, "warmup_steps": warmup_steps, "selection_point": self.selection_point,
             "validation_fraction": self.validation_fraction, "gain_model": self.gain_model, "random_state": self.random_state,
-            "requested_device": self.device, "max_seconds": self.max_seconds,
+            "requested_device": self.device, "num_threads": self.num_threads, "max_seconds": self.max_seconds,
         }
 
     # ------------------------------------------------------- selector API
