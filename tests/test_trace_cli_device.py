@@ -150,3 +150,13 @@ def test_sklearn_check_estimator():
     results = check_estimator(estimator, on_fail=None, expected_failed_checks=EXPECTED_FAILED_CHECKS)
     failed = [r for r in results if r["status"] == "failed"]
     assert not failed, [(r["check_name"], str(r["exception"])[:300]) for r in failed]
+
+
+def test_every_public_name_imports():
+    import seqattn
+
+    for name in seqattn.__all__:
+        assert getattr(seqattn, name) is not None, name
+    from seqattn.methods import available_methods
+
+    assert {"sa", "omp", "shap", "greedy", "mutual_info", "anova", "variance", "ttest"} <= set(available_methods())
