@@ -338,11 +338,9 @@ def _train(
                 current = float(exponential_schedule(position / phase.steps, target_s))
                 if position % prune_every == 0 or position == phase.steps:
                     _prune_to(model, current, score)
-            elif phase.masked:
-                current = target_s
             else:
-                current = 0.0
-            schedule[step] = current if phase.masked else 0.0
+                current = target_s if phase.masked else 0.0
+            schedule[step] = current
             if cursor + batch > len(order):
                 order, cursor = torch.randperm(len(train_t), generator=gen), 0
             idx = train_t[order[cursor:cursor + batch]].to(device)
