@@ -20,6 +20,7 @@ PAGES = [
     ("pages/home.py", "Home", ":material/home:"),
     ("pages/data.py", "Data", ":material/folder_open:"),
     ("pages/sequential_attention.py", "Sequential Attention", ":material/target:"),
+    ("pages/gene_panel.py", "Gene panel", ":material/genetics:"),
     ("pages/compare.py", "Compare", ":material/balance:"),
     ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
 ]

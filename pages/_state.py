@@ -5,8 +5,10 @@ Session-state keys (the contract between pages):
 * ``dataset``      — the current :class:`seqattn.data.Dataset` (treat as read-only:
   built-ins are shared between sessions through ``st.cache_resource``)
 * ``dataset_key``  — a string naming where it came from, e.g. ``"builtin:digits"``
-  or ``"upload:<sha256 prefix>:<file name>:<target>:<task>"``; pages key their
-  caches and stale results on it
+  or ``"upload:<sha256 prefix>:<file name>:<target>:<task>[:<h5ad layer>]"``, with
+  ``"|pp=..."`` appended when expression data were preprocessed on the Data page
+  (the record is in ``dataset.extra["preprocessing"]``); pages key their caches
+  and stale results on it
 * ``sa_trace``     — the last Sequential Attention :class:`seqattn.trace.SelectionTrace`
   on the current data set (dropped when the data set changes)
 * ``device``       — ``"auto" | "cpu" | "cuda" | "mps"`` from the sidebar
@@ -49,11 +51,22 @@ def upload_columns_cached(digest: str, file_name: str, _data: bytes) -> dict[str
 
 
 @st.cache_resource(show_spinner="Reading the upload…", max_entries=4)
-def load_upload_cached(digest: str, file_name: str, target: str, task: str, _data: bytes) -> Dataset:
-    """Parse an upload once per (content hash, name, target, task); ``_data`` itself is not hashed again."""
+def load_upload_cached(digest: str, file_name: str, target: str, task: str, _data: bytes,
+                       layer: str | None = None) -> Dataset:
+    """Parse an upload once per (content hash, name, target, task, h5ad layer); ``_data`` is not hashed again."""
     from seqattn.io import load_table
 
-    return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task)
+    return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task, layer=layer)
+
+
+@st.cache_resource(show_spinner="Preprocessing…", max_entries=4)
+def preprocess_cached(source_key: str, log1p: bool, top_genes: int | None, standardize: bool,
+                      _dataset: Dataset) -> Dataset:
+    """``seqattn.genomics.preprocess`` once per (source data set, options); the record lands in
+    ``dataset.extra["preprocessing"]``."""
+    from seqattn.genomics import preprocess
+
+    return preprocess(_dataset, log1p=log1p, top_genes=top_genes, standardize=standardize)[0]
 
 
 def content_digest(data: bytes) -> str:

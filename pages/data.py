@@ -1,4 +1,5 @@
-"""Data page: pick a built-in data set or upload a table, choose the target, preview it."""
+"""Data page: pick a built-in data set or upload a table, choose the target (and h5ad layer),
+optionally preprocess expression data, preview it."""
 from __future__ import annotations
 
 import streamlit as st
@@ -10,6 +11,7 @@ from pages._state import (
     keep_widget_state,
     load_builtin_cached,
     load_upload_cached,
+    preprocess_cached,
     set_dataset,
     upload_columns_cached,
 )
@@ -21,30 +23,61 @@ DEFAULT_BUILTIN = "digits"
 # Likely target columns, tried in this order before falling back to the last column.
 TARGET_HINTS = ("target", "label", "labels", "class", "y", "cell_type", "celltype", "bulk_labels", "louvain")
 
+PREPROCESS_WIDGETS = ("pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
+DEFAULT_TOP_GENES = 2000
+
 st.title("Data")
-keep_widget_state("data_source", "builtin_name")
+keep_widget_state("data_source", "builtin_name", *PREPROCESS_WIDGETS)
 
 
-def use_builtin(name: str) -> None:
-    set_dataset(load_builtin_cached(name), f"builtin:{name}")
+def builtin_of(key: str) -> str:
+    """The built-in name in a dataset key such as ``builtin:pbmc68k_reduced|pp=...`` ('' for uploads)."""
+    return key.removeprefix("builtin:").split("|")[0] if key.startswith("builtin:") else ""
 
 
-def on_builtin_change() -> None:
-    use_builtin(st.session_state["builtin_name"])
+def preprocessing_controls(base, base_key: str):
+    """log1p / top-N variable genes / per-gene scaling for expression data; returns (dataset, key)."""
+    if st.session_state.get("pp_top_genes", base.n_features + 1) > base.n_features:
+        # first visit, or a value chosen for a larger data set
+        st.session_state["pp_top_genes"] = min(DEFAULT_TOP_GENES, base.n_features)
+    with st.expander("Preprocessing (gene expression)", expanded=False):
+        st.caption("Applied in this order: log1p → keep the most variable genes → per-gene standardisation. "
+                   "The choice is recorded in the Sequential Attention trace.")
+        c1, c2, c3 = st.columns(3)
+        log1p = c1.checkbox("log1p", key="pp_log1p", help="log(1 + x): for raw counts. Needs non-negative values.")
+        hvg = c2.checkbox("Keep the most variable genes only", key="pp_hvg",
+                          help="Variance after log1p (if on); a smaller gene set trains faster.")
+        top_genes = c2.number_input("number of genes", min_value=1, max_value=base.n_features,
+                                    step=100, key="pp_top_genes",
+                                    disabled=not hvg)
+        standardize = c3.checkbox("Standardise each gene", key="pp_standardize",
+                                  help="Mean 0, variance 1 per gene (large sparse data: scaled, not centred).")
+    top = int(top_genes) if hvg else None
+    if not (log1p or top or standardize):
+        return base, base_key
+    try:
+        dataset = preprocess_cached(base_key, bool(log1p), top, bool(standardize), base)
+    except DataError as exc:
+        st.error(f"Preprocessing failed: {exc}")
+        return base, base_key
+    return dataset, f"{base_key}|pp=log1p:{int(bool(log1p))},top:{top},std:{int(bool(standardize))}"
 
 
 if st.session_state.get(DATASET_ID_KEY) is None:
-    use_builtin(DEFAULT_BUILTIN)  # a good first data set, so the SA page works right away
+    # a good first data set, so the SA page works right away
+    set_dataset(load_builtin_cached(DEFAULT_BUILTIN), f"builtin:{DEFAULT_BUILTIN}")
 
 source = st.radio("Source", ["Built-in", "Upload"], horizontal=True, key="data_source")
+base, base_key = None, ""
 
 if source == "Built-in":
     names = list(BUILTIN_DATASETS)
-    current = str(st.session_state.get(DATASET_ID_KEY, "")).removeprefix("builtin:")
+    current = builtin_of(str(st.session_state.get(DATASET_ID_KEY, "")))
     if "builtin_name" not in st.session_state:
         st.session_state["builtin_name"] = current if current in names else DEFAULT_BUILTIN
-    st.selectbox("Built-in data set", names, key="builtin_name", on_change=on_builtin_change,
-                 format_func=lambda n: f"{n} — {BUILTIN_DATASETS[n][1]}")
+    name = st.selectbox("Built-in data set", names, key="builtin_name",
+                        format_func=lambda n: f"{n} — {BUILTIN_DATASETS[n][1]}")
+    base, base_key = load_builtin_cached(name), f"builtin:{name}"
 else:
     upload = st.file_uploader(
         "CSV, TSV, parquet or h5ad (AnnData)", type=["csv", "tsv", "txt", "tab", "gz", "parquet", "pq", "h5ad"],
@@ -62,23 +95,36 @@ else:
             lowered = [c.lower() for c in columns]
             default = next((lowered.index(h) for h in TARGET_HINTS if h in lowered), len(columns) - 1)
             label = "Target (an obs column of the h5ad)" if info["format"] == "h5ad" else "Target column"
-            left, right = st.columns(2)
+            layers = list(info.get("layers") or [])
+            left, middle, right = st.columns(3) if info["format"] == "h5ad" else (*st.columns(2), None)
             target = left.selectbox(label, columns, index=default, key=f"target:{digest}")
-            task = right.selectbox("Task", ["auto", "classification", "regression"], key=f"task:{digest}")
-            dataset = load_upload_cached(digest, upload.name, target, task, data)
+            task = middle.selectbox("Task", ["auto", "classification", "regression"], key=f"task:{digest}")
+            layer = None
+            if right is not None:
+                choice = right.selectbox("Matrix", ["X", *layers], key=f"layer:{digest}",
+                                         help="X, one of the file's layers (e.g. raw counts), or raw (adata.raw).",
+                                         disabled=not layers)
+                layer = None if choice == "X" else choice
+            dataset = load_upload_cached(digest, upload.name, target, task, data, layer)
         except DataError as exc:
             st.error(f"Could not use {upload.name}: {exc}")
         except Exception as exc:  # an unreadable upload must never end in a traceback
             st.error(f"Could not read {upload.name} ({type(exc).__name__}): {exc}")
         else:
-            set_dataset(dataset, f"upload:{digest}:{upload.name}:{target}:{task}")
+            base, base_key = dataset, f"upload:{digest}:{upload.name}:{target}:{task}" + (f":{layer}" if layer else "")
+
+if base is not None:
+    chosen, chosen_key = base, base_key
+    if base.extra.get("source_format") == "h5ad":  # expression data: cells × genes
+        chosen, chosen_key = preprocessing_controls(base, base_key)
+    set_dataset(chosen, chosen_key)
 
 dataset = current_dataset()
 if dataset is None:
     st.stop()
 
 st.subheader(f"Current data set: {dataset.name}")
-builtin_name = str(st.session_state.get(DATASET_ID_KEY, "")).removeprefix("builtin:")
+builtin_name = builtin_of(str(st.session_state.get(DATASET_ID_KEY, "")))
 description = BUILTIN_DATASETS[builtin_name][1] if builtin_name in BUILTIN_DATASETS else dataset.description
 if description:
     st.caption(description)

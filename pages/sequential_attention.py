@@ -14,6 +14,7 @@ from pages._state import (
 )
 from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.genomics import mitochondrial_genes
 from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
@@ -57,6 +58,15 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
            f"Device: `{device}` (change it in the sidebar).")
 job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 running = job is not None and not job.done
+mito_names = [dataset.feature_names[i] for i in mitochondrial_genes(dataset.feature_names)]
+
+
+def ban_mitochondrial() -> None:
+    """Add every MT- gene to the ban list (and drop them from the pins: a gene cannot be both)."""
+    banned = list(st.session_state.get("sa_banned", []))
+    st.session_state["sa_banned"] = banned + [g for g in mito_names if g not in banned]
+    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in mito_names]
+
 
 with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
     c1, c2, c3, c4, c5, c6 = st.columns(6)
@@ -75,6 +85,10 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
                    help="Pinned features start selected; SA picks k more around them.")
     p2.multiselect("Ban (never selected)", dataset.feature_names, key="sa_banned",
                    help="Banned features are never candidates, e.g. known confounders.")
+    if mito_names:  # expression data with mitochondrial genes: usually quality signals, not markers
+        p2.button(f"Ban mitochondrial (MT-) genes ({len(mito_names)})", key="sa_ban_mt", on_click=ban_mitochondrial,
+                  disabled=set(mito_names) <= set(st.session_state.get("sa_banned", [])),
+                  help="MT- gene counts mostly track cell stress and quality, not cell type.")
 
 index_of = {name: i for i, name in enumerate(dataset.feature_names)}
 run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
@@ -101,6 +115,8 @@ def collect_finished_job() -> None:
         prefix = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
         st.session_state["sa_error"] = f"Sequential Attention failed — {prefix}{error}"
     else:
+        if "preprocessing" in dataset.extra:  # so the panel can be reproduced from the trace alone
+            finished.result.settings["preprocessing"] = dict(dataset.extra["preprocessing"])
         st.session_state[SA_TRACE_KEY] = finished.result
         st.session_state.pop("sa_error", None)
 

@@ -1,0 +1,157 @@
+"""Gene panel page: the SA panel per cell type (heatmap, dot plot), its held-out accuracy, and how it
+compares with the classic per-cell-type t-test marker ranking; downloads."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages._state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
+from seqattn.data import DataError, Dataset
+from seqattn.genomics import (
+    fraction_expressing_by_type,
+    mean_expression_by_type,
+    panel_accuracy,
+    panel_overlap,
+    ttest_markers,
+)
+from seqattn.plots.genomics import (
+    dot_plot,
+    expression_heatmap,
+    expression_long_frame,
+    panel_frame,
+    panel_genes,
+    panels_side_by_side,
+)
+from seqattn.trace import SelectionTrace
+
+# The read-outs depend only on the data set and the panel's genes, so the caches are keyed on
+# dataset_key + the genes (or the trace's pins/bans and k for the t-test); the Dataset is not hashed.
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def per_type_tables(dataset_key: str, genes: tuple[str, ...], _dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return mean_expression_by_type(_dataset, genes), fraction_expressing_by_type(_dataset, genes)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def held_out_accuracy(dataset_key: str, genes: tuple[str, ...], all_genes: bool, _dataset: Dataset) -> dict:
+    return panel_accuracy(_dataset, list(genes), all_genes=all_genes)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def ttest_panel(dataset_key: str, k: int, pinned: tuple[int, ...], banned: tuple[int, ...],
+                _dataset: Dataset) -> SelectionTrace:
+    return ttest_markers(_dataset, k, pinned=pinned, banned=banned)
+
+
+st.title("Gene panel")
+keep_widget_state("gp_scale")
+dataset = current_dataset()
+if dataset is None:
+    st.stop()
+dataset_key = str(st.session_state.get(DATASET_ID_KEY))
+if dataset.task != "classification":
+    st.info("The gene panel view needs cell types: choose a classification target (an obs column such as "
+            "`cell_type`) on the **Data** page.")
+    st.page_link("pages/data.py", label="Go to the Data page", icon=":material/folder_open:")
+    st.stop()
+
+trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
+if trace is None or trace.feature_names != list(dataset.feature_names):
+    st.info("No Sequential Attention panel for this data set yet: run **Sequential Attention** first "
+            "(pin known markers or ban MT- genes there), then come back here.")
+    st.page_link("pages/sequential_attention.py", label="Go to Sequential Attention", icon=":material/target:")
+    st.stop()
+genes = panel_genes(trace)
+if not genes:
+    st.info("The last run picked no genes (stopped before the first pick). Run Sequential Attention again.")
+    st.stop()
+
+described = f"**{len(genes)}-gene panel** from Sequential Attention on **{dataset.name}** " \
+            f"({dataset.n_samples} cells × {dataset.n_features} genes, {dataset.n_classes} cell types)"
+details = []
+if trace.pinned:
+    details.append(f"{len(trace.pinned)} pinned")
+if trace.banned:
+    details.append(f"{len(trace.banned)} banned")
+if trace.stopped_early:
+    details.append("stopped early")
+st.markdown(described + (f" — {', '.join(details)}" if details else "") + ".")
+record = trace.settings.get("preprocessing") or dataset.extra.get("preprocessing")
+if record:
+    steps = [s for s, on in (("log1p", record.get("log1p")), (f"top {record.get('top_genes')} variable genes",
+                                                                record.get("top_genes")),
+                             ("per-gene standardisation", record.get("standardize"))) if on]
+    st.caption("Preprocessing: " + (" → ".join(steps) if steps else "none") + ". Expression below is on the "
+               "preprocessed values.")
+
+# ------------------------------------------------------------------ the panel
+st.subheader("Panel")
+panel = panel_frame(trace)
+st.dataframe(panel, hide_index=True, key="gp_panel",
+             column_config={"score": st.column_config.NumberColumn(format="%.4g"),
+                            "marginal_gain": st.column_config.NumberColumn(format="%.4g")})
+
+# ------------------------------------------------------------ per cell type
+st.subheader("Per cell type")
+try:
+    mean_table, fraction_table = per_type_tables(dataset_key, tuple(genes), dataset)
+except DataError as exc:
+    st.error(f"Could not summarise the panel per cell type: {exc}")
+    st.stop()
+scale = st.toggle("Scale each gene to 0–1 across cell types", key="gp_scale",
+                  help="Genes differ a lot in overall level; scaling shows where each gene is highest.")
+centered = bool(record and record.get("standardize") and record.get("centered"))
+tab_dots, tab_heat, tab_table = st.tabs(["Dot plot", "Heatmap", "Table"])
+with tab_dots:
+    st.caption("Dot size: share of the cell type's cells with expression above zero"
+               + (" (after centring: above the gene's mean)" if centered else "")
+               + ". Colour: mean expression.")
+    st.plotly_chart(dot_plot(mean_table, fraction_table, scale_per_gene=scale), key="gp_dotplot")
+with tab_heat:
+    st.caption("Mean expression of each panel gene (columns, in panel order) per cell type (rows).")
+    st.plotly_chart(expression_heatmap(mean_table, scale_per_gene=scale), key="gp_heatmap")
+with tab_table:
+    st.dataframe(mean_table, key="gp_mean_table")
+
+# -------------------------------------------------- accuracy and t-test markers
+st.subheader("Held-out accuracy, and SA versus t-test markers")
+try:
+    with st.spinner("Per-cell-type t-tests and held-out classifiers…"):
+        ttest = ttest_panel(dataset_key, trace.k, tuple(trace.pinned), tuple(trace.banned), dataset)
+        sa_accuracy = held_out_accuracy(dataset_key, tuple(genes), True, dataset)
+        ttest_accuracy = held_out_accuracy(dataset_key, tuple(panel_genes(ttest)), False, dataset)
+except (DataError, ValueError) as exc:
+    st.error(f"Could not compute the accuracies / t-test markers: {exc}")
+    st.stop()
+
+all_accuracy = sa_accuracy["all_genes_accuracy"]
+a1, a2, a3 = st.columns(3)
+a1.metric(f"SA panel ({sa_accuracy['n_panel']} genes)", f"{sa_accuracy['panel_accuracy']:.3f}",
+          f"{sa_accuracy['panel_accuracy'] - all_accuracy:+.3f} vs all genes")
+a2.metric(f"t-test panel ({ttest_accuracy['n_panel']} genes)", f"{ttest_accuracy['panel_accuracy']:.3f}",
+          f"{ttest_accuracy['panel_accuracy'] - all_accuracy:+.3f} vs all genes")
+a3.metric(f"All genes ({sa_accuracy['n_all']})", f"{all_accuracy:.3f}")
+st.caption(f"Held-out accuracy of logistic regression (genes standardised on the training part), trained on "
+           f"{sa_accuracy['n_train']} cells and tested on {sa_accuracy['n_test']} other cells; the same stratified "
+           "split for every panel. The t-test panel: per-cell-type Welch t-test (type vs rest), cell types take "
+           "turns, same k, pins and bans as the SA run.")
+
+overlap = panel_overlap(trace.selected_names, ttest.selected_names)  # pinned genes are in both by construction
+o1, o2 = st.columns(2)
+o1.metric("Genes in both panels (picks)", f"{len(overlap['shared'])} of {trace.k}")
+o2.metric("Jaccard overlap", f"{overlap['jaccard']:.2f}")
+st.markdown("**Shared:** " + (", ".join(f"`{g}`" for g in overlap["shared"]) or "none"))
+st.dataframe(panels_side_by_side(trace.selected_names, ttest.selected_names), hide_index=True, key="gp_side")
+
+# ------------------------------------------------------------------ downloads
+st.subheader("Downloads")
+stem = f"panel_{trace.dataset or dataset.name}_k{trace.k}"
+d1, d2, d3 = st.columns(3)
+d1.download_button("Panel (CSV)", panel.to_csv(index=False), file_name=f"{stem}.csv", mime="text/csv",
+                   on_click="ignore", key="gp_dl_panel")
+d2.download_button("Trace (JSON)", lambda: trace.to_json(indent=1), file_name=f"{stem}_trace.json",
+                   mime="application/json", on_click="ignore", key="gp_dl_trace")
+d3.download_button("Per-cell-type expression (CSV)", expression_long_frame(mean_table, fraction_table)
+                   .to_csv(index=False), file_name=f"{stem}_by_type.csv", mime="text/csv",
+                   on_click="ignore", key="gp_dl_types")

@@ -1,0 +1,136 @@
+"""Figures and tables for the Gene panel page: the panel, per-cell-type expression, SA vs t-test.
+
+The numbers come from :mod:`seqattn.genomics` (``mean_expression_by_type``,
+``fraction_expressing_by_type``); these builders only shape them:
+
+* :func:`panel_frame` — the panel as a table (pinned genes first, then picks
+  in order, with score and marginal gain);
+* :func:`expression_heatmap` — mean expression, cell types × panel genes;
+* :func:`dot_plot` — the single-cell dot plot: dot size = fraction of cells
+  expressing the gene, colour = mean expression;
+* :func:`expression_long_frame` — both statistics as one tidy table (CSV);
+* :func:`panels_side_by_side` — two panels row by row, shared genes marked.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from seqattn.trace import SelectionTrace
+
+# Arrays go into figures as plain lists: panels are small (types × k), and plain JSON
+# numbers are what the page's tests and the downloaded HTML read back.
+
+#: Dot diameter in pixels for a gene expressed in every cell of a type.
+MAX_DOT_SIZE = 22.0
+COLORSCALE = "Reds"
+
+
+def panel_frame(trace: SelectionTrace) -> pd.DataFrame:
+    """Pinned genes (order ``"pinned"``) then the picks: order, gene, index, score, marginal gain.
+
+    Pinned genes belong to the panel (they were selected from the start), so
+    downstream read-outs use :func:`panel_genes`, which lists them too.
+    """
+    rows = [{"order": "pinned", "gene": trace.feature_names[j], "feature": int(j),
+             "score": np.nan, "marginal_gain": np.nan} for j in trace.pinned]
+    rows += [{"order": str(i + 1), "gene": s.name, "feature": s.feature, "score": s.score,
+              "marginal_gain": np.nan if s.marginal_gain is None else s.marginal_gain}
+             for i, s in enumerate(trace.steps)]
+    return pd.DataFrame(rows, columns=["order", "gene", "feature", "score", "marginal_gain"])
+
+
+def panel_genes(trace: SelectionTrace) -> list[str]:
+    """The whole panel as gene names: pinned genes, then the picks in order."""
+    return [trace.feature_names[j] for j in trace.pinned] + trace.selected_names
+
+
+def _scaled_per_gene(table: pd.DataFrame) -> pd.DataFrame:
+    """Each gene (column) scaled to 0..1 across cell types, so low- and high-count genes share one colour scale."""
+    low, high = table.min(axis=0), table.max(axis=0)
+    span = (high - low).replace(0, 1.0)
+    return (table - low) / span
+
+
+def expression_heatmap(mean_table: pd.DataFrame, *, scale_per_gene: bool = False,
+                       title: str = "") -> go.Figure:
+    """Heatmap of ``mean_table`` (rows: cell types, columns: panel genes in panel order).
+
+    ``scale_per_gene`` rescales every gene to 0..1 across types (scanpy's
+    ``standard_scale="var"``); the hover always shows the unscaled mean.
+    """
+    z = _scaled_per_gene(mean_table) if scale_per_gene else mean_table
+    genes = [str(g) for g in mean_table.columns]
+    types = [str(t) for t in mean_table.index]
+    fig = go.Figure(go.Heatmap(
+        z=z.to_numpy(dtype=float).tolist(), x=genes, y=types, colorscale=COLORSCALE,
+        customdata=mean_table.to_numpy(dtype=float).tolist(),
+        colorbar={"title": "scaled mean" if scale_per_gene else "mean"},
+        hovertemplate="%{y} · %{x}<br>mean expression %{customdata:.3g}<extra></extra>",
+    ))
+    _categorical_axes(fig, genes, types, title)
+    return fig
+
+
+def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_per_gene: bool = False,
+             max_size: float = MAX_DOT_SIZE, title: str = "") -> go.Figure:
+    """Dot plot: one dot per cell type × gene; diameter ∝ fraction expressing, colour = mean expression.
+
+    A fraction of 1 draws a ``max_size``-pixel dot, 0 draws none. Both tables
+    must have the same rows and columns (as ``seqattn.genomics`` returns them).
+    """
+    if mean_table.shape != fraction_table.shape or list(mean_table.columns) != list(fraction_table.columns) \
+            or list(mean_table.index) != list(fraction_table.index):
+        raise ValueError("mean_table and fraction_table must have the same cell types and genes in the same order.")
+    fraction = fraction_table.to_numpy(dtype=float)
+    if np.nanmin(fraction, initial=0.0) < 0 or np.nanmax(fraction, initial=0.0) > 1:
+        raise ValueError("fraction_table holds fractions; values must lie in [0, 1].")
+    colour = (_scaled_per_gene(mean_table) if scale_per_gene else mean_table).to_numpy(dtype=float)
+    genes = [str(g) for g in mean_table.columns]
+    types = [str(t) for t in mean_table.index]
+    gene_grid, type_grid = np.meshgrid(genes, types)  # row-major: one entry per (type, gene)
+    fig = go.Figure(go.Scatter(
+        x=gene_grid.ravel().tolist(), y=type_grid.ravel().tolist(), mode="markers",
+        marker={"size": (np.nan_to_num(fraction) * max_size).ravel().tolist(), "sizemode": "diameter",
+                "color": colour.ravel().tolist(), "colorscale": COLORSCALE, "line": {"width": 0.5, "color": "#555"},
+                "colorbar": {"title": "scaled mean" if scale_per_gene else "mean"}, "showscale": True},
+        customdata=np.column_stack([fraction.ravel(), mean_table.to_numpy(dtype=float).ravel()]).tolist(),
+        hovertemplate=("%{y} · %{x}<br>expressing: %{customdata[0]:.0%}<br>"
+                       "mean expression %{customdata[1]:.3g}<extra></extra>"),
+    ))
+    _categorical_axes(fig, genes, types, title)
+    return fig
+
+
+def _categorical_axes(fig: go.Figure, genes: list[str], types: list[str], title: str) -> None:
+    fig.update_layout(
+        title=title or None, height=max(260, 34 * len(types) + 140),
+        margin={"t": 40 if title else 20, "b": 90, "l": 10, "r": 10},
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": genes, "tickangle": -60,
+               "title": "panel gene (panel order)"},
+        yaxis={"type": "category", "categoryorder": "array", "categoryarray": types[::-1], "title": None},
+    )
+
+
+def expression_long_frame(mean_table: pd.DataFrame, fraction_table: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell type × gene: ``cell_type, gene, mean_expression, fraction_expressing``."""
+    mean = mean_table.rename_axis(index="cell_type", columns="gene").stack().rename("mean_expression")
+    frac = fraction_table.rename_axis(index="cell_type", columns="gene").stack().rename("fraction_expressing")
+    return pd.concat([mean, frac], axis=1).reset_index()
+
+
+def panels_side_by_side(first: Sequence[str], second: Sequence[str], *, names: tuple[str, str] = ("SA", "t-test"),
+                        ) -> pd.DataFrame:
+    """Two panels row by row (rank, gene of each) with a mark where a gene is in both panels."""
+    in_first, in_second = set(map(str, first)), set(map(str, second))
+    n = max(len(first), len(second))
+    rows = []
+    for i in range(n):
+        a = str(first[i]) if i < len(first) else ""
+        b = str(second[i]) if i < len(second) else ""
+        rows.append({"rank": i + 1, names[0]: a, f"{names[0]} gene also in {names[1]}": bool(a) and a in in_second,
+                     names[1]: b, f"{names[1]} gene also in {names[0]}": bool(b) and b in in_first})
+    return pd.DataFrame(rows)

@@ -1,0 +1,240 @@
+"""Gene panel: plot builders (shapes, dot-size mapping) and the analysts' h5ad flow through the app.
+
+App flow: upload a synthetic h5ad (planted markers + MT- decoys) → obs-column
+picker → layer choice → preprocessing → SA with MT- genes banned → Gene panel
+page (dot plot, heatmap, accuracies, t-test overlap, downloads).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from seqattn.genomics import (
+    fraction_expressing_by_type,
+    make_planted_counts,
+    mean_expression_by_type,
+    mitochondrial_genes,
+    panel_accuracy,
+)
+from seqattn.io import save_h5ad
+from seqattn.plots.genomics import (
+    MAX_DOT_SIZE,
+    dot_plot,
+    expression_heatmap,
+    expression_long_frame,
+    panel_frame,
+    panel_genes,
+    panels_side_by_side,
+)
+from seqattn.trace import SelectionTrace
+from tests.test_app_pages import goto, run_sa_and_wait, start
+
+
+# ------------------------------------------------------------------ plot builders
+@pytest.fixture(scope="module")
+def counts():
+    return make_planted_counts(n_cells=240, n_genes=60, n_types=3, markers_per_type=3, n_mito=2, random_state=1)
+
+
+def test_heatmap_is_types_by_panel_genes_in_panel_order(counts):
+    genes = [counts.feature_names[j] for j in counts.extra["markers_by_type"]["type 2"]] + ["GENE00000"]
+    mean = mean_expression_by_type(counts, genes)
+    fig = expression_heatmap(mean)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (3, len(genes))  # n_types × k
+    assert list(fig.data[0].x) == genes and list(fig.data[0].y) == ["type 0", "type 1", "type 2"]
+    np.testing.assert_allclose(z, mean.to_numpy())
+    # type 2's markers are highest in type 2 (planted 6× up)
+    assert (z[:, :3].argmax(axis=0) == 2).all()
+    # per-gene scaling maps every gene's range to exactly 0..1, keeping the unscaled mean in the hover
+    scaled = np.asarray(expression_heatmap(mean, scale_per_gene=True).data[0].z)
+    np.testing.assert_allclose(scaled.min(axis=0), 0.0)
+    np.testing.assert_allclose(scaled.max(axis=0), 1.0)
+    np.testing.assert_allclose(np.asarray(expression_heatmap(mean, scale_per_gene=True).data[0].customdata),
+                               mean.to_numpy())
+
+
+def test_dot_plot_sizes_are_fraction_expressing_times_max_size(counts):
+    genes = counts.feature_names[:7]
+    mean = mean_expression_by_type(counts, genes)
+    fraction = fraction_expressing_by_type(counts, genes)
+    fig = dot_plot(mean, fraction)
+    trace = fig.data[0]
+    sizes = np.asarray(trace.marker.size, dtype=float)
+    assert sizes.shape == (3 * 7,)
+    # one dot per (type, gene), row-major: size = fraction × MAX_DOT_SIZE, colour = mean expression
+    np.testing.assert_allclose(sizes, fraction.to_numpy().ravel() * MAX_DOT_SIZE)
+    assert sizes.min() >= 0 and sizes.max() <= MAX_DOT_SIZE
+    np.testing.assert_allclose(np.asarray(trace.marker.color, dtype=float), mean.to_numpy().ravel())
+    assert list(trace.x[:7]) == genes and list(trace.y[:7]) == ["type 0"] * 7
+    # a gene expressed in every cell gets the full-size dot, one in no cell none
+    full = pd.DataFrame([[1.0, 0.0]], index=["t"], columns=["a", "b"])
+    sized = np.asarray(dot_plot(full, full, max_size=10).data[0].marker.size, dtype=float)
+    np.testing.assert_allclose(sized, [10.0, 0.0])
+
+
+def test_dot_plot_rejects_mismatched_or_non_fraction_tables(counts):
+    mean = mean_expression_by_type(counts, counts.feature_names[:3])
+    with pytest.raises(ValueError, match="same cell types"):
+        dot_plot(mean, fraction_expressing_by_type(counts, counts.feature_names[1:4]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dot_plot(mean, mean * 0 + 2.0)
+
+
+def test_panel_frame_lists_pins_then_picks_and_tables_match(counts):
+    names = counts.feature_names
+    trace = SelectionTrace(method="sa", feature_names=names, pinned=[5], banned=[6])
+    scores = np.linspace(0, 1, len(names))
+    trace.add_step(10, scores, marginal_gain=0.2)
+    trace.add_step(3, scores, marginal_gain=None)
+    frame = panel_frame(trace)
+    assert list(frame["order"]) == ["pinned", "1", "2"]
+    assert list(frame["gene"]) == [names[5], names[10], names[3]] == panel_genes(trace)
+    assert frame["score"].iloc[1] == pytest.approx(scores[10]) and np.isnan(frame["marginal_gain"].iloc[2])
+
+    genes = panel_genes(trace)
+    long = expression_long_frame(mean_expression_by_type(counts, genes), fraction_expressing_by_type(counts, genes))
+    assert len(long) == 3 * 3 and list(long.columns) == ["cell_type", "gene", "mean_expression",
+                                                         "fraction_expressing"]
+    assert long["fraction_expressing"].between(0, 1).all()
+
+    side = panels_side_by_side(["A", "B", "C"], ["C", "D"])
+    assert list(side["SA"]) == ["A", "B", "C"] and list(side["t-test"]) == ["C", "D", ""]
+    assert list(side["SA gene also in t-test"]) == [False, False, True]
+    assert list(side["t-test gene also in SA"]) == [True, False, False]
+
+
+def test_panel_accuracy_can_skip_the_all_genes_fit(counts):
+    genes = [counts.feature_names[j] for j in counts.informative]
+    both = panel_accuracy(counts, genes)
+    panel_only = panel_accuracy(counts, genes, all_genes=False)
+    assert panel_only["all_genes_accuracy"] is None
+    assert panel_only["panel_accuracy"] == both["panel_accuracy"]  # same split, same fit
+    assert both["panel_accuracy"] > 0.9  # the planted markers separate the types
+
+
+# ------------------------------------------------------------------ app flow
+def _h5ad_bytes(tmp_path, dataset) -> bytes:
+    import anndata
+
+    path = save_h5ad(dataset, tmp_path / "cells.h5ad")
+    adata = anndata.read_h5ad(path)
+    adata.layers["counts"] = adata.X.copy()  # a layer to choose
+    adata.obs["batch"] = ["a", "b"] * (adata.n_obs // 2)
+    adata.write_h5ad(path)
+    return path.read_bytes()
+
+
+def _plotly(at: AppTest, key: str) -> dict:
+    charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
+    counts = make_planted_counts(n_cells=240, n_genes=60, n_types=3, markers_per_type=3, n_mito=2, random_state=1)
+    mito = [counts.feature_names[j] for j in mitochondrial_genes(counts.feature_names)]
+    assert len(mito) == 2
+    at = goto(start(), "gene_panel")
+    goto(at, "data")
+    at.radio(key="data_source").set_value("Upload").run()
+    at.get("file_uploader")[0].upload("cells.h5ad", _h5ad_bytes(tmp_path, counts), "application/octet-stream").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    target = next(s for s in at.selectbox if s.key.startswith("target:"))
+    assert target.value == "cell_type" and set(target.options) >= {"cell_type", "batch"}
+    layer = next(s for s in at.selectbox if s.key.startswith("layer:"))
+    assert layer.options == ["X", "counts"]
+    layer.select("counts").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["dataset"].extra["matrix"] == "layer 'counts'"
+
+    # preprocessing: log1p + top 40 variable genes; the record travels with the data set
+    at.checkbox(key="pp_log1p").check()
+    at.checkbox(key="pp_hvg").check().run()  # the gene count is editable once the filter is on
+    at.number_input(key="pp_top_genes").set_value(40).run()
+    assert not at.exception, [e.value for e in at.exception]
+    dataset = at.session_state["dataset"]
+    assert dataset.n_features == 40 and "|pp=log1p:1,top:40,std:0" in at.session_state["dataset_key"]
+    assert dataset.extra["preprocessing"]["top_genes"] == 40 and dataset.extra["preprocessing"]["log1p"]
+    mito_kept = [g for g in mito if g in dataset.feature_names]
+    assert mito_kept, "MT- decoys have high counts, so they survive the variance filter"
+
+    goto(at, "sequential_attention")
+    at.number_input(key="sa_k").set_value(4)
+    at.number_input(key="sa_epochs").set_value(8)
+    marker = next(g for g in (counts.feature_names[j] for j in counts.informative) if g in dataset.feature_names)
+    at.multiselect(key="sa_pinned").select(marker)
+    at.button(key="sa_ban_mt").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="sa_banned").value == mito_kept
+    assert at.button(key="sa_ban_mt").disabled  # all banned already
+    run_sa_and_wait(at)
+    trace = at.session_state["sa_trace"]
+    assert [trace.feature_names[j] for j in trace.banned] == mito_kept
+    assert [trace.feature_names[j] for j in trace.pinned] == [marker]
+    assert not set(mito_kept) & set(trace.selected_names)
+    assert trace.settings["preprocessing"]["top_genes"] == 40
+
+    goto(at, "gene_panel")
+    assert not at.error, [e.value for e in at.error]
+    panel = [d.value for d in at.dataframe if "gene" in d.value.columns and "order" in d.value.columns][0]
+    assert list(panel["gene"]) == [marker, *trace.selected_names]
+    heat = _plotly(at, "gp_heatmap")["data"][0]
+    assert np.asarray(heat["z"], dtype=float).shape == (3, trace.k + 1)
+    dots = _plotly(at, "gp_dotplot")["data"][0]
+    sizes = np.asarray(dots["marker"]["size"], dtype=float)
+    assert sizes.shape == (3 * (trace.k + 1),) and 0 <= sizes.min() and sizes.max() <= MAX_DOT_SIZE
+    metrics = _metrics(at)
+    sa_label = next(label for label in metrics if label.startswith("SA panel"))
+    assert 0 <= float(metrics[sa_label]) <= 1 and float(metrics["All genes (40)"]) > 0.9
+    assert any(label.startswith("t-test panel") for label in metrics)
+    shared, k = metrics["Genes in both panels (picks)"].split(" of ")
+    assert int(k) == trace.k and 0 <= int(shared) <= trace.k
+    assert 0 <= float(metrics["Jaccard overlap"]) <= 1
+    downloads = {b.proto.label for b in at.get("download_button")}
+    assert downloads == {"Panel (CSV)", "Trace (JSON)", "Per-cell-type expression (CSV)"}
+
+
+def test_gene_panel_without_a_trace_points_to_sa():
+    at = goto(start(), "data")
+    at.selectbox(key="builtin_name").select("pbmc68k_reduced").run()
+    goto(at, "gene_panel")
+    assert any("run **Sequential Attention** first" in i.value for i in at.info)
+    goto(at, "data")
+    at.selectbox(key="builtin_name").select("diabetes").run()
+    goto(at, "gene_panel")
+    assert any("needs cell types" in i.value for i in at.info)
+
+
+def test_gene_panel_on_pbmc68k_reduced_with_a_quick_sa_trace():
+    at = goto(start(), "data")
+    at.selectbox(key="builtin_name").select("pbmc68k_reduced").run()
+    assert not at.exception
+    goto(at, "sequential_attention")
+    assert at.button(key="sa_ban_mt") is not None  # pbmc has MT-ND3
+    at.number_input(key="sa_k").set_value(5)
+    at.number_input(key="sa_epochs").set_value(4)
+    run_sa_and_wait(at)
+    trace = at.session_state["sa_trace"]
+    goto(at, "gene_panel")
+    assert not at.error, [e.value for e in at.error]
+    heat = _plotly(at, "gp_heatmap")["data"][0]
+    assert np.asarray(heat["z"], dtype=float).shape == (10, 5)  # 10 cell types × 5 genes
+    assert heat["x"] == trace.selected_names
+    metrics = _metrics(at)
+    assert float(metrics["All genes (765)"]) > 0.7
+    assert metrics["Genes in both panels (picks)"].endswith("of 5")
+    # toggling per-gene scaling redraws without recomputing anything
+    at.toggle(key="gp_scale").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    scaled = np.asarray(_plotly(at, "gp_heatmap")["data"][0]["z"], dtype=float)
+    np.testing.assert_allclose(scaled.max(axis=0), 1.0)
