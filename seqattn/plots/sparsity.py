@@ -62,19 +62,20 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
         xaxis_title=f"input block (of {cols})" + (f", weight {shape[0]}×{shape[1]}" if shape else ""),
         yaxis_title=f"output block (of {rows})",
         yaxis_autorange="reversed",
-        height=460,
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.18, xanchor="left", buttons=[
+        height=520,
+        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.2, xanchor="left",
+                          yanchor="top", buttons=[
             dict(label="▶ Play", method="animate",
                  args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
             dict(label="❚❚ Pause", method="animate",
                  args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
         ])],
-        sliders=[dict(active=0, y=-0.05, currentvalue=dict(prefix="phase: "), steps=[
-            dict(label=s.label, method="animate",
+        sliders=[dict(active=0, x=0.22, len=0.78, y=-0.2, yanchor="top", currentvalue=dict(prefix="snapshot "), steps=[
+            dict(label=str(i + 1), method="animate",
                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
             for i, s in enumerate(snaps)
         ])],
-        margin=dict(b=140),
+        margin=dict(b=150),
     )
     return fig
 
@@ -82,10 +83,6 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
 def schedule_figure(result: BlockPruningResult) -> go.Figure:
     """Target block sparsity per optimizer step, phases shaded, snapshot accuracies on a second axis."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for phase in result.phases:
-        fig.add_vrect(x0=phase.start, x1=phase.start + phase.steps, fillcolor=PHASE_COLORS.get(phase.name, "white"),
-                      line_width=0, annotation_text=phase.name, annotation_position="top left",
-                      annotation_font_size=9)
     fig.add_trace(go.Scatter(x=_plain(result.schedule_steps), y=_plain(result.schedule_sparsity), mode="lines",
                              name="target sparsity s(t)"), secondary_y=False)
     if result.snapshots:
@@ -94,6 +91,10 @@ def schedule_figure(result: BlockPruningResult) -> go.Figure:
         fig.add_trace(go.Scatter(x=[s.step for s in result.snapshots], y=[s.val_accuracy for s in result.snapshots],
                                  mode="lines+markers", name="validation accuracy", line=dict(dash="dot")),
                       secondary_y=True)
+    for phase in result.phases:  # after the traces: plotly skips shapes on subplots that are still empty
+        fig.add_vrect(x0=phase.start, x1=phase.start + phase.steps, fillcolor=PHASE_COLORS.get(phase.name, "white"),
+                      line_width=0, layer="below", annotation_text=phase.name, annotation_position="top left",
+                      annotation_font_size=9, annotation_textangle=-90)
     fig.update_yaxes(title_text="block sparsity", range=[0, 1], secondary_y=False)
     fig.update_yaxes(title_text="validation accuracy", range=[0, 1.02], secondary_y=True)
     fig.update_layout(title="SA++ schedule: s(t) = s·(1−e^(−ct))/(1−e^(−c)), c = 4, inside each sparsify phase",
