@@ -161,3 +161,14 @@ def test_suite_runs_cases_and_stops_on_request():
     rows = lat.reports_to_rows(reports)
     assert {row["candidate"] for row in rows} == {"dense SDPA", "top-1 blocks", "PSA adaptive blocks"}
     assert all(row["ratio"] > 0 for row in rows)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_timing_paths_run_and_agree():
+    decode = lat.measure_decode(1024, n_heads=2, head_dim=16, repeats=3, device="cuda")
+    assert decode.env["device"].startswith("CUDA") and all(t.median > 0 for t in decode.timings)
+    linear = lat.measure_block_sparse_linear(256, 256, batch=16, block_size=32, repeats=2, device="cuda")
+    assert linear.quality["BSR sparse.mm"]["max abs diff"] < 1e-3
+    prefill = lat.measure_prefill(256, n_heads=2, head_dim=16, repeats=2, device="cuda")
+    assert not prefill.notes, prefill.notes  # compiled flex must work on CUDA

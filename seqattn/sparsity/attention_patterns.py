@@ -22,7 +22,9 @@ enough for an interactive page (``seq_len`` up to ~2k).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -414,7 +416,7 @@ def run_patterns(
     progressive_steps: int = 5,
     final_sparsity: float = 0.75,
     random_state: int = 0,
-    callback=None,
+    callback: Callable[[int, int, str], Any] | None = None,
 ) -> PatternSuite:
     """Build and score every pattern. ``psa_estimate``: ``"pooled"`` (realistic) or ``"exact"`` (oracle mass)."""
     if psa_estimate not in ("pooled", "exact"):

@@ -213,7 +213,7 @@ def flex_block_mask(kind: str, seq_len: int, n_heads: int, device: torch.device,
     raise ValueError(f"Unknown mask kind {kind!r}; use 'sliding_window' or 'blocks'.")
 
 
-def masked_sdpa_reference(q, k, v, token_mask: torch.Tensor) -> torch.Tensor:
+def masked_sdpa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
     """SDPA with an explicit boolean token mask — what flex must equal."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=token_mask)
 
