@@ -204,6 +204,26 @@ def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
     assert downloads == {"Panel (CSV)", "Trace (JSON)", "Per-cell-type expression (CSV)"}
 
 
+def test_log1p_on_negative_values_is_refused_with_a_message(tmp_path):
+    from seqattn.data import Dataset
+
+    counts = make_planted_counts(n_cells=60, n_genes=20, n_types=2, markers_per_type=2, sparse=False)
+    centred = counts.X - counts.X.mean(axis=0)  # already scaled data: negative values
+    scaled = Dataset(X=centred, y=counts.y, feature_names=counts.feature_names, task="classification",
+                     name="scaled", class_names=counts.class_names)
+    data = save_h5ad(scaled, tmp_path / "scaled.h5ad").read_bytes()
+    at = goto(start(), "data")
+    at.radio(key="data_source").set_value("Upload").run()
+    at.get("file_uploader")[0].upload("scaled.h5ad", data, "application/octet-stream").run()
+    assert not at.error, [e.value for e in at.error]
+    assert next(s for s in at.selectbox if s.key.startswith("layer:")).disabled  # only X in this file
+    at.checkbox(key="pp_log1p").check().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("log1p needs non-negative counts" in e.value for e in at.error)
+    assert "|pp=" not in at.session_state["dataset_key"]  # the unprocessed data stay current
+    assert "preprocessing" not in at.session_state["dataset"].extra
+
+
 def test_gene_panel_without_a_trace_points_to_sa():
     at = goto(start(), "data")
     at.selectbox(key="builtin_name").select("pbmc68k_reduced").run()
@@ -220,7 +240,7 @@ def test_gene_panel_on_pbmc68k_reduced_with_a_quick_sa_trace():
     at.selectbox(key="builtin_name").select("pbmc68k_reduced").run()
     assert not at.exception
     goto(at, "sequential_attention")
-    assert at.button(key="sa_ban_mt") is not None  # pbmc has MT-ND3
+    assert at.button(key="sa_ban_mt").label == "Ban mitochondrial (MT-) genes (1)"  # MT-ND3, not MTPN/MTDH
     at.number_input(key="sa_k").set_value(5)
     at.number_input(key="sa_epochs").set_value(4)
     run_sa_and_wait(at)
