@@ -291,11 +291,34 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     return next(csv.reader([text], delimiter=sep)), sep
 
 
+def _check_first_row_width(content: _Content, header: list[str], sep: str) -> None:
+    """Refuse a first data row wider than the header plus one row-name field.
+
+    One extra field is R's ``write.table`` row names (pandas turns it into the
+    index); more would make pandas build a multi-level index from the extra
+    fields, which for a very long line takes minutes, so it is an error here.
+    """
+    with _text_stream(content) as fh:
+        fh.readline(1 << 22)
+        line = fh.readline(1 << 22)
+    text = line.decode("latin-1").rstrip("\r\n")
+    if text.count(sep) <= len(header):  # cheap bound: no wider than header + row names
+        return
+    try:  # quoted separators do not count
+        n_fields = len(next(csv.reader([text], delimiter=sep), []))
+    except csv.Error:  # e.g. a field beyond the csv module's size limit: let pandas judge the file
+        return
+    if n_fields > len(header) + 1:
+        raise DataError(f"Line 2 of {content.name!r} has {n_fields:,} fields but the header has {len(header)}; "
+                        "check the separator and that every row has one value per column.")
+
+
 def _read_text(content: _Content, fmt: str) -> tuple[pd.DataFrame, list[str]]:
     if _looks_binary(content.head) and not content.head.startswith(_GZIP_MAGIC):
         raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
                         "binary data). Upload a CSV, TSV, parquet or h5ad file.")
     header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
+    _check_first_row_width(content, header, sep)
     try:
         try:
             with _text_stream(content) as fh:
@@ -421,12 +444,12 @@ def _numbers_stored_as_text(features: pd.DataFrame) -> pd.DataFrame:
     such a column would be mistaken for row identifiers or called non-numeric,
     instead of being reported as holding infinite values.
     """
-    text = [c for c, dtype in features.dtypes.items() if dtype == object]
     converted = {}
-    for c in text:
-        values = pd.to_numeric(features[c], errors="coerce")
-        if values.notna().all():
-            converted[c] = values
+    for c in [c for c, dtype in features.dtypes.items() if dtype == object]:
+        try:
+            converted[c] = features[c].astype(np.float64)  # Python float(): "1e400" -> inf
+        except (TypeError, ValueError):
+            continue  # real text: reported as non-numeric (or used as row identifiers)
     return features.assign(**converted) if converted else features
 
 

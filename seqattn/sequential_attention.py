@@ -268,11 +268,12 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if self.learning_rate is not None and self.learning_rate > MAX_LEARNING_RATE:
             raise ValueError(f"learning_rate={self.learning_rate!r} is far above any useful value for Adam "
                              f"(at most {MAX_LEARNING_RATE}; typical 1e-3 to 0.05).")
-        for name, value in (("lr_decay", self.lr_decay), ("max_seconds", self.max_seconds)):
-            if name == "max_seconds" and value is None:
-                continue
-            if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+        if not (isinstance(self.lr_decay, (int, float, np.number)) and 0 < self.lr_decay <= 1):
+            raise ValueError(f"lr_decay (factor on the learning rate over the run) must be in (0, 1], "
+                             f"got {self.lr_decay!r}.")
+        limit = self.max_seconds
+        if limit is not None and not (isinstance(limit, (int, float, np.number)) and math.isfinite(limit) and limit > 0):
+            raise ValueError(f"max_seconds must be a positive finite number (or None), got {limit!r}.")
         if not (isinstance(self.l2, (int, float, np.number)) and math.isfinite(self.l2) and self.l2 >= 0):
             raise ValueError(f"l2 must be a finite number ≥ 0, got {self.l2!r}.")
         seed = self.random_state
