@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import _state as state
 from pages._state import (
     DATASET_ID_KEY,
     SA_TRACE_KEY,
@@ -98,6 +99,7 @@ if run_clicked:
         device=device, random_state=int(st.session_state["sa_seed"]),
         epochs=int(st.session_state["sa_epochs"]), hidden=int(st.session_state["sa_hidden"]),
         learning_rate=float(st.session_state["sa_lr"]), model=st.session_state["sa_model"],
+        max_seconds=state.MAX_TRAINING_SECONDS,
         pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
         banned=[index_of[n] for n in st.session_state["sa_banned"]],
     )
@@ -167,10 +169,18 @@ if final is not None:
     if trace.base_metric is not None:
         summary += f" (before the first pick: {trace.base_metric:.3f})"
 st.markdown(summary + ".")
-if trace.stopped_early:
+if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
+    limit = float(trace.settings["max_seconds"])
+    shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
+    st.warning(f"Stopped at the training time limit ({shown}): kept the {trace.k} features picked so far. "
+               "Lower epochs or k for a full run.")
+elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
 if trace.k == 0:
     st.stop()
+if dataset.task == "classification" and dataset.extra.get("source_format") == "h5ad":  # cells × genes
+    st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
+                 icon=":material/genetics:")
 
 cached = st.session_state.get(FIGURE_KEY)
 if cached is None or cached[0] is not trace:
