@@ -34,6 +34,9 @@ DATASET_KEY = "dataset"
 DATASET_ID_KEY = "dataset_key"
 SA_TRACE_KEY = "sa_trace"
 DEVICE_KEY = "device"
+#: Longest a Sequential Attention run may train (wall clock) before it stops as if Stop
+#: were pressed, keeping its picks: a forgotten run must not hold a shared CPU for hours.
+MAX_TRAINING_SECONDS = 30 * 60
 
 
 @st.cache_resource(show_spinner="Loading data set…")
