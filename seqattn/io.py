@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Union
@@ -249,7 +250,6 @@ def _text_stream(content: _Content) -> IO[bytes]:
 def _check_gunzipped_size(content: _Content) -> None:
     """Stream-decompress without keeping the data: refuse archives that inflate past the limit."""
     import gzip
-    import zlib
 
     total = 0
     try:
@@ -275,8 +275,11 @@ def _sniff_separator(header_line: str) -> str:
 
 def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     """The raw header names (before pandas renames duplicates) and the separator."""
-    with _text_stream(content) as fh:
-        first = fh.readline(1 << 22)
+    try:
+        with _text_stream(content) as fh:
+            first = fh.readline(1 << 22)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
     if b"\x00" in first:
         raise DataError(f"{content.name!r} is not a text table (it contains binary data). "
                         "Upload a CSV, TSV, parquet or h5ad file.")
@@ -288,7 +291,11 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     if not text.strip():
         raise DataError(f"{content.name!r} has no header line: the first line is empty.")
     sep = sep or _sniff_separator(text)
-    return next(csv.reader([text], delimiter=sep)), sep
+    try:
+        return next(csv.reader([text], delimiter=sep)), sep
+    except csv.Error as exc:  # e.g. a stray carriage return inside the header line
+        raise DataError(f"Could not read the header line of {content.name!r}: {exc}. "
+                        "Save the table as a plain CSV or TSV.") from exc
 
 
 def _check_first_row_width(content: _Content, header: list[str], sep: str) -> None:
@@ -298,9 +305,12 @@ def _check_first_row_width(content: _Content, header: list[str], sep: str) -> No
     index); more would make pandas build a multi-level index from the extra
     fields, which for a very long line takes minutes, so it is an error here.
     """
-    with _text_stream(content) as fh:
-        fh.readline(1 << 22)
-        line = fh.readline(1 << 22)
+    try:
+        with _text_stream(content) as fh:
+            fh.readline(1 << 22)
+            line = fh.readline(1 << 22)
+    except (OSError, EOFError, zlib.error):  # a damaged gzip: the full read reports it
+        return
     text = line.decode("latin-1").rstrip("\r\n")
     if text.count(sep) <= len(header):  # cheap bound: no wider than header + row names
         return

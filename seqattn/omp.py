@@ -71,6 +71,12 @@ def omp_select(
     task = infer_task(y) if task == "auto" else task
     y_codes, _ = encode_target(y, task)
     pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
+    for label, indices in (("pinned", pinned), ("banned", banned)):
+        outside = [i for i in indices if not 0 <= i < d]  # negative indices would silently wrap around
+        if outside:
+            raise DataError(f"{label} holds indices outside 0..{d - 1}: {outside}.")
+    if set(pinned) & set(banned):
+        raise DataError(f"Features both pinned and banned: {sorted(set(pinned) & set(banned))}.")
     n_candidates = d - len(set(pinned) | set(banned))
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k > n_candidates:
         raise DataError(f"k must be between 1 and {n_candidates} (the number of candidate features), got {k!r}.")
@@ -85,6 +91,11 @@ def omp_select(
     norms = np.sqrt(np.maximum(sq - n * mean**2, 0.0))
     usable = norms > 1e-12
     scale = np.where(usable & standardize, norms, 1.0)
+    pickable = usable.copy()
+    pickable[pinned + banned] = False
+    if pickable.sum() < k:  # constant columns have no correlation with anything: never picked
+        raise DataError(f"Only {int(pickable.sum())} candidate feature(s) vary (the others are constant, pinned "
+                        f"or banned); choose k ≤ {int(pickable.sum())} or drop the constant columns.")
 
     start = time.perf_counter()
     train, val, _ = split_indices(n, y_codes if task == "classification" else None, validation_fraction, 0.0,
