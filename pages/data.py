@@ -67,6 +67,11 @@ if st.session_state.get(DATASET_ID_KEY) is None:
     # a good first data set, so the SA page works right away
     set_dataset(load_builtin_cached(DEFAULT_BUILTIN), f"builtin:{DEFAULT_BUILTIN}")
 
+if "data_source" not in st.session_state:
+    # Streamlit forgets this radio on other pages; without this, coming back after an upload
+    # would show "Built-in" and replace the uploaded data (and its results) with a built-in.
+    uploaded = str(st.session_state.get(DATASET_ID_KEY, "")).startswith("upload:")
+    st.session_state["data_source"] = "Upload" if uploaded else "Built-in"
 source = st.radio("Source", ["Built-in", "Upload"], horizontal=True, key="data_source")
 base, base_key = None, ""
 
