@@ -35,7 +35,6 @@ from seqattn import sequential_attention as sa_module
 from seqattn.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace, write_atomically
 
-RNG = np.random.default_rng(8)
 N = 24  # rows in the small generated tables (above io.MIN_SAMPLES)
 
 
@@ -60,7 +59,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 def h5ad_bytes(tmp: Path, obs: dict[str, Any] | None = None, X: Any = None) -> bytes:
     """An AnnData file written by anndata itself; ``obs`` columns as given."""
-    X = X if X is not None else RNG.poisson(2.0, size=(N, 5)).astype(np.float32) + 1
+    X = X if X is not None else np.random.default_rng(8).poisson(2.0, size=(N, 5)).astype(np.float32) + 1
     frame = pd.DataFrame(obs if obs is not None else {"cell_type": pd.Categorical(["B", "T"] * (N // 2))},
                          index=[f"c{i}" for i in range(X.shape[0])])
     path = tmp / "cells.h5ad"
@@ -91,8 +90,8 @@ class BadFile:
 
 BAD_FILES = [
     BadFile("empty.csv", lambda t: b"", "label", r"'empty.csv' is empty \(0 bytes\)"),
-    BadFile("junk.csv", lambda t: bytes(RNG.integers(0, 256, 4096, dtype=np.uint8)), "label",
-            r"does not look like a CSV text table \(it contains binary data\)"),
+    BadFile("junk.csv", lambda t: bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8)), "label",
+            r"'junk.csv' (does not look like a CSV|is not a) text table \(it contains binary data\)"),
     BadFile("colons.csv", lambda t: csv(table(), sep=":"), "label",
             r"Target column 'label' not found.*read as a single column.*separated by something other"),
     BadFile("header_only.csv", lambda t: b"f0,f1,label\n", "label", r"has a header \('f0', 'f1', 'label'\) but no data rows"),
