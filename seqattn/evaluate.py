@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import Dataset, split_indices
+from seqattn.device import single_threaded  # noqa: F401  (re-exported for baselines)
 from seqattn.scoring import metric_name
 from seqattn.trace import SelectionTrace
 
@@ -35,14 +36,6 @@ Callback = Callable[[int, int, str], Any]
 REFIT_MODELS = ("logistic", "quadratic")
 DEFAULT_MAX_CANDIDATES = 100
 DEFAULT_MAX_SAMPLES = 3000
-
-
-def single_threaded():
-    """Run BLAS/OpenMP with one thread: hundreds of tiny refits are ~10× faster that way on
-    busy cores (measured on the shared 2-core dev box), and never slower."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
 
 
 @contextmanager

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from seqattn.device import single_threaded
+
 MAX_REFIT_ROWS = 5000
 GAIN_MODELS = ("linear", "mlp")  # bound the cost of a refit on large data (rows are subsampled)
 
@@ -73,5 +75,6 @@ def subset_metric(
         estimator = LogisticRegression(max_iter=300)
     else:
         estimator = Ridge(alpha=1.0)
-    fitted = make_pipeline(StandardScaler(), estimator).fit(A_train, y_train)
-    return float(fitted.score(A_val, y_val))
+    with single_threaded():
+        fitted = make_pipeline(StandardScaler(), estimator).fit(A_train, y_train)
+        return float(fitted.score(A_val, y_val))
