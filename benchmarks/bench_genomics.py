@@ -69,7 +69,8 @@ def run_method(method: str, path: Path, args: argparse.Namespace, truth: dict) -
     t0 = time.perf_counter()
     data = load_table(path, target="cell_type")
     t_load = time.perf_counter() - t0
-    data, record = gx.preprocess(data, log1p=True, top_genes=args.omp_genes if method == "omp" else None)
+    omp_prefilter = args.omp_genes if method == "omp" and args.omp_genes else None
+    data, record = gx.preprocess(data, log1p=True, top_genes=omp_prefilter)
     t_pre = time.perf_counter() - t0 - t_load
     original = data.extra.get("original_index", np.arange(data.n_features))
     start, cpu_start = time.perf_counter(), cpu_seconds()
@@ -92,7 +93,8 @@ def run_method(method: str, path: Path, args: argparse.Namespace, truth: dict) -
         from seqattn.omp import omp_select
 
         picks = omp_select(data.X, data.y, args.k, data.feature_names, task="classification").selected
-        note = f"on the top {args.omp_genes} variable genes (OMP densifies X)"
+        note = (f"on the top {omp_prefilter} variable genes" if omp_prefilter
+                else "on all genes (sparse X stays sparse)")
     else:  # pragma: no cover - argparse restricts choices
         raise ValueError(method)
     t_select, cpu_select = time.perf_counter() - start, cpu_seconds() - cpu_start
@@ -143,7 +145,7 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in each child")
     parser.add_argument("--epochs", type=int, default=None, help="SA epochs (default: the selector's own)")
-    parser.add_argument("--omp-genes", type=int, default=2000, help="HVG prefilter before OMP")
+    parser.add_argument("--omp-genes", type=int, default=0, help="HVG prefilter before OMP (0: all genes)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pbmc-k", type=int, default=20, help="panel size for the pbmc68k_reduced comparison")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import numbers
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +73,25 @@ def available_methods() -> dict[str, MethodSpec]:
     return dict(METHODS)
 
 
+def _check_options(spec: MethodSpec, options: dict[str, Any]) -> None:
+    """Unknown option names are a ValueError naming the accepted ones, not a TypeError deep inside."""
+    if not options:
+        return
+    if spec.name == "sa":
+        from seqattn.sequential_attention import SequentialAttentionSelector
+
+        accepted = set(SequentialAttentionSelector().get_params())
+    else:
+        params = inspect.signature(spec.run).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return  # the runner forwards options further; it validates them itself
+        accepted = {name for name, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"Unknown option(s) for {spec.name}: {', '.join(unknown)}; "
+                         f"accepted: {', '.join(sorted(accepted))}.")
+
+
 def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", random_state: int | None = 0,
                callback=None, **options: Any) -> SelectionTrace:
     """Run ``method`` on ``dataset`` for ``k`` picks; wall time goes into ``trace.settings``."""
@@ -84,8 +104,15 @@ def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", r
     if k > dataset.n_features:
         raise DataError(f"k={k} is larger than the number of features ({dataset.n_features}); "
                         f"choose k ≤ {dataset.n_features}.")
+    _check_options(methods[method], options)
     start = time.perf_counter()
-    trace = methods[method].run(dataset, k, device=device, random_state=random_state, callback=callback, **options)
+    try:
+        trace = methods[method].run(dataset, k, device=device, random_state=random_state, callback=callback,
+                                    **options)
+    except TypeError as exc:  # an option a forwarding runner passed on to a function that lacks it
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise ValueError(f"Unknown option for {method}: {exc}") from exc
     trace.settings.setdefault("wall_seconds", time.perf_counter() - start)
     trace.dataset = trace.dataset or dataset.name
     return trace

@@ -160,3 +160,11 @@ def test_every_public_name_imports():
     from seqattn.methods import available_methods
 
     assert {"sa", "omp", "shap", "greedy", "mutual_info", "anova", "variance", "ttest"} <= set(available_methods())
+
+
+@pytest.mark.parametrize("method, option", [("sa", "epochz"), ("omp", "foo"), ("anova", "bar"), ("greedy", "baz")])
+def test_run_method_unknown_option_is_a_value_error(method, option):
+    from seqattn import load_builtin, run_method
+
+    with pytest.raises(ValueError, match=option):
+        run_method(load_builtin("wine"), method, 2, **{option: 1})
