@@ -190,7 +190,7 @@ def main() -> None:
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
-            print(f"{method:6s} load {row['load_s']:6.1f} s  log1p{'+HVG' if method == 'omp' else ''} "
+            print(f"{method:6s} load {row['load_s']:6.1f} s  log1p{'+HVG' if method == 'omp' and args.omp_genes else ''} "
                   f"{row['preprocess_s']:5.1f} s  select {row['select_s']:7.1f} s (CPU {row.get('select_cpu_s', 0):7.1f} s)  "
                   f"markers {row['markers_found']}/{row['n_markers']}  types {row['types_covered']}/"
                   f"{row['n_types']}  peak RSS {row['peak_rss_mb']:,.0f} MB  {row['note']}", flush=True)
