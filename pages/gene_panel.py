@@ -67,6 +67,9 @@ if not genes:
     st.info("The last run picked no genes (stopped before the first pick). Run Sequential Attention again.")
     st.stop()
 
+if dataset.extra.get("source_format") != "h5ad":
+    st.info("This page is built for gene expression (cells × genes, e.g. an `.h5ad` or `pbmc68k_reduced`). "
+            f"**{dataset.name}** is not expression data, so read *genes* as features and *cell types* as classes.")
 described = f"**{len(genes)}-gene panel** from Sequential Attention on **{dataset.name}** " \
             f"({dataset.n_samples} cells × {dataset.n_features} genes, {dataset.n_classes} cell types)"
 details = []
