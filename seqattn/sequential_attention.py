@@ -398,6 +398,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
                 settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
             )
+
             def read_out(features: list[int]) -> float | None:
                 if self.gain_model == "none":
                     return None
