@@ -10,7 +10,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from pages._state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
+from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
+                          keep_widget_state)
 from seqattn.comparison import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
@@ -51,7 +52,8 @@ def run_comparison(dataset_key: str, methods: tuple[str, ...], k: int, ks: tuple
     try:
         return compare_methods(_dataset, list(methods), k, ks=list(ks), seeds=list(seeds), eval_model=eval_model,
                                eval_epochs=eval_epochs, random_state=random_state, device=device,
-                               sa_trace=_sa_trace, method_options=_options, callback=progress)
+                               sa_trace=_sa_trace, method_options=_options, callback=progress,
+                               max_seconds=MAX_TRAINING_SECONDS)
     finally:
         bar.empty()
 
@@ -156,6 +158,9 @@ if result is None:
     st.info("Choose methods and settings, then press **Run comparison**.")
     st.stop()
 
+if result.settings.get("stopped") == "time limit":
+    st.warning(f"Stopped at the time limit ({MAX_TRAINING_SECONDS / 60:.0f} min): showing the methods and "
+               "retraining fits that finished. Use fewer methods, seeds or k values, or the logistic evaluation model.")
 for method, message in result.errors.items():
     st.warning(f"{METHOD_LABELS.get(method, method)} was skipped: {message}")
 if not result.traces:

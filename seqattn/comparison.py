@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +158,7 @@ def compare_methods(
     method_options: dict[str, dict[str, Any]] | None = None,
     test: Dataset | None = None,
     callback: Callback | None = None,
+    max_seconds: float | None = None,
 ) -> Comparison:
     """Run ``methods`` for ``k`` picks each, then retrain on their top-k for every k in ``ks``.
 
@@ -165,7 +167,9 @@ def compare_methods(
     raises ``ValueError`` (bad settings for this data) is skipped and its
     message kept in ``errors``. Greedy on more than 100 features shortlists
     50 candidates by ANOVA F (said in its trace). ``method_options`` maps a
-    method to extra keyword arguments.
+    method to extra keyword arguments. A ``callback`` returning ``True``, or
+    passing ``max_seconds``, stops between methods / retraining fits: what is
+    finished is kept and ``settings["stopped"]`` says why.
     """
     unknown = [m for m in methods if m not in METHOD_LABELS]
     if unknown:
@@ -182,16 +186,24 @@ def compare_methods(
     n_eval = len(seeds) * len(ks) * len(methods)
     total = len(methods) + n_eval
     done = 0
+    started = time.perf_counter()
+    stop_reason = ""
 
-    def report(message: str) -> None:
-        if callback is not None:
-            callback(done, total, message)
+    def report(message: str) -> bool:
+        """Progress; True when the caller asked to stop or the time budget is spent."""
+        nonlocal stop_reason
+        if callback is not None and callback(done, total, message):
+            stop_reason = stop_reason or "stopped"
+        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+            stop_reason = stop_reason or "time limit"
+        return bool(stop_reason)
 
     traces: dict[str, SelectionTrace] = {}
     errors: dict[str, str] = {}
     explanation = None
     for method in methods:
-        report(f"running {METHOD_LABELS[method]}…")
+        if report(f"running {METHOD_LABELS[method]}…"):
+            break
         try:
             if method == "sa" and sa_trace is not None and sa_trace.n_features == dataset.n_features:
                 trace = SelectionTrace.from_dict(sa_trace.to_dict())
@@ -210,18 +222,21 @@ def compare_methods(
         done += 1
         report(f"{METHOD_LABELS[method]} done")
 
-    def eval_progress(step: int, _total: int, message: str) -> None:
-        if callback is not None:
-            callback(len(methods) + step, total, f"retraining: {message}")
+    def eval_progress(step: int, _total: int, message: str) -> bool:
+        nonlocal done
+        done = len(methods) + step
+        return report(f"retraining: {message}")
 
+    empty = pd.DataFrame(columns=["method", "k", "seed", "metric", "value", "features"])
     accuracy = accuracy_vs_k(dataset, traces, ks, seeds=seeds, model=eval_model, epochs=eval_epochs,
-                             test=test, device=device, callback=eval_progress) if traces else pd.DataFrame(
-        columns=["method", "k", "seed", "metric", "value", "features"])
+                             test=test, device=device, callback=eval_progress) if traces and not stop_reason \
+        else empty
     if callback is not None:
         callback(total, total, "done")
     settings = {"methods": list(methods), "seeds": list(seeds), "eval_model": eval_model,
                 "eval_epochs": eval_epochs, "random_state": random_state, "device": device,
-                "method_options": options, "split": accuracy.attrs.get("split", "")}
+                "method_options": options, "split": accuracy.attrs.get("split", ""),
+                "stopped": stop_reason or None, "max_seconds": max_seconds}
     return Comparison(
         dataset=dataset.name, k=k, ks=ks, traces=traces, accuracy=accuracy, shap=explanation, errors=errors,
         settings=settings,

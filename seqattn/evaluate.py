@@ -448,7 +448,9 @@ def accuracy_vs_k(
     on all of ``dataset`` and only the initialisation varies with the seed.
     Identical feature subsets are trained once per seed, so methods that agree
     get identical numbers. Returns one tidy row per (method, k, seed);
-    ``k`` values beyond a trace's length are skipped.
+    ``k`` values beyond a trace's length are skipped. A ``callback`` that
+    returns ``True`` stops after the current fit; the rows so far are kept and
+    ``frame.attrs["stopped"]`` is set.
     """
     labelled = as_trace_dict(traces)
     ks = sorted({int(k) for k in ks})
@@ -469,6 +471,7 @@ def accuracy_vs_k(
     pos = {c: j for j, c in enumerate(needed)}
     cache: dict[tuple[frozenset[int], int], float] = {}
     rows = []
+    stopped = False
     start = time.perf_counter()
     with single_threaded():
         for n, (label, k, seed) in enumerate(jobs):
@@ -486,10 +489,11 @@ def accuracy_vs_k(
                                            model=model, seed=seed, epochs=epochs, device=device)
             rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
                          "value": cache[key], "features": ", ".join(dataset.feature_names[c] for c in features)})
-            if callback is not None:
-                callback(n + 1, len(jobs), f"{label}, k={k}, seed {seed}")
+            if callback is not None and callback(n + 1, len(jobs), f"{label}, k={k}, seed {seed}"):
+                stopped = True
+                break
     frame = pd.DataFrame(rows, columns=["method", "k", "seed", "metric", "value", "features"])
-    frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start,
+    frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start, stopped=stopped,
                        split="separate test set" if test is not None else f"per-seed {test_fraction:.0%} test split")
     return frame
 

@@ -71,3 +71,30 @@ def test_compare_methods_rejects_bad_requests(planted) -> None:
         compare_methods(planted, ["anova"], 3, ks=[7])
     assert default_ks(10) == [1, 2, 5, 10]
     assert default_ks(1) == [1]
+
+
+def test_compare_stops_on_request_and_keeps_what_finished():
+    from seqattn import load_builtin
+    from seqattn.comparison import compare_methods
+
+    ds = load_builtin("wine")
+    calls = []
+
+    def stop_after_first_method(step, total, message):
+        calls.append(message)
+        return message.endswith("done") and "Mutual information" in message
+
+    result = compare_methods(ds, ["mutual_info", "anova", "variance"], 3, seeds=[0], eval_model="logistic",
+                             callback=stop_after_first_method)
+    assert list(result.traces) == ["mutual_info"]
+    assert result.settings["stopped"] == "stopped"
+    assert result.accuracy.empty  # stopped before retraining
+
+
+def test_compare_time_limit_returns_partial_result():
+    from seqattn import load_builtin
+    from seqattn.comparison import compare_methods
+
+    result = compare_methods(load_builtin("wine"), ["anova", "variance"], 3, seeds=[0], eval_model="logistic",
+                             max_seconds=0.0)
+    assert result.traces == {} and result.settings["stopped"] == "time limit"
