@@ -43,6 +43,8 @@ def preprocessing_controls(base, base_key: str):
     with st.expander("Preprocessing (gene expression)", expanded=False):
         st.caption("Applied in this order: log1p → keep the most variable genes → per-gene standardisation. "
                    "The choice is recorded in the Sequential Attention trace.")
+        if base.extra.get("log_normalised"):
+            st.caption(f"**{base.name}** is already log-normalised: leave log1p off, or it is applied twice.")
         c1, c2, c3 = st.columns(3)
         log1p = c1.checkbox("log1p", key="pp_log1p", help="log(1 + x): for raw counts. Needs non-negative values.")
         hvg = c2.checkbox("Keep the most variable genes only", key="pp_hvg",

@@ -64,6 +64,7 @@ def load_pbmc68k_reduced() -> Dataset:
         "10x Genomics PBMC 68k, reduced by scanpy to 700 cells × 765 genes; log-normalised expression "
         "(sparse); target: cell type (obs 'bulk_labels', 10 types)."
     )
+    dataset.extra["log_normalised"] = True  # log1p again would compress it twice
     return dataset
 
 
