@@ -5,18 +5,9 @@ Screenshots land in ``test-artifacts/`` (``browser-compare-*.png``).
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from browser_helpers import wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_idle(page) -> None:
-    """Wait until the rerun an interaction triggered has finished."""
-    try:
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=2_000)
-    except PlaywrightTimeout:
-        pass
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=180_000)
 
 
 def fill(page, label: str, value: str) -> None:

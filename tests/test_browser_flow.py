@@ -9,24 +9,11 @@ import io
 import re
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from seqattn.trace import SelectionTrace
+from browser_helpers import wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def wait_idle(page) -> None:
-    """Wait for the rerun an interaction triggered: the app root flips to "running", then back.
-
-    Typing into the next widget while a rerun is in flight can be overwritten
-    by that rerun's result, so every interaction waits here.
-    """
-    try:
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=2_000)
-    except PlaywrightTimeout:
-        pass  # the rerun was over before we looked
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
 
 
 def set_number(page, label: str, value: int) -> None:

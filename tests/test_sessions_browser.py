@@ -12,20 +12,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from browser_helpers import wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SECRET = "secretfeature"
-
-
-def wait_idle(page) -> None:
-    """Wait for the rerun an interaction triggered to finish."""
-    try:
-        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=2_000)
-    except PlaywrightTimeout:
-        pass
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=60_000)
 
 
 def go(page, title: str) -> None:
