@@ -1,7 +1,8 @@
 """Compare page: Sequential Attention vs OMP vs SHAP vs greedy vs filters on the current data set.
 
-Layout only: ``seqattn.comparison.compare_methods`` does the work (cached with
-``st.cache_data``), ``seqattn.plots.compare`` draws it.
+Layout only: ``seqattn.comparison.compare_methods`` does the work in a background
+job (progress bar, Stop keeps what finished; finished runs are kept per
+settings in this session), ``seqattn.plots.compare`` draws it.
 """
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
-                          keep_widget_state)
+from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, BackgroundJob, current_dataset,
+                          current_device, keep_widget_state)
 from seqattn.comparison import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
@@ -28,34 +29,13 @@ from seqattn.plots.compare import (
 from seqattn.plots.data import mean_image
 from seqattn.trace import SelectionTrace
 
-RESULT_KEY = "cmp_result"  # (settings key, Comparison) of the last run on this page
+RESULT_KEY = "cmp_result"  # the Comparison shown on this page
+JOB_KEY = "cmp_job"  # the BackgroundJob of a running comparison
+FINISHED_KEY = "cmp_finished"  # settings key -> Comparison: finished runs of this session
+MAX_FINISHED = 8
 SETTINGS_FOR_KEY = "cmp_settings_for"  # dataset_key the widgets were last defaulted for
 WIDGETS = ("cmp_methods", "cmp_k", "cmp_ks", "cmp_seeds", "cmp_eval_model", "cmp_eval_epochs", "cmp_reuse_sa",
            "cmp_sa_epochs", "cmp_shap_background", "cmp_shap_explain", "cmp_seed")
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def run_comparison(dataset_key: str, methods: tuple[str, ...], k: int, ks: tuple[int, ...], seeds: tuple[int, ...],
-                   eval_model: str, eval_epochs: int, device: str, random_state: int, sa_digest: str,
-                   options_key: str, _dataset: Dataset, _sa_trace: SelectionTrace | None,
-                   _options: dict) -> Comparison:
-    """One comparison per distinct setting (the hashed arguments); ``_``-prefixed ones are not hashed.
-
-    The progress bar is created in here: st.cache_data replays the elements a
-    cached function drew, which only works for elements it created itself.
-    """
-    bar = st.progress(0.0, text="Starting…")
-
-    def progress(step: int, total: int, message: str) -> None:
-        bar.progress(min(step / max(total, 1), 1.0), text=message)
-
-    try:
-        return compare_methods(_dataset, list(methods), k, ks=list(ks), seeds=list(seeds), eval_model=eval_model,
-                               eval_epochs=eval_epochs, random_state=random_state, device=device,
-                               sa_trace=_sa_trace, method_options=_options, callback=progress,
-                               max_seconds=MAX_TRAINING_SECONDS)
-    finally:
-        bar.empty()
 
 
 @st.cache_data(show_spinner="Refitting every candidate…", max_entries=32)
@@ -146,18 +126,70 @@ if submitted:
     args = (dataset_key, methods, k, ks, seeds, st.session_state["cmp_eval_model"],
             int(st.session_state["cmp_eval_epochs"]), device, int(st.session_state["cmp_seed"]), sa_digest,
             repr(sorted((m, sorted(o.items())) for m, o in options.items())))
-    try:
-        result = run_comparison(*args, _dataset=dataset, _sa_trace=sa_trace if reuse else None, _options=options)
-    except (ValueError, RuntimeError) as exc:
-        st.error(f"The comparison failed: {exc}")
-        st.stop()
-    st.session_state[RESULT_KEY] = result
+    finished = st.session_state.setdefault(FINISHED_KEY, {})
+    if st.session_state.get(JOB_KEY) is not None:
+        st.warning("A comparison is still running: wait for it or press Stop first.")
+    elif args in finished:  # same settings, same data: show the finished run again
+        st.session_state[RESULT_KEY] = finished[args]
+    else:
+        job = BackgroundJob(compare_methods, dataset, list(methods), k, ks=list(ks), seeds=list(seeds),
+                            eval_model=st.session_state["cmp_eval_model"],
+                            eval_epochs=int(st.session_state["cmp_eval_epochs"]),
+                            random_state=int(st.session_state["cmp_seed"]), device=device,
+                            sa_trace=sa_trace if reuse else None, method_options=options,
+                            max_seconds=MAX_TRAINING_SECONDS)
+        job.settings_key, job.dataset_key = args, dataset_key
+        st.session_state[JOB_KEY] = job
+
+
+def collect_finished_job() -> None:
+    """Move a finished comparison into session state (or show why it failed)."""
+    finished_job: BackgroundJob = st.session_state.pop(JOB_KEY)
+    if finished_job.dataset_key != dataset_key:
+        return  # the data set changed while it ran
+    if finished_job.error is not None:
+        error = finished_job.error
+        prefix = "" if isinstance(error, (ValueError, RuntimeError)) else f"{type(error).__name__}: "
+        st.error(f"The comparison failed: {prefix}{error}")
+        return
+    finished = st.session_state.setdefault(FINISHED_KEY, {})
+    if len(finished) >= MAX_FINISHED:
+        finished.pop(next(iter(finished)))
+    if not finished_job.result.settings.get("stopped"):
+        finished[finished_job.settings_key] = finished_job.result  # a stopped run is not reused
+    st.session_state[RESULT_KEY] = finished_job.result
+
+
+@st.fragment(run_every=1.0)
+def progress_panel() -> None:
+    """Redrawn every second while the comparison runs in its thread; a full rerun when done."""
+    current: BackgroundJob | None = st.session_state.get(JOB_KEY)
+    if current is None:
+        return
+    if current.done:
+        st.rerun()
+    st.progress(current.fraction, text=current.message)
+    if current.stop_requested:
+        st.caption("Stopping after the current method or retraining fit; what finished is kept…")
+    elif st.button("Stop", key="cmp_stop", help="Stop and show the methods and fits that finished."):
+        current.stop_requested = True
+        st.caption("Stopping after the current method or retraining fit; what finished is kept…")
+
+
+job: BackgroundJob | None = st.session_state.get(JOB_KEY)
+if job is not None and job.done:
+    collect_finished_job()
+elif job is not None:
+    progress_panel()
+    st.stop()  # old results stay hidden while a run is going
 
 result: Comparison | None = st.session_state.get(RESULT_KEY)
 if result is None:
     st.info("Choose methods and settings, then press **Run comparison**.")
     st.stop()
 
+if result.settings.get("stopped") == "stopped":
+    st.info("Stopped: showing the methods and retraining fits that finished before Stop.")
 if result.settings.get("stopped") == "time limit":
     st.warning(f"Stopped at the time limit ({MAX_TRAINING_SECONDS / 60:.0f} min): showing the methods and "
                "retraining fits that finished. Use fewer methods, seeds or k values, or the logistic evaluation model.")
