@@ -149,3 +149,32 @@ class BackgroundJob:
         """Block until finished (tests); True when done."""
         self._thread.join(timeout)
         return self.done
+
+
+def job_progress_panel(job_key: str, *, stop_key: str, stopping: str, text: Callable[[BackgroundJob], str],
+                       stop_help: str | None = None, details: Callable[[BackgroundJob], None] | None = None,
+                       run_every: float = 1.0) -> None:
+    """Progress bar and Stop button for the ``BackgroundJob`` at ``st.session_state[job_key]``.
+
+    Redrawn every ``run_every`` seconds as a fragment (the rest of the page is
+    not re-run); when the job is done a full rerun lets the page collect it.
+    ``details`` may draw more (e.g. the picks so far) under the bar.
+    """
+
+    @st.fragment(run_every=run_every)
+    def panel() -> None:
+        job: BackgroundJob | None = st.session_state.get(job_key)
+        if job is None:
+            return
+        if job.done:
+            st.rerun()
+        st.progress(job.fraction, text=text(job))
+        if details is not None:
+            details(job)
+        if job.stop_requested:
+            st.caption(stopping)
+        elif st.button("Stop", key=stop_key, help=stop_help):
+            job.stop_requested = True
+            st.caption(stopping)
+
+    panel()

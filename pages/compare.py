@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, BackgroundJob, current_dataset,
-                          current_device, keep_widget_state)
+                          current_device, job_progress_panel, keep_widget_state)
 from seqattn.comparison import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
@@ -160,27 +160,13 @@ def collect_finished_job() -> None:
     st.session_state[RESULT_KEY] = finished_job.result
 
 
-@st.fragment(run_every=1.0)
-def progress_panel() -> None:
-    """Redrawn every second while the comparison runs in its thread; a full rerun when done."""
-    current: BackgroundJob | None = st.session_state.get(JOB_KEY)
-    if current is None:
-        return
-    if current.done:
-        st.rerun()
-    st.progress(current.fraction, text=current.message)
-    if current.stop_requested:
-        st.caption("Stopping after the current method or retraining fit; what finished is kept…")
-    elif st.button("Stop", key="cmp_stop", help="Stop and show the methods and fits that finished."):
-        current.stop_requested = True
-        st.caption("Stopping after the current method or retraining fit; what finished is kept…")
-
-
 job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 if job is not None and job.done:
     collect_finished_job()
 elif job is not None:
-    progress_panel()
+    job_progress_panel(JOB_KEY, stop_key="cmp_stop", text=lambda j: j.message,
+                       stopping="Stopping after the current method or retraining fit; what finished is kept…",
+                       stop_help="Stop and show the methods and fits that finished.")
     st.stop()  # old results stay hidden while a run is going
 
 result: Comparison | None = st.session_state.get(RESULT_KEY)

@@ -123,29 +123,19 @@ def collect_finished_job() -> None:
         st.session_state.pop("sa_error", None)
 
 
-@st.fragment(run_every=1.0)
-def progress_panel() -> None:
-    """Redrawn every second while the run is in its thread; hands over to a full rerun when done."""
-    current: BackgroundJob | None = st.session_state.get(JOB_KEY)
-    if current is None:
-        return
-    if current.done:
-        st.rerun()
-    st.progress(current.fraction, text=f"{current.message} — step {current.step}/{current.total}")
-    picks = [m for m in list(current.messages) if m.startswith("pick")]
+def picks_so_far(job: BackgroundJob) -> None:
+    picks = [m for m in list(job.messages) if m.startswith("pick")]
     if picks:
         st.caption("Picked so far: " + " · ".join(picks))
-    if current.stop_requested:
-        st.caption("Stopping after the current step; the picks so far are kept…")
-    elif st.button("Stop", key="sa_stop", help="Stop training and keep the features picked so far."):
-        current.stop_requested = True
-        st.caption("Stopping after the current step; the picks so far are kept…")
 
 
 if job is not None and job.done:
     collect_finished_job()
 elif running:
-    progress_panel()
+    state.job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
+                             text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                             stopping="Stopping after the current step; the picks so far are kept…",
+                             stop_help="Stop training and keep the features picked so far.")
 
 if "sa_error" in st.session_state:
     st.error(st.session_state["sa_error"])

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from pages._state import BackgroundJob, current_device, load_builtin_cached
+from pages._state import BackgroundJob, current_device, job_progress_panel, load_builtin_cached
 from seqattn.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
 from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
@@ -45,21 +45,8 @@ def cached_patterns(seq_len: int, block_size: int, n_layers: int, n_heads: int, 
 
 def job_panel(job_key: str, label: str) -> None:
     """Progress + Stop for a background job; a full rerun collects the result when it is done."""
-
-    @st.fragment(run_every=0.5)
-    def panel() -> None:
-        job: BackgroundJob | None = st.session_state.get(job_key)
-        if job is None:
-            return
-        if job.done:
-            st.rerun()
-        st.progress(job.fraction, text=f"{label}: {job.message}")
-        if job.stop_requested:
-            st.caption("Stopping after the current step; what finished is kept…")
-        elif st.button("Stop", key=f"{job_key}_stop"):
-            job.stop_requested = True
-
-    panel()
+    job_progress_panel(job_key, stop_key=f"{job_key}_stop", text=lambda j: f"{label}: {j.message}",
+                       stopping="Stopping after the current step; what finished is kept…", run_every=0.5)
 
 
 def collect(job_key: str, result_key: str, store_key: tuple | None = None) -> None:
