@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from seqattn.data import Dataset, split_indices
+from seqattn.data import Dataset, check_pinned_banned, split_indices
 from seqattn.evaluate import (
     DEFAULT_MAX_SAMPLES,
     RefitScorer,
@@ -49,20 +49,14 @@ VALIDATION_FRACTION = 0.2  # same split as SA and seqattn.scoring
 # --------------------------------------------------------------------------- shared plumbing
 def _check_k(dataset: Dataset, k: int, pinned: Sequence[int], banned: Sequence[int]) -> tuple[list[int], list[int]]:
     d = dataset.n_features
-    pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
-    for label, idx in (("pinned", pinned), ("banned", banned)):
-        bad = [i for i in idx if not 0 <= i < d]
-        if bad:
-            raise ValueError(f"{label} holds feature indices outside 0..{d - 1}: {bad}.")
-    if set(pinned) & set(banned):
-        raise ValueError(f"Features both pinned and banned: {sorted(set(pinned) & set(banned))}.")
+    pinned, banned = check_pinned_banned(d, pinned, banned)
     available = d - len(set(pinned) | set(banned))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")
     if k > available:
         raise ValueError(f"k={k} but only {available} features can be picked "
-                         f"({d} features, {len(set(pinned))} pinned, {len(set(banned))} banned).")
-    return list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
+                         f"({d} features, {len(pinned)} pinned, {len(banned)} banned).")
+    return pinned, banned
 
 
 class _ValidationScorer:

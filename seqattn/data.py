@@ -6,6 +6,7 @@ person can act on; the app shows that message, the CLI prints it and exits 2.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,24 @@ def encode_target(y: np.ndarray, task: str) -> tuple[np.ndarray, list[str] | Non
                             "choose task='classification'.") from exc
     classes, codes = np.unique(y.astype(str) if y.dtype.kind == "O" else y, return_inverse=True)
     return codes.astype(np.int64), [str(c) for c in classes]
+
+
+def check_pinned_banned(n_features: int, pinned: Sequence[int] = (),
+                        banned: Sequence[int] = ()) -> tuple[list[int], list[int]]:
+    """Pinned and banned feature indices, checked against ``n_features`` and de-duplicated in order.
+
+    Every selector takes both lists; one check keeps their messages alike.
+    Negative indices are refused rather than silently counted from the end.
+    """
+    pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
+    for label, indices in (("pinned", pinned), ("banned", banned)):
+        outside = [i for i in indices if not 0 <= i < n_features]
+        if outside:
+            raise DataError(f"{label} holds indices outside 0..{n_features - 1}: {outside}.")
+    both = sorted(set(pinned) & set(banned))
+    if both:
+        raise DataError(f"Features both pinned and banned: {both}.")
+    return list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
 
 
 def make_planted(

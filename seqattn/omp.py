@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from seqattn.data import DataError, encode_target, infer_task, split_indices
+from seqattn.data import DataError, check_pinned_banned, encode_target, infer_task, split_indices
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -70,14 +70,8 @@ def omp_select(
     names = [str(f) for f in feature_names] if feature_names is not None else [f"x{i}" for i in range(d)]
     task = infer_task(y) if task == "auto" else task
     y_codes, _ = encode_target(y, task)
-    pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
-    for label, indices in (("pinned", pinned), ("banned", banned)):
-        outside = [i for i in indices if not 0 <= i < d]  # negative indices would silently wrap around
-        if outside:
-            raise DataError(f"{label} holds indices outside 0..{d - 1}: {outside}.")
-    if set(pinned) & set(banned):
-        raise DataError(f"Features both pinned and banned: {sorted(set(pinned) & set(banned))}.")
-    n_candidates = d - len(set(pinned) | set(banned))
+    pinned, banned = check_pinned_banned(d, pinned, banned)
+    n_candidates = d - len(pinned) - len(banned)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k > n_candidates:
         raise DataError(f"k must be between 1 and {n_candidates} (the number of candidate features), got {k!r}.")
 
@@ -100,29 +94,23 @@ def omp_select(
     start = time.perf_counter()
     train, val, _ = split_indices(n, y_codes if task == "classification" else None, validation_fraction, 0.0,
                                   random_state)
-    Xraw = A
+    X_train, y_train, X_val, y_val = A[train], y_codes[train], A[val], y_codes[val]  # sliced once, not per step
     trace = SelectionTrace(method="omp", feature_names=names, dataset=dataset_name, task=task,
                            metric_name=metric_name(task), pinned=pinned, banned=banned,
                            settings={"k": int(k), "standardize": standardize, "fit_intercept": fit_intercept,
                                      "simultaneous": task == "classification"})
-    trace.base_metric = subset_metric(Xraw[train], y_codes[train], Xraw[val], y_codes[val], pinned, task,
-                                      random_state)
+    trace.base_metric = subset_metric(X_train, y_train, X_val, y_val, pinned, task, random_state)
     previous = trace.base_metric
-    chosen = list(dict.fromkeys(pinned))
-    candidate = usable.copy()
-    candidate[chosen] = False
-    candidate[banned] = False
+    chosen = list(pinned)
     residual = _residual(A, Y, chosen, mean, scale)
     for _ in range(int(k)):
-        if not candidate.any():
-            break
         scores = np.linalg.norm(np.asarray(A.T @ residual), axis=1) / scale
-        scores[~candidate] = np.nan
+        scores[~pickable] = np.nan
         feature = int(np.nanargmax(scores))
         chosen.append(feature)
-        candidate[feature] = False
+        pickable[feature] = False
         residual = _residual(A, Y, chosen, mean, scale)
-        metric = subset_metric(Xraw[train], y_codes[train], Xraw[val], y_codes[val], chosen, task, random_state)
+        metric = subset_metric(X_train, y_train, X_val, y_val, chosen, task, random_state)
         trace.add_step(feature, scores, metric - previous, metric, time.perf_counter() - start)
         previous = metric
     return trace

@@ -30,7 +30,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from seqattn.data import Dataset, DataError, encode_target, infer_task, split_indices
+from seqattn.data import Dataset, DataError, check_pinned_banned, encode_target, infer_task, split_indices
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, build_model
 from seqattn.scoring import metric_name, subset_metric
@@ -230,15 +230,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def _check_params(self, n_features: int) -> tuple[int, list[int], list[int]]:
-        pinned = [int(i) for i in self.pinned]
-        banned = [int(i) for i in self.banned]
-        for name, idx in (("pinned", pinned), ("banned", banned)):
-            bad = [i for i in idx if not 0 <= i < n_features]
-            if bad:
-                raise ValueError(f"{name} holds indices outside 0..{n_features - 1}: {bad}.")
-        if set(pinned) & set(banned):
-            raise ValueError(f"Features both pinned and banned: {sorted(set(pinned) & set(banned))}.")
-        n_candidates = n_features - len(set(pinned)) - len(set(banned))
+        pinned, banned = check_pinned_banned(n_features, self.pinned, self.banned)
+        n_candidates = n_features - len(pinned) - len(banned)
         k = self.n_features_to_select
         if k is None:
             k = max(1, n_candidates // 2)
@@ -247,7 +240,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if k > n_candidates:
             raise ValueError(
                 f"n_features_to_select={k} but only {n_candidates} features can be picked "
-                f"({n_features} features, {len(set(pinned))} pinned, {len(set(banned))} banned)."
+                f"({n_features} features, {len(pinned)} pinned, {len(banned)} banned)."
             )
         if self.model not in ("mlp", "linear"):
             raise ValueError(f"model must be 'mlp' or 'linear', got {self.model!r}.")
@@ -280,7 +273,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                                  or not 0 <= seed < 2**32):
             raise ValueError(f"random_state must be None or a whole number in [0, 2**32), got {seed!r}.")
-        return int(k), list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
+        return int(k), pinned, banned
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y, *, feature_names: Sequence[str] | None = None,
