@@ -118,6 +118,25 @@ def encode_target(y: np.ndarray, task: str) -> tuple[np.ndarray, list[str] | Non
     return codes.astype(np.int64), [str(c) for c in classes]
 
 
+def column_mean_var(X: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and (population) variance in float64; sparse X is never densified."""
+    if rows is not None:
+        X = X[rows]
+    n = X.shape[0]
+    if n == 0:
+        return np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    if sp.issparse(X):
+        mean = np.asarray(X.sum(axis=0), dtype=np.float64).ravel() / n
+        sq = X.copy()
+        sq.data = sq.data.astype(np.float64) ** 2
+        mean_sq = np.asarray(sq.sum(axis=0)).ravel() / n
+    else:
+        X64 = X.astype(np.float64, copy=False)
+        mean = X64.mean(axis=0)
+        mean_sq = (X64 ** 2).mean(axis=0)
+    return mean, np.maximum(mean_sq - mean ** 2, 0.0)
+
+
 def check_pinned_banned(n_features: int, pinned: Sequence[int] = (),
                         banned: Sequence[int] = ()) -> tuple[list[int], list[int]]:
     """Pinned and banned feature indices, checked against ``n_features`` and de-duplicated in order.

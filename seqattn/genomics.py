@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data import DataError, Dataset, split_indices
+from seqattn.data import DataError, Dataset, column_mean_var, split_indices
 from seqattn.trace import SelectionTrace
 
 #: Above this many values (cells × genes) per-gene standardisation of sparse
@@ -35,25 +35,6 @@ MAX_DENSIFY_VALUES = 50_000_000
 
 
 # ------------------------------------------------------------------ statistics
-def _column_mean_var(X: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and (population) variance, sparse-friendly."""
-    if rows is not None:
-        X = X[rows]
-    n = X.shape[0]
-    if n == 0:
-        return np.zeros(X.shape[1]), np.zeros(X.shape[1])
-    if sp.issparse(X):
-        mean = np.asarray(X.sum(axis=0), dtype=np.float64).ravel() / n
-        sq = X.copy()
-        sq.data = sq.data.astype(np.float64) ** 2
-        mean_sq = np.asarray(sq.sum(axis=0)).ravel() / n
-    else:
-        X64 = X.astype(np.float64, copy=False)
-        mean = X64.mean(axis=0)
-        mean_sq = (X64 ** 2).mean(axis=0)
-    return mean, np.maximum(mean_sq - mean ** 2, 0.0)
-
-
 def _subset_features(dataset: Dataset, keep: np.ndarray, name_suffix: str = "") -> Dataset:
     """A copy with only the columns ``keep``; ground truth and index map follow."""
     keep = np.asarray(keep, dtype=np.int64)
@@ -80,7 +61,7 @@ def highly_variable_genes(dataset: Dataset, n_top: int) -> np.ndarray:
     """
     if n_top < 1:
         raise ValueError(f"n_top must be ≥ 1, got {n_top}.")
-    _, var = _column_mean_var(dataset.X)
+    _, var = column_mean_var(dataset.X)
     n_top = min(int(n_top), dataset.n_features)
     top = np.argsort(-var, kind="stable")[:n_top]
     return np.sort(top)
@@ -120,7 +101,7 @@ def preprocess(
         out = _subset_features(out, highly_variable_genes(out, top_genes))
         record["top_genes"] = int(top_genes)
     if standardize:
-        mean, var = _column_mean_var(out.X)
+        mean, var = column_mean_var(out.X)
         std = np.sqrt(var)
         std[std == 0] = 1.0
         Xs = out.X
@@ -183,7 +164,7 @@ def ttest_statistics(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         raise DataError("Marker t-tests need cell-type classes; the target here is a regression target.")
     n_types = dataset.n_classes
     n = dataset.n_samples
-    total_mean, total_var = _column_mean_var(dataset.X)
+    total_mean, total_var = column_mean_var(dataset.X)
     total_sum, total_sq = total_mean * n, (total_var + total_mean ** 2) * n
     t = np.zeros((n_types, dataset.n_features))
     p = np.ones((n_types, dataset.n_features))
@@ -192,7 +173,7 @@ def ttest_statistics(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         n_in, n_out = len(rows), n - len(rows)
         if n_in < 2 or n_out < 2:
             continue
-        mean_in, var_in = _column_mean_var(dataset.X, rows)
+        mean_in, var_in = column_mean_var(dataset.X, rows)
         sum_out = total_sum - mean_in * n_in
         sq_out = total_sq - (var_in + mean_in ** 2) * n_in
         mean_out = sum_out / n_out

@@ -30,7 +30,8 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from seqattn.data import Dataset, DataError, check_pinned_banned, encode_target, infer_task, split_indices
+from seqattn.data import (Dataset, DataError, check_pinned_banned, column_mean_var, encode_target, infer_task,
+                          split_indices)
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, build_model
 from seqattn.scoring import metric_name, subset_metric
@@ -139,12 +140,8 @@ class _Batches:
 
 def _standardisation(X) -> tuple[np.ndarray, np.ndarray]:
     """Column means and scales without densifying sparse data; constant columns get scale 1."""
-    if sp.issparse(X):
-        mean = np.asarray(X.mean(axis=0)).ravel()
-        var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
-    else:
-        mean, var = X.mean(axis=0), X.var(axis=0)
-    scale = np.sqrt(np.maximum(var, 0.0))
+    mean, var = column_mean_var(X)
+    scale = np.sqrt(var)
     scale[scale < 1e-12] = 1.0
     return mean.astype(np.float32), scale.astype(np.float32)
 
