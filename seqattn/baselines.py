@@ -32,10 +32,9 @@ from seqattn.evaluate import (
     DEFAULT_MAX_SAMPLES,
     RefitScorer,
     prescreen_scores,
-    single_threaded,
-    torch_single_thread,
     train_mlp,
 )
+from seqattn.device import single_threaded, torch_threads
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -256,7 +255,7 @@ def explain_model(model, background: np.ndarray, samples: np.ndarray, explainer:
     device = next(model.parameters()).device
     bg = torch.tensor(background, dtype=torch.float32, device=device)
     xs = torch.tensor(samples, dtype=torch.float32, device=device)
-    with torch_single_thread(device.type):
+    with torch_threads(1, device):
         return _explain(model, bg, xs, explainer, random_state, gradient_samples)
 
 

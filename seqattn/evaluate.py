@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import Dataset, split_indices
-from seqattn.device import single_threaded  # noqa: F401  (re-exported for baselines)
+from seqattn.device import single_threaded, torch_threads
 from seqattn.scoring import metric_name
 from seqattn.trace import SelectionTrace
 
@@ -36,20 +35,6 @@ Callback = Callable[[int, int, str], Any]
 REFIT_MODELS = ("logistic", "quadratic")
 DEFAULT_MAX_CANDIDATES = 100
 DEFAULT_MAX_SAMPLES = 3000
-
-
-@contextmanager
-def torch_single_thread(device_type: str = "cpu") -> Iterator[None]:
-    """One torch intra-op thread on the CPU while tiny models train or are explained.
-
-    A 67-unit MLP gains nothing from intra-op threads and, on busy shared
-    cores, runs 5–10× slower with them (DeepExplainer on digits: 17 s with 2
-    threads vs 1.8 s with 1, measured side by side on the loaded dev box).
-    """
-    from seqattn.device import torch_threads
-
-    with torch_threads(1, device_type):
-        yield
 
 
 def metric_name_for(task: str) -> str:
@@ -389,7 +374,7 @@ def train_mlp(
     xt = torch.tensor(np.asarray(X_train), dtype=torch.float32, device=dev)
     batch = int(min(batch_size, len(xt)))
     per_epoch = max(1, len(xt) // batch)
-    with torch_single_thread(dev.type), torch.random.fork_rng(devices=[]):
+    with torch_threads(1, dev), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = MLP(xt.shape[1], n_outputs, hidden).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate)

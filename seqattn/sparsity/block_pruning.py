@@ -25,10 +25,8 @@ same network trained dense.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,7 +35,7 @@ import torch
 from torch import nn
 
 from seqattn.data import DataError, Dataset, split_indices
-from seqattn.device import resolve_device
+from seqattn.device import resolve_device, torch_threads
 from seqattn.sparsity.attention_patterns import exponential_schedule
 
 Callback = Callable[[int, int, str], Any]
@@ -225,22 +223,6 @@ class BlockPruningResult:
         }
 
 
-@contextlib.contextmanager
-def _cpu_threads(device: torch.device, n_threads: int | None) -> Iterator[None]:
-    """Temporarily pin torch's CPU threads: tiny MLP steps run fastest on one thread.
-
-    With a few hundred weights per op, OpenMP hand-offs cost more than the
-    math, and on a shared machine they can make a step 10× slower.
-    """
-    before = torch.get_num_threads()
-    if device.type == "cpu" and n_threads is not None:
-        torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class _Stop(Exception):
     """Raised inside training when the progress callback asks to stop."""
 
@@ -419,7 +401,7 @@ def sa_plus_plus(
     for method in methods:
         start = time.perf_counter()
         try:
-            with _cpu_threads(dev, num_threads):
+            with torch_threads(num_threads, dev):
                 model, snaps, sched = _train(method, X, y, train, val, settings, phases, dev, progress)
         except _Stop:
             stopped = True

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqattn.device import describe_device, resolve_device, synchronize
+from seqattn.device import describe_device, resolve_device, synchronize, torch_threads
 from seqattn.sparsity import attention_patterns as ap
 
 Callback = Callable[[int, int, str], Any]
@@ -514,10 +514,7 @@ def run_latency_suite(
                                     + [("linear", s) for s in linear_sparsities])
     total = max(1, len(cases) * repeats)
     reports: list[LatencyReport] = []
-    before = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(num_threads):  # CPU threads, whatever the device (host-side work)
         for i, (kind, size) in enumerate(cases):
             stop = [False]
 
@@ -543,8 +540,6 @@ def run_latency_suite(
             reports.append(rep)
             if stop[0]:
                 break
-    finally:
-        torch.set_num_threads(before)
     return reports
 
 
