@@ -63,8 +63,8 @@ if dataset is None:
 dataset_key = str(st.session_state.get(DATASET_ID_KEY))
 device = current_device()
 sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
-if sa_trace is not None and sa_trace.n_features != dataset.n_features:
-    sa_trace = None
+if sa_trace is not None and (sa_trace.n_features != dataset.n_features or sa_trace.k == 0):
+    sa_trace = None  # from other data, or stopped before its first pick: nothing to reuse
 
 st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
            f"Device: `{device}`. Every method returns the same kind of trace; each is judged by retraining a "

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from seqattn.data import make_planted
 from seqattn.sequential_attention import SequentialAttentionSelector
+from seqattn.trace import SelectionTrace
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "compare.py")
@@ -153,3 +154,11 @@ def test_stop_keeps_what_finished(planted) -> None:
     assert result.settings["stopped"] == "stopped"
     assert len(result.traces) < 3  # it stopped before running every method
     assert any("Stopped" in i.value for i in at.info)
+
+
+def test_an_sa_run_stopped_before_its_first_pick_is_not_offered_for_reuse(planted) -> None:
+    empty = SelectionTrace("sa", list(planted.feature_names), dataset=planted.name, task=planted.task,
+                           stopped_early=True)
+    at = page_with(planted, "test:planted-empty-sa", sa_trace=empty)
+    assert at.checkbox(key="cmp_reuse_sa").disabled
+    assert not any("0 picks" in c.value for c in at.caption)
