@@ -6,9 +6,11 @@ Greedy forward selection done inside one training run:
 2. attention weights = softmax over the *unselected* candidates (they sum to 1);
    selected features get weight exactly 1, banned features 0;
 3. the weights multiply the (batch-normalised) inputs of the model;
-4. training = 10% dense warm-up (all weights 1), then k equal phases in
-   optimizer steps; at the end of each phase the candidate with the largest
-   attention weight is selected and the logits are re-initialised.
+4. training = a dense warm-up (all weights 1), then one phase per pick; at
+   the end of each phase the candidate with the largest attention weight is
+   selected and the logits are re-initialised. By default the warm-up and
+   each phase last until convergence (see :mod:`seqattn.schedule`);
+   ``epochs=N`` gives the reference's fixed schedule (10% warm-up, k equal phases).
 
 Deliberate deviation from the reference code: the reference selects at the
 *start* of each phase, so its first pick comes from untrained logits. We
@@ -34,12 +36,17 @@ from seqattn.data import (Dataset, DataError, check_pinned_banned, column_mean_v
                           split_indices)
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, build_model
+from seqattn.schedule import PHASE_MAX_FACTOR, WARMUP_FRACTION, ConvergenceSchedule, FixedSchedule, Probe
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
 ProgressCallback = Callable[[int, int, str], Any]
 LOGIT_INIT_STD = 1e-5
-WARMUP_FRACTION = 0.1
+#: Adam learning rate of the attention logits (MLP). Adam moves a logit by at most about its learning rate per
+#: step, and a leader needs a logit lead of ln(2) ≈ 0.7 to reach twice the uniform share: at the network's
+#: 3e-3 that takes ≥ 230 steps per phase, at 0.05 about 15. See the README ("Training budget").
+ATTENTION_LEARNING_RATE = 0.05
+VALIDATION_ROWS = 4096  # the warm-up's convergence check reads at most this many validation rows
 SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
 #: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
 MAX_LEARNING_RATE = 10.0
@@ -157,11 +164,20 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     model : ``"mlp"`` (BN → Linear(hidden) → ReLU → Linear) or ``"linear"``
         (ℓ2-regularised linear model; its picks coincide with OMP's on least
         squares).
-    epochs : training epochs; ``None`` chooses enough for ``min_steps_per_phase``
-        optimizer steps per phase (at least 10 epochs).
+    epochs : ``None`` (default): a budget that follows convergence
+        (:class:`~seqattn.schedule.ConvergenceSchedule`): the dense warm-up runs
+        until the validation loss stops improving, each phase until the
+        attention has separated (leader ≥ 2× the uniform share, stable),
+        between ``min_steps_per_phase`` and ``max_steps_per_phase`` optimizer
+        steps. ``epochs=N``: exactly N epochs, 10% warm-up, k equal phases.
     batch_size, learning_rate, min_steps_per_phase : ``None`` means the
         model's default: MLP 128 / 3e-3 / 30; linear full-batch (≤1024) / 0.05 / 400
         (the linear model must converge within each phase for the OMP link).
+    attention_learning_rate : Adam learning rate of the attention logits;
+        ``None``: 0.05 for the MLP (the logits must move by ~0.7 to double a
+        share, which the network's 3e-3 takes hundreds of steps to do), the
+        model's learning rate for the linear model.
+    max_steps_per_phase : cap of an automatic phase (``None``: 10 × the minimum).
     l2 : linear model only: ℓ2 penalty on the coefficients of the *candidate*
         (attention-weighted) features. Selected features are refit without
         penalty, as in OMP; the penalty on the Hadamard product ``w ⊙ β`` acts
@@ -195,6 +211,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         lr_decay: float = 0.1,
         l2: float = 1.0,
         min_steps_per_phase: int | None = None,
+        max_steps_per_phase: int | None = None,
+        attention_learning_rate: float | None = None,
         selection_point: str = "end",
         validation_fraction: float = 0.2,
         gain_model: str = "linear",
@@ -215,6 +233,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.lr_decay = lr_decay
         self.l2 = l2
         self.min_steps_per_phase = min_steps_per_phase
+        self.max_steps_per_phase = max_steps_per_phase
+        self.attention_learning_rate = attention_learning_rate
         self.selection_point = selection_point
         self.validation_fraction = validation_fraction
         self.gain_model = gain_model
@@ -245,7 +265,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"selection_point must be 'end' or 'start', got {self.selection_point!r}.")
         if self.epochs is not None and (not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1):
             raise ValueError(f"epochs must be a positive integer (or None for automatic), got {self.epochs!r}.")
-        for name in ("learning_rate", "batch_size", "hidden", "min_steps_per_phase"):
+        for name in ("learning_rate", "batch_size", "hidden", "min_steps_per_phase", "max_steps_per_phase",
+                     "attention_learning_rate"):
             value = getattr(self, name)
             if value is None and name != "hidden":
                 continue
@@ -255,9 +276,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
-        if self.learning_rate is not None and self.learning_rate > MAX_LEARNING_RATE:
-            raise ValueError(f"learning_rate={self.learning_rate!r} is far above any useful value for Adam "
-                             f"(at most {MAX_LEARNING_RATE}; typical 1e-3 to 0.05).")
+        for name in ("learning_rate", "attention_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_LEARNING_RATE:
+                raise ValueError(f"{name}={value!r} is far above any useful value for Adam "
+                                 f"(at most {MAX_LEARNING_RATE}; typical 1e-3 to 0.05).")
         if not (isinstance(self.lr_decay, (int, float, np.number)) and 0 < self.lr_decay <= 1):
             raise ValueError(f"lr_decay (factor on the learning rate over the run) must be in (0, 1], "
                              f"got {self.lr_decay!r}.")
@@ -347,25 +370,12 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         batch_size = self.batch_size or (1024 if linear else 128)
         batch_size = int(min(batch_size, len(train_idx)))
         learning_rate = float(self.learning_rate or (0.05 if linear else 3e-3))
+        attention_lr = float(self.attention_learning_rate or (learning_rate if linear else ATTENTION_LEARNING_RATE))
         min_steps_per_phase = int(self.min_steps_per_phase or (400 if linear else 30))
         batches_per_epoch = max(1, len(train_idx) // batch_size)
-        epochs = self.epochs
-        if epochs is None:
-            needed = min_steps_per_phase * k / (1 - WARMUP_FRACTION)
-            epochs = max(10, math.ceil(needed / batches_per_epoch))
-        total_steps = epochs * batches_per_epoch
-        warmup_steps = int(WARMUP_FRACTION * total_steps)
-        phase_steps = (total_steps - warmup_steps) / k
-        if phase_steps < 1:
-            raise ValueError(
-                f"{total_steps} optimizer steps cannot hold {k} selection phases; raise epochs "
-                f"to at least {math.ceil(k / (1 - WARMUP_FRACTION) / batches_per_epoch) + 1}."
-            )
-        # Optimizer step at which phase j (0-based) ends; a pick happens there.
-        if self.selection_point == "end":
-            pick_steps = [warmup_steps + round((j + 1) * phase_steps) for j in range(k)]
-        else:
-            pick_steps = [warmup_steps + round(j * phase_steps) for j in range(k)]
+        schedule = self._schedule(k, batches_per_epoch, min_steps_per_phase)
+        val_data = _Batches(X_val, y_val if task == "classification" else
+                            ((y_val - y_mu) / y_sd).astype(np.float32), mean, scale, device, target_dtype)
 
         threads = self.num_threads
         if threads is None and X.shape[1] * int(self.hidden) <= SMALL_NETWORK_SIZE:
@@ -376,9 +386,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             net = build_model(self.model, X.shape[1], n_outputs, int(self.hidden)).to(device)
             mask = SequentialAttention(X.shape[1], pinned, banned, generator).to(device)
             params = [{"params": net.parameters(), "weight_decay": 0.0},
-                      {"params": [mask.logits], "weight_decay": 0.0}]
+                      {"params": [mask.logits], "weight_decay": 0.0, "lr": attention_lr}]
             optimizer = torch.optim.Adam(params, lr=learning_rate)
-            gamma = float(self.lr_decay) ** (1.0 / max(1, total_steps))
+            # a fixed schedule decays the learning rate by lr_decay over the run; the automatic one,
+            # whose length is not known in advance, keeps it constant
+            gamma = float(self.lr_decay) ** (1.0 / max(1, schedule.total_steps)) if self.epochs else 1.0
             scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
             loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
             rng = np.random.default_rng(seed)
@@ -386,7 +398,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             trace = SelectionTrace(
                 method="sa", feature_names=feature_names, dataset=dataset_name, task=task,
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
-                settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
+                settings=self._settings(k, batch_size, learning_rate, attention_lr),
             )
 
             def read_out(features: list[int]) -> float | None:
@@ -394,14 +406,32 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     return None
                 return subset_metric(X_train, y_train, X_val, y_val, features, task, seed, self.gain_model)
 
+            @torch.no_grad()
+            def validation_loss() -> float:
+                """Loss of the dense network on (up to VALIDATION_ROWS of) the validation rows."""
+                net.eval()
+                rows = np.arange(min(len(val_data), VALIDATION_ROWS))
+                total = 0.0
+                for lo in range(0, len(rows), 1024):
+                    xb, yb = val_data.get(rows[lo:lo + 1024])
+                    out = net(xb, mask.weights(dense=True))
+                    total += float(loss_fn(out.squeeze(-1) if task == "regression" else out, yb)) * len(xb)
+                net.train()
+                return total / len(rows)
+
+            def attention() -> np.ndarray:
+                weights = mask.attention().detach().cpu().double().numpy()
+                weights[~mask.candidates.cpu().numpy()] = np.nan
+                return weights
+
+            probe = Probe(validation_loss, attention)
             trace.base_metric = read_out(pinned)
             previous_metric = trace.base_metric
-            report_every = max(1, total_steps // 100)
-            step, next_pick = 0, 0
+            report_every = 10
             stop = timed_out = False
 
             def make_pick() -> bool:
-                nonlocal next_pick, previous_metric
+                nonlocal previous_metric
                 net.eval()
                 if not bool(torch.isfinite(mask.logits).all()):
                     raise ValueError("Training diverged (the attention logits became NaN/inf); "
@@ -413,45 +443,48 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 gain = None if metric is None or previous_metric is None else metric - previous_metric
                 trace.add_step(feature, scores, gain, metric, time.perf_counter() - start)
                 previous_metric = metric
-                next_pick += 1
+                schedule.picked()
                 net.train()
                 reading = "" if metric is None else f" ({trace.metric_name} {metric:.3f})"
-                message = f"pick {next_pick}/{k}: {feature_names[feature]}{reading}"
-                return bool(callback and callback(step, total_steps, message))
+                message = (f"pick {schedule.picks}/{k}: {feature_names[feature]}{reading}, "
+                           f"{trace.steps[-1].confidence:.1f}× uniform")
+                return bool(callback and callback(schedule.step, schedule.estimated_total(), message))
+
+            def batches():
+                while True:  # epochs: a fresh permutation each, the last partial batch dropped
+                    order = rng.permutation(len(train_idx))
+                    for b in range(batches_per_epoch):
+                        yield order[b * batch_size:(b + 1) * batch_size]
 
             net.train()
-            while step < total_steps and not stop:
-                order = rng.permutation(len(train_idx))
-                for b in range(batches_per_epoch):
-                    while next_pick < k and step == pick_steps[next_pick] and not stop:
-                        stop = make_pick()
-                    if stop or step >= total_steps:
+            for rows in batches():
+                while schedule.pick_due() and not stop:
+                    stop = make_pick()
+                if stop or schedule.finished:
+                    break
+                xb, yb = data.get(rows)
+                dense = schedule.dense
+                out = net(xb, mask.weights(dense=dense))
+                loss = loss_fn(out.squeeze(-1) if task == "regression" else out, yb)
+                if self.model == "linear" and self.l2 > 0:
+                    # ℓ2 on the attention-weighted (candidate) coefficients only: selected
+                    # features are refit freely, as in OMP's least-squares step.
+                    loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidate_indicator).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if dense:
+                    mask.logits.grad = None  # logits stay untrained during the dense warm-up
+                optimizer.step()
+                scheduler.step()
+                schedule.after_step(probe)
+                if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
+                    stop = timed_out = True
+                    break
+                if callback and schedule.step % report_every == 0:
+                    stop = bool(callback(schedule.step, schedule.estimated_total(),
+                                         f"{schedule.phase_label()}, loss {loss.item():.4f}"))
+                    if stop:
                         break
-                    xb, yb = data.get(order[b * batch_size:(b + 1) * batch_size])
-                    weights = mask.weights(dense=step < warmup_steps)
-                    out = net(xb, weights)
-                    loss = loss_fn(out.squeeze(-1) if task == "regression" else out, yb)
-                    if self.model == "linear" and self.l2 > 0:
-                        # ℓ2 on the attention-weighted (candidate) coefficients only: selected
-                        # features are refit freely, as in OMP's least-squares step.
-                        loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidate_indicator).sum()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if step < warmup_steps:
-                        mask.logits.grad = None  # logits stay untrained during the dense warm-up
-                    optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
-                        stop = timed_out = True
-                        break
-                    if callback and step % report_every == 0:
-                        phase = "warm-up" if step < warmup_steps else f"phase {min(next_pick + 1, k)}/{k}"
-                        stop = bool(callback(step, total_steps, f"{phase}, loss {loss.item():.4f}"))
-                        if stop:
-                            break
-            while next_pick < k and not stop:  # picks that fall exactly on the last step
-                stop = make_pick()
 
         trace.stopped_early = len(trace.steps) < k
         if trace.stopped_early:
@@ -460,17 +493,33 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.model_ = net.cpu().eval()
         self.attention_ = mask.cpu()
         self.selected_features_ = np.array(pinned + trace.selected, dtype=np.int64)
+        trace.settings.update(schedule.summary())
+        if self.epochs is not None:
+            trace.settings["epochs"] = int(self.epochs)
         self.device_ = str(device)
-        self.n_iter_ = step
+        self.n_iter_ = schedule.step
         if callback:
-            callback(total_steps, total_steps, "stopped early" if trace.stopped_early else "done")
+            callback(schedule.step, schedule.step, "stopped early" if trace.stopped_early else "done")
 
-    def _settings(self, k: int, epochs: int, total_steps: int, warmup_steps: int, batch_size: int,
-                  learning_rate: float) -> dict[str, Any]:
+    def _schedule(self, k: int, batches_per_epoch: int, min_steps_per_phase: int):
+        """``epochs=N``: the fixed schedule of exactly N epochs; ``None``: the convergence-driven one."""
+        if self.epochs is not None:
+            total = int(self.epochs) * batches_per_epoch
+            if (total - int(WARMUP_FRACTION * total)) / k < 1:
+                raise ValueError(
+                    f"{total} optimizer steps cannot hold {k} selection phases; raise epochs "
+                    f"to at least {math.ceil(k / (1 - WARMUP_FRACTION) / batches_per_epoch) + 1}.")
+            return FixedSchedule(k, total, self.selection_point)
+        max_steps = int(self.max_steps_per_phase or PHASE_MAX_FACTOR * min_steps_per_phase)
+        if max_steps < min_steps_per_phase:
+            raise ValueError(f"max_steps_per_phase={max_steps} is below min_steps_per_phase={min_steps_per_phase}.")
+        return ConvergenceSchedule(k, min_steps_per_phase, max_steps, self.selection_point)
+
+    def _settings(self, k: int, batch_size: int, learning_rate: float, attention_lr: float) -> dict[str, Any]:
         return {
-            "k": k, "model": self.model, "hidden": self.hidden, "epochs": epochs, "batch_size": batch_size,
-            "learning_rate": learning_rate, "lr_decay": self.lr_decay, "l2": self.l2,
-            "total_steps": total_steps, "warmup_steps": warmup_steps, "selection_point": self.selection_point,
+            "k": k, "model": self.model, "hidden": self.hidden, "epochs": self.epochs, "batch_size": batch_size,
+            "learning_rate": learning_rate, "attention_learning_rate": attention_lr, "lr_decay": self.lr_decay,
+            "l2": self.l2, "selection_point": self.selection_point,
             "validation_fraction": self.validation_fraction, "gain_model": self.gain_model, "random_state": self.random_state,
             "requested_device": self.device, "num_threads": self.num_threads, "max_seconds": self.max_seconds,
         }

@@ -17,7 +17,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TRACE_FORMAT_VERSION = 1
+TRACE_FORMAT_VERSION = 2  # 2: per-step confidence and runner-up
+
+#: A pick is a *near-tie* (uncertain) when (a) its confidence (score / mean candidate score) is below
+#: NEAR_TIE_CONFIDENCE, or (b) with at least MIN_CANDIDATES_FOR_SEPARATION candidates, its ``separation`` (how
+#: many robust standard deviations its log-score lies above the candidates' median) is below what the largest
+#: of n equal, noisy candidates reaches anyway, sqrt(2 ln n), plus NEAR_TIE_SEPARATION_MARGIN. Rule (b) is what
+#: flags pure noise: there every attention logit random-walks and the leader is just the largest of n walks
+#: (separation ≈ sqrt(2 ln n), 2.7 for 40 candidates), while a real signal stands out by tens. A runner-up
+#: close to a clear pick is *not* a near-tie (two strong features, e.g. an XOR pair, are both picked in turn);
+#: ``tied_with`` lists the candidates within NEAR_TIE_MARGIN of the pick for the message about a near-tie.
+NEAR_TIE_CONFIDENCE = 1.5
+NEAR_TIE_MARGIN = 0.1
+NEAR_TIE_SEPARATION_MARGIN = 2.0
+MIN_CANDIDATES_FOR_SEPARATION = 5
+
+
+def noise_separation(n_candidates: int) -> float:
+    """The separation the leader of n equal, noisy candidates reaches by chance (the expected Gaussian max)."""
+    return math.sqrt(2 * math.log(max(n_candidates, 2)))
 
 
 def write_atomically(path: str | Path, text: str) -> None:
@@ -44,6 +62,11 @@ class SelectionStep:
     (or banned) features are NaN. ``marginal_gain`` is the change of the
     validation metric from S_{t-1} to S_t; ``seconds`` is wall time since the
     start of the run.
+
+    ``confidence`` is the picked score divided by the mean candidate score
+    (1.0 = uniform; for SA: "3.4× the uniform share"); ``runner_up`` and
+    ``runner_up_weight`` are the best candidate not picked and its score.
+    Confidence is ``None`` where scores are not non-negative weights.
     """
 
     feature: int
@@ -52,12 +75,59 @@ class SelectionStep:
     marginal_gain: float | None = None
     val_metric: float | None = None
     seconds: float = 0.0
+    confidence: float | None = None
+    runner_up: int | None = None
+    runner_up_weight: float | None = None
+    separation: float | None = None
 
     @property
     def score(self) -> float:
         """The picked feature's own score at the moment it was picked."""
         value = self.scores[self.feature] if len(self.scores) else float("nan")
         return float(value)
+
+    @property
+    def near_tie(self) -> bool:
+        """True when the pick did not clearly stand out from the other candidates (rules at NEAR_TIE_*)."""
+        return is_near_tie(self.confidence, self.separation, int(np.isfinite(self.scores).sum()))
+
+    def tied_with(self) -> list[int]:
+        """Candidates whose score is within NEAR_TIE_MARGIN of the pick's, best first (the pick excluded)."""
+        scores = np.where(np.isfinite(self.scores), self.scores, -np.inf)
+        close = np.flatnonzero(scores * (1 + NEAR_TIE_MARGIN) >= self.score)
+        close = [int(i) for i in close if i != self.feature]
+        if not close and self.runner_up is not None:
+            close = [self.runner_up]
+        return sorted(close, key=lambda i: -scores[i])
+
+
+def assess_pick(scores: np.ndarray, feature: int) -> tuple[float | None, int | None, float | None, float | None]:
+    """(confidence, runner-up index, runner-up score, separation) of picking ``feature`` among the finite
+    ``scores``; confidence and separation are ``None`` unless the scores are positive weights."""
+    scores = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(scores)
+    others = finite.copy()
+    others[feature] = False
+    runner_up = int(np.argmax(np.where(others, scores, -np.inf))) if others.any() else None
+    runner_weight = float(scores[runner_up]) if runner_up is not None else None
+    values = scores[finite]
+    confidence = separation = None
+    if values.size and finite[feature] and np.all(values >= 0) and values.mean() > 0:
+        confidence = float(scores[feature] / values.mean())
+        if values.size >= MIN_CANDIDATES_FOR_SEPARATION and np.all(values > 0):
+            logs = np.log(values)
+            centre = np.median(logs)
+            spread = 1.4826 * np.median(np.abs(logs - centre))  # robust standard deviation
+            lead = math.log(scores[feature]) - centre
+            separation = float(lead / spread) if spread > 0 else (math.inf if lead > 0 else 0.0)
+    return confidence, runner_up, runner_weight, separation
+
+
+def is_near_tie(confidence: float | None, separation: float | None, n_candidates: int) -> bool:
+    """The near-tie rule (see NEAR_TIE_*); shared by the trace and SA's phase schedule."""
+    if confidence is not None and confidence < NEAR_TIE_CONFIDENCE:
+        return True
+    return separation is not None and separation < noise_separation(n_candidates) + NEAR_TIE_SEPARATION_MARGIN
 
 
 def _clean(value: Any) -> Any:
@@ -134,6 +204,7 @@ class SelectionTrace:
             val_metric=_opt_float(val_metric),
             seconds=float(seconds),
         )
+        step.confidence, step.runner_up, step.runner_up_weight, step.separation = assess_pick(scores, step.feature)
         self.steps.append(step)
         return step
 
@@ -150,21 +221,31 @@ class SelectionTrace:
         return SelectionTrace.from_dict(data)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per pick: order, index, name, score, gain, metric, seconds."""
-        rows = [
+        """One row per selected feature: pinned ones first (``pinned`` True, order 0), then the picks in order,
+        each with its score, confidence, runner-up, near-tie flag, gain, metric and seconds."""
+        columns = ["order", "feature", "name", "pinned", "score", "confidence", "runner_up", "runner_up_weight",
+                   "separation", "near_tie", "marginal_gain", "val_metric", "seconds"]
+        rows = [{"order": 0, "feature": i, "name": self.feature_names[i], "pinned": True} for i in self.pinned]
+        rows += [
             {
                 "order": i + 1,
                 "feature": s.feature,
                 "name": s.name,
+                "pinned": False,
                 "score": s.score,
+                "confidence": s.confidence,
+                "runner_up": None if s.runner_up is None else self.feature_names[s.runner_up],
+                "runner_up_weight": s.runner_up_weight,
+                "separation": s.separation,
+                "near_tie": s.near_tie,
                 "marginal_gain": s.marginal_gain,
                 "val_metric": s.val_metric,
                 "seconds": s.seconds,
             }
             for i, s in enumerate(self.steps)
         ]
-        columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"order": int, "feature": int, "pinned": bool})
 
     # ---------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +275,11 @@ class SelectionTrace:
                         "marginal_gain": s.marginal_gain,
                         "val_metric": s.val_metric,
                         "seconds": s.seconds,
+                        "confidence": s.confidence,
+                        "runner_up": s.runner_up,
+                        "runner_up_weight": s.runner_up_weight,
+                        "separation": s.separation,
+                        "near_tie": s.near_tie,
                     }
                     for s in self.steps
                 ],
