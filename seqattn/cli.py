@@ -58,6 +58,7 @@ def _load(args: argparse.Namespace):
 def _select(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from seqattn.explain import near_tie_warnings
     from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
     from seqattn.methods import available_methods, run_method
 
@@ -108,6 +109,9 @@ def _select(args: argparse.Namespace) -> int:
         trace.to_csv(out)
     print(f"{trace.k} features by {args.method} → {out}: {', '.join(trace.selected_names[:10])}"
           + (" …" if trace.k > 10 else ""))
+    if args.method == "sa":  # other methods' scores are not attention weights: no near-tie verdict for them
+        for line in near_tie_warnings(trace):
+            print(f"warning: {line}", file=sys.stderr)
     return 0
 
 

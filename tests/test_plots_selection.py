@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqattn.explain import attention_vs_greedy, explain_step, explain_trace, feature_unit
+from seqattn.explain import attention_vs_greedy, explain_step, explain_trace, feature_unit, near_tie_warnings
 from seqattn.plots.selection import (
     EARLIER_COLOR,
     PICK_COLOR,
@@ -141,8 +141,14 @@ def test_explanations_match_the_documented_wording():
     second[36] = 0.18
     trace.add_step(36, second, marginal_gain=0.06, val_metric=0.87)
     text = explain_step(trace, 1, unit="pixels")
-    assert text == ("step 2: among 63 remaining pixels, the attention softmax put 18% on pixel (4,4) "
-                    "(a uniform share would be 1.6%); adding it raised validation accuracy from 0.810 to 0.870.")
+    assert text == ("step 2: among 63 remaining pixels, the attention put 11× the uniform share on pixel (4,4) "
+                    "(runner-up pixel (0,1): 0.83×); adding it raised validation accuracy from 0.810 to 0.870.")
+    # an exactly uniform first step is a near-tie, and says so with a ratio, not a rounded percentage
+    assert "1.00× the uniform share on pixel (0,0) (runner-up pixel (0,1): 1.00×) — a near-tie" in \
+        explain_step(trace, 0, unit="pixels")
+    warning = near_tie_warnings(trace)
+    assert warning == ["Pick 1 (pixel (0,0), 1.00× the uniform share) was a near-tie with pixel (0,1), "
+                       "pixel (0,2), pixel (0,3) and 60 more: train longer, or treat them as interchangeable."]
     assert "from 0.750 to 0.810" in explain_step(trace, 0, unit="pixels")
     assert feature_unit(64, (8, 8)) == "pixels" and feature_unit(10, None) == "features"
 

@@ -42,11 +42,42 @@ def test_trace_json_round_trip_keeps_everything(tmp_path):
 def test_trace_frame_and_csv():
     trace = _trace()
     frame = trace.to_frame()
-    assert list(frame["name"]) == ["b", "a"] and list(frame["order"]) == [1, 2]
-    assert frame.loc[0, "score"] == pytest.approx(0.8)
+    # the pinned feature is a row too (order 0, pinned True), then the picks in order
+    assert list(frame["name"]) == ["c", "b", "a"] and list(frame["order"]) == [0, 1, 2]
+    assert list(frame["pinned"]) == [True, False, False]
+    assert frame.loc[1, "score"] == pytest.approx(0.8)
+    assert frame.loc[1, "confidence"] == pytest.approx(0.8 / 0.5) and frame.loc[1, "runner_up"] == "a"
+    assert frame.loc[1, "runner_up_weight"] == pytest.approx(0.2)
     parsed = pd.read_csv(__import__("io").StringIO(trace.to_csv()))
-    assert list(parsed.columns) == ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
+    assert list(parsed.columns) == ["order", "feature", "name", "pinned", "score", "confidence", "runner_up",
+                                    "runner_up_weight", "separation", "near_tie", "marginal_gain", "val_metric",
+                                    "seconds"]
+    pd.testing.assert_frame_equal(parsed, frame.fillna(np.nan), check_dtype=False)  # the CSV round-trips
     assert trace.truncated(1).selected == [1]
+
+
+def test_confidence_runner_up_and_near_tie_survive_json():
+    names = [f"f{i}" for i in range(40)]
+    trace = SelectionTrace(method="sa", feature_names=names)
+    clear = np.full(40, 0.5 / 39)
+    clear[7] = 0.5  # 19.5× the uniform share, far outside the others
+    trace.add_step(7, clear)
+    rng = np.random.default_rng(0)
+    noisy = np.exp(rng.normal(0, 0.3, 40))
+    noisy[7] = np.nan
+    noisy /= np.nansum(noisy)
+    pick = int(np.nanargmax(noisy))
+    trace.add_step(pick, noisy)
+    first, second = trace.steps
+    assert first.confidence == pytest.approx(0.5 * 40) and not first.near_tie
+    assert second.near_tie and second.runner_up is not None and second.runner_up != pick
+    assert second.separation < 4.7  # within what the largest of 39 noisy logits reaches (√(2 ln 39) + 2)
+    data = json.loads(trace.to_json())
+    assert data["steps"][0]["confidence"] == pytest.approx(20.0) and data["steps"][1]["near_tie"] is True
+    back = SelectionTrace.from_json(trace.to_json())
+    for a, b in zip(back.steps, trace.steps):
+        assert (a.confidence, a.runner_up, a.runner_up_weight, a.near_tie) == \
+               (pytest.approx(b.confidence), b.runner_up, pytest.approx(b.runner_up_weight), b.near_tie)
 
 
 def test_trace_rejects_wrong_score_length():

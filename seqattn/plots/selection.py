@@ -270,7 +270,8 @@ def selection_animation(
         if is_image:
             data.append(_picks_scatter(trace, t, shape))
         remaining = int(np.isfinite(step.scores).sum())
-        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"}
+        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"
+                                   + _confidence_note(trace, step)}
         frames.append(go.Frame(name=str(t + 1), data=data, traces=animated, layout=layout))
     fig.frames = frames
 
@@ -300,6 +301,13 @@ def selection_animation(
         }],
     )
     return fig
+
+
+def _confidence_note(trace: SelectionTrace, step) -> str:
+    """SA: ' — 3.40× the uniform share', plus ' (near-tie)' when the pick was uncertain; other methods: ''."""
+    if step.confidence is None or not relative_to_uniform(trace):
+        return ""
+    return f" — {step.confidence:.2f}× the uniform share" + (" (near-tie)" if step.near_tie else "")
 
 
 def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> float:
