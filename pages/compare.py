@@ -76,7 +76,7 @@ if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
     st.session_state.update({
         "cmp_methods": list(ALL_METHODS), "cmp_k": k0, "cmp_ks": ", ".join(map(str, default_ks(k0))),
         "cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
-        "cmp_sa_epochs": 20, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0,
+        "cmp_sa_epochs": 0, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0,
     })
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
     st.session_state.pop(RESULT_KEY, None)
@@ -95,7 +95,8 @@ with st.form("cmp_settings"):
     d1, d2, d3, d4, d5 = st.columns(5)
     d1.checkbox("Reuse SA run", key="cmp_reuse_sa", disabled=sa_trace is None,
                 help="Use the Sequential Attention run already on its page instead of training again.")
-    d2.number_input("SA epochs (if run here)", min_value=1, max_value=1000, step=1, key="cmp_sa_epochs")
+    d2.number_input("SA epochs (if run here; 0 = automatic)", min_value=0, max_value=1000, step=1,
+                    key="cmp_sa_epochs", help="0: SA trains until converged (the library's default budget).")
     d3.number_input("SHAP background rows", min_value=1, max_value=1000, step=1, key="cmp_shap_background")
     d4.number_input("SHAP explained rows", min_value=1, max_value=2000, step=1, key="cmp_shap_explain")
     d5.number_input("selection seed", min_value=0, max_value=2**31 - 1, step=1, key="cmp_seed")
@@ -117,7 +118,7 @@ if submitted:
         st.stop()
     reuse = bool(st.session_state["cmp_reuse_sa"]) and sa_trace is not None and "sa" in methods
     options = {
-        "sa": {"epochs": int(st.session_state["cmp_sa_epochs"])},
+        "sa": {"epochs": int(st.session_state["cmp_sa_epochs"]) or None},
         "shap": {"n_background": int(st.session_state["cmp_shap_background"]),
                  "n_explain": int(st.session_state["cmp_shap_explain"])},
     }

@@ -14,7 +14,7 @@ from pages._state import (
     keep_widget_state,
 )
 from seqattn.evaluate import candidate_gains
-from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit, near_tie_warnings
 from seqattn.genomics import mitochondrial_genes
 from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
@@ -28,17 +28,9 @@ GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teachin
 SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
 WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
 
-# Defaults chosen so the first click finishes in well under a minute on a 2-core CPU.
-GENERIC_DEFAULTS = {"sa_k": 10, "sa_epochs": 20, "sa_hidden": 67, "sa_lr": 3e-3, "sa_seed": 0, "sa_model": "mlp"}
-DATASET_DEFAULTS = {
-    "digits": {"sa_k": 10, "sa_epochs": 20},
-    "mnist_5k": {"sa_k": 10, "sa_epochs": 5},
-    "pbmc68k_reduced": {"sa_k": 10, "sa_epochs": 15},
-    "planted": {"sa_k": 8, "sa_epochs": 20},
-    "breast_cancer": {"sa_k": 8, "sa_epochs": 30},
-    "wine": {"sa_k": 5, "sa_epochs": 60},
-    "diabetes": {"sa_k": 5, "sa_epochs": 60},
-}
+# The training budget is the library's automatic one (epochs 0 = until converged, see seqattn.schedule):
+# no per-data-set table; the first run on digits takes a few seconds on a 2-core CPU.
+DEFAULTS = {"sa_epochs": 0, "sa_hidden": 67, "sa_lr": 3e-3, "sa_seed": 0, "sa_model": "mlp"}
 
 st.title("Sequential Attention")
 dataset = current_dataset()
@@ -49,8 +41,7 @@ device = current_device()
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(dataset.name, {}), "sa_pinned": [], "sa_banned": []}
-    defaults["sa_k"] = max(1, min(defaults["sa_k"], dataset.n_features - 1))
+    defaults = {**DEFAULTS, "sa_k": max(1, min(10, dataset.n_features // 2)), "sa_pinned": [], "sa_banned": []}
     st.session_state.update(defaults)
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
 keep_widget_state(*WIDGETS)
@@ -73,8 +64,10 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
     c1, c2, c3, c4, c5, c6 = st.columns(6)
     c1.number_input("k (features to pick)", min_value=1, max_value=dataset.n_features, step=1, key="sa_k",
                     help="How many features SA selects, in addition to pinned ones.")
-    c2.number_input("epochs", min_value=1, max_value=1000, step=1, key="sa_epochs",
-                    help="Training epochs for the whole run (warm-up + one phase per pick).")
+    c2.number_input("epochs (0 = automatic)", min_value=0, max_value=1000, step=1, key="sa_epochs",
+                    help="0: train until converged — the warm-up until the validation loss stops improving, "
+                         "each phase until one candidate's attention clearly leads. N: exactly N epochs "
+                         "(10% warm-up, then k equal phases).")
     c3.number_input("hidden units", min_value=1, max_value=4096, step=1, key="sa_hidden")
     c4.number_input("learning rate", min_value=1e-5, max_value=1.0, format="%.4f", key="sa_lr")
     c5.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="sa_seed")
@@ -97,7 +90,7 @@ if run_clicked:
     st.session_state[JOB_KEY] = job = BackgroundJob(
         run_method, dataset, "sa", int(st.session_state["sa_k"]),
         device=device, random_state=int(st.session_state["sa_seed"]),
-        epochs=int(st.session_state["sa_epochs"]), hidden=int(st.session_state["sa_hidden"]),
+        epochs=int(st.session_state["sa_epochs"]) or None, hidden=int(st.session_state["sa_hidden"]),
         learning_rate=float(st.session_state["sa_lr"]), model=st.session_state["sa_model"],
         max_seconds=state.MAX_TRAINING_SECONDS,
         pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
@@ -163,9 +156,12 @@ if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
     limit = float(trace.settings["max_seconds"])
     shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
     st.warning(f"Stopped at the training time limit ({shown}): kept the {trace.k} features picked so far. "
-               "Lower epochs or k for a full run.")
+               "Lower k (or set a small fixed number of epochs) for a full run.")
 elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
+near_ties = near_tie_warnings(trace)
+if near_ties:
+    st.warning("\n".join(f"- {line}" for line in near_ties), icon=":material/balance:")
 if trace.k == 0:
     st.stop()
 if dataset.task == "classification" and dataset.extra.get("source_format") == "h5ad":  # cells × genes
@@ -188,6 +184,8 @@ with tab_anim:
     st.plotly_chart(figure, key="sa_animation")
 
 with tab_table:
+    st.caption("Pinned features come first (order 0). confidence: the pick's attention ÷ the uniform share; "
+               "near_tie: the pick did not stand out from the other candidates more than noise would.")
     st.dataframe(trace.to_frame(), hide_index=True, key="sa_table")
 
 with tab_steps:

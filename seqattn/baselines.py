@@ -48,7 +48,7 @@ VALIDATION_FRACTION = 0.2  # same split as SA and seqattn.scoring
 # --------------------------------------------------------------------------- shared plumbing
 def _check_k(dataset: Dataset, k: int, pinned: Sequence[int], banned: Sequence[int]) -> tuple[list[int], list[int]]:
     d = dataset.n_features
-    pinned, banned = check_pinned_banned(d, pinned, banned)
+    pinned, banned = check_pinned_banned(d, pinned, banned, dataset.feature_names)
     available = d - len(set(pinned) | set(banned))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}.")

@@ -137,12 +137,13 @@ def column_mean_var(X: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray,
     return mean, np.maximum(mean_sq - mean ** 2, 0.0)
 
 
-def check_pinned_banned(n_features: int, pinned: Sequence[int] = (),
-                        banned: Sequence[int] = ()) -> tuple[list[int], list[int]]:
+def check_pinned_banned(n_features: int, pinned: Sequence[int] = (), banned: Sequence[int] = (),
+                        feature_names: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
     """Pinned and banned feature indices, checked against ``n_features`` and de-duplicated in order.
 
     Every selector takes both lists; one check keeps their messages alike.
     Negative indices are refused rather than silently counted from the end.
+    With ``feature_names``, a feature both pinned and banned is named, not numbered.
     """
     pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
     for label, indices in (("pinned", pinned), ("banned", banned)):
@@ -151,7 +152,8 @@ def check_pinned_banned(n_features: int, pinned: Sequence[int] = (),
             raise DataError(f"{label} holds indices outside 0..{n_features - 1}: {outside}.")
     both = sorted(set(pinned) & set(banned))
     if both:
-        raise DataError(f"Features both pinned and banned: {both}.")
+        named = f" ({', '.join(str(feature_names[i]) for i in both)})" if feature_names is not None else ""
+        raise DataError(f"Features both pinned and banned: {both}{named}; unpin or unban them.")
     return list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
 
 

@@ -70,7 +70,7 @@ def omp_select(
     names = [str(f) for f in feature_names] if feature_names is not None else [f"x{i}" for i in range(d)]
     task = infer_task(y) if task == "auto" else task
     y_codes, _ = encode_target(y, task)
-    pinned, banned = check_pinned_banned(d, pinned, banned)
+    pinned, banned = check_pinned_banned(d, pinned, banned, names)
     n_candidates = d - len(pinned) - len(banned)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k > n_candidates:
         raise DataError(f"k must be between 1 and {n_candidates} (the number of candidate features), got {k!r}.")

@@ -246,8 +246,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.banned = banned
 
     # ------------------------------------------------------------ validation
-    def _check_params(self, n_features: int) -> tuple[int, list[int], list[int]]:
-        pinned, banned = check_pinned_banned(n_features, self.pinned, self.banned)
+    def _check_params(self, n_features: int, feature_names: Sequence[str] | None = None
+                      ) -> tuple[int, list[int], list[int]]:
+        pinned, banned = check_pinned_banned(n_features, self.pinned, self.banned, feature_names)
         n_candidates = n_features - len(pinned) - len(banned)
         k = self.n_features_to_select
         if k is None:
@@ -315,7 +316,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if feature_names is None:
             feature_names = (list(self.feature_names_in_) if hasattr(self, "feature_names_in_")
                              else [f"x{i}" for i in range(X.shape[1])])
-        k, pinned, banned = self._check_params(X.shape[1])
+        k, pinned, banned = self._check_params(X.shape[1], feature_names)
         task = infer_task(y) if self.task == "auto" else self.task
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {self.task!r}.")
@@ -336,7 +337,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.classes_ = np.array(dataset.class_names) if dataset.class_names else None
         if dataset.task == "classification" and dataset.n_classes < 2:
             raise DataError("The target has a single class; classification needs at least two.")
-        k, pinned, banned = self._check_params(dataset.n_features)
+        k, pinned, banned = self._check_params(dataset.n_features, dataset.feature_names)
         self._fit_arrays(dataset.X, dataset.y, k, pinned, banned, dataset.feature_names, callback, dataset.name)
         return self
 

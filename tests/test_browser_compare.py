@@ -31,7 +31,7 @@ def test_compare_on_digits_shows_accuracy_vs_k(streamlit_server, page, artifacts
     fill(page, "k values to evaluate", "1, 3")
     fill(page, "seeds", "2")
     fill(page, "evaluation epochs", "5")
-    fill(page, "SA epochs (if run here)", "4")
+    fill(page, "SA epochs (if run here; 0 = automatic)", "4")
     fill(page, "SHAP background rows", "10")
     fill(page, "SHAP explained rows", "10")
     page.get_by_text("logistic", exact=True).click()

@@ -39,7 +39,7 @@ def test_data_to_sequential_attention_play_and_download(streamlit_server, page, 
     page.get_by_role("button", name="Run Sequential Attention").wait_for()
     wait_idle(page)
     set_number(page, "k (features to pick)", 3)
-    set_number(page, "epochs", 4)
+    set_number(page, "epochs (0 = automatic)", 4)
     page.get_by_role("button", name="Run Sequential Attention").click()
     page.get_by_text(re.compile(r"Selected 3 features in")).wait_for(timeout=120_000)
     wait_idle(page)

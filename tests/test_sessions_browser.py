@@ -62,7 +62,7 @@ def test_two_sessions_are_isolated(streamlit_server, browser, artifacts_dir):
         wait_idle(a)
         go(a, "Sequential Attention")
         set_number(a, "k (features to pick)", 2)
-        set_number(a, "epochs", 30)
+        set_number(a, "epochs (0 = automatic)", 30)
         a.get_by_role("button", name="Run Sequential Attention").click()
         a.get_by_text(re.compile(r"Selected 2 features in")).wait_for(timeout=120_000)
         wait_idle(a)
