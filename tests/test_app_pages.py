@@ -125,8 +125,9 @@ def test_sa_run_on_digits_with_pin_and_ban_produces_trace_table_and_animation():
     assert trace.pinned == [27] and trace.banned == [28]
     assert not {27, 28} & set(trace.selected)
     table = dataframe_with(at, "marginal_gain")
-    assert list(table["name"]) == trace.selected_names
-    assert list(table["order"]) == [1, 2, 3]
+    assert list(table["name"]) == ["pixel (3,3)"] + trace.selected_names  # the pinned pixel is listed first
+    assert list(table["order"]) == [0, 1, 2, 3] and list(table["pinned"]) == [True, False, False, False]
+    assert "confidence" in table.columns and "near_tie" in table.columns
 
     spec = animation_spec(at)
     assert len(spec["frames"]) == 3
@@ -150,6 +151,40 @@ def test_sa_run_on_digits_with_pin_and_ban_produces_trace_table_and_animation():
     teach = dataframe_with(at, "attention_rank")
     assert len(teach) == 10 and teach["picked"].sum() <= 1
     assert any("Spearman" in m.label for m in at.metric)
+
+
+def test_sa_page_flags_near_tie_picks():
+    import numpy as np
+
+    from seqattn.trace import SelectionTrace
+
+    at = goto(goto(start(), "data"), "sequential_attention")
+    names = [f"pixel ({r},{c})" for r in range(8) for c in range(8)]
+    trace = SelectionTrace("sa", names, dataset="digits", metric_name="accuracy")
+    clear = np.full(64, 0.5 / 63)
+    clear[10] = 0.5
+    trace.add_step(10, clear)
+    tie = np.full(64, 1 / 63)
+    tie[10], tie[20] = np.nan, 1.02 / 63
+    trace.add_step(20, tie / np.nansum(tie))
+    at.session_state["sa_trace"] = trace
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Pick 2 (pixel (2,4)" in warnings and "near-tie with pixel (0,0)" in warnings
+    assert "Pick 1" not in warnings
+
+
+@pytest.mark.slow
+def test_first_default_sa_run_on_digits_uses_the_automatic_budget_and_is_quick():
+    at = goto(goto(start(), "data"), "sequential_attention")
+    assert at.number_input(key="sa_epochs").value == 0  # automatic: no per-data-set epoch table
+    started = time.monotonic()
+    run_sa_and_wait(at)
+    seconds = time.monotonic() - started
+    trace = at.session_state["sa_trace"]
+    assert trace.k == 10 and trace.settings["budget"] == "auto"
+    assert seconds < 60, f"the first default run took {seconds:.1f} s"
 
 
 @pytest.mark.slow
