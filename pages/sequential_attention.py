@@ -14,7 +14,7 @@ from pages._state import (
     keep_widget_state,
 )
 from seqattn.evaluate import candidate_gains
-from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit, near_tie_warnings
+from seqattn.explain import attention_vs_greedy, budget_summary, explain_trace, feature_unit, near_tie_warnings
 from seqattn.genomics import mitochondrial_genes
 from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
@@ -152,6 +152,8 @@ if final is not None:
     if trace.base_metric is not None:
         summary += f" (before the first pick: {trace.base_metric:.3f})"
 st.markdown(summary + ".")
+if budget_summary(trace):
+    st.caption(budget_summary(trace))
 if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
     limit = float(trace.settings["max_seconds"])
     shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"

@@ -89,6 +89,26 @@ def near_tie_warnings(trace: SelectionTrace, max_names: int = 3) -> list[str]:
     return lines
 
 
+def budget_summary(trace: SelectionTrace) -> str:
+    """How long SA trained, from the trace's settings: the automatic budget's warm-up and phase lengths,
+    or the fixed schedule's epochs ("" for other methods)."""
+    settings = trace.settings
+    if settings.get("budget") == "auto":
+        phases = settings.get("phase_steps") or []
+        span = f"{min(phases)}–{max(phases)}" if phases and min(phases) != max(phases) else (
+            f"{phases[0]}" if phases else "0")
+        capped = settings.get("capped_phases", 0)
+        capped_text = (f"; {capped} phase{'s' if capped != 1 else ''} reached the cap of "
+                       f"{settings.get('max_phase_steps')} steps without a clear leader") if capped else ""
+        return (f"Automatic budget: {settings.get('total_steps')} optimizer steps — a warm-up of "
+                f"{settings.get('warmup_steps')} (until the validation loss stopped improving), then "
+                f"{len(phases)} phase{'s' if len(phases) != 1 else ''} of {span} steps{capped_text}.")
+    if settings.get("budget") == "fixed":
+        return (f"Fixed budget: {settings.get('epochs')} epochs = {settings.get('total_steps')} optimizer steps "
+                f"({settings.get('warmup_steps')} of warm-up).")
+    return ""
+
+
 def explain_trace(trace: SelectionTrace, unit: str = "features") -> list[str]:
     """A sentence per step, preceded by one on pinned/banned features and followed by a stop note."""
     lines = []

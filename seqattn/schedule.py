@@ -35,9 +35,10 @@ WARMUP_FRACTION = 0.1  # fixed schedule: share of the optimizer steps spent in t
 
 #: Convergence schedule defaults (optimizer steps unless said otherwise); recorded in the trace's settings.
 CHECK_EVERY = 10  # how often the validation loss / the attention are looked at
-WARMUP_PATIENCE = 5  # checks without a relative improvement of WARMUP_TOLERANCE end the warm-up
+WARMUP_PATIENCE = 20  # checks without a relative improvement of WARMUP_TOLERANCE end the warm-up (XOR-like
+#: interactions are learnt after a plateau of the validation loss: a short patience stops before them)
 WARMUP_TOLERANCE = 1e-3
-WARMUP_MIN_STEPS = 50
+WARMUP_MIN_STEPS = 200
 WARMUP_MAX_STEPS = 3000
 SEPARATION = 2.0  # leader's weight / uniform share that counts as "separated"
 STABLE_STEPS = 30  # the leader must have led (and been separated) for this many steps

@@ -8,6 +8,7 @@ import pytest
 
 from seqattn.cli import main
 from seqattn.data import DataError, make_planted
+from seqattn.explain import budget_summary
 from seqattn.schedule import ConvergenceSchedule, FixedSchedule, Probe
 from seqattn.sequential_attention import SequentialAttentionSelector
 
@@ -36,6 +37,8 @@ def test_defaults_recover_linear_and_xor_features():
     assert selector.trace_.settings["budget"] == "auto"
     assert not any(step.near_tie for step in selector.trace_.steps)  # real signal is never flagged
     assert all(step.confidence >= 2 for step in selector.trace_.steps)
+    text = budget_summary(selector.trace_)
+    assert text.startswith(f"Automatic budget: {selector.n_iter_} optimizer steps — a warm-up of ")
 
 
 @pytest.mark.slow
@@ -54,6 +57,7 @@ def test_pure_noise_picks_are_flagged_as_near_ties():
     # no phase separated: each ran to its cap
     assert trace.settings["phase_steps"] == [trace.settings["max_phase_steps"]] * 3
     assert trace.settings["capped_phases"] == 3
+    assert "3 phases reached the cap of 300 steps without a clear leader" in budget_summary(trace)
 
 
 def test_fixed_epochs_keep_the_exact_schedule():
@@ -65,6 +69,8 @@ def test_fixed_epochs_keep_the_exact_schedule():
     assert selector.n_iter_ == settings["total_steps"] == 4 * per_epoch
     assert settings["budget"] == "fixed" and settings["epochs"] == 4
     assert settings["warmup_steps"] == int(0.1 * 4 * per_epoch)
+    assert budget_summary(selector.trace_) == (f"Fixed budget: 4 epochs = {4 * per_epoch} optimizer steps "
+                                               f"({int(0.4 * per_epoch)} of warm-up).")
 
 
 def test_automatic_budget_is_bitwise_deterministic():
