@@ -436,7 +436,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 net.eval()
                 if not bool(torch.isfinite(mask.logits).all()):
                     raise ValueError("Training diverged (the attention logits became NaN/inf); "
-                                     "lower the learning rate and run again.")
+                                     "lower the learning rate (or attention_learning_rate) and run again.")
                 feature, scores = mask.select()
                 _reset_adam_state(optimizer, mask.logits)
                 chosen = pinned + trace.selected + [feature]

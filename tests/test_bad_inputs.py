@@ -322,7 +322,8 @@ def test_diverging_training_says_lower_the_learning_rate(monkeypatch):
     """Valid settings do not diverge on this data, so lift the learning-rate cap to force it."""
     monkeypatch.setattr(sa_module, "MAX_LEARNING_RATE", 1e12)
     with pytest.raises(ValueError, match=r"Training diverged .*lower the learning rate"):
-        run_method(_dataset(), "sa", 2, device="cpu", learning_rate=1e10, epochs=3, gain_model="none")
+        run_method(_dataset(), "sa", 2, device="cpu", learning_rate=1e10, attention_learning_rate=1e10, epochs=3,
+                   gain_model="none")
 
 
 @pytest.mark.parametrize(
