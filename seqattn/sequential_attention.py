@@ -46,7 +46,8 @@ LOGIT_INIT_STD = 1e-5
 #: step, and a leader needs a logit lead of ln(2) ≈ 0.7 to reach twice the uniform share: at the network's
 #: 3e-3 that takes ≥ 230 steps per phase, at 0.05 about 15. See the README ("Training budget").
 ATTENTION_LEARNING_RATE = 0.05
-VALIDATION_ROWS = 4096  # the warm-up's convergence check reads at most this many validation rows
+VALIDATION_ROWS = 1024  # the warm-up's convergence check reads at most this many validation rows (a check
+#: every 10 steps then costs about 2-3 training steps, also on wide sparse data)
 SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
 #: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
 MAX_LEARNING_RATE = 10.0
