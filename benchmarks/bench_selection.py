@@ -112,8 +112,10 @@ def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tup
     return time.perf_counter() - start, schedule.step
 
 
-def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: list[str], eval_epochs: int) -> None:
-    """Selection on the training part only; a fresh MLP on the first k picks; mean ± sd over the splits."""
+def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: list[str], eval_epochs: int,
+                      out: str | None = None) -> None:
+    """Selection on the training part only; a fresh MLP on the first k picks; mean ± sd over the splits.
+    With ``out``, the raw rows are (re)written there as CSV after every split."""
     import pandas as pd
 
     from seqattn import load_builtin
@@ -142,6 +144,8 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
                     rows.append({"dataset": name, "split": split, "method": method, "k": k, "accuracy": acc,
                                  "select_s": seconds, "near_ties": near_ties})
             print(f"  {name} split {split} done, load {os.getloadavg()[0]:.1f}", flush=True)
+            if out:
+                pd.DataFrame(rows).to_csv(out, index=False)
     frame = pd.DataFrame(rows)
     table = frame.groupby(["dataset", "k", "method"])["accuracy"].agg(["mean", "std"]).mul(100).round(1)
     table["select_s"] = frame.groupby(["dataset", "k", "method"])["select_s"].median().round(1)
@@ -165,6 +169,7 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=["sa", "greedy", "omp", "shap"])
     parser.add_argument("--eval-epochs", type=int, default=40)
+    parser.add_argument("--out", help="CSV for the accuracy protocol's raw rows")
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
@@ -174,7 +179,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.accuracy:
         print(f"held-out accuracy, torch threads={torch.get_num_threads()}, load average={os.getloadavg()[0]:.2f}")
-        held_out_accuracy(args.datasets, args.ks, args.splits, args.methods, args.eval_epochs)
+        held_out_accuracy(args.datasets, args.ks, args.splits, args.methods, args.eval_epochs, args.out)
         return
     import warnings
 
