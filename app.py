@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._state import DEVICE_KEY
+from app_support.state import DEVICE_KEY
 from seqattn.device import available_devices
 
 st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=":material/target:", layout="wide")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._state import (
+from app_support.state import (
     DATASET_ID_KEY,
     content_digest,
     current_dataset,

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _state as state
-from pages._state import (
-    DATASET_ID_KEY,
-    SA_TRACE_KEY,
-    BackgroundJob,
-    current_dataset,
-    current_device,
-    keep_widget_state,
-)
+from app_support import state
+from app_support.jobs import BackgroundJob
+from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
 from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import mitochondrial_genes
@@ -102,15 +96,15 @@ if run_clicked:
         max_seconds=state.MAX_TRAINING_SECONDS,
         pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
         banned=[index_of[n] for n in st.session_state["sa_banned"]],
+        meta={"dataset_key": dataset_key},
     )
-    job.dataset_key = dataset_key
     running = True
 
 
 def collect_finished_job() -> None:
     """Move a finished run's trace into session state (or show its error)."""
     finished: BackgroundJob = st.session_state.pop(JOB_KEY)
-    if getattr(finished, "dataset_key", None) != dataset_key:
+    if finished.meta.get("dataset_key") != dataset_key:
         return  # the data set changed while it ran: the result belongs to other data
     if finished.error is not None:
         error = finished.error
