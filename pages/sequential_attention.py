@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_support import state
-from app_support.jobs import BackgroundJob
+from app_support.jobs import BackgroundJob, job_progress_panel
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
 from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
@@ -126,7 +126,7 @@ def picks_so_far(job: BackgroundJob) -> None:
 if job is not None and job.done:
     collect_finished_job()
 elif running:
-    state.job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
+    job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
                              text=lambda j: f"{j.message} — step {j.step}/{j.total}",
                              stopping="Stopping after the current step; the picks so far are kept…",
                              stop_help="Stop training and keep the features picked so far.")
