@@ -9,9 +9,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app_support.state import DEVICE_KEY
-from seqattn.device import available_devices
+from seqattn.device import available_devices, fix_process_threads
 
 st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=":material/target:", layout="wide")
+# Once per process (later runs change nothing): sessions' jobs never change process-wide thread settings.
+fix_process_threads()
 
 #: The app's pages, in menu order: (file, title, icon). Helpers live in ``app_support/``,
 #: so every file in ``pages/`` is one of these.

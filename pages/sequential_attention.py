@@ -127,9 +127,9 @@ if job is not None and job.done:
     collect_finished_job()
 elif running:
     job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
-                             text=lambda j: f"{j.message} — step {j.step}/{j.total}",
-                             stopping="Stopping after the current step; the picks so far are kept…",
-                             stop_help="Stop training and keep the features picked so far.")
+                       text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                       stopping="Stopping after the current step; the picks so far are kept…",
+                       stop_help="Stop training and keep the features picked so far.")
 
 if "sa_error" in st.session_state:
     st.error(st.session_state["sa_error"])
