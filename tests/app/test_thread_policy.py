@@ -18,9 +18,8 @@ from threadpoolctl import threadpool_info
 
 import seqattn.device as device_module
 from app_support.jobs import BackgroundJob
-from seqattn.data import make_planted
+from seqattn import make_planted, run_method  # top-level names: stable while modules move
 from seqattn.device import describe_device, single_threaded, torch_threads
-from seqattn.methods import run_method
 
 
 def read_in_fresh_thread(fn):
