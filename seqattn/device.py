@@ -5,6 +5,7 @@ Every module asks :func:`resolve_device` once and passes the resulting
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,8 +124,12 @@ def fix_process_threads(blas_threads: int = 1) -> dict[str, int]:
     global _PROCESS_POLICY
     with _POLICY_LOCK:
         if _PROCESS_POLICY is None:
+            import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS, so the limit below reaches it)
             from threadpoolctl import threadpool_limits
 
+            # A BLAS library loaded later reads these when it starts; the loaded ones are limited now.
+            for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ[name] = str(int(blas_threads))
             threadpool_limits(limits=int(blas_threads), user_api="blas")  # kept: not used as a context
             _PROCESS_POLICY = {"torch_threads": torch.get_num_threads(), "blas_threads": int(blas_threads)}
         return dict(_PROCESS_POLICY)

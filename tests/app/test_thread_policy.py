@@ -9,6 +9,7 @@ script run is one), while already-running threads kept their own count.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -110,3 +111,21 @@ def test_with_a_process_policy_single_threaded_leaves_blas_alone(monkeypatch):
             thread.join()
     finally:
         original.restore_original_limits()
+
+
+def test_process_policy_reaches_blas_libraries_loaded_later():
+    """The app fixes the policy before scikit-learn (and SciPy's own OpenBLAS) are imported;
+    a BLAS left at the core count made each tiny refit ~7× slower on the loaded 2-core box."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import seqattn.device as d; d.fix_process_threads(); import sklearn.linear_model, scipy.sparse.linalg; "
+        "from threadpoolctl import threadpool_info; "
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}, check=True)
+    assert out.stdout.strip() == "[1]", out.stdout + out.stderr
