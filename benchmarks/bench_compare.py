@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from seqattn.builtins import load_builtin  # noqa: E402
-from seqattn.comparison import ALL_METHODS, METHOD_LABELS, compare_methods, trace_seconds  # noqa: E402
-from seqattn.evaluate import holdout  # noqa: E402
+from seqattn.data.builtins import load_builtin  # noqa: E402
+from seqattn.evaluation.compare import ALL_METHODS, METHOD_LABELS, compare_methods, trace_seconds  # noqa: E402
+from seqattn.evaluation.retrain import holdout  # noqa: E402
 
 
 def run(datasets: list[str], seeds: int, ks: list[int], methods: list[str], epochs: int, threads: int) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Compare page: Sequential Attention vs OMP vs SHAP vs greedy vs filters on the current data set.
 
-Layout only: ``seqattn.comparison.compare_methods`` does the work in a background
+Layout only: ``seqattn.evaluation.compare.compare_methods`` does the work in a background
 job (progress bar, Stop keeps what finished; finished runs are kept per
 settings in this session), ``seqattn.plots.compare`` draws it.
 """
@@ -13,7 +13,7 @@ import streamlit as st
 
 from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, BackgroundJob, current_dataset,
                           current_device, job_progress_panel, keep_widget_state)
-from seqattn.comparison import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
+from seqattn.evaluation.compare import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,

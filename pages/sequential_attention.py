@@ -13,13 +13,14 @@ from pages._state import (
     current_device,
     keep_widget_state,
 )
-from seqattn.evaluate import candidate_gains
-from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
-from seqattn.genomics import mitochondrial_genes
-from seqattn.methods import run_method
+from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.data import attach_preprocessing
+from seqattn.genomics import is_expression_data, mitochondrial_genes
+from seqattn.selectors import run_method
 from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
-from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
+from seqattn.selectors.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
+from seqattn.scoring import candidate_gains
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
@@ -117,8 +118,7 @@ def collect_finished_job() -> None:
         prefix = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
         st.session_state["sa_error"] = f"Sequential Attention failed — {prefix}{error}"
     else:
-        if "preprocessing" in dataset.extra:  # so the panel can be reproduced from the trace alone
-            finished.result.settings["preprocessing"] = dict(dataset.extra["preprocessing"])
+        attach_preprocessing(finished.result.settings, dataset)  # so the panel can be reproduced from the trace
         st.session_state[SA_TRACE_KEY] = finished.result
         st.session_state.pop("sa_error", None)
 
@@ -168,7 +168,7 @@ elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
 if trace.k == 0:
     st.stop()
-if dataset.task == "classification" and dataset.extra.get("source_format") == "h5ad":  # cells × genes
+if dataset.task == "classification" and is_expression_data(dataset):  # cells × genes
     st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
                  icon=":material/genetics:")
 
@@ -191,8 +191,7 @@ with tab_table:
     st.dataframe(trace.to_frame(), hide_index=True, key="sa_table")
 
 with tab_steps:
-    is_genes = dataset.extra.get("source_format") == "h5ad" or dataset.name.startswith("pbmc")  # AnnData: genes
-    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_genes)
+    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_expression_data(dataset))
     st.markdown("\n".join(f"- {line}" for line in explain_trace(trace, unit)))
     st.divider()
     st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "

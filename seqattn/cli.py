@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from seqattn.builtins import BUILTIN_DATASETS, load_builtin
-    from seqattn.io import load_table
+    from seqattn.data.builtins import BUILTIN_DATASETS, load_builtin
+    from seqattn.data.tables import load_table
 
     if args.data in BUILTIN_DATASETS:
         return load_builtin(args.data)
@@ -58,8 +58,9 @@ def _load(args: argparse.Namespace):
 def _select(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from seqattn.data import attach_preprocessing
     from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
-    from seqattn.methods import available_methods, run_method
+    from seqattn.selectors import available_methods, run_method
 
     out = Path(args.out)
     if out.suffix.lower() not in (".json", ".csv"):
@@ -100,7 +101,7 @@ def _select(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if record:
-        trace.settings["preprocessing"] = record
+        attach_preprocessing(trace.settings, dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         trace.to_json(out, indent=1)
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "datasets":
-            from seqattn.builtins import BUILTIN_DATASETS
+            from seqattn.data.builtins import BUILTIN_DATASETS
 
             for name, (_, description) in BUILTIN_DATASETS.items():
                 print(f"{name:16s} {description}")

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seqattn.data import make_planted
-from seqattn.sequential_attention import SequentialAttentionSelector
+from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,13 +26,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from seqattn import io as sio
+from seqattn.data import tables as sio
 from seqattn.cli import EXIT_BAD_INPUT, main as cli_main
 from seqattn.data import DataError, make_planted
-from seqattn.io import load_table
-from seqattn.methods import run_method
-from seqattn import sequential_attention as sa_module
-from seqattn.sequential_attention import SequentialAttentionSelector
+from seqattn.data.tables import load_table
+from seqattn.selectors import run_method
+from seqattn.selectors import sequential_attention as sa_module
+from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace, write_atomically
 
 N = 24  # rows in the small generated tables (above io.MIN_SAMPLES)
