@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from seqattn.data import tables as sio
 from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
-from test_bad_inputs import BAD_FILES, ExecutesOnUnpickle, csv, table
+from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 RUN_TIMEOUT_S = 120

@@ -146,14 +146,14 @@ def validate_k(k: Any, n_features: int, *, n_pinned: int = 0, n_banned: int = 0,
     """
     integral = isinstance(k, numbers.Integral) or (isinstance(k, float) and k.is_integer())
     if isinstance(k, bool) or not integral or k < 1:
-        raise DataError(f"{name} must be a positive whole number, got {k!r} (choose {name} ≥ 1).")
+        raise DataError(f"{name} must be a positive whole number, got {k!r}; give a positive integer (≥ 1).")
     k_int, available = int(k), n_features - n_pinned - n_banned
     if k_int > available:
         if n_pinned or n_banned:
             raise DataError(f"{name}={k_int} but only {available} features can be picked ({n_features} features, "
                             f"{n_pinned} pinned, {n_banned} banned); choose {name} ≤ {max(available, 0)}.")
-        raise DataError(f"{name}={k_int} is larger than the number of features ({n_features}); "
-                        f"choose {name} between 1 and {n_features}.")
+        raise DataError(f"{name}={k_int} is larger than the number of features ({n_features}): only "
+                        f"{n_features} features can be picked; choose {name} between 1 and {n_features}.")
     return k_int
 
 
