@@ -5,11 +5,13 @@ subset: cheap enough to run k times, and independent of the network that did
 the selecting. All of it uses the same 80/20 split of a seed
 (:data:`VALIDATION_FRACTION`), so numbers line up across methods.
 
-* :func:`subset_metric` / :class:`ValidationScorer` — the validation metric
+* :func:`refit` — the one cheap model (logistic / ridge, optionally with
+  pairwise products, or a small MLP) returning validation loss and metric;
+* :func:`subset_metric` / :class:`ValidationScorer` — :func:`refit`'s metric
   after each pick, reported by SA, OMP and the one-shot rankers (``val_metric``);
-* :class:`RefitScorer` — validation *loss* and metric of a subset with columns
-  standardised once up front, refitted hundreds of times: greedy forward
-  selection and :func:`candidate_gains` (the teaching view's true marginal gains);
+* :class:`RefitScorer` — :func:`refit` on columns standardised once up front,
+  for callers that refit hundreds of times: greedy forward selection and
+  :func:`candidate_gains` (the teaching view's true marginal gains);
 * :func:`prescreen_scores` — ANOVA F / f_regression shortlists for both.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from seqattn.device import single_threaded
 Callback = Callable[[int, int, str], Any]
 
 MAX_REFIT_ROWS = 5000  # bound the cost of a refit on large data (rows are subsampled)
-GAIN_MODELS = ("linear", "mlp")
+GAIN_MODELS = ("linear", "mlp")  # SA's gain_model choices for its read-out
 REFIT_MODELS = ("logistic", "quadratic")
 VALIDATION_FRACTION = 0.2  # the validation share of every selection-time split (SA's default too)
 DEFAULT_MAX_CANDIDATES = 100
@@ -72,31 +74,52 @@ def subset_metric(
     such as XOR; ``model="mlp"`` (a small scikit-learn MLP) sees them at ~10×
     the cost.
     """
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
+    if model not in GAIN_MODELS:
+        raise ValueError(f"gain model must be one of {GAIN_MODELS}, got {model!r}.")
     if len(features) == 0:
         return baseline_metric(y_train, y_val, task)
     if X_train.shape[0] > MAX_REFIT_ROWS:
         rows = np.random.default_rng(random_state).choice(X_train.shape[0], MAX_REFIT_ROWS, replace=False)
         X_train, y_train = X_train[rows], y_train[rows]
-    A_train, A_val = _columns(X_train, features), _columns(X_val, features)
-    if model not in GAIN_MODELS:
-        raise ValueError(f"gain model must be one of {GAIN_MODELS}, got {model!r}.")
     if task == "classification" and len(np.unique(y_train)) < 2:
         return baseline_metric(y_train, y_val, task)
-    if model == "mlp":
-        net = MLPClassifier if task == "classification" else MLPRegressor
-        estimator = net(hidden_layer_sizes=(32,), max_iter=300, early_stopping=False, random_state=random_state)
-    elif task == "classification":
-        estimator = LogisticRegression(max_iter=300)
-    else:
-        estimator = Ridge(alpha=1.0)
+    A_train, A_val = standardise(_columns(X_train, features, np.float64), _columns(X_val, features, np.float64))
+    n_classes = int(np.concatenate([y_train, y_val]).max()) + 1 if task == "classification" else 0
     with single_threaded():
-        fitted = make_pipeline(StandardScaler(), estimator).fit(A_train, y_train)
-        return float(fitted.score(A_val, y_val))
+        return refit(A_train, y_train, A_val, y_val, task, model, random_state, n_classes)[1]
+
+
+def refit(A_train: np.ndarray, y_train: np.ndarray, A_val: np.ndarray, y_val: np.ndarray, task: str,
+          model: str = "linear", random_state: int | None = 0, n_classes: int = 0,
+          C: float = 1.0) -> tuple[float, float]:
+    """The one cheap refit: (validation loss, validation metric) of a model fit on standardised columns.
+
+    ``model``: ``"linear"`` / ``"logistic"`` (logistic regression / ridge),
+    ``"quadratic"`` (the same on the columns plus their pairwise products, so
+    XOR-style interactions are visible) or ``"mlp"`` (a small scikit-learn
+    MLP). The loss is cross-entropy over ``n_classes`` classes or MSE; the
+    metric is accuracy or R².
+    """
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.metrics import log_loss
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    if model == "quadratic" and A_train.shape[1] > 1:
+        rows, cols = np.triu_indices(A_train.shape[1])
+        A_train = np.hstack([A_train, A_train[:, rows] * A_train[:, cols]])
+        A_val = np.hstack([A_val, A_val[:, rows] * A_val[:, cols]])
+    mlp = dict(hidden_layer_sizes=(32,), max_iter=300, early_stopping=False, random_state=random_state)
+    if task == "classification":
+        est = MLPClassifier(**mlp) if model == "mlp" else LogisticRegression(C=C, max_iter=300,
+                                                                             random_state=random_state)
+        est.fit(A_train, y_train)
+        proba = np.full((len(A_val), n_classes), 1e-12)
+        proba[:, est.classes_] = est.predict_proba(A_val)
+        proba /= proba.sum(axis=1, keepdims=True)
+        loss = log_loss(y_val, proba, labels=np.arange(n_classes))
+        return float(loss), float(np.mean(proba.argmax(axis=1) == y_val))
+    est = MLPRegressor(**mlp) if model == "mlp" else Ridge(alpha=1.0 / C)
+    return mse_r2(y_val, est.fit(A_train, y_train).predict(A_val))
 
 
 class ValidationScorer:
@@ -151,39 +174,15 @@ class RefitScorer:
         block = _columns(ds.X, self.columns, np.float64)
         self._train_X, self._val_X = standardise(block[train], block[val])
         self._train_y, self._val_y = ds.y[train], ds.y[val]
-        if ds.task == "classification":
-            self._classes = np.arange(ds.n_classes)
-
-    def _design(self, X: np.ndarray) -> np.ndarray:
-        if self.model == "quadratic" and X.shape[1] > 1:
-            rows, cols = np.triu_indices(X.shape[1])
-            return np.hstack([X, X[:, rows] * X[:, cols]])
-        return X
+        self._classes = np.arange(ds.n_classes)  # empty for regression
 
     def evaluate(self, features: Sequence[int]) -> tuple[float, float]:
         """(validation loss, validation metric) of the cheap model on ``features``."""
-        ds = self.dataset
         if len(features) == 0:
             return self._baseline()
         pos = [self._col_pos[int(f)] for f in features]
-        Xtr, Xva = self._design(self._train_X[:, pos]), self._design(self._val_X[:, pos])
-        if ds.task == "classification":
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.metrics import log_loss
-
-            model = LogisticRegression(C=self.C, max_iter=300, random_state=self.random_state)
-            model.fit(Xtr, self._train_y)
-            proba = np.full((len(Xva), len(self._classes)), 1e-12)
-            proba[:, model.classes_] = model.predict_proba(Xva)
-            proba /= proba.sum(axis=1, keepdims=True)
-            loss = log_loss(self._val_y, proba, labels=self._classes)
-            metric = float(np.mean(proba.argmax(axis=1) == self._val_y))
-            return float(loss), metric
-        from sklearn.linear_model import Ridge
-
-        model = Ridge(alpha=1.0 / self.C).fit(Xtr, self._train_y)
-        pred = model.predict(Xva)
-        return mse_r2(self._val_y, pred)
+        return refit(self._train_X[:, pos], self._train_y, self._val_X[:, pos], self._val_y, self.dataset.task,
+                     self.model, self.random_state, len(self._classes), self.C)
 
     def _baseline(self) -> tuple[float, float]:
         """Loss and metric with no features: class priors, or the training mean."""
@@ -194,9 +193,9 @@ class RefitScorer:
             prior = prior / prior.sum()
             proba = np.tile(prior, (len(self._val_y), 1))
             loss = log_loss(self._val_y, proba, labels=self._classes)
-            return float(loss), float(np.mean(self._val_y == prior.argmax()))
+            return float(loss), baseline_metric(self._train_y, self._val_y, "classification")
         pred = np.full(len(self._val_y), self._train_y.mean())
-        return mse_r2(self._val_y, pred)
+        return mse_r2(self._val_y, pred)[0], baseline_metric(self._train_y, self._val_y, "regression")
 
 
 def mse_r2(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
