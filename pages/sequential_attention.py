@@ -19,7 +19,8 @@ from seqattn.genomics import is_expression_data, mitochondrial_genes
 from seqattn.selectors import run_method
 from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
-from seqattn.selectors.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
+# importing the SA module pays torch's import on page load, not in the timed run
+from seqattn.selectors.sequential_attention import quick_start_settings
 from seqattn.scoring import candidate_gains
 from seqattn.trace import SelectionTrace
 
@@ -28,18 +29,6 @@ FIGURE_KEY = "sa_figure"  # (trace id, figure) so reruns don't rebuild the anima
 GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teaching-view refit
 SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
 WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
-
-# Defaults chosen so the first click finishes in well under a minute on a 2-core CPU.
-GENERIC_DEFAULTS = {"sa_k": 10, "sa_epochs": 20, "sa_hidden": 67, "sa_lr": 3e-3, "sa_seed": 0, "sa_model": "mlp"}
-DATASET_DEFAULTS = {
-    "digits": {"sa_k": 10, "sa_epochs": 20},
-    "mnist_5k": {"sa_k": 10, "sa_epochs": 5},
-    "pbmc68k_reduced": {"sa_k": 10, "sa_epochs": 15},
-    "planted": {"sa_k": 8, "sa_epochs": 20},
-    "breast_cancer": {"sa_k": 8, "sa_epochs": 30},
-    "wine": {"sa_k": 5, "sa_epochs": 60},
-    "diabetes": {"sa_k": 5, "sa_epochs": 60},
-}
 
 st.title("Sequential Attention")
 dataset = current_dataset()
@@ -50,9 +39,10 @@ device = current_device()
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(dataset.name, {}), "sa_pinned": [], "sa_banned": []}
-    defaults["sa_k"] = max(1, min(defaults["sa_k"], dataset.n_features - 1))
-    st.session_state.update(defaults)
+    quick = quick_start_settings(dataset)
+    st.session_state.update({"sa_k": quick["k"], "sa_epochs": quick["epochs"], "sa_hidden": quick["hidden"],
+                             "sa_lr": quick["learning_rate"], "sa_seed": quick["random_state"],
+                             "sa_model": quick["model"], "sa_pinned": [], "sa_banned": []})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
 keep_widget_state(*WIDGETS)
 
