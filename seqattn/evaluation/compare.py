@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 Callback = Callable[[int, int, str], Any]
 
 ALL_METHODS = tuple(REGISTRY)  # every registered method can be compared, ttest included
+#: Preselected on the Compare page and in the benchmark: ttest is a classification-only marker-gene method.
+DEFAULT_METHODS = tuple(m for m in ALL_METHODS if m != "ttest")
 GREEDY_SHORTLIST = 50  # candidates kept for greedy on wide data (said in its trace settings)
 
 
