@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from seqattn.data import Dataset, split_indices, standardise
+from seqattn.data import Dataset, dense_columns, split_indices, standardise
 from seqattn.device import single_threaded
 
 Callback = Callable[[int, int, str], Any]
@@ -40,13 +39,6 @@ DEFAULT_MAX_SAMPLES = 3000
 
 def metric_name(task: str) -> str:
     return "accuracy" if task == "classification" else "R²"
-
-
-def _columns(X: Any, features: Sequence[int], dtype: Any = None) -> np.ndarray:
-    """Dense copy of some columns (sparse data is densified column-wise only), optionally cast."""
-    cols = X[:, list(features)]
-    cols = cols.toarray() if sp.issparse(cols) else np.asarray(cols)
-    return cols if dtype is None else cols.astype(dtype, copy=False)
 
 
 def baseline_metric(y_train: np.ndarray, y_val: np.ndarray, task: str) -> float:
@@ -83,7 +75,7 @@ def subset_metric(
         X_train, y_train = X_train[rows], y_train[rows]
     if task == "classification" and len(np.unique(y_train)) < 2:
         return baseline_metric(y_train, y_val, task)
-    A_train, A_val = standardise(_columns(X_train, features, np.float64), _columns(X_val, features, np.float64))
+    A_train, A_val = standardise(dense_columns(X_train, features, np.float64), dense_columns(X_val, features, np.float64))
     n_classes = int(np.concatenate([y_train, y_val]).max()) + 1 if task == "classification" else 0
     with single_threaded():
         return refit(A_train, y_train, A_val, y_val, task, model, random_state, n_classes)[1]
@@ -171,7 +163,7 @@ class RefitScorer:
             val = np.sort(rng.choice(val, self.max_samples, replace=False))
         self.train_index, self.val_index = train, val
         self._col_pos = {int(c): j for j, c in enumerate(self.columns)}
-        block = _columns(ds.X, self.columns, np.float64)
+        block = dense_columns(ds.X, self.columns, np.float64)
         self._train_X, self._val_X = standardise(block[train], block[val])
         self._train_y, self._val_y = ds.y[train], ds.y[val]
         self._classes = np.arange(ds.n_classes)  # empty for regression
@@ -209,7 +201,7 @@ def prescreen_scores(dataset: Dataset, columns: Sequence[int]) -> np.ndarray:
     """Cheap univariate scores (ANOVA F / f_regression) used to shortlist candidates."""
     from sklearn.feature_selection import f_classif, f_regression
 
-    X = _columns(dataset.X, columns, np.float64)
+    X = dense_columns(dataset.X, columns, np.float64)
     scorer = f_classif if dataset.task == "classification" else f_regression
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # constant columns: score 0 below

@@ -18,6 +18,7 @@ from seqattn.data.dataset import (
     attach_preprocessing,
     check_pinned_banned,
     column_mean_var,
+    dense_columns,
     encode_target,
     infer_task,
     safe_scale,
@@ -28,6 +29,6 @@ from seqattn.data.dataset import (
 from seqattn.data.synthetic import make_planted
 
 __all__ = [
-    "TASKS", "DataError", "Dataset", "attach_preprocessing", "check_pinned_banned", "column_mean_var",
+    "TASKS", "DataError", "Dataset", "attach_preprocessing", "check_pinned_banned", "column_mean_var", "dense_columns",
     "encode_target", "infer_task", "make_planted", "safe_scale", "split_indices", "standardise", "validate_k",
 ]

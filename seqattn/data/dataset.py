@@ -157,6 +157,13 @@ def validate_k(k: Any, n_features: int, *, n_pinned: int = 0, n_banned: int = 0,
     return k_int
 
 
+def dense_columns(X: Any, columns: Sequence[int], dtype: Any = None) -> np.ndarray:
+    """A dense copy of some columns (sparse data is densified column-wise only), optionally cast."""
+    block = X[:, list(columns)]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    return block if dtype is None else block.astype(dtype, copy=False)
+
+
 def safe_scale(std: np.ndarray) -> np.ndarray:
     """Column scales with (near-)constant columns set to 1, so standardising never divides by ~0."""
     std = np.array(std, dtype=np.float64)

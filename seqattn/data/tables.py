@@ -104,6 +104,14 @@ def _open(source: Source, file_name: str | None) -> _Content:
     return _Content(os.path.basename(name), None, data, len(data), data[:8192])
 
 
+def _open_nonempty(source: Source, file_name: str | None) -> tuple[_Content, str]:
+    """The input and its format; an empty input is refused before anything parses it."""
+    content = _open(source, file_name)
+    if content.size == 0:
+        raise DataError(f"{content.name!r} is empty (0 bytes).")
+    return content, detect_format(content.name, content.head)
+
+
 def detect_format(name: str, head: bytes = b"") -> str:
     """``csv`` | ``tsv`` | ``parquet`` | ``h5ad`` from the file name, else from the first bytes."""
     lower = name.lower()
@@ -165,10 +173,7 @@ def load_table(
     cells with all-zero counts are dropped with a note (``drop_empty_cells``).
     Notes land in ``dataset.extra["notes"]``.
     """
-    content = _open(path_or_buffer, file_name)
-    if content.size == 0:
-        raise DataError(f"{content.name!r} is empty (0 bytes).")
-    fmt = detect_format(content.name, content.head)
+    content, fmt = _open_nonempty(path_or_buffer, file_name)
     label = name or _stem(content.name)
     if fmt == "h5ad":
         from seqattn.data.h5ad import _load_h5ad  # h5ad builds on this module's helpers
@@ -198,10 +203,7 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
     ``obs`` columns of an h5ad (``layers`` lists its layers, plus ``"raw"`` if
     it stores ``.raw``); ``shape`` is (rows, columns) where cheap to know.
     """
-    content = _open(path_or_buffer, file_name)
-    if content.size == 0:
-        raise DataError(f"{content.name!r} is empty (0 bytes).")
-    fmt = detect_format(content.name, content.head)
+    content, fmt = _open_nonempty(path_or_buffer, file_name)
     if fmt == "h5ad":
         from seqattn.data.h5ad import _h5ad_header
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqattn.data import Dataset, split_indices, standardise
+from seqattn.data import Dataset, dense_columns, split_indices, standardise
 from seqattn.device import single_threaded
 from seqattn.models import TrainConfig
-from seqattn.scoring import _columns, metric_name, mse_r2
+from seqattn.scoring import metric_name, mse_r2
 from seqattn.trace import SelectionTrace, as_trace_dict, picks
 
 Callback = Callable[[int, int, str], Any]
@@ -147,8 +147,8 @@ def accuracy_vs_k(
         raise ValueError("The test data set must have the same columns as the training data set.")
     jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
     needed = sorted({c for label, k, _ in jobs for c in picks(labelled[label], k)})
-    X_all = _columns(dataset.X, needed) if needed else np.empty((dataset.n_samples, 0))
-    X_test_all = _columns(test.X, needed) if (test is not None and needed) else None
+    X_all = dense_columns(dataset.X, needed, np.float64) if needed else np.empty((dataset.n_samples, 0))
+    X_test_all = dense_columns(test.X, needed, np.float64) if (test is not None and needed) else None
     pos = {c: j for j, c in enumerate(needed)}
     cache: dict[tuple[frozenset[int], int], float] = {}
     rows = []

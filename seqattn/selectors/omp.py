@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from seqattn.data import (DataError, Dataset, check_pinned_banned, encode_target, infer_task, split_indices,
-                          validate_k)
+from seqattn.data import (DataError, Dataset, check_pinned_banned, dense_columns, encode_target, infer_task,
+                          split_indices, validate_k)
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -28,11 +28,6 @@ def _matrix(X):
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     return np.asarray(X, dtype=np.float64)
-
-
-def _columns(X, cols: list[int]) -> np.ndarray:
-    block = X[:, cols]
-    return block.toarray() if sp.issparse(block) else block
 
 
 def omp_select(
@@ -120,7 +115,7 @@ def _residual(A, Y: np.ndarray, chosen: list[int], mean: np.ndarray, scale: np.n
     """Least-squares residual of Y on the chosen (centred, scaled) columns; only those are densified."""
     if not chosen:
         return Y.copy()
-    columns = (_columns(A, chosen) - mean[chosen]) / scale[chosen]
+    columns = (dense_columns(A, chosen) - mean[chosen]) / scale[chosen]
     coef, *_ = np.linalg.lstsq(columns, Y, rcond=None)
     return Y - columns @ coef
 
