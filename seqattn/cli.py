@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.parquet/.h5ad path")
     sel.add_argument("--target", help="target column (obs column for .h5ad); required for files")
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
-    sel.add_argument("--method", default="sa", help="sa, omp, greedy, shap, mutual_info, anova, variance, ttest")
+    from seqattn.selectors import REGISTRY
+
+    sel.add_argument("--method", default="sa", help=", ".join(REGISTRY))
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
