@@ -15,7 +15,7 @@ import torch
 
 from app_support.jobs import BackgroundJob, job_progress_panel
 from app_support.state import current_device, finished_runs, load_builtin_cached, remember_finished_run
-from seqattn.builtins import BUILTIN_DATASETS
+from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
 from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
 from seqattn.sparsity.block_pruning import sa_plus_plus

@@ -12,7 +12,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from seqattn.genomics import make_planted_counts, mitochondrial_genes
-from seqattn.io import save_h5ad
+from seqattn.data.h5ad import save_h5ad
 from seqattn.plots.genomics import MAX_DOT_SIZE
 from tests.app.test_app_pages import goto, run_sa_and_wait, start
 

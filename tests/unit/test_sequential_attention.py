@@ -9,7 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.linear_model import LogisticRegression
 
 from seqattn import SequentialAttentionSelector, make_planted, omp_select
-from seqattn.sequential_attention import SequentialAttention
+from seqattn.selectors.sequential_attention import SequentialAttention
 
 
 # ------------------------------------------------------------ the mask itself

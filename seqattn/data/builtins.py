@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from seqattn.data import DataError, Dataset, make_planted
+from seqattn.data.dataset import DataError, Dataset
+from seqattn.data.synthetic import make_planted
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: The one home of the bundled data files (top-level ``data/`` of the repository).
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 def _sklearn(loader_name: str, task: str, name: str, image_shape: tuple[int, int] | None = None) -> Callable[[], Dataset]:
@@ -54,7 +56,7 @@ def load_pbmc68k_reduced() -> Dataset:
     (per-gene z-scores): it is what marker tables and per-type means are read
     in, and SA standardises inputs itself (BatchNorm).
     """
-    from seqattn.io import load_table
+    from seqattn.data.tables import load_table
 
     if not PBMC_FILE.exists():
         raise _missing(PBMC_FILE)

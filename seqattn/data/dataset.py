@@ -1,10 +1,11 @@
-"""Data sets: one ``Dataset`` type, built-ins, uploads and planted synthetic data.
+"""The ``Dataset`` type and the checks and transforms every reader, selector and evaluator shares.
 
 Everything that reads user data raises :class:`DataError` with a message a
 person can act on; the app shows that message, the CLI prints it and exits 2.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any
@@ -137,6 +138,55 @@ def column_mean_var(X: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray,
     return mean, np.maximum(mean_sq - mean ** 2, 0.0)
 
 
+def validate_k(k: Any, n_features: int, *, n_pinned: int = 0, n_banned: int = 0, name: str = "k") -> int:
+    """The one check of "how many features to pick" against the data; returns ``int(k)``.
+
+    ``n_pinned`` / ``n_banned`` features cannot be picked, so they shrink the
+    room. Every selector and reader calls this, so the messages are alike.
+    """
+    integral = isinstance(k, numbers.Integral) or (isinstance(k, float) and k.is_integer())
+    if isinstance(k, bool) or not integral or k < 1:
+        raise DataError(f"{name} must be a positive whole number, got {k!r}; give a positive integer (≥ 1).")
+    k_int, available = int(k), n_features - n_pinned - n_banned
+    if k_int > available:
+        if n_pinned or n_banned:
+            raise DataError(f"{name}={k_int} but only {available} features can be picked ({n_features} features, "
+                            f"{n_pinned} pinned, {n_banned} banned); choose {name} ≤ {max(available, 0)}.")
+        raise DataError(f"{name}={k_int} is larger than the number of features ({n_features}): only "
+                        f"{n_features} features can be picked; choose {name} between 1 and {n_features}.")
+    return k_int
+
+
+def dense_columns(X: Any, columns: Sequence[int], dtype: Any = None) -> np.ndarray:
+    """A dense copy of some columns (sparse data is densified column-wise only), optionally cast."""
+    block = X[:, list(columns)]
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    return block if dtype is None else block.astype(dtype, copy=False)
+
+
+def safe_scale(std: np.ndarray) -> np.ndarray:
+    """Column scales with (near-)constant columns set to 1, so standardising never divides by ~0."""
+    std = np.array(std, dtype=np.float64)
+    std[std < 1e-12] = 1.0
+    return std
+
+
+def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """``train`` and ``others`` standardised with the training columns' mean and (safe) std."""
+    mean, std = train.mean(axis=0), safe_scale(train.std(axis=0))
+    return [(a - mean) / std for a in (train, *others)]
+
+
+def attach_preprocessing(settings: dict[str, Any], dataset: "Dataset") -> dict[str, Any]:
+    """Copy the data set's preprocessing record (``extra["preprocessing"]``) into run settings.
+
+    The one place provenance is attached, so a saved trace says how its input was prepared.
+    """
+    if "preprocessing" in dataset.extra:
+        settings["preprocessing"] = dataset.extra["preprocessing"]
+    return settings
+
+
 def check_pinned_banned(n_features: int, pinned: Sequence[int] = (),
                         banned: Sequence[int] = ()) -> tuple[list[int], list[int]]:
     """Pinned and banned feature indices, checked against ``n_features`` and de-duplicated in order.
@@ -153,94 +203,6 @@ def check_pinned_banned(n_features: int, pinned: Sequence[int] = (),
     if both:
         raise DataError(f"Features both pinned and banned: {both}.")
     return list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
-
-
-def make_planted(
-    n_samples: int = 1000,
-    n_features: int = 50,
-    n_informative: int = 5,
-    task: str = "classification",
-    xor_pairs: int = 0,
-    redundant: int = 0,
-    noise: float = 0.1,
-    n_classes: int = 2,
-    random_state: int | None = 0,
-) -> Dataset:
-    """Synthetic data whose informative features are known.
-
-    * ``n_informative`` features enter the target linearly with weights of
-      magnitude 1–2 (random signs);
-    * each of ``xor_pairs`` pairs (a, b) enters as ``sign(x_a · x_b)``: neither
-      feature has any marginal signal, so univariate filters cannot see them;
-    * ``redundant`` extra columns are noisy copies of informative ones (not
-      counted as informative: picking the original *or* the copy is fine,
-      picking both wastes a slot);
-    * the rest is Gaussian noise. ``noise`` scales label/target noise.
-
-    Classification thresholds the signal into ``n_classes`` equal-mass bins.
-    """
-    if task not in TASKS:
-        raise DataError(f"task must be one of {TASKS}, got {task!r}.")
-    n_signal = n_informative + 2 * xor_pairs
-    if n_signal == 0:
-        raise DataError("Plant at least one informative feature or XOR pair.")
-    if n_signal + redundant > n_features:
-        raise DataError(
-            f"{n_informative} informative + {2 * xor_pairs} XOR + {redundant} redundant features "
-            f"do not fit in n_features={n_features}."
-        )
-    if n_samples < 10:
-        raise DataError("n_samples must be at least 10.")
-    rng = np.random.default_rng(random_state)
-    X = rng.standard_normal((n_samples, n_features)).astype(np.float32)
-    positions = rng.permutation(n_features)
-    linear = positions[:n_informative]
-    xor = positions[n_informative:n_signal].reshape(-1, 2) if xor_pairs else np.empty((0, 2), dtype=int)
-    copies = positions[n_signal:n_signal + redundant]
-
-    weights = rng.uniform(1.0, 2.0, size=n_informative) * rng.choice([-1.0, 1.0], size=n_informative)
-    signal = X[:, linear] @ weights if n_informative else np.zeros(n_samples)
-    for a, b in xor:
-        signal = signal + 1.5 * np.sign(X[:, a] * X[:, b])
-    signal = (signal - signal.mean()) / (signal.std() + 1e-12)
-    originals = np.concatenate([linear, xor.ravel()]).astype(int)
-    redundant_of = {}
-    for j, col in enumerate(copies):
-        source = int(originals[j % len(originals)])
-        X[:, col] = X[:, source] + 0.1 * rng.standard_normal(n_samples).astype(np.float32)
-        redundant_of[int(col)] = source
-
-    target = signal + noise * rng.standard_normal(n_samples)
-    if task == "classification":
-        if n_classes < 2:
-            raise DataError("n_classes must be at least 2.")
-        edges = np.quantile(target, np.linspace(0, 1, n_classes + 1)[1:-1])
-        y = np.digitize(target, edges)
-        class_names = [f"class {c}" for c in range(n_classes)]
-    else:
-        y = target.astype(np.float32)
-        class_names = None
-
-    informative = np.sort(originals)
-    names = [f"x{i}" for i in range(n_features)]
-    return Dataset(
-        X=X,
-        y=y,
-        feature_names=names,
-        task=task,
-        name="planted",
-        class_names=class_names,
-        informative=informative,
-        description=(
-            f"Synthetic {task}: {n_informative} linear informative features, {xor_pairs} XOR pair(s), "
-            f"{redundant} redundant copies, {n_features - n_signal - redundant} pure-noise features."
-        ),
-        extra={
-            "linear": sorted(int(i) for i in linear),
-            "xor_pairs": [sorted(int(i) for i in pair) for pair in xor],
-            "redundant_of": redundant_of,
-        },
-    )
 
 
 def split_indices(

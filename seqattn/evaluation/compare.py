@@ -2,7 +2,7 @@
 
 :func:`compare_methods` is what the Compare page and ``benchmarks/bench_compare.py``
 call: it runs each method (reusing a given SA trace), retrains fresh models on
-the top-k of every trace (:func:`seqattn.evaluate.accuracy_vs_k`) and returns a
+the top-k of every trace (:func:`seqattn.evaluation.retrain.accuracy_vs_k`) and returns a
 :class:`Comparison` holding the traces, the tidy accuracy table, timings and the
 SHAP explanation, with the agreement tables computed on demand.
 :func:`step_scores` lines up, at one step, SA's attention, OMP's residual
@@ -15,38 +15,28 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.baselines import GREEDY_MAX_FEATURES, ShapExplanation, shap_explain
 from seqattn.data import Dataset
-from seqattn.evaluate import (
-    DEFAULT_MAX_CANDIDATES,
-    accuracy_vs_k,
-    candidate_gains,
-    overlap_matrix,
-    picks,
-    rank_correlation_matrix,
-    recovery_table,
-    summarize_accuracy,
-)
-from seqattn.trace import SelectionTrace
+from seqattn.evaluation.agreement import overlap_matrix, rank_correlation_matrix, recovery_table
+from seqattn.evaluation.retrain import accuracy_vs_k, summarize_accuracy
+from seqattn.scoring import DEFAULT_MAX_CANDIDATES, candidate_gains
+from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
+from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
+from seqattn.trace import SelectionTrace, picks
+
+if TYPE_CHECKING:
+    from seqattn.selectors.shap_rank import ShapExplanation
 
 Callback = Callable[[int, int, str], Any]
 
-METHOD_LABELS = {
-    "sa": "Sequential Attention",
-    "omp": "OMP",
-    "shap": "SHAP",
-    "greedy": "Greedy (true gains)",
-    "mutual_info": "Mutual information",
-    "anova": "ANOVA F",
-    "variance": "Variance",
-}
-ALL_METHODS = tuple(METHOD_LABELS)
+ALL_METHODS = tuple(REGISTRY)  # every registered method can be compared, ttest included
+#: Preselected on the Compare page and in the benchmark: ttest is a classification-only marker-gene method.
+DEFAULT_METHODS = tuple(m for m in ALL_METHODS if m != "ttest")
 GREEDY_SHORTLIST = 50  # candidates kept for greedy on wide data (said in its trace settings)
 
 
@@ -64,11 +54,7 @@ def trace_seconds(trace: SelectionTrace) -> float:
 
 def run_selector(dataset: Dataset, method: str, k: int, *, random_state: int = 0, device: str = "auto",
                  callback: Callback | None = None, **options: Any) -> SelectionTrace:
-    """Run one registered method by name (``seqattn.methods.run_method``) and return its trace."""
-    from seqattn.methods import run_method
-
-    if method not in METHOD_LABELS:
-        raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
+    """Run one registered method by name (:func:`seqattn.selectors.run_method`) and return its trace."""
     return run_method(dataset, method, int(k), device=device, random_state=random_state, callback=callback,
                       **options)
 
@@ -82,7 +68,7 @@ class Comparison:
     ks: list[int]
     traces: dict[str, SelectionTrace]
     accuracy: pd.DataFrame
-    shap: ShapExplanation | None = None
+    shap: "ShapExplanation | None" = None
     errors: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     informative: list[int] | None = None
@@ -209,6 +195,8 @@ def compare_methods(
                 trace = SelectionTrace.from_dict(sa_trace.to_dict())
                 trace.settings["reused"] = True
             elif method == "shap":
+                from seqattn.selectors.shap_rank import shap_explain
+
                 shap_opts = options.get("shap", {})
                 explanation = shap_explain(dataset, device=device, random_state=random_state, **shap_opts)
                 trace = run_selector(dataset, "shap", k, random_state=random_state, device=device,

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from seqattn.comparison import Comparison, compare_methods, default_ks, residual_correlations, step_scores
+from seqattn.evaluation.compare import Comparison, compare_methods, default_ks, residual_correlations, step_scores
 from seqattn.data import make_planted
-from seqattn.evaluate import candidate_gains
-from seqattn.omp import omp_select
+from seqattn.scoring import candidate_gains
+from seqattn.selectors.omp import omp_select
 from seqattn.trace import SelectionTrace
 
 
@@ -75,7 +75,7 @@ def test_compare_methods_rejects_bad_requests(planted) -> None:
 
 def test_compare_stops_on_request_and_keeps_what_finished():
     from seqattn import load_builtin
-    from seqattn.comparison import compare_methods
+    from seqattn.evaluation.compare import compare_methods
 
     ds = load_builtin("wine")
     calls = []
@@ -93,7 +93,7 @@ def test_compare_stops_on_request_and_keeps_what_finished():
 
 def test_compare_time_limit_returns_partial_result():
     from seqattn import load_builtin
-    from seqattn.comparison import compare_methods
+    from seqattn.evaluation.compare import compare_methods
 
     result = compare_methods(load_builtin("wine"), ["anova", "variance"], 3, seeds=[0], eval_model="logistic",
                              max_seconds=0.0)

@@ -7,18 +7,16 @@ import pytest
 import torch
 from sklearn.feature_selection import f_classif, f_regression
 
-from seqattn.baselines import (
-    BASELINES,
-    anova_select,
-    explain_model,
-    greedy_select,
-    mutual_info_select,
-    shap_explain,
-    shap_select,
-    variance_select,
-)
 from seqattn.data import Dataset, make_planted
-from seqattn.evaluate import accuracy_vs_k, candidate_gains, recovery
+from seqattn.evaluation.agreement import recovery
+from seqattn.evaluation.retrain import accuracy_vs_k
+from seqattn.scoring import candidate_gains
+from seqattn.selectors import REGISTRY
+from seqattn.selectors.filters import anova_select, mutual_info_select, variance_select
+from seqattn.selectors.greedy import greedy_select
+from seqattn.selectors.shap_rank import explain_model, shap_explain, shap_select
+
+BASELINES = {name: REGISTRY[name].load() for name in ("shap", "greedy", "mutual_info", "anova", "variance")}
 
 SMALL_SHAP = {"n_background": 16, "n_explain": 24, "epochs": 15}
 
@@ -152,7 +150,7 @@ def test_xor_pair_is_found_by_interaction_aware_methods_and_missed_by_filters(xo
         "mutual_info": mutual_info_select(xor_data, 2),
         "variance": variance_select(xor_data, 2),
     }
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     traces["sa"] = SequentialAttentionSelector(2, random_state=0).fit_dataset(xor_data).trace_
     found = recovery(xor_data, traces, [2]).set_index("method")["xor_pairs_found"]

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from seqattn.data import DataError, Dataset
-from seqattn.io import MIN_SAMPLES, list_columns, load_table
-from seqattn.methods import run_method
+from seqattn.data.tables import MIN_SAMPLES, list_columns, load_table
+from seqattn.selectors import run_method
 
 SCALE = int(os.environ.get("SEQATTN_FUZZ_SCALE", "1"))
 FAST = settings(max_examples=25 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from seqattn import io as sio
+from seqattn.data import tables as sio
 from seqattn.data import DataError
-from seqattn.io import list_columns, load_table, validate_k
+from seqattn.data import validate_k
+from seqattn.data import h5ad as sh5
+from seqattn.data.tables import list_columns, load_table
 
 RNG = np.random.default_rng(0)
 FEATURES = pd.DataFrame(RNG.normal(size=(30, 4)).round(4), columns=["g1", "g2", "g3", "g4"])
@@ -282,7 +284,7 @@ def test_size_guards(tmp_path, monkeypatch):
     _write_h5ad(dense, FEATURES.to_numpy(dtype=np.float32))
     with pytest.raises(DataError, match="dense 30 × 4 matrix.*sparse"):
         load_table(dense, target="cell_type")
-    monkeypatch.setattr(sio, "MAX_SPARSE_NONZEROS", 50)
+    monkeypatch.setattr(sh5, "MAX_SPARSE_NONZEROS", 50)
     sparse = tmp_path / "sparse.h5ad"
     _write_h5ad(sparse, sp.csr_matrix(FEATURES.to_numpy(dtype=np.float32)))
     with pytest.raises(DataError, match="stores 120 non-zero values.*limit of 50"):

@@ -7,19 +7,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
 from seqattn.data import Dataset, make_planted, split_indices
-from seqattn.evaluate import (
-    accuracy_vs_k,
-    candidate_gains,
-    fit_and_score,
+from seqattn.evaluation.agreement import (
     full_ranking,
-    holdout,
     jaccard,
     overlap_matrix,
     rank_correlation,
     rank_correlation_matrix,
     recovery,
-    summarize_accuracy,
 )
+from seqattn.evaluation.retrain import accuracy_vs_k, fit_and_score, holdout, summarize_accuracy
+from seqattn.scoring import candidate_gains
 from seqattn.trace import SelectionTrace
 
 

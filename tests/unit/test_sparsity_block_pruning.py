@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from seqattn.builtins import load_builtin
+from seqattn.data.builtins import load_builtin
 from seqattn.data import DataError, make_planted
 from seqattn.sparsity import block_pruning as bp
 

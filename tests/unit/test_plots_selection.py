@@ -7,14 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqattn.explain import attention_vs_greedy, explain_step, explain_trace, feature_unit
+from seqattn.evaluation.agreement import spearman as rank_correlation
+from seqattn.evaluation.narrative import attention_vs_greedy, explain_step, explain_trace, feature_unit
 from seqattn.plots.selection import (
     EARLIER_COLOR,
     PICK_COLOR,
     PINNED_COLOR,
     attention_vs_gain_figure,
     grid_shape,
-    rank_correlation,
     selection_animation,
 )
 from seqattn.trace import SelectionTrace

@@ -1,4 +1,4 @@
-"""Read user tables (CSV, TSV, parquet, h5ad) into a :class:`~seqattn.data.Dataset`.
+"""Read user tables (CSV, TSV, parquet; h5ad via :mod:`seqattn.data.h5ad`) into a :class:`~seqattn.data.Dataset`.
 
 Every problem a person can fix is reported as :class:`~seqattn.data.DataError`
 with a message that names the offending columns / keys and says what to do;
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data import DataError, Dataset, encode_target, infer_task
+from seqattn.data.dataset import DataError, Dataset, encode_target, infer_task
 
 Source = Union[str, os.PathLike, IO[bytes], bytes]
 
@@ -32,9 +32,6 @@ Source = Union[str, os.PathLike, IO[bytes], bytes]
 #: 250 M float32 values ≈ 1 GB. Bigger data should come as sparse h5ad or be
 #: prefiltered (e.g. to highly variable genes) before upload.
 MAX_DENSE_VALUES = 250_000_000
-#: Largest number of stored non-zeros of a *sparse* h5ad matrix: 200 M
-#: ≈ 1.6 GB as CSR float32 + int32 indices.
-MAX_SPARSE_NONZEROS = 200_000_000
 #: Largest CSV/TSV/parquet file we parse at all (text tables expand several-fold in memory).
 #: For gzipped text the limit applies to the *decompressed* size too (no zip bombs).
 MAX_TABLE_FILE_BYTES = 1 << 30  # 1 GiB
@@ -42,7 +39,6 @@ MAX_TABLE_FILE_BYTES = 1 << 30  # 1 GiB
 #: a trained model with batch normalisation need a handful of rows.
 MIN_SAMPLES = 10
 
-FORMATS = ("csv", "tsv", "parquet", "h5ad")
 _EXTENSIONS = {
     ".csv": "csv", ".csv.gz": "csv", ".txt": "csv",
     ".tsv": "tsv", ".tsv.gz": "tsv", ".tab": "tsv",
@@ -66,20 +62,6 @@ def _human_bytes(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} bytes"
-
-
-def validate_k(k: int, n_features: int) -> int:
-    """Check the number of features to select against the data; returns ``int(k)``."""
-    try:
-        k_int = int(k)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"k must be a whole number, got {k!r}.") from exc
-    if k_int != k or k_int < 1:
-        raise DataError(f"k must be a whole number ≥ 1, got {k!r}.")
-    if k_int > n_features:
-        raise DataError(f"k={k_int} is larger than the number of features ({n_features}); "
-                        f"choose k between 1 and {n_features}.")
-    return k_int
 
 
 # ----------------------------------------------------------------- file access
@@ -120,6 +102,14 @@ def _open(source: Source, file_name: str | None) -> _Content:
         raise DataError(f"Cannot read data from a {type(source).__name__}; give a path or an open file.")
     name = file_name or str(getattr(source, "name", "") or "upload")
     return _Content(os.path.basename(name), None, data, len(data), data[:8192])
+
+
+def _open_nonempty(source: Source, file_name: str | None) -> tuple[_Content, str]:
+    """The input and its format; an empty input is refused before anything parses it."""
+    content = _open(source, file_name)
+    if content.size == 0:
+        raise DataError(f"{content.name!r} is empty (0 bytes).")
+    return content, detect_format(content.name, content.head)
 
 
 def detect_format(name: str, head: bytes = b"") -> str:
@@ -183,12 +173,11 @@ def load_table(
     cells with all-zero counts are dropped with a note (``drop_empty_cells``).
     Notes land in ``dataset.extra["notes"]``.
     """
-    content = _open(path_or_buffer, file_name)
-    if content.size == 0:
-        raise DataError(f"{content.name!r} is empty (0 bytes).")
-    fmt = detect_format(content.name, content.head)
+    content, fmt = _open_nonempty(path_or_buffer, file_name)
     label = name or _stem(content.name)
     if fmt == "h5ad":
+        from seqattn.data.h5ad import _load_h5ad  # h5ad builds on this module's helpers
+
         return _load_h5ad(content, target, task=task, layer=layer, name=label,
                           drop_constant=True if drop_constant is None else drop_constant,
                           drop_empty_cells=drop_empty_cells)
@@ -214,11 +203,10 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
     ``obs`` columns of an h5ad (``layers`` lists its layers, plus ``"raw"`` if
     it stores ``.raw``); ``shape`` is (rows, columns) where cheap to know.
     """
-    content = _open(path_or_buffer, file_name)
-    if content.size == 0:
-        raise DataError(f"{content.name!r} is empty (0 bytes).")
-    fmt = detect_format(content.name, content.head)
+    content, fmt = _open_nonempty(path_or_buffer, file_name)
     if fmt == "h5ad":
+        from seqattn.data.h5ad import _h5ad_header
+
         info = _h5ad_header(content)
         return {"format": fmt, "columns": info["obs"], "layers": info["layers"], "shape": info["shape"]}
     if fmt == "parquet":
@@ -227,6 +215,18 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
                 "shape": (pq.metadata.num_rows, len(pq.schema_arrow.names))}
     header, _ = _text_header(content, "\t" if fmt == "tsv" else None)
     return {"format": fmt, "columns": header, "layers": [], "shape": None}
+
+
+#: Column names that usually hold the target, tried in this order.
+TARGET_HINTS = ("target", "label", "labels", "class", "y", "cell_type", "celltype", "bulk_labels", "louvain")
+
+
+def guess_target(columns: list[str]) -> int:
+    """Index of the likeliest target column: the first known name (case-insensitive), else the last column."""
+    if not columns:
+        raise DataError("The file has no columns to use as a target.")
+    lowered = [str(c).lower() for c in columns]
+    return next((lowered.index(h) for h in TARGET_HINTS if h in lowered), len(columns) - 1)
 
 
 def _stem(file_name: str) -> str:
@@ -541,165 +541,3 @@ def _finish(X: Any, y_raw: np.ndarray, names: list[str], target: str, task: str,
                    f"target {target!r} ({task}" + (f", {len(class_names)} classes)" if class_names else ")"))
     return Dataset(X=X, y=y, feature_names=names, task=task, name=name, class_names=class_names,
                    description=description, extra=extra)
-
-
-# ----------------------------------------------------------------------- h5ad
-def _h5ad_header(content: _Content) -> dict[str, Any]:
-    """Shape, storage, obs columns and layers of an h5ad, read with h5py (no matrix load)."""
-    import h5py
-
-    if not content.head.startswith(_HDF5_MAGIC):
-        raise DataError(f"{content.name!r} is not an h5ad file (not HDF5); was it renamed? "
-                        "Save it with AnnData.write_h5ad or upload a CSV/TSV/parquet.")
-    try:
-        with h5py.File(content.handle(), "r") as f:
-            if "X" not in f and "obs" not in f:
-                raise DataError(f"{content.name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
-            info = {"obs": _h5_frame_columns(f, "obs"), "layers": list(f["layers"].keys()) if "layers" in f else []}
-            if ("raw" in f or "raw.X" in f) and "raw" not in info["layers"]:
-                info["layers"].append("raw")
-            info["shape"], info["sparse"], info["nnz"] = _h5_matrix_shape(f["X"]) if "X" in f else (None, False, 0)
-            info["n_vars"] = info["shape"][1] if info["shape"] else None
-            return info
-    except DataError:
-        raise
-    except Exception as exc:  # h5py raises OSError / KeyError / ValueError on damaged files
-        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
-
-
-def _h5_frame_columns(f: Any, key: str) -> list[str]:
-    if key not in f:
-        return []
-    group = f[key]
-    if not hasattr(group, "keys"):  # pre-0.7 anndata: obs stored as one structured array
-        return [n for n in (group.dtype.names or ()) if n != "index"]
-    order = group.attrs.get("column-order")
-    if order is not None:
-        return [c.decode() if isinstance(c, bytes) else str(c) for c in np.atleast_1d(order)]
-    index = group.attrs.get("_index", "_index")
-    return [k for k in group.keys() if k not in (index, "__categories")]
-
-
-def _h5_matrix_shape(node: Any) -> tuple[tuple[int, int] | None, bool, int]:
-    import h5py
-
-    if isinstance(node, h5py.Dataset):
-        return (tuple(int(s) for s in node.shape) if node.ndim == 2 else None), False, 0
-    shape = node.attrs.get("shape", node.attrs.get("h5sparse_shape"))
-    nnz = int(node["data"].shape[0]) if "data" in node else 0
-    return (tuple(int(s) for s in shape) if shape is not None else None), True, nnz
-
-
-def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
-    shape, sparse, nnz = info["shape"], info["sparse"], info["nnz"]
-    if shape is None:
-        return
-    if sparse and nnz > MAX_SPARSE_NONZEROS:
-        raise DataError(f"{name!r} stores {nnz:,} non-zero values ({shape[0]} cells × {shape[1]} genes), above "
-                        f"the in-memory limit of {MAX_SPARSE_NONZEROS:,}. Subsample cells or prefilter genes first.")
-    if not sparse and shape[0] * shape[1] > MAX_DENSE_VALUES:
-        raise DataError(f"{name!r} holds a dense {shape[0]} × {shape[1]} matrix ({shape[0] * shape[1]:,} values), "
-                        f"above the in-memory limit of {MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
-                        "(scipy CSR) or prefilter genes first.")
-
-
-def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
-               drop_constant: bool, drop_empty_cells: bool) -> Dataset:
-    import warnings
-
-    info = _h5ad_header(content)
-    _check_h5ad_size(info, content.name)
-    if target is None:
-        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
-    if target not in info["obs"]:
-        raise DataError(f"obs column {target!r} not found in {content.name!r}. Available obs columns: "
-                        f"{_listing(info['obs'])}.")
-    if layer is not None and layer not in info["layers"]:
-        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
-        raise DataError(f"Layer {layer!r} not found in {content.name!r}. Available layers: {available}.")
-    try:
-        import anndata
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # old files trigger FutureWarnings about moved keys
-            adata = anndata.read_h5ad(content.path if content.path is not None else content.handle())
-    except Exception as exc:
-        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
-
-    if layer is None:
-        matrix, var_names, source = adata.X, adata.var_names, "X"
-    elif layer in adata.layers:
-        matrix, var_names, source = adata.layers[layer], adata.var_names, f"layer {layer!r}"
-    else:  # "raw", checked above
-        matrix, var_names, source = adata.raw.X, adata.raw.var_names, "raw"
-    if matrix is None:
-        raise DataError(f"{content.name!r} has no expression matrix in {source}.")
-    names = [str(v) for v in var_names]
-    if len(set(names)) != len(names):
-        _raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
-    X = _as_float32(matrix, source)
-    _check_finite_any(X, names)
-
-    notes: list[str] = []
-    y_raw = adata.obs[target].to_numpy() if not isinstance(adata.obs[target].dtype, pd.CategoricalDtype) \
-        else adata.obs[target].astype(object).to_numpy()
-    cell_counts = np.diff(X.indptr) if sp.issparse(X) else np.count_nonzero(X, axis=1)
-    empty = np.flatnonzero(cell_counts == 0)
-    if len(empty) == X.shape[0]:
-        raise DataError(f"Every cell in {source} of {content.name!r} has all-zero counts; check the layer.")
-    if len(empty):
-        if not drop_empty_cells:
-            raise DataError(f"{len(empty)} cell(s) have all-zero counts in {source}; drop them first "
-                            "(or load with drop_empty_cells=True).")
-        keep = np.flatnonzero(cell_counts > 0)
-        X, y_raw = X[keep], y_raw[keep]
-        notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
-    _check_enough_samples(X.shape[0], "cell")
-    X, names, constant_note = _handle_constant(X, names, drop_constant)
-    if constant_note:
-        notes.append(constant_note)
-    extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,
-             "obs_columns": info["obs"], "layers": info["layers"]}
-    dataset = _finish(X, y_raw, names, target, task, name, extra)
-    dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source}")
-    return dataset
-
-
-def _as_float32(matrix: Any, source: str) -> Any:
-    if sp.issparse(matrix):
-        if matrix.dtype.kind not in "biuf":
-            raise DataError(f"The matrix in {source} is not numeric (dtype {matrix.dtype}); choose another layer.")
-        return sp.csr_matrix(matrix, dtype=np.float32)
-    if hasattr(matrix, "to_memory"):  # backed / lazy arrays
-        matrix = matrix.to_memory()
-    array = np.asarray(matrix)
-    if array.dtype.kind not in "biuf":
-        raise DataError(f"The matrix in {source} is not numeric (dtype {array.dtype}); choose another layer.")
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _check_finite_any(X: Any, names: list[str]) -> None:
-    if not sp.issparse(X):
-        _check_finite_dense(X, names)
-        return
-    bad = ~np.isfinite(X.data)
-    if bad.any():
-        cols, counts = np.unique(X.indices[bad], return_counts=True)
-        details = ", ".join(f"{names[c]!r} ({int(n)})" for c, n in zip(cols[:10], counts[:10]))
-        more = f", ... and {len(cols) - 10} more genes" if len(cols) > 10 else ""
-        raise DataError(f"Missing or infinite values (NaN/inf) in {len(cols)} gene(s): {details}{more}. "
-                        "Fix or drop them before upload.")
-
-
-def save_h5ad(dataset: Dataset, path: str | os.PathLike, target_name: str = "cell_type") -> Path:
-    """Write a ``Dataset`` as h5ad (X kept sparse if sparse; labels as a categorical obs column)."""
-    import anndata
-
-    labels = (np.asarray(dataset.class_names, dtype=object)[dataset.y] if dataset.class_names else dataset.y)
-    obs = pd.DataFrame({target_name: pd.Categorical(labels) if dataset.class_names else labels},
-                       index=[f"cell{i}" for i in range(dataset.n_samples)])
-    var = pd.DataFrame(index=pd.Index(dataset.feature_names, name=None))
-    adata = anndata.AnnData(X=dataset.X, obs=obs, var=var)
-    path = Path(path)
-    adata.write_h5ad(path)
-    return path

@@ -11,9 +11,11 @@ import scipy.sparse as sp
 from scipy.stats import ttest_ind
 
 from seqattn import genomics as gx
-from seqattn.builtins import PBMC_FILE, load_builtin
+from seqattn.selectors.ttest import ttest_markers, ttest_statistics
+from seqattn.data.builtins import PBMC_FILE, load_builtin
 from seqattn.data import DataError
-from seqattn.io import load_table, save_h5ad
+from seqattn.data.h5ad import save_h5ad
+from seqattn.data.tables import load_table
 from seqattn.trace import SelectionTrace
 
 
@@ -46,7 +48,7 @@ def test_planted_counts_look_like_droplet_data(counts):
 
 
 def test_ttest_statistics_match_scipy(counts):
-    t, p = gx.ttest_statistics(counts)
+    t, p = ttest_statistics(counts)
     X = counts.X.toarray().astype(np.float64)
     for c in range(counts.n_classes):
         ref = ttest_ind(X[counts.y == c], X[counts.y != c], equal_var=False)
@@ -56,7 +58,7 @@ def test_ttest_statistics_match_scipy(counts):
 
 
 def test_ttest_markers_recover_planted_markers(counts):
-    trace = gx.ttest_markers(counts, 12)
+    trace = ttest_markers(counts, 12)
     assert trace.method == "ttest" and trace.k == 12
     assert set(trace.selected) == set(counts.informative.tolist())
     recovery = gx.marker_recovery(trace.selected, counts)
@@ -68,11 +70,11 @@ def test_ttest_markers_recover_planted_markers(counts):
         assert np.isfinite(np.delete(scores[step], trace.selected[:step])).all()
     # banned genes are never picked, pinned ones are recorded and not re-picked
     first = trace.selected[0]
-    other = gx.ttest_markers(counts, 5, banned=[first], pinned=[trace.selected[1]])
+    other = ttest_markers(counts, 5, banned=[first], pinned=[trace.selected[1]])
     assert first not in other.selected and trace.selected[1] not in other.selected
     assert other.banned == [first] and other.pinned == [trace.selected[1]]
     with pytest.raises(DataError, match="larger than the number of features"):
-        gx.ttest_markers(counts, 401)
+        ttest_markers(counts, 401)
 
 
 def test_preprocess_log_hvg_standardise(counts):
@@ -135,7 +137,7 @@ def test_h5ad_round_trip_load_select_export(tmp_path, sparse):
     # genes never expressed in any cell would be dropped with a note; map by name either way
     original = {n: i for i, n in enumerate(planted.feature_names)}
     data, record = gx.preprocess(loaded, log1p=True, top_genes=150)
-    trace = gx.ttest_markers(data, 12)
+    trace = ttest_markers(data, 12)
     trace.settings["preprocessing"] = record
     picked = [original[n] for n in trace.selected_names]
     assert set(picked) == set(planted.informative.tolist())
@@ -147,7 +149,7 @@ def test_h5ad_round_trip_load_select_export(tmp_path, sparse):
 
 
 def test_pbmc_ttest_panel_has_canonical_markers_and_near_full_accuracy(pbmc):
-    trace = gx.ttest_markers(pbmc, 20)
+    trace = ttest_markers(pbmc, 20)
     panel = set(trace.selected_names)
     # textbook PBMC markers: B cells, NK cells, monocytes, T cells
     assert "CD79A" in panel and panel & {"NKG7", "GNLY"} and panel & {"LYZ", "FTL", "CST3"} and "CD3D" in panel
@@ -177,7 +179,7 @@ def one_thread():
 
 @pytest.mark.slow  # ~5 s idle, 15 s on the shared box
 def test_sparse_h5ad_through_sequential_attention_with_mt_banned(tmp_path, one_thread):
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     planted = gx.make_planted_counts(n_cells=500, n_genes=300, n_types=4, markers_per_type=2, n_mito=3,
                                      random_state=0)
@@ -205,9 +207,9 @@ def test_ttest_markers_skip_a_type_without_statistics(counts):
     y[(y == 3)] = 0
     y[lone] = 3  # type 3 now has a single cell: no t-test possible for it
     data = replace(counts, y=y)
-    t, _ = gx.ttest_statistics(data)
+    t, _ = ttest_statistics(data)
     assert not t[3].any()
-    trace = gx.ttest_markers(data, 6)
+    trace = ttest_markers(data, 6)
     markers = counts.extra["markers_by_type"]
     assert set(trace.selected) <= set(markers["type 1"] + markers["type 2"] + markers["type 0"] + markers["type 3"])
     # three types with statistics take turns: two picks each

@@ -9,12 +9,14 @@ residuals of all classes.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from seqattn.data import DataError, check_pinned_banned, encode_target, infer_task, split_indices
+from seqattn.data import (DataError, Dataset, check_pinned_banned, dense_columns, encode_target, infer_task,
+                          split_indices, validate_k)
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -26,11 +28,6 @@ def _matrix(X):
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     return np.asarray(X, dtype=np.float64)
-
-
-def _columns(X, cols: list[int]) -> np.ndarray:
-    block = X[:, cols]
-    return block.toarray() if sp.issparse(block) else block
 
 
 def omp_select(
@@ -71,9 +68,7 @@ def omp_select(
     task = infer_task(y) if task == "auto" else task
     y_codes, _ = encode_target(y, task)
     pinned, banned = check_pinned_banned(d, pinned, banned)
-    n_candidates = d - len(pinned) - len(banned)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k > n_candidates:
-        raise DataError(f"k must be between 1 and {n_candidates} (the number of candidate features), got {k!r}.")
+    k = validate_k(k, d, n_pinned=len(pinned), n_banned=len(banned))
 
     Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y_codes.astype(np.float64)[:, None]
     # Centring is implicit: with a centred target every residual sums to zero, so
@@ -120,6 +115,20 @@ def _residual(A, Y: np.ndarray, chosen: list[int], mean: np.ndarray, scale: np.n
     """Least-squares residual of Y on the chosen (centred, scaled) columns; only those are densified."""
     if not chosen:
         return Y.copy()
-    columns = (_columns(A, chosen) - mean[chosen]) / scale[chosen]
+    columns = (dense_columns(A, chosen) - mean[chosen]) / scale[chosen]
     coef, *_ = np.linalg.lstsq(columns, Y, rcond=None)
     return Y - columns @ coef
+
+
+def run_omp(dataset: Dataset, k: int, *, device: str = "auto", random_state: int | None = 0,
+            callback: Callable[[int, int, str], Any] | None = None, standardize: bool = True,
+            fit_intercept: bool = True, banned: Sequence[int] = (), pinned: Sequence[int] = (),
+            validation_fraction: float = 0.2) -> SelectionTrace:
+    """Registry runner: OMP on a ``Dataset`` (runs on the CPU; ``device`` does not apply)."""
+    trace = omp_select(dataset.X, dataset.y, k, dataset.feature_names, task=dataset.task, standardize=standardize,
+                       fit_intercept=fit_intercept, banned=banned, pinned=pinned,
+                       validation_fraction=validation_fraction, random_state=random_state,
+                       dataset_name=dataset.name)
+    if callback:
+        callback(k, k, "done")
+    return trace

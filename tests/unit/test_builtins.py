@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from seqattn.builtins import BUILTIN_DATASETS, load_builtin
+from seqattn.data.builtins import BUILTIN_DATASETS, load_builtin
 from seqattn.data import DataError
 
 

@@ -84,14 +84,15 @@ def feature_unit(n_features: int, image_shape: tuple[int, int] | None, is_genes:
 def attention_vs_greedy(trace: SelectionTrace, t: int, gains: "pd.DataFrame") -> tuple["pd.DataFrame", float]:
     """Put SA's attention scores at step ``t`` (0-based) beside the true greedy gains of the same candidates.
 
-    ``gains`` is :func:`seqattn.evaluate.candidate_gains` for the features
+    ``gains`` is :func:`seqattn.scoring.candidate_gains` for the features
     selected before step ``t``. Returns a table (feature, name, attention,
     attention_rank, gain, gain_rank, picked), sorted by attention, and
     Spearman's ρ between attention and gain: near 1 means SA ranked the
     candidates as greedy forward selection would.
     """
     import pandas as pd
-    from scipy.stats import spearmanr
+
+    from seqattn.evaluation.agreement import spearman
 
     if not 0 <= t < trace.k:
         raise IndexError(f"step {t} is outside this trace's {trace.k} steps.")
@@ -108,6 +109,5 @@ def attention_vs_greedy(trace: SelectionTrace, t: int, gains: "pd.DataFrame") ->
     table["picked"] = table["feature"] == step.feature
     table = table.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
     table = table[["feature", "name", "attention", "attention_rank", "gain", "gain_rank", "picked"]]
-    varied = len(table) >= 3 and table["attention"].nunique() > 1 and table["gain"].nunique() > 1
-    rho = float(spearmanr(table["attention"], table["gain"]).statistic) if varied else float("nan")
+    rho = spearman(table["attention"], table["gain"])
     return table, rho

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from seqattn.data import make_planted
-from seqattn.methods import run_method
+from seqattn.selectors import run_method
 
 
 def _planted(task: str = "classification"):
