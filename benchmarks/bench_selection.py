@@ -36,7 +36,7 @@ def plain_training_seconds(ds, selector_settings: dict, seed: int) -> float:
     """Train the same MLP for the same number of optimizer steps, without the attention mask."""
     from seqattn.data import split_indices
     from seqattn.models import build_model
-    from seqattn.sequential_attention import _Batches, _standardisation
+    from seqattn.selectors.sequential_attention import _Batches, _standardisation
 
     start = time.perf_counter()
     train_idx, _, _ = split_indices(ds.n_samples, ds.y, 0.2, 0.0, seed)
@@ -73,7 +73,7 @@ def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tup
     from seqattn.data import split_indices
     from seqattn.models import build_model
     from seqattn.schedule import ConvergenceSchedule, Probe
-    from seqattn.sequential_attention import _Batches, _standardisation
+    from seqattn.selectors.sequential_attention import _Batches, _standardisation
 
     start = time.perf_counter()
     train_idx, val_idx, _ = split_indices(ds.n_samples, ds.y, 0.2, 0.0, seed)
@@ -119,13 +119,15 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
     import pandas as pd
 
     from seqattn import load_builtin
-    from seqattn.evaluate import fit_and_score, holdout
-    from seqattn.methods import run_method
+    from seqattn.data import dense_columns
+    from seqattn.genomics import is_expression_data
+    from seqattn.evaluation.retrain import fit_and_score, holdout
+    from seqattn.selectors import run_method
 
     rows = []
     for name in names:
         ds = load_builtin(name)
-        is_expression = ds.extra.get("source_format") == "h5ad" or name.startswith("pbmc")
+        is_expression = is_expression_data(ds)
         chosen = methods + (["ttest"] if is_expression and "ttest" not in methods else [])
         for split in range(splits):
             train, test = holdout(ds, 0.25, random_state=split)
@@ -138,7 +140,7 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
                 near_ties = sum(step.near_tie for step in trace.steps) if method == "sa" else None
                 for k in ks:
                     features = list(trace.selected[:k])
-                    acc = fit_and_score(_cols(train.X, features), train.y, _cols(test.X, features), test.y,
+                    acc = fit_and_score(dense_columns(train.X, features), train.y, dense_columns(test.X, features), test.y,
                                         ds.task, n_classes=ds.n_classes, model="mlp", seed=split,
                                         epochs=eval_epochs, device="cpu")
                     rows.append({"dataset": name, "split": split, "method": method, "k": k, "accuracy": acc,
@@ -152,13 +154,6 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
     print(table.to_string())
     sa = frame[frame.method == "sa"].groupby(["dataset", "k"])["near_ties"].mean()
     print("SA near-tie picks per run (among the first max(k)):", sa.groupby("dataset").first().to_dict())
-
-
-def _cols(X, features):
-    import scipy.sparse as sp
-
-    block = X[:, features]
-    return block.toarray() if sp.issparse(block) else np.asarray(block)
 
 
 def main() -> None:
@@ -188,7 +183,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # SFS's short MLP fits
 
     from seqattn import SequentialAttentionSelector, load_builtin
-    from seqattn.evaluate import fit_and_score, holdout
+    from seqattn.evaluation.retrain import fit_and_score, holdout
 
     ds = load_builtin("digits")
     select_part, test_part = holdout(ds, 0.25, random_state=0)

@@ -1,0 +1,164 @@
+"""Plain-language explanations of a selection, one sentence per step.
+
+Built only from a :class:`~seqattn.trace.SelectionTrace`, so the teaching view
+can explain any method; for Sequential Attention the score is a softmax share
+over the remaining features and is phrased as a ratio to the uniform share
+(percentages round 1.62% and 1.59% to the same "1.6%"), e.g.
+
+    step 3: among 61 remaining pixels, the attention put 11.3× the uniform share on pixel (4,5)
+    (runner-up pixel (4,4): 2.1×); adding it raised validation accuracy from 0.81 to 0.87.
+
+Picks that did not clearly stand out (:attr:`~seqattn.trace.SelectionStep.near_tie`)
+get a warning sentence from :func:`near_tie_warnings`.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from seqattn.trace import SelectionTrace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SOFTMAX_METHODS = {"sa", "sequential_attention", "sequential attention"}
+
+
+def _is_softmax(trace: SelectionTrace) -> bool:
+    return trace.method.strip().lower() in SOFTMAX_METHODS
+
+
+def _metric_clause(metric_name: str, before: float | None, after: float | None) -> str:
+    if after is None or not math.isfinite(after):
+        return ""
+    label = f"validation {metric_name}" if metric_name else "the validation metric"
+    if before is None or not math.isfinite(before):
+        return f"; validation {metric_name or 'metric'} is now {after:.3f}"
+    if round(after, 3) == round(before, 3):
+        return f"; adding it left {label} at {after:.3f}"
+    verb = "raised" if after > before else "lowered"
+    return f"; adding it {verb} {label} from {before:.3f} to {after:.3f}"
+
+
+def explain_step(trace: SelectionTrace, t: int, unit: str = "features") -> str:
+    """One sentence for step ``t`` (0-based) of ``trace``; ``unit`` names the features ("pixels", "genes")."""
+    if not 0 <= t < trace.k:
+        raise IndexError(f"step {t} is outside this trace's {trace.k} steps.")
+    step = trace.steps[t]
+    remaining = int(np.isfinite(step.scores).sum())
+    if _is_softmax(trace) and step.confidence is not None:
+        runner = ""
+        if step.runner_up is not None and step.runner_up_weight is not None and step.score > 0:
+            ratio = step.confidence * step.runner_up_weight / step.score
+            runner = f" (runner-up {trace.feature_names[step.runner_up]}: {_ratio(ratio)})"
+        pick = f"the attention put {_ratio(step.confidence)} the uniform share on {step.name}{runner}"
+        if step.near_tie:
+            pick += " — a near-tie"
+    else:
+        ranking = "" if not math.isfinite(step.score) else f" with score {step.score:.4g}, the highest"
+        pick = f"{trace.method} picked {step.name}{ranking}"
+    before = trace.base_metric if t == 0 else trace.steps[t - 1].val_metric
+    return f"step {t + 1}: among {remaining} remaining {unit}, {pick}" + _metric_clause(
+        trace.metric_name, before, step.val_metric) + "."
+
+
+def _ratio(value: float) -> str:
+    """3.4×, 1.02×, 12× — enough digits that two different shares never read the same."""
+    if value >= 10:
+        return f"{value:.0f}×"
+    return f"{value:.1f}×" if value >= 2 else f"{value:.2f}×"
+
+
+def near_tie_warnings(trace: SelectionTrace, max_names: int = 3) -> list[str]:
+    """One sentence per near-tie pick, naming the candidates it was tied with and what to do."""
+    lines = []
+    for t, step in enumerate(trace.steps):
+        if not step.near_tie:
+            continue
+        tied = step.tied_with()
+        names = [trace.feature_names[i] for i in tied[:max_names]]
+        if len(tied) > max_names:
+            names.append(f"{len(tied) - max_names} more")
+        shown = (", ".join(names[:-1]) + " and " + names[-1]) if len(names) > 1 else "".join(names)
+        with_whom = f" with {shown}" if names else ""
+        strength = "" if step.confidence is None else f", {_ratio(step.confidence)} the uniform share"
+        lines.append(f"Pick {t + 1} ({step.name}{strength}) was a near-tie{with_whom}: train longer, "
+                     "or treat them as interchangeable.")
+    return lines
+
+
+def budget_summary(trace: SelectionTrace) -> str:
+    """How long SA trained, from the trace's settings: the automatic budget's warm-up and phase lengths,
+    or the fixed schedule's epochs ("" for other methods)."""
+    settings = trace.settings
+    if settings.get("budget") == "auto":
+        phases = settings.get("phase_steps") or []
+        span = f"{min(phases)}–{max(phases)}" if phases and min(phases) != max(phases) else (
+            f"{phases[0]}" if phases else "0")
+        capped = settings.get("capped_phases", 0)
+        capped_text = (f"; {capped} phase{'s' if capped != 1 else ''} reached the cap of "
+                       f"{settings.get('max_phase_steps')} steps without a clear leader") if capped else ""
+        return (f"Automatic budget: {settings.get('total_steps')} optimizer steps — a warm-up of "
+                f"{settings.get('warmup_steps')} (until the validation loss stopped improving), then "
+                f"{len(phases)} phase{'s' if len(phases) != 1 else ''} of {span} steps{capped_text}.")
+    if settings.get("budget") == "fixed":
+        return (f"Fixed budget: {settings.get('epochs')} epochs = {settings.get('total_steps')} optimizer steps "
+                f"({settings.get('warmup_steps')} of warm-up).")
+    return ""
+
+
+def explain_trace(trace: SelectionTrace, unit: str = "features") -> list[str]:
+    """A sentence per step, preceded by one on pinned/banned features and followed by a stop note."""
+    lines = []
+    if trace.pinned or trace.banned:
+        parts = []
+        if trace.pinned:
+            parts.append("pinned (always selected): " + ", ".join(trace.feature_names[i] for i in trace.pinned))
+        if trace.banned:
+            parts.append("banned (never candidates): " + ", ".join(trace.feature_names[i] for i in trace.banned))
+        lines.append("Before step 1 — " + "; ".join(parts) + ".")
+    lines += [explain_step(trace, t, unit) for t in range(trace.k)]
+    if trace.stopped_early:
+        lines.append(f"Stopped early after {trace.k} picks at the user's request; the picks so far are kept.")
+    return lines
+
+
+def feature_unit(n_features: int, image_shape: tuple[int, int] | None, is_genes: bool = False) -> str:
+    """The word for a feature in explanations: pixels for images, genes for expression data."""
+    if image_shape is not None and image_shape[0] * image_shape[1] == n_features:
+        return "pixels"
+    return "genes" if is_genes else "features"
+
+
+def attention_vs_greedy(trace: SelectionTrace, t: int, gains: "pd.DataFrame") -> tuple["pd.DataFrame", float]:
+    """Put SA's attention scores at step ``t`` (0-based) beside the true greedy gains of the same candidates.
+
+    ``gains`` is :func:`seqattn.scoring.candidate_gains` for the features
+    selected before step ``t``. Returns a table (feature, name, attention,
+    attention_rank, gain, gain_rank, picked), sorted by attention, and
+    Spearman's ρ between attention and gain: near 1 means SA ranked the
+    candidates as greedy forward selection would.
+    """
+    import pandas as pd
+
+    from seqattn.evaluation.agreement import spearman
+
+    if not 0 <= t < trace.k:
+        raise IndexError(f"step {t} is outside this trace's {trace.k} steps.")
+    step = trace.steps[t]
+    table = pd.DataFrame({
+        "feature": gains["feature"].astype(int).to_numpy(),
+        "name": gains["name"].to_numpy(),
+        "attention": step.scores[gains["feature"].astype(int).to_numpy()],
+        "gain": gains["gain"].to_numpy(dtype=float),
+    })
+    table = table[np.isfinite(table["attention"]) & np.isfinite(table["gain"])]
+    table["attention_rank"] = table["attention"].rank(ascending=False, method="min").astype(int)
+    table["gain_rank"] = table["gain"].rank(ascending=False, method="min").astype(int)
+    table["picked"] = table["feature"] == step.feature
+    table = table.sort_values("attention", ascending=False, kind="stable").reset_index(drop=True)
+    table = table[["feature", "name", "attention", "attention_rank", "gain", "gain_rank", "picked"]]
+    rho = spearman(table["attention"], table["gain"])
+    return table, rho

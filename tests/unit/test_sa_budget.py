@@ -1,0 +1,159 @@
+"""SA's automatic training budget (seqattn.schedule) and per-pick confidence, on data with known answers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from seqattn.cli import main
+from seqattn.data import DataError, make_planted
+from seqattn.evaluation.narrative import budget_summary
+from seqattn.schedule import ConvergenceSchedule, FixedSchedule, Probe
+from seqattn.selectors.sequential_attention import SequentialAttentionSelector
+
+
+def planted(seed: int, n_features: int = 40, xor_pairs: int = 1, n_informative: int = 3):
+    """3,000 rows: linear features plus XOR pairs (no marginal signal), the rest noise."""
+    return make_planted(n_samples=3000, n_features=n_features, n_informative=n_informative, xor_pairs=xor_pairs,
+                        random_state=seed)
+
+
+def noise(seed: int, n: int = 600, d: int = 20):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.integers(0, 2, n)
+
+
+def recovered(ds, seed: int) -> SequentialAttentionSelector:
+    k = len(ds.informative)
+    selector = SequentialAttentionSelector(k, random_state=seed, gain_model="none", device="cpu")
+    return selector.fit_dataset(ds)
+
+
+def test_defaults_recover_linear_and_xor_features():
+    ds = planted(0)
+    selector = recovered(ds, 0)
+    assert set(selector.trace_.selected) == set(ds.informative.tolist())
+    assert selector.trace_.settings["budget"] == "auto"
+    assert not any(step.near_tie for step in selector.trace_.steps)  # real signal is never flagged
+    assert all(step.confidence >= 2 for step in selector.trace_.steps)
+    text = budget_summary(selector.trace_)
+    assert text.startswith(f"Automatic budget: {selector.n_iter_} optimizer steps — a warm-up of ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("shape", [(40, 1, 3), (60, 2, 4)])
+def test_defaults_recover_every_true_feature_on_every_seed(seed, shape):
+    n_features, xor_pairs, n_informative = shape
+    ds = planted(seed, n_features, xor_pairs, n_informative)
+    assert set(recovered(ds, seed).trace_.selected) == set(ds.informative.tolist())
+
+
+def test_pure_noise_picks_are_flagged_as_near_ties():
+    X, y = noise(0)
+    trace = SequentialAttentionSelector(3, gain_model="none", device="cpu").fit(X, y).trace_
+    assert all(step.near_tie for step in trace.steps)
+    # no phase separated: each ran to its cap
+    assert trace.settings["phase_steps"] == [trace.settings["max_phase_steps"]] * 3
+    assert trace.settings["capped_phases"] == 3
+    assert "3 phases reached the cap of 300 steps without a clear leader" in budget_summary(trace)
+
+
+def test_fixed_epochs_keep_the_exact_schedule():
+    ds = planted(0, n_features=12)
+    selector = SequentialAttentionSelector(3, epochs=4, batch_size=100, gain_model="none", device="cpu")
+    selector.fit_dataset(ds)
+    per_epoch = int(0.8 * 3000) // 100
+    settings = selector.trace_.settings
+    assert selector.n_iter_ == settings["total_steps"] == 4 * per_epoch
+    assert settings["budget"] == "fixed" and settings["epochs"] == 4
+    assert settings["warmup_steps"] == int(0.1 * 4 * per_epoch)
+    assert budget_summary(selector.trace_) == (f"Fixed budget: 4 epochs = {4 * per_epoch} optimizer steps "
+                                               f"({int(0.4 * per_epoch)} of warm-up).")
+
+
+def test_automatic_budget_is_bitwise_deterministic():
+    X, y = planted(3, n_features=15).X, planted(3, n_features=15).y
+    a = SequentialAttentionSelector(3, random_state=7, gain_model="none", device="cpu").fit(X, y).trace_
+    b = SequentialAttentionSelector(3, random_state=7, gain_model="none", device="cpu").fit(X, y).trace_
+    assert a.selected == b.selected
+    assert a.settings["phase_steps"] == b.settings["phase_steps"]
+    np.testing.assert_array_equal(a.score_matrix(), b.score_matrix())
+
+
+def test_selection_point_start_picks_once_the_warm_up_ends():
+    ds = planted(0, n_features=12)
+    trace = SequentialAttentionSelector(5, selection_point="start", gain_model="none",
+                                        device="cpu").fit_dataset(ds).trace_
+    assert trace.k == 5
+    assert len(trace.settings["phase_steps"]) == 4  # the first pick needs no phase
+    first = trace.steps[0]
+    assert first.confidence == pytest.approx(1.0, abs=1e-3) and first.near_tie  # untrained logits: a tie
+
+
+def test_pinned_and_banned_conflict_names_the_features():
+    ds = planted(0, n_features=8)
+    with pytest.raises(DataError, match=r"both pinned and banned: \[2\] \(x2\)"):
+        SequentialAttentionSelector(2, pinned=[2], banned=[2, 3]).fit_dataset(ds)
+
+
+# ------------------------------------------------------------------ the schedule on its own
+def _probe(losses=(), weights=None) -> Probe:
+    values = iter(losses)
+    return Probe(lambda: next(values), lambda: weights)
+
+
+def test_warm_up_ends_when_the_validation_loss_stops_improving():
+    schedule = ConvergenceSchedule(k=1, min_phase_steps=10, max_phase_steps=100, check_every=10,
+                                   warmup_patience=3, warmup_min_steps=10)
+    losses = [1.0, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4]  # best at check 3, then three checks without improvement
+    probe = _probe(losses)
+    while schedule.dense:
+        schedule.after_step(probe)
+    assert schedule.warmup_steps == 60 and not schedule.pick_due()
+
+
+def test_warm_up_and_phases_stop_at_their_caps():
+    schedule = ConvergenceSchedule(k=2, min_phase_steps=5, max_phase_steps=20, check_every=5,
+                                   warmup_max_steps=15)
+    improving = Probe(lambda: 1.0 / (schedule.step + 1), lambda: np.full(10, 0.1))  # uniform attention
+    while not schedule.finished:
+        if schedule.pick_due():
+            schedule.picked()
+        else:
+            schedule.after_step(improving)
+    assert schedule.warmup_steps == 15 and schedule.phase_steps == [20, 20] and schedule.capped_phases == 2
+
+
+def test_a_phase_ends_once_one_candidate_clearly_leads_for_long_enough():
+    weights = np.full(30, 0.5 / 29)
+    weights[4] = 0.5  # 15× the uniform share, far outside the rest
+    schedule = ConvergenceSchedule(k=1, min_phase_steps=10, max_phase_steps=1000, check_every=5,
+                                   warmup_max_steps=5, stable_steps=20)
+    probe = Probe(lambda: 1.0, lambda: weights)
+    while not schedule.pick_due():
+        schedule.after_step(probe)
+    assert schedule.phase_steps == [20] and schedule.capped_phases == 0
+
+
+def test_fixed_schedule_matches_the_reference_split():
+    fixed = FixedSchedule(k=3, total_steps=100, selection_point="end")
+    assert fixed.warmup_steps == 10 and fixed.pick_steps == [40, 70, 100]
+    start = FixedSchedule(k=3, total_steps=100, selection_point="start")
+    assert start.pick_steps == [10, 40, 70]
+
+
+def test_cli_warns_about_near_ties_on_stderr(tmp_path, capsys):
+    X, y = noise(1, n=300, d=8)
+    table = tmp_path / "noise.csv"
+    header = ",".join([f"g{i}" for i in range(8)] + ["label"])
+    rows = [",".join([*(f"{v:.4f}" for v in X[r]), str(y[r])]) for r in range(len(y))]
+    table.write_text("\n".join([header, *rows]) + "\n")
+    out = tmp_path / "picks.csv"
+    code = main(["select", "--data", str(table), "--target", "label", "-k", "2", "--device", "cpu",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "warning: Pick 1" in err and "near-tie" in err and "treat them as interchangeable" in err
+    assert math.isfinite(float(out.read_text().splitlines()[1].split(",")[5]))  # the confidence column
