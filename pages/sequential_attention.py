@@ -17,8 +17,7 @@ from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import mitochondrial_genes
 from seqattn.methods import run_method
-from seqattn.plots.data import mean_image
-from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
+from seqattn.plots.selection import attention_vs_gain_figure, selection_figure
 from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
 from seqattn.trace import SelectionTrace
 
@@ -174,7 +173,7 @@ if dataset.task == "classification" and dataset.extra.get("source_format") == "h
 
 cached = st.session_state.get(FIGURE_KEY)
 if cached is None or cached[0] is not trace:
-    figure = selection_animation(trace, image_shape=dataset.image_shape, mean_image=mean_image(dataset))
+    figure = selection_figure(trace, dataset)  # the same figure as trace.plot(dataset) in a notebook
     st.session_state[FIGURE_KEY] = cached = (trace, figure)
 figure = cached[1]
 

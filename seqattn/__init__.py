@@ -27,6 +27,11 @@ _EXPORTS = {
     "greedy_select": "seqattn.baselines",
     "compare_methods": "seqattn.comparison",
     "accuracy_vs_k": "seqattn.evaluate",
+    "select_features": "seqattn.anndata_api",
+    "trace_from_anndata": "seqattn.anndata_api",
+    "progress_bar": "seqattn.progress",
+    "LiveSelectionView": "seqattn.notebook",
+    "reproduction_notebook": "seqattn.reproduce",
 }
 
 __all__ = sorted(_EXPORTS)

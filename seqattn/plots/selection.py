@@ -302,6 +302,17 @@ def selection_animation(
     return fig
 
 
+def selection_figure(trace: SelectionTrace, dataset=None, **options) -> go.Figure:
+    """The figure the app's Sequential Attention page shows and ``trace.plot()`` returns: the
+    animation, with the pixel panel over the average image when ``dataset`` is image data."""
+    if dataset is not None:
+        from seqattn.plots.data import mean_image
+
+        options.setdefault("image_shape", dataset.image_shape)
+        options.setdefault("mean_image", mean_image(dataset))
+    return selection_animation(trace, **options)
+
+
 def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> float:
     """Spearman rank correlation of two score vectors (NaN when undefined, e.g. constant input)."""
     scores, gains = np.asarray(scores, dtype=np.float64), np.asarray(gains, dtype=np.float64)
