@@ -18,6 +18,7 @@ from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import mitochondrial_genes
 from seqattn.methods import run_method
 from seqattn.plots.selection import attention_vs_gain_figure, selection_figure
+from seqattn.reproduce import reproduction_notebook
 from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
 from seqattn.trace import SelectionTrace
 
@@ -231,3 +232,7 @@ with tab_download:
     st.download_button("Animation (HTML, works offline)",
                        lambda: figure.to_html(include_plotlyjs=True, auto_play=False),
                        file_name=f"{stem}.html", mime="text/html", on_click="ignore", key="sa_dl_html")
+    st.download_button("Notebook (.ipynb)", lambda: reproduction_notebook(trace, dataset),
+                       file_name=f"{stem}.ipynb", mime="application/x-ipynb+json", on_click="ignore",
+                       key="sa_dl_ipynb", help="Reruns this selection in Jupyter: same data source, preprocessing, "
+                                               "settings and seed (an upload's path is left to fill in).")

@@ -131,4 +131,5 @@ def load_builtin(name: str) -> Dataset:
     loader, description = BUILTIN_DATASETS[name]
     dataset = loader()
     dataset.description = dataset.description or description
+    dataset.extra["builtin"] = name  # provenance: a notebook can reload it (seqattn.reproduce)
     return dataset
