@@ -118,8 +118,7 @@ def select_features(
 
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
-    dataset = dataset_from_anndata(adata, target, layer=layer, use_raw=use_raw, task=task,
-                                   name=str(options.pop("name", "adata")))
+    dataset = dataset_from_anndata(adata, target, layer=layer, use_raw=use_raw, task=task)
     for label, genes in (("pinned", pinned), ("banned", banned)):
         if isinstance(genes, str):
             raise ValueError(f"{label} must be a list of gene names, got the single string {genes!r}.")
