@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import seqattn
 from seqattn.builtins import BUILTIN_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +92,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_from_another_folder(tmp_path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "-w", str(dist), str(src)], check=True, env=_env(), cwd=tmp_path)
     wheel = next(dist.glob("seqattn-*.whl"))
+    assert wheel.name.startswith(f"seqattn-{seqattn.__version__}-")  # the version has one source
     names = zipfile.ZipFile(wheel).namelist()
     for data_file in ("pbmc68k_reduced.h5ad", "mnist_5k.npz", "README.md"):
         assert f"seqattn/builtin_data/{data_file}" in names
