@@ -32,7 +32,8 @@ def _categorical_columns(obs: pd.DataFrame) -> list[str]:
 def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, use_raw: bool = False,
                          task: str = "auto", name: str = "adata") -> Dataset:
     """The :class:`~seqattn.data.Dataset` of an in-memory AnnData: ``X``, a layer or ``raw`` × ``obs[target]``."""
-    from seqattn.io import _as_float32, _check_enough_samples, _check_finite_any, _finish, _listing
+    from seqattn.data.h5ad import _as_float32, _check_finite_any
+    from seqattn.data.tables import _check_enough_samples, _finish, _listing
 
     obs_columns = [str(c) for c in adata.obs.columns]
     if target not in adata.obs.columns:
@@ -113,7 +114,7 @@ def select_features(
     Returns the :class:`~seqattn.trace.SelectionTrace`.
     """
     from seqattn.genomics import genes_to_indices
-    from seqattn.methods import run_method
+    from seqattn.selectors import run_method
     from seqattn.progress import chain_callbacks, progress_bar
 
     if not isinstance(key_added, str) or not key_added:

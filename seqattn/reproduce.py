@@ -24,7 +24,7 @@ _SUFFIX = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet", "h5ad": ".h5ad",
 
 def _sa_options(trace: SelectionTrace) -> dict[str, Any]:
     """The selector parameters recorded in ``trace.settings`` (whatever the selector declares)."""
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     accepted = set(SequentialAttentionSelector().get_params()) - _NOT_REPLAYED
     return {name: value for name, value in trace.settings.items() if name in accepted}

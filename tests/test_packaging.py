@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import seqattn
-from seqattn.builtins import BUILTIN_DATASETS
+from seqattn.data.builtins import BUILTIN_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 CHECK_BUILTINS = """
 import json, sys
 import seqattn
-from seqattn.builtins import BUILTIN_DATASETS, builtin_data_dir, load_builtin
+from seqattn.data.builtins import BUILTIN_DATASETS, builtin_data_dir, load_builtin
 shapes = {name: list(load_builtin(name).X.shape) for name in BUILTIN_DATASETS}
 print(json.dumps({"package": seqattn.__file__, "data": str(builtin_data_dir()), "shapes": shapes}))
 """
