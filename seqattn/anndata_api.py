@@ -32,8 +32,8 @@ def _categorical_columns(obs: pd.DataFrame) -> list[str]:
 def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, use_raw: bool = False,
                          task: str = "auto", name: str = "adata") -> Dataset:
     """The :class:`~seqattn.data.Dataset` of an in-memory AnnData: ``X``, a layer or ``raw`` × ``obs[target]``."""
-    from seqattn.data.h5ad import _as_float32, _check_finite_any
-    from seqattn.data.tables import _check_enough_samples, _finish, _listing
+    from seqattn.data.h5ad import _as_float32, _check_finite_any, anndata_matrix, obs_values
+    from seqattn.data.tables import _check_enough_samples, _finish, _listing, _raise_duplicates
 
     obs_columns = [str(c) for c in adata.obs.columns]
     if target not in adata.obs.columns:
@@ -42,24 +42,19 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
     if use_raw and layer is not None:
         raise DataError(f"Choose either layer={layer!r} or use_raw=True, not both.")
     layers = [str(k) for k in adata.layers.keys()]
-    if use_raw:
-        if adata.raw is None:
-            raise DataError("use_raw=True but adata.raw is empty; use X (use_raw=False) or one of the layers: "
-                            f"{_listing(layers) if layers else 'none'}.")
-        matrix, var_names, source = adata.raw.X, adata.raw.var_names, "raw"
-    elif layer is not None:
-        if layer not in adata.layers:
-            raw_hint = " (adata.raw is set: use_raw=True reads it)" if adata.raw is not None else ""
-            raise DataError(f"Layer {layer!r} not found. Available layers: "
-                            f"{_listing(layers) if layers else 'none (only X)'}{raw_hint}.")
-        matrix, var_names, source = adata.layers[layer], adata.var_names, f"layer {layer!r}"
-    else:
-        matrix, var_names, source = adata.X, adata.var_names, "X"
+    if use_raw and adata.raw is None:
+        raise DataError("use_raw=True but adata.raw is empty; use X (use_raw=False) or one of the layers: "
+                        f"{_listing(layers) if layers else 'none'}.")
+    if layer is not None and layer not in adata.layers:
+        raw_hint = " (adata.raw is set: use_raw=True reads it)" if adata.raw is not None else ""
+        raise DataError(f"Layer {layer!r} not found. Available layers: "
+                        f"{_listing(layers) if layers else 'none (only X)'}{raw_hint}.")
+    matrix, var_names, source = anndata_matrix(adata, layer, use_raw=use_raw)
     if matrix is None:
         raise DataError(f"The AnnData has no expression matrix in {source}.")
     names = [str(v) for v in var_names]
     if len(set(names)) != len(names):
-        raise DataError("Gene names (var_names) are not unique; call adata.var_names_make_unique() first.")
+        _raise_duplicates(names, "gene", "call adata.var_names_make_unique() first.")
     X = _as_float32(matrix, source)
     _check_finite_any(X, names)
     _check_enough_samples(X.shape[0], "cell")
@@ -73,7 +68,7 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
             raise DataError(f"obs column {target!r} is numeric with {distinct:,} distinct values: an ID, a count "
                             "or a measurement, not a cell label. Choose a label column, or pass "
                             f"task='regression' to predict it as a number.{suggestion}")
-    y_raw = column.astype(object).to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+    y_raw = obs_values(adata, target)
     if task == "classification" and pd.Series(y_raw).nunique(dropna=True) > MAX_CLASSES:
         raise DataError(f"obs column {target!r} has {pd.Series(y_raw).nunique():,} distinct values; a "
                         f"classification target may have at most {MAX_CLASSES:,} classes.")

@@ -88,6 +88,12 @@ def test_select_features_bad_input_names_what_exists(pbmc) -> None:
     with pytest.raises(DataError, match=r"'cell_id' is numeric with 10,000 distinct values.*Label columns: 'kind'"):
         select_features(ids, "cell_id", 2, method="omp", progress=False)
     assert "seqattn_rank" not in ids.var  # nothing written on failure
+    with pytest.raises(DataError, match=r"use_raw=True but adata.raw is empty"):
+        select_features(ids, "kind", 2, use_raw=True, method="omp", progress=False)
+    twins = ids[:50].copy()
+    twins.var_names = ["g0", "g1", "g1", "g3"]
+    with pytest.raises(DataError, match=r"Duplicate gene names: 'g1'.*var_names_make_unique"):
+        select_features(twins, "kind", 2, method="omp", progress=False)
 
 
 def _small_trace():
