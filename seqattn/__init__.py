@@ -34,6 +34,7 @@ _EXPORTS = {
     "progress_bar": "seqattn.progress",
     "LiveSelectionView": "seqattn.notebook",
     "reproduction_notebook": "seqattn.reproduce",
+    "comparison_notebook": "seqattn.reproduce",
 }
 
 __all__ = sorted(_EXPORTS)

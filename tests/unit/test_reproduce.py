@@ -7,10 +7,10 @@ import anndata
 import pytest
 
 from notebook_helpers import execute_notebook, outputs_text
-from seqattn import load_builtin, load_table, run_method
+from seqattn import compare_methods, load_builtin, load_table, run_method
 from seqattn.genomics import preprocess
 from seqattn.data.h5ad import save_h5ad
-from seqattn.reproduce import reproduction_notebook
+from seqattn.reproduce import comparison_notebook, reproduction_notebook
 
 
 def _app_like_run(dataset, **settings):
@@ -58,4 +58,20 @@ def test_generated_notebooks_reproduce_the_app_picks(tmp_path) -> None:
     text = reproduction_notebook(trace, chosen)
     assert "UPLOAD = 'PATH/TO/cells.h5ad'" in text and "layer='counts'" in text and "top_genes=60" in text
     executed = execute_notebook(text.replace("PATH/TO/cells.h5ad", str(path)), cwd=tmp_path)
+    assert "Same picks as the app: yes" in outputs_text(executed)
+
+
+@pytest.mark.slow
+def test_comparison_notebook_reruns_the_comparison_with_the_reused_sa_run(tmp_path) -> None:
+    wine = load_builtin("wine")
+    sa = _app_like_run(wine, k=2, seed=0, epochs=8, hidden=16, learning_rate=0.01, model="mlp",
+                       pinned=[], banned=[wine.feature_names.index("proline")])
+    result = compare_methods(wine, ["sa", "omp", "anova"], 2, ks=[1, 2], seeds=[0], eval_model="logistic",
+                             random_state=0, device="cpu", sa_trace=sa,
+                             method_options={"sa": {"epochs": 8}, "shap": {"n_background": 10}})
+    assert result.traces["sa"].settings.get("reused")
+    text = comparison_notebook(result, wine)
+    assert "sa_trace = seqattn.run_method(" in text and "sa_trace=sa_trace" in text
+    assert "['sa', 'omp', 'anova'], 2" in text and "eval_model='logistic'" in text
+    executed = execute_notebook(text, cwd=tmp_path)
     assert "Same picks as the app: yes" in outputs_text(executed)
