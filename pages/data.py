@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._state import (
+from app_support.state import (
     DATASET_ID_KEY,
     content_digest,
     current_dataset,
@@ -18,6 +18,7 @@ from pages._state import (
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.data import DataError
 from seqattn.data.tables import guess_target
+from seqattn.genomics import is_expression_data
 from seqattn.plots.data import class_balance_figure, mean_image, preview_frame
 
 DEFAULT_BUILTIN = "digits"
@@ -120,7 +121,7 @@ else:
 
 if base is not None:
     chosen, chosen_key = base, base_key
-    if base.extra.get("source_format") == "h5ad":  # expression data: cells × genes
+    if is_expression_data(base):  # cells × genes
         chosen, chosen_key = preprocessing_controls(base, base_key)
     set_dataset(chosen, chosen_key)
 
