@@ -30,6 +30,9 @@ TRACE_FORMAT_VERSION = 2  # 2: per-step confidence and runner-up
 #: close to a clear pick is *not* a near-tie (two strong features, e.g. an XOR pair, are both picked in turn);
 #: ``tied_with`` lists the candidates within NEAR_TIE_MARGIN of the pick for the message about a near-tie.
 NEAR_TIE_CONFIDENCE = 1.5
+#: Methods whose scores are attention weights (a softmax over the candidates): only their picks get a
+#: confidence, a separation and a near-tie verdict; other methods' scores (|Xᵀr|, gains, SHAP) are not shares.
+ATTENTION_METHODS = frozenset({"sa", "sequential_attention", "sequential attention"})
 NEAR_TIE_MARGIN = 0.1
 NEAR_TIE_SEPARATION_MARGIN = 2.0
 MIN_CANDIDATES_FOR_SEPARATION = 5
@@ -68,7 +71,8 @@ class SelectionStep:
     ``confidence`` is the picked score divided by the mean candidate score
     (1.0 = uniform; for SA: "3.4× the uniform share"); ``runner_up`` and
     ``runner_up_weight`` are the best candidate not picked and its score.
-    Confidence is ``None`` where scores are not non-negative weights.
+    Confidence and separation are ``None`` for methods whose scores are not
+    attention weights (see ATTENTION_METHODS).
     """
 
     feature: int
@@ -206,7 +210,9 @@ class SelectionTrace:
             val_metric=_opt_float(val_metric),
             seconds=float(seconds),
         )
-        step.confidence, step.runner_up, step.runner_up_weight, step.separation = assess_pick(scores, step.feature)
+        confidence, step.runner_up, step.runner_up_weight, separation = assess_pick(scores, step.feature)
+        if self.method.strip().lower() in ATTENTION_METHODS:
+            step.confidence, step.separation = confidence, separation
         self.steps.append(step)
         return step
 

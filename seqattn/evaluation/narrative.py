@@ -18,16 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqattn.trace import SelectionTrace
+from seqattn.trace import ATTENTION_METHODS, SelectionTrace
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SOFTMAX_METHODS = {"sa", "sequential_attention", "sequential attention"}
-
-
 def _is_softmax(trace: SelectionTrace) -> bool:
-    return trace.method.strip().lower() in SOFTMAX_METHODS
+    return trace.method.strip().lower() in ATTENTION_METHODS
 
 
 def _metric_clause(metric_name: str, before: float | None, after: float | None) -> str:
