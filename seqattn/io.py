@@ -168,6 +168,7 @@ def load_table(
     name: str | None = None,
     drop_constant: bool | None = None,
     drop_empty_cells: bool = True,
+    backed: bool = False,
 ) -> Dataset:
     """Load a CSV / TSV / parquet / h5ad file (path, bytes or file-like) as a ``Dataset``.
 
@@ -182,12 +183,25 @@ def load_table(
     cells are normal; ``drop_constant`` overrides either default. For h5ad,
     cells with all-zero counts are dropped with a note (``drop_empty_cells``).
     Notes land in ``dataset.extra["notes"]``.
+
+    ``backed=True`` (h5ad paths only) leaves the matrix on disk: ``dataset.X``
+    is a :class:`~seqattn.data_stream.BackedRows` that SA reads in row chunks,
+    so memory does not grow with the number of cells and the in-memory size
+    limits do not apply (see :mod:`seqattn.h5ad_backed`).
     """
     content = _open(path_or_buffer, file_name)
     if content.size == 0:
         raise DataError(f"{content.name!r} is empty (0 bytes).")
     fmt = detect_format(content.name, content.head)
     label = name or _stem(content.name)
+    if backed and fmt != "h5ad":
+        raise DataError(f"backed=True needs an .h5ad file; {content.name!r} is {fmt}.")
+    if fmt == "h5ad" and backed:
+        from seqattn.h5ad_backed import load_h5ad_backed
+
+        return load_h5ad_backed(content, target, task=task, layer=layer, name=label,
+                                drop_constant=True if drop_constant is None else drop_constant,
+                                drop_empty_cells=drop_empty_cells)
     if fmt == "h5ad":
         return _load_h5ad(content, target, task=task, layer=layer, name=label,
                           drop_constant=True if drop_constant is None else drop_constant,
@@ -603,20 +617,25 @@ def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
                         "(scipy CSR) or prefilter genes first.")
 
 
+def _check_h5ad_request(info: dict[str, Any], name: str, target: str | None, layer: str | None) -> None:
+    """The target is an obs column and the layer exists (in-memory and backed loading alike)."""
+    if target is None:
+        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
+    if target not in info["obs"]:
+        raise DataError(f"obs column {target!r} not found in {name!r}. Available obs columns: "
+                        f"{_listing(info['obs'])}.")
+    if layer is not None and layer not in info["layers"]:
+        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
+        raise DataError(f"Layer {layer!r} not found in {name!r}. Available layers: {available}.")
+
+
 def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
                drop_constant: bool, drop_empty_cells: bool) -> Dataset:
     import warnings
 
     info = _h5ad_header(content)
     _check_h5ad_size(info, content.name)
-    if target is None:
-        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
-    if target not in info["obs"]:
-        raise DataError(f"obs column {target!r} not found in {content.name!r}. Available obs columns: "
-                        f"{_listing(info['obs'])}.")
-    if layer is not None and layer not in info["layers"]:
-        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
-        raise DataError(f"Layer {layer!r} not found in {content.name!r}. Available layers: {available}.")
+    _check_h5ad_request(info, content.name, target, layer)
     try:
         import anndata
 

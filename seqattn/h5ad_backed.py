@@ -1,0 +1,129 @@
+"""Open an ``.h5ad`` in backed mode: the matrix stays on disk, only labels and names load.
+
+``load_table(path, target, backed=True)`` lands here. One streaming pass over
+row chunks checks what the in-memory loader checks (finite values, all-zero
+cells, constant genes) and records the minimum value (for ``log1p``); the
+``Dataset`` it returns holds a :class:`~seqattn.data_stream.BackedRows` view
+that skips empty cells and constant genes. Damaged or truncated files raise
+:class:`~seqattn.data.DataError`, whether the damage is in the header or in a
+chunk read later.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from seqattn.data import DataError, Dataset
+from seqattn.data_stream import BackedRows, iter_chunks
+
+
+def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str | None, name: str,
+                     drop_constant: bool, drop_empty_cells: bool, chunk_rows: int | None = None) -> Dataset:
+    """The backed counterpart of ``seqattn.io._load_h5ad`` (same checks, same messages)."""
+    from seqattn import io
+
+    if content.path is None:
+        raise DataError(f"Backed mode reads {content.name!r} from disk: give a file path, not an upload/buffer.")
+    info = io._h5ad_header(content)
+    io._check_h5ad_request(info, content.name, target, layer)
+    key, var_key, source = _matrix_key(content.path, layer)
+    y_raw, names = _obs_and_names(content, target, var_key)
+    if len(set(names)) != len(names):
+        io._raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
+    matrix = BackedRows(content.path, key)
+    if matrix.shape[0] != len(y_raw) or matrix.shape[1] != len(names):
+        raise DataError(f"{content.name!r}: {source} is {matrix.shape[0]} × {matrix.shape[1]} but obs has "
+                        f"{len(y_raw)} rows and var {len(names)} names (damaged file?).")
+    scan = _scan(matrix, names, chunk_rows)
+
+    notes: list[str] = []
+    empty = np.flatnonzero(scan["row_counts"] == 0)
+    if len(empty) == matrix.shape[0]:
+        raise DataError(f"Every cell in {source} of {content.name!r} has all-zero counts; check the layer.")
+    if len(empty) and not drop_empty_cells:
+        raise DataError(f"{len(empty)} cell(s) have all-zero counts in {source}; drop them first "
+                        "(or load with drop_empty_cells=True).")
+    rows = np.flatnonzero(scan["row_counts"] > 0)
+    if len(empty):
+        notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
+    io._check_enough_samples(len(rows), "cell")
+    constant = np.flatnonzero(scan["col_min"] == scan["col_max"])
+    columns = None
+    if len(constant):
+        listed = io._listing([names[j] for j in constant], 10)
+        if len(constant) == len(names):
+            raise DataError(f"Every feature column is constant ({listed}); there is nothing to select from.")
+        if not drop_constant:
+            raise DataError(f"Constant feature column(s) carry no information: {listed}. Drop them "
+                            "(or load with drop_constant=True).")
+        columns = np.setdiff1d(np.arange(len(names)), constant)
+        names = [names[j] for j in columns]
+        notes.append(f"Dropped {len(constant)} constant feature(s): {listed}.")
+    X = matrix.view(rows=rows if len(empty) else None, columns=columns)
+    X.min_value = float(scan["min"])
+    extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,
+             "obs_columns": info["obs"], "layers": info["layers"], "backed": True}
+    dataset = io._finish(X, y_raw[rows], names, target, task, name, extra)
+    dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source} (backed, on disk)")
+    return dataset
+
+
+def _matrix_key(path: Any, layer: str | None) -> tuple[str, str, str]:
+    """HDF5 path of the matrix, of its var frame, and a label for messages."""
+    import h5py
+
+    if layer is None:
+        return "X", "var", "X"
+    with h5py.File(path, "r") as f:
+        if f"layers/{layer}" in f:
+            return f"layers/{layer}", "var", f"layer {layer!r}"
+    return "raw/X", "raw/var", "raw"  # layer == "raw" (checked against the header): adata.raw
+
+
+def _obs_and_names(content: Any, target: str, var_key: str) -> tuple[np.ndarray, list[str]]:
+    """The target column and the gene names, read with anndata's element reader."""
+    import h5py
+    from anndata.io import read_elem
+
+    try:
+        with h5py.File(content.path, "r") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            column = read_elem(f["obs"][target])
+            var = read_elem(f[var_key])
+    except Exception as exc:
+        raise DataError(f"Could not read obs/var of {content.name!r} (damaged or truncated?): {exc}") from exc
+    series = pd.Series(column)
+    y_raw = series.astype(object).to_numpy() if isinstance(series.dtype, pd.CategoricalDtype) else series.to_numpy()
+    return y_raw, [str(v) for v in var.index]
+
+
+def _scan(matrix: BackedRows, names: list[str], chunk_rows: int | None) -> dict[str, Any]:
+    """One pass over row chunks: stored entries per cell, per-gene min/max over non-empty cells, finiteness."""
+    n_rows, n_cols = matrix.shape
+    row_counts = np.zeros(n_rows, dtype=np.int64)
+    col_min = np.full(n_cols, np.inf)
+    col_max = np.full(n_cols, -np.inf)
+    for rows, block in iter_chunks(matrix, None, chunk_rows):
+        values = block.data if sp.issparse(block) else block
+        if not np.all(np.isfinite(values)):
+            bad = ~np.isfinite(block.data if sp.issparse(block) else block)
+            cols = np.unique(block.indices[bad]) if sp.issparse(block) else np.flatnonzero(bad.any(axis=0))
+            raise DataError(f"Missing or infinite values (NaN/inf) in gene(s) {[names[c] for c in cols[:10]]} "
+                            f"(rows {rows[0]}–{rows[-1]}). Fix or drop them before use.")
+        counts = np.diff(block.indptr) if sp.issparse(block) else np.count_nonzero(block, axis=1)
+        row_counts[rows] = counts
+        kept = block[counts > 0]
+        if kept.shape[0]:
+            col_min = np.minimum(col_min, _dense_row(kept.min(axis=0)))
+            col_max = np.maximum(col_max, _dense_row(kept.max(axis=0)))
+    finite = np.isfinite(col_min)
+    return {"row_counts": row_counts, "col_min": col_min, "col_max": col_max,
+            "min": float(col_min[finite].min()) if finite.any() else 0.0}
+
+
+def _dense_row(value: Any) -> np.ndarray:
+    return np.asarray(value.toarray() if sp.issparse(value) else value, dtype=np.float64).ravel()
