@@ -1,6 +1,9 @@
 """Command line: ``python -m seqattn datasets`` and ``python -m seqattn select ...``.
 
 Bad input exits with status 2 and one line on stderr saying what to fix.
+``--backed`` leaves an .h5ad matrix on disk (SA streams it in row chunks);
+``torchrun --nproc_per_node N -m seqattn select ...`` trains SA on N processes
+(DistributedDataParallel), and only rank 0 shows progress and writes ``--out``.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
     sel.add_argument("--model", choices=["mlp", "linear"], help="SA model (default mlp)")
     sel.add_argument("--layer", help=".h5ad layer to use instead of X")
+    sel.add_argument("--backed", action="store_true",
+                     help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
+    sel.add_argument("--batch-size", type=int, help="SA global mini-batch size (default: automatic)")
     sel.add_argument("--log1p", action="store_true", help="log1p-transform counts first")
     sel.add_argument("--top-genes", type=int, help="keep the N most variable features first")
     sel.add_argument("--standardize", action="store_true", help="per-feature standardisation first")
@@ -52,11 +58,27 @@ def _load(args: argparse.Namespace):
         raise _CliError(f"--data {args.data!r} is neither a built-in ({', '.join(BUILTIN_DATASETS)}) nor a file.")
     if not args.target and path.suffix.lower() != ".h5ad":
         raise _CliError("--target is required for table files: name the column to predict.")
-    return load_table(str(path), target=args.target, layer=args.layer)
+    if args.backed and path.suffix.lower() != ".h5ad":
+        raise _CliError("--backed applies to .h5ad files only.")
+    return load_table(str(path), target=args.target, layer=args.layer, backed=args.backed)
 
 
 def _select(args: argparse.Namespace) -> int:
+    from seqattn import distributed
+    from seqattn.device import resolve_device
+
+    created = distributed.init_from_env(resolve_device(args.device))
+    try:
+        return _select_on_this_rank(args)
+    finally:
+        if created:
+            distributed.shutdown()
+
+
+def _select_on_this_rank(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from seqattn import distributed
 
     from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
     from seqattn.methods import available_methods, run_method
@@ -69,6 +91,10 @@ def _select(args: argparse.Namespace) -> int:
         raise _CliError(f"--method {args.method!r} is unknown; choose one of {', '.join(methods)}.")
     if args.epochs is not None and args.epochs < 1:
         raise _CliError("--epochs must be a positive integer.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise _CliError("--batch-size must be a positive integer.")
+    if distributed.world_size() > 1 and args.method != "sa":
+        raise _CliError(f"Several processes train SA only; run --method {args.method} as one process.")
     dataset = _load(args)
     record = None
     if args.log1p or args.top_genes or args.standardize:
@@ -80,11 +106,12 @@ def _select(args: argparse.Namespace) -> int:
         banned = sorted(set(banned) | set(mitochondrial_genes(dataset.feature_names)))
     options = {}
     if args.method == "sa":
-        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model}.items() if v is not None}
+        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model,
+                                     "batch_size": args.batch_size}.items() if v is not None}
     if pinned or banned:
         options.update(pinned=pinned, banned=banned)
 
-    bar = None if args.quiet else tqdm(total=100, file=sys.stderr, desc=args.method, unit="%", mininterval=0.5)
+    bar = None if args.quiet or not distributed.is_rank_zero() else tqdm(total=100, file=sys.stderr, desc=args.method, unit="%", mininterval=0.5)
 
     def progress(step: int, total: int, message: str) -> None:
         if bar is not None and total:
@@ -101,6 +128,8 @@ def _select(args: argparse.Namespace) -> int:
             bar.close()
     if record:
         trace.settings["preprocessing"] = record
+    if not distributed.is_rank_zero():
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         trace.to_json(out, indent=1)

@@ -167,7 +167,9 @@ class BackedRows:
             return np.zeros((0, self.shape[1]), dtype=np.float32)
         disk = self.rows[rows] if self.rows is not None else rows
         lo, hi = int(disk.min()), int(disk.max()) + 1
-        block = self.read_raw(lo, hi)[disk - lo]
+        block = self.read_raw(lo, hi)
+        if not (len(disk) == hi - lo and np.all(disk[1:] > disk[:-1])):  # not the whole span in order
+            block = block[disk - lo]
         if self.columns is not None:
             block = block[:, self.columns]
         if self.log1p:
@@ -244,7 +246,7 @@ def stream_mean_var(source: RowSource, rows: np.ndarray | None = None,
         else:
             block64 = block.astype(np.float64)
             total += block64.sum(axis=0)
-            total_sq += (block64 ** 2).sum(axis=0)
+            total_sq += np.square(block64, out=block64).sum(axis=0)
     if count == 0:
         return np.zeros(n_cols), np.zeros(n_cols)
     mean = total / count

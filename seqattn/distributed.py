@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -97,14 +98,16 @@ def check_same_on_all_ranks(value: Any, what: str) -> Any:
     return values[0]
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on any rank (Stop pressed, time limit hit)."""
+def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every rank when ``flag`` is true on any rank (Stop pressed, time limit hit).
+
+    ``device`` must be the ranks' training device (NCCL reduces CUDA tensors only).
+    """
     if not is_distributed():
         return bool(flag)
-    box = [bool(flag)]
-    gathered: list[Any] = [None] * world_size()
-    dist.all_gather_object(gathered, box[0])
-    return any(gathered)
+    box = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return bool(box.item() > 0)
 
 
 class DistributedBatchNorm1d(nn.BatchNorm1d):
@@ -119,6 +122,11 @@ class DistributedBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed()):
             return super().forward(x)
+        with warnings.catch_warnings():  # torch 2.13 points to a private module; this one is the public API
+            warnings.simplefilter("ignore", FutureWarning)
+            return self._global_batch_norm(x)
+
+    def _global_batch_norm(self, x: torch.Tensor) -> torch.Tensor:
         from torch.distributed.nn.functional import all_reduce
 
         count = torch.tensor([float(x.shape[0])], device=x.device, dtype=x.dtype)
@@ -189,3 +197,25 @@ def spawn(fn: Callable[..., Any], n_procs: int, *args: Any, backend: str = "gloo
         return [results[r] for r in range(n_procs)]
     finally:
         manager.shutdown()
+
+
+def _fit_worker(params: dict[str, Any], dataset: Any) -> dict[str, Any]:
+    from seqattn.sequential_attention import SequentialAttentionSelector
+
+    selector = SequentialAttentionSelector(**params).fit_dataset(dataset)
+    return {"rank": rank(), "selected": selector.selected_features_.tolist(),
+            "selector": selector if is_rank_zero() else None}
+
+
+def fit_dataset_distributed(selector: Any, dataset: Any, n_procs: int, backend: str = "gloo") -> Any:
+    """Fit an SA selector on ``dataset`` with ``n_procs`` local processes (DDP); return rank 0's fitted copy.
+
+    Python's ``torchrun``: the dataset is pickled to each process (a backed
+    dataset pickles as its file path and view, so each rank reads its rows
+    from disk). Every rank's picks are compared here as well as during training.
+    """
+    results = spawn(_fit_worker, n_procs, selector.get_params(), dataset, backend=backend)
+    picks = [r["selected"] for r in results]
+    if any(p != picks[0] for p in picks[1:]):
+        raise RuntimeError(f"Ranks returned different picks: {picks}.")
+    return results[0]["selector"]

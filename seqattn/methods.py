@@ -105,6 +105,9 @@ def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", r
         raise DataError(f"k={k} is larger than the number of features ({dataset.n_features}); "
                         f"choose k ≤ {dataset.n_features}.")
     _check_options(methods[method], options)
+    if dataset.backed and method != "sa":
+        raise DataError(f"{methods[method].label} needs the matrix in memory; only SA streams a backed "
+                        "(on-disk) data set. Load it without backed mode, or prefilter genes first.")
     start = time.perf_counter()
     try:
         trace = methods[method].run(dataset, k, device=device, random_state=random_state, callback=callback,

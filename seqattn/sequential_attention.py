@@ -448,7 +448,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 reading = "" if metric is None else f" ({trace.metric_name} {metric:.3f})"
                 message = f"pick {next_pick}/{k}: {feature_names[feature]}{reading}"
                 wants_stop = bool(rank == 0 and callback and callback(step, total_steps, message))
-                return distributed.any_rank(wants_stop) if world > 1 else wants_stop
+                return distributed.any_rank(wants_stop, device) if world > 1 else wants_stop
 
             net.train()
             while step < total_steps and not stop:
@@ -473,9 +473,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     if world > 1:  # ranks agree on stopping at the report points only (one collective)
                         if step % report_every == 0:
                             timed_out = distributed.any_rank(self.max_seconds is not None and
-                                                             time.perf_counter() - start > self.max_seconds)
+                                                             time.perf_counter() - start > self.max_seconds, device)
                             stop = timed_out or self._report(callback, rank, step, total_steps, warmup_steps,
-                                                             next_pick, k, loss, collective=True)
+                                                             next_pick, k, loss, collective=device)
                         if stop:
                             break
                         continue
@@ -503,13 +503,14 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
 
     @staticmethod
     def _report(callback: ProgressCallback | None, rank: int, step: int, total_steps: int, warmup_steps: int,
-                next_pick: int, k: int, loss: torch.Tensor, collective: bool = False) -> bool:
-        """Progress to the callback (rank 0 only); True when it asks to stop (on any rank, if collective)."""
+                next_pick: int, k: int, loss: torch.Tensor, collective: torch.device | None = None) -> bool:
+        """Progress to the callback (rank 0 only); True when it asks to stop (agreed by all ranks when
+        ``collective`` names the training device)."""
         wants_stop = False
         if callback and rank == 0:
             phase = "warm-up" if step < warmup_steps else f"phase {min(next_pick + 1, k)}/{k}"
             wants_stop = bool(callback(step, total_steps, f"{phase}, loss {loss.item():.4f}"))
-        return distributed.any_rank(wants_stop) if collective else wants_stop
+        return distributed.any_rank(wants_stop, collective) if collective is not None else wants_stop
 
     def _readout_rows(self, source, train_idx: np.ndarray, val_idx: np.ndarray,
                       seed: int) -> tuple[ReadoutRows, ReadoutRows] | None:
