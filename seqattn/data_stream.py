@@ -40,7 +40,7 @@ import torch
 from seqattn.data import DataError
 
 #: Target size of one chunk read from disk (CSR bytes, or dense float32 bytes).
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 32 << 20
 
 
 class MemoryRows:
@@ -244,9 +244,10 @@ def stream_mean_var(source: RowSource, rows: np.ndarray | None = None,
             block.data = block.data.astype(np.float64) ** 2
             total_sq += np.asarray(block.sum(axis=0)).ravel()
         else:
-            block64 = block.astype(np.float64)
-            total += block64.sum(axis=0)
-            total_sq += np.square(block64, out=block64).sum(axis=0)
+            for start in range(0, block.shape[0], 256):  # float64 copies of 256 rows at a time
+                block64 = block[start:start + 256].astype(np.float64)
+                total += block64.sum(axis=0)
+                total_sq += np.square(block64, out=block64).sum(axis=0)
     if count == 0:
         return np.zeros(n_cols), np.zeros(n_cols)
     mean = total / count

@@ -117,7 +117,7 @@ def _scan(matrix: BackedRows, names: list[str], chunk_rows: int | None) -> dict[
                             f"(rows {rows[0]}–{rows[-1]}). Fix or drop them before use.")
         counts = np.diff(block.indptr) if sp.issparse(block) else np.count_nonzero(block, axis=1)
         row_counts[rows] = counts
-        kept = block[counts > 0]
+        kept = block if counts.all() else block[counts > 0]
         if kept.shape[0]:
             col_min = np.minimum(col_min, _dense_row(kept.min(axis=0)))
             col_max = np.maximum(col_max, _dense_row(kept.max(axis=0)))

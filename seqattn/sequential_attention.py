@@ -163,7 +163,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         ``trace_.settings["stop_reason"] == "time limit"``). ``None``: no limit.
     chunk_rows : rows per chunk of the mini-batch order (see
         :mod:`seqattn.data_stream`): ``None`` = one chunk (a plain shuffle) for
-        in-memory data, ~64 MB per disk read for backed data. Same value, same
+        in-memory data, ~32 MB per disk read for backed data. Same value, same
         batches, whether the rows are in memory or on disk.
 
     Memory (float32, ``d`` inputs, ``h`` hidden units, global batch ``B``,
