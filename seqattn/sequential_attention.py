@@ -42,6 +42,25 @@ ProgressCallback = Callable[[int, int, str], Any]
 LOGIT_INIT_STD = 1e-5
 WARMUP_FRACTION = 0.1
 SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
+#: Machines with at most this many CPU cores train SA on one thread whatever the network size:
+#: measured on the 2-core dev box (load ≈ 8), 2 threads were 2.0–5.5× slower than 1 per step at
+#: 20,000 inputs (batch 512 / 128) and 6.6–17× slower at 2,000 (benchmarks/README.md).
+FEW_CORES = 2
+
+
+def auto_threads(n_inputs: int, hidden: int, world_size: int = 1, cpu_count: int | None = None) -> int | None:
+    """SA's automatic CPU thread count: 1, or ``None`` (torch's default) where more threads can pay.
+
+    One thread for small networks (inputs × hidden ≤ SMALL_NETWORK_SIZE), on machines with
+    ≤ FEW_CORES cores (measured, see above), and for each of several processes sharing the
+    cores (torchrun does the same through OMP_NUM_THREADS).
+    """
+    import os
+
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    if n_inputs * hidden <= SMALL_NETWORK_SIZE or cores <= FEW_CORES or world_size > 1:
+        return 1
+    return None
 #: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
 MAX_LEARNING_RATE = 10.0
 #: The read-out refits on at most this many validation rows (and MAX_REFIT_ROWS training rows),
@@ -149,9 +168,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         like a squared-ℓ1 penalty, so one candidate wins per phase.
     selection_point : ``"end"`` (default: pick after training each phase) or
         ``"start"`` (the reference code: pick at the start of each phase).
-    num_threads : torch CPU threads during the fit; ``None`` uses 1 for small
-        networks (inputs × hidden ≤ 200k, where extra threads only add
-        overhead) and torch's default otherwise.
+    num_threads : torch CPU threads during the fit; ``None`` follows
+        :func:`auto_threads`: 1 for small networks (inputs × hidden ≤ 200k), on
+        machines with ≤ 2 cores (measured: 2 threads were 2–17× slower there,
+        also at 20k genes) and per process when several share the cores; torch's
+        default otherwise.
     pinned / banned : feature indices that start selected / are never used.
     validation_fraction : held out to report the validation metric per step
         (0 trains on everything and reports a training metric).
@@ -383,8 +404,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             pick_steps = [warmup_steps + round(j * phase_steps) for j in range(k)]
 
         threads = self.num_threads
-        if threads is None and X.shape[1] * int(self.hidden) <= SMALL_NETWORK_SIZE:
-            threads = 1
+        if threads is None:
+            threads = auto_threads(X.shape[1], int(self.hidden), world)
         with torch.random.fork_rng(devices=[]), torch_threads(threads, device):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)

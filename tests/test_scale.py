@@ -181,7 +181,7 @@ def test_backed_fit_peak_memory_stays_below_bound_on_a_larger_file(tmp_path):
 @pytest.mark.slow
 def test_two_gloo_processes_pick_what_one_process_picks():
     data = make_planted(400, 20, 3, random_state=0)
-    params = dict(random_state=0, batch_size=64, chunk_rows=100, gain_model="linear")
+    params = dict(random_state=0, batch_size=64, chunk_rows=100, gain_model="linear", min_steps_per_phase=10)
     one = SequentialAttentionSelector(3, **params).fit_dataset(data)
     two = fit_dataset_distributed(SequentialAttentionSelector(3, **params), data, 2)  # checks ranks agree
     assert two.selected_features_.tolist() == one.selected_features_.tolist()
@@ -189,3 +189,12 @@ def test_two_gloo_processes_pick_what_one_process_picks():
     assert two.trace_.settings["world_size"] == 2 and one.trace_.settings["world_size"] == 1
     np.testing.assert_allclose(two.trace_.steps[0].scores, one.trace_.steps[0].scores, rtol=1e-4, atol=1e-6)
     assert [s.val_metric for s in two.trace_.steps] == [s.val_metric for s in one.trace_.steps]
+
+
+def test_automatic_thread_rule():
+    from seqattn.sequential_attention import auto_threads
+
+    assert auto_threads(20_000, 67, cpu_count=2) == 1  # measured: 2 threads 2–5.5× slower on 2 cores
+    assert auto_threads(100, 67, cpu_count=64) == 1  # small network
+    assert auto_threads(20_000, 67, world_size=2, cpu_count=64) == 1  # processes share the cores
+    assert auto_threads(20_000, 67, cpu_count=64) is None  # many cores: torch's default
