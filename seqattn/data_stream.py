@@ -135,13 +135,15 @@ class BackedRows:
         view.min_value = self.min_value
         return view
 
-    def __getitem__(self, key: Any) -> "BackedRows":
-        """``X[:, columns]`` (a column subset, as for HVG) gives a view; rows are read with :meth:`read`."""
-        if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None):
-            columns = np.arange(self.shape[1])[key[1]]
-            return self.view(columns=columns)
-        raise TypeError("Backed rows are read in chunks (BackedRows.read / to_memory); only X[:, columns] "
-                        "is supported. Load without backed=True for random access.")
+    def __getitem__(self, key: Any) -> Any:
+        """``X[:, columns]`` gives a backed view (a gene subset, as for HVG); ``X[a:b, columns]``
+        reads rows ``a:b`` into memory (a preview). Other indexing: use :meth:`read`."""
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], slice):
+            if key[0] == slice(None):
+                return self.view(columns=np.arange(self.shape[1])[key[1]])
+            return self.read(np.arange(self.shape[0])[key[0]])[:, key[1]]
+        raise TypeError("Backed rows are read in chunks (BackedRows.read / to_memory); only X[rows_slice, "
+                        "columns] is supported. Load without backed=True for random access.")
 
     # ----------------------------------------------------------------- reading
     def read_raw(self, start: int, stop: int) -> Any:

@@ -198,3 +198,34 @@ def test_automatic_thread_rule():
     assert auto_threads(100, 67, cpu_count=64) == 1  # small network
     assert auto_threads(20_000, 67, world_size=2, cpu_count=64) == 1  # processes share the cores
     assert auto_threads(20_000, 67, cpu_count=64) is None  # many cores: torch's default
+
+
+def test_server_files_stay_inside_the_allowed_folder(tmp_path, monkeypatch, counts_file):
+    from seqattn.server_files import (SERVER_DATA_ENV, allowed_folder, list_server_files, load_server_file,
+                                      resolve_server_path)
+
+    monkeypatch.delenv(SERVER_DATA_ENV, raising=False)
+    assert allowed_folder() is None  # off by default
+    folder, outside = tmp_path / "allowed", tmp_path / "secret"
+    (folder / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "private.csv").write_text("a,b\n1,2\n")
+    (folder / "sub" / "cells.h5ad").write_bytes(counts_file[0].read_bytes())
+    (folder / "escape.csv").symlink_to(outside / "private.csv")
+    (folder / "inside_link.h5ad").symlink_to(folder / "sub" / "cells.h5ad")
+    monkeypatch.setenv(SERVER_DATA_ENV, str(folder))
+    root = allowed_folder()
+    assert root == folder.resolve()
+    for bad in ("../secret/private.csv", "sub/../../secret/private.csv", str(outside / "private.csv"),
+                "escape.csv", "missing.h5ad", "sub", "", "/etc/passwd"):
+        with pytest.raises(DataError):
+            resolve_server_path(bad, root)
+    assert resolve_server_path("sub/cells.h5ad", root) == (folder / "sub" / "cells.h5ad").resolve()
+    assert resolve_server_path(str(folder / "inside_link.h5ad"), root).name == "cells.h5ad"
+    assert list_server_files(root) == ["inside_link.h5ad", "sub/cells.h5ad"]  # the escaping link is hidden
+    dataset = load_server_file("sub/cells.h5ad", root, "cell_type")
+    assert dataset.n_samples == 600 and not dataset.backed  # small: in memory
+    monkeypatch.setattr("seqattn.server_files.BACKED_FROM_BYTES", 1)
+    assert load_server_file("sub/cells.h5ad", root, "cell_type").backed  # large: backed
+    monkeypatch.delenv(SERVER_DATA_ENV)
+    assert allowed_folder({"server_data_dir": str(folder)}) == root  # or a Streamlit secret
