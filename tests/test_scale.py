@@ -77,12 +77,20 @@ def test_chunked_order_visits_every_row_once_chunk_by_chunk():
     assert np.array_equal(plain, rows[np.random.default_rng(1).permutation(70)])
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_rank_shards_rebuild_the_global_batches(sparse):
+@pytest.mark.parametrize("kind", ["dense", "sparse", "backed"])
+def test_rank_shards_rebuild_the_global_batches(kind, tmp_path):
     """Two ranks' per-rank batches, side by side, are the single process's global batches."""
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((90, 6)).astype(np.float32)
-    source = MemoryRows(sp.csr_matrix(X) if sparse else X)
+    X = rng.poisson(1.0, size=(90, 6)).astype(np.float32)
+    if kind == "backed":
+        import anndata
+
+        anndata.AnnData(X=sp.csr_matrix(X)).write_h5ad(tmp_path / "x.h5ad")
+        from seqattn.data_stream import BackedRows
+
+        source = BackedRows(tmp_path / "x.h5ad")
+    else:
+        source = MemoryRows(sp.csr_matrix(X) if kind == "sparse" else X)
     y = np.arange(90)
     rows = np.arange(3, 90)
     mean, scale = np.zeros(6, np.float32), np.ones(6, np.float32)
@@ -97,6 +105,11 @@ def test_rank_shards_rebuild_the_global_batches(sparse):
     for whole, a, b in zip(single, first, second):
         assert torch.equal(whole[0], torch.cat([a[0], b[0]])) and torch.equal(whole[1], torch.cat([a[1], b[1]]))
         assert torch.equal(whole[0], torch.as_tensor(X[whole[1].numpy()]))  # rows and targets stay paired
+    if kind == "backed":  # and the backed stream gives the in-memory stream's batches
+        memory = BatchStream(MemoryRows(X), rows, y, mean, scale, batch_size=20, device=torch.device("cpu"),
+                             target_dtype=torch.long, chunk_rows=25)
+        for a, b in zip(single, memory.epoch(np.random.default_rng(5))):
+            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     with pytest.raises(ValueError, match="multiple of the number of processes"):
         BatchStream(source, rows, y, mean, scale, batch_size=21, device=torch.device("cpu"),
                     target_dtype=torch.long, world_size=2)
