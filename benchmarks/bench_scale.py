@@ -42,8 +42,8 @@ def child_select(path: str, k: int, steps: int, batch: int, threads: int) -> dic
     import numpy as np
 
     from seqattn.genomics import preprocess
-    from seqattn.io import load_table
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.data.tables import load_table
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     start = time.perf_counter()
     data, _ = preprocess(load_table(path, "cell_type", backed=True), log1p=True)
@@ -65,8 +65,8 @@ def child_select(path: str, k: int, steps: int, batch: int, threads: int) -> dic
 def ddp_worker(path: str, k: int, epochs: int, batch: int) -> dict:
     """One rank's training time (picks checked identical on all ranks inside the fit)."""
     from seqattn.genomics import preprocess
-    from seqattn.io import load_table
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.data.tables import load_table
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     data, _ = preprocess(load_table(path, "cell_type", backed=True), log1p=True)
     selector = SequentialAttentionSelector(k, epochs=epochs, batch_size=batch, gain_model="none", num_threads=1,
@@ -112,7 +112,7 @@ def main() -> None:
         args.cells, args.genes, args.k, args.steps, args.ddp_cells = "4000", 2000, 10, 400, 4000
 
     from seqattn.distributed import spawn
-    from seqattn.h5ad_backed import write_planted_counts_h5ad
+    from seqattn.data.h5ad_backed import write_planted_counts_h5ad
 
     folder = Path(args.dir or tempfile.mkdtemp(prefix="bench_scale_"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 import streamlit as st
 
-from seqattn.builtins import load_builtin
+from seqattn.data.builtins import load_builtin
 from seqattn.data import Dataset
 
 DATASET_KEY = "dataset"
@@ -48,7 +48,7 @@ def load_builtin_cached(name: str) -> Dataset:
 @st.cache_data(show_spinner=False, max_entries=8)
 def upload_columns_cached(digest: str, file_name: str, _data: bytes) -> dict[str, Any]:
     """Columns (tables) or obs columns (h5ad) of an upload, keyed on its content hash."""
-    from seqattn.io import list_columns
+    from seqattn.data.tables import list_columns
 
     return list_columns(io.BytesIO(_data), file_name=file_name)
 
@@ -57,7 +57,7 @@ def upload_columns_cached(digest: str, file_name: str, _data: bytes) -> dict[str
 def load_upload_cached(digest: str, file_name: str, target: str, task: str, _data: bytes,
                        layer: str | None = None) -> Dataset:
     """Parse an upload once per (content hash, name, target, task, h5ad layer); ``_data`` is not hashed again."""
-    from seqattn.io import load_table
+    from seqattn.data.tables import load_table
 
     return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task, layer=layer)
 

@@ -1,6 +1,6 @@
 """Compare page: Sequential Attention vs OMP vs SHAP vs greedy vs filters on the current data set.
 
-Layout only: ``seqattn.comparison.compare_methods`` does the work in a background
+Layout only: ``seqattn.evaluation.compare.compare_methods`` does the work in a background
 job (progress bar, Stop keeps what finished; finished runs are kept per
 settings in this session), ``seqattn.plots.compare`` draws it.
 """
@@ -13,7 +13,9 @@ import streamlit as st
 
 from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, BackgroundJob, current_dataset,
                           current_device, job_progress_panel, keep_widget_state)
-from seqattn.comparison import ALL_METHODS, METHOD_LABELS, Comparison, compare_methods, default_ks, step_scores
+from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, Comparison, compare_methods, default_ks,
+                                        step_scores)
+from seqattn.selectors import METHOD_LABELS
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
@@ -74,7 +76,7 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
     k0 = max(1, min(10, dataset.n_features - 1))
     st.session_state.update({
-        "cmp_methods": list(ALL_METHODS), "cmp_k": k0, "cmp_ks": ", ".join(map(str, default_ks(k0))),
+        "cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0, "cmp_ks": ", ".join(map(str, default_ks(k0))),
         "cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
         "cmp_sa_epochs": 20, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0,
     })

@@ -17,14 +17,13 @@ from pages._state import (
     set_dataset,
     upload_columns_cached,
 )
-from seqattn.builtins import BUILTIN_DATASETS
+from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.data import DataError
+from seqattn.data.tables import guess_target, list_columns
 from seqattn.plots.data import class_balance_figure, mean_image, preview_frame
-from seqattn.server_files import allowed_folder, list_server_files, load_server_file
+from seqattn.server_files import allowed_folder, list_server_files, load_server_file, resolve_server_path
 
 DEFAULT_BUILTIN = "digits"
-# Likely target columns, tried in this order before falling back to the last column.
-TARGET_HINTS = ("target", "label", "labels", "class", "y", "cell_type", "celltype", "bulk_labels", "louvain")
 
 PREPROCESS_WIDGETS = ("pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
 DEFAULT_TOP_GENES = 2000
@@ -116,18 +115,14 @@ if source == "Built-in":
     base, base_key = load_builtin_cached(name), f"builtin:{name}"
 elif source == "File on the server":
     files = list_server_files(folder)
-    st.caption(f"Files in the server folder set by the administrator. Large .h5ad files open backed "
+    st.caption("Files in the server folder set by the administrator. Large .h5ad files open backed "
                "(rows stay on disk; Sequential Attention streams them).")
     relative = st.selectbox("File", files, index=None, placeholder="choose a file", key="server_file")
     if relative:
         try:
-            from seqattn.io import list_columns
-            from seqattn.server_files import resolve_server_path
-
             resolved = resolve_server_path(relative, folder)
             columns = [str(c) for c in list_columns(str(resolved))["columns"]]
-            lowered = [c.lower() for c in columns]
-            default = next((lowered.index(h) for h in TARGET_HINTS if h in lowered), max(0, len(columns) - 1))
+            default = guess_target(columns)
             left, middle = st.columns(2)
             target = left.selectbox("Target", columns, index=default, key=f"server_target:{relative}")
             task = middle.selectbox("Task", ["auto", "classification", "regression"], key=f"server_task:{relative}")
@@ -151,8 +146,7 @@ else:
             columns = [str(c) for c in info["columns"]]
             if not columns:
                 raise DataError(f"{upload.name!r} has no columns to use as a target.")
-            lowered = [c.lower() for c in columns]
-            default = next((lowered.index(h) for h in TARGET_HINTS if h in lowered), len(columns) - 1)
+            default = guess_target(columns)
             label = "Target (an obs column of the h5ad)" if info["format"] == "h5ad" else "Target column"
             layers = list(info.get("layers") or [])
             left, middle, right = st.columns(3) if info["format"] == "h5ad" else (*st.columns(2), None)

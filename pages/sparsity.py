@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 
 from pages._state import BackgroundJob, current_device, job_progress_panel, load_builtin_cached
-from seqattn.builtins import BUILTIN_DATASETS
+from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
 from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
 from seqattn.sparsity.block_pruning import sa_plus_plus

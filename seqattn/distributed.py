@@ -200,7 +200,7 @@ def spawn(fn: Callable[..., Any], n_procs: int, *args: Any, backend: str = "gloo
 
 
 def _fit_worker(params: dict[str, Any], dataset: Any) -> dict[str, Any]:
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     selector = SequentialAttentionSelector(**params).fit_dataset(dataset)
     return {"rank": rank(), "selected": selector.selected_features_.tolist(),

@@ -87,7 +87,7 @@ def opens_backed(path: Path) -> bool:
 def load_server_file(path: str | os.PathLike, folder: Path, target: str | None, *, task: str = "auto",
                      layer: str | None = None) -> Dataset:
     """Load a file from the allowed folder (checked), backed when it is a large h5ad."""
-    from seqattn.io import load_table
+    from seqattn.data.tables import load_table
 
     resolved = resolve_server_path(path, folder)
     return load_table(resolved, target, task=task, layer=layer, backed=opens_backed(resolved))

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from seqattn import io as sio
+from seqattn.data import tables as sio
 from seqattn.data import DataError
-from seqattn.io import list_columns, load_table
-from test_bad_inputs import BAD_FILES, ExecutesOnUnpickle, csv, table
+from seqattn.data.tables import list_columns, load_table
+from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 RUN_TIMEOUT_S = 120

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from seqattn.data import make_planted
-from seqattn.sequential_attention import SequentialAttentionSelector
+from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,3 +162,22 @@ def test_an_sa_run_stopped_before_its_first_pick_is_not_offered_for_reuse(plante
     at = page_with(planted, "test:planted-empty-sa", sa_trace=empty)
     assert at.checkbox(key="cmp_reuse_sa").disabled
     assert not any("0 picks" in c.value for c in at.caption)
+
+
+def test_every_registered_method_is_offered_and_ttest_runs_from_the_page(planted) -> None:
+    """The page offers the registry's methods (labels from the registry); ttest runs like any other."""
+    from seqattn.selectors import METHOD_LABELS, REGISTRY
+
+    at = page_with(planted, "test:planted-ttest")
+    picker = at.multiselect(key="cmp_methods")
+    assert list(picker.options) == [METHOD_LABELS[m] for m in REGISTRY]
+    picker.set_value(["ttest", "anova"])
+    at.number_input(key="cmp_k").set_value(3)
+    at.text_input(key="cmp_ks").set_value("1, 3")
+    at.number_input(key="cmp_seeds").set_value(1)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    at = submit(at)
+    assert not at.exception, at.exception
+    result = at.session_state["cmp_result"]
+    assert set(result.traces) == {"ttest", "anova"} and not result.errors
+    assert result.traces["ttest"].k == 3

@@ -20,7 +20,7 @@ from seqattn.genomics import (
     mitochondrial_genes,
     panel_accuracy,
 )
-from seqattn.io import save_h5ad
+from seqattn.data.h5ad import save_h5ad
 from seqattn.plots.genomics import (
     MAX_DOT_SIZE,
     dot_plot,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from seqattn.h5ad_backed import write_planted_counts_h5ad
+from seqattn.data.h5ad_backed import write_planted_counts_h5ad
 from seqattn.server_files import SERVER_DATA_ENV
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
