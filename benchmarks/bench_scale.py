@@ -12,6 +12,7 @@ the same file for the same global batches: the throughput ratio.
     python benchmarks/bench_scale.py                          # 25k, 50k, 100k cells
     python benchmarks/bench_scale.py --cells 25000 --ddp-cells 25000
     python benchmarks/bench_scale.py --quick                  # 4k × 2k smoke run
+    python benchmarks/bench_scale.py --thread-check           # 1 vs 2 torch threads at 20k inputs
 
 The machine these figures came from is shared; see benchmarks/README.md.
 """
@@ -81,6 +82,41 @@ def _ddp_single(path: str, k: int, epochs: int, batch: int) -> dict:
     return ddp_worker(path, k, epochs, batch)
 
 
+def thread_check(n_inputs: int = 20_000, batches: tuple[int, ...] = (128, 512), repeats: int = 6) -> None:
+    """SA training steps (MLP, 67 hidden, Adam) with 1 vs 2 torch threads, interleaved: medians.
+
+    The measurement behind ``auto_threads``. It sets torch's thread count in this
+    benchmark process only (the library never does so outside a fit).
+    """
+    import statistics
+
+    import torch
+
+    from seqattn.models import build_model
+    from seqattn.selectors.sequential_attention import SequentialAttention
+
+    print(f"thread check, load average {os.getloadavg()}")
+    for batch in batches:
+        net, mask = build_model("mlp", n_inputs, 5, 67), SequentialAttention(n_inputs)
+        optimizer = torch.optim.Adam(list(net.parameters()) + [mask.logits], lr=1e-3)
+        x, y = torch.randn(batch, n_inputs), torch.randint(0, 5, (batch,))
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(repeats):
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                start = time.perf_counter()
+                for _ in range(10):
+                    loss = torch.nn.functional.cross_entropy(net(x, mask.weights()), y)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                times[threads].append((time.perf_counter() - start) / 10)
+        one, two = statistics.median(times[1]), statistics.median(times[2])
+        print(json.dumps({"inputs": n_inputs, "batch": batch, "ms_per_step_1_thread": round(one * 1e3, 1),
+                          "ms_per_step_2_threads": round(two * 1e3, 1), "ratio_2_over_1": round(two / one, 2),
+                          "load_avg": os.getloadavg()}), flush=True)
+
+
 def run_child(path: Path, args: argparse.Namespace) -> dict:
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); import bench_scale as b; "
             f"print(json.dumps(b.child_select({str(path)!r}, {args.k}, {args.steps}, {args.batch}, "
@@ -107,7 +143,12 @@ def main() -> None:
     parser.add_argument("--ddp-epochs", type=int, default=1)
     parser.add_argument("--dir", default=None, help="where to write the h5ad files (default: a temp folder)")
     parser.add_argument("--quick", action="store_true", help="4,000 cells × 2,000 genes, k = 10")
+    parser.add_argument("--thread-check", action="store_true",
+                        help="only time SA steps at 20,000 inputs with 1 vs 2 torch threads")
     args = parser.parse_args()
+    if args.thread_check:
+        thread_check(args.genes)
+        return
     if args.quick:
         args.cells, args.genes, args.k, args.steps, args.ddp_cells = "4000", 2000, 10, 400, 4000
 
