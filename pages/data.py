@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._state import (
+from app_support.state import (
     DATASET_ID_KEY,
     content_digest,
     current_dataset,
@@ -20,6 +20,7 @@ from pages._state import (
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.data import DataError
 from seqattn.data.tables import guess_target, list_columns
+from seqattn.genomics import is_expression_data
 from seqattn.plots.data import class_balance_figure, mean_image, preview_frame
 from seqattn.server_files import allowed_folder, list_server_files, load_server_file, resolve_server_path
 
@@ -168,7 +169,7 @@ else:
 
 if base is not None:
     chosen, chosen_key = base, base_key
-    if base.extra.get("source_format") == "h5ad":  # expression data: cells × genes
+    if is_expression_data(base):  # cells × genes
         chosen, chosen_key = preprocessing_controls(base, base_key)
     set_dataset(chosen, chosen_key)
 

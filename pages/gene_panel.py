@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages._state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
+from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
 from seqattn.data import DataError, Dataset
 from seqattn.genomics import (
     fraction_expressing_by_type,

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _state as state
-from pages._state import (
-    DATASET_ID_KEY,
-    SA_TRACE_KEY,
-    BackgroundJob,
-    current_dataset,
-    current_device,
-    keep_widget_state,
-)
+from app_support import state
+from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
 from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.data import attach_preprocessing
 from seqattn.genomics import is_expression_data, mitochondrial_genes
@@ -93,15 +87,15 @@ if run_clicked:
         max_seconds=state.MAX_TRAINING_SECONDS,
         pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
         banned=[index_of[n] for n in st.session_state["sa_banned"]],
+        meta={"dataset_key": dataset_key},
     )
-    job.dataset_key = dataset_key
     running = True
 
 
 def collect_finished_job() -> None:
     """Move a finished run's trace into session state (or show its error)."""
     finished: BackgroundJob = st.session_state.pop(JOB_KEY)
-    if getattr(finished, "dataset_key", None) != dataset_key:
+    if finished.meta.get("dataset_key") != dataset_key:
         return  # the data set changed while it ran: the result belongs to other data
     if finished.error is not None:
         error = finished.error
@@ -122,10 +116,10 @@ def picks_so_far(job: BackgroundJob) -> None:
 if job is not None and job.done:
     collect_finished_job()
 elif running:
-    state.job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
-                             text=lambda j: f"{j.message} — step {j.step}/{j.total}",
-                             stopping="Stopping after the current step; the picks so far are kept…",
-                             stop_help="Stop training and keep the features picked so far.")
+    job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
+                       text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                       stopping="Stopping after the current step; the picks so far are kept…",
+                       stop_help="Stop training and keep the features picked so far.")
 
 if "sa_error" in st.session_state:
     st.error(st.session_state["sa_error"])

@@ -23,7 +23,8 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted([*ROOT.joinpath("seqattn").rglob("*.py"), *ROOT.joinpath("pages").rglob("*.py"), ROOT / "app.py"])
+SOURCES = sorted([*ROOT.joinpath("seqattn").rglob("*.py"), *ROOT.joinpath("pages").rglob("*.py"),
+                  *ROOT.joinpath("app_support").rglob("*.py"), ROOT / "app.py"])
 
 # module.function calls that deserialise executable objects
 DANGEROUS_ATTRIBUTE_CALLS = {
@@ -145,7 +146,7 @@ def test_write_scanner_sees_writes():
 
 def test_pages_and_app_write_no_files():
     """Uploads stay in memory: pages hand bytes to seqattn as buffers, never as files."""
-    pages = sorted(ROOT.joinpath("pages").glob("*.py")) + [ROOT / "app.py"]
+    pages = sorted([*ROOT.joinpath("pages").glob("*.py"), *ROOT.joinpath("app_support").glob("*.py"), ROOT / "app.py"])
     hits = [h for p in pages for h in _write_calls(p.read_text(encoding="utf-8"), str(p.relative_to(ROOT)))]
     assert not hits, "pages must not write files:\n" + "\n".join(hits)
 

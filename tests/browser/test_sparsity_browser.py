@@ -8,6 +8,7 @@ import csv
 import io
 
 import pytest
+from browser_helpers import APP_NAV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,7 +20,7 @@ def wait_idle(page) -> None:
 
 def test_sparsity_page_psa_pattern_and_quick_latency(streamlit_server, page, artifacts_dir):
     page.goto(streamlit_server)
-    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav = page.locator(APP_NAV)
     nav.get_by_text("Sparsity", exact=True).click()
     page.get_by_role("heading", name="Sparsity: SA++ and sparse attention").wait_for(timeout=60_000)
     wait_idle(page)

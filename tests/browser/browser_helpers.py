@@ -15,3 +15,12 @@ def wait_idle(page, timeout_ms: int = 180_000) -> None:
     except PlaywrightTimeout:
         pass  # the rerun was over before we looked
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
+
+
+#: The app's own menu in the sidebar (app.py draws it in ``st.container(key="app_nav")``).
+APP_NAV = ".st-key-app_nav"
+
+
+def nav_link(page, title: str):
+    """The sidebar menu entry for the page titled ``title``."""
+    return page.locator(APP_NAV).get_by_text(title, exact=True)

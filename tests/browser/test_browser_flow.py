@@ -11,7 +11,7 @@ import re
 import pytest
 
 from seqattn.trace import SelectionTrace
-from browser_helpers import wait_idle
+from browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def test_data_to_sequential_attention_play_and_download(streamlit_server, page, 
     page.goto(streamlit_server)
     page.get_by_role("heading", name="Sequential Attention for feature selection").wait_for()
 
-    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav = page.locator(APP_NAV)
     nav.get_by_text("Data", exact=True).click()
     page.get_by_text("Current data set: digits").wait_for()
     wait_idle(page)

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from browser_helpers import wait_idle
+from browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,7 +20,7 @@ SECRET = "secretfeature"
 
 
 def go(page, title: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.locator(APP_NAV).get_by_text(title, exact=True).click()
     wait_idle(page)
 
 

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from seqattn.data.h5ad_backed import write_planted_counts_h5ad
 from seqattn.server_files import SERVER_DATA_ENV
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 def _data_page() -> AppTest:

@@ -5,7 +5,7 @@ Screenshots land in ``test-artifacts/`` (``browser-compare-*.png``).
 from __future__ import annotations
 
 import pytest
-from browser_helpers import wait_idle
+from browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,7 +19,7 @@ def fill(page, label: str, value: str) -> None:
 
 def test_compare_on_digits_shows_accuracy_vs_k(streamlit_server, page, artifacts_dir):
     page.goto(streamlit_server)
-    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav = page.locator(APP_NAV)
     nav.get_by_text("Data", exact=True).click()
     page.get_by_text("Current data set: digits").wait_for()
     wait_idle(page)

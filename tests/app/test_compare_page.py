@@ -11,7 +11,7 @@ from seqattn.data import make_planted
 from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "compare.py")
 APP = str(ROOT / "app.py")
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the pages: session-state keys, cached data loading, background jobs.
+"""Session state shared by the pages: session-state keys, cached data loading, navigation targets.
 
 Session-state keys (the contract between pages):
 
@@ -13,16 +13,13 @@ Session-state keys (the contract between pages):
   on the current data set (dropped when the data set changes)
 * ``device``       — ``"auto" | "cpu" | "cuda" | "mps"`` from the sidebar
 
-This module is not a page (leading underscore); pages import it as
-``from pages._state import ...``.
+Helpers live in ``app_support/`` (never in ``pages/``, where Streamlit would
+treat any file as a page); pages import ``from app_support.state import ...``.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import threading
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -108,73 +105,24 @@ def keep_widget_state(*keys: str) -> None:
             st.session_state[key] = st.session_state[key]
 
 
-class BackgroundJob:
-    """Runs ``fn(..., callback=job.callback)`` in a thread so the page stays responsive.
+#: Finished runs kept per session and page for "same settings again → show it again".
+MAX_FINISHED_RUNS = 8
 
-    The thread never touches Streamlit: the callback only records progress
-    (``step``, ``total``, ``message``) and returns ``stop_requested``, which a
-    Stop button sets; seqattn selectors then stop and keep their picks so far.
-    Poll ``done`` from the page (e.g. in an ``st.fragment(run_every=...)``).
+
+def finished_runs(store_key: str) -> dict[Any, Any]:
+    """This session's finished runs of one page (settings key → result), oldest first.
+
+    Per session (``st.session_state``), so one user's results never leak to
+    another, and bounded by :func:`remember_finished_run`.
     """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.step, self.total, self.message = 0, 1, "starting…"
-        self.messages: deque[str] = deque(maxlen=1000)  # every progress message, oldest dropped first
-        self.stop_requested = False
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-        try:
-            self.result = fn(*args, callback=self.callback, **kwargs)
-        except BaseException as exc:  # reported on the page, never lost in a thread
-            self.error = exc
-
-    def callback(self, step: int, total: int, message: str) -> bool:
-        self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
-        self.messages.append(self.message)
-        return self.stop_requested
-
-    @property
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    @property
-    def fraction(self) -> float:
-        return min(max(self.step / self.total, 0.0), 1.0)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until finished (tests); True when done."""
-        self._thread.join(timeout)
-        return self.done
+    return st.session_state.setdefault(store_key, {})
 
 
-def job_progress_panel(job_key: str, *, stop_key: str, stopping: str, text: Callable[[BackgroundJob], str],
-                       stop_help: str | None = None, details: Callable[[BackgroundJob], None] | None = None,
-                       run_every: float = 1.0) -> None:
-    """Progress bar and Stop button for the ``BackgroundJob`` at ``st.session_state[job_key]``.
-
-    Redrawn every ``run_every`` seconds as a fragment (the rest of the page is
-    not re-run); when the job is done a full rerun lets the page collect it.
-    ``details`` may draw more (e.g. the picks so far) under the bar.
-    """
-
-    @st.fragment(run_every=run_every)
-    def panel() -> None:
-        job: BackgroundJob | None = st.session_state.get(job_key)
-        if job is None:
-            return
-        if job.done:
-            st.rerun()
-        st.progress(job.fraction, text=text(job))
-        if details is not None:
-            details(job)
-        if job.stop_requested:
-            st.caption(stopping)
-        elif st.button("Stop", key=stop_key, help=stop_help):
-            job.stop_requested = True
-            st.caption(stopping)
-
-    panel()
+def remember_finished_run(store_key: str, settings_key: Any, result: Any,
+                          max_runs: int = MAX_FINISHED_RUNS) -> None:
+    """Keep ``result`` under ``settings_key``, dropping the oldest run beyond ``max_runs``."""
+    runs = finished_runs(store_key)
+    runs.pop(settings_key, None)
+    runs[settings_key] = result
+    while len(runs) > max_runs:
+        runs.pop(next(iter(runs)))

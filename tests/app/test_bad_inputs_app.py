@@ -22,7 +22,7 @@ from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
 from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 RUN_TIMEOUT_S = 120
 
 # Cases whose error does not depend on which target column the user picks
@@ -146,9 +146,9 @@ def test_pins_leaving_too_few_candidates_show_the_counts():
 
 @pytest.mark.slow
 def test_training_time_limit_stops_and_keeps_the_picks(monkeypatch):
-    from pages import _state
+    from app_support import state
 
-    monkeypatch.setattr(_state, "MAX_TRAINING_SECONDS", 3.0)
+    monkeypatch.setattr(state, "MAX_TRAINING_SECONDS", 3.0)
     at = data_page()
     at.radio(key="data_source").set_value("Built-in").run()
     at = sa_page_on(at)
