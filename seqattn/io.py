@@ -68,7 +68,7 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 def _listing(names: list[str], limit: int = 20) -> str:
     """``a, b, c, ... and 12 more`` so messages stay readable for 20k genes."""
-    names = [str(n) for n in names]
+    names = [str(n) if len(str(n)) <= 60 else str(n)[:57] + "..." for n in names]
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -347,8 +347,8 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     try:
         return next(csv.reader([text], delimiter=sep)), sep
     except csv.Error as exc:  # e.g. a stray carriage return inside the header line
-        raise DataError(f"Could not read the header line of {content.name!r}: {exc}. "
-                        "Save the table as a plain CSV or TSV.") from exc
+        raise DataError(f"Could not read the header line of {content.name!r}: it holds a stray line break or "
+                        "quote (or is not text at all). Save the table as a plain CSV or TSV.") from None
 
 
 def _check_first_row_width(content: _Content, header: list[str], sep: str) -> None:
