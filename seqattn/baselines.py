@@ -15,6 +15,11 @@ so the columns are comparable across methods.
   model is refitted on S ∪ {i} for every candidate i at every step.
 * :func:`mutual_info_select`, :func:`anova_select`, :func:`variance_select` —
   univariate filters (one score per feature, computed once).
+
+Feature groups (:mod:`seqattn.groups`): every method then picks groups.
+Greedy refits with all of a group's columns at once; a filter's group score is
+its best column's score (max); a group's SHAP score is the sum of its
+columns' mean |SHAP| (SHAP values are additive, so this is the group's share).
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from seqattn.evaluate import (
     train_mlp,
 )
 from seqattn.device import single_threaded, torch_threads
+from seqattn.groups import groups_of
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -47,7 +53,7 @@ VALIDATION_FRACTION = 0.2  # same split as SA and seqattn.scoring
 
 # --------------------------------------------------------------------------- shared plumbing
 def _check_k(dataset: Dataset, k: int, pinned: Sequence[int], banned: Sequence[int]) -> tuple[list[int], list[int]]:
-    d = dataset.n_features
+    d = dataset.n_groups
     pinned, banned = check_pinned_banned(d, pinned, banned)
     available = d - len(set(pinned) | set(banned))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -67,17 +73,21 @@ class _ValidationScorer:
         self.X_train, self.y_train = dataset.X[train], dataset.y[train]
         self.X_val, self.y_val = dataset.X[val], dataset.y[val]
         self.task, self.seed = dataset.task, random_state
+        self.expand = groups_of(dataset).expand
 
-    def __call__(self, features: Sequence[int]) -> float:
-        return subset_metric(self.X_train, self.y_train, self.X_val, self.y_val, list(features), self.task,
+    def __call__(self, units: Sequence[int]) -> float:
+        return subset_metric(self.X_train, self.y_train, self.X_val, self.y_val, self.expand(units), self.task,
                              self.seed)
 
 
 def _new_trace(method: str, dataset: Dataset, pinned: list[int], banned: list[int],
                settings: dict[str, Any]) -> SelectionTrace:
-    return SelectionTrace(method=method, feature_names=list(dataset.feature_names), dataset=dataset.name,
+    groups = dataset.groups
+    return SelectionTrace(method=method, feature_names=list(groups_of(dataset).names), dataset=dataset.name,
                           task=dataset.task, metric_name=metric_name(dataset.task), device="cpu",
-                          pinned=pinned, banned=banned, settings=settings)
+                          pinned=pinned, banned=banned, settings=settings,
+                          groups=None if groups is None else [list(c) for c in groups.columns],
+                          column_names=None if groups is None else list(dataset.feature_names))
 
 
 def ranking_trace(
@@ -93,6 +103,7 @@ def ranking_trace(
     started: float | None = None,
     score_steps: bool = True,
     callback: Callback | None = None,
+    aggregate: str = "max",
 ) -> SelectionTrace:
     """Turn one importance vector (higher = better) into a k-step trace.
 
@@ -100,17 +111,23 @@ def ranking_trace(
     best remaining candidate and its ``scores`` are the same vector with the
     already chosen features masked. Ties are broken by feature index.
     ``score_steps`` adds the shared validation metric after each pick (k cheap
-    refits) so marginal gains are comparable with SA's.
+    refits) so marginal gains are comparable with SA's. With feature groups a
+    per-column ``importance`` is reduced per group by ``aggregate``
+    (``"max"`` for filters, ``"sum"`` for SHAP).
     """
     started = time.perf_counter() if started is None else started
     pinned, banned = _check_k(dataset, k, pinned, banned)
     importance = np.asarray(importance, dtype=np.float64)
-    if importance.shape != (dataset.n_features,):
-        raise ValueError(f"importance must have shape ({dataset.n_features},), got {importance.shape}.")
+    if dataset.groups is not None and importance.shape == (dataset.n_features,):
+        importance = dataset.groups.aggregate(np.where(np.isfinite(importance), importance, -np.inf), aggregate)
+    if importance.shape != (dataset.n_groups,):
+        raise ValueError(f"importance must have shape ({dataset.n_groups},), got {importance.shape}.")
     scores = np.where(np.isfinite(importance), importance, -np.inf)
-    masked = np.zeros(dataset.n_features, dtype=bool)
+    masked = np.zeros(dataset.n_groups, dtype=bool)
     masked[pinned + banned] = True
     settings = dict(settings or {})
+    if dataset.groups is not None:
+        settings["group_score"] = f"{aggregate} over the group's columns"
     trace = _new_trace(method, dataset, pinned, banned, settings)
     ranked_seconds = time.perf_counter() - started
     with single_threaded():
@@ -137,7 +154,7 @@ def _add_ranked_steps(trace, dataset, importance, scores, masked, k, started, ra
         masked[pick] = True
         previous = metric
         if callback is not None:
-            callback(t + 1, k, f"pick {t + 1}/{k}: {dataset.feature_names[pick]}")
+            callback(t + 1, k, f"pick {t + 1}/{k}: {trace.feature_names[pick]}")
 
 
 def _dense_rows(dataset: Dataset, max_samples: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
@@ -367,7 +384,7 @@ def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str 
         reused_seconds = float(explanation.settings.get("seconds", 0.0))
     settings = {"k": k, "score": "mean |SHAP value| over held-out rows and outputs", **explanation.settings}
     trace = ranking_trace("shap", dataset, explanation.importance, k, settings=settings,
-                          random_state=random_state, started=started, **options)
+                          random_state=random_state, started=started, aggregate="sum", **options)
     from seqattn.device import describe_device, resolve_device
 
     trace.device = describe_device(resolve_device(device))
@@ -412,7 +429,8 @@ def greedy_select(
     pinned, banned = _check_k(dataset, k, pinned, banned)
     if lookahead not in (1, 2):
         raise ValueError(f"lookahead must be 1 or 2, got {lookahead!r}.")
-    pool = [i for i in range(dataset.n_features) if i not in set(pinned) | set(banned)]
+    groups = groups_of(dataset)
+    pool = [i for i in range(dataset.n_groups) if i not in set(pinned) | set(banned)]
     settings: dict[str, Any] = {"k": k, "model": model, "lookahead": lookahead, "random_state": random_state,
                                 "max_samples": max_samples,
                                 "score": "drop in validation loss when the candidate is added"}
@@ -420,7 +438,10 @@ def greedy_select(
         if max_candidates < k:
             raise ValueError(f"max_candidates={max_candidates} is smaller than k={k}.")
         if len(pool) > max_candidates:
-            screen = prescreen_scores(dataset, pool)
+            columns = groups.expand(pool)
+            column_screen = np.full(dataset.n_features, -np.inf)
+            column_screen[columns] = np.nan_to_num(prescreen_scores(dataset, columns), nan=-np.inf)
+            screen = groups.aggregate(column_screen, "max")[pool]
             keep = sorted(np.argsort(-screen, kind="stable")[:max_candidates])
             settings["candidate_shortlist"] = (f"{max_candidates} of {len(pool)} candidates, "
                                                f"the highest by ANOVA F / f_regression")
@@ -435,7 +456,9 @@ def greedy_select(
         raise ValueError(f"lookahead=2 refits every pair: {len(pool)} candidates give "
                          f"{len(pool) * (len(pool) - 1) // 2} pairs per step (limit {GREEDY_MAX_PAIRS}); "
                          f"pass max_candidates=… to shortlist.")
-    scorer = RefitScorer(dataset, pinned + pool, model=model, random_state=random_state, max_samples=max_samples)
+    refit = RefitScorer(dataset, groups.expand(pinned + pool), model=model, random_state=random_state,
+                        max_samples=max_samples)
+    scorer = _GroupRefit(refit, groups.expand)
     trace = _new_trace("greedy", dataset, pinned, banned, settings)
     base_loss, base_metric = scorer.evaluate(pinned)
     trace.base_metric = base_metric
@@ -447,17 +470,28 @@ def greedy_select(
     return trace
 
 
+@dataclass
+class _GroupRefit:
+    """A :class:`RefitScorer` addressed by selection units: each unit brings all its columns."""
+
+    scorer: RefitScorer
+    expand: Callable[[Sequence[int]], list[int]]
+
+    def evaluate(self, units: Sequence[int]) -> tuple[float, float]:
+        return self.scorer.evaluate(self.expand(units))
+
+
 def _greedy_steps(trace, dataset, scorer, pool, pinned, k, lookahead, base_loss, base_metric, started,
                   callback) -> None:
     remaining = list(pool)
     for t in range(k):
         chosen = pinned + trace.selected
         losses = {i: scorer.evaluate(chosen + [i]) for i in remaining}
-        gains = np.full(dataset.n_features, np.nan)
+        gains = np.full(trace.n_features, np.nan)
         for i, (loss, _) in losses.items():
             gains[i] = base_loss - loss
         if lookahead == 2 and len(remaining) > 1:
-            best_pair = np.full(dataset.n_features, -np.inf)
+            best_pair = np.full(trace.n_features, -np.inf)
             for a_pos, a in enumerate(remaining):
                 for b in remaining[a_pos + 1:]:
                     pair_gain = base_loss - scorer.evaluate(chosen + [a, b])[0]
@@ -472,7 +506,7 @@ def _greedy_steps(trace, dataset, scorer, pool, pinned, k, lookahead, base_loss,
         trace.add_step(pick, scores, metric - base_metric, metric, time.perf_counter() - started)
         base_loss, base_metric = loss, metric
         remaining.remove(pick)
-        if callback is not None and callback(t + 1, k, f"pick {t + 1}/{k}: {dataset.feature_names[pick]} "
+        if callback is not None and callback(t + 1, k, f"pick {t + 1}/{k}: {trace.feature_names[pick]} "
                                                            f"({trace.metric_name} {metric:.3f})"):
             break
 

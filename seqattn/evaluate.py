@@ -262,6 +262,11 @@ def picks(trace: SelectionTrace, k: int | None = None) -> list[int]:
     return list(trace.pinned) + chosen
 
 
+def pick_columns(trace: SelectionTrace, k: int | None = None) -> list[int]:
+    """The data columns of :func:`picks` (a picked group brings all its columns)."""
+    return trace.columns_of(picks(trace, k))
+
+
 def subset_dataset(dataset: Dataset, rows: np.ndarray, suffix: str = "") -> Dataset:
     """The same data set restricted to ``rows`` (ground truth and names kept)."""
     from dataclasses import replace
@@ -444,13 +449,13 @@ def accuracy_vs_k(
     if not seeds:
         raise ValueError("seeds must hold at least one seed.")
     for label, trace in labelled.items():
-        if trace.n_features != dataset.n_features:
-            raise ValueError(f"Trace {label!r} has {trace.n_features} features but the data set has "
+        if trace.n_columns != dataset.n_features:
+            raise ValueError(f"Trace {label!r} has {trace.n_columns} features but the data set has "
                              f"{dataset.n_features}; was it computed on another data set?")
     if test is not None and test.n_features != dataset.n_features:
         raise ValueError("The test data set must have the same columns as the training data set.")
     jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
-    needed = sorted({c for label, k, _ in jobs for c in picks(labelled[label], k)})
+    needed = sorted({c for label, k, _ in jobs for c in pick_columns(labelled[label], k)})
     X_all = _columns(dataset.X, needed) if needed else np.empty((dataset.n_samples, 0))
     X_test_all = _columns(test.X, needed) if (test is not None and needed) else None
     pos = {c: j for j, c in enumerate(needed)}
@@ -460,7 +465,7 @@ def accuracy_vs_k(
     start = time.perf_counter()
     with single_threaded():
         for n, (label, k, seed) in enumerate(jobs):
-            features = picks(labelled[label], k)
+            features = pick_columns(labelled[label], k)
             key = (frozenset(features), seed)
             if key not in cache:
                 cols = [pos[c] for c in features]
@@ -473,7 +478,8 @@ def accuracy_vs_k(
                 cache[key] = fit_and_score(Xtr, ytr, Xte, yte, dataset.task, n_classes=dataset.n_classes,
                                            model=model, seed=seed, epochs=epochs, device=device)
             rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
-                         "value": cache[key], "features": ", ".join(dataset.feature_names[c] for c in features)})
+                         "value": cache[key],
+                         "features": ", ".join(labelled[label].feature_names[u] for u in picks(labelled[label], k))})
             if callback is not None and callback(n + 1, len(jobs), f"{label}, k={k}, seed {seed}"):
                 stopped = True
                 break
@@ -573,7 +579,7 @@ def recovery_table(informative: Sequence[int], traces: Mapping[str, SelectionTra
     rows = []
     for label, trace in as_trace_dict(traces).items():
         for k in sorted(set(int(k) for k in ks)):
-            top = set(picks(trace, k))
+            top = set(pick_columns(trace, k))
             row = {"method": label, "k": k, "recovered": len(top & truth), "n_informative": len(truth),
                    "recall": len(top & truth) / len(truth) if truth else float("nan")}
             if pairs:

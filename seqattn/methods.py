@@ -39,6 +39,7 @@ def _run_omp(dataset: Dataset, k: int, *, device: str = "auto", random_state: in
              callback=None, **options: Any) -> SelectionTrace:
     from seqattn.omp import omp_select
 
+    options.setdefault("groups", dataset.groups)
     trace = omp_select(dataset.X, dataset.y, k, dataset.feature_names, task=dataset.task,
                        random_state=random_state, dataset_name=dataset.name, **options)
     if callback:
@@ -101,9 +102,10 @@ def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", r
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:  # numpy ints are fine
         raise DataError(f"k must be a positive whole number, got {k!r}.")
     k = int(k)
-    if k > dataset.n_features:
-        raise DataError(f"k={k} is larger than the number of features ({dataset.n_features}); "
-                        f"choose k ≤ {dataset.n_features}.")
+    if k > dataset.n_groups:
+        units = "feature groups" if dataset.groups is not None else "features"
+        raise DataError(f"k={k} is larger than the number of {units} ({dataset.n_groups}); "
+                        f"choose k ≤ {dataset.n_groups}.")
     _check_options(methods[method], options)
     start = time.perf_counter()
     try:
