@@ -16,6 +16,7 @@ from pages._state import (
 from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import mitochondrial_genes
+from seqattn.groups import groups_of
 from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
@@ -59,7 +60,8 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
            f"Device: `{device}` (change it in the sidebar).")
 job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 running = job is not None and not job.done
-mito_names = [dataset.feature_names[i] for i in mitochondrial_genes(dataset.feature_names)]
+unit_names = list(groups_of(dataset).names)  # features, or feature groups (picked whole)
+mito_names = [unit_names[i] for i in mitochondrial_genes(unit_names)]
 
 
 def ban_mitochondrial() -> None:
@@ -71,7 +73,8 @@ def ban_mitochondrial() -> None:
 
 with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
     c1, c2, c3, c4, c5, c6 = st.columns(6)
-    c1.number_input("k (features to pick)", min_value=1, max_value=dataset.n_features, step=1, key="sa_k",
+    c1.number_input("k (feature groups to pick)" if dataset.groups is not None else "k (features to pick)",
+                    min_value=1, max_value=dataset.n_groups, step=1, key="sa_k",
                     help="How many features SA selects, in addition to pinned ones.")
     c2.number_input("epochs", min_value=1, max_value=1000, step=1, key="sa_epochs",
                     help="Training epochs for the whole run (warm-up + one phase per pick).")
@@ -82,16 +85,16 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
              help="mlp: BatchNorm → Linear(hidden) → ReLU → Linear. linear: ℓ2-regularised linear model "
                   "(its picks match OMP's on least squares).")
     p1, p2 = st.columns(2)
-    p1.multiselect("Pin (always selected)", dataset.feature_names, key="sa_pinned",
+    p1.multiselect("Pin (always selected)", unit_names, key="sa_pinned",
                    help="Pinned features start selected; SA picks k more around them.")
-    p2.multiselect("Ban (never selected)", dataset.feature_names, key="sa_banned",
+    p2.multiselect("Ban (never selected)", unit_names, key="sa_banned",
                    help="Banned features are never candidates, e.g. known confounders.")
     if mito_names:  # expression data with mitochondrial genes: usually quality signals, not markers
         p2.button(f"Ban mitochondrial (MT-) genes ({len(mito_names)})", key="sa_ban_mt", on_click=ban_mitochondrial,
                   disabled=set(mito_names) <= set(st.session_state.get("sa_banned", [])),
                   help="MT- gene counts mostly track cell stress and quality, not cell type.")
 
-index_of = {name: i for i, name in enumerate(dataset.feature_names)}
+index_of = {name: i for i, name in enumerate(unit_names)}
 run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
 if run_clicked:
     st.session_state[JOB_KEY] = job = BackgroundJob(
@@ -202,7 +205,9 @@ with tab_steps:
     step_number = s1.slider("Step", 1, trace.k, 1, key=f"sa_teach_step_{trace.k}") if trace.k > 1 else 1
     max_candidates = s2.number_input("max candidates", 5, 500, 64, step=1, key="sa_teach_max",
                                      help="With more candidates, the best by a univariate score are refitted.")
-    if st.button("Compute true marginal gains at this step", key="sa_teach_run"):
+    if dataset.groups is not None:
+        st.caption("The true-gain comparison refits single columns; it is not offered for data with feature groups.")
+    elif st.button("Compute true marginal gains at this step", key="sa_teach_run"):
         t = step_number - 1
         before = list(trace.pinned) + trace.selected[:t]
         candidates = [i for i, s in enumerate(trace.steps[t].scores) if s == s]  # finite scores: the candidates
