@@ -187,12 +187,9 @@ if not result.traces:
 # ------------------------------------------------------------------ the key chart
 st.subheader("Accuracy vs k")
 st.plotly_chart(accuracy_vs_k_figure(result.accuracy), key="cmp_accuracy_chart")
-summary = result.summary()
-if not summary.empty:
-    table = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
-    table = table.pivot(index="method", columns="k", values="value")
-    table.index = [METHOD_LABELS.get(m, m) for m in table.index]
-    st.dataframe(table, key="cmp_summary_table")
+accuracy_table = result.accuracy_table()
+if len(accuracy_table):
+    st.dataframe(accuracy_table, hide_index=True, key="cmp_summary_table")
 st.caption(f"Evaluation: {result.settings.get('eval_model')} retrained per (method, k, seed); "
            f"{result.settings.get('split')}. The methods selected on all rows, so filters and SHAP saw the test "
            f"rows' labels once; `benchmarks/bench_compare.py` uses a clean hold-out.")

@@ -15,11 +15,11 @@ from pages._state import (
 )
 from seqattn.evaluate import candidate_gains
 from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
-from seqattn.genomics import mitochondrial_genes
+from seqattn.genomics import mitochondrial_genes, ribosomal_genes
 from seqattn.groups import groups_of
 from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
-from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
+from seqattn.plots.selection import attention_vs_gain_figure, selection_animation, true_gain_label
 from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
 from seqattn.trace import SelectionTrace
 
@@ -62,13 +62,14 @@ job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 running = job is not None and not job.done
 unit_names = list(groups_of(dataset).names)  # features, or feature groups (picked whole)
 mito_names = [unit_names[i] for i in mitochondrial_genes(unit_names)]
+ribo_names = [unit_names[i] for i in ribosomal_genes(unit_names)]
 
 
-def ban_mitochondrial() -> None:
-    """Add every MT- gene to the ban list (and drop them from the pins: a gene cannot be both)."""
+def ban(names: list[str]) -> None:
+    """Add genes to the ban list (and drop them from the pins: a gene cannot be both)."""
     banned = list(st.session_state.get("sa_banned", []))
-    st.session_state["sa_banned"] = banned + [g for g in mito_names if g not in banned]
-    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in mito_names]
+    st.session_state["sa_banned"] = banned + [g for g in names if g not in banned]
+    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in names]
 
 
 with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
@@ -90,9 +91,14 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
     p2.multiselect("Ban (never selected)", unit_names, key="sa_banned",
                    help="Banned features are never candidates, e.g. known confounders.")
     if mito_names:  # expression data with mitochondrial genes: usually quality signals, not markers
-        p2.button(f"Ban mitochondrial (MT-) genes ({len(mito_names)})", key="sa_ban_mt", on_click=ban_mitochondrial,
-                  disabled=set(mito_names) <= set(st.session_state.get("sa_banned", [])),
+        p2.button(f"Ban mitochondrial (MT-) genes ({len(mito_names)})", key="sa_ban_mt", on_click=ban,
+                  args=(mito_names,), disabled=set(mito_names) <= set(st.session_state.get("sa_banned", [])),
                   help="MT- gene counts mostly track cell stress and quality, not cell type.")
+    if ribo_names:
+        p2.button(f"Ban ribosomal (RPS/RPL) genes ({len(ribo_names)})", key="sa_ban_ribo", on_click=ban,
+                  args=(ribo_names,), disabled=set(ribo_names) <= set(st.session_state.get("sa_banned", [])),
+                  help="Ribosomal protein genes are highly expressed everywhere and track cell size and "
+                       "sequencing depth more than cell type.")
 
 index_of = {name: i for i, name in enumerate(unit_names)}
 run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
@@ -224,8 +230,12 @@ with tab_steps:
                   "undefined" if rho != rho else f"{rho:.2f}")
         if note:
             st.caption(note)
-        st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name),
+        st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name,
+                                                 gain_label=true_gain_label(dataset.task)),
                         key="sa_teach_figure")
+        st.caption(f"Here the gain is the {true_gain_label(dataset.task).removeprefix('true gain ')[1:-1]} when "
+                   f"the candidate is added (what greedy selection maximises); the animation's gain is the change "
+                   f"in validation {trace.metric_name}.")
         st.dataframe(table, hide_index=True, key="sa_teach_table")
 
 with tab_download:

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--pin", action="append", default=[], help="feature name to keep selected (repeatable)")
     sel.add_argument("--ban", action="append", default=[], help="feature name never to select (repeatable)")
     sel.add_argument("--ban-mt", action="store_true", help="ban mitochondrial (MT-) genes")
+    sel.add_argument("--ban-ribo", action="store_true", help="ban ribosomal protein (RPS/RPL) genes")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -81,7 +82,8 @@ def _groups(specs: list[str]) -> dict[str, list[str]]:
 def _select(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
+    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess, ribosomal_genes
+    from seqattn.groups import groups_of
     from seqattn.methods import available_methods, run_method
 
     out = Path(args.out)
@@ -96,13 +98,19 @@ def _select(args: argparse.Namespace) -> int:
     for warning in dataset.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     record = None
+    if dataset.groups is not None and (args.log1p or args.top_genes or args.standardize):
+        raise _CliError("--log1p/--top-genes/--standardize do not keep feature groups; preprocess the data "
+                        "before grouping, or drop --group.")
     if args.log1p or args.top_genes or args.standardize:
         dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes,
                                      standardize=args.standardize)
-    pinned = genes_to_indices(dataset.feature_names, args.pin) if args.pin else []
-    banned = genes_to_indices(dataset.feature_names, args.ban) if args.ban else []
+    units = list(groups_of(dataset).names)  # pins and bans name features, or feature groups
+    pinned = genes_to_indices(units, args.pin) if args.pin else []
+    banned = genes_to_indices(units, args.ban) if args.ban else []
     if args.ban_mt:
-        banned = sorted(set(banned) | set(mitochondrial_genes(dataset.feature_names)))
+        banned = sorted(set(banned) | set(mitochondrial_genes(units)))
+    if args.ban_ribo:
+        banned = sorted(set(banned) | set(ribosomal_genes(units)))
     options = {}
     if args.method == "sa":
         options = {k: v for k, v in {"epochs": args.epochs, "model": args.model}.items() if v is not None}

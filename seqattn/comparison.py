@@ -96,6 +96,22 @@ class Comparison:
         """Mean ± std of the test metric per (method, k)."""
         return summarize_accuracy(self.accuracy)
 
+    def accuracy_table(self) -> pd.DataFrame:
+        """Mean ± std per method (rows, first column ``method``) and k (columns ``k = 1`` …): the table
+        under the accuracy chart, with its headers spelled out."""
+        summary = self.summary()
+        if summary.empty:
+            return pd.DataFrame(columns=["method"])
+        metric = str(self.accuracy["metric"].iloc[0]) if "metric" in self.accuracy else "metric"
+        cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+        table = cells.pivot(index="method", columns="k", values="value")
+        order = [m for m in self.traces if m in table.index] + [m for m in table.index if m not in self.traces]
+        table = table.reindex(order)  # the methods in the order they were run, as in the chart
+        table.columns = [f"k = {k}" for k in table.columns]
+        table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+        table = table.rename_axis(f"method ({metric}, mean ± std over seeds)").reset_index()
+        return table
+
     def rankings(self, k: int | None = None) -> pd.DataFrame:
         """Side-by-side ranked feature names: one row per rank, one column per method."""
         k = self.k if k is None else k

@@ -345,6 +345,12 @@ def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> float:
     return float(spearmanr(scores[ok], gains[ok]).statistic)
 
 
+def true_gain_label(task: str) -> str:
+    """What the teaching view's gain measures (greedy's criterion), unlike the animation's Δ metric."""
+    loss = "cross-entropy" if task == "classification" else "mean squared error"
+    return f"true gain (drop in validation {loss})"
+
+
 def attention_vs_gain_figure(
     names: Sequence[str], attention: Sequence[float], gains: Sequence[float], *, picked: str | None = None,
     gain_label: str = "true marginal gain",

@@ -1,0 +1,69 @@
+"""Polish checks that need no browser: gene-panel read-outs, ribosomal ban, Compare table headers,
+teaching-view gain label."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqattn.builtins import load_builtin
+from seqattn.comparison import compare_methods
+from seqattn.data import make_planted
+from seqattn.genomics import (genes_by_marked_type, mean_expression_by_type, fraction_expressing_by_type,
+                              panel_accuracy, panel_confusion, ribosomal_genes)
+from seqattn.plots.genomics import SIZE_LEGEND_FRACTIONS, confusion_figure, dot_plot
+from seqattn.plots.selection import true_gain_label
+
+
+def test_ribosomal_genes_match_rps_rpl_but_not_kinases():
+    names = ["RPS27A", "RPL10A", "RPLP0", "RPSA", "RPS4Y1", "Rpl13a", "RPS6KA1", "RPL", "CD3E", "MT-ND1", "RPL22L1"]
+    assert [names[i] for i in ribosomal_genes(names)] == ["RPS27A", "RPL10A", "RPLP0", "RPSA", "RPS4Y1", "Rpl13a",
+                                                          "RPL22L1"]
+
+
+@pytest.fixture(scope="module")
+def pbmc():
+    return load_builtin("pbmc68k_reduced")
+
+
+def test_confusion_matrix_agrees_with_the_panel_accuracy(pbmc):
+    genes = list(pbmc.feature_names[:40])
+    confusion = panel_confusion(pbmc, genes)
+    counts = confusion.attrs["counts"]
+    assert confusion.shape == (pbmc.n_classes, pbmc.n_classes)
+    accuracy = panel_accuracy(pbmc, genes, all_genes=False)["panel_accuracy"]
+    assert np.trace(counts) / counts.sum() == pytest.approx(accuracy)
+    present = counts.sum(axis=1) > 0
+    np.testing.assert_allclose(confusion.to_numpy()[present].sum(axis=1), 1.0)
+    assert len(confusion_figure(confusion).data) == 1
+
+
+def test_genes_ordered_by_the_type_they_mark_and_dot_size_legend(pbmc):
+    genes = list(pbmc.feature_names[:30])
+    mean, fraction = mean_expression_by_type(pbmc, genes), fraction_expressing_by_type(pbmc, genes)
+    markers = genes_by_marked_type(mean)
+    assert sorted(markers["gene"]) == sorted(genes)
+    for gene, marks in zip(markers["gene"], markers["marks"]):
+        assert mean[gene].idxmax() == marks
+    type_rank = [list(mean.index).index(t) for t in markers["marks"]]
+    assert type_rank == sorted(type_rank)  # grouped in the cell types' order
+    fig = dot_plot(mean, fraction, gene_order=markers["gene"].tolist())
+    assert list(fig.data[0].x[: len(genes)]) == markers["gene"].tolist()  # first cell type's row, in marker order
+    assert fig.layout.xaxis.categoryarray == tuple(markers["gene"])
+    legend = [d for d in fig.data if d.showlegend]
+    assert [d.name for d in legend] == [f"{f:.0%} expressing" for f in SIZE_LEGEND_FRACTIONS]
+    assert [d.marker.size for d in legend] == [f * 22.0 for f in SIZE_LEGEND_FRACTIONS]
+    assert fig.layout.legend.itemsizing == "trace"
+
+
+def test_compare_accuracy_table_spells_out_its_headers():
+    ds = make_planted(n_samples=200, n_features=10, n_informative=2, random_state=0)
+    result = compare_methods(ds, ["omp", "anova"], k=2, ks=[1, 2], seeds=[0], eval_model="logistic")
+    table = result.accuracy_table()
+    assert list(table.columns) == ["method (accuracy, mean ± std over seeds)", "k = 1", "k = 2"]
+    assert table.iloc[:, 0].tolist() == ["OMP", "ANOVA F"]
+    assert all(" ± " in v for v in table["k = 2"])
+
+
+def test_teaching_gain_says_it_is_a_loss_drop():
+    assert true_gain_label("classification") == "true gain (drop in validation cross-entropy)"
+    assert true_gain_label("regression") == "true gain (drop in validation mean squared error)"
