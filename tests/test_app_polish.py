@@ -67,3 +67,24 @@ def test_compare_accuracy_table_spells_out_its_headers():
 def test_teaching_gain_says_it_is_a_loss_drop():
     assert true_gain_label("classification") == "true gain (drop in validation cross-entropy)"
     assert true_gain_label("regression") == "true gain (drop in validation mean squared error)"
+
+
+def test_latency_spread_crossing_one_is_flagged_unreliable_and_slow_references_go_log():
+    from seqattn.plots.sparsity import latency_figure
+    from seqattn.sparsity.latency import LatencyReport, Timing
+
+    dense = Timing("dense", [0.05, 0.06, 0.05, 0.055], [1.0, 1.0, 1.0, 1.0])
+    steady = Timing("flex", [0.02, 0.021, 0.02, 0.022], [0.4, 0.38, 0.42, 0.41])
+    noisy = Timing("sparse", [0.7, 0.02, 0.03, 0.9], [0.3, 0.44, 1.6, 2.0])  # rounds disagree: faster or slower?
+    eager = Timing("eager", [2.0, 2.1, 2.0, 2.2], [40.0, 38.0, 41.0, 39.0])
+    assert dense.reliable and steady.reliable and eager.reliable and not noisy.reliable
+    assert noisy.ratio_label().endswith("unreliable") and "unreliable" not in steady.ratio_label()
+    report = LatencyReport(kind="decode", config={"context_len": 4096}, baseline="dense",
+                           timings=[dense, steady, noisy, eager],
+                           env={"device": "cpu", "load_average_1_5_15min": (1.0, 1.0, 1.0)})
+    assert [row["reliable"] for row in report.rows()] == [True, True, False, True]
+    fig = latency_figure([report], "decode")
+    bars = {bar.name: bar for bar in fig.data}
+    assert bars["sparse"].marker.pattern.shape == ("/",) and bars["flex"].marker.pattern.shape == ("",)
+    assert "unreliable" in bars["sparse"].text[0] and bars["dense"].text[0] == "baseline"
+    assert fig.layout.yaxis.type == "log" and "hatched: spread crosses 1.0×" in fig.layout.title.text
