@@ -196,7 +196,7 @@ def compare_methods(
     if not ks:
         raise ValueError(f"ks must hold at least one value between 1 and k={k}.")
     options = {m: dict(v) for m, v in (method_options or {}).items()}
-    if "greedy" in methods and dataset.n_features > GREEDY_MAX_FEATURES:
+    if "greedy" in methods and dataset.n_groups > GREEDY_MAX_FEATURES:
         options.setdefault("greedy", {}).setdefault("max_candidates", GREEDY_SHORTLIST)
 
     n_eval = len(seeds) * len(ks) * len(methods)
@@ -221,7 +221,7 @@ def compare_methods(
         if report(f"running {METHOD_LABELS[method]}…"):
             break
         try:
-            if method == "sa" and sa_trace is not None and sa_trace.n_features == dataset.n_features:
+            if method == "sa" and sa_trace is not None and sa_trace.n_features == dataset.n_groups:
                 trace = SelectionTrace.from_dict(sa_trace.to_dict())
                 trace.settings["reused"] = True
             elif method == "shap":
@@ -304,6 +304,8 @@ def step_scores(
     """
     if not 0 <= step < sa_trace.k:
         raise ValueError(f"step must be between 0 and {sa_trace.k - 1}, got {step}.")
+    if sa_trace.groups is not None or dataset.groups is not None:
+        raise ValueError("step_scores compares single columns; it does not apply to feature groups.")
     before = picks(sa_trace, step)
     gains = candidate_gains(dataset, before, max_candidates=max_candidates, random_state=random_state)
     features = gains["feature"].to_numpy(dtype=int)

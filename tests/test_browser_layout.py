@@ -18,7 +18,7 @@ from seqattn.methods import run_method
 from seqattn.plots.data import class_balance_figure, mean_image
 from seqattn.plots.selection import selection_animation
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 WIDTHS = (760, 1100, 1500)
 # every visible piece of text or control that must not overlap a piece of another kind
@@ -71,7 +71,7 @@ def _collisions(parts: dict[str, list[dict]]) -> list[str]:
 def _render(page, fig: go.Figure, width: int, path: Path) -> dict[str, list[dict]]:
     fig = go.Figure(fig)
     fig.update_layout(width=width)
-    path.write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True), encoding="utf-8")
+    path.write_text(pio.to_html(fig, include_plotlyjs=True, full_html=True, auto_play=False), encoding="utf-8")
     page.set_viewport_size({"width": width + 40, "height": 1000})
     page.goto(path.as_uri())
     page.wait_for_selector("g.main-svg, svg.main-svg")
@@ -129,3 +129,19 @@ def test_class_balance_with_long_labels_is_horizontal_and_readable(page, tmp_pat
     heights = [p["box"][3] - p["box"][1] for p in labels]
     gaps = np.diff(sorted(p["box"][1] for p in labels))
     assert min(gaps) >= max(heights) - 1  # one label per row, none squashed onto another
+
+
+@pytest.mark.parametrize("width", WIDTHS[:2])
+def test_sa_plus_plus_animation_controls_do_not_overlap(page, tmp_path, artifacts_dir, width):
+    from seqattn.plots.sparsity import block_mask_animation
+    from seqattn.sparsity.block_pruning import sa_plus_plus
+
+    result = sa_plus_plus(load_builtin("digits"), sparsity=0.8, block_size=8, hidden=(32,), epochs=9, n_cycles=1,
+                          device="cpu")
+    parts = _render(page, block_mask_animation(result), width, tmp_path / "sapp.html")
+    page.screenshot(path=str(artifacts_dir / f"layout-sapp-{width}.png"))
+    assert parts["buttons"] and parts["slider"] and _collisions(parts) == []
+    rail = page.locator("g.slider-container rect").first.bounding_box()
+    page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)
+    page.mouse.click(rail["x"] + 2, rail["y"] + rail["height"] / 2)
+    page.wait_for_function("() => document.querySelector('text.slider-label').textContent.trim() === 'snapshot 1'")

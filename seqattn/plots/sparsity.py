@@ -62,20 +62,21 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
         xaxis_title=f"input block (of {cols})" + (f", weight {shape[0]}×{shape[1]}" if shape else ""),
         yaxis_title=f"output block (of {rows})",
         yaxis_autorange="reversed",
-        height=520,
-        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.2, xanchor="left",
+        height=600,
+        # Play/Pause on their own row, the full-width slider below: the buttons never cover its first steps
+        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.16, xanchor="left",
                           yanchor="top", buttons=[
             dict(label="▶ Play", method="animate",
                  args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
             dict(label="❚❚ Pause", method="animate",
                  args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
         ])],
-        sliders=[dict(active=0, x=0.22, len=0.78, y=-0.2, yanchor="top", currentvalue=dict(prefix="snapshot "), steps=[
+        sliders=[dict(active=0, x=0.0, len=1.0, y=-0.3, yanchor="top", currentvalue=dict(prefix="snapshot "), steps=[
             dict(label=str(i + 1), method="animate",
                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
             for i, s in enumerate(snaps)
         ])],
-        margin=dict(b=150),
+        margin=dict(b=190),
     )
     return fig
 
