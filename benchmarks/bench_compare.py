@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from seqattn.builtins import load_builtin  # noqa: E402
-from seqattn.comparison import ALL_METHODS, METHOD_LABELS, compare_methods, trace_seconds  # noqa: E402
-from seqattn.evaluate import holdout  # noqa: E402
+from seqattn.data.builtins import load_builtin  # noqa: E402
+from seqattn.evaluation.compare import ALL_METHODS, DEFAULT_METHODS, compare_methods, trace_seconds  # noqa: E402
+from seqattn.selectors import METHOD_LABELS  # noqa: E402
+from seqattn.evaluation.retrain import holdout  # noqa: E402
 
 
 def run(datasets: list[str], seeds: int, ks: list[int], methods: list[str], epochs: int, threads: int) -> pd.DataFrame:
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20])
-    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=list(ALL_METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(ALL_METHODS))
     parser.add_argument("--epochs", type=int, default=40, help="epochs of the evaluation MLP")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (pinned)")
     parser.add_argument("--csv", type=Path, default=None, help="also write the per-seed rows here")
