@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser_helpers import wait_idle
+from browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ def _iris_like(n: int = 90) -> pd.DataFrame:
 
 def _open_upload(page, server: str) -> None:
     page.goto(server)
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Data", exact=True).click()
+    page.locator(APP_NAV).get_by_text("Data", exact=True).click()
     page.get_by_text("Current data set:").first.wait_for()
     wait_idle(page)
     page.get_by_text("Upload", exact=True).click()
