@@ -11,8 +11,8 @@ from seqattn.data import attach_preprocessing
 from seqattn.data.groups import groups_of
 from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import is_expression_data, mitochondrial_genes, ribosomal_genes
-from seqattn.plots.data import mean_image
-from seqattn.plots.selection import attention_vs_gain_figure, selection_animation, true_gain_label
+from seqattn.plots.selection import attention_vs_gain_figure, selection_figure, true_gain_label
+from seqattn.reproduce import reproduction_notebook
 from seqattn.scoring import candidate_gains
 from seqattn.selectors import run_method
 # importing the SA module pays torch's import on page load, not in the timed run
@@ -167,7 +167,7 @@ if dataset.task == "classification" and is_expression_data(dataset):  # cells ×
 
 cached = st.session_state.get(FIGURE_KEY)
 if cached is None or cached[0] is not trace:
-    figure = selection_animation(trace, image_shape=dataset.image_shape, mean_image=mean_image(dataset))
+    figure = selection_figure(trace, dataset)  # the same figure as trace.plot(dataset) in a notebook
     st.session_state[FIGURE_KEY] = cached = (trace, figure)
 figure = cached[1]
 
@@ -230,3 +230,7 @@ with tab_download:
     st.download_button("Animation (HTML, works offline)",
                        lambda: figure.to_html(include_plotlyjs=True, auto_play=False),
                        file_name=f"{stem}.html", mime="text/html", on_click="ignore", key="sa_dl_html")
+    st.download_button("Notebook (.ipynb)", lambda: reproduction_notebook(trace, dataset),
+                       file_name=f"{stem}.ipynb", mime="application/x-ipynb+json", on_click="ignore",
+                       key="sa_dl_ipynb", help="Reruns this selection in Jupyter: same data source, preprocessing, "
+                                               "settings and seed (an upload's path is left to fill in).")

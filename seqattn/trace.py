@@ -5,6 +5,7 @@ SHAP, greedy selection and filters are treated alike downstream.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -186,6 +187,65 @@ class SelectionTrace:
             frame.insert(3, "columns", ["; ".join(self.column_names[c] for c in self.groups[s.feature])
                                         for s in self.steps])
         return frame
+
+    # ---------------------------------------------------------------- display
+    #: Rows shown by ``_repr_html_`` before "… and N more".
+    HTML_MAX_ROWS = 50
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what ran on what, then one row per pick (name, score,
+        confidence where the method reports it, marginal gain, validation metric)."""
+        def number(value: Any, fmt: str = ".4g") -> str:
+            return "" if value is None or not math.isfinite(float(value)) else format(float(value), fmt)
+
+        facts = [f"<b>{html.escape(self.method)}</b>",
+                 f"{self.k} of {self.n_features} features"]
+        if self.dataset:
+            facts.append(f"data <b>{html.escape(self.dataset)}</b>")
+        if self.task:
+            facts.append(html.escape(self.task))
+        facts.append(f"device {html.escape(self.device)}")
+        final = self.steps[-1].val_metric if self.steps else None
+        if final is not None:
+            before = f"{number(self.base_metric, '.3f')} → " if self.base_metric is not None else ""
+            facts.append(f"validation {html.escape(self.metric_name or 'metric')} {before}{number(final, '.3f')}")
+        if self.stopped_early:
+            facts.append(f"<b>stopped early</b> ({html.escape(str(self.settings.get('stop_reason', 'stopped')))})")
+        lines = [f"<div class='seqattn-trace'><p>SelectionTrace: {' · '.join(facts)}</p>"]
+        if self.pinned:
+            pinned = ", ".join(html.escape(self.feature_names[i]) for i in self.pinned)
+            lines.append(f"<p>pinned (selected from the start): {pinned}</p>")
+        confidences = [getattr(s, "confidence", None) for s in self.steps]
+        has_confidence = any(c is not None for c in confidences)
+        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + [
+            "marginal gain", f"validation {self.metric_name or 'metric'}", "seconds"]
+        lines.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                     + "</tr></thead><tbody>")
+        for i, (step, confidence) in enumerate(zip(self.steps[: self.HTML_MAX_ROWS], confidences)):
+            cells = [str(i + 1), html.escape(step.name), number(step.score)]
+            if has_confidence:
+                cells.append(number(confidence, ".3g"))
+            cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f"), number(step.seconds, ".1f")]
+            lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        lines.append("</tbody></table>")
+        if self.k > self.HTML_MAX_ROWS:
+            lines.append(f"<p>… and {self.k - self.HTML_MAX_ROWS} more picks (<code>trace.to_frame()</code> "
+                         "holds them all)</p>")
+        lines.append("</div>")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self.selected_names[:8]) + (", …" if self.k > 8 else "")
+        return (f"SelectionTrace(method={self.method!r}, dataset={self.dataset!r}, k={self.k}, "
+                f"n_features={self.n_features}, selected=[{shown}])")
+
+    def plot(self, dataset: Any = None, **options: Any):
+        """The app's animation of this trace (a plotly figure: scores per pick, gains, and the
+        pixel panel for image data when ``dataset`` is given); ``options`` go to
+        :func:`seqattn.plots.selection.selection_animation`."""
+        from seqattn.plots.selection import selection_figure
+
+        return selection_figure(self, dataset, **options)
 
     # ---------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -427,6 +427,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 groups=None if units is None else [list(c) for c in units.columns],
                 column_names=None if units is None else column_names,
             )
+            self.trace_ = trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
 
             def read_out(features: list[int]) -> float | None:
                 if self.gain_model == "none":
