@@ -612,7 +612,9 @@ def dataset_from_frame(
         if groups is not None:
             groups = groups.restricted_to(keep)
     dataset = _finish(X, y_raw.to_numpy(), names, target, task, name,
-                      extra={"source_format": source_format, "notes": notes, "target_column": target})
+                      extra={"source_format": source_format, "notes": notes, "target_column": target,
+                             **({"impute": impute} if impute else {}),
+                             **({"dropped_columns": drop} if drop else {})})
     if groups is not None:
         dataset.groups = groups
         dataset.__post_init__()

@@ -155,3 +155,14 @@ def test_cli_impute_drop_and_warnings_on_stderr(tmp_path: Path, capsys):
     assert "warning: likely leak: copy" in err and "height" not in err
     picks = pd.read_csv(out)
     assert picks["name"].tolist()[0] == "copy"
+
+
+def test_reproduction_notebook_replays_impute_and_dropped_columns(tmp_path: Path):
+    from seqattn.reproduce import _loading_code
+
+    frame = _frame()
+    frame.loc[2, "ratio"] = np.nan
+    ds = load_table(frame.to_csv(index=False).encode(), target="label", file_name="gaps.csv", impute="median",
+                    drop_columns=["weight"])
+    _, code = _loading_code(ds, None)
+    assert "impute='median'" in code and "drop_columns=['weight']" in code
