@@ -166,3 +166,12 @@ def test_reproduction_notebook_replays_impute_and_dropped_columns(tmp_path: Path
                     drop_columns=["weight"])
     _, code = _loading_code(ds, None)
     assert "impute='median'" in code and "drop_columns=['weight']" in code
+
+
+def test_leak_among_hundreds_of_columns_is_found_through_the_screen():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(300, 300)).round(3), columns=[f"g{j}" for j in range(300)])
+    frame["cell_type"] = rng.choice(["B", "T", "NK"], 300)
+    frame["g250"] = frame["cell_type"].map({"B": 7.0, "T": 3.0, "NK": 5.0})  # a recoded copy, not monotone
+    ds = load_table(frame.to_csv(index=False).encode(), target="cell_type", file_name="wide.csv")
+    assert [w.split(" —")[0] for w in ds.extra["warnings"]] == ["likely leak: g250"]
