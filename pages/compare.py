@@ -30,6 +30,7 @@ from seqattn.plots.compare import (
     timing_figure,
 )
 from seqattn.plots.data import mean_image
+from seqattn.reproduce import comparison_notebook
 from seqattn.trace import SelectionTrace
 
 RESULT_KEY = "cmp_result"  # the Comparison shown on this page
@@ -65,7 +66,7 @@ if dataset is None:
 dataset_key = str(st.session_state.get(DATASET_ID_KEY))
 device = current_device()
 sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
-if sa_trace is not None and (sa_trace.n_features != dataset.n_features or sa_trace.k == 0):
+if sa_trace is not None and (sa_trace.n_features != dataset.n_groups or sa_trace.k == 0):
     sa_trace = None  # from other data, or stopped before its first pick: nothing to reuse
 
 st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
@@ -74,7 +75,7 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    k0 = max(1, min(10, dataset.n_features - 1))
+    k0 = max(1, min(10, dataset.n_groups - 1))
     st.session_state.update({
         "cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0, "cmp_ks": ", ".join(map(str, default_ks(k0))),
         "cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
@@ -87,7 +88,7 @@ keep_widget_state(*WIDGETS)
 with st.form("cmp_settings"):
     st.multiselect("Methods", list(ALL_METHODS), key="cmp_methods", format_func=METHOD_LABELS.get)
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_features, step=1, key="cmp_k")
+    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_groups, step=1, key="cmp_k")
     c2.text_input("k values to evaluate", key="cmp_ks", help="Comma-separated, each between 1 and k.")
     c3.number_input("seeds", min_value=1, max_value=10, step=1, key="cmp_seeds",
                     help="Each seed: its own train/test split and model initialisation (the spread band).")
@@ -186,12 +187,9 @@ if not result.traces:
 # ------------------------------------------------------------------ the key chart
 st.subheader("Accuracy vs k")
 st.plotly_chart(accuracy_vs_k_figure(result.accuracy), key="cmp_accuracy_chart")
-summary = result.summary()
-if not summary.empty:
-    table = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
-    table = table.pivot(index="method", columns="k", values="value")
-    table.index = [METHOD_LABELS.get(m, m) for m in table.index]
-    st.dataframe(table, key="cmp_summary_table")
+accuracy_table = result.accuracy_table()
+if len(accuracy_table):
+    st.dataframe(accuracy_table, hide_index=True, key="cmp_summary_table")
 st.caption(f"Evaluation: {result.settings.get('eval_model')} retrained per (method, k, seed); "
            f"{result.settings.get('split')}. The methods selected on all rows, so filters and SHAP saw the test "
            f"rows' labels once; `benchmarks/bench_compare.py` uses a clean hold-out.")
@@ -223,6 +221,8 @@ with tab_step:
     sa_result = result.traces.get("sa")
     if sa_result is None or sa_result.k == 0:
         st.info("Include Sequential Attention in the comparison to see its scores next to OMP's and greedy's.")
+    elif dataset.groups is not None:
+        st.info("This step-by-step view refits single columns; it is not offered for data with feature groups.")
     else:
         step = st.slider("SA step", 1, sa_result.k, 1, key="cmp_step") - 1
         frame = step_scores_cached(dataset_key, digest(sa_result.to_json()), step, dataset, sa_result)
@@ -256,3 +256,7 @@ with tab_dl:
                        mime="text/csv", key="cmp_dl_rankings")
     st.download_button("Everything (JSON: traces, accuracy, settings)", result.to_json(),
                        file_name=f"{dataset.name}-compare.json", mime="application/json", key="cmp_dl_json")
+    st.download_button("Notebook (.ipynb)", lambda: comparison_notebook(result, dataset),
+                       file_name=f"{dataset.name}-compare.ipynb", mime="application/x-ipynb+json",
+                       on_click="ignore", key="cmp_dl_ipynb",
+                       help="Reruns this comparison in Jupyter with the same data, settings and seeds.")

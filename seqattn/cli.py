@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("datasets", help="list the built-in data sets")
     sel = sub.add_parser("select", help="run a feature-selection method and write its trace")
-    sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.parquet/.h5ad path")
+    sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.xlsx/.parquet/.h5ad path")
     sel.add_argument("--target", help="target column (obs column for .h5ad); required for files")
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
     from seqattn.selectors import REGISTRY
@@ -38,12 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--backed", action="store_true",
                      help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
     sel.add_argument("--batch-size", type=int, help="SA global mini-batch size (default: automatic)")
+    sel.add_argument("--impute", choices=["median", "most_frequent"],
+                     help="fill missing feature values (adds a '<column> (missing)' indicator to its group)")
+    sel.add_argument("--drop", action="append", default=[], help="table column to leave out (repeatable)")
+    sel.add_argument("--group", action="append", default=[], metavar="NAME=COL1,COL2,...",
+                     help="select these columns as one unit named NAME (repeatable; e.g. a gene set)")
     sel.add_argument("--log1p", action="store_true", help="log1p-transform counts first")
     sel.add_argument("--top-genes", type=int, help="keep the N most variable features first")
     sel.add_argument("--standardize", action="store_true", help="per-feature standardisation first")
     sel.add_argument("--pin", action="append", default=[], help="feature name to keep selected (repeatable)")
     sel.add_argument("--ban", action="append", default=[], help="feature name never to select (repeatable)")
     sel.add_argument("--ban-mt", action="store_true", help="ban mitochondrial (MT-) genes")
+    sel.add_argument("--ban-ribo", action="store_true", help="ban ribosomal protein (RPS/RPL) genes")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -54,7 +60,10 @@ def _load(args: argparse.Namespace):
     from seqattn.data.tables import load_table
 
     if args.data in BUILTIN_DATASETS:
-        return load_builtin(args.data)
+        if args.impute or args.drop:
+            raise _CliError("--impute and --drop apply to table files, not to built-in data sets.")
+        dataset = load_builtin(args.data)
+        return dataset.with_groups(_groups(args.group)) if args.group else dataset
     path = Path(args.data)
     if not path.exists():
         raise _CliError(f"--data {args.data!r} is neither a built-in ({', '.join(BUILTIN_DATASETS)}) nor a file.")
@@ -62,7 +71,22 @@ def _load(args: argparse.Namespace):
         raise _CliError("--target is required for table files: name the column to predict.")
     if args.backed and path.suffix.lower() != ".h5ad":
         raise _CliError("--backed applies to .h5ad files only.")
-    return load_table(str(path), target=args.target, layer=args.layer, backed=args.backed)
+    return load_table(str(path), target=args.target, layer=args.layer, impute=args.impute,
+                      drop_columns=args.drop, groups=_groups(args.group), backed=args.backed)
+
+
+def _groups(specs: list[str]) -> dict[str, list[str]]:
+    """``NAME=a,b,c`` -> ``{NAME: [a, b, c]}``."""
+    groups: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, members = spec.partition("=")
+        columns = [c.strip() for c in members.split(",") if c.strip()]
+        if not sep or not name.strip() or not columns:
+            raise _CliError(f"--group {spec!r}: write NAME=COLUMN1,COLUMN2,...")
+        if name.strip() in groups:
+            raise _CliError(f"--group {name.strip()!r} is given twice.")
+        groups[name.strip()] = columns
+    return groups
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -78,11 +102,11 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _select_on_this_rank(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from seqattn import distributed
     from seqattn.data import attach_preprocessing
-    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
+    from seqattn.data.groups import groups_of
+    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess, ribosomal_genes
+    from seqattn.progress import progress_bar
     from seqattn.selectors import available_methods, run_method
 
     out = Path(args.out)
@@ -98,14 +122,22 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     if distributed.world_size() > 1 and args.method != "sa":
         raise _CliError(f"Several processes train SA only; run --method {args.method} as one process.")
     dataset = _load(args)
+    for warning in dataset.extra.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     record = None
+    if dataset.groups is not None and (args.log1p or args.top_genes or args.standardize):
+        raise _CliError("--log1p/--top-genes/--standardize do not keep feature groups; preprocess the data "
+                        "before grouping, or drop --group.")
     if args.log1p or args.top_genes or args.standardize:
         dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes,
                                      standardize=args.standardize)
-    pinned = genes_to_indices(dataset.feature_names, args.pin) if args.pin else []
-    banned = genes_to_indices(dataset.feature_names, args.ban) if args.ban else []
+    units = list(groups_of(dataset).names)  # pins and bans name features, or feature groups
+    pinned = genes_to_indices(units, args.pin) if args.pin else []
+    banned = genes_to_indices(units, args.ban) if args.ban else []
     if args.ban_mt:
-        banned = sorted(set(banned) | set(mitochondrial_genes(dataset.feature_names)))
+        banned = sorted(set(banned) | set(mitochondrial_genes(units)))
+    if args.ban_ribo:
+        banned = sorted(set(banned) | set(ribosomal_genes(units)))
     options = {}
     if args.method == "sa":
         options = {k: v for k, v in {"epochs": args.epochs, "model": args.model,
@@ -113,21 +145,10 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     if pinned or banned:
         options.update(pinned=pinned, banned=banned)
 
-    bar = None if args.quiet or not distributed.is_rank_zero() else tqdm(total=100, file=sys.stderr, desc=args.method, unit="%", mininterval=0.5)
-
-    def progress(step: int, total: int, message: str) -> None:
-        if bar is not None and total:
-            target = round(100 * step / total)
-            if target > bar.n:
-                bar.set_postfix_str(message[:60], refresh=False)
-                bar.update(target - bar.n)  # update() honours mininterval; no flood of redraws
-
-    try:
+    bar_on = not args.quiet and distributed.is_rank_zero()
+    with progress_bar(args.method, enabled=bar_on, file=sys.stderr, notebook=False) as progress:
         trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
                            callback=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
     if record:
         attach_preprocessing(trace.settings, dataset)
     if not distributed.is_rank_zero():

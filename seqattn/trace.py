@@ -5,6 +5,7 @@ SHAP, greedy selection and filters are treated alike downstream.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -97,6 +98,10 @@ class SelectionTrace:
     settings: dict[str, Any] = field(default_factory=dict)
     base_metric: float | None = None  # validation metric before the first pick
     stopped_early: bool = False
+    #: For group selection: the data columns of each unit in ``feature_names`` (which then
+    #: holds group names) and the columns' own names; ``None`` when units are columns.
+    groups: list[list[int]] | None = None
+    column_names: list[str] | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -115,6 +120,17 @@ class SelectionTrace:
     @property
     def selected_names(self) -> list[str]:
         return [self.feature_names[i] for i in self.selected]
+
+    @property
+    def n_columns(self) -> int:
+        """Data columns the trace was computed on (more than ``n_features`` for group selection)."""
+        return len(self.column_names) if self.column_names is not None else self.n_features
+
+    def columns_of(self, units: list[int]) -> list[int]:
+        """Data column indices of the given units (features, or groups for group selection)."""
+        if self.groups is None:
+            return [int(u) for u in units]
+        return [c for u in units for c in self.groups[int(u)]]
 
     def add_step(
         self,
@@ -151,7 +167,8 @@ class SelectionTrace:
         return SelectionTrace.from_dict(data)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per pick: order, index, name, score, gain, metric, seconds."""
+        """One row per pick: order, index, name, score, gain, metric, and the cumulative wall time
+        ``seconds_since_start`` (time from the start of the run to this pick, not the pick's own cost)."""
         rows = [
             {
                 "order": i + 1,
@@ -160,12 +177,75 @@ class SelectionTrace:
                 "score": s.score,
                 "marginal_gain": s.marginal_gain,
                 "val_metric": s.val_metric,
-                "seconds": s.seconds,
+                "seconds_since_start": s.seconds,
             }
             for i, s in enumerate(self.steps)
         ]
-        columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
-        return pd.DataFrame(rows, columns=columns)
+        columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds_since_start"]
+        frame = pd.DataFrame(rows, columns=columns)
+        if self.groups is not None and self.column_names is not None:  # what each picked group holds
+            frame.insert(3, "columns", ["; ".join(self.column_names[c] for c in self.groups[s.feature])
+                                        for s in self.steps])
+        return frame
+
+    # ---------------------------------------------------------------- display
+    #: Rows shown by ``_repr_html_`` before "… and N more".
+    HTML_MAX_ROWS = 50
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what ran on what, then one row per pick (name, score,
+        confidence where the method reports it, marginal gain, validation metric)."""
+        def number(value: Any, fmt: str = ".4g") -> str:
+            return "" if value is None or not math.isfinite(float(value)) else format(float(value), fmt)
+
+        facts = [f"<b>{html.escape(self.method)}</b>",
+                 f"{self.k} of {self.n_features} features"]
+        if self.dataset:
+            facts.append(f"data <b>{html.escape(self.dataset)}</b>")
+        if self.task:
+            facts.append(html.escape(self.task))
+        facts.append(f"device {html.escape(self.device)}")
+        final = self.steps[-1].val_metric if self.steps else None
+        if final is not None:
+            before = f"{number(self.base_metric, '.3f')} → " if self.base_metric is not None else ""
+            facts.append(f"validation {html.escape(self.metric_name or 'metric')} {before}{number(final, '.3f')}")
+        if self.stopped_early:
+            facts.append(f"<b>stopped early</b> ({html.escape(str(self.settings.get('stop_reason', 'stopped')))})")
+        lines = [f"<div class='seqattn-trace'><p>SelectionTrace: {' · '.join(facts)}</p>"]
+        if self.pinned:
+            pinned = ", ".join(html.escape(self.feature_names[i]) for i in self.pinned)
+            lines.append(f"<p>pinned (selected from the start): {pinned}</p>")
+        confidences = [getattr(s, "confidence", None) for s in self.steps]
+        has_confidence = any(c is not None for c in confidences)
+        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + [
+            "marginal gain", f"validation {self.metric_name or 'metric'}", "seconds"]
+        lines.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                     + "</tr></thead><tbody>")
+        for i, (step, confidence) in enumerate(zip(self.steps[: self.HTML_MAX_ROWS], confidences)):
+            cells = [str(i + 1), html.escape(step.name), number(step.score)]
+            if has_confidence:
+                cells.append(number(confidence, ".3g"))
+            cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f"), number(step.seconds, ".1f")]
+            lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        lines.append("</tbody></table>")
+        if self.k > self.HTML_MAX_ROWS:
+            lines.append(f"<p>… and {self.k - self.HTML_MAX_ROWS} more picks (<code>trace.to_frame()</code> "
+                         "holds them all)</p>")
+        lines.append("</div>")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self.selected_names[:8]) + (", …" if self.k > 8 else "")
+        return (f"SelectionTrace(method={self.method!r}, dataset={self.dataset!r}, k={self.k}, "
+                f"n_features={self.n_features}, selected=[{shown}])")
+
+    def plot(self, dataset: Any = None, **options: Any):
+        """The app's animation of this trace (a plotly figure: scores per pick, gains, and the
+        pixel panel for image data when ``dataset`` is given); ``options`` go to
+        :func:`seqattn.plots.selection.selection_animation`."""
+        from seqattn.plots.selection import selection_figure
+
+        return selection_figure(self, dataset, **options)
 
     # ---------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +267,8 @@ class SelectionTrace:
                 "base_metric": self.base_metric,
                 "stopped_early": self.stopped_early,
                 "settings": dict(self.settings),
+                **({"groups": [list(g) for g in self.groups], "column_names": list(self.column_names or [])}
+                   if self.groups is not None else {}),
                 "steps": [
                     {
                         "feature": s.feature,
@@ -222,6 +304,8 @@ class SelectionTrace:
             settings=dict(data.get("settings", {})),
             base_metric=_opt_float(data.get("base_metric")),
             stopped_early=bool(data.get("stopped_early", False)),
+            groups=[[int(c) for c in g] for g in data["groups"]] if data.get("groups") is not None else None,
+            column_names=[str(c) for c in data["column_names"]] if data.get("column_names") else None,
         )
         for step in data.get("steps", []):
             scores = np.array([np.nan if v is None else v for v in step["scores"]], dtype=np.float64)
@@ -265,3 +349,8 @@ def picks(trace: SelectionTrace, k: int | None = None) -> list[int]:
     """Pinned features, then the first ``k`` picks (all picks when ``k`` is None)."""
     chosen = trace.selected if k is None else trace.selected[:k]
     return list(trace.pinned) + chosen
+
+
+def pick_columns(trace: SelectionTrace, k: int | None = None) -> list[int]:
+    """The data columns of :func:`picks` (a picked feature group brings all its columns)."""
+    return trace.columns_of(picks(trace, k))

@@ -82,6 +82,22 @@ class Comparison:
         """Mean ± std of the test metric per (method, k)."""
         return summarize_accuracy(self.accuracy)
 
+    def accuracy_table(self) -> pd.DataFrame:
+        """Mean ± std per method (rows, first column ``method``) and k (columns ``k = 1`` …): the table
+        under the accuracy chart, with its headers spelled out."""
+        summary = self.summary()
+        if summary.empty:
+            return pd.DataFrame(columns=["method"])
+        metric = str(self.accuracy["metric"].iloc[0]) if "metric" in self.accuracy else "metric"
+        cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+        table = cells.pivot(index="method", columns="k", values="value")
+        order = [m for m in self.traces if m in table.index] + [m for m in table.index if m not in self.traces]
+        table = table.reindex(order)  # the methods in the order they were run, as in the chart
+        table.columns = [f"k = {k}" for k in table.columns]
+        table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+        table = table.rename_axis(f"method ({metric}, mean ± std over seeds)").reset_index()
+        return table
+
     def rankings(self, k: int | None = None) -> pd.DataFrame:
         """Side-by-side ranked feature names: one row per rank, one column per method."""
         k = self.k if k is None else k
@@ -166,7 +182,7 @@ def compare_methods(
     if not ks:
         raise ValueError(f"ks must hold at least one value between 1 and k={k}.")
     options = {m: dict(v) for m, v in (method_options or {}).items()}
-    if "greedy" in methods and dataset.n_features > GREEDY_MAX_FEATURES:
+    if "greedy" in methods and dataset.n_groups > GREEDY_MAX_FEATURES:
         options.setdefault("greedy", {}).setdefault("max_candidates", GREEDY_SHORTLIST)
 
     n_eval = len(seeds) * len(ks) * len(methods)
@@ -191,7 +207,7 @@ def compare_methods(
         if report(f"running {METHOD_LABELS[method]}…"):
             break
         try:
-            if method == "sa" and sa_trace is not None and sa_trace.n_features == dataset.n_features:
+            if method == "sa" and sa_trace is not None and sa_trace.n_features == dataset.n_groups:
                 trace = SelectionTrace.from_dict(sa_trace.to_dict())
                 trace.settings["reused"] = True
             elif method == "shap":
@@ -276,6 +292,8 @@ def step_scores(
     """
     if not 0 <= step < sa_trace.k:
         raise ValueError(f"step must be between 0 and {sa_trace.k - 1}, got {step}.")
+    if sa_trace.groups is not None or dataset.groups is not None:
+        raise ValueError("step_scores compares single columns; it does not apply to feature groups.")
     before = picks(sa_trace, step)
     gains = candidate_gains(dataset, before, max_candidates=max_candidates, random_state=random_state)
     features = gains["feature"].to_numpy(dtype=int)

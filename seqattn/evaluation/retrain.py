@@ -16,7 +16,7 @@ from seqattn.data import Dataset, dense_columns, split_indices, standardise
 from seqattn.device import single_threaded
 from seqattn.models import TrainConfig
 from seqattn.scoring import metric_name, mse_r2
-from seqattn.trace import SelectionTrace, as_trace_dict, picks
+from seqattn.trace import SelectionTrace, as_trace_dict, pick_columns, picks
 
 Callback = Callable[[int, int, str], Any]
 
@@ -140,13 +140,13 @@ def accuracy_vs_k(
     if not seeds:
         raise ValueError("seeds must hold at least one seed.")
     for label, trace in labelled.items():
-        if trace.n_features != dataset.n_features:
-            raise ValueError(f"Trace {label!r} has {trace.n_features} features but the data set has "
+        if trace.n_columns != dataset.n_features:
+            raise ValueError(f"Trace {label!r} has {trace.n_columns} features but the data set has "
                              f"{dataset.n_features}; was it computed on another data set?")
     if test is not None and test.n_features != dataset.n_features:
         raise ValueError("The test data set must have the same columns as the training data set.")
     jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
-    needed = sorted({c for label, k, _ in jobs for c in picks(labelled[label], k)})
+    needed = sorted({c for label, k, _ in jobs for c in pick_columns(labelled[label], k)})
     X_all = dense_columns(dataset.X, needed, np.float64) if needed else np.empty((dataset.n_samples, 0))
     X_test_all = dense_columns(test.X, needed, np.float64) if (test is not None and needed) else None
     pos = {c: j for j, c in enumerate(needed)}
@@ -156,7 +156,7 @@ def accuracy_vs_k(
     start = time.perf_counter()
     with single_threaded():
         for n, (label, k, seed) in enumerate(jobs):
-            features = picks(labelled[label], k)
+            features = pick_columns(labelled[label], k)  # a picked feature group brings all its columns
             key = (frozenset(features), seed)
             if key not in cache:
                 cols = [pos[c] for c in features]
@@ -169,7 +169,8 @@ def accuracy_vs_k(
                 cache[key] = fit_and_score(Xtr, ytr, Xte, yte, dataset.task, n_classes=dataset.n_classes,
                                            model=model, seed=seed, epochs=epochs, device=device)
             rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
-                         "value": cache[key], "features": ", ".join(dataset.feature_names[c] for c in features)})
+                         "value": cache[key],
+                         "features": ", ".join(labelled[label].feature_names[u] for u in picks(labelled[label], k))})
             if callback is not None and callback(n + 1, len(jobs), f"{label}, k={k}, seed {seed}"):
                 stopped = True
                 break

@@ -2,17 +2,19 @@
 
 At every step a cheap model (:class:`seqattn.scoring.RefitScorer`) is refitted
 on S ∪ {i} for each candidate i; the candidate that lowers validation loss most
-is added.
+is added. With feature groups a candidate is a group: all its columns are added at once.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from seqattn.data import Dataset
+from seqattn.data.groups import groups_of
 from seqattn.device import single_threaded
 from seqattn.scoring import DEFAULT_MAX_SAMPLES, RefitScorer, prescreen_scores
 from seqattn.selectors.ranking import Callback, check_selection, new_trace
@@ -58,7 +60,8 @@ def greedy_select(
     pinned, banned = check_selection(dataset, k, pinned, banned)
     if lookahead not in (1, 2):
         raise ValueError(f"lookahead must be 1 or 2, got {lookahead!r}.")
-    pool = [i for i in range(dataset.n_features) if i not in set(pinned) | set(banned)]
+    groups = groups_of(dataset)
+    pool = [i for i in range(dataset.n_groups) if i not in set(pinned) | set(banned)]
     settings: dict[str, Any] = {"k": k, "model": model, "lookahead": lookahead, "random_state": random_state,
                                 "max_samples": max_samples,
                                 "score": "drop in validation loss when the candidate is added"}
@@ -66,7 +69,10 @@ def greedy_select(
         if max_candidates < k:
             raise ValueError(f"max_candidates={max_candidates} is smaller than k={k}.")
         if len(pool) > max_candidates:
-            screen = prescreen_scores(dataset, pool)
+            columns = groups.expand(pool)
+            column_screen = np.full(dataset.n_features, -np.inf)
+            column_screen[columns] = np.nan_to_num(prescreen_scores(dataset, columns), nan=-np.inf)
+            screen = groups.aggregate(column_screen, "max")[pool]  # a group: its best column
             keep = sorted(np.argsort(-screen, kind="stable")[:max_candidates])
             settings["candidate_shortlist"] = (f"{max_candidates} of {len(pool)} candidates, "
                                                f"the highest by ANOVA F / f_regression")
@@ -81,7 +87,9 @@ def greedy_select(
         raise ValueError(f"lookahead=2 refits every pair: {len(pool)} candidates give "
                          f"{len(pool) * (len(pool) - 1) // 2} pairs per step (limit {GREEDY_MAX_PAIRS}); "
                          f"pass max_candidates=… to shortlist.")
-    scorer = RefitScorer(dataset, pinned + pool, model=model, random_state=random_state, max_samples=max_samples)
+    refit = RefitScorer(dataset, groups.expand(pinned + pool), model=model, random_state=random_state,
+                        max_samples=max_samples)
+    scorer = _GroupRefit(refit, groups.expand)
     trace = new_trace("greedy", dataset, pinned, banned, settings)
     base_loss, base_metric = scorer.evaluate(pinned)
     trace.base_metric = base_metric
@@ -93,17 +101,28 @@ def greedy_select(
     return trace
 
 
+@dataclass
+class _GroupRefit:
+    """A :class:`RefitScorer` addressed by selection units: each unit brings all its columns."""
+
+    scorer: RefitScorer
+    expand: Callable[[Sequence[int]], list[int]]
+
+    def evaluate(self, units: Sequence[int]) -> tuple[float, float]:
+        return self.scorer.evaluate(self.expand(units))
+
+
 def _greedy_steps(trace, dataset, scorer, pool, pinned, k, lookahead, base_loss, base_metric, started,
                   callback) -> None:
     remaining = list(pool)
     for t in range(k):
         chosen = pinned + trace.selected
         losses = {i: scorer.evaluate(chosen + [i]) for i in remaining}
-        gains = np.full(dataset.n_features, np.nan)
+        gains = np.full(trace.n_features, np.nan)
         for i, (loss, _) in losses.items():
             gains[i] = base_loss - loss
         if lookahead == 2 and len(remaining) > 1:
-            best_pair = np.full(dataset.n_features, -np.inf)
+            best_pair = np.full(trace.n_features, -np.inf)
             for a_pos, a in enumerate(remaining):
                 for b in remaining[a_pos + 1:]:
                     pair_gain = base_loss - scorer.evaluate(chosen + [a, b])[0]
@@ -118,6 +137,6 @@ def _greedy_steps(trace, dataset, scorer, pool, pinned, k, lookahead, base_loss,
         trace.add_step(pick, scores, metric - base_metric, metric, time.perf_counter() - started)
         base_loss, base_metric = loss, metric
         remaining.remove(pick)
-        if callback is not None and callback(t + 1, k, f"pick {t + 1}/{k}: {dataset.feature_names[pick]} "
+        if callback is not None and callback(t + 1, k, f"pick {t + 1}/{k}: {trace.feature_names[pick]} "
                                                            f"({trace.metric_name} {metric:.3f})"):
             break
