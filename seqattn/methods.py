@@ -37,13 +37,12 @@ def _run_sa(dataset: Dataset, k: int, *, device: str = "auto", random_state: int
 
 def _run_omp(dataset: Dataset, k: int, *, device: str = "auto", random_state: int | None = 0,
              callback=None, **options: Any) -> SelectionTrace:
+    """OMP with its validation curve on (the app and CLI show it); ``validation=False`` skips the refits."""
     from seqattn.omp import omp_select
 
-    trace = omp_select(dataset.X, dataset.y, k, dataset.feature_names, task=dataset.task,
-                       random_state=random_state, dataset_name=dataset.name, **options)
-    if callback:
-        callback(k, k, "done")
-    return trace
+    options.setdefault("validation", True)
+    return omp_select(dataset.X, dataset.y, k, dataset.feature_names, task=dataset.task, device=device,
+                      random_state=random_state, dataset_name=dataset.name, callback=callback, **options)
 
 
 METHODS: dict[str, MethodSpec] = {
