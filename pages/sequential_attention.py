@@ -18,12 +18,11 @@ from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import mitochondrial_genes
 from seqattn.methods import run_method
 from seqattn.plots.data import mean_image
-from seqattn.plots.selection import attention_vs_gain_figure, selection_animation
+from seqattn.plots.selection import attention_vs_gain_figure
 from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
-FIGURE_KEY = "sa_figure"  # (trace id, figure) so reruns don't rebuild the animation
 GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teaching-view refit
 SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
 WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
@@ -172,11 +171,7 @@ if dataset.task == "classification" and dataset.extra.get("source_format") == "h
     st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
                  icon=":material/genetics:")
 
-cached = st.session_state.get(FIGURE_KEY)
-if cached is None or cached[0] is not trace:
-    figure = selection_animation(trace, image_shape=dataset.image_shape, mean_image=mean_image(dataset))
-    st.session_state[FIGURE_KEY] = cached = (trace, figure)
-figure = cached[1]
+figure = trace.plot(image_shape=dataset.image_shape, mean_image=mean_image(dataset))  # built once per trace
 
 tab_anim, tab_steps, tab_table, tab_download = st.tabs(
     ["Animation", "Step by step", "Selected features", "Downloads"])

@@ -143,6 +143,27 @@ class SelectionTrace:
             return np.empty((0, self.n_features))
         return np.vstack([s.scores for s in self.steps])
 
+    def plot(self, *, image_shape: tuple[int, int] | None = None, mean_image: np.ndarray | None = None,
+             **options: Any):
+        """The step-by-step animation (one frame per pick): the one figure the app, its HTML
+        download and notebooks share (built by :func:`seqattn.plots.selection.selection_animation`).
+
+        Built once per trace and reused while the trace and the arguments stay
+        the same, so app reruns and repeated notebook calls cost nothing; treat
+        the returned figure as read-only (``go.Figure(fig)`` copies it).
+        """
+        from seqattn.plots.selection import selection_animation
+
+        image = None if mean_image is None else np.asarray(mean_image, dtype=np.float64)
+        key = (self.k, self.steps[-1].feature if self.steps else None,
+               None if image_shape is None else tuple(image_shape),
+               None if image is None else (image.shape, image.tobytes()), tuple(sorted(options.items())))
+        cache = self.__dict__.setdefault("_figure_cache", {})
+        if key not in cache:
+            cache.clear()  # one figure per trace: a new key means the trace or the arguments changed
+            cache[key] = selection_animation(self, image_shape=image_shape, mean_image=image, **options)
+        return cache[key]
+
     def truncated(self, k: int) -> "SelectionTrace":
         """A copy holding only the first ``k`` steps."""
         data = self.to_dict()
