@@ -115,10 +115,15 @@ class BackgroundJob:
     (``step``, ``total``, ``message``) and returns ``stop_requested``, which a
     Stop button sets; seqattn selectors then stop and keep their picks so far.
     Poll ``done`` from the page (e.g. in an ``st.fragment(run_every=...)``).
+    ``partial_kwarg="on_partial"`` passes :meth:`publish` to ``fn`` under that
+    name, so ``fn`` can hand over results while it runs (kept in ``partial``).
     """
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def __init__(self, fn: Callable[..., Any], *args: Any, partial_kwarg: str | None = None, **kwargs: Any) -> None:
         self.step, self.total, self.message = 0, 1, "starting…"
+        self.partial: Any = None
+        if partial_kwarg is not None:
+            kwargs[partial_kwarg] = self.publish
         self.messages: deque[str] = deque(maxlen=1000)  # every progress message, oldest dropped first
         self.stop_requested = False
         self.result: Any = None
@@ -136,6 +141,10 @@ class BackgroundJob:
         self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
         self.messages.append(self.message)
         return self.stop_requested
+
+    def publish(self, value: Any) -> None:
+        """Results so far, for the page to show while the job runs."""
+        self.partial = value
 
     @property
     def done(self) -> bool:

@@ -97,6 +97,16 @@ class Comparison:
         """Mean ± std of the test metric per (method, k)."""
         return summarize_accuracy(self.accuracy)
 
+    def summary_table(self) -> pd.DataFrame:
+        """"mean ± std" per method (rows, labelled) and k (columns): the table the Compare page shows."""
+        summary = self.summary()
+        if summary.empty:
+            return pd.DataFrame()
+        cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+        table = cells.pivot(index="method", columns="k", values="value").reindex(list(dict.fromkeys(summary["method"])))
+        table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+        return table
+
     def rankings(self, k: int | None = None) -> pd.DataFrame:
         """Side-by-side ranked feature names: one row per rank, one column per method."""
         k = self.k if k is None else k
@@ -284,7 +294,8 @@ def compare_methods(
                 trace.settings["reused"] = True
             elif method == "shap":
                 shap_opts = options.get("shap", {})
-                explanation = shap_explain(dataset, device=device, random_state=random_state, **shap_opts)
+                explanation = shap_explain(dataset, device=device, random_state=random_state, callback=inner,
+                                           **shap_opts)
                 trace = run_selector(dataset, "shap", k, random_state=random_state, device=device,
                                      explanation=explanation)
             else:
