@@ -2,20 +2,21 @@
 
 Run with ``streamlit run app.py``. Pages live in ``pages/`` and only lay out
 what ``seqattn`` computes; choices travel between pages in ``st.session_state``
-(keys documented in ``pages/_state.py``).
+(keys documented in ``app_support/state.py``).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from pages._state import DEVICE_KEY
-from seqattn.device import available_devices
+from app_support.state import DEVICE_KEY
+from seqattn.device import available_devices, fix_process_threads
 
 st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=":material/target:", layout="wide")
+# Once per process (later runs change nothing): sessions' jobs never change process-wide thread settings.
+fix_process_threads()
 
-ROOT = Path(__file__).resolve().parent
+#: The app's pages, in menu order: (file, title, icon). Helpers live in ``app_support/``,
+#: so every file in ``pages/`` is one of these.
 PAGES = [
     ("pages/home.py", "Home", ":material/home:"),
     ("pages/data.py", "Data", ":material/folder_open:"),
@@ -25,17 +26,15 @@ PAGES = [
     ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
 ]
 
-# A page whose file is not there yet (built by another issue) is left out
-# instead of breaking the whole app.
-navigation = st.navigation(
-    [
-        st.Page(path, title=title, icon=icon, default=(path == "pages/home.py"))
-        for path, title, icon in PAGES
-        if (ROOT / path).exists()
-    ]
-)
+pages = [st.Page(path, title=title, icon=icon, default=(path == "pages/home.py")) for path, title, icon in PAGES]
+# Streamlit's own menu is off (.streamlit/config.toml: client.showSidebarNavigation = false), because
+# before this script's first run it would list the pages/ folder's file names; the app draws its menu.
+navigation = st.navigation(pages, position="hidden")
 
 with st.sidebar:
+    with st.container(key="app_nav"):
+        for page in pages:
+            st.page_link(page)
     st.selectbox(
         "Device",
         ["auto", *available_devices()],

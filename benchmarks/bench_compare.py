@@ -35,9 +35,17 @@ sys.path.insert(0, _code)
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from seqattn.builtins import load_builtin  # noqa: E402
-from seqattn.comparison import ALL_METHODS, METHOD_LABELS, compare_methods, trace_seconds  # noqa: E402
-from seqattn.evaluate import holdout  # noqa: E402
+try:
+    from seqattn.data.builtins import load_builtin  # noqa: E402
+    from seqattn.evaluation.compare import ALL_METHODS, DEFAULT_METHODS, compare_methods, trace_seconds  # noqa: E402
+    from seqattn.evaluation.retrain import holdout  # noqa: E402
+    from seqattn.selectors import METHOD_LABELS  # noqa: E402
+except ImportError:  # --code: a checkout from before the package layout of 2026-11-26
+    from seqattn.builtins import load_builtin  # noqa: E402
+    from seqattn.comparison import ALL_METHODS, METHOD_LABELS, compare_methods, trace_seconds  # noqa: E402
+    from seqattn.evaluate import holdout  # noqa: E402
+
+    DEFAULT_METHODS = ALL_METHODS
 
 
 def run(datasets: list[str], seeds: int, ks: list[int], methods: list[str], epochs: int, threads: int) -> pd.DataFrame:
@@ -94,7 +102,7 @@ def page_defaults(threads: int) -> None:
     print(f"Compare page defaults on digits ({dataset.n_samples}×{dataset.n_features}), seqattn from "
           f"{Path(seqattn.__file__).parent.parent}, torch {threads} thread(s), load average {load[0]:.1f}", flush=True)
     started = time.perf_counter()
-    result = compare_methods(dataset, list(ALL_METHODS), PAGE_DEFAULTS["k"], ks=PAGE_DEFAULTS["ks"],
+    result = compare_methods(dataset, list(DEFAULT_METHODS), PAGE_DEFAULTS["k"], ks=PAGE_DEFAULTS["ks"],
                              seeds=PAGE_DEFAULTS["seeds"], eval_model=PAGE_DEFAULTS["eval_model"],
                              eval_epochs=PAGE_DEFAULTS["eval_epochs"], random_state=0, device="cpu",
                              method_options=PAGE_DEFAULTS["method_options"])
@@ -111,7 +119,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20])
-    parser.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=list(ALL_METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=list(ALL_METHODS))
     parser.add_argument("--epochs", type=int, default=40, help="epochs of the evaluation MLP")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (pinned)")
     parser.add_argument("--csv", type=Path, default=None, help="also write the per-seed rows here")

@@ -43,7 +43,7 @@ def cpu_seconds() -> float:
 
 def prepare(args: argparse.Namespace, path: Path) -> dict:
     from seqattn.genomics import make_planted_counts
-    from seqattn.io import save_h5ad
+    from seqattn.data.h5ad import save_h5ad
 
     start = time.perf_counter()
     data = make_planted_counts(args.cells, args.genes, args.types, args.markers, fold_change=args.fold,
@@ -64,7 +64,8 @@ def run_method(method: str, path: Path, args: argparse.Namespace, truth: dict) -
 
     torch.set_num_threads(args.threads)
     from seqattn import genomics as gx
-    from seqattn.io import load_table
+    from seqattn.selectors.ttest import ttest_markers
+    from seqattn.data.tables import load_table
 
     t0 = time.perf_counter()
     data = load_table(path, target="cell_type")
@@ -76,21 +77,21 @@ def run_method(method: str, path: Path, args: argparse.Namespace, truth: dict) -
     start, cpu_start = time.perf_counter(), cpu_seconds()
     note = ""
     if method == "sa":
-        from seqattn.sequential_attention import SequentialAttentionSelector
+        from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
         selector = SequentialAttentionSelector(args.k, device="cpu", random_state=args.seed, epochs=args.epochs)
         selector.fit_dataset(data)
         picks = [int(i) for i in selector.selected_features_]
         note = f"{selector.trace_.settings['total_steps']} steps, batch {selector.trace_.settings['batch_size']}"
     elif method == "ttest":
-        picks = gx.ttest_markers(data, args.k).selected
+        picks = ttest_markers(data, args.k).selected
     elif method == "anova":
         from sklearn.feature_selection import f_classif
 
         f_stat, _ = f_classif(data.X, data.y)  # works on sparse X
         picks = np.argsort(-np.nan_to_num(f_stat, nan=-1.0))[: args.k].tolist()
     elif method == "omp":
-        from seqattn.omp import omp_select
+        from seqattn.selectors.omp import omp_select
 
         picks = omp_select(data.X, data.y, args.k, data.feature_names, task="classification").selected
         note = (f"on the top {omp_prefilter} variable genes" if omp_prefilter
@@ -114,15 +115,16 @@ def pbmc_comparison(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     from seqattn import genomics as gx
-    from seqattn.builtins import load_builtin
-    from seqattn.sequential_attention import SequentialAttentionSelector
+    from seqattn.selectors.ttest import ttest_markers
+    from seqattn.data.builtins import load_builtin
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     data = load_builtin("pbmc68k_reduced")
     k = args.pbmc_k
     start = time.perf_counter()
     sa = SequentialAttentionSelector(k, device="cpu", random_state=args.seed).fit_dataset(data).trace_
     sa_s = time.perf_counter() - start
-    tt = gx.ttest_markers(data, k)
+    tt = ttest_markers(data, k)
     overlap = gx.panel_overlap(sa.selected_names, tt.selected_names)
     acc_sa = gx.panel_accuracy(data, sa.selected_names, random_state=args.seed)
     acc_tt = gx.panel_accuracy(data, tt.selected_names, random_state=args.seed)

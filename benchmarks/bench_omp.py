@@ -1,4 +1,4 @@
-"""OMP speed: ``seqattn.omp.omp_select`` vs scikit-learn's ``orthogonal_mp``.
+"""OMP speed: ``seqattn.selectors.omp.omp_select`` vs scikit-learn's ``orthogonal_mp``.
 
 Three problems: dense 2000×500 with k = 50, dense 5000×2000 with k = 100 and a
 sparse 5000×2000 (2% non-zeros) with k = 50 (scikit-learn gets the densified
@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seqattn.omp import omp_select, use_gram  # noqa: E402
+from seqattn.selectors.omp import omp_select, use_gram  # noqa: E402
 
 
 def problems(seed: int = 0):

@@ -28,7 +28,7 @@ def plain_training_seconds(ds, selector_settings: dict, seed: int) -> float:
     """Train the same MLP for the same number of optimizer steps, without the attention mask."""
     from seqattn.data import split_indices
     from seqattn.models import build_model
-    from seqattn.sequential_attention import _Batches, _standardisation
+    from seqattn.selectors.sequential_attention import _Batches, _standardisation
 
     start = time.perf_counter()
     train_idx, _, _ = split_indices(ds.n_samples, ds.y, 0.2, 0.0, seed)
@@ -76,7 +76,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # SFS's short MLP fits
 
     from seqattn import SequentialAttentionSelector, load_builtin
-    from seqattn.evaluate import fit_and_score, holdout
+    from seqattn.evaluation.retrain import fit_and_score, holdout
 
     ds = load_builtin("digits")
     select_part, test_part = holdout(ds, 0.25, random_state=0)

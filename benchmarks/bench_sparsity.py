@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seqattn.builtins import BUILTIN_DATASETS, load_builtin  # noqa: E402
+from seqattn.data.builtins import BUILTIN_DATASETS, load_builtin  # noqa: E402
 from seqattn.sparsity.block_pruning import sa_plus_plus  # noqa: E402
 from seqattn.sparsity.latency import (  # noqa: E402
     measure_block_sparse_linear,

@@ -1,6 +1,6 @@
 """Compare page: Sequential Attention vs OMP vs SHAP vs greedy vs filters on the current data set.
 
-Layout only: ``seqattn.comparison.compare_methods`` does the work in a background
+Layout only: ``seqattn.evaluation.compare.compare_methods`` does the work in a background
 job (progress bar, Stop keeps what finished; finished runs are kept per
 settings in this session), ``seqattn.plots.compare`` draws it.
 """
@@ -11,10 +11,12 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from pages._state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, BackgroundJob, current_dataset,
-                          current_device, job_progress_panel, keep_widget_state)
-from seqattn.comparison import (ALL_METHODS, GREEDY_REFITS_PER_STEP, METHOD_LABELS, Comparison, compare_methods,
-                                default_ks, step_scores)
+from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
+                               finished_runs, keep_widget_state, remember_finished_run)
+from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, Comparison,
+                                        compare_methods, default_ks, step_scores)
+from seqattn.selectors import METHOD_LABELS
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
@@ -33,7 +35,6 @@ from seqattn.trace import SelectionTrace
 RESULT_KEY = "cmp_result"  # the Comparison shown on this page
 JOB_KEY = "cmp_job"  # the BackgroundJob of a running comparison
 FINISHED_KEY = "cmp_finished"  # settings key -> Comparison: finished runs of this session
-MAX_FINISHED = 8
 DEFAULTS = {"cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
             "cmp_sa_epochs": 20, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0}
 SETTINGS_FOR_KEY = "cmp_settings_for"  # dataset_key the widgets were last defaulted for
@@ -76,7 +77,7 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
     k0 = max(1, min(10, dataset.n_features - 1))
-    st.session_state.update({"cmp_methods": list(ALL_METHODS), "cmp_k": k0,
+    st.session_state.update({"cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0,
                              "cmp_ks": ", ".join(map(str, default_ks(k0))), **DEFAULTS})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
     st.session_state.pop(RESULT_KEY, None)
@@ -101,8 +102,9 @@ with st.form("cmp_settings"):
     d5.number_input("selection seed", min_value=0, max_value=2**31 - 1, step=1, key="cmp_seed")
     submitted = st.form_submit_button("Run comparison", type="primary")
 
-st.caption(f"Defaults: every method, k = 10, test metric at k = 1, 2, 5, 10, {DEFAULTS['cmp_seeds']} seeds (each its "
-           f"own split and initialisation: the ± spread), the evaluation MLP retrained "
+st.caption(f"Defaults: every method but the t-test markers, k = 10, test metric at k = 1, 2, 5, 10, "
+           f"{DEFAULTS['cmp_seeds']} seeds (each its own split and initialisation: the ± spread), the evaluation MLP "
+           f"retrained "
            f"{DEFAULTS['cmp_eval_epochs']} epochs per (method, k, seed), all of "
            f"a method's networks trained side by side in one batched run (same numbers as one at a time). Greedy "
            f"refits the {GREEDY_REFITS_PER_STEP} candidates with the largest score-test statistic per step, each "
@@ -134,7 +136,7 @@ if submitted:
     args = (dataset_key, methods, k, ks, seeds, st.session_state["cmp_eval_model"],
             int(st.session_state["cmp_eval_epochs"]), device, int(st.session_state["cmp_seed"]), sa_digest,
             repr(sorted((m, sorted(o.items())) for m, o in options.items())))
-    finished = st.session_state.setdefault(FINISHED_KEY, {})
+    finished = finished_runs(FINISHED_KEY)
     if st.session_state.get(JOB_KEY) is not None:
         st.warning("A comparison is still running: wait for it or press Stop first.")
     elif args in finished:  # same settings, same data: show the finished run again
@@ -145,26 +147,23 @@ if submitted:
                             eval_epochs=int(st.session_state["cmp_eval_epochs"]),
                             random_state=int(st.session_state["cmp_seed"]), device=device,
                             sa_trace=sa_trace if reuse else None, method_options=options,
-                            max_seconds=MAX_TRAINING_SECONDS, partial_kwarg="on_partial")
-        job.settings_key, job.dataset_key = args, dataset_key
+                            max_seconds=MAX_TRAINING_SECONDS, partial_kwarg="on_partial",
+                            meta={"settings_key": args, "dataset_key": dataset_key})
         st.session_state[JOB_KEY] = job
 
 
 def collect_finished_job() -> None:
     """Move a finished comparison into session state (or show why it failed)."""
     finished_job: BackgroundJob = st.session_state.pop(JOB_KEY)
-    if finished_job.dataset_key != dataset_key:
+    if finished_job.meta["dataset_key"] != dataset_key:
         return  # the data set changed while it ran
     if finished_job.error is not None:
         error = finished_job.error
         prefix = "" if isinstance(error, (ValueError, RuntimeError)) else f"{type(error).__name__}: "
         st.error(f"The comparison failed: {prefix}{error}")
         return
-    finished = st.session_state.setdefault(FINISHED_KEY, {})
-    if len(finished) >= MAX_FINISHED:
-        finished.pop(next(iter(finished)))
-    if not finished_job.result.settings.get("stopped"):
-        finished[finished_job.settings_key] = finished_job.result  # a stopped run is not reused
+    if not finished_job.result.settings.get("stopped"):  # a stopped run is not reused
+        remember_finished_run(FINISHED_KEY, finished_job.meta["settings_key"], finished_job.result)
     st.session_state[RESULT_KEY] = finished_job.result
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._state import (
+from app_support.state import (
     DATASET_ID_KEY,
     content_digest,
     current_dataset,
@@ -15,13 +15,13 @@ from pages._state import (
     set_dataset,
     upload_columns_cached,
 )
-from seqattn.builtins import BUILTIN_DATASETS
+from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.data import DataError
+from seqattn.data.tables import guess_target
+from seqattn.genomics import is_expression_data
 from seqattn.plots.data import class_balance_figure, mean_image, preview_frame
 
 DEFAULT_BUILTIN = "digits"
-# Likely target columns, tried in this order before falling back to the last column.
-TARGET_HINTS = ("target", "label", "labels", "class", "y", "cell_type", "celltype", "bulk_labels", "louvain")
 
 PREPROCESS_WIDGETS = ("pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
 DEFAULT_TOP_GENES = 2000
@@ -99,8 +99,7 @@ else:
             columns = [str(c) for c in info["columns"]]
             if not columns:
                 raise DataError(f"{upload.name!r} has no columns to use as a target.")
-            lowered = [c.lower() for c in columns]
-            default = next((lowered.index(h) for h in TARGET_HINTS if h in lowered), len(columns) - 1)
+            default = guess_target(columns)
             label = "Target (an obs column of the h5ad)" if info["format"] == "h5ad" else "Target column"
             layers = list(info.get("layers") or [])
             left, middle, right = st.columns(3) if info["format"] == "h5ad" else (*st.columns(2), None)
@@ -122,7 +121,7 @@ else:
 
 if base is not None:
     chosen, chosen_key = base, base_key
-    if base.extra.get("source_format") == "h5ad":  # expression data: cells × genes
+    if is_expression_data(base):  # cells × genes
         chosen, chosen_key = preprocessing_controls(base, base_key)
     set_dataset(chosen, chosen_key)
 

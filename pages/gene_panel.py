@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages._state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
+from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
 from seqattn.data import DataError, Dataset
 from seqattn.genomics import (
     fraction_expressing_by_type,
     mean_expression_by_type,
     panel_accuracy,
+    is_expression_data,
     panel_overlap,
-    ttest_markers,
 )
 from seqattn.plots.genomics import (
     dot_plot,
@@ -22,6 +22,7 @@ from seqattn.plots.genomics import (
     panel_genes,
     panels_side_by_side,
 )
+from seqattn.selectors.ttest import ttest_markers
 from seqattn.trace import SelectionTrace
 
 # The read-outs depend only on the data set and the panel's genes, so the caches are keyed on
@@ -67,7 +68,7 @@ if not genes:
     st.info("The last run picked no genes (stopped before the first pick). Run Sequential Attention again.")
     st.stop()
 
-if dataset.extra.get("source_format") != "h5ad":
+if not is_expression_data(dataset):
     st.info("This page is built for gene expression (cells × genes, e.g. an `.h5ad` or `pbmc68k_reduced`). "
             f"**{dataset.name}** is not expression data, so read *genes* as features and *cell types* as classes.")
 described = f"**{len(genes)}-gene panel** from Sequential Attention on **{dataset.name}** " \

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._state import current_device
+from app_support.state import current_device
 from seqattn.device import describe_device, resolve_device
 
 st.title("Sequential Attention for feature selection")

@@ -4,40 +4,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _state as state
-from pages._state import (
-    DATASET_ID_KEY,
-    SA_TRACE_KEY,
-    BackgroundJob,
-    current_dataset,
-    current_device,
-    keep_widget_state,
-)
-from seqattn.evaluate import candidate_gains
-from seqattn.explain import attention_vs_greedy, explain_trace, feature_unit
-from seqattn.genomics import mitochondrial_genes
-from seqattn.methods import run_method
+from app_support import state
+from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
+from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.data import attach_preprocessing
+from seqattn.genomics import is_expression_data, mitochondrial_genes
+from seqattn.selectors import run_method
 from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure
-from seqattn.sequential_attention import SequentialAttentionSelector  # noqa: F401  (pay torch's import on page load, not in the timed run)
+# importing the SA module pays torch's import on page load, not in the timed run
+from seqattn.selectors.sequential_attention import quick_start_settings
+from seqattn.scoring import candidate_gains
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
 GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teaching-view refit
 SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
 WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
-
-# Defaults chosen so the first click finishes in well under a minute on a 2-core CPU.
-GENERIC_DEFAULTS = {"sa_k": 10, "sa_epochs": 20, "sa_hidden": 67, "sa_lr": 3e-3, "sa_seed": 0, "sa_model": "mlp"}
-DATASET_DEFAULTS = {
-    "digits": {"sa_k": 10, "sa_epochs": 20},
-    "mnist_5k": {"sa_k": 10, "sa_epochs": 5},
-    "pbmc68k_reduced": {"sa_k": 10, "sa_epochs": 15},
-    "planted": {"sa_k": 8, "sa_epochs": 20},
-    "breast_cancer": {"sa_k": 8, "sa_epochs": 30},
-    "wine": {"sa_k": 5, "sa_epochs": 60},
-    "diabetes": {"sa_k": 5, "sa_epochs": 60},
-}
 
 st.title("Sequential Attention")
 dataset = current_dataset()
@@ -48,9 +32,10 @@ device = current_device()
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    defaults = {**GENERIC_DEFAULTS, **DATASET_DEFAULTS.get(dataset.name, {}), "sa_pinned": [], "sa_banned": []}
-    defaults["sa_k"] = max(1, min(defaults["sa_k"], dataset.n_features - 1))
-    st.session_state.update(defaults)
+    quick = quick_start_settings(dataset)
+    st.session_state.update({"sa_k": quick["k"], "sa_epochs": quick["epochs"], "sa_hidden": quick["hidden"],
+                             "sa_lr": quick["learning_rate"], "sa_seed": quick["random_state"],
+                             "sa_model": quick["model"], "sa_pinned": [], "sa_banned": []})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
 keep_widget_state(*WIDGETS)
 
@@ -101,23 +86,22 @@ if run_clicked:
         max_seconds=state.MAX_TRAINING_SECONDS,
         pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
         banned=[index_of[n] for n in st.session_state["sa_banned"]],
+        meta={"dataset_key": dataset_key},
     )
-    job.dataset_key = dataset_key
     running = True
 
 
 def collect_finished_job() -> None:
     """Move a finished run's trace into session state (or show its error)."""
     finished: BackgroundJob = st.session_state.pop(JOB_KEY)
-    if getattr(finished, "dataset_key", None) != dataset_key:
+    if finished.meta.get("dataset_key") != dataset_key:
         return  # the data set changed while it ran: the result belongs to other data
     if finished.error is not None:
         error = finished.error
         prefix = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
         st.session_state["sa_error"] = f"Sequential Attention failed — {prefix}{error}"
     else:
-        if "preprocessing" in dataset.extra:  # so the panel can be reproduced from the trace alone
-            finished.result.settings["preprocessing"] = dict(dataset.extra["preprocessing"])
+        attach_preprocessing(finished.result.settings, dataset)  # so the panel can be reproduced from the trace
         st.session_state[SA_TRACE_KEY] = finished.result
         st.session_state.pop("sa_error", None)
 
@@ -131,10 +115,10 @@ def picks_so_far(job: BackgroundJob) -> None:
 if job is not None and job.done:
     collect_finished_job()
 elif running:
-    state.job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
-                             text=lambda j: f"{j.message} — step {j.step}/{j.total}",
-                             stopping="Stopping after the current step; the picks so far are kept…",
-                             stop_help="Stop training and keep the features picked so far.")
+    job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
+                       text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                       stopping="Stopping after the current step; the picks so far are kept…",
+                       stop_help="Stop training and keep the features picked so far.")
 
 if "sa_error" in st.session_state:
     st.error(st.session_state["sa_error"])
@@ -167,7 +151,7 @@ elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
 if trace.k == 0:
     st.stop()
-if dataset.task == "classification" and dataset.extra.get("source_format") == "h5ad":  # cells × genes
+if dataset.task == "classification" and is_expression_data(dataset):  # cells × genes
     st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
                  icon=":material/genetics:")
 
@@ -186,8 +170,7 @@ with tab_table:
     st.dataframe(trace.to_frame(), hide_index=True, key="sa_table")
 
 with tab_steps:
-    is_genes = dataset.extra.get("source_format") == "h5ad" or dataset.name.startswith("pbmc")  # AnnData: genes
-    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_genes)
+    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_expression_data(dataset))
     st.markdown("\n".join(f"- {line}" for line in explain_trace(trace, unit)))
     st.divider()
     st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "

@@ -13,8 +13,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from pages._state import BackgroundJob, current_device, job_progress_panel, load_builtin_cached
-from seqattn.builtins import BUILTIN_DATASETS
+from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.state import current_device, finished_runs, load_builtin_cached, remember_finished_run
+from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
 from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
 from seqattn.sparsity.block_pruning import sa_plus_plus
@@ -29,10 +30,7 @@ LATENCY_PRESETS = {
 }
 
 
-@st.cache_resource
-def result_store() -> dict:
-    """Finished SA++ runs keyed on their settings, shared by sessions (latency is always measured afresh)."""
-    return {}
+SAPP_FINISHED = "sapp_finished"  # settings -> finished SA++ run of this session (latency is always measured afresh)
 
 
 @st.cache_data(show_spinner="Scoring attention patterns…", max_entries=8)
@@ -50,7 +48,7 @@ def job_panel(job_key: str, label: str) -> None:
 
 
 def collect(job_key: str, result_key: str, store_key: tuple | None = None) -> None:
-    """Move a finished job's result into session state (and, if complete, into the shared store)."""
+    """Move a finished job's result into session state (and, if complete, into this session's finished runs)."""
     job: BackgroundJob | None = st.session_state.get(job_key)
     if job is None or not job.done:
         return
@@ -61,7 +59,7 @@ def collect(job_key: str, result_key: str, store_key: tuple | None = None) -> No
     st.session_state.pop(result_key + "_error", None)
     st.session_state[result_key] = job.result
     if store_key is not None and not job.stop_requested:
-        result_store()[store_key] = job.result
+        remember_finished_run(SAPP_FINISHED, store_key, job.result)
 
 
 st.title("Sparsity: SA++ and sparse attention")
@@ -90,20 +88,19 @@ with tab_sapp:
         submitted = st.form_submit_button("Train SA++ and baselines", type="primary")
     settings = (data_name, float(sparsity), int(block), int(hidden), int(epochs), int(cycles), device)
     if submitted and SAPP_JOB not in st.session_state:
-        if ("sapp",) + settings in result_store():
-            st.session_state[SAPP_RESULT] = result_store()[("sapp",) + settings]
+        if settings in finished_runs(SAPP_FINISHED):
+            st.session_state[SAPP_RESULT] = finished_runs(SAPP_FINISHED)[settings]
             st.session_state["lat_bsr"] = float(sparsity)
         else:
             job = BackgroundJob(sa_plus_plus, load_builtin_cached(data_name), sparsity=float(sparsity),
                                 block_size=int(block), hidden=(int(hidden),), epochs=int(epochs),
-                                n_cycles=int(cycles), device=device)
-            job.settings = settings
+                                n_cycles=int(cycles), device=device, meta={"settings": settings})
             st.session_state[SAPP_JOB] = job
     if SAPP_JOB in st.session_state:
         job = st.session_state[SAPP_JOB]
         if job.done:
-            collect(SAPP_JOB, SAPP_RESULT, ("sapp",) + job.settings)
-            st.session_state["lat_bsr"] = float(job.settings[1])  # the BSR timing follows the pruned sparsity
+            collect(SAPP_JOB, SAPP_RESULT, job.meta["settings"])
+            st.session_state["lat_bsr"] = float(job.meta["settings"][1])  # the BSR timing follows the pruned sparsity
         else:
             job_panel(SAPP_JOB, "SA++")
     if SAPP_RESULT + "_error" in st.session_state:

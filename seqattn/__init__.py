@@ -5,38 +5,28 @@ shap load only when a selector is used).
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from seqattn._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "SequentialAttentionSelector": "seqattn.sequential_attention",
-    "omp_select": "seqattn.omp",
+    "SequentialAttentionSelector": "seqattn.selectors.sequential_attention",
+    "omp_select": "seqattn.selectors.omp",
     "SelectionTrace": "seqattn.trace",
     "SelectionStep": "seqattn.trace",
     "Dataset": "seqattn.data",
     "DataError": "seqattn.data",
     "make_planted": "seqattn.data",
-    "load_builtin": "seqattn.builtins",
-    "BUILTIN_DATASETS": "seqattn.builtins",
-    "load_table": "seqattn.io",
+    "load_builtin": "seqattn.data.builtins",
+    "BUILTIN_DATASETS": "seqattn.data.builtins",
+    "load_table": "seqattn.data.tables",
     "resolve_device": "seqattn.device",
-    "run_method": "seqattn.methods",
-    "shap_select": "seqattn.baselines",
-    "greedy_select": "seqattn.baselines",
-    "compare_methods": "seqattn.comparison",
-    "accuracy_vs_k": "seqattn.evaluate",
+    "run_method": "seqattn.selectors",
+    "shap_select": "seqattn.selectors.shap_rank",
+    "greedy_select": "seqattn.selectors.greedy",
+    "compare_methods": "seqattn.evaluation.compare",
+    "accuracy_vs_k": "seqattn.evaluation.retrain",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'seqattn' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

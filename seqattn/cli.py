@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.parquet/.h5ad path")
     sel.add_argument("--target", help="target column (obs column for .h5ad); required for files")
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
-    sel.add_argument("--method", default="sa", help="sa, omp, greedy, shap, mutual_info, anova, variance, ttest")
+    from seqattn.selectors import REGISTRY
+
+    sel.add_argument("--method", default="sa", help=", ".join(REGISTRY))
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
@@ -42,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from seqattn.builtins import BUILTIN_DATASETS, load_builtin
-    from seqattn.io import load_table
+    from seqattn.data.builtins import BUILTIN_DATASETS, load_builtin
+    from seqattn.data.tables import load_table
 
     if args.data in BUILTIN_DATASETS:
         return load_builtin(args.data)
@@ -58,8 +60,9 @@ def _load(args: argparse.Namespace):
 def _select(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from seqattn.data import attach_preprocessing
     from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
-    from seqattn.methods import available_methods, run_method
+    from seqattn.selectors import available_methods, run_method
 
     out = Path(args.out)
     if out.suffix.lower() not in (".json", ".csv"):
@@ -100,7 +103,7 @@ def _select(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if record:
-        trace.settings["preprocessing"] = record
+        attach_preprocessing(trace.settings, dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         trace.to_json(out, indent=1)
@@ -117,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "datasets":
-            from seqattn.builtins import BUILTIN_DATASETS
+            from seqattn.data.builtins import BUILTIN_DATASETS
 
             for name, (_, description) in BUILTIN_DATASETS.items():
                 print(f"{name:16s} {description}")

@@ -7,8 +7,6 @@ panel that predicts cell type. This module holds what surrounds the selector:
   returning the new ``Dataset`` and a record of what was done (goes into the
   trace settings so a panel can be reproduced);
 * :func:`mitochondrial_genes` — indices of ``MT-`` genes for one-click banning;
-* :func:`ttest_markers` — the classic per-cell-type t-test marker ranking, as a
-  ``SelectionTrace`` so it compares with SA like any other method;
 * :func:`mean_expression_by_type` / :func:`fraction_expressing_by_type` — the
   numbers behind a heatmap / dot plot of a panel;
 * :func:`panel_accuracy` — held-out accuracy on the panel vs on all genes;
@@ -19,7 +17,6 @@ densifying the whole matrix.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -27,7 +24,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import DataError, Dataset, column_mean_var, split_indices
-from seqattn.trace import SelectionTrace
 
 #: Above this many values (cells × genes) per-gene standardisation of sparse
 #: data only scales (no centring), because centring would densify the matrix.
@@ -50,6 +46,15 @@ def _subset_features(dataset: Dataset, keep: np.ndarray, name_suffix: str = "") 
     return Dataset(X=X, y=dataset.y, feature_names=[dataset.feature_names[j] for j in keep], task=dataset.task,
                    name=dataset.name + name_suffix, class_names=dataset.class_names,
                    image_shape=None, informative=informative, description=dataset.description, extra=extra)
+
+
+def is_expression_data(dataset: Dataset) -> bool:
+    """Is this cells × genes expression data (so pages say *genes* and *cell types*)?
+
+    The one decision every page uses: data read from an AnnData ``.h5ad``
+    (uploads and the bundled ``pbmc68k_reduced``) or derived from it.
+    """
+    return dataset.extra.get("source_format") == "h5ad"
 
 
 # --------------------------------------------------------------- preprocessing
@@ -150,105 +155,6 @@ def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -
     return out
 
 
-# ------------------------------------------------------------ marker baseline
-def ttest_statistics(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Welch t statistics and two-sided p-values, one cell type versus all others.
-
-    Returns ``(t, p)``, both (n_types, n_genes). Computed from per-group means
-    and variances (sparse-friendly) via ``scipy.stats.ttest_ind_from_stats``,
-    the same test as scanpy's ``rank_genes_groups(method="t-test")``.
-    """
-    from scipy.stats import ttest_ind_from_stats
-
-    if dataset.task != "classification":
-        raise DataError("Marker t-tests need cell-type classes; the target here is a regression target.")
-    n_types = dataset.n_classes
-    n = dataset.n_samples
-    total_mean, total_var = column_mean_var(dataset.X)
-    total_sum, total_sq = total_mean * n, (total_var + total_mean ** 2) * n
-    t = np.zeros((n_types, dataset.n_features))
-    p = np.ones((n_types, dataset.n_features))
-    for c in range(n_types):
-        rows = np.flatnonzero(dataset.y == c)
-        n_in, n_out = len(rows), n - len(rows)
-        if n_in < 2 or n_out < 2:
-            continue
-        mean_in, var_in = column_mean_var(dataset.X, rows)
-        sum_out = total_sum - mean_in * n_in
-        sq_out = total_sq - (var_in + mean_in ** 2) * n_in
-        mean_out = sum_out / n_out
-        var_out = np.maximum(sq_out / n_out - mean_out ** 2, 0.0)
-        # population -> sample variances
-        var_in_s, var_out_s = var_in * n_in / (n_in - 1), var_out * n_out / (n_out - 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tc, pc = ttest_ind_from_stats(mean_in, np.sqrt(var_in_s), n_in, mean_out, np.sqrt(var_out_s), n_out,
-                                          equal_var=False)
-        t[c] = np.nan_to_num(tc, nan=0.0)
-        p[c] = np.nan_to_num(pc, nan=1.0)
-    return t, p
-
-
-def ttest_markers(
-    dataset: Dataset,
-    k: int,
-    *,
-    banned: Sequence[int] = (),
-    pinned: Sequence[int] = (),
-) -> SelectionTrace:
-    """A k-gene panel from per-cell-type t-tests, as a ``SelectionTrace``.
-
-    Cell types take turns (round robin over types, each contributing its next
-    best up-regulated gene not already chosen), so every type is represented
-    rather than the panel filling up with the one most distinct type. The score
-    vector of each step is each gene's best t statistic over types.
-    """
-    from seqattn.io import validate_k
-
-    start = time.perf_counter()
-    t, _ = ttest_statistics(dataset)
-    banned_set, pinned_list = {int(b) for b in banned}, [int(q) for q in pinned]
-    available = dataset.n_features - len(banned_set | set(pinned_list))
-    k = validate_k(k, max(available, 0))
-    best = t.max(axis=0)
-    # a type with fewer than 2 cells (or no rest) has no statistics; it must not add index-order junk
-    types = [c for c in range(t.shape[0]) if np.any(t[c] != 0)] or list(range(t.shape[0]))
-    orders = {c: np.argsort(-t[c], kind="stable") for c in types}
-    cursors = dict.fromkeys(types, 0)
-    taken = set(pinned_list) | banned_set
-    trace = SelectionTrace(method="ttest", feature_names=list(dataset.feature_names), dataset=dataset.name,
-                           task=dataset.task, metric_name="", pinned=pinned_list, banned=sorted(banned_set),
-                           settings={"test": "Welch t-test, one type vs rest", "combine": "round robin over types",
-                                     **({"preprocessing": dataset.extra["preprocessing"]}
-                                        if "preprocessing" in dataset.extra else {})})
-    turn = 0
-    while trace.k < k:
-        c = types[turn % len(types)]
-        order = orders[c]
-        while cursors[c] < len(order) and int(order[cursors[c]]) in taken:
-            cursors[c] += 1
-        if cursors[c] < len(order):
-            pick = int(order[cursors[c]])
-            scores = best.astype(np.float64).copy()
-            scores[list(taken)] = np.nan
-            trace.add_step(pick, scores, seconds=time.perf_counter() - start)
-            taken.add(pick)
-        turn += 1
-    return trace
-
-
-def ttest_top_genes(dataset: Dataset, n_per_type: int = 5) -> pd.DataFrame:
-    """Long table of each cell type's top up-regulated genes: type, rank, gene, t, p-value."""
-    t, p = ttest_statistics(dataset)
-    rows = []
-    names = dataset.class_names or [str(c) for c in range(t.shape[0])]
-    for c in range(t.shape[0]):
-        for rank, j in enumerate(np.argsort(-t[c], kind="stable")[:n_per_type], start=1):
-            rows.append({"cell_type": names[c], "rank": rank, "gene": dataset.feature_names[j],
-                         "t": float(t[c, j]), "p_value": float(p[c, j])})
-    return pd.DataFrame(rows, columns=["cell_type", "rank", "gene", "t", "p_value"])
-
-
-# ---------------------------------------------------------------- read-outs
 def _panel_columns(dataset: Dataset, genes: Sequence[str | int]) -> tuple[list[int], list[str]]:
     idx = genes_to_indices(dataset.feature_names, genes)
     return idx, [dataset.feature_names[j] for j in idx]
@@ -417,24 +323,3 @@ def marker_recovery(selected: Sequence[int], dataset: Dataset) -> dict[str, Any]
             "precision": len(chosen & truth) / len(chosen) if chosen else 0.0,
             "recall": len(chosen & truth) / len(truth) if truth else 0.0,
             "types_covered": covered, "n_types": len(by_type)}
-
-
-# ------------------------------------------------------------ method registry
-def _run_ttest(dataset: Dataset, k: int, *, device: str = "auto", random_state: int | None = 0,
-               callback=None, pinned: Sequence[int] = (), banned: Sequence[int] = (), **_: Any) -> SelectionTrace:
-    """``run_method`` adapter: device and seed do not apply to a t-test."""
-    trace = ttest_markers(dataset, k, pinned=pinned, banned=banned)
-    if callback:
-        callback(k, k, "done")
-    return trace
-
-
-def _register() -> None:
-    from seqattn.methods import MethodSpec, register
-
-    register(MethodSpec("ttest", "t-test markers", _run_ttest,
-                        "Per-cell-type Welch t-test (type vs rest), types take turns: the classic marker-gene "
-                        "ranking. Classification only."))
-
-
-_register()

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,3 +267,22 @@ class SelectionTrace:
         if path is not None:
             write_atomically(path, text)
         return text
+
+
+def as_trace_dict(traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace]) -> dict[str, SelectionTrace]:
+    """Label -> trace; a plain sequence is labelled by each trace's ``method``."""
+    if isinstance(traces, Mapping):
+        return dict(traces)
+    out: dict[str, SelectionTrace] = {}
+    for trace in traces:
+        label, n = trace.method, 2
+        while label in out:
+            label, n = f"{trace.method} ({n})", n + 1
+        out[label] = trace
+    return out
+
+
+def picks(trace: SelectionTrace, k: int | None = None) -> list[int]:
+    """Pinned features, then the first ``k`` picks (all picks when ``k`` is None)."""
+    chosen = trace.selected if k is None else trace.selected[:k]
+    return list(trace.pinned) + chosen

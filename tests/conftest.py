@@ -5,6 +5,8 @@ Fixtures
 ``streamlit_server``  (session)  base URL (``http://127.0.0.1:<port>``) of
     ``streamlit run app.py`` started once per test session; the process tree
     is killed at the end.
+``fresh_streamlit_server`` (function) the same, but a server of its own that no
+    session has visited yet.
 ``browser``           (session)  a Playwright ``Browser`` on ``/usr/bin/chromium``.
 ``page``              (function) a fresh ``Page`` (own context, downloads
     allowed); on failure a full-page screenshot lands in ``test-artifacts/``.
@@ -25,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,12 +108,11 @@ def artifacts_dir() -> Path:
     return ARTIFACTS_DIR
 
 
-@pytest.fixture(scope="session")
-def streamlit_server(artifacts_dir: Path) -> Iterator[str]:
-    """Start ``streamlit run app.py`` on a free port; yield its base URL."""
+@contextmanager
+def _run_streamlit(log_path: Path) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port until the block ends; yields its base URL."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = artifacts_dir / "streamlit-server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -128,6 +130,20 @@ def streamlit_server(artifacts_dir: Path) -> Iterator[str]:
         yield url
     finally:
         _kill_tree(process)
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(artifacts_dir: Path) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free port; yield its base URL."""
+    with _run_streamlit(artifacts_dir / "streamlit-server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_streamlit_server(artifacts_dir: Path) -> Iterator[str]:
+    """A server of its own that no session has visited yet (for what only a first load shows)."""
+    with _run_streamlit(artifacts_dir / "streamlit-fresh-server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy.stats import spearmanr
 
-from seqattn.comparison import METHOD_LABELS
-from seqattn.evaluate import summarize_accuracy
+from seqattn.evaluation.agreement import spearman
+from seqattn.evaluation.retrain import summarize_accuracy
+from seqattn.selectors import METHOD_LABELS
 from seqattn.trace import SelectionTrace
 
 METHOD_COLORS = {
@@ -52,7 +52,7 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def accuracy_vs_k_figure(accuracy: pd.DataFrame, title: str | None = None) -> go.Figure:
     """Mean test metric vs k per method, with a shaded ±1 std band over seeds.
 
-    ``accuracy`` is the tidy frame of :func:`seqattn.evaluate.accuracy_vs_k`.
+    ``accuracy`` is the tidy frame of :func:`seqattn.evaluation.retrain.accuracy_vs_k`.
     """
     fig = go.Figure()
     if accuracy.empty:
@@ -132,23 +132,16 @@ def pixel_masks_figure(traces: Mapping[str, SelectionTrace], image_shape: tuple[
     return fig
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.unique(a[ok]).size < 2 or np.unique(b[ok]).size < 2:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok]).statistic)
-
-
 def step_scores_figure(frame: pd.DataFrame, top: int = 20) -> go.Figure:
     """Three bar panels for the same candidates at one step, ordered by true greedy gain.
 
-    ``frame`` comes from :func:`seqattn.comparison.step_scores`. Panel titles
+    ``frame`` comes from :func:`seqattn.evaluation.compare.step_scores`. Panel titles
     give Spearman ρ of SA attention and of OMP correlation against the gains
     (over all candidates, not only the ``top`` drawn).
     """
     ordered = frame.sort_values("greedy_gain", ascending=False).head(top).iloc[::-1]
-    rho_sa = _spearman(frame["sa_attention"].to_numpy(float), frame["greedy_gain"].to_numpy(float))
-    rho_omp = _spearman(frame["omp_correlation"].to_numpy(float), frame["greedy_gain"].to_numpy(float))
+    rho_sa = spearman(frame["sa_attention"].to_numpy(float), frame["greedy_gain"].to_numpy(float))
+    rho_omp = spearman(frame["omp_correlation"].to_numpy(float), frame["greedy_gain"].to_numpy(float))
     fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.03, subplot_titles=[
         "True greedy gain (refit)", f"SA attention (ρ vs gain = {rho_sa:.2f})",
         f"OMP |Xᵀr| (ρ vs gain = {rho_omp:.2f})",

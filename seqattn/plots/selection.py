@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy.stats import spearmanr
 
+from seqattn.evaluation.agreement import spearman
 from seqattn.trace import SelectionTrace
 
 PICK_COLOR = "#d62728"  # the feature picked at this step
@@ -352,15 +352,6 @@ def selection_animation(
     return fig
 
 
-def rank_correlation(scores: Sequence[float], gains: Sequence[float]) -> float:
-    """Spearman rank correlation of two score vectors (NaN when undefined, e.g. constant input)."""
-    scores, gains = np.asarray(scores, dtype=np.float64), np.asarray(gains, dtype=np.float64)
-    ok = np.isfinite(scores) & np.isfinite(gains)
-    if ok.sum() < 3 or np.ptp(scores[ok]) == 0 or np.ptp(gains[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(scores[ok], gains[ok]).statistic)
-
-
 def attention_vs_gain_figure(
     names: Sequence[str], attention: Sequence[float], gains: Sequence[float], *, picked: str | None = None,
     gain_label: str = "true marginal gain",
@@ -372,7 +363,7 @@ def attention_vs_gain_figure(
     """
     attention = np.asarray(attention, dtype=np.float64)
     gains = np.asarray(gains, dtype=np.float64)
-    rho = rank_correlation(attention, gains)
+    rho = spearman(attention, gains)
     is_pick = np.array([name == picked for name in names])
     fig = go.Figure(go.Scatter(
         x=_round(attention), y=_round(gains), mode="markers", text=list(names),

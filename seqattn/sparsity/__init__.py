@@ -2,8 +2,7 @@
 friends) and paired dense-vs-sparse latency. Names load lazily (torch is imported on first use)."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from seqattn._lazy import lazy_exports
 
 _EXPORTS = {
     "sa_plus_plus": "seqattn.sparsity.block_pruning",
@@ -21,9 +20,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'seqattn.sparsity' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -36,6 +36,7 @@ from torch import nn
 
 from seqattn.data import DataError, Dataset, split_indices
 from seqattn.device import resolve_device, torch_threads
+from seqattn.models import TrainConfig
 from seqattn.sparsity.attention_patterns import exponential_schedule
 
 Callback = Callable[[int, int, str], Any]
@@ -351,7 +352,7 @@ def sa_plus_plus(
     epochs: int = 30,
     n_cycles: int = 2,
     batch_size: int = 64,
-    learning_rate: float = 3e-3,
+    learning_rate: float = TrainConfig.learning_rate,
     logit_learning_rate: float = 0.01,
     mask_score: str = "attention",
     device: str = "auto",

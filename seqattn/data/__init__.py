@@ -1,0 +1,34 @@
+"""Data: the ``Dataset`` type, readers (tables, h5ad), built-ins and planted synthetic data.
+
+Data flows one way: readers and generators build a :class:`Dataset`; selectors,
+scoring and evaluation only consume it. Everything that reads user data raises
+:class:`DataError` with a message a person can act on.
+
+Layout: ``dataset`` (type, splits, shared checks and transforms) ·
+``tables`` (CSV/TSV/parquet, size limits) · ``h5ad`` · ``builtins`` ·
+``synthetic`` (``make_planted``). Readers load lazily: ``import seqattn.data``
+does not import pandas readers or anndata.
+"""
+from __future__ import annotations
+
+from seqattn.data.dataset import (
+    TASKS,
+    DataError,
+    Dataset,
+    attach_preprocessing,
+    check_pinned_banned,
+    column_mean_var,
+    dense_columns,
+    encode_target,
+    infer_task,
+    safe_scale,
+    split_indices,
+    standardise,
+    validate_k,
+)
+from seqattn.data.synthetic import make_planted
+
+__all__ = [
+    "TASKS", "DataError", "Dataset", "attach_preprocessing", "check_pinned_banned", "column_mean_var", "dense_columns",
+    "encode_target", "infer_task", "make_planted", "safe_scale", "split_indices", "standardise", "validate_k",
+]

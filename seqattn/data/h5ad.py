@@ -1,0 +1,193 @@
+"""Read and write AnnData ``.h5ad`` files (cells × genes), kept sparse; never unpickled.
+
+The header is read with h5py (no matrix load) so a target picker is cheap;
+the matrix goes through ``anndata.read_h5ad``. Size limits and the shared file
+handling live in :mod:`seqattn.data.tables` (read at call time, so a test can
+lower them there).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from seqattn.data import tables
+from seqattn.data.dataset import DataError, Dataset
+from seqattn.data.tables import (
+    _HDF5_MAGIC,
+    _Content,
+    _check_enough_samples,
+    _check_finite_dense,
+    _finish,
+    _handle_constant,
+    _listing,
+    _raise_duplicates,
+)
+
+#: Largest number of stored non-zeros of a *sparse* h5ad matrix: 200 M
+#: ≈ 1.6 GB as CSR float32 + int32 indices.
+MAX_SPARSE_NONZEROS = 200_000_000
+
+def _h5ad_header(content: _Content) -> dict[str, Any]:
+    """Shape, storage, obs columns and layers of an h5ad, read with h5py (no matrix load)."""
+    import h5py
+
+    if not content.head.startswith(_HDF5_MAGIC):
+        raise DataError(f"{content.name!r} is not an h5ad file (not HDF5); was it renamed? "
+                        "Save it with AnnData.write_h5ad or upload a CSV/TSV/parquet.")
+    try:
+        with h5py.File(content.handle(), "r") as f:
+            if "X" not in f and "obs" not in f:
+                raise DataError(f"{content.name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
+            info = {"obs": _h5_frame_columns(f, "obs"), "layers": list(f["layers"].keys()) if "layers" in f else []}
+            if ("raw" in f or "raw.X" in f) and "raw" not in info["layers"]:
+                info["layers"].append("raw")
+            info["shape"], info["sparse"], info["nnz"] = _h5_matrix_shape(f["X"]) if "X" in f else (None, False, 0)
+            info["n_vars"] = info["shape"][1] if info["shape"] else None
+            return info
+    except DataError:
+        raise
+    except Exception as exc:  # h5py raises OSError / KeyError / ValueError on damaged files
+        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+
+
+def _h5_frame_columns(f: Any, key: str) -> list[str]:
+    if key not in f:
+        return []
+    group = f[key]
+    if not hasattr(group, "keys"):  # pre-0.7 anndata: obs stored as one structured array
+        return [n for n in (group.dtype.names or ()) if n != "index"]
+    order = group.attrs.get("column-order")
+    if order is not None:
+        return [c.decode() if isinstance(c, bytes) else str(c) for c in np.atleast_1d(order)]
+    index = group.attrs.get("_index", "_index")
+    return [k for k in group.keys() if k not in (index, "__categories")]
+
+
+def _h5_matrix_shape(node: Any) -> tuple[tuple[int, int] | None, bool, int]:
+    import h5py
+
+    if isinstance(node, h5py.Dataset):
+        return (tuple(int(s) for s in node.shape) if node.ndim == 2 else None), False, 0
+    shape = node.attrs.get("shape", node.attrs.get("h5sparse_shape"))
+    nnz = int(node["data"].shape[0]) if "data" in node else 0
+    return (tuple(int(s) for s in shape) if shape is not None else None), True, nnz
+
+
+def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
+    shape, sparse, nnz = info["shape"], info["sparse"], info["nnz"]
+    if shape is None:
+        return
+    if sparse and nnz > MAX_SPARSE_NONZEROS:
+        raise DataError(f"{name!r} stores {nnz:,} non-zero values ({shape[0]} cells × {shape[1]} genes), above "
+                        f"the in-memory limit of {MAX_SPARSE_NONZEROS:,}. Subsample cells or prefilter genes first.")
+    if not sparse and shape[0] * shape[1] > tables.MAX_DENSE_VALUES:
+        raise DataError(f"{name!r} holds a dense {shape[0]} × {shape[1]} matrix ({shape[0] * shape[1]:,} values), "
+                        f"above the in-memory limit of {tables.MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
+                        "(scipy CSR) or prefilter genes first.")
+
+
+def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
+               drop_constant: bool, drop_empty_cells: bool) -> Dataset:
+    import warnings
+
+    info = _h5ad_header(content)
+    _check_h5ad_size(info, content.name)
+    if target is None:
+        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
+    if target not in info["obs"]:
+        raise DataError(f"obs column {target!r} not found in {content.name!r}. Available obs columns: "
+                        f"{_listing(info['obs'])}.")
+    if layer is not None and layer not in info["layers"]:
+        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
+        raise DataError(f"Layer {layer!r} not found in {content.name!r}. Available layers: {available}.")
+    try:
+        import anndata
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old files trigger FutureWarnings about moved keys
+            adata = anndata.read_h5ad(content.path if content.path is not None else content.handle())
+    except Exception as exc:
+        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+
+    if layer is None:
+        matrix, var_names, source = adata.X, adata.var_names, "X"
+    elif layer in adata.layers:
+        matrix, var_names, source = adata.layers[layer], adata.var_names, f"layer {layer!r}"
+    else:  # "raw", checked above
+        matrix, var_names, source = adata.raw.X, adata.raw.var_names, "raw"
+    if matrix is None:
+        raise DataError(f"{content.name!r} has no expression matrix in {source}.")
+    names = [str(v) for v in var_names]
+    if len(set(names)) != len(names):
+        _raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
+    X = _as_float32(matrix, source)
+    _check_finite_any(X, names)
+
+    notes: list[str] = []
+    y_raw = adata.obs[target].to_numpy() if not isinstance(adata.obs[target].dtype, pd.CategoricalDtype) \
+        else adata.obs[target].astype(object).to_numpy()
+    cell_counts = np.diff(X.indptr) if sp.issparse(X) else np.count_nonzero(X, axis=1)
+    empty = np.flatnonzero(cell_counts == 0)
+    if len(empty) == X.shape[0]:
+        raise DataError(f"Every cell in {source} of {content.name!r} has all-zero counts; check the layer.")
+    if len(empty):
+        if not drop_empty_cells:
+            raise DataError(f"{len(empty)} cell(s) have all-zero counts in {source}; drop them first "
+                            "(or load with drop_empty_cells=True).")
+        keep = np.flatnonzero(cell_counts > 0)
+        X, y_raw = X[keep], y_raw[keep]
+        notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
+    _check_enough_samples(X.shape[0], "cell")
+    X, names, constant_note = _handle_constant(X, names, drop_constant)
+    if constant_note:
+        notes.append(constant_note)
+    extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,
+             "obs_columns": info["obs"], "layers": info["layers"]}
+    dataset = _finish(X, y_raw, names, target, task, name, extra)
+    dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source}")
+    return dataset
+
+
+def _as_float32(matrix: Any, source: str) -> Any:
+    if sp.issparse(matrix):
+        if matrix.dtype.kind not in "biuf":
+            raise DataError(f"The matrix in {source} is not numeric (dtype {matrix.dtype}); choose another layer.")
+        return sp.csr_matrix(matrix, dtype=np.float32)
+    if hasattr(matrix, "to_memory"):  # backed / lazy arrays
+        matrix = matrix.to_memory()
+    array = np.asarray(matrix)
+    if array.dtype.kind not in "biuf":
+        raise DataError(f"The matrix in {source} is not numeric (dtype {array.dtype}); choose another layer.")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_finite_any(X: Any, names: list[str]) -> None:
+    if not sp.issparse(X):
+        _check_finite_dense(X, names)
+        return
+    bad = ~np.isfinite(X.data)
+    if bad.any():
+        cols, counts = np.unique(X.indices[bad], return_counts=True)
+        details = ", ".join(f"{names[c]!r} ({int(n)})" for c, n in zip(cols[:10], counts[:10]))
+        more = f", ... and {len(cols) - 10} more genes" if len(cols) > 10 else ""
+        raise DataError(f"Missing or infinite values (NaN/inf) in {len(cols)} gene(s): {details}{more}. "
+                        "Fix or drop them before upload.")
+
+
+def save_h5ad(dataset: Dataset, path: str | os.PathLike, target_name: str = "cell_type") -> Path:
+    """Write a ``Dataset`` as h5ad (X kept sparse if sparse; labels as a categorical obs column)."""
+    import anndata
+
+    labels = (np.asarray(dataset.class_names, dtype=object)[dataset.y] if dataset.class_names else dataset.y)
+    obs = pd.DataFrame({target_name: pd.Categorical(labels) if dataset.class_names else labels},
+                       index=[f"cell{i}" for i in range(dataset.n_samples)])
+    var = pd.DataFrame(index=pd.Index(dataset.feature_names, name=None))
+    adata = anndata.AnnData(X=dataset.X, obs=obs, var=var)
+    path = Path(path)
+    adata.write_h5ad(path)
+    return path

@@ -1,0 +1,399 @@
+"""Run several selectors on one data set and evaluate them side by side.
+
+:func:`compare_methods` is what the Compare page and ``benchmarks/bench_compare.py``
+call: it runs each method (reusing a given SA trace), retrains fresh models on
+the top-k of every trace (:func:`seqattn.evaluation.retrain.accuracy_vs_k`) and returns a
+:class:`Comparison` holding the traces, the tidy accuracy table, timings and the
+SHAP explanation, with the agreement tables computed on demand.
+:func:`step_scores` lines up, at one step, SA's attention, OMP's residual
+correlation and the true greedy gain of every candidate, given the same picks.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from seqattn.data import Dataset
+from seqattn.evaluation.agreement import overlap_matrix, rank_correlation_matrix, recovery_table
+from seqattn.evaluation.retrain import accuracy_vs_k, summarize_accuracy
+from seqattn.scoring import DEFAULT_MAX_CANDIDATES, candidate_gains
+from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
+from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
+from seqattn.trace import SelectionTrace, picks
+
+if TYPE_CHECKING:
+    from seqattn.selectors.shap_rank import ShapExplanation
+
+Callback = Callable[[int, int, str], Any]
+
+ALL_METHODS = tuple(REGISTRY)  # every registered method can be compared, ttest included
+#: Preselected on the Compare page and in the benchmark: ttest is a classification-only marker-gene method.
+DEFAULT_METHODS = tuple(m for m in ALL_METHODS if m != "ttest")
+GREEDY_SHORTLIST = 50  # candidates kept for greedy on wide data (said in its trace settings)
+GREEDY_REFITS_PER_STEP = 24  # greedy refits this many score-test leaders per step (digits k=10: same picks as all 64)
+
+
+def default_ks(k: int) -> list[int]:
+    """A few k values up to ``k`` for the accuracy-vs-k chart."""
+    return sorted({x for x in (1, 2, 5, 10, 15, 20, 30, 50, 75, 100) if x < k} | {int(k)})
+
+
+def trace_seconds(trace: SelectionTrace) -> float:
+    """Wall time of the run that produced ``trace`` (recorded by every selector)."""
+    if "wall_seconds" in trace.settings:
+        return float(trace.settings["wall_seconds"])
+    return float(trace.steps[-1].seconds) if trace.steps else 0.0
+
+
+def run_selector(dataset: Dataset, method: str, k: int, *, random_state: int = 0, device: str = "auto",
+                 callback: Callback | None = None, **options: Any) -> SelectionTrace:
+    """Run one registered method by name (:func:`seqattn.selectors.run_method`) and return its trace."""
+    return run_method(dataset, method, int(k), device=device, random_state=random_state, callback=callback,
+                      **options)
+
+
+@dataclass
+class Comparison:
+    """Everything the Compare page shows, computed once."""
+
+    dataset: str
+    k: int
+    ks: list[int]
+    traces: dict[str, SelectionTrace]
+    accuracy: pd.DataFrame
+    shap: "ShapExplanation | None" = None
+    errors: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    informative: list[int] | None = None
+    xor_pairs: list[list[int]] = field(default_factory=list)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.traces)
+
+    def summary(self) -> pd.DataFrame:
+        """Mean ± std of the test metric per (method, k)."""
+        return summarize_accuracy(self.accuracy)
+
+    def summary_table(self) -> pd.DataFrame:
+        """"mean ± std" per method (rows, labelled) and k (columns): the table the Compare page shows."""
+        summary = self.summary()
+        if summary.empty:
+            return pd.DataFrame()
+        cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+        table = cells.pivot(index="method", columns="k", values="value").reindex(list(dict.fromkeys(summary["method"])))
+        table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+        return table
+
+    def rankings(self, k: int | None = None) -> pd.DataFrame:
+        """Side-by-side ranked feature names: one row per rank, one column per method."""
+        k = self.k if k is None else k
+        columns = {}
+        for method, trace in self.traces.items():
+            names = trace.selected_names[:k]
+            columns[METHOD_LABELS.get(method, method)] = names + [""] * (k - len(names))
+        return pd.DataFrame(columns, index=pd.RangeIndex(1, k + 1, name="rank"))
+
+    def overlap(self, k: int | None = None) -> pd.DataFrame:
+        return overlap_matrix(self.traces, self.k if k is None else k)
+
+    def rank_correlation(self) -> pd.DataFrame:
+        """Spearman ρ of the full rankings (picks, then the rest by each method's last scores)."""
+        return rank_correlation_matrix(self.traces)
+
+    def recovery(self) -> pd.DataFrame | None:
+        """Planted-feature recovery per method and k (None without ground truth)."""
+        if self.informative is None:
+            return None
+        return recovery_table(self.informative, self.traces, self.ks, self.xor_pairs)
+
+    def timings(self) -> pd.DataFrame:
+        rows = [{"method": m, "label": METHOD_LABELS.get(m, m), "seconds": trace_seconds(t),
+                 "reused": bool(t.settings.get("reused"))} for m, t in self.traces.items()]
+        return pd.DataFrame(rows, columns=["method", "label", "seconds", "reused"])
+
+    # ---------------------------------------------------------------- downloads
+    def to_json(self) -> str:
+        """Traces, accuracy rows and settings as one JSON document."""
+        payload = {
+            "dataset": self.dataset, "k": self.k, "ks": self.ks, "settings": self.settings,
+            "errors": self.errors,
+            "traces": {m: t.to_dict() for m, t in self.traces.items()},
+            "accuracy": json.loads(self.accuracy.to_json(orient="records")),
+        }
+        return json.dumps(payload, allow_nan=False, default=str)
+
+    def summary_csv(self) -> str:
+        buffer = io.StringIO()
+        self.summary().to_csv(buffer, index=False)
+        return buffer.getvalue()
+
+    def rankings_csv(self) -> str:
+        return self.rankings().to_csv()
+
+
+def estimate_seconds(dataset: Dataset, method: str, k: int, options: dict[str, Any] | None = None,
+                     reused: bool = False) -> float:
+    """Rough seconds a method's selection takes on a 2-core machine (for the progress bar's ETA).
+
+    Simple cost models fitted to digits runs; :func:`compare_methods` rescales
+    them by how fast the finished stages actually ran, so only their ratios matter.
+    """
+    options = options or {}
+    n, d = dataset.n_samples, dataset.n_features
+    if reused:
+        return 0.0
+    if method == "sa":
+        return 2e-6 * options.get("epochs", 40) * n * (d + 67) + 0.5
+    if method == "omp":
+        return 1e-8 * n * d * k + 0.1 * k
+    if method == "shap":
+        return 2e-6 * options.get("epochs", 40) * n * (d + 67) + 6e-4 * options.get("n_explain", 100) * d
+    if method == "greedy":
+        pool = min(d, options.get("max_candidates") or d)
+        per_step = options.get("refits_per_step") or pool
+        refits = sum(min(per_step, pool - t) for t in range(k))
+        return refits * 1e-5 * min(n, 3000) * (1 + k / 4)
+    if method == "mutual_info":
+        return 2.5e-5 * n * d
+    return 0.3
+
+
+def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: str) -> float:
+    """Rough seconds to retrain ``n_fits`` evaluation models (MLPs train side by side)."""
+    if model != "mlp":
+        return 0.03 * n_fits
+    steps = epochs * max(1, int(0.75 * n_rows) // 128)
+    batches = -(-n_fits // 48)
+    return batches * steps * 4e-3 * (1 + n_fits / batches / 8)
+
+
+def compare_methods(
+    dataset: Dataset,
+    methods: Sequence[str],
+    k: int,
+    *,
+    ks: Sequence[int] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    eval_model: str = "mlp",
+    eval_epochs: int = 40,
+    random_state: int = 0,
+    device: str = "auto",
+    sa_trace: SelectionTrace | None = None,
+    method_options: dict[str, dict[str, Any]] | None = None,
+    test: Dataset | None = None,
+    callback: Callback | None = None,
+    max_seconds: float | None = None,
+    on_partial: Callable[["Comparison"], Any] | None = None,
+) -> Comparison:
+    """Run ``methods`` for ``k`` picks each, then retrain on their top-k for every k in ``ks``.
+
+    Methods run one after another, and each is evaluated (retrained) as soon as
+    it finishes, so ``on_partial(comparison)`` receives a growing
+    :class:`Comparison` after every method: a page can show results while the
+    rest runs. ``sa_trace`` (e.g. from the Sequential Attention page) is reused
+    instead of running SA again when it was computed on the same columns. A
+    method that raises ``ValueError`` (bad settings for this data) is skipped
+    and its message kept in ``errors``. Greedy on more than 100 features
+    shortlists 50 candidates by ANOVA F, and refits the ``GREEDY_REFITS_PER_STEP``
+    best candidates by the score test per step (both said in its trace).
+    ``method_options`` maps a method to extra keyword arguments. The
+    ``callback(done, total, message)`` gets progress weighted by estimated cost,
+    the running method and an estimate of the time left; returning ``True``
+    (or passing ``max_seconds``) stops inside the running method (selectors
+    keep their picks so far) or between retraining batches: what is finished is
+    kept and ``settings["stopped"]`` says why.
+    """
+    unknown = [m for m in methods if m not in METHOD_LABELS]
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(ALL_METHODS)}.")
+    if not methods:
+        raise ValueError("Choose at least one method to compare.")
+    ks = default_ks(k) if ks is None else sorted({int(x) for x in ks if 0 < int(x) <= k})
+    if not ks:
+        raise ValueError(f"ks must hold at least one value between 1 and k={k}.")
+    options = {m: dict(v) for m, v in (method_options or {}).items()}
+    if "greedy" in methods:
+        greedy = options.setdefault("greedy", {})
+        if dataset.n_features > GREEDY_MAX_FEATURES:
+            greedy.setdefault("max_candidates", GREEDY_SHORTLIST)
+        if greedy.get("model", "logistic") == "logistic" and greedy.get("lookahead", 1) == 1:
+            greedy.setdefault("refits_per_step", GREEDY_REFITS_PER_STEP)
+
+    reuse_sa = sa_trace is not None and sa_trace.n_features == dataset.n_features
+    n_rows = dataset.n_samples
+    plan = []  # (method, estimated selection seconds, estimated retraining seconds)
+    for method in methods:
+        select = estimate_seconds(dataset, method, k, options.get(method), reused=method == "sa" and reuse_sa)
+        plan.append((method, select, estimate_retraining_seconds(len(ks) * len(seeds), n_rows, eval_epochs,
+                                                                  eval_model)))
+    total_estimate = sum(a + b for _, a, b in plan) or 1.0
+    started = time.perf_counter()
+    progress = {"estimate_done": 0.0, "seconds_done": 0.0}  # finished stages: estimated vs actual seconds
+    stop_reason = ""
+    total_units = 1000
+
+    def report(message: str, stage_estimate: float = 0.0, stage_fraction: float = 0.0) -> bool:
+        """Progress with an ETA; True when the caller asked to stop or the time budget is spent."""
+        nonlocal stop_reason
+        elapsed = time.perf_counter() - started
+        done_estimate = progress["estimate_done"] + stage_estimate * min(max(stage_fraction, 0.0), 1.0)
+        speed = (progress["seconds_done"] / progress["estimate_done"]) if progress["estimate_done"] > 1.0 else 1.0
+        left = max(total_estimate - done_estimate, 0.0) * speed
+        text = f"{message} · {elapsed:.0f} s so far, about {_duration(left)} left"
+        units = progress["units"] = max(progress.get("units", 0), int(total_units * done_estimate / total_estimate))
+        if callback is not None and callback(min(units, total_units - 1), total_units, text):
+            stop_reason = stop_reason or "stopped"
+        if max_seconds is not None and elapsed > max_seconds:
+            stop_reason = stop_reason or "time limit"
+        return bool(stop_reason)
+
+    def finish_stage(estimate: float, stage_started: float) -> None:
+        progress["estimate_done"] += estimate
+        progress["seconds_done"] += time.perf_counter() - stage_started
+
+    traces: dict[str, SelectionTrace] = {}
+    errors: dict[str, str] = {}
+    frames: list[pd.DataFrame] = []
+    fit_cache: dict = {}
+    explanation = None
+    for position, (method, select_estimate, retrain_estimate) in enumerate(plan):
+        label = METHOD_LABELS[method]
+        prefix = f"{label} ({position + 1}/{len(plan)})"
+        if report(f"{prefix}: selecting…"):
+            break
+        stage_started = time.perf_counter()
+
+        def inner(step: int, total: int, message: str, _prefix=prefix, _estimate=select_estimate) -> bool:
+            return report(f"{_prefix}: {message}", _estimate, step / max(total, 1))
+
+        try:
+            if method == "sa" and reuse_sa:
+                trace = SelectionTrace.from_dict(sa_trace.to_dict())
+                trace.settings["reused"] = True
+            elif method == "shap":
+                from seqattn.selectors.shap_rank import shap_explain
+
+                shap_opts = options.get("shap", {})
+                explanation = shap_explain(dataset, device=device, random_state=random_state, callback=inner,
+                                           **shap_opts)
+                trace = run_selector(dataset, "shap", k, random_state=random_state, device=device,
+                                     explanation=explanation)
+            else:
+                trace = run_selector(dataset, method, k, random_state=random_state, device=device, callback=inner,
+                                     **options.get(method, {}))
+            traces[method] = trace
+        except ValueError as exc:
+            errors[method] = str(exc)
+        finish_stage(select_estimate, stage_started)
+        if method not in traces or stop_reason or report(f"{prefix}: retraining on its top-k…"):
+            if stop_reason:
+                break
+            continue
+        stage_started = time.perf_counter()
+
+        def eval_progress(step: int, total: int, message: str, _prefix=prefix, _estimate=retrain_estimate) -> bool:
+            return report(f"{_prefix}: retraining, {message}", _estimate, step / max(total, 1))
+
+        frames.append(accuracy_vs_k(dataset, {method: traces[method]}, ks, seeds=seeds, model=eval_model,
+                                    epochs=eval_epochs, test=test, device=device, callback=eval_progress,
+                                    cache=fit_cache))
+        finish_stage(retrain_estimate, stage_started)
+        if on_partial is not None and position + 1 < len(plan):
+            on_partial(_assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model,
+                                 eval_epochs, random_state, device, options, stop_reason, max_seconds,
+                                 running=True))
+    if callback is not None:
+        callback(total_units, total_units, f"done in {time.perf_counter() - started:.0f} s")
+    return _assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model, eval_epochs,
+                     random_state, device, options, stop_reason, max_seconds)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model, eval_epochs,
+              random_state, device, options, stop_reason, max_seconds, running: bool = False) -> Comparison:
+    """The :class:`Comparison` of what has finished so far."""
+    columns = ["method", "k", "seed", "metric", "value", "features"]
+    accuracy = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    split = frames[0].attrs.get("split", "") if frames else ""
+    accuracy.attrs.update(split=split, model=eval_model, epochs=eval_epochs)
+    settings = {"methods": list(methods), "seeds": list(seeds), "eval_model": eval_model,
+                "eval_epochs": eval_epochs, "random_state": random_state, "device": device,
+                "method_options": options, "split": split, "stopped": stop_reason or None,
+                "max_seconds": max_seconds, "running": running}
+    return Comparison(
+        dataset=dataset.name, k=k, ks=ks, traces=dict(traces), accuracy=accuracy, shap=explanation,
+        errors=dict(errors), settings=settings,
+        informative=None if dataset.informative is None else [int(i) for i in dataset.informative],
+        xor_pairs=[list(map(int, p)) for p in dataset.extra.get("xor_pairs", [])],
+    )
+
+
+# --------------------------------------------------------------------------- one step, three views
+def residual_correlations(dataset: Dataset, selected: Sequence[int]) -> np.ndarray:
+    """OMP's score of every feature given ``selected``: ‖X_iᵀ R‖ with unit-norm centred columns.
+
+    R is the least-squares residual of the (one-hot, centred) target on the
+    selected columns — the same quantity ``seqattn.omp`` maximises, but for
+    *any* selected set, so it can be read at SA's picks. Selected: NaN.
+    """
+    X = dataset.X.toarray() if sp.issparse(dataset.X) else np.asarray(dataset.X)
+    A = X.astype(np.float64) - X.mean(axis=0)
+    norms = np.linalg.norm(A, axis=0)
+    A = A / np.where(norms > 1e-12, norms, 1.0)
+    if dataset.task == "classification":
+        Y = np.eye(dataset.n_classes)[dataset.y]
+    else:
+        Y = dataset.y.astype(np.float64)[:, None]
+    Y = Y - Y.mean(axis=0)
+    chosen = list(selected)
+    if chosen:
+        coef, *_ = np.linalg.lstsq(A[:, chosen], Y, rcond=None)
+        Y = Y - A[:, chosen] @ coef
+    scores = np.linalg.norm(A.T @ Y, axis=1)
+    scores[norms <= 1e-12] = 0.0
+    scores[chosen] = np.nan
+    return scores
+
+
+def step_scores(
+    dataset: Dataset,
+    sa_trace: SelectionTrace,
+    step: int,
+    *,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    random_state: int = 0,
+) -> pd.DataFrame:
+    """At SA's step ``step`` (0-based): SA attention, OMP correlation, true greedy gain per candidate.
+
+    All three are computed for the same already-selected set (SA's picks
+    before this step), so they are directly comparable. Candidates beyond
+    ``max_candidates`` are shortlisted as in :func:`candidate_gains`.
+    """
+    if not 0 <= step < sa_trace.k:
+        raise ValueError(f"step must be between 0 and {sa_trace.k - 1}, got {step}.")
+    before = picks(sa_trace, step)
+    gains = candidate_gains(dataset, before, max_candidates=max_candidates, random_state=random_state)
+    features = gains["feature"].to_numpy(dtype=int)
+    omp = residual_correlations(dataset, before)
+    frame = pd.DataFrame({
+        "feature": features,
+        "name": gains["name"].to_numpy(),
+        "sa_attention": sa_trace.steps[step].scores[features],
+        "omp_correlation": omp[features],
+        "greedy_gain": gains["gain"].to_numpy(dtype=float),
+        "sa_pick": features == sa_trace.steps[step].feature,
+    })
+    frame.attrs.update(note=gains.attrs.get("note", ""), step=step, selected_before=before)
+    return frame

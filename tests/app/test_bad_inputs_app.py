@@ -1,0 +1,162 @@
+"""The bad-input corpus through the app (Streamlit AppTest): a message, never a traceback.
+
+Each upload must show an ``st.error`` that carries the library's own
+``DataError`` text (the same words a CLI user gets), raise nothing, and leave
+the previous data set current. Bad Sequential Attention settings and the
+training time limit are driven through the SA page the same way.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import re
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from seqattn.data import tables as sio
+from seqattn.data import DataError
+from seqattn.data.tables import list_columns, load_table
+from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+RUN_TIMEOUT_S = 120
+
+# Cases whose error does not depend on which target column the user picks
+# (in the app the target comes from a picker, so "target not found" cannot happen).
+APP_CASES = [
+    "empty.csv", "junk.csv", "header_only.csv", "one_row.csv", "all_nan.csv", "inf.csv", "overflow.csv",
+    "strings.csv", "mixed.csv", "dupes.csv", "constant_features.csv", "long_line.csv", "long_first_row.csv",
+    "long_field.csv", "open_quote.csv", "blank_lines.csv", "utf16.csv", "zipped.csv", "cut.csv.gz",
+    "cut.parquet", "renamed.parquet", "renamed.h5ad", "truncated.h5ad", "plain.h5ad", "nan_genes.h5ad",
+    "zero_cells.h5ad", "tiny.h5ad",
+]
+BY_NAME = {case.name: case for case in BAD_FILES}
+
+
+def data_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/data.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.radio(key="data_source").set_value("Upload").run()
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.get("file_uploader")[0].upload(name, data).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def library_message(name: str, data: bytes, target: str | None) -> str:
+    """What the library says about this upload with the target the page picked."""
+    try:
+        list_columns(io.BytesIO(data), file_name=name)
+        load_table(io.BytesIO(data), target=target, file_name=name)
+    except DataError as exc:
+        return str(exc)
+    raise AssertionError(f"{name} loaded without error")
+
+
+def assert_shows_library_error(at: AppTest, name: str, data: bytes) -> str:
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1, errors
+    target = at.selectbox[0].value if len(at.selectbox) else None
+    expected = library_message(name, data, target)
+    assert errors[0] == f"Could not use {name}: {expected}"  # the typed DataError path, not the generic one
+    assert at.session_state["dataset_key"] == "builtin:digits"  # the previous data set stays current
+    return errors[0]
+
+
+@pytest.mark.parametrize("name", APP_CASES)
+def test_bad_upload_shows_the_library_message(name: str, tmp_path: Path):
+    case = BY_NAME[name]
+    data = case.make(tmp_path)
+    at = upload(data_page(), name, data)
+    assert re.search(case.message, assert_shows_library_error(at, name, data))
+
+
+def test_pickle_upload_is_refused_and_not_executed(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(ExecutesOnUnpickle(marker))
+    at = upload(data_page(), "model.parquet", payload)
+    assert "not a parquet file" in assert_shows_library_error(at, "model.parquet", payload)
+    assert not marker.exists()
+
+
+def test_gzip_bomb_upload_is_refused(monkeypatch):
+    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 1 << 20)
+    bomb = gzip.compress(b"f0,f1,label\n" + b"0,1,0\n" * (3 << 20), 9)
+    at = upload(data_page(), "bomb.csv.gz", bomb)
+    assert "decompresses to more than 1.0 MiB" in assert_shows_library_error(at, "bomb.csv.gz", bomb)
+
+
+def test_a_good_upload_after_a_bad_one_works(tmp_path: Path):
+    at = upload(data_page(), "junk.csv", BY_NAME["junk.csv"].make(tmp_path))
+    assert at.error
+    upload(at, "good.csv", csv(table()))
+    assert not at.error and at.session_state["dataset"].feature_names == ["f0", "f1", "f2"]
+
+
+# ------------------------------------------------------------- SA settings
+def sa_page_on(at: AppTest) -> AppTest:
+    at.switch_page("pages/sequential_attention.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def run_and_collect(at: AppTest) -> AppTest:
+    at.button(key="sa_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    try:
+        job = at.session_state["sa_job"]
+    except KeyError:  # a run that failed at once can be collected within the same script run
+        return at
+    assert job.wait(RUN_TIMEOUT_S), "SA did not finish"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_too_few_epochs_for_k_shows_what_to_raise():
+    at = data_page()
+    at.radio(key="data_source").set_value("Built-in").run()
+    at = sa_page_on(at)  # digits: 1797 samples, 64 features
+    at.number_input(key="sa_k").set_value(20)
+    at.number_input(key="sa_epochs").set_value(1)
+    run_and_collect(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "cannot hold 20 selection phases; raise epochs to at least" in errors[0]
+    assert "sa_trace" not in at.session_state
+
+
+def test_pins_leaving_too_few_candidates_show_the_counts():
+    at = upload(data_page(), "small.csv", csv(table()))
+    at = sa_page_on(at)
+    at.multiselect(key="sa_pinned").select("f0").select("f1")
+    at.number_input(key="sa_k").set_value(2)
+    run_and_collect(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1
+    assert "only 1 features can be picked (3 features, 2 pinned, 0 banned)" in errors[0]
+
+
+@pytest.mark.slow
+def test_training_time_limit_stops_and_keeps_the_picks(monkeypatch):
+    from app_support import state
+
+    monkeypatch.setattr(state, "MAX_TRAINING_SECONDS", 3.0)
+    at = data_page()
+    at.radio(key="data_source").set_value("Built-in").run()
+    at = sa_page_on(at)
+    at.number_input(key="sa_k").set_value(10)
+    at.number_input(key="sa_epochs").set_value(1000)  # many minutes without the limit
+    started = time.monotonic()
+    run_and_collect(at)
+    assert time.monotonic() - started < 3.0 + 30  # stopped near the limit, not after 1000 epochs
+    trace = at.session_state["sa_trace"]
+    assert trace.stopped_early and trace.settings["stop_reason"] == "time limit" and trace.k < 10
+    assert any("Stopped at the training time limit (3 s)" in w.value for w in at.warning)
