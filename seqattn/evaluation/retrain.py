@@ -258,7 +258,7 @@ def accuracy_vs_k(
     on all of ``dataset`` and only the initialisation varies with the seed.
     Identical feature subsets are trained once per seed, so methods that agree
     get identical numbers; pass the same ``cache`` dict to calls on the same
-    data and settings (as :func:`seqattn.comparison.compare_methods` does, one
+    data and settings (as :func:`seqattn.evaluation.compare.compare_methods` does, one
     method at a time) to extend that across calls. MLPs train side by side
     (:func:`fit_and_score_many`, up to ``MLP_BATCH`` at once). Returns one tidy
     row per (method, k, seed); ``k`` values beyond a trace's length are

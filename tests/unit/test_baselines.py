@@ -178,7 +178,7 @@ def test_plain_greedy_cannot_see_one_half_of_an_xor_pair(xor_data: Dataset) -> N
 
 
 def test_greedy_warm_starts_and_score_test_shortlist_keep_the_picks(planted: Dataset) -> None:
-    from seqattn.evaluate import RefitScorer
+    from seqattn.scoring import RefitScorer
 
     full = greedy_select(planted, 3)
     scorer = RefitScorer(planted, list(range(planted.n_features)))

@@ -95,7 +95,7 @@ def test_compare_stops_on_request_and_keeps_what_finished():
 
 def test_compare_publishes_each_method_with_its_accuracy_as_it_finishes():
     from seqattn import load_builtin
-    from seqattn.comparison import compare_methods
+    from seqattn.evaluation.compare import compare_methods
 
     partials = []
     progress = []

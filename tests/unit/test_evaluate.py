@@ -143,7 +143,7 @@ def test_candidate_gains_shortlist_and_bad_input(planted: Dataset) -> None:
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_batched_mlp_training_equals_training_one_at_a_time(task):
-    from seqattn.evaluate import fit_and_score, fit_and_score_many
+    from seqattn.evaluation.retrain import fit_and_score, fit_and_score_many
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((260, 6))

@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import orthogonal_mp
 
-from seqattn.omp import omp_select, use_gram
+from seqattn.selectors.omp import omp_select, use_gram
 
 
 def _sklearn_order(X: np.ndarray, y: np.ndarray, k: int) -> list[int]:
