@@ -124,7 +124,8 @@ def omp_select(
     pinned, banned = check_pinned_banned(d, pinned, banned)
     k = validate_k(k, d, n_pinned=len(pinned), n_banned=len(banned))
 
-    Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y_codes.astype(np.float64)[:, None]
+    # regression: the float64 target itself (encode_target's float32 copy would round it)
+    Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y.astype(np.float64)[:, None]
     binary = task == "classification" and Y.shape[1] == 2 and fit_intercept
     if binary:  # centred two-class one-hot columns are ±copies: one carries the same picks at half the cost
         Y = Y[:, 1:]  # (its scores are 1/√2 of the one-hot ones and are rescaled below)
