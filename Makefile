@@ -4,12 +4,15 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-fast chromium bench clean
+.PHONY: run test test-fast chromium bench lab clean
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt pins the tested versions; then the project itself is installed
+# editable, so `import seqattn`, `python -m seqattn` and `seqattn` work from any folder.
+$(VENV)/.installed: requirements.txt pyproject.toml setup.py
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-build-isolation -e .
 	touch $@
 
 run: $(VENV)/.installed
@@ -26,8 +29,13 @@ test: $(VENV)/.installed chromium
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow and not browser"
 
+# Jupyter on the notebooks/ folder (installs JupyterLab into the venv on first use).
+lab: $(VENV)/.installed
+	$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install --quiet jupyterlab==4.6.6
+	$(PY) -m jupyter lab notebooks/
+
 bench: $(VENV)/.installed
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts build dist *.egg-info

@@ -30,6 +30,7 @@ from seqattn.plots.compare import (
     timing_figure,
 )
 from seqattn.plots.data import mean_image
+from seqattn.reproduce import comparison_notebook
 from seqattn.trace import SelectionTrace
 
 RESULT_KEY = "cmp_result"  # the Comparison shown on this page
@@ -273,3 +274,7 @@ with tab_dl:
                        mime="text/csv", key="cmp_dl_rankings")
     st.download_button("Everything (JSON: traces, accuracy, settings)", result.to_json(),
                        file_name=f"{dataset.name}-compare.json", mime="application/json", key="cmp_dl_json")
+    st.download_button("Notebook (.ipynb)", lambda: comparison_notebook(result, dataset),
+                       file_name=f"{dataset.name}-compare.ipynb", mime="application/x-ipynb+json",
+                       on_click="ignore", key="cmp_dl_ipynb",
+                       help="Reruns this comparison in Jupyter with the same data, settings and seeds.")

@@ -11,8 +11,8 @@ from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, fea
 from seqattn.data import attach_preprocessing
 from seqattn.genomics import is_expression_data, mitochondrial_genes
 from seqattn.selectors import run_method
-from seqattn.plots.data import mean_image
 from seqattn.plots.selection import attention_vs_gain_figure
+from seqattn.reproduce import reproduction_notebook
 # importing the SA module pays torch's import on page load, not in the timed run
 from seqattn.selectors.sequential_attention import quick_start_settings
 from seqattn.scoring import candidate_gains
@@ -155,7 +155,7 @@ if dataset.task == "classification" and is_expression_data(dataset):  # cells ×
     st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
                  icon=":material/genetics:")
 
-figure = trace.plot(image_shape=dataset.image_shape, mean_image=mean_image(dataset))  # built once per trace
+figure = trace.plot(dataset)  # built once per trace (cached on it); the same figure as in a notebook
 
 tab_anim, tab_steps, tab_table, tab_download = st.tabs(
     ["Animation", "Step by step", "Selected features", "Downloads"])
@@ -210,3 +210,7 @@ with tab_download:
     st.download_button("Animation (HTML, works offline)",
                        lambda: figure.to_html(include_plotlyjs=True, auto_play=False),
                        file_name=f"{stem}.html", mime="text/html", on_click="ignore", key="sa_dl_html")
+    st.download_button("Notebook (.ipynb)", lambda: reproduction_notebook(trace, dataset),
+                       file_name=f"{stem}.ipynb", mime="application/x-ipynb+json", on_click="ignore",
+                       key="sa_dl_ipynb", help="Reruns this selection in Jupyter: same data source, preprocessing, "
+                                               "settings and seed (an upload's path is left to fill in).")

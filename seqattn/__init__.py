@@ -26,6 +26,15 @@ _EXPORTS = {
     "greedy_select": "seqattn.selectors.greedy",
     "compare_methods": "seqattn.evaluation.compare",
     "accuracy_vs_k": "seqattn.evaluation.retrain",
+    "builtin_data_dir": "seqattn.data.builtins",
+    "candidate_gains": "seqattn.scoring",
+    "select_features": "seqattn.anndata_api",
+    "dataset_from_anndata": "seqattn.anndata_api",
+    "trace_from_anndata": "seqattn.anndata_api",
+    "progress_bar": "seqattn.progress",
+    "LiveSelectionView": "seqattn.notebook",
+    "reproduction_notebook": "seqattn.reproduce",
+    "comparison_notebook": "seqattn.reproduce",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -58,10 +58,9 @@ def _load(args: argparse.Namespace):
 
 
 def _select(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from seqattn.data import attach_preprocessing
     from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
+    from seqattn.progress import progress_bar
     from seqattn.selectors import available_methods, run_method
 
     out = Path(args.out)
@@ -87,21 +86,9 @@ def _select(args: argparse.Namespace) -> int:
     if pinned or banned:
         options.update(pinned=pinned, banned=banned)
 
-    bar = None if args.quiet else tqdm(total=100, file=sys.stderr, desc=args.method, unit="%", mininterval=0.5)
-
-    def progress(step: int, total: int, message: str) -> None:
-        if bar is not None and total:
-            target = round(100 * step / total)
-            if target > bar.n:
-                bar.set_postfix_str(message[:60], refresh=False)
-                bar.update(target - bar.n)  # update() honours mininterval; no flood of redraws
-
-    try:
+    with progress_bar(args.method, enabled=not args.quiet, file=sys.stderr, notebook=False) as progress:
         trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
                            callback=progress, **options)
-    finally:
-        if bar is not None:
-            bar.close()
     if record:
         attach_preprocessing(trace.settings, dataset)
     out.parent.mkdir(parents=True, exist_ok=True)

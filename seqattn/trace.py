@@ -5,6 +5,7 @@ SHAP, greedy selection and filters are treated alike downstream.
 """
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -144,27 +145,6 @@ class SelectionTrace:
             return np.empty((0, self.n_features))
         return np.vstack([s.scores for s in self.steps])
 
-    def plot(self, *, image_shape: tuple[int, int] | None = None, mean_image: np.ndarray | None = None,
-             **options: Any):
-        """The step-by-step animation (one frame per pick): the one figure the app, its HTML
-        download and notebooks share (built by :func:`seqattn.plots.selection.selection_animation`).
-
-        Built once per trace and reused while the trace and the arguments stay
-        the same, so app reruns and repeated notebook calls cost nothing; treat
-        the returned figure as read-only (``go.Figure(fig)`` copies it).
-        """
-        from seqattn.plots.selection import selection_animation
-
-        image = None if mean_image is None else np.asarray(mean_image, dtype=np.float64)
-        key = (self.k, self.steps[-1].feature if self.steps else None,
-               None if image_shape is None else tuple(image_shape),
-               None if image is None else (image.shape, image.tobytes()), tuple(sorted(options.items())))
-        cache = self.__dict__.setdefault("_figure_cache", {})
-        if key not in cache:
-            cache.clear()  # one figure per trace: a new key means the trace or the arguments changed
-            cache[key] = selection_animation(self, image_shape=image_shape, mean_image=image, **options)
-        return cache[key]
-
     def truncated(self, k: int) -> "SelectionTrace":
         """A copy holding only the first ``k`` steps."""
         data = self.to_dict()
@@ -187,6 +167,80 @@ class SelectionTrace:
         ]
         columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
         return pd.DataFrame(rows, columns=columns)
+
+    # ---------------------------------------------------------------- display
+    #: Rows shown by ``_repr_html_`` before "… and N more".
+    HTML_MAX_ROWS = 50
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what ran on what, then one row per pick (name, score,
+        confidence where the method reports it, marginal gain, validation metric)."""
+        def number(value: Any, fmt: str = ".4g") -> str:
+            return "" if value is None or not math.isfinite(float(value)) else format(float(value), fmt)
+
+        facts = [f"<b>{html.escape(self.method)}</b>",
+                 f"{self.k} of {self.n_features} features"]
+        if self.dataset:
+            facts.append(f"data <b>{html.escape(self.dataset)}</b>")
+        if self.task:
+            facts.append(html.escape(self.task))
+        facts.append(f"device {html.escape(self.device)}")
+        final = self.steps[-1].val_metric if self.steps else None
+        if final is not None:
+            before = f"{number(self.base_metric, '.3f')} → " if self.base_metric is not None else ""
+            facts.append(f"validation {html.escape(self.metric_name or 'metric')} {before}{number(final, '.3f')}")
+        if self.stopped_early:
+            facts.append(f"<b>stopped early</b> ({html.escape(str(self.settings.get('stop_reason', 'stopped')))})")
+        lines = [f"<div class='seqattn-trace'><p>SelectionTrace: {' · '.join(facts)}</p>"]
+        if self.pinned:
+            pinned = ", ".join(html.escape(self.feature_names[i]) for i in self.pinned)
+            lines.append(f"<p>pinned (selected from the start): {pinned}</p>")
+        confidences = [getattr(s, "confidence", None) for s in self.steps]
+        has_confidence = any(c is not None for c in confidences)
+        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + [
+            "marginal gain", f"validation {self.metric_name or 'metric'}", "seconds"]
+        lines.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+                     + "</tr></thead><tbody>")
+        for i, (step, confidence) in enumerate(zip(self.steps[: self.HTML_MAX_ROWS], confidences)):
+            cells = [str(i + 1), html.escape(step.name), number(step.score)]
+            if has_confidence:
+                cells.append(number(confidence, ".3g"))
+            cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f"), number(step.seconds, ".1f")]
+            lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        lines.append("</tbody></table>")
+        if self.k > self.HTML_MAX_ROWS:
+            lines.append(f"<p>… and {self.k - self.HTML_MAX_ROWS} more picks (<code>trace.to_frame()</code> "
+                         "holds them all)</p>")
+        lines.append("</div>")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self.selected_names[:8]) + (", …" if self.k > 8 else "")
+        return (f"SelectionTrace(method={self.method!r}, dataset={self.dataset!r}, k={self.k}, "
+                f"n_features={self.n_features}, selected=[{shown}])")
+
+    def plot(self, dataset: Any = None, **options: Any):
+        """The app's animation of this trace (a plotly figure: scores per pick, gains, and the
+        pixel panel for image data when ``dataset`` is given); ``options`` go to
+        :func:`seqattn.plots.selection.selection_animation`.
+
+        Built once and reused while the trace (its picks), ``dataset`` and the
+        options stay the same, so repeated notebook calls and app reruns cost
+        nothing; treat the figure as read-only (``go.Figure(fig)`` copies it).
+        """
+        from seqattn.plots.selection import selection_figure
+
+        def frozen(value: Any) -> Any:
+            array = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+            return (array.shape, array.tobytes()) if array is not None and array.dtype != object else value
+
+        key = (self.k, self.steps[-1].feature if self.steps else None,
+               tuple(sorted((name, frozen(value)) for name, value in options.items())))
+        cached = self.__dict__.get("_figure_cache")
+        if cached is None or cached[0] != key or cached[1] is not dataset:
+            cached = (key, dataset, selection_figure(self, dataset, **options))
+            self.__dict__["_figure_cache"] = cached  # one figure per trace: a new key replaces the old one
+        return cached[2]
 
     # ---------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 scikit-learn bundles digits, breast cancer, wine and diabetes; ``data/`` ships
 ``pbmc68k_reduced`` (real single-cell genomics) and ``mnist_5k``; ``planted``
-is synthetic with known informative features.
+is synthetic with known informative features. An installed package carries
+``data/`` as ``seqattn.builtin_data`` (see setup.py), so the files are found
+from any working directory.
 """
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +17,24 @@ import numpy as np
 from seqattn.data.dataset import DataError, Dataset
 from seqattn.data.synthetic import make_planted
 
-#: The one home of the bundled data files (top-level ``data/`` of the repository).
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+def builtin_data_dir() -> Path:
+    """Where the bundled files live: the installed ``seqattn.builtin_data`` package
+    (wheel or editable install), else ``data/`` beside the ``seqattn`` package in a
+    source checkout used without installing."""
+    try:
+        spec = importlib.util.find_spec("seqattn.builtin_data")
+    except ImportError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "pbmc68k_reduced.h5ad").exists():
+            return Path(location)
+    package_dir = Path(importlib.util.find_spec("seqattn").origin).resolve().parent
+    return package_dir.parent / "data"
+
+
+#: The bundled data files; in the repository, the top-level ``data/`` (their one home).
+DATA_DIR = builtin_data_dir()
 
 
 def _sklearn(loader_name: str, task: str, name: str, image_shape: tuple[int, int] | None = None) -> Callable[[], Dataset]:
@@ -113,4 +132,5 @@ def load_builtin(name: str) -> Dataset:
     loader, description = BUILTIN_DATASETS[name]
     dataset = loader()
     dataset.description = dataset.description or description
+    dataset.extra["builtin"] = name  # provenance: a notebook can reload it (seqattn.reproduce)
     return dataset

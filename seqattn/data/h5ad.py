@@ -114,12 +114,7 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
     except Exception as exc:
         raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
 
-    if layer is None:
-        matrix, var_names, source = adata.X, adata.var_names, "X"
-    elif layer in adata.layers:
-        matrix, var_names, source = adata.layers[layer], adata.var_names, f"layer {layer!r}"
-    else:  # "raw", checked above
-        matrix, var_names, source = adata.raw.X, adata.raw.var_names, "raw"
+    matrix, var_names, source = anndata_matrix(adata, layer)  # "raw" checked above
     if matrix is None:
         raise DataError(f"{content.name!r} has no expression matrix in {source}.")
     names = [str(v) for v in var_names]
@@ -129,8 +124,7 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
     _check_finite_any(X, names)
 
     notes: list[str] = []
-    y_raw = adata.obs[target].to_numpy() if not isinstance(adata.obs[target].dtype, pd.CategoricalDtype) \
-        else adata.obs[target].astype(object).to_numpy()
+    y_raw = obs_values(adata, target)
     cell_counts = np.diff(X.indptr) if sp.issparse(X) else np.count_nonzero(X, axis=1)
     empty = np.flatnonzero(cell_counts == 0)
     if len(empty) == X.shape[0]:
@@ -151,6 +145,22 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
     dataset = _finish(X, y_raw, names, target, task, name, extra)
     dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source}")
     return dataset
+
+
+def anndata_matrix(adata: Any, layer: str | None = None, *, use_raw: bool = False) -> tuple[Any, Any, str]:
+    """``(matrix, gene names, label)`` of an in-memory AnnData: ``X``, a layer, or ``raw``
+    (``use_raw=True``, or ``layer="raw"`` when no layer has that name, as in the app's matrix picker)."""
+    if use_raw or (layer == "raw" and "raw" not in adata.layers):
+        return adata.raw.X, adata.raw.var_names, "raw"
+    if layer is None:
+        return adata.X, adata.var_names, "X"
+    return adata.layers[layer], adata.var_names, f"layer {layer!r}"
+
+
+def obs_values(adata: Any, column: str) -> np.ndarray:
+    """An obs column as a numpy array (categorical labels as plain objects)."""
+    values = adata.obs[column]
+    return values.astype(object).to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
 
 
 def _as_float32(matrix: Any, source: str) -> Any:

@@ -352,6 +352,17 @@ def selection_animation(
     return fig
 
 
+def selection_figure(trace: SelectionTrace, dataset=None, **options) -> go.Figure:
+    """The figure the app's Sequential Attention page shows and ``trace.plot()`` returns: the
+    animation, with the pixel panel over the average image when ``dataset`` is image data."""
+    if dataset is not None:
+        from seqattn.plots.data import mean_image
+
+        options.setdefault("image_shape", dataset.image_shape)
+        options.setdefault("mean_image", mean_image(dataset))
+    return selection_animation(trace, **options)
+
+
 def attention_vs_gain_figure(
     names: Sequence[str], attention: Sequence[float], gains: Sequence[float], *, picked: str | None = None,
     gain_label: str = "true marginal gain",

@@ -381,6 +381,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
                 settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
             )
+            self.trace_ = trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
 
             def read_out(features: list[int]) -> float | None:
                 if self.gain_model == "none":

@@ -173,3 +173,22 @@ def test_stop_keeps_the_picks_so_far():
     assert trace.stopped_early
     assert 1 <= trace.k < 8
     assert any("Stopped early" in w.value for w in at.warning)
+
+
+def test_sa_page_offers_a_reproduction_notebook_of_the_run():
+    """The Downloads tab has "Notebook (.ipynb)"; what it serves is reproduction_notebook of the run
+    (executed and compared with the app's picks in tests/test_reproduce.py)."""
+    from seqattn.reproduce import reproduction_notebook
+
+    at = goto(start(), "data")
+    goto(at, "sequential_attention")
+    at.number_input(key="sa_k").set_value(2)
+    at.number_input(key="sa_epochs").set_value(2)
+    run_sa_and_wait(at)
+    buttons = [b for b in at.get("download_button") if "sa_dl_ipynb" in b.proto.id]
+    assert len(buttons) == 1 and buttons[0].proto.label == "Notebook (.ipynb)"
+    trace = at.session_state["sa_trace"]
+    notebook = json.loads(reproduction_notebook(trace, at.session_state["dataset"]))
+    code = "\n".join(c["source"] for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "seqattn.load_builtin('digits')" in code and "epochs=2" in code
+    assert f"app_picks = {trace.selected_names!r}" in code

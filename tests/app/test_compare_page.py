@@ -80,7 +80,7 @@ def test_run_comparison_reuses_sa_and_shows_every_section(planted, sa_trace) -> 
     assert any(t.startswith("Step 1: the same candidates") for t in chart_titles)
     assert any(t.startswith("Wall time") for t in chart_titles)
     labels = {b.label for b in at.get("download_button")}
-    assert {"Summary (CSV)", "Everything (JSON: traces, accuracy, settings)"} <= labels
+    assert {"Summary (CSV)", "Everything (JSON: traces, accuracy, settings)", "Notebook (.ipynb)"} <= labels
 
     # a later step of the teaching view refits for SA's picks so far
     at.slider(key="cmp_step").set_value(3).run()
