@@ -211,7 +211,11 @@ class _OMPPath:
         self.L = self._array(np.zeros((max_picks, max_picks)))
         self.B = self._array(np.zeros((max_picks, T)))    # picked columnsᵀ Y
         self.coef = None
-        if gram:
+        if gram and self.torch is not None and not sp.issparse(A):
+            self.G, self.XY = self._device_gram(A, Y, mean, scale)  # the n·d² product on the device
+            self.GS = self._array(np.zeros((A.shape[1], max_picks)))
+            self.corr = self.XY
+        elif gram:
             G, XY = _gram(A, Y, mean, scale)
             self.G, self.XY = self._array(G), self._array(XY)
             self.GS = self._array(np.zeros((len(G), max_picks)))  # G's columns of the active picks
@@ -224,6 +228,15 @@ class _OMPPath:
             self.corr = self._xt(self.Y) * self.inv_scale
 
     # ------------------------------------------------------------ backends
+    def _device_gram(self, A: np.ndarray, Y: np.ndarray, mean: np.ndarray, scale: np.ndarray):
+        """:func:`_gram` for dense data on the torch device."""
+        X = self._array(A)
+        if mean.any():
+            X = X - self._array(mean)
+        inv = self._array(1.0 / scale)
+        G = (X.T @ X) * inv[:, None] * inv[None, :]
+        return G, (X.T @ self._array(Y)) * inv[:, None]
+
     def _array(self, a: np.ndarray):
         if self.torch is None:
             return a
