@@ -68,7 +68,7 @@ if dataset is None:
 dataset_key = str(st.session_state.get(DATASET_ID_KEY))
 device = current_device()
 sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
-if sa_trace is not None and (sa_trace.n_features != dataset.n_features or sa_trace.k == 0):
+if sa_trace is not None and (sa_trace.n_features != dataset.n_groups or sa_trace.k == 0):
     sa_trace = None  # from other data, or stopped before its first pick: nothing to reuse
 
 st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
@@ -77,7 +77,7 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    k0 = max(1, min(10, dataset.n_features - 1))
+    k0 = max(1, min(10, dataset.n_groups - 1))
     st.session_state.update({"cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0,
                              "cmp_ks": ", ".join(map(str, default_ks(k0))), **DEFAULTS})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
@@ -87,7 +87,7 @@ keep_widget_state(*WIDGETS)
 with st.form("cmp_settings"):
     st.multiselect("Methods", list(ALL_METHODS), key="cmp_methods", format_func=METHOD_LABELS.get)
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_features, step=1, key="cmp_k")
+    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_groups, step=1, key="cmp_k")
     c2.text_input("k values to evaluate", key="cmp_ks", help="Comma-separated, each between 1 and k.")
     c3.number_input("seeds", min_value=1, max_value=10, step=1, key="cmp_seeds",
                     help="Each seed: its own train/test split and model initialisation (the spread band).")
@@ -175,7 +175,7 @@ def show_partial(running_job: BackgroundJob) -> None:
         st.caption("Results appear here method by method as each one finishes.")
         return
     st.markdown(f"**Finished so far ({len(partial.traces)} of {len(partial.settings['methods'])} methods)**")
-    st.dataframe(partial.summary_table(), key="cmp_partial_summary")
+    st.dataframe(partial.accuracy_table(), hide_index=True, key="cmp_partial_summary")
     st.dataframe(partial.rankings(), key="cmp_partial_rankings")
 
 
@@ -207,9 +207,9 @@ if not result.traces:
 # ------------------------------------------------------------------ the key chart
 st.subheader("Accuracy vs k")
 st.plotly_chart(accuracy_vs_k_figure(result.accuracy), key="cmp_accuracy_chart")
-table = result.summary_table()
-if not table.empty:
-    st.dataframe(table, key="cmp_summary_table")
+accuracy_table = result.accuracy_table()
+if len(accuracy_table):
+    st.dataframe(accuracy_table, hide_index=True, key="cmp_summary_table")
 st.caption(f"Evaluation: {result.settings.get('eval_model')} retrained per (method, k, seed); "
            f"{result.settings.get('split')}. The methods selected on all rows, so filters and SHAP saw the test "
            f"rows' labels once; `benchmarks/bench_compare.py` uses a clean hold-out.")
@@ -241,6 +241,8 @@ with tab_step:
     sa_result = result.traces.get("sa")
     if sa_result is None or sa_result.k == 0:
         st.info("Include Sequential Attention in the comparison to see its scores next to OMP's and greedy's.")
+    elif dataset.groups is not None:
+        st.info("This step-by-step view refits single columns; it is not offered for data with feature groups.")
     else:
         step = st.slider("SA step", 1, sa_result.k, 1, key="cmp_step") - 1
         frame = step_scores_cached(dataset_key, digest(sa_result.to_json()), step, dataset, sa_result)

@@ -7,15 +7,16 @@ import streamlit as st
 from app_support import state
 from app_support.jobs import BackgroundJob, job_progress_panel
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
-from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.data import attach_preprocessing
-from seqattn.genomics import is_expression_data, mitochondrial_genes
-from seqattn.selectors import run_method
-from seqattn.plots.selection import attention_vs_gain_figure
+from seqattn.data.groups import groups_of
+from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
+from seqattn.genomics import is_expression_data, mitochondrial_genes, ribosomal_genes
+from seqattn.plots.selection import attention_vs_gain_figure, true_gain_label
 from seqattn.reproduce import reproduction_notebook
+from seqattn.scoring import candidate_gains
+from seqattn.selectors import run_method
 # importing the SA module pays torch's import on page load, not in the timed run
 from seqattn.selectors.sequential_attention import quick_start_settings
-from seqattn.scoring import candidate_gains
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
@@ -43,19 +44,22 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
            f"Device: `{device}` (change it in the sidebar).")
 job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 running = job is not None and not job.done
-mito_names = [dataset.feature_names[i] for i in mitochondrial_genes(dataset.feature_names)]
+unit_names = list(groups_of(dataset).names)  # features, or feature groups (picked whole)
+mito_names = [unit_names[i] for i in mitochondrial_genes(unit_names)]
+ribo_names = [unit_names[i] for i in ribosomal_genes(unit_names)]
 
 
-def ban_mitochondrial() -> None:
-    """Add every MT- gene to the ban list (and drop them from the pins: a gene cannot be both)."""
+def ban(names: list[str]) -> None:
+    """Add genes to the ban list (and drop them from the pins: a gene cannot be both)."""
     banned = list(st.session_state.get("sa_banned", []))
-    st.session_state["sa_banned"] = banned + [g for g in mito_names if g not in banned]
-    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in mito_names]
+    st.session_state["sa_banned"] = banned + [g for g in names if g not in banned]
+    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in names]
 
 
 with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
     c1, c2, c3, c4, c5, c6 = st.columns(6)
-    c1.number_input("k (features to pick)", min_value=1, max_value=dataset.n_features, step=1, key="sa_k",
+    c1.number_input("k (feature groups to pick)" if dataset.groups is not None else "k (features to pick)",
+                    min_value=1, max_value=dataset.n_groups, step=1, key="sa_k",
                     help="How many features SA selects, in addition to pinned ones.")
     c2.number_input("epochs", min_value=1, max_value=1000, step=1, key="sa_epochs",
                     help="Training epochs for the whole run (warm-up + one phase per pick).")
@@ -66,16 +70,21 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
              help="mlp: BatchNorm → Linear(hidden) → ReLU → Linear. linear: ℓ2-regularised linear model "
                   "(its picks match OMP's on least squares).")
     p1, p2 = st.columns(2)
-    p1.multiselect("Pin (always selected)", dataset.feature_names, key="sa_pinned",
+    p1.multiselect("Pin (always selected)", unit_names, key="sa_pinned",
                    help="Pinned features start selected; SA picks k more around them.")
-    p2.multiselect("Ban (never selected)", dataset.feature_names, key="sa_banned",
+    p2.multiselect("Ban (never selected)", unit_names, key="sa_banned",
                    help="Banned features are never candidates, e.g. known confounders.")
     if mito_names:  # expression data with mitochondrial genes: usually quality signals, not markers
-        p2.button(f"Ban mitochondrial (MT-) genes ({len(mito_names)})", key="sa_ban_mt", on_click=ban_mitochondrial,
-                  disabled=set(mito_names) <= set(st.session_state.get("sa_banned", [])),
+        p2.button(f"Ban mitochondrial (MT-) genes ({len(mito_names)})", key="sa_ban_mt", on_click=ban,
+                  args=(mito_names,), disabled=set(mito_names) <= set(st.session_state.get("sa_banned", [])),
                   help="MT- gene counts mostly track cell stress and quality, not cell type.")
+    if ribo_names:
+        p2.button(f"Ban ribosomal (RPS/RPL) genes ({len(ribo_names)})", key="sa_ban_ribo", on_click=ban,
+                  args=(ribo_names,), disabled=set(ribo_names) <= set(st.session_state.get("sa_banned", [])),
+                  help="Ribosomal protein genes are highly expressed everywhere and track cell size and "
+                       "sequencing depth more than cell type.")
 
-index_of = {name: i for i, name in enumerate(dataset.feature_names)}
+index_of = {name: i for i, name in enumerate(unit_names)}
 run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
 if run_clicked:
     st.session_state[JOB_KEY] = job = BackgroundJob(
@@ -180,7 +189,9 @@ with tab_steps:
     step_number = s1.slider("Step", 1, trace.k, 1, key=f"sa_teach_step_{trace.k}") if trace.k > 1 else 1
     max_candidates = s2.number_input("max candidates", 5, 500, 64, step=1, key="sa_teach_max",
                                      help="With more candidates, the best by a univariate score are refitted.")
-    if st.button("Compute true marginal gains at this step", key="sa_teach_run"):
+    if dataset.groups is not None:
+        st.caption("The true-gain comparison refits single columns; it is not offered for data with feature groups.")
+    elif st.button("Compute true marginal gains at this step", key="sa_teach_run"):
         t = step_number - 1
         before = list(trace.pinned) + trace.selected[:t]
         candidates = [i for i, s in enumerate(trace.steps[t].scores) if s == s]  # finite scores: the candidates
@@ -197,8 +208,12 @@ with tab_steps:
                   "undefined" if rho != rho else f"{rho:.2f}")
         if note:
             st.caption(note)
-        st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name),
+        st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name,
+                                                 gain_label=true_gain_label(dataset.task)),
                         key="sa_teach_figure")
+        st.caption(f"Here the gain is the {true_gain_label(dataset.task).removeprefix('true gain ')[1:-1]} when "
+                   f"the candidate is added (what greedy selection maximises); the animation's gain is the change "
+                   f"in validation {trace.metric_name}.")
         st.dataframe(table, hide_index=True, key="sa_teach_table")
 
 with tab_download:

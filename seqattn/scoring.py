@@ -141,10 +141,12 @@ class ValidationScorer:
         self.X_train, self.y_train = dataset.X[train], dataset.y[train]
         self.X_val, self.y_val = dataset.X[val], dataset.y[val]
         self.task, self.seed = dataset.task, random_state
+        self.groups = dataset.groups
 
-    def __call__(self, features: Sequence[int]) -> float:
-        return subset_metric(self.X_train, self.y_train, self.X_val, self.y_val, list(features), self.task,
-                             self.seed)
+    def __call__(self, units: Sequence[int]) -> float:
+        """The metric on the given features, or on all columns of the given feature groups."""
+        columns = list(units) if self.groups is None else self.groups.expand(units)
+        return subset_metric(self.X_train, self.y_train, self.X_val, self.y_val, columns, self.task, self.seed)
 
 
 @dataclass

@@ -98,6 +98,10 @@ class SelectionTrace:
     settings: dict[str, Any] = field(default_factory=dict)
     base_metric: float | None = None  # validation metric before the first pick
     stopped_early: bool = False
+    #: For group selection: the data columns of each unit in ``feature_names`` (which then
+    #: holds group names) and the columns' own names; ``None`` when units are columns.
+    groups: list[list[int]] | None = None
+    column_names: list[str] | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -116,6 +120,17 @@ class SelectionTrace:
     @property
     def selected_names(self) -> list[str]:
         return [self.feature_names[i] for i in self.selected]
+
+    @property
+    def n_columns(self) -> int:
+        """Data columns the trace was computed on (more than ``n_features`` for group selection)."""
+        return len(self.column_names) if self.column_names is not None else self.n_features
+
+    def columns_of(self, units: list[int]) -> list[int]:
+        """Data column indices of the given units (features, or groups for group selection)."""
+        if self.groups is None:
+            return [int(u) for u in units]
+        return [c for u in units for c in self.groups[int(u)]]
 
     def add_step(
         self,
@@ -152,7 +167,8 @@ class SelectionTrace:
         return SelectionTrace.from_dict(data)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per pick: order, index, name, score, gain, metric, seconds."""
+        """One row per pick: order, index, name, score, gain, metric, and the cumulative wall time
+        ``seconds_since_start`` (time from the start of the run to this pick, not the pick's own cost)."""
         rows = [
             {
                 "order": i + 1,
@@ -161,12 +177,16 @@ class SelectionTrace:
                 "score": s.score,
                 "marginal_gain": s.marginal_gain,
                 "val_metric": s.val_metric,
-                "seconds": s.seconds,
+                "seconds_since_start": s.seconds,
             }
             for i, s in enumerate(self.steps)
         ]
-        columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
-        return pd.DataFrame(rows, columns=columns)
+        columns = ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds_since_start"]
+        frame = pd.DataFrame(rows, columns=columns)
+        if self.groups is not None and self.column_names is not None:  # what each picked group holds
+            frame.insert(3, "columns", ["; ".join(self.column_names[c] for c in self.groups[s.feature])
+                                        for s in self.steps])
+        return frame
 
     # ---------------------------------------------------------------- display
     #: Rows shown by ``_repr_html_`` before "… and N more".
@@ -262,6 +282,8 @@ class SelectionTrace:
                 "base_metric": self.base_metric,
                 "stopped_early": self.stopped_early,
                 "settings": dict(self.settings),
+                **({"groups": [list(g) for g in self.groups], "column_names": list(self.column_names or [])}
+                   if self.groups is not None else {}),
                 "steps": [
                     {
                         "feature": s.feature,
@@ -297,6 +319,8 @@ class SelectionTrace:
             settings=dict(data.get("settings", {})),
             base_metric=_opt_float(data.get("base_metric")),
             stopped_early=bool(data.get("stopped_early", False)),
+            groups=[[int(c) for c in g] for g in data["groups"]] if data.get("groups") is not None else None,
+            column_names=[str(c) for c in data["column_names"]] if data.get("column_names") else None,
         )
         for step in data.get("steps", []):
             scores = np.array([np.nan if v is None else v for v in step["scores"]], dtype=np.float64)
@@ -340,3 +364,8 @@ def picks(trace: SelectionTrace, k: int | None = None) -> list[int]:
     """Pinned features, then the first ``k`` picks (all picks when ``k`` is None)."""
     chosen = trace.selected if k is None else trace.selected[:k]
     return list(trace.pinned) + chosen
+
+
+def pick_columns(trace: SelectionTrace, k: int | None = None) -> list[int]:
+    """The data columns of :func:`picks` (a picked feature group brings all its columns)."""
+    return trace.columns_of(picks(trace, k))

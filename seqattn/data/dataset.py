@@ -28,7 +28,9 @@ class Dataset:
     single-cell data stays sparse until a mini-batch needs it). ``y`` holds
     integer class codes (``class_names`` maps them back) or float targets.
     ``informative`` is the ground truth for synthetic data (indices), ``None``
-    when unknown.
+    when unknown. ``groups`` (:class:`~seqattn.data.groups.FeatureGroups`) makes
+    several columns one selection unit (one-hot text columns, missing-value
+    indicators, gene sets); ``None`` means one group per column.
     """
 
     X: Any
@@ -41,6 +43,7 @@ class Dataset:
     informative: np.ndarray | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    groups: Any = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -60,6 +63,28 @@ class Dataset:
             raise DataError(f"{len(self.feature_names)} feature names for {self.X.shape[1]} columns.")
         if self.informative is not None:
             self.informative = np.asarray(self.informative, dtype=np.int64)
+        if self.groups is not None:
+            if self.groups.n_columns != self.X.shape[1]:
+                raise DataError(f"The feature groups cover {self.groups.n_columns} columns but X has "
+                                f"{self.X.shape[1]}.")
+            if self.groups.trivial and list(self.groups.names) == self.feature_names:
+                self.groups = None
+
+    @property
+    def n_groups(self) -> int:
+        """Selection units: groups when the data set has them, else columns."""
+        return self.groups.n_groups if self.groups is not None else self.n_features
+
+    def with_groups(self, groups: Any) -> "Dataset":
+        """A copy whose selection units are ``groups``: a mapping ``{name: [column names or indices]}``
+        (columns in no group keep their current group) or a :class:`~seqattn.data.groups.FeatureGroups`."""
+        from dataclasses import replace
+
+        from seqattn.data.groups import FeatureGroups
+
+        if not isinstance(groups, FeatureGroups):
+            groups = FeatureGroups.from_mapping(groups, self.feature_names, self.groups)
+        return replace(self, groups=groups, extra=dict(self.extra))
 
     @property
     def n_samples(self) -> int:
@@ -89,6 +114,8 @@ class Dataset:
             info["classes"] = self.n_classes
         if self.image_shape:
             info["image_shape"] = f"{self.image_shape[0]}×{self.image_shape[1]}"
+        if self.groups is not None:
+            info["feature groups"] = self.groups.n_groups
         if self.informative is not None:
             info["informative (ground truth)"] = len(self.informative)
         return info

@@ -83,14 +83,20 @@ class Comparison:
         """Mean ± std of the test metric per (method, k)."""
         return summarize_accuracy(self.accuracy)
 
-    def summary_table(self) -> pd.DataFrame:
-        """"mean ± std" per method (rows, labelled) and k (columns): the table the Compare page shows."""
+    def accuracy_table(self) -> pd.DataFrame:
+        """Mean ± std per method (rows, first column ``method``) and k (columns ``k = 1`` …): the table
+        under the accuracy chart, with its headers spelled out."""
         summary = self.summary()
         if summary.empty:
-            return pd.DataFrame()
+            return pd.DataFrame(columns=["method"])
+        metric = str(self.accuracy["metric"].iloc[0]) if "metric" in self.accuracy else "metric"
         cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
-        table = cells.pivot(index="method", columns="k", values="value").reindex(list(dict.fromkeys(summary["method"])))
+        table = cells.pivot(index="method", columns="k", values="value")
+        order = [m for m in self.traces if m in table.index] + [m for m in table.index if m not in self.traces]
+        table = table.reindex(order)  # the methods in the order they were run, as in the chart
+        table.columns = [f"k = {k}" for k in table.columns]
         table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+        table = table.rename_axis(f"method ({metric}, mean ± std over seeds)").reset_index()
         return table
 
     def rankings(self, k: int | None = None) -> pd.DataFrame:
@@ -223,12 +229,12 @@ def compare_methods(
     options = {m: dict(v) for m, v in (method_options or {}).items()}
     if "greedy" in methods:
         greedy = options.setdefault("greedy", {})
-        if dataset.n_features > GREEDY_MAX_FEATURES:
+        if dataset.n_groups > GREEDY_MAX_FEATURES:
             greedy.setdefault("max_candidates", GREEDY_SHORTLIST)
         if greedy.get("model", "logistic") == "logistic" and greedy.get("lookahead", 1) == 1:
             greedy.setdefault("refits_per_step", GREEDY_REFITS_PER_STEP)
 
-    reuse_sa = sa_trace is not None and sa_trace.n_features == dataset.n_features
+    reuse_sa = sa_trace is not None and sa_trace.n_features == dataset.n_groups
     n_rows = dataset.n_samples
     plan = []  # (method, estimated selection seconds, estimated retraining seconds)
     for method in methods:
@@ -383,6 +389,8 @@ def step_scores(
     """
     if not 0 <= step < sa_trace.k:
         raise ValueError(f"step must be between 0 and {sa_trace.k - 1}, got {step}.")
+    if sa_trace.groups is not None or dataset.groups is not None:
+        raise ValueError("step_scores compares single columns; it does not apply to feature groups.")
     before = picks(sa_trace, step)
     gains = candidate_gains(dataset, before, max_candidates=max_candidates, random_state=random_state)
     features = gains["feature"].to_numpy(dtype=int)

@@ -16,7 +16,7 @@ from seqattn.data import Dataset, dense_columns, split_indices, standardise
 from seqattn.device import single_threaded
 from seqattn.models import TrainConfig
 from seqattn.scoring import metric_name, mse_r2
-from seqattn.trace import SelectionTrace, as_trace_dict, picks
+from seqattn.trace import SelectionTrace, as_trace_dict, pick_columns, picks
 
 Callback = Callable[[int, int, str], Any]
 
@@ -273,13 +273,13 @@ def accuracy_vs_k(
     if not seeds:
         raise ValueError("seeds must hold at least one seed.")
     for label, trace in labelled.items():
-        if trace.n_features != dataset.n_features:
-            raise ValueError(f"Trace {label!r} has {trace.n_features} features but the data set has "
+        if trace.n_columns != dataset.n_features:
+            raise ValueError(f"Trace {label!r} has {trace.n_columns} features but the data set has "
                              f"{dataset.n_features}; was it computed on another data set?")
     if test is not None and test.n_features != dataset.n_features:
         raise ValueError("The test data set must have the same columns as the training data set.")
     jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
-    needed = sorted({c for label, k, _ in jobs for c in picks(labelled[label], k)})
+    needed = sorted({c for label, k, _ in jobs for c in pick_columns(labelled[label], k)})
     X_all = dense_columns(dataset.X, needed, np.float64) if needed else np.empty((dataset.n_samples, 0))
     X_test_all = dense_columns(test.X, needed, np.float64) if (test is not None and needed) else None
     pos = {c: j for j, c in enumerate(needed)}
@@ -287,7 +287,7 @@ def accuracy_vs_k(
     strat = dataset.y if dataset.task == "classification" else None
     pending: dict[tuple[frozenset[int], int], tuple] = {}  # distinct fits still to run, in job order
     for label, k, seed in jobs:
-        features = picks(labelled[label], k)
+        features = pick_columns(labelled[label], k)  # a picked feature group brings all its columns
         key = (frozenset(features), seed)
         if key in cache or key in pending:
             continue
@@ -317,11 +317,11 @@ def accuracy_vs_k(
                 break
     rows = []
     for label, k, seed in jobs:
-        features = picks(labelled[label], k)
-        key = (frozenset(features), seed)
+        key = (frozenset(pick_columns(labelled[label], k)), seed)
         if key in cache:
             rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
-                         "value": cache[key], "features": ", ".join(dataset.feature_names[c] for c in features)})
+                         "value": cache[key],
+                         "features": ", ".join(labelled[label].feature_names[u] for u in picks(labelled[label], k))})
     frame = pd.DataFrame(rows, columns=["method", "k", "seed", "metric", "value", "features"])
     frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start, stopped=stopped,
                        split="separate test set" if test is not None else f"per-seed {test_fraction:.0%} test split")

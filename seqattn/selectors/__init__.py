@@ -108,7 +108,7 @@ def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", r
                callback=None, **options: Any) -> SelectionTrace:
     """Run ``method`` on ``dataset`` for ``k`` picks; wall time goes into ``trace.settings``."""
     spec = get_method(method)
-    k = validate_k(k, dataset.n_features)
+    k = validate_k(k, dataset.n_groups, name="k")  # feature groups are the units when the data has them
     check_options(method, options)
     start = time.perf_counter()
     trace = spec.load()(dataset, k, device=device, random_state=random_state, callback=callback, **options)

@@ -20,6 +20,13 @@ the correlations, chosen by cost (``precompute="auto"``):
 Centring (``fit_intercept``) and unit-norm scaling (``standardize``) are
 applied implicitly, so sparse input is never densified. With ``backend="torch"``
 (automatic on CUDA) the same algorithm runs on torch tensors on the device.
+
+Group OMP (Lozano et al., 2009) when ``groups`` are given: the group whose
+columns capture the most residual is picked, i.e. the largest norm of the
+residual's projection onto the span of the group's centred columns,
+``sqrt(Σ_classes c_gᵀ G_g⁺ c_g)`` with ``c_g = X_gᵀ r`` and ``G_g`` the
+group's Gram matrix. For a group of one this is ``|x_iᵀ r| / ‖x_i‖``, the
+usual OMP score, so singleton groups pick exactly as plain OMP.
 """
 from __future__ import annotations
 
@@ -32,7 +39,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from seqattn.data import DataError, Dataset, check_pinned_banned, encode_target, infer_task, split_indices, validate_k
+from seqattn.data import (DataError, Dataset, check_pinned_banned, dense_columns, encode_target, infer_task,
+                          split_indices, validate_k)
 from seqattn.scoring import metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -85,6 +93,7 @@ def omp_select(
     device: str = "cpu",
     backend: str = "auto",
     callback: Callable[[int, int, str], object] | None = None,
+    groups=None,
 ) -> SelectionTrace:
     """Pick ``k`` features by OMP and return the per-step trace.
 
@@ -102,7 +111,10 @@ def omp_select(
     is wanted. ``backend="torch"`` runs on torch tensors on ``device``
     (``"auto"``: torch exactly when the device is CUDA; MPS has no float64).
     ``callback(step, k, message)`` is called after each pick; returning
-    ``True`` stops early (``trace.stopped_early``).
+    ``True`` stops early (``trace.stopped_early``). ``groups`` (a
+    :class:`~seqattn.data.groups.FeatureGroups` or ``{name: [columns]}``) makes
+    group OMP (NumPy, a least-squares re-solve per pick): picks, ``pinned``,
+    ``banned`` and scores are then per group.
     """
     if feature_names is None:
         feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
@@ -121,6 +133,11 @@ def omp_select(
     names = [str(f) for f in feature_names] if feature_names is not None else [f"x{i}" for i in range(d)]
     task = infer_task(y) if task == "auto" else task
     y_codes, _ = encode_target(y, task)
+    if groups is not None:
+        return _group_omp(A, y_codes, y, k, names, groups, task=task, standardize=standardize,
+                          fit_intercept=fit_intercept, banned=banned, pinned=pinned, validation=validation,
+                          validation_fraction=validation_fraction, random_state=random_state,
+                          dataset_name=dataset_name, callback=callback)
     pinned, banned = check_pinned_banned(d, pinned, banned)
     k = validate_k(k, d, n_pinned=len(pinned), n_banned=len(banned))
 
@@ -349,12 +366,93 @@ def _gram(A, Y: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> tuple[np.nda
     return G, XY
 
 
+def _residual(A, Y: np.ndarray, chosen: list[int], mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Least-squares residual of Y on the chosen (centred, scaled) columns; only those are densified."""
+    if not chosen:
+        return Y.copy()
+    columns = (dense_columns(A, chosen) - mean[chosen]) / scale[chosen]
+    coef, *_ = np.linalg.lstsq(columns, Y, rcond=None)
+    return Y - columns @ coef
+
+
+def _group_omp(A, y_codes: np.ndarray, y: np.ndarray, k: int, column_names: list[str], groups, *, task: str, standardize: bool,
+               fit_intercept: bool, banned: Sequence[int], pinned: Sequence[int], validation: bool,
+               validation_fraction: float, random_state: int | None, dataset_name: str,
+               callback: Callable[[int, int, str], object] | None = None) -> SelectionTrace:
+    """Group OMP: see the module docstring. Same split, refit and trace layout as plain OMP."""
+    from seqattn.data.groups import FeatureGroups
+
+    if not isinstance(groups, FeatureGroups):
+        groups = FeatureGroups.from_mapping(groups, column_names)
+    n, d = A.shape
+    if groups.n_columns != d:
+        raise DataError(f"groups cover {groups.n_columns} columns but X has {d}.")
+    n_units = groups.n_groups
+    pinned, banned = check_pinned_banned(n_units, pinned, banned)
+    k = validate_k(k, n_units, n_pinned=len(pinned), n_banned=len(banned))
+    Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y.astype(np.float64)[:, None]
+    mean = np.asarray(A.mean(axis=0)).ravel() if fit_intercept else np.zeros(d)
+    if fit_intercept:
+        Y = Y - Y.mean(axis=0)
+    sq = np.asarray(A.multiply(A).sum(axis=0)).ravel() if sp.issparse(A) else (A * A).sum(axis=0)
+    norms = np.sqrt(np.maximum(sq - n * mean**2, 0.0))
+    usable = norms > 1e-12
+    scale = np.where(usable & standardize, norms, 1.0)
+    # per group: pseudo-inverse of the Gram matrix of its centred, scaled columns
+    gram_pinv = []
+    for cols in groups.columns:
+        block = (dense_columns(A, list(cols)) - mean[list(cols)]) / scale[list(cols)]
+        gram_pinv.append(np.linalg.pinv(block.T @ block, hermitian=True))
+    pickable = np.array([bool(usable[list(cols)].any()) for cols in groups.columns])
+    pickable[pinned + banned] = False
+    if pickable.sum() < k:
+        raise DataError(f"Only {int(pickable.sum())} candidate group(s) vary (the others are constant, pinned "
+                        f"or banned); choose k ≤ {int(pickable.sum())}.")
+
+    start = time.perf_counter()
+    trace = SelectionTrace(method="omp", feature_names=list(groups.names), dataset=dataset_name, task=task,
+                           metric_name=metric_name(task), pinned=pinned, banned=banned,
+                           settings={"k": int(k), "standardize": standardize, "fit_intercept": fit_intercept,
+                                     "simultaneous": task == "classification", "group_omp": True,
+                                     "validation": bool(validation)},
+                           groups=[list(c) for c in groups.columns], column_names=list(column_names))
+    if validation:
+        train, val, _ = split_indices(n, y_codes if task == "classification" else None, validation_fraction, 0.0,
+                                      random_state)
+        X_train, y_train, X_val, y_val = A[train], y_codes[train], A[val], y_codes[val]
+        trace.base_metric = subset_metric(X_train, y_train, X_val, y_val, groups.expand(pinned), task, random_state)
+    previous = trace.base_metric
+    chosen = list(pinned)
+    residual = _residual(A, Y, groups.expand(chosen), mean, scale)
+    for step in range(int(k)):
+        corr = np.asarray(A.T @ residual) / scale[:, None]  # d × outputs, for scaled columns
+        scores = np.full(n_units, np.nan)
+        for g in np.flatnonzero(pickable):
+            c = corr[list(groups.columns[g])]
+            scores[g] = np.sqrt(max(float(np.einsum("io,ij,jo->", c, gram_pinv[g], c)), 0.0))
+        unit = int(np.nanargmax(scores))
+        chosen.append(unit)
+        pickable[unit] = False
+        residual = _residual(A, Y, groups.expand(chosen), mean, scale)
+        metric = None
+        if validation:
+            metric = subset_metric(X_train, y_train, X_val, y_val, groups.expand(chosen), task, random_state)
+        trace.add_step(unit, scores, None if metric is None else metric - previous, metric,
+                       time.perf_counter() - start)
+        previous = metric
+        if callback is not None and callback(step + 1, k, f"picked {groups.names[unit]}") is True:
+            trace.stopped_early = step + 1 < k
+            break
+    return trace
+
+
 def run_omp(dataset: Dataset, k: int, *, device: str = "auto", random_state: int | None = 0,
             callback: Callable[[int, int, str], Any] | None = None, standardize: bool = True,
             fit_intercept: bool = True, banned: Sequence[int] = (), pinned: Sequence[int] = (),
             precompute: bool | str = "auto", validation: bool = True, validation_fraction: float = 0.2,
             backend: str = "auto") -> SelectionTrace:
-    """Registry runner: OMP on a ``Dataset``, with its validation curve on (the app and CLI show it).
+    """Registry runner: OMP on a ``Dataset``, with its validation curve on (the app and CLI show it);
+    group OMP when the data set has feature groups.
 
     ``validation=False`` skips the per-pick refits; on CUDA (``device``) the
     torch backend runs, elsewhere NumPy.
@@ -362,4 +460,5 @@ def run_omp(dataset: Dataset, k: int, *, device: str = "auto", random_state: int
     return omp_select(dataset.X, dataset.y, k, dataset.feature_names, task=dataset.task, standardize=standardize,
                       fit_intercept=fit_intercept, banned=banned, pinned=pinned, precompute=precompute,
                       validation=validation, validation_fraction=validation_fraction, random_state=random_state,
-                      dataset_name=dataset.name, device=device, backend=backend, callback=callback)
+                      dataset_name=dataset.name, device=device, backend=backend, callback=callback,
+                      groups=dataset.groups)

@@ -14,6 +14,12 @@ Deliberate deviation from the reference code: the reference selects at the
 *start* of each phase, so its first pick comes from untrained logits. We
 select at the *end* of each phase so every pick is trained;
 ``selection_point="start"`` restores the reference behaviour.
+
+Feature groups (:mod:`seqattn.data.groups`): with groups there is one logit per
+*group*, and the group's attention weight multiplies all of its columns (a
+one-hot text column, a value with its missing-indicator, a gene set). The
+softmax, selection and re-initialisation are unchanged: they run over groups,
+and the weights are expanded to columns just before they multiply the inputs.
 """
 from __future__ import annotations
 
@@ -53,10 +59,14 @@ class SequentialAttention(nn.Module):
     """
 
     def __init__(self, n_features: int, pinned: Sequence[int] = (), banned: Sequence[int] = (),
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, column_group: Sequence[int] | None = None):
+        """``n_features`` selection units; ``column_group[j]`` is the unit of input column j
+        (``None``: one unit per column)."""
         super().__init__()
         self.generator = generator
         self.logits = nn.Parameter(torch.empty(n_features))
+        self.register_buffer("column_group", None if column_group is None
+                             else torch.as_tensor(np.asarray(column_group), dtype=torch.long))
         self.register_buffer("selected", torch.zeros(n_features, dtype=torch.bool))
         self.register_buffer("banned", torch.zeros(n_features, dtype=torch.bool))
         self.selected[list(pinned)] = True
@@ -70,8 +80,12 @@ class SequentialAttention(nn.Module):
         self._has_candidates = bool(candidates.any())
         self._bias = torch.zeros_like(self.logits).masked_fill(~candidates, float("-inf")).detach()
         self._fixed = self.selected.to(self.logits.dtype)
-        self._dense = (~self.banned).to(self.logits.dtype)
-        self.candidate_indicator = candidates.to(self.logits.dtype)
+        self._dense = self._to_columns((~self.banned).to(self.logits.dtype))
+        self.candidate_indicator = self._to_columns(candidates.to(self.logits.dtype))
+
+    def _to_columns(self, per_unit: torch.Tensor) -> torch.Tensor:
+        """Per-unit values -> per-column values (each column takes its group's value)."""
+        return per_unit if self.column_group is None else per_unit[self.column_group]
 
     def _apply(self, fn, recurse=True):  # keep the cached tensors on the module's device
         super()._apply(fn, recurse)
@@ -97,7 +111,7 @@ class SequentialAttention(nn.Module):
         """Input weights: 1 for every usable feature in warm-up, else softmax + selected (=1)."""
         if dense:
             return self._dense
-        return self.attention() + self._fixed
+        return self._to_columns(self.attention() + self._fixed)
 
     @torch.no_grad()
     def select(self) -> tuple[int, np.ndarray]:
@@ -170,7 +184,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     num_threads : torch CPU threads during the fit; ``None`` uses 1 for small
         networks (inputs × hidden ≤ 200k, where extra threads only add
         overhead) and torch's default otherwise.
-    pinned / banned : feature indices that start selected / are never used.
+    pinned / banned : feature indices that start selected / are never used
+        (group indices when ``groups`` is set).
+    groups : selection units spanning several columns: a mapping
+        ``{name: [column indices]}`` or a :class:`~seqattn.data.groups.FeatureGroups`;
+        columns in no group are units of one. One logit per group; its weight
+        multiplies all the group's columns. ``fit_dataset`` uses the data set's
+        own groups when this is ``None``.
     validation_fraction : held out to report the validation metric per step
         (0 trains on everything and reports a training metric).
     gain_model : model refit on S_t to report the metric and marginal gain of
@@ -203,6 +223,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         pinned: Sequence[int] = (),
         banned: Sequence[int] = (),
         max_seconds: float | None = None,
+        groups: Any = None,
     ):
         self.n_features_to_select = n_features_to_select
         self.task = task
@@ -223,6 +244,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.pinned = pinned
         self.max_seconds = max_seconds
         self.banned = banned
+        self.groups = groups
 
     # ------------------------------------------------------------ validation
     def _check_params(self, n_features: int) -> tuple[int, list[int], list[int]]:
@@ -285,7 +307,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if feature_names is None:
             feature_names = (list(self.feature_names_in_) if hasattr(self, "feature_names_in_")
                              else [f"x{i}" for i in range(X.shape[1])])
-        k, pinned, banned = self._check_params(X.shape[1])
+        units = self._units(list(map(str, feature_names)), None)
+        k, pinned, banned = self._check_params(X.shape[1] if units is None else units.n_groups)
         task = infer_task(y) if self.task == "auto" else self.task
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {self.task!r}.")
@@ -294,8 +317,21 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise ValueError("The target has a single class; classification needs at least two.")
         self.task_ = task
         self.classes_ = np.array(classes) if classes is not None else None
-        self._fit_arrays(X, y_enc, k, pinned, banned, list(map(str, feature_names)), callback, dataset_name)
+        self._fit_arrays(X, y_enc, k, pinned, banned, list(map(str, feature_names)), callback, dataset_name, units)
         return self
+
+    def _units(self, feature_names: list[str], dataset_groups: Any) -> Any:
+        """The selection units: ``groups`` if given, else the data set's groups, else ``None`` (columns)."""
+        from seqattn.data.groups import FeatureGroups
+
+        groups = self.groups if self.groups is not None else dataset_groups
+        if groups is None:
+            return None
+        if not isinstance(groups, FeatureGroups):
+            groups = FeatureGroups.from_mapping(groups, feature_names)
+        if groups.n_columns != len(feature_names):
+            raise DataError(f"groups cover {groups.n_columns} columns but X has {len(feature_names)}.")
+        return groups
 
     def fit_dataset(self, dataset: Dataset, callback: ProgressCallback | None = None) -> "SequentialAttentionSelector":
         """Fit on a :class:`~seqattn.data.Dataset`, keeping its names and task."""
@@ -306,13 +342,20 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.classes_ = np.array(dataset.class_names) if dataset.class_names else None
         if dataset.task == "classification" and dataset.n_classes < 2:
             raise DataError("The target has a single class; classification needs at least two.")
-        k, pinned, banned = self._check_params(dataset.n_features)
-        self._fit_arrays(dataset.X, dataset.y, k, pinned, banned, dataset.feature_names, callback, dataset.name)
+        units = self._units(list(dataset.feature_names), dataset.groups)
+        k, pinned, banned = self._check_params(dataset.n_features if units is None else units.n_groups)
+        self._fit_arrays(dataset.X, dataset.y, k, pinned, banned, dataset.feature_names, callback, dataset.name,
+                         units)
         return self
 
     def _fit_arrays(self, X, y: np.ndarray, k: int, pinned: list[int], banned: list[int],
-                    feature_names: list[str], callback: ProgressCallback | None, dataset_name: str) -> None:
+                    feature_names: list[str], callback: ProgressCallback | None, dataset_name: str,
+                    units: Any = None) -> None:
         start = time.perf_counter()
+        column_names = list(feature_names)
+        expand = (lambda picked: list(picked)) if units is None else units.expand
+        if units is not None:  # the trace, picks and progress speak group names
+            feature_names = list(units.names)
         device = resolve_device(self.device)
         seed = 0 if self.random_state is None else int(self.random_state)
         task = self.task_
@@ -367,7 +410,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             net = build_model(self.model, X.shape[1], n_outputs, int(self.hidden)).to(device)
-            mask = SequentialAttention(X.shape[1], pinned, banned, generator).to(device)
+            mask = SequentialAttention(len(feature_names), pinned, banned, generator,
+                                       None if units is None else units.column_group()).to(device)
             params = [{"params": net.parameters(), "weight_decay": 0.0},
                       {"params": [mask.logits], "weight_decay": 0.0}]
             optimizer = torch.optim.Adam(params, lr=learning_rate)
@@ -380,13 +424,15 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 method="sa", feature_names=feature_names, dataset=dataset_name, task=task,
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
                 settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
+                groups=None if units is None else [list(c) for c in units.columns],
+                column_names=None if units is None else column_names,
             )
             self.trace_ = trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
 
             def read_out(features: list[int]) -> float | None:
                 if self.gain_model == "none":
                     return None
-                return subset_metric(X_train, y_train, X_val, y_val, features, task, seed, self.gain_model)
+                return subset_metric(X_train, y_train, X_val, y_val, expand(features), task, seed, self.gain_model)
 
             trace.base_metric = read_out(pinned)
             previous_metric = trace.base_metric
@@ -453,7 +499,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.trace_ = trace
         self.model_ = net.cpu().eval()
         self.attention_ = mask.cpu()
-        self.selected_features_ = np.array(pinned + trace.selected, dtype=np.int64)
+        self.selected_features_ = np.array(expand(pinned + trace.selected), dtype=np.int64)
         self.device_ = str(device)
         self.n_iter_ = step
         if callback:

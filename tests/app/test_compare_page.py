@@ -206,8 +206,8 @@ def test_partial_results_show_method_by_method_while_the_comparison_runs(planted
         assert not at.exception, at.exception
         assert any("Finished so far (2 of 3 methods)" in m.value for m in at.markdown)
         table, rankings = at.dataframe[0].value, at.dataframe[1].value  # the page stops under the progress panel
-        assert list(table.index) == ["ANOVA F", "Variance"] and list(table.columns) == [1, 3]
-        assert all("±" in v for v in table.to_numpy().ravel())  # mean ± spread per k, already
+        assert list(table.iloc[:, 0]) == ["ANOVA F", "Variance"] and list(table.columns[1:]) == ["k = 1", "k = 3"]
+        assert all("±" in v for v in table.iloc[:, 1:].to_numpy().ravel())  # mean ± spread per k, already
         assert list(rankings.columns) == ["ANOVA F", "Variance"] and len(rankings) == 3
         assert "Sequential Attention (3/3)" in job.message and " left" in job.message
     finally:

@@ -74,7 +74,7 @@ def test_bar_mode_one_frame_per_pick_with_the_pick_highlighted_and_sorted():
 def test_gains_axis_lists_picks_in_order_and_base_figure_shows_step_one():
     trace = make_trace(20, 4)
     fig = selection_animation(trace)
-    gain_bar = [d for d in fig.data if d.name == "marginal gain"][0]
+    gain_bar = [d for d in fig.data if d.name.startswith("marginal gain")][0]
     assert list(gain_bar.x) == [f"{i + 1}. {n}" for i, n in enumerate(trace.selected_names)]
     assert list(fig.data[0].x)[0] == trace.steps[0].name
     assert np.allclose(gain_bar.y[0], trace.steps[0].marginal_gain, rtol=1e-3)

@@ -45,7 +45,8 @@ def test_trace_frame_and_csv():
     assert list(frame["name"]) == ["b", "a"] and list(frame["order"]) == [1, 2]
     assert frame.loc[0, "score"] == pytest.approx(0.8)
     parsed = pd.read_csv(__import__("io").StringIO(trace.to_csv()))
-    assert list(parsed.columns) == ["order", "feature", "name", "score", "marginal_gain", "val_metric", "seconds"]
+    assert list(parsed.columns) == ["order", "feature", "name", "score", "marginal_gain", "val_metric",
+                                    "seconds_since_start"]
     assert trace.truncated(1).selected == [1]
 
 
