@@ -2,6 +2,8 @@
 optionally preprocess expression data, preview it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app_support.state import (
@@ -17,9 +19,10 @@ from app_support.state import (
 )
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.data import DataError
-from seqattn.data.tables import guess_target
+from seqattn.data.tables import guess_target, list_columns
 from seqattn.genomics import is_expression_data
 from seqattn.plots.data import class_balance_figure, mean_image, preview_frame
+from seqattn.server_files import allowed_folder, list_server_files, load_server_file, resolve_server_path
 
 DEFAULT_BUILTIN = "digits"
 
@@ -74,9 +77,35 @@ if st.session_state.get(DATASET_ID_KEY) is None:
 if "data_source" not in st.session_state:
     # Streamlit forgets this radio on other pages; without this, coming back after an upload
     # would show "Built-in" and replace the uploaded data (and its results) with a built-in.
-    uploaded = str(st.session_state.get(DATASET_ID_KEY, "")).startswith("upload:")
-    st.session_state["data_source"] = "Upload" if uploaded else "Built-in"
-source = st.radio("Source", ["Built-in", "Upload"], horizontal=True, key="data_source")
+    current_key = str(st.session_state.get(DATASET_ID_KEY, ""))
+    st.session_state["data_source"] = ("Upload" if current_key.startswith("upload:") else
+                                       "File on the server" if current_key.startswith("server:") else "Built-in")
+
+
+def server_folder():
+    """The admin-configured folder for 'File on the server' (env var or secret), else None."""
+    try:
+        secrets = dict(st.secrets)
+    except Exception:  # no secrets file: the feature stays off unless the env var is set
+        secrets = {}
+    try:
+        return allowed_folder(secrets)
+    except DataError as exc:
+        st.error(str(exc))
+        return None
+
+
+@st.cache_resource(show_spinner="Opening the file…", max_entries=4)
+def load_server_cached(relative: str, stamp: tuple, target: str, task: str, folder: str):
+    """One load per (file, modification time and size, target, task); large h5ad files open backed."""
+    return load_server_file(relative, Path(folder), target, task=task)
+
+
+folder = server_folder()
+sources = ["Built-in", "Upload"] + (["File on the server"] if folder is not None else [])
+if st.session_state.get("data_source") not in sources:
+    st.session_state["data_source"] = "Built-in"
+source = st.radio("Source", sources, horizontal=True, key="data_source")
 base, base_key = None, ""
 
 if source == "Built-in":
@@ -87,6 +116,25 @@ if source == "Built-in":
     name = st.selectbox("Built-in data set", names, key="builtin_name",
                         format_func=lambda n: f"{n} — {BUILTIN_DATASETS[n][1]}")
     base, base_key = load_builtin_cached(name), f"builtin:{name}"
+elif source == "File on the server":
+    files = list_server_files(folder)
+    st.caption("Files in the server folder set by the administrator. Large .h5ad files open backed "
+               "(rows stay on disk; Sequential Attention streams them).")
+    relative = st.selectbox("File", files, index=None, placeholder="choose a file", key="server_file")
+    if relative:
+        try:
+            resolved = resolve_server_path(relative, folder)
+            columns = [str(c) for c in list_columns(str(resolved))["columns"]]
+            default = guess_target(columns)
+            left, middle = st.columns(2)
+            target = left.selectbox("Target", columns, index=default, key=f"server_target:{relative}")
+            task = middle.selectbox("Task", ["auto", "classification", "regression"], key=f"server_task:{relative}")
+            stat = resolved.stat()
+            dataset = load_server_cached(relative, (stat.st_mtime_ns, stat.st_size), target, task, str(folder))
+        except DataError as exc:
+            st.error(f"Could not use {relative}: {exc}")
+        else:
+            base, base_key = dataset, f"server:{relative}:{stat.st_mtime_ns}:{target}:{task}"
 else:
     # any file type is accepted here: a wrong one gets a visible message below, not a silent refusal
     upload = st.file_uploader(

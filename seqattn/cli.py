@@ -1,6 +1,9 @@
 """Command line: ``python -m seqattn datasets`` and ``python -m seqattn select ...``.
 
 Bad input exits with status 2 and one line on stderr saying what to fix.
+``--backed`` leaves an .h5ad matrix on disk (SA streams it in row chunks);
+``torchrun --nproc_per_node N -m seqattn select ...`` trains SA on N processes
+(DistributedDataParallel), and only rank 0 shows progress and writes ``--out``.
 """
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
     sel.add_argument("--model", choices=["mlp", "linear"], help="SA model (default mlp)")
     sel.add_argument("--layer", help=".h5ad layer to use instead of X")
+    sel.add_argument("--backed", action="store_true",
+                     help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
+    sel.add_argument("--batch-size", type=int, help="SA global mini-batch size (default: automatic)")
     sel.add_argument("--impute", choices=["median", "most_frequent"],
                      help="fill missing feature values (adds a '<column> (missing)' indicator to its group)")
     sel.add_argument("--drop", action="append", default=[], help="table column to leave out (repeatable)")
@@ -63,8 +69,10 @@ def _load(args: argparse.Namespace):
         raise _CliError(f"--data {args.data!r} is neither a built-in ({', '.join(BUILTIN_DATASETS)}) nor a file.")
     if not args.target and path.suffix.lower() != ".h5ad":
         raise _CliError("--target is required for table files: name the column to predict.")
+    if args.backed and path.suffix.lower() != ".h5ad":
+        raise _CliError("--backed applies to .h5ad files only.")
     return load_table(str(path), target=args.target, layer=args.layer, impute=args.impute,
-                      drop_columns=args.drop, groups=_groups(args.group))
+                      drop_columns=args.drop, groups=_groups(args.group), backed=args.backed)
 
 
 def _groups(specs: list[str]) -> dict[str, list[str]]:
@@ -82,6 +90,19 @@ def _groups(specs: list[str]) -> dict[str, list[str]]:
 
 
 def _select(args: argparse.Namespace) -> int:
+    from seqattn import distributed
+    from seqattn.device import resolve_device
+
+    created = distributed.init_from_env(resolve_device(args.device))
+    try:
+        return _select_on_this_rank(args)
+    finally:
+        if created:
+            distributed.shutdown()
+
+
+def _select_on_this_rank(args: argparse.Namespace) -> int:
+    from seqattn import distributed
     from seqattn.data import attach_preprocessing
     from seqattn.data.groups import groups_of
     from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess, ribosomal_genes
@@ -96,6 +117,10 @@ def _select(args: argparse.Namespace) -> int:
         raise _CliError(f"--method {args.method!r} is unknown; choose one of {', '.join(methods)}.")
     if args.epochs is not None and args.epochs < 1:
         raise _CliError("--epochs must be a positive integer.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise _CliError("--batch-size must be a positive integer.")
+    if distributed.world_size() > 1 and args.method != "sa":
+        raise _CliError(f"Several processes train SA only; run --method {args.method} as one process.")
     dataset = _load(args)
     for warning in dataset.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
@@ -115,15 +140,19 @@ def _select(args: argparse.Namespace) -> int:
         banned = sorted(set(banned) | set(ribosomal_genes(units)))
     options = {}
     if args.method == "sa":
-        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model}.items() if v is not None}
+        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model,
+                                     "batch_size": args.batch_size}.items() if v is not None}
     if pinned or banned:
         options.update(pinned=pinned, banned=banned)
 
-    with progress_bar(args.method, enabled=not args.quiet, file=sys.stderr, notebook=False) as progress:
+    bar_on = not args.quiet and distributed.is_rank_zero()
+    with progress_bar(args.method, enabled=bar_on, file=sys.stderr, notebook=False) as progress:
         trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
                            callback=progress, **options)
     if record:
         attach_preprocessing(trace.settings, dataset)
+    if not distributed.is_rank_zero():
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         trace.to_json(out, indent=1)

@@ -96,7 +96,12 @@ def preprocess(
     record: dict[str, Any] = {"log1p": bool(log1p), "top_genes": None, "standardize": bool(standardize),
                               "centered": None, "n_features_before": dataset.n_features}
     X = dataset.X
-    if log1p:
+    if log1p and dataset.backed:  # on disk: every block read is transformed (the loader found the minimum)
+        if (X.min_value or 0.0) < 0:
+            raise DataError("log1p needs non-negative counts, but the data has negative values (already "
+                            "scaled?). Turn log1p off or load the raw counts layer.")
+        X = X.view(log1p=True)
+    elif log1p:
         if (X.data if sp.issparse(X) else X).min(initial=0.0) < 0:
             raise DataError("log1p needs non-negative counts, but the data has negative values (already "
                             "scaled?). Turn log1p off or load the raw counts layer.")
@@ -107,7 +112,9 @@ def preprocess(
     if top_genes is not None and top_genes < out.n_features:
         out = _subset_features(out, highly_variable_genes(out, top_genes))
         record["top_genes"] = int(top_genes)
-    if standardize:
+    if standardize and out.backed:  # SA standardises every batch it reads; a scaled copy would not fit
+        record["centered"] = "per batch (backed)"
+    elif standardize:
         mean, var = column_mean_var(out.X)
         std = np.sqrt(var)
         std[std == 0] = 1.0

@@ -177,6 +177,7 @@ def load_table(
     drop_columns: Sequence[str] = (),
     groups: Mapping[str, Sequence[str | int]] | None = None,
     check: bool = True,
+    backed: bool = False,
 ) -> Dataset:
     """Load a CSV / TSV / Excel / parquet / h5ad file (path, bytes or file-like) as a ``Dataset``.
 
@@ -200,17 +201,25 @@ def load_table(
     makes user-defined groups (e.g. gene sets; h5ad too). With ``check``,
     ``dataset.extra["warnings"]`` lists likely leaks and ID-like targets
     (:mod:`seqattn.data.guards`).
+    ``backed=True`` (h5ad paths only) leaves the matrix on disk: ``dataset.X``
+    is a :class:`~seqattn.data.stream.BackedRows` that SA reads in row chunks,
+    so memory does not grow with the number of cells and the in-memory size
+    limits do not apply (see :mod:`seqattn.data.h5ad_backed`).
     """
     content, fmt = _open_nonempty(path_or_buffer, file_name)
     label = name or _stem(content.name)
+    if backed and fmt != "h5ad":
+        raise DataError(f"backed=True needs an .h5ad file; {content.name!r} is {fmt}.")
     if fmt == "h5ad":
         from seqattn.data.h5ad import _load_h5ad  # h5ad builds on this module's helpers
+        from seqattn.data.h5ad_backed import load_h5ad_backed
 
         if impute is not None or drop_columns:
             raise DataError("impute and drop_columns apply to tables; for h5ad use the genes' own filtering.")
-        dataset = _load_h5ad(content, target, task=task, layer=layer, name=label,
-                             drop_constant=True if drop_constant is None else drop_constant,
-                             drop_empty_cells=drop_empty_cells)
+        loader = load_h5ad_backed if backed else _load_h5ad
+        dataset = loader(content, target, task=task, layer=layer, name=label,
+                         drop_constant=True if drop_constant is None else drop_constant,
+                         drop_empty_cells=drop_empty_cells)
         return _with_groups_and_checks(dataset, groups, check=False)
     if layer is not None:
         raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")

@@ -36,19 +36,42 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from seqattn.data import (Dataset, DataError, check_pinned_banned, column_mean_var, encode_target, infer_task,
-                          safe_scale, split_indices, validate_k)
+from seqattn import distributed
+from seqattn.data import Dataset, DataError, check_pinned_banned, encode_target, infer_task, split_indices, validate_k
+from seqattn.data.stream import BackedRows, BatchStream, ReadoutRows, as_row_source, standardisation
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
-from seqattn.scoring import metric_name, subset_metric
+from seqattn.scoring import MAX_REFIT_ROWS, metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
 ProgressCallback = Callable[[int, int, str], Any]
 LOGIT_INIT_STD = 1e-5
 WARMUP_FRACTION = 0.1
 SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
+#: Machines with at most this many CPU cores train SA on one thread whatever the network size:
+#: measured on the 2-core dev box (load ≈ 8), 2 threads were 2.0–5.5× slower than 1 per step at
+#: 20,000 inputs (batch 512 / 128) and 6.6–17× slower at 2,000 (benchmarks/README.md).
+FEW_CORES = 2
+
+
+def auto_threads(n_inputs: int, hidden: int, world_size: int = 1, cpu_count: int | None = None) -> int | None:
+    """SA's automatic CPU thread count: 1, or ``None`` (torch's default) where more threads can pay.
+
+    One thread for small networks (inputs × hidden ≤ SMALL_NETWORK_SIZE), on machines with
+    ≤ FEW_CORES cores (measured, see above), and for each of several processes sharing the
+    cores (torchrun does the same through OMP_NUM_THREADS).
+    """
+    import os
+
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    if n_inputs * hidden <= SMALL_NETWORK_SIZE or cores <= FEW_CORES or world_size > 1:
+        return 1
+    return None
 #: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
 MAX_LEARNING_RATE = 10.0
+#: The read-out refits on at most this many validation rows (and MAX_REFIT_ROWS training rows),
+#: held in memory once, so its cost and memory do not grow with the number of cells.
+MAX_READOUT_VAL_ROWS = 10_000
 
 
 class SequentialAttention(nn.Module):
@@ -125,38 +148,16 @@ class SequentialAttention(nn.Module):
         return feature, scores
 
 
-class _Batches:
-    """Mini-batches on the device; sparse rows are densified one batch at a time."""
+class _MaskedNet(nn.Module):
+    """Network + attention mask as one module, so DistributedDataParallel all-reduces the
+    logits' gradients like any other parameter's."""
 
-    def __init__(self, X, y: np.ndarray, mean: np.ndarray, scale: np.ndarray, device: torch.device,
-                 target_dtype: torch.dtype):
-        self.X, self.y, self.device = X, y, device
-        self.sparse = sp.issparse(X)
-        self.mean = torch.as_tensor(mean, device=device)
-        self.scale = torch.as_tensor(scale, device=device)
-        self.target_dtype = target_dtype
-        if not self.sparse:  # small enough to live on the device whole
-            self.X_dev = (torch.as_tensor(np.asarray(X), device=device) - self.mean) / self.scale
-        self.y_dev = torch.as_tensor(y, device=device, dtype=target_dtype)
+    def __init__(self, net: nn.Module, mask: SequentialAttention):
+        super().__init__()
+        self.net, self.mask = net, mask
 
-    def __len__(self) -> int:
-        return self.X.shape[0]
-
-    def get(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(rows, device=self.device)
-        if self.sparse:
-            block = torch.as_tensor(self.X[rows].toarray(), device=self.device)
-            xb = (block - self.mean) / self.scale
-        else:
-            xb = self.X_dev[index]
-        return xb, self.y_dev[index]
-
-
-def _standardisation(X) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and scales without densifying sparse data; constant columns get scale 1."""
-    mean, var = column_mean_var(X)
-    scale = safe_scale(np.sqrt(var))
-    return mean.astype(np.float32), scale.astype(np.float32)
+    def forward(self, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
+        return self.net(x, self.mask.weights(dense=dense))
 
 
 class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
@@ -181,9 +182,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         like a squared-ℓ1 penalty, so one candidate wins per phase.
     selection_point : ``"end"`` (default: pick after training each phase) or
         ``"start"`` (the reference code: pick at the start of each phase).
-    num_threads : torch CPU threads during the fit; ``None`` uses 1 for small
-        networks (inputs × hidden ≤ 200k, where extra threads only add
-        overhead) and torch's default otherwise.
+    num_threads : torch CPU threads during the fit; ``None`` follows
+        :func:`auto_threads`: 1 for small networks (inputs × hidden ≤ 200k), on
+        machines with ≤ 2 cores (measured: 2 threads were 2–17× slower there,
+        also at 20k genes) and per process when several share the cores; torch's
+        default otherwise.
     pinned / banned : feature indices that start selected / are never used
         (group indices when ``groups`` is set).
     groups : selection units spanning several columns: a mapping
@@ -199,6 +202,25 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     max_seconds : wall-clock limit on training; when it is hit, training stops
         as if Stop were pressed (picks so far kept, ``trace_.stopped_early`` set,
         ``trace_.settings["stop_reason"] == "time limit"``). ``None``: no limit.
+    chunk_rows : rows per chunk of the mini-batch order (see
+        :mod:`seqattn.data.stream`): ``None`` = one chunk (a plain shuffle) for
+        in-memory data, ~32 MB per disk read for backed data. Same value, same
+        batches, whether the rows are in memory or on disk.
+
+    Memory (float32, ``d`` inputs, ``h`` hidden units, global batch ``B``,
+    ``W`` processes): beyond the input itself (in memory) or one chunk (backed:
+    ``chunk_rows`` × bytes per row, CSR for sparse files), a fit holds
+    ``16·d·(h+2)`` bytes of parameters, gradients and Adam moments, about
+    ``5·4·(B/W)·d`` bytes of activations for a batch, and the read-out rows
+    (≤ MAX_REFIT_ROWS + MAX_READOUT_VAL_ROWS rows as CSR or dense) — no
+    standardised or split copy of the data. On CUDA, dense in-memory input is
+    copied to the device once (raw, standardised per batch there).
+
+    Distributed: when a torch.distributed process group with several ranks is
+    running (``torchrun`` or :func:`seqattn.distributed.spawn`), the network and
+    the attention logits train under DistributedDataParallel, each rank reading
+    its share of every global batch; batch norm uses global-batch statistics;
+    every pick is checked identical on all ranks; only rank 0 reports progress.
     """
 
     def __init__(
@@ -224,6 +246,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         banned: Sequence[int] = (),
         max_seconds: float | None = None,
         groups: Any = None,
+        chunk_rows: int | None = None,
     ):
         self.n_features_to_select = n_features_to_select
         self.task = task
@@ -245,6 +268,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.max_seconds = max_seconds
         self.banned = banned
         self.groups = groups
+        self.chunk_rows = chunk_rows
 
     # ------------------------------------------------------------ validation
     def _check_params(self, n_features: int) -> tuple[int, list[int], list[int]]:
@@ -268,6 +292,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
         if self.gain_model not in ("linear", "mlp", "none"):
             raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
+        chunk = self.chunk_rows
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
+            raise ValueError(f"chunk_rows must be a positive integer (or None for automatic), got {chunk!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
         if self.learning_rate is not None and self.learning_rate > MAX_LEARNING_RATE:
@@ -296,7 +323,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         it returns ``True`` training stops and the picks made so far are kept
         (``trace_.stopped_early`` is set).
         """
-        if sp.issparse(X):
+        if isinstance(X, BackedRows):  # rows stay on disk; the loader checked the values
+            self.n_features_in_ = X.shape[1]
+            y = np.asarray(y)
+        elif sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float32)
             if not np.all(np.isfinite(X.data)):
                 raise ValueError("Input X contains NaN or infinity.")
@@ -369,22 +399,29 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if len(train_idx) < 2:  # batch normalisation needs two rows per mini-batch
             raise DataError(f"Only {len(train_idx)} training sample(s) after holding out "
                             f"{len(val_idx)} for validation; SA needs at least 2. Use more samples.")
-        X_train, y_train, X_val, y_val = X[train_idx], y[train_idx], X[val_idx], y[val_idx]
-        mean, scale = _standardisation(X_train)
+        source = as_row_source(X)  # no split copies: everything below indexes rows of X
+        mean, scale = standardisation(source, train_idx, self.chunk_rows)
         target_dtype = torch.long if task == "classification" else torch.float32
+        y_train, y_val = y[train_idx], y[val_idx]
         if task == "regression":  # standardise the target so one learning rate fits all scales
             y_mu, y_sd = float(y_train.mean()), float(y_train.std()) or 1.0
-            y_fit = ((y_train - y_mu) / y_sd).astype(np.float32)
+            y_fit = ((y - y_mu) / y_sd).astype(np.float32)
         else:
-            y_fit = y_train
-        data = _Batches(X_train, y_fit, mean, scale, device, target_dtype)
+            y_fit = y
+        rank, world = distributed.rank(), distributed.world_size()
+        device = distributed.local_device(device)
 
         linear = self.model == "linear"
         batch_size = self.batch_size or (1024 if linear else TrainConfig.batch_size)
         batch_size = int(min(batch_size, len(train_idx)))
+        if world > 1 and batch_size % world:
+            raise ValueError(f"batch_size={batch_size} must be a multiple of the number of processes ({world}) "
+                             "so each rank gets an equal share of every batch; choose another batch_size.")
+        data = BatchStream(source, train_idx, y_fit, mean, scale, batch_size=batch_size, device=device,
+                           target_dtype=target_dtype, chunk_rows=self.chunk_rows, rank=rank, world_size=world)
         learning_rate = float(self.learning_rate or (0.05 if linear else TrainConfig.learning_rate))
         min_steps_per_phase = int(self.min_steps_per_phase or (400 if linear else 30))
-        batches_per_epoch = max(1, len(train_idx) // batch_size)
+        batches_per_epoch = data.batches_per_epoch
         epochs = self.epochs
         if epochs is None:
             needed = min_steps_per_phase * k / (1 - WARMUP_FRACTION)
@@ -404,14 +441,20 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             pick_steps = [warmup_steps + round(j * phase_steps) for j in range(k)]
 
         threads = self.num_threads
-        if threads is None and X.shape[1] * int(self.hidden) <= SMALL_NETWORK_SIZE:
-            threads = 1
+        if threads is None:
+            threads = auto_threads(X.shape[1], int(self.hidden), world)
         with torch.random.fork_rng(devices=[]), torch_threads(threads, device):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             net = build_model(self.model, X.shape[1], n_outputs, int(self.hidden)).to(device)
             mask = SequentialAttention(len(feature_names), pinned, banned, generator,
                                        None if units is None else units.column_group()).to(device)
+            model: nn.Module = _MaskedNet(net, mask)
+            if world > 1:  # gradients (logits included) all-reduced; batch norm on the global batch
+                distributed.sync_batch_norm(net)
+                model = nn.parallel.DistributedDataParallel(
+                    model, device_ids=[device.index] if device.type == "cuda" else None,
+                    find_unused_parameters=True)  # the logits sit out the dense warm-up
             params = [{"params": net.parameters(), "weight_decay": 0.0},
                       {"params": [mask.logits], "weight_decay": 0.0}]
             optimizer = torch.optim.Adam(params, lr=learning_rate)
@@ -420,19 +463,27 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
             rng = np.random.default_rng(seed)
 
+            settings = self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate)
+            settings.update(chunk_rows=data.chunk_rows, world_size=world, backed=bool(source.is_backed))
             trace = SelectionTrace(
                 method="sa", feature_names=feature_names, dataset=dataset_name, task=task,
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
-                settings=self._settings(k, epochs, total_steps, warmup_steps, batch_size, learning_rate),
+                settings=settings,
                 groups=None if units is None else [list(c) for c in units.columns],
                 column_names=None if units is None else column_names,
             )
             self.trace_ = trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
+            readout = self._readout_rows(source, train_idx, val_idx, seed) if rank == 0 else None
 
             def read_out(features: list[int]) -> float | None:
-                if self.gain_model == "none":
-                    return None
-                return subset_metric(X_train, y_train, X_val, y_val, expand(features), task, seed, self.gain_model)
+                """Rank 0 refits on the read-out rows; every rank gets its answer."""
+                metric = None
+                if self.gain_model != "none" and readout is not None:
+                    columns = expand(features)
+                    (train_rows, val_rows), (y_tr, y_va) = readout, (y[readout[0].rows], y[readout[1].rows])
+                    metric = subset_metric(train_rows.columns(columns), y_tr, val_rows.columns(columns), y_va,
+                                           list(range(len(columns))), task, seed, self.gain_model)
+                return distributed.broadcast_object(metric)
 
             trace.base_metric = read_out(pinned)
             previous_metric = trace.base_metric
@@ -447,6 +498,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     raise ValueError("Training diverged (the attention logits became NaN/inf); "
                                      "lower the learning rate and run again.")
                 feature, scores = mask.select()
+                if world > 1:
+                    distributed.check_same_on_all_ranks(feature, f"pick {next_pick + 1}")
                 _reset_adam_state(optimizer, mask.logits)
                 chosen = pinned + trace.selected + [feature]
                 metric = read_out(chosen)
@@ -457,19 +510,17 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 net.train()
                 reading = "" if metric is None else f" ({trace.metric_name} {metric:.3f})"
                 message = f"pick {next_pick}/{k}: {feature_names[feature]}{reading}"
-                return bool(callback and callback(step, total_steps, message))
+                wants_stop = bool(rank == 0 and callback and callback(step, total_steps, message))
+                return distributed.any_rank(wants_stop, device) if world > 1 else wants_stop
 
             net.train()
             while step < total_steps and not stop:
-                order = rng.permutation(len(train_idx))
-                for b in range(batches_per_epoch):
+                for xb, yb in data.epoch(rng):
                     while next_pick < k and step == pick_steps[next_pick] and not stop:
                         stop = make_pick()
                     if stop or step >= total_steps:
                         break
-                    xb, yb = data.get(order[b * batch_size:(b + 1) * batch_size])
-                    weights = mask.weights(dense=step < warmup_steps)
-                    out = net(xb, weights)
+                    out = model(xb, dense=step < warmup_steps)
                     loss = loss_fn(out.squeeze(-1) if task == "regression" else out, yb)
                     if self.model == "linear" and self.l2 > 0:
                         # ℓ2 on the attention-weighted (candidate) coefficients only: selected
@@ -482,12 +533,20 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     optimizer.step()
                     scheduler.step()
                     step += 1
+                    if world > 1:  # ranks agree on stopping at the report points only (one collective)
+                        if step % report_every == 0:
+                            timed_out = distributed.any_rank(self.max_seconds is not None and
+                                                             time.perf_counter() - start > self.max_seconds, device)
+                            stop = timed_out or self._report(callback, rank, step, total_steps, warmup_steps,
+                                                             next_pick, k, loss, collective=device)
+                        if stop:
+                            break
+                        continue
                     if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
                         stop = timed_out = True
                         break
                     if callback and step % report_every == 0:
-                        phase = "warm-up" if step < warmup_steps else f"phase {min(next_pick + 1, k)}/{k}"
-                        stop = bool(callback(step, total_steps, f"{phase}, loss {loss.item():.4f}"))
+                        stop = self._report(callback, rank, step, total_steps, warmup_steps, next_pick, k, loss)
                         if stop:
                             break
             while next_pick < k and not stop:  # picks that fall exactly on the last step
@@ -502,8 +561,32 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.selected_features_ = np.array(expand(pinned + trace.selected), dtype=np.int64)
         self.device_ = str(device)
         self.n_iter_ = step
-        if callback:
+        if callback and rank == 0:
             callback(total_steps, total_steps, "stopped early" if trace.stopped_early else "done")
+
+    @staticmethod
+    def _report(callback: ProgressCallback | None, rank: int, step: int, total_steps: int, warmup_steps: int,
+                next_pick: int, k: int, loss: torch.Tensor, collective: torch.device | None = None) -> bool:
+        """Progress to the callback (rank 0 only); True when it asks to stop (agreed by all ranks when
+        ``collective`` names the training device)."""
+        wants_stop = False
+        if callback and rank == 0:
+            phase = "warm-up" if step < warmup_steps else f"phase {min(next_pick + 1, k)}/{k}"
+            wants_stop = bool(callback(step, total_steps, f"{phase}, loss {loss.item():.4f}"))
+        return distributed.any_rank(wants_stop, collective) if collective is not None else wants_stop
+
+    def _readout_rows(self, source, train_idx: np.ndarray, val_idx: np.ndarray,
+                      seed: int) -> tuple[ReadoutRows, ReadoutRows] | None:
+        """The rows the read-out refits on: a fixed subsample, as subset_metric would draw it."""
+        if self.gain_model == "none":
+            return None
+        train_rows = train_idx
+        if len(train_rows) > MAX_REFIT_ROWS:
+            train_rows = train_idx[np.random.default_rng(seed).choice(len(train_idx), MAX_REFIT_ROWS, replace=False)]
+        val_rows = val_idx
+        if len(val_rows) > MAX_READOUT_VAL_ROWS:
+            val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_idx, MAX_READOUT_VAL_ROWS, replace=False))
+        return ReadoutRows(source, train_rows), ReadoutRows(source, val_rows)
 
     def _settings(self, k: int, epochs: int, total_steps: int, warmup_steps: int, batch_size: int,
                   learning_rate: float) -> dict[str, Any]:
