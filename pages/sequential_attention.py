@@ -11,7 +11,7 @@ from seqattn.data import attach_preprocessing
 from seqattn.data.groups import groups_of
 from seqattn.evaluation.narrative import attention_vs_greedy, explain_trace, feature_unit
 from seqattn.genomics import is_expression_data, mitochondrial_genes, ribosomal_genes
-from seqattn.plots.selection import attention_vs_gain_figure, selection_figure, true_gain_label
+from seqattn.plots.selection import attention_vs_gain_figure, true_gain_label
 from seqattn.reproduce import reproduction_notebook
 from seqattn.scoring import candidate_gains
 from seqattn.selectors import run_method
@@ -20,7 +20,6 @@ from seqattn.selectors.sequential_attention import quick_start_settings
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
-FIGURE_KEY = "sa_figure"  # (trace id, figure) so reruns don't rebuild the animation
 GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teaching-view refit
 SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
 WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
@@ -165,11 +164,7 @@ if dataset.task == "classification" and is_expression_data(dataset):  # cells ×
     st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
                  icon=":material/genetics:")
 
-cached = st.session_state.get(FIGURE_KEY)
-if cached is None or cached[0] is not trace:
-    figure = selection_figure(trace, dataset)  # the same figure as trace.plot(dataset) in a notebook
-    st.session_state[FIGURE_KEY] = cached = (trace, figure)
-figure = cached[1]
+figure = trace.plot(dataset)  # built once per trace (cached on it); the same figure as in a notebook
 
 tab_anim, tab_steps, tab_table, tab_download = st.tabs(
     ["Animation", "Step by step", "Selected features", "Downloads"])

@@ -242,10 +242,25 @@ class SelectionTrace:
     def plot(self, dataset: Any = None, **options: Any):
         """The app's animation of this trace (a plotly figure: scores per pick, gains, and the
         pixel panel for image data when ``dataset`` is given); ``options`` go to
-        :func:`seqattn.plots.selection.selection_animation`."""
+        :func:`seqattn.plots.selection.selection_animation`.
+
+        Built once and reused while the trace (its picks), ``dataset`` and the
+        options stay the same, so repeated notebook calls and app reruns cost
+        nothing; treat the figure as read-only (``go.Figure(fig)`` copies it).
+        """
         from seqattn.plots.selection import selection_figure
 
-        return selection_figure(self, dataset, **options)
+        def frozen(value: Any) -> Any:
+            array = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+            return (array.shape, array.tobytes()) if array is not None and array.dtype != object else value
+
+        key = (self.k, self.steps[-1].feature if self.steps else None,
+               tuple(sorted((name, frozen(value)) for name, value in options.items())))
+        cached = self.__dict__.get("_figure_cache")
+        if cached is None or cached[0] != key or cached[1] is not dataset:
+            cached = (key, dataset, selection_figure(self, dataset, **options))
+            self.__dict__["_figure_cache"] = cached  # one figure per trace: a new key replaces the old one
+        return cached[2]
 
     # ---------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -15,8 +15,12 @@ slider. Panels:
   marked, numbered in pick order.
 
 Frames only carry what changes; hover texts, the average image and axis
-layout sit in the base figure once, which keeps per-frame payloads small
-(``benchmarks/bench_plots.py`` measures them).
+layout sit in the base figure once. On the heatmap each frame ships the
+scores as whole percentages of that step's top score (0–100: two or three
+bytes each, 101 colour levels), and grids above ``MAX_GRID_CELLS`` cells are
+max-pooled into b×b blocks (the picks stay at their exact cells), so a frame
+stays under 10 kB up to 5,000+ features (``benchmarks/bench_plots.py``
+measures build time, payload and the browser's play time).
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ EARLIER_COLOR = "#ff7f0e"  # features picked at earlier steps
 PINNED_COLOR = "#2ca02c"  # pinned by the user: selected from the start
 CANDIDATE_COLOR = "#1f77b4"
 DEFAULT_MAX_BARS = 80
+MAX_GRID_CELLS = 2048  # above this the heatmap max-pools b×b blocks of the feature grid
 SIG_DIGITS = 4  # scores are rounded for the payload; four digits is more than a chart shows
 MAX_LABEL_CHARS = 28  # longer tick labels are shortened (the hover keeps the full name)
 PLOT_HEIGHT_PX = 280  # height of the chart panels; the rows below grow with the tick labels
@@ -87,9 +92,47 @@ def _on_grid(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return padded.reshape(shape)
 
 
+def pool_size(shape: tuple[int, int]) -> int:
+    """Side b of the square blocks the heatmap max-pools so it has at most ``MAX_GRID_CELLS`` cells."""
+    cells = shape[0] * shape[1]
+    return 1 if cells <= MAX_GRID_CELLS else math.ceil(math.sqrt(cells / MAX_GRID_CELLS))
+
+
+def _pooled(grid: np.ndarray, b: int, reduce) -> np.ndarray:
+    """Reduce b×b blocks of a (rows, cols) grid (padded at the edges); ``reduce(blocks)`` gets (R, C, b·b)."""
+    if b == 1:
+        return grid
+    rows, cols = -(-grid.shape[0] // b), -(-grid.shape[1] // b)
+    padded = np.full((rows * b, cols * b), np.nan if grid.dtype != object else "", dtype=grid.dtype)
+    padded[: grid.shape[0], : grid.shape[1]] = grid
+    blocks = padded.reshape(rows, b, cols, b).transpose(0, 2, 1, 3).reshape(rows, cols, b * b)
+    return reduce(blocks)
+
+
+def _percent_grid(scores: np.ndarray, shape: tuple[int, int], b: int) -> list:
+    """Scores on the grid as whole % of the step's largest |score| (max over each b×b block), None where empty."""
+    scores = np.asarray(scores, dtype=np.float64)
+    top = np.nanmax(np.abs(scores)) if np.isfinite(scores).any() else 0.0
+    percent = np.round(scores * (100.0 / top)) if top > 0 else np.where(np.isfinite(scores), 0.0, np.nan)
+    grid = _pooled(_on_grid(percent, shape), b, _block_max)
+    return [[None if v != v else int(v) for v in row] for row in grid.tolist()]
+
+
+def _block_max(blocks: np.ndarray) -> np.ndarray:
+    """Max over the last axis ignoring NaN; NaN where a block holds no candidate (no all-NaN warning)."""
+    filled = np.where(np.isnan(blocks), -np.inf, blocks).max(axis=-1)
+    return np.where(np.isfinite(filled), filled, np.nan)
+
+
+def _block_names(names: np.ndarray) -> np.ndarray:
+    """Hover text of a pooled cell: the names of the features it holds."""
+    return np.array([[", ".join(n for n in cell if isinstance(n, str) and n) for cell in row] for row in names],
+                    dtype=object)
+
+
 def _colorbar_below(domain: Sequence[float]) -> dict:
     """A horizontal colour bar under the first panel, so it cannot cover the gains panel's axis."""
-    return {"title": {"text": "score", "side": "top"}, "orientation": "h", "thickness": 10,
+    return {"title": {"text": "% of the step's top score", "side": "top"}, "orientation": "h", "thickness": 10,
             "x": (domain[0] + domain[1]) / 2, "xanchor": "center", "len": 0.8 * (domain[1] - domain[0]),
             "y": -0.06, "yanchor": "top"}
 
@@ -203,8 +246,9 @@ def selection_animation(
     metric = trace.metric_name or "metric"
 
     score_title = "Attention over the candidates" if relative_to_uniform(trace) else "Scores of the candidates"
+    pooled = "" if use_bars or pool_size(shape) == 1 else f" (max of {pool_size(shape)}×{pool_size(shape)} blocks)"
     # two-line titles: three one-line titles run into each other on a laptop-width page
-    titles = [score_title + ("<br>(sorted)" if use_bars else "<br>on the feature grid"),
+    titles = [score_title + ("<br>(sorted)" if use_bars else "<br>on the feature grid" + pooled),
               f"Marginal gain (Δ validation {metric})<br>and validation {metric}"]
     specs: list[dict] = [{}, {"secondary_y": True}]
     widths = [0.5, 0.5]
@@ -228,10 +272,16 @@ def selection_animation(
                          row=1, col=1)
         fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=1)
     else:
-        names = _on_grid(np.array(trace.feature_names, dtype=object), shape)
-        fig.add_trace(go.Heatmap(z=_plain(_on_grid(_round(trace.steps[0].scores), shape)), customdata=names,
+        block = pool_size(shape)
+        names = _pooled(_on_grid(np.array(trace.feature_names, dtype=object), shape), block, _block_names)
+        z_range = [-100, 100] if any(np.nanmin(s.scores, initial=0.0) < 0 for s in trace.steps) else [0, 100]
+        what = "best of " + (f"{block}×{block} cells: " if block > 1 else "")
+        fig.add_trace(go.Heatmap(z=_percent_grid(trace.steps[0].scores, shape, block), customdata=names,
+                                 x0=(block - 1) / 2, dx=block, y0=(block - 1) / 2, dy=block,
+                                 zmin=z_range[0], zmax=z_range[1],
                                  colorscale="Viridis", colorbar=_colorbar_below(fig.layout.xaxis.domain),
-                                 hovertemplate="%{customdata}<br>score %{z:.4g}<extra></extra>", name="score"),
+                                 hovertemplate="%{customdata}<br>" + what + "%{z}% of the top score<extra></extra>",
+                                 name="score"),
                       row=1, col=1)
         fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
                       row=1, col=1)
@@ -288,7 +338,7 @@ def selection_animation(
             else:
                 layout["yaxis"] = {"range": [0, top * 1.18 or 1.0]}
         else:
-            data.append({"type": "heatmap", "z": _plain(_on_grid(_round(step.scores), shape))})
+            data.append({"type": "heatmap", "z": _percent_grid(step.scores, shape, block)})
             data.append(_picks_scatter(trace, t, shape))
         gain_bar, metric_line = _gain_traces(trace, t)
         data += [gain_bar, metric_line]
@@ -296,10 +346,10 @@ def selection_animation(
             data.append(_picks_scatter(trace, t, shape))
         remaining = int(np.isfinite(step.scores).sum())
         layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"}
-        frames.append(go.Frame(name=str(t + 1), data=data, traces=animated, layout=layout))
-    fig.frames = frames
-
-    fig.update_layout(frames[0].layout)
+        frames.append({"name": str(t + 1), "data": data, "traces": animated, "layout": layout})
+    fig.update_layout(frames[0]["layout"])
+    fig.frames = frames  # plain dicts: plotly validates them once here (go.Frame + assignment did it twice)
+    frames = fig.frames
 
     play_args = {"frame": {"duration": frame_ms, "redraw": True}, "transition": {"duration": 0},
                  "fromcurrent": True, "mode": "immediate"}
