@@ -25,12 +25,17 @@ class BackgroundJob:
     ``meta`` holds what the page needs to file the result when the job is done
     (e.g. the data set key and settings it was started for); it is given at
     construction and read-only afterwards, so pages never bolt attributes on.
+    ``partial_kwarg="on_partial"`` passes :meth:`publish` to ``fn`` under that
+    name, so ``fn`` can hand over results while it runs (kept in ``partial``).
     """
 
     def __init__(self, fn: Callable[..., Any], *args: Any, meta: Mapping[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+                 partial_kwarg: str | None = None, **kwargs: Any) -> None:
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
         self.step, self.total, self.message = 0, 1, "starting…"
+        self.partial: Any = None
+        if partial_kwarg is not None:
+            kwargs[partial_kwarg] = self.publish
         self.messages: deque[str] = deque(maxlen=1000)  # every progress message, oldest dropped first
         self.stop_requested = False
         self.result: Any = None
@@ -48,6 +53,10 @@ class BackgroundJob:
         self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
         self.messages.append(self.message)
         return self.stop_requested
+
+    def publish(self, value: Any) -> None:
+        """Results so far, for the page to show while the job runs."""
+        self.partial = value
 
     @property
     def done(self) -> bool:

@@ -52,11 +52,14 @@ def upload_columns_cached(digest: str, file_name: str, _data: bytes) -> dict[str
 
 @st.cache_resource(show_spinner="Reading the upload…", max_entries=4)
 def load_upload_cached(digest: str, file_name: str, target: str, task: str, _data: bytes,
-                       layer: str | None = None) -> Dataset:
-    """Parse an upload once per (content hash, name, target, task, h5ad layer); ``_data`` is not hashed again."""
+                       layer: str | None = None, impute: str | None = None,
+                       drop_columns: tuple[str, ...] = ()) -> Dataset:
+    """Parse an upload once per (content hash, name, target, task, h5ad layer, imputation, dropped
+    columns); ``_data`` is not hashed again."""
     from seqattn.data.tables import load_table
 
-    return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task, layer=layer)
+    return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task, layer=layer,
+                      impute=impute, drop_columns=drop_columns)
 
 
 @st.cache_resource(show_spinner="Preprocessing…", max_entries=4)

@@ -11,6 +11,14 @@ per seed.
 
     .venv/bin/python benchmarks/bench_compare.py            # 5 seeds, k = 5, 10, 20
     .venv/bin/python benchmarks/bench_compare.py --seeds 2 --datasets digits
+
+``--page-defaults`` instead times exactly what the Compare page runs with its
+defaults on digits (every method, k = 10, k values 1, 2, 5, 10, seeds 0–2,
+the MLP retrained 30 epochs per (method, k, seed), SA 20 epochs, SHAP 50/100
+rows, per-seed test splits): wall time from call to result, per-method
+selection seconds and the mean ± std table. ``--code DIR`` imports seqattn
+from another checkout (e.g. ``git archive <commit> | tar -x -C DIR``) so an
+older version can be timed with the same script, side by side.
 """
 from __future__ import annotations
 
@@ -21,15 +29,23 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+_code = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, _code)
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from seqattn.data.builtins import load_builtin  # noqa: E402
-from seqattn.evaluation.compare import ALL_METHODS, DEFAULT_METHODS, compare_methods, trace_seconds  # noqa: E402
-from seqattn.selectors import METHOD_LABELS  # noqa: E402
-from seqattn.evaluation.retrain import holdout  # noqa: E402
+try:
+    from seqattn.data.builtins import load_builtin  # noqa: E402
+    from seqattn.evaluation.compare import ALL_METHODS, DEFAULT_METHODS, compare_methods, trace_seconds  # noqa: E402
+    from seqattn.evaluation.retrain import holdout  # noqa: E402
+    from seqattn.selectors import METHOD_LABELS  # noqa: E402
+except ImportError:  # --code: a checkout from before the package layout of 2026-11-26
+    from seqattn.builtins import load_builtin  # noqa: E402
+    from seqattn.comparison import ALL_METHODS, METHOD_LABELS, compare_methods, trace_seconds  # noqa: E402
+    from seqattn.evaluate import holdout  # noqa: E402
+
+    DEFAULT_METHODS = ALL_METHODS
 
 
 def run(datasets: list[str], seeds: int, ks: list[int], methods: list[str], epochs: int, threads: int) -> pd.DataFrame:
@@ -72,6 +88,32 @@ def table(frame: pd.DataFrame, ks: list[int]) -> str:
     return "\n".join(lines)
 
 
+PAGE_DEFAULTS = {"k": 10, "ks": [1, 2, 5, 10], "seeds": [0, 1, 2], "eval_model": "mlp", "eval_epochs": 30,
+                 "method_options": {"sa": {"epochs": 20}, "shap": {"n_background": 50, "n_explain": 100}}}
+
+
+def page_defaults(threads: int) -> None:
+    """The Compare page's default run on digits: wall time, per-method seconds, the accuracy table."""
+    import seqattn
+
+    torch.set_num_threads(threads)
+    dataset = load_builtin("digits")
+    load = os.getloadavg()
+    print(f"Compare page defaults on digits ({dataset.n_samples}×{dataset.n_features}), seqattn from "
+          f"{Path(seqattn.__file__).parent.parent}, torch {threads} thread(s), load average {load[0]:.1f}", flush=True)
+    started = time.perf_counter()
+    result = compare_methods(dataset, list(DEFAULT_METHODS), PAGE_DEFAULTS["k"], ks=PAGE_DEFAULTS["ks"],
+                             seeds=PAGE_DEFAULTS["seeds"], eval_model=PAGE_DEFAULTS["eval_model"],
+                             eval_epochs=PAGE_DEFAULTS["eval_epochs"], random_state=0, device="cpu",
+                             method_options=PAGE_DEFAULTS["method_options"])
+    wall = time.perf_counter() - started
+    seconds = ", ".join(f"{m} {trace_seconds(t):.1f}" for m, t in result.traces.items())
+    print(f"wall time {wall:.1f} s (load average at the end {os.getloadavg()[0]:.1f}); selection seconds: {seconds}")
+    summary = result.summary()
+    table = summary.assign(cell=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+    print(table.pivot(index="method", columns="k", values="cell").reindex(list(result.traces)).to_string())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["digits", "breast_cancer"])
@@ -81,7 +123,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40, help="epochs of the evaluation MLP")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (pinned)")
     parser.add_argument("--csv", type=Path, default=None, help="also write the per-seed rows here")
+    parser.add_argument("--page-defaults", action="store_true", help="time the Compare page's default run on digits")
+    parser.add_argument("--code", default=None, help="import seqattn from this checkout instead of this one")
     args = parser.parse_args()
+    if args.page_defaults:
+        page_defaults(args.threads)
+        return
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(f"bench_compare: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -6,10 +6,14 @@ candidate a bar) and as a heatmap on the feature grid (what the app uses
 above ``DEFAULT_MAX_BARS`` features). The variants are interleaved and
 repeated; medians are printed, with the heatmap/bars ratio.
 
-    .venv/bin/python benchmarks/bench_plots.py [--k 10] [--repeats 5]
+    .venv/bin/python benchmarks/bench_plots.py [--k 10] [--repeats 5] [--browser]
 
 Build = ``selection_animation`` (Python); serialise = ``fig.to_json()`` (what
-Streamlit ships to the browser). Browser rendering time is not measured here.
+Streamlit ships to the browser). ``--browser`` also opens the app's figure
+(the HTML download, plotly.js inline) in headless Chromium via Playwright and
+times (a) pressing ▶ Play until the ``plotly_animated`` event of the last
+frame, against the nominal ``k × frame_ms``, and (b) the same animation with
+zero frame duration, i.e. the pure render cost per frame.
 """
 from __future__ import annotations
 
@@ -61,10 +65,58 @@ def measure(trace: SelectionTrace, image_shape, max_bars: int) -> dict[str, floa
     }
 
 
+PLAY_TO_END_JS = """async () => {
+  const gd = document.querySelector('.plotly-graph-div');
+  const done = new Promise(resolve => gd.once('plotly_animated', resolve));
+  const start = performance.now();
+  [...document.querySelectorAll('g.updatemenu-button')][0].dispatchEvent(new MouseEvent('click', {bubbles: true}));
+  await done;
+  return performance.now() - start;
+}"""
+RENDER_ALL_JS = """async () => {
+  const gd = document.querySelector('.plotly-graph-div');
+  await Plotly.animate(gd, ['1'], {frame: {duration: 0, redraw: true}, transition: {duration: 0}, mode: 'immediate'});
+  const start = performance.now();
+  await Plotly.animate(gd, null, {frame: {duration: 0, redraw: true}, transition: {duration: 0}, mode: 'immediate'});
+  return performance.now() - start;
+}"""
+
+
+def browser_times(k: int, repeats: int) -> None:
+    """Play-to-last-frame and zero-delay render time of the app's figure in headless Chromium."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    frame_ms = 800
+    print(f"\nBrowser (headless Chromium, Playwright): ▶ Play to the last of {k} frames "
+          f"(nominal {k} × {frame_ms} ms = {k * frame_ms} ms), and all frames at zero delay; medians of {repeats}. "
+          f"load average={os.getloadavg()[0]:.1f}")
+    print(f"{'features':>8} {'play ms':>9} {'over nominal':>13} {'render ms/frame':>16}")
+    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        for n, shape in SIZES.items():
+            mean_image = np.random.default_rng(1).random(n) if shape else None
+            fig = make_trace(n, k).plot(image_shape=shape, mean_image=mean_image, frame_ms=frame_ms)
+            path = Path(tmp) / f"anim_{n}.html"
+            path.write_text(fig.to_html(include_plotlyjs=True, auto_play=False), encoding="utf-8")
+            play, render = [], []
+            for _ in range(repeats):
+                page.goto(path.as_uri())
+                page.wait_for_selector(".plotly-graph-div .main-svg")
+                play.append(page.evaluate(PLAY_TO_END_JS))
+                render.append(page.evaluate(RENDER_ALL_JS) / k)
+            median_play = statistics.median(play)
+            print(f"{n:>8} {median_play:>9.0f} {median_play - k * frame_ms:>+13.0f} {statistics.median(render):>16.1f}")
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--browser", action="store_true", help="also time playback in headless Chromium")
     args = parser.parse_args()
     print(f"k={args.k}, repeats={args.repeats}, interleaved; medians. cpu_count={os.cpu_count()}, "
           f"load average={os.getloadavg()[0]:.1f} (shared machine: timings are noisy)")
@@ -88,6 +140,8 @@ def main() -> None:
         build_ratio = medians["heatmap"]["build_ms"] / medians["bars"]["build_ms"]
         print(f"{'':>8} heatmap/bars: payload per frame {ratio:.2f}x, build time {build_ratio:.2f}x")
     print(f"* = the representation the app uses (bars up to {DEFAULT_MAX_BARS} features, heatmap above).")
+    if args.browser:
+        browser_times(args.k, max(1, args.repeats // 2))
 
 
 if __name__ == "__main__":

@@ -32,17 +32,38 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
+class _Rows:
+    """Standardised rows of a dense data set as tensors, indexed per mini-batch (the benchmark's plain trainer)."""
+
+    def __init__(self, X, y, mean: np.ndarray, scale: np.ndarray):
+        self.X = torch.as_tensor(((np.asarray(X) - mean) / scale).astype(np.float32))
+        self.y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def get(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.as_tensor(rows)
+        return self.X[index], self.y[index]
+
+
+def _mean_scale(X) -> tuple[np.ndarray, np.ndarray]:
+    from seqattn.data import safe_scale
+
+    X = np.asarray(X, dtype=np.float64)
+    return X.mean(axis=0), safe_scale(X.std(axis=0))
+
+
 def plain_training_seconds(ds, selector_settings: dict, seed: int) -> float:
     """Train the same MLP for the same number of optimizer steps, without the attention mask."""
     from seqattn.data import split_indices
     from seqattn.models import build_model
-    from seqattn.selectors.sequential_attention import _Batches, _standardisation
 
     start = time.perf_counter()
     train_idx, _, _ = split_indices(ds.n_samples, ds.y, 0.2, 0.0, seed)
     X, y = ds.X[train_idx], ds.y[train_idx]
-    mean, scale = _standardisation(X)
-    data = _Batches(X, y, mean, scale, torch.device("cpu"), torch.long)
+    mean, scale = _mean_scale(X)
+    data = _Rows(X, y, mean, scale)
     torch.manual_seed(seed)
     net = build_model("mlp", ds.n_features, ds.n_classes, selector_settings["hidden"])
     optimizer = torch.optim.Adam(net.parameters(), lr=selector_settings["learning_rate"])
@@ -73,13 +94,12 @@ def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tup
     from seqattn.data import split_indices
     from seqattn.models import build_model
     from seqattn.schedule import ConvergenceSchedule, Probe
-    from seqattn.selectors.sequential_attention import _Batches, _standardisation
 
     start = time.perf_counter()
     train_idx, val_idx, _ = split_indices(ds.n_samples, ds.y, 0.2, 0.0, seed)
-    mean, scale = _standardisation(ds.X[train_idx])
-    data = _Batches(ds.X[train_idx], ds.y[train_idx], mean, scale, torch.device("cpu"), torch.long)
-    val = _Batches(ds.X[val_idx], ds.y[val_idx], mean, scale, torch.device("cpu"), torch.long)
+    mean, scale = _mean_scale(ds.X[train_idx])
+    data = _Rows(ds.X[train_idx], ds.y[train_idx], mean, scale)
+    val = _Rows(ds.X[val_idx], ds.y[val_idx], mean, scale)
     torch.manual_seed(seed)
     net = build_model("mlp", ds.n_features, ds.n_classes, selector_settings["hidden"])
     optimizer = torch.optim.Adam(net.parameters(), lr=selector_settings["learning_rate"])

@@ -14,8 +14,8 @@ import streamlit as st
 from app_support.jobs import BackgroundJob, job_progress_panel
 from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
                                finished_runs, keep_widget_state, remember_finished_run)
-from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, Comparison, compare_methods, default_ks,
-                                        step_scores)
+from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, Comparison,
+                                        compare_methods, default_ks, step_scores)
 from seqattn.selectors import METHOD_LABELS
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
@@ -36,6 +36,8 @@ from seqattn.trace import SelectionTrace
 RESULT_KEY = "cmp_result"  # the Comparison shown on this page
 JOB_KEY = "cmp_job"  # the BackgroundJob of a running comparison
 FINISHED_KEY = "cmp_finished"  # settings key -> Comparison: finished runs of this session
+DEFAULTS = {"cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
+            "cmp_sa_epochs": 0, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0}
 SETTINGS_FOR_KEY = "cmp_settings_for"  # dataset_key the widgets were last defaulted for
 WIDGETS = ("cmp_methods", "cmp_k", "cmp_ks", "cmp_seeds", "cmp_eval_model", "cmp_eval_epochs", "cmp_reuse_sa",
            "cmp_sa_epochs", "cmp_shap_background", "cmp_shap_explain", "cmp_seed")
@@ -66,7 +68,7 @@ if dataset is None:
 dataset_key = str(st.session_state.get(DATASET_ID_KEY))
 device = current_device()
 sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
-if sa_trace is not None and (sa_trace.n_features != dataset.n_features or sa_trace.k == 0):
+if sa_trace is not None and (sa_trace.n_features != dataset.n_groups or sa_trace.k == 0):
     sa_trace = None  # from other data, or stopped before its first pick: nothing to reuse
 
 st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
@@ -75,12 +77,9 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    k0 = max(1, min(10, dataset.n_features - 1))
-    st.session_state.update({
-        "cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0, "cmp_ks": ", ".join(map(str, default_ks(k0))),
-        "cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
-        "cmp_sa_epochs": 0, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0,
-    })
+    k0 = max(1, min(10, dataset.n_groups - 1))
+    st.session_state.update({"cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0,
+                             "cmp_ks": ", ".join(map(str, default_ks(k0))), **DEFAULTS})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
     st.session_state.pop(RESULT_KEY, None)
 keep_widget_state(*WIDGETS)
@@ -88,7 +87,7 @@ keep_widget_state(*WIDGETS)
 with st.form("cmp_settings"):
     st.multiselect("Methods", list(ALL_METHODS), key="cmp_methods", format_func=METHOD_LABELS.get)
     c1, c2, c3, c4, c5 = st.columns(5)
-    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_features, step=1, key="cmp_k")
+    c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_groups, step=1, key="cmp_k")
     c2.text_input("k values to evaluate", key="cmp_ks", help="Comma-separated, each between 1 and k.")
     c3.number_input("seeds", min_value=1, max_value=10, step=1, key="cmp_seeds",
                     help="Each seed: its own train/test split and model initialisation (the spread band).")
@@ -105,6 +104,15 @@ with st.form("cmp_settings"):
     d5.number_input("selection seed", min_value=0, max_value=2**31 - 1, step=1, key="cmp_seed")
     submitted = st.form_submit_button("Run comparison", type="primary")
 
+st.caption(f"Defaults: every method but the t-test markers, k = 10, test metric at k = 1, 2, 5, 10, "
+           f"{DEFAULTS['cmp_seeds']} seeds (each its own split and initialisation: the ± spread), the evaluation MLP "
+           f"retrained "
+           f"{DEFAULTS['cmp_eval_epochs']} epochs per (method, k, seed), all of "
+           f"a method's networks trained side by side in one batched run (same numbers as one at a time). Greedy "
+           f"refits the {GREEDY_REFITS_PER_STEP} candidates with the largest score-test statistic per step, each "
+           f"warm-started from the previous fit (on digits the same picks as refitting all 64); SA trains "
+           f"until converged (its automatic budget) unless its page's run is reused. About a minute on digits on 2 "
+           f"CPU cores; results appear method by method.")
 if sa_trace is not None:
     st.caption(f"A Sequential Attention trace with {sa_trace.k} picks is available from its page.")
 
@@ -141,7 +149,7 @@ if submitted:
                             eval_epochs=int(st.session_state["cmp_eval_epochs"]),
                             random_state=int(st.session_state["cmp_seed"]), device=device,
                             sa_trace=sa_trace if reuse else None, method_options=options,
-                            max_seconds=MAX_TRAINING_SECONDS,
+                            max_seconds=MAX_TRAINING_SECONDS, partial_kwarg="on_partial",
                             meta={"settings_key": args, "dataset_key": dataset_key})
         st.session_state[JOB_KEY] = job
 
@@ -161,12 +169,24 @@ def collect_finished_job() -> None:
     st.session_state[RESULT_KEY] = finished_job.result
 
 
+def show_partial(running_job: BackgroundJob) -> None:
+    """While the comparison runs: every finished method's test metric and picks so far."""
+    partial: Comparison | None = running_job.partial
+    if partial is None or not partial.traces:
+        st.caption("Results appear here method by method as each one finishes.")
+        return
+    st.markdown(f"**Finished so far ({len(partial.traces)} of {len(partial.settings['methods'])} methods)**")
+    st.dataframe(partial.accuracy_table(), hide_index=True, key="cmp_partial_summary")
+    st.dataframe(partial.rankings(), key="cmp_partial_rankings")
+
+
 job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 if job is not None and job.done:
     collect_finished_job()
 elif job is not None:
-    job_progress_panel(JOB_KEY, stop_key="cmp_stop", text=lambda j: j.message,
-                       stopping="Stopping after the current method or retraining fit; what finished is kept…",
+    job_progress_panel(JOB_KEY, stop_key="cmp_stop", text=lambda j: j.message, details=show_partial,
+                       stopping="Stopping inside the current method or after its retraining batch; what finished "
+                                "is kept…",
                        stop_help="Stop and show the methods and fits that finished.")
     st.stop()  # old results stay hidden while a run is going
 
@@ -188,12 +208,9 @@ if not result.traces:
 # ------------------------------------------------------------------ the key chart
 st.subheader("Accuracy vs k")
 st.plotly_chart(accuracy_vs_k_figure(result.accuracy), key="cmp_accuracy_chart")
-summary = result.summary()
-if not summary.empty:
-    table = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
-    table = table.pivot(index="method", columns="k", values="value")
-    table.index = [METHOD_LABELS.get(m, m) for m in table.index]
-    st.dataframe(table, key="cmp_summary_table")
+accuracy_table = result.accuracy_table()
+if len(accuracy_table):
+    st.dataframe(accuracy_table, hide_index=True, key="cmp_summary_table")
 st.caption(f"Evaluation: {result.settings.get('eval_model')} retrained per (method, k, seed); "
            f"{result.settings.get('split')}. The methods selected on all rows, so filters and SHAP saw the test "
            f"rows' labels once; `benchmarks/bench_compare.py` uses a clean hold-out.")
@@ -225,6 +242,8 @@ with tab_step:
     sa_result = result.traces.get("sa")
     if sa_result is None or sa_result.k == 0:
         st.info("Include Sequential Attention in the comparison to see its scores next to OMP's and greedy's.")
+    elif dataset.groups is not None:
+        st.info("This step-by-step view refits single columns; it is not offered for data with feature groups.")
     else:
         step = st.slider("SA step", 1, sa_result.k, 1, key="cmp_step") - 1
         frame = step_scores_cached(dataset_key, digest(sa_result.to_json()), step, dataset, sa_result)

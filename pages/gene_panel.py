@@ -9,12 +9,15 @@ from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, kee
 from seqattn.data import DataError, Dataset
 from seqattn.genomics import (
     fraction_expressing_by_type,
+    genes_by_marked_type,
+    is_expression_data,
     mean_expression_by_type,
     panel_accuracy,
-    is_expression_data,
+    panel_confusion,
     panel_overlap,
 )
 from seqattn.plots.genomics import (
+    confusion_figure,
     dot_plot,
     expression_heatmap,
     expression_long_frame,
@@ -39,6 +42,11 @@ def held_out_accuracy(dataset_key: str, genes: tuple[str, ...], all_genes: bool,
     return panel_accuracy(_dataset, list(genes), all_genes=all_genes)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def confusion_table(dataset_key: str, genes: tuple[str, ...], _dataset: Dataset) -> pd.DataFrame:
+    return panel_confusion(_dataset, list(genes))
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def ttest_panel(dataset_key: str, k: int, pinned: tuple[int, ...], banned: tuple[int, ...],
                 _dataset: Dataset) -> SelectionTrace:
@@ -46,7 +54,7 @@ def ttest_panel(dataset_key: str, k: int, pinned: tuple[int, ...], banned: tuple
 
 
 st.title("Gene panel")
-keep_widget_state("gp_scale")
+keep_widget_state("gp_scale", "gp_order")
 dataset = current_dataset()
 if dataset is None:
     st.stop()
@@ -60,7 +68,7 @@ if dataset.task != "classification":
 trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
 if trace is None or trace.feature_names != list(dataset.feature_names):
     st.info("No Sequential Attention panel for this data set yet: run **Sequential Attention** first "
-            "(pin known markers or ban MT- genes there), then come back here.")
+            "(pin known markers or ban MT- / ribosomal genes there), then come back here.")
     st.page_link("pages/sequential_attention.py", label="Go to Sequential Attention", icon=":material/target:")
     st.stop()
 genes = panel_genes(trace)
@@ -103,19 +111,30 @@ try:
 except DataError as exc:
     st.error(f"Could not summarise the panel per cell type: {exc}")
     st.stop()
-scale = st.toggle("Scale each gene to 0–1 across cell types", key="gp_scale",
+markers = genes_by_marked_type(mean_table)
+t1, t2 = st.columns(2)
+scale = t1.toggle("Scale each gene to 0–1 across cell types", key="gp_scale",
                   help="Genes differ a lot in overall level; scaling shows where each gene is highest.")
+by_type = t2.toggle("Order genes by the cell type they mark", key="gp_order", value=True,
+                    help="Each gene is placed under the cell type with its highest mean expression, most specific "
+                         "first, so markers form a diagonal; off: panel (pick) order.")
+gene_order = markers["gene"].tolist() if by_type else None
 centered = bool(record and record.get("standardize") and record.get("centered"))
 tab_dots, tab_heat, tab_table = st.tabs(["Dot plot", "Heatmap", "Table"])
 with tab_dots:
     st.caption("Dot size: share of the cell type's cells with expression above zero"
                + (" (after centring: above the gene's mean)" if centered else "")
                + ". Colour: mean expression.")
-    st.plotly_chart(dot_plot(mean_table, fraction_table, scale_per_gene=scale), key="gp_dotplot")
+    st.plotly_chart(dot_plot(mean_table, fraction_table, scale_per_gene=scale, gene_order=gene_order),
+                    key="gp_dotplot")
 with tab_heat:
     st.caption("Mean expression of each panel gene (columns, in panel order) per cell type (rows).")
     st.plotly_chart(expression_heatmap(mean_table, scale_per_gene=scale), key="gp_heatmap")
 with tab_table:
+    st.markdown("**Which cell type each gene marks** (highest mean; specificity = lead over the next type, in "
+                "units of the gene's spread across types)")
+    st.dataframe(markers, hide_index=True, key="gp_markers",
+                 column_config={"specificity": st.column_config.NumberColumn(format="%.2f")})
     st.dataframe(mean_table, key="gp_mean_table")
 
 # -------------------------------------------------- accuracy and t-test markers
@@ -140,6 +159,15 @@ st.caption(f"Held-out accuracy of logistic regression (genes standardised on the
            f"{sa_accuracy['n_train']} cells and tested on {sa_accuracy['n_test']} other cells; the same stratified "
            "split for every panel. The t-test panel: per-cell-type Welch t-test (type vs rest), cell types take "
            "turns, same k, pins and bans as the SA run.")
+
+st.markdown("**Per cell type: which types the SA panel tells apart** (held-out cells, same split and model)")
+try:
+    confusion = confusion_table(dataset_key, tuple(genes), dataset)
+except (DataError, ValueError) as exc:
+    st.error(f"Could not compute the per-cell-type accuracy: {exc}")
+else:
+    st.plotly_chart(confusion_figure(confusion), key="gp_confusion")
+    st.caption("Rows: true cell type; columns: predicted. The diagonal is each type's accuracy (recall).")
 
 overlap = panel_overlap(trace.selected_names, ttest.selected_names)  # pinned genes are in both by construction
 o1, o2 = st.columns(2)

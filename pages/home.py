@@ -31,7 +31,7 @@ st.subheader("Quick start")
 st.markdown(
     """
 1. **Data** — pick a built-in data set (digits is a good first choice) or upload a
-   CSV / TSV / parquet / h5ad file and choose the target column.
+   CSV / TSV / Excel / parquet / h5ad file and choose the target column (text columns become feature groups).
 2. **Sequential Attention** — press *Run*; watch the picks appear, play the animation,
    read the step-by-step explanation, pin or ban features and re-run, download the result.
 3. **Compare** — set SA beside OMP, SHAP, true greedy selection and simple filters.

@@ -107,7 +107,9 @@ with tab_sapp:
         st.error(st.session_state[SAPP_RESULT + "_error"])
     result = st.session_state.get(SAPP_RESULT)
     if result is None:
-        st.info("Press **Train SA++ and baselines** (digits with the defaults takes a few seconds).")
+        st.info("Press **Train SA++ and baselines**. Digits with the defaults took 2.5–7 s in our runs on a "
+                "2-core CPU (load ≈ 8, first run slowest); on a busy machine it can take a minute — the progress "
+                "bar shows how far it is.")
     else:
         s = result.settings
         st.caption(f"{s['dataset']}: hidden {s['hidden']}, block {s['block_size']}×{s['block_size']}, target "

@@ -1,6 +1,9 @@
 """Command line: ``python -m seqattn datasets`` and ``python -m seqattn select ...``.
 
 Bad input exits with status 2 and one line on stderr saying what to fix.
+``--backed`` leaves an .h5ad matrix on disk (SA streams it in row chunks);
+``torchrun --nproc_per_node N -m seqattn select ...`` trains SA on N processes
+(DistributedDataParallel), and only rank 0 shows progress and writes ``--out``.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("datasets", help="list the built-in data sets")
     sel = sub.add_parser("select", help="run a feature-selection method and write its trace")
-    sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.parquet/.h5ad path")
+    sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.xlsx/.parquet/.h5ad path")
     sel.add_argument("--target", help="target column (obs column for .h5ad); required for files")
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
     from seqattn.selectors import REGISTRY
@@ -32,12 +35,21 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
     sel.add_argument("--model", choices=["mlp", "linear"], help="SA model (default mlp)")
     sel.add_argument("--layer", help=".h5ad layer to use instead of X")
+    sel.add_argument("--backed", action="store_true",
+                     help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
+    sel.add_argument("--batch-size", type=int, help="SA global mini-batch size (default: automatic)")
+    sel.add_argument("--impute", choices=["median", "most_frequent"],
+                     help="fill missing feature values (adds a '<column> (missing)' indicator to its group)")
+    sel.add_argument("--drop", action="append", default=[], help="table column to leave out (repeatable)")
+    sel.add_argument("--group", action="append", default=[], metavar="NAME=COL1,COL2,...",
+                     help="select these columns as one unit named NAME (repeatable; e.g. a gene set)")
     sel.add_argument("--log1p", action="store_true", help="log1p-transform counts first")
     sel.add_argument("--top-genes", type=int, help="keep the N most variable features first")
     sel.add_argument("--standardize", action="store_true", help="per-feature standardisation first")
     sel.add_argument("--pin", action="append", default=[], help="feature name to keep selected (repeatable)")
     sel.add_argument("--ban", action="append", default=[], help="feature name never to select (repeatable)")
     sel.add_argument("--ban-mt", action="store_true", help="ban mitochondrial (MT-) genes")
+    sel.add_argument("--ban-ribo", action="store_true", help="ban ribosomal protein (RPS/RPL) genes")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -48,19 +60,53 @@ def _load(args: argparse.Namespace):
     from seqattn.data.tables import load_table
 
     if args.data in BUILTIN_DATASETS:
-        return load_builtin(args.data)
+        if args.impute or args.drop:
+            raise _CliError("--impute and --drop apply to table files, not to built-in data sets.")
+        dataset = load_builtin(args.data)
+        return dataset.with_groups(_groups(args.group)) if args.group else dataset
     path = Path(args.data)
     if not path.exists():
         raise _CliError(f"--data {args.data!r} is neither a built-in ({', '.join(BUILTIN_DATASETS)}) nor a file.")
     if not args.target and path.suffix.lower() != ".h5ad":
         raise _CliError("--target is required for table files: name the column to predict.")
-    return load_table(str(path), target=args.target, layer=args.layer)
+    if args.backed and path.suffix.lower() != ".h5ad":
+        raise _CliError("--backed applies to .h5ad files only.")
+    return load_table(str(path), target=args.target, layer=args.layer, impute=args.impute,
+                      drop_columns=args.drop, groups=_groups(args.group), backed=args.backed)
+
+
+def _groups(specs: list[str]) -> dict[str, list[str]]:
+    """``NAME=a,b,c`` -> ``{NAME: [a, b, c]}``."""
+    groups: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, members = spec.partition("=")
+        columns = [c.strip() for c in members.split(",") if c.strip()]
+        if not sep or not name.strip() or not columns:
+            raise _CliError(f"--group {spec!r}: write NAME=COLUMN1,COLUMN2,...")
+        if name.strip() in groups:
+            raise _CliError(f"--group {name.strip()!r} is given twice.")
+        groups[name.strip()] = columns
+    return groups
 
 
 def _select(args: argparse.Namespace) -> int:
+    from seqattn import distributed
+    from seqattn.device import resolve_device
+
+    created = distributed.init_from_env(resolve_device(args.device))
+    try:
+        return _select_on_this_rank(args)
+    finally:
+        if created:
+            distributed.shutdown()
+
+
+def _select_on_this_rank(args: argparse.Namespace) -> int:
+    from seqattn import distributed
     from seqattn.data import attach_preprocessing
+    from seqattn.data.groups import groups_of
     from seqattn.evaluation.narrative import near_tie_warnings
-    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess
+    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess, ribosomal_genes
     from seqattn.progress import progress_bar
     from seqattn.selectors import available_methods, run_method
 
@@ -72,26 +118,42 @@ def _select(args: argparse.Namespace) -> int:
         raise _CliError(f"--method {args.method!r} is unknown; choose one of {', '.join(methods)}.")
     if args.epochs is not None and args.epochs < 1:
         raise _CliError("--epochs must be a positive integer.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise _CliError("--batch-size must be a positive integer.")
+    if distributed.world_size() > 1 and args.method != "sa":
+        raise _CliError(f"Several processes train SA only; run --method {args.method} as one process.")
     dataset = _load(args)
+    for warning in dataset.extra.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     record = None
+    if dataset.groups is not None and (args.log1p or args.top_genes or args.standardize):
+        raise _CliError("--log1p/--top-genes/--standardize do not keep feature groups; preprocess the data "
+                        "before grouping, or drop --group.")
     if args.log1p or args.top_genes or args.standardize:
         dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes,
                                      standardize=args.standardize)
-    pinned = genes_to_indices(dataset.feature_names, args.pin) if args.pin else []
-    banned = genes_to_indices(dataset.feature_names, args.ban) if args.ban else []
+    units = list(groups_of(dataset).names)  # pins and bans name features, or feature groups
+    pinned = genes_to_indices(units, args.pin) if args.pin else []
+    banned = genes_to_indices(units, args.ban) if args.ban else []
     if args.ban_mt:
-        banned = sorted(set(banned) | set(mitochondrial_genes(dataset.feature_names)))
+        banned = sorted(set(banned) | set(mitochondrial_genes(units)))
+    if args.ban_ribo:
+        banned = sorted(set(banned) | set(ribosomal_genes(units)))
     options = {}
     if args.method == "sa":
-        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model}.items() if v is not None}
+        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model,
+                                     "batch_size": args.batch_size}.items() if v is not None}
     if pinned or banned:
         options.update(pinned=pinned, banned=banned)
 
-    with progress_bar(args.method, enabled=not args.quiet, file=sys.stderr, notebook=False) as progress:
+    bar_on = not args.quiet and distributed.is_rank_zero()
+    with progress_bar(args.method, enabled=bar_on, file=sys.stderr, notebook=False) as progress:
         trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
                            callback=progress, **options)
     if record:
         attach_preprocessing(trace.settings, dataset)
+    if not distributed.is_rank_zero():
+        return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         trace.to_json(out, indent=1)

@@ -17,6 +17,8 @@ densifying the whole matrix.
 """
 from __future__ import annotations
 
+import re
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -94,7 +96,12 @@ def preprocess(
     record: dict[str, Any] = {"log1p": bool(log1p), "top_genes": None, "standardize": bool(standardize),
                               "centered": None, "n_features_before": dataset.n_features}
     X = dataset.X
-    if log1p:
+    if log1p and dataset.backed:  # on disk: every block read is transformed (the loader found the minimum)
+        if (X.min_value or 0.0) < 0:
+            raise DataError("log1p needs non-negative counts, but the data has negative values (already "
+                            "scaled?). Turn log1p off or load the raw counts layer.")
+        X = X.view(log1p=True)
+    elif log1p:
         if (X.data if sp.issparse(X) else X).min(initial=0.0) < 0:
             raise DataError("log1p needs non-negative counts, but the data has negative values (already "
                             "scaled?). Turn log1p off or load the raw counts layer.")
@@ -105,7 +112,9 @@ def preprocess(
     if top_genes is not None and top_genes < out.n_features:
         out = _subset_features(out, highly_variable_genes(out, top_genes))
         record["top_genes"] = int(top_genes)
-    if standardize:
+    if standardize and out.backed:  # SA standardises every batch it reads; a scaled copy would not fit
+        record["centered"] = "per batch (backed)"
+    elif standardize:
         mean, var = column_mean_var(out.X)
         std = np.sqrt(var)
         std[std == 0] = 1.0
@@ -130,6 +139,17 @@ def preprocess(
 def mitochondrial_genes(feature_names: Sequence[str], prefixes: Sequence[str] = ("MT-", "mt-", "Mt-")) -> list[int]:
     """Indices of mitochondrial genes (``MT-`` prefix, human and mouse casing), for banning."""
     return [i for i, n in enumerate(feature_names) if str(n).startswith(tuple(prefixes))]
+
+
+#: Cytosolic ribosomal protein genes (HGNC RPS*/RPL*, e.g. RPS27A, RPL10A, RPS4Y1, RPLP0, RPSA; mouse
+#: casing too). Kinases such as RPS6KA1 are not ribosomal and do not match.
+_RIBOSOMAL = re.compile(r"^(RP[SL]\d+(A|AL|L|L\d|X|Y\d)?|RPLP[0-2]|RPSA)$", re.IGNORECASE)
+
+
+def ribosomal_genes(feature_names: Sequence[str]) -> list[int]:
+    """Indices of ribosomal protein genes (RPS/RPL), for banning: they track cell size and
+    sequencing depth more than cell type."""
+    return [i for i, n in enumerate(feature_names) if _RIBOSOMAL.match(str(n))]
 
 
 def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -> list[int]:
@@ -230,6 +250,63 @@ def panel_accuracy(
         "n_train": int(len(train)),
         "n_test": int(len(test)),
     }
+
+
+def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fraction: float = 0.25,
+                    random_state: int = 0, max_iter: int = 2000) -> pd.DataFrame:
+    """Per-cell-type accuracy of the panel: the row-normalised confusion matrix on held-out cells.
+
+    Same model and split as :func:`panel_accuracy`. Rows are the true cell types, columns the
+    predicted ones; the diagonal is each type's recall; ``attrs["counts"]`` holds the raw counts.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import confusion_matrix
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if dataset.task != "classification":
+        raise DataError("panel_confusion needs a classification target.")
+    idx, _ = _panel_columns(dataset, genes)
+    if not idx:
+        raise DataError("The panel is empty; select at least one gene.")
+    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
+                                   random_state=random_state)
+    X = dataset.X[:, idx]
+    model = make_pipeline(StandardScaler(with_mean=not sp.issparse(X)), LogisticRegression(max_iter=max_iter))
+    model.fit(X[train], dataset.y[train])
+    labels = list(range(dataset.n_classes))
+    counts = confusion_matrix(dataset.y[test], model.predict(X[test]), labels=labels)
+    names = dataset.class_names or [str(c) for c in labels]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = counts / counts.sum(axis=1, keepdims=True)
+    frame = pd.DataFrame(share, index=pd.Index(names, name="true cell type"),
+                         columns=pd.Index(names, name="predicted"))
+    frame.attrs["counts"] = counts
+    return frame
+
+
+def genes_by_marked_type(mean_table: pd.DataFrame) -> pd.DataFrame:
+    """Which cell type each panel gene marks: the type with its highest mean expression.
+
+    Returns ``gene, marks, specificity`` (the gene's top mean minus its next-highest, in units of its
+    spread across types), ordered by cell type (in ``mean_table``'s row order), most specific first,
+    so a dot plot in this order shows a diagonal of markers.
+    """
+    values = mean_table.to_numpy(dtype=float)
+    types = [str(t) for t in mean_table.index]
+    rows = []
+    for j, gene in enumerate(mean_table.columns):
+        column = values[:, j]
+        if not np.isfinite(column).any():
+            rows.append({"gene": str(gene), "marks": "", "specificity": float("nan"), "_type": len(types)})
+            continue
+        top = int(np.nanargmax(column))
+        ordered = np.sort(column[np.isfinite(column)])[::-1]
+        spread = float(np.nanstd(column)) or 1.0
+        specificity = float((ordered[0] - ordered[1]) / spread) if len(ordered) > 1 else 0.0
+        rows.append({"gene": str(gene), "marks": types[top], "specificity": specificity, "_type": top})
+    frame = pd.DataFrame(rows).sort_values(["_type", "specificity"], ascending=[True, False], kind="stable")
+    return frame.drop(columns="_type").reset_index(drop=True)
 
 
 def panel_overlap(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:

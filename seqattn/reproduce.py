@@ -19,7 +19,7 @@ from seqattn.trace import SelectionTrace
 #: SA settings recorded in the trace that are not passed back: the pick count, pins and bans
 #: and the seed are written out separately; a wall-clock limit would make the picks depend on speed.
 _NOT_REPLAYED = {"n_features_to_select", "pinned", "banned", "random_state", "device", "max_seconds"}
-_SUFFIX = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet", "h5ad": ".h5ad", "table": ".csv"}
+_SUFFIX = {"csv": ".csv", "tsv": ".tsv", "xlsx": ".xlsx", "parquet": ".parquet", "h5ad": ".h5ad", "table": ".csv"}
 
 
 def _sa_options(trace: SelectionTrace) -> dict[str, Any]:
@@ -50,6 +50,10 @@ def _loading_code(dataset: Dataset, builtin: str | None) -> tuple[str, str]:
     layer = _layer_of(dataset)
     if layer:
         arguments.append(f"layer={layer!r}")
+    if dataset.extra.get("impute"):  # the Data page's missing-value and drop-column choices
+        arguments.append(f"impute={dataset.extra['impute']!r}")
+    if dataset.extra.get("dropped_columns"):
+        arguments.append(f"drop_columns={list(dataset.extra['dropped_columns'])!r}")
     notes = " ".join(str(n) for n in dataset.extra.get("notes", []) if "Preprocessing" not in str(n))
     markdown = ("The app ran on an **uploaded file**: put its path below (it is not embedded in this notebook)."
                 + (f" The app noted: {notes}" if notes else ""))

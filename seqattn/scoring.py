@@ -92,6 +92,19 @@ def refit(A_train: np.ndarray, y_train: np.ndarray, A_val: np.ndarray, y_val: np
     MLP). The loss is cross-entropy over ``n_classes`` classes or MSE; the
     metric is accuracy or R².
     """
+    return refit_with_state(A_train, y_train, A_val, y_val, task, model, random_state, n_classes, C)[:2]
+
+
+def refit_with_state(A_train: np.ndarray, y_train: np.ndarray, A_val: np.ndarray, y_val: np.ndarray, task: str,
+                     model: str = "linear", random_state: int | None = 0, n_classes: int = 0, C: float = 1.0,
+                     init: tuple | None = None) -> tuple[float, float, tuple | None]:
+    """:func:`refit`, plus the fitted logistic model ``(coef, intercept, classes)`` (else None).
+
+    ``init`` (such a triple, widened to the columns given) starts the logistic
+    solver there instead of at zero: for greedy's S ∪ {i}, the fit on S with a
+    zero weight for i. The objective is strictly convex, so the optimum is the
+    same; only the iterations (≈ 1.5× fewer on digits) differ.
+    """
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.metrics import log_loss
     from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -102,16 +115,21 @@ def refit(A_train: np.ndarray, y_train: np.ndarray, A_val: np.ndarray, y_val: np
         A_val = np.hstack([A_val, A_val[:, rows] * A_val[:, cols]])
     mlp = dict(hidden_layer_sizes=(32,), max_iter=300, early_stopping=False, random_state=random_state)
     if task == "classification":
-        est = MLPClassifier(**mlp) if model == "mlp" else LogisticRegression(C=C, max_iter=300,
+        linear = model in ("linear", "logistic")
+        warm = linear and init is not None and init[0].shape[1] == A_train.shape[1]
+        est = MLPClassifier(**mlp) if model == "mlp" else LogisticRegression(C=C, max_iter=300, warm_start=warm,
                                                                              random_state=random_state)
+        if warm:
+            est.coef_, est.intercept_ = init[0].copy(), init[1].copy()
         est.fit(A_train, y_train)
         proba = np.full((len(A_val), n_classes), 1e-12)
         proba[:, est.classes_] = est.predict_proba(A_val)
         proba /= proba.sum(axis=1, keepdims=True)
         loss = log_loss(y_val, proba, labels=np.arange(n_classes))
-        return float(loss), float(np.mean(proba.argmax(axis=1) == y_val))
+        state = (est.coef_, est.intercept_, est.classes_) if linear else None
+        return float(loss), float(np.mean(proba.argmax(axis=1) == y_val)), state
     est = MLPRegressor(**mlp) if model == "mlp" else Ridge(alpha=1.0 / C)
-    return mse_r2(y_val, est.fit(A_train, y_train).predict(A_val))
+    return (*mse_r2(y_val, est.fit(A_train, y_train).predict(A_val)), None)
 
 
 class ValidationScorer:
@@ -123,10 +141,12 @@ class ValidationScorer:
         self.X_train, self.y_train = dataset.X[train], dataset.y[train]
         self.X_val, self.y_val = dataset.X[val], dataset.y[val]
         self.task, self.seed = dataset.task, random_state
+        self.groups = dataset.groups
 
-    def __call__(self, features: Sequence[int]) -> float:
-        return subset_metric(self.X_train, self.y_train, self.X_val, self.y_val, list(features), self.task,
-                             self.seed)
+    def __call__(self, units: Sequence[int]) -> float:
+        """The metric on the given features, or on all columns of the given feature groups."""
+        columns = list(units) if self.groups is None else self.groups.expand(units)
+        return subset_metric(self.X_train, self.y_train, self.X_val, self.y_val, columns, self.task, self.seed)
 
 
 @dataclass
@@ -170,11 +190,47 @@ class RefitScorer:
 
     def evaluate(self, features: Sequence[int]) -> tuple[float, float]:
         """(validation loss, validation metric) of the cheap model on ``features``."""
+        return self.fit(features)[:2]
+
+    def fit(self, features: Sequence[int], init: tuple | None = None) -> tuple[float, float, tuple | None]:
+        """:meth:`evaluate` plus the fitted logistic model, optionally warm-started (see :func:`refit_with_state`)."""
         if len(features) == 0:
-            return self._baseline()
+            return (*self._baseline(), None)
         pos = [self._col_pos[int(f)] for f in features]
-        return refit(self._train_X[:, pos], self._train_y, self._val_X[:, pos], self._val_y, self.dataset.task,
-                     self.model, self.random_state, len(self._classes), self.C)
+        return refit_with_state(self._train_X[:, pos], self._train_y, self._val_X[:, pos], self._val_y,
+                                self.dataset.task, self.model, self.random_state, len(self._classes), self.C, init)
+
+    def score_test(self, features: Sequence[int], state: tuple | None, candidates: Sequence[int]) -> np.ndarray:
+        """First-order gain of adding each candidate to the model fitted on ``features``.
+
+        The gradient of the training loss with respect to a new column's weights
+        at zero, ``‖x_iᵀ(P − Y)‖`` over classes (``|x_iᵀ r|`` for regression):
+        the score test / grafting criterion. Cheap (one product), used only to
+        shortlist which candidates greedy refits.
+        """
+        Xtr, y = self._train_X, self._train_y
+        if self.dataset.task == "classification":
+            onehot = np.eye(len(self._classes))[y]
+            proba = np.tile(np.bincount(y, minlength=len(self._classes)) / len(y), (len(y), 1))
+            if state is not None:
+                coef, intercept, classes = state
+                logits = Xtr[:, [self._col_pos[int(f)] for f in features]] @ coef.T + intercept
+                if coef.shape[0] == 1:  # binary: one logit for classes[1], as in sklearn
+                    logits = np.column_stack([np.zeros(len(y)), logits[:, 0]])
+                logits -= logits.max(axis=1, keepdims=True)
+                fitted = np.exp(logits)
+                proba = np.zeros_like(onehot)
+                proba[:, classes] = fitted / fitted.sum(axis=1, keepdims=True)
+            residual = proba - onehot
+        elif features:
+            from sklearn.linear_model import Ridge
+
+            design = Xtr[:, [self._col_pos[int(f)] for f in features]]
+            residual = (y - Ridge(alpha=1.0 / self.C).fit(design, y).predict(design))[:, None]
+        else:
+            residual = (y - y.mean())[:, None]
+        cand = [self._col_pos[int(c)] for c in candidates]
+        return np.linalg.norm(Xtr[:, cand].T @ residual, axis=1)
 
     def _baseline(self) -> tuple[float, float]:
         """Loss and metric with no features: class priors, or the training mean."""

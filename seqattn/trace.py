@@ -172,6 +172,10 @@ class SelectionTrace:
     settings: dict[str, Any] = field(default_factory=dict)
     base_metric: float | None = None  # validation metric before the first pick
     stopped_early: bool = False
+    #: For group selection: the data columns of each unit in ``feature_names`` (which then
+    #: holds group names) and the columns' own names; ``None`` when units are columns.
+    groups: list[list[int]] | None = None
+    column_names: list[str] | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -190,6 +194,17 @@ class SelectionTrace:
     @property
     def selected_names(self) -> list[str]:
         return [self.feature_names[i] for i in self.selected]
+
+    @property
+    def n_columns(self) -> int:
+        """Data columns the trace was computed on (more than ``n_features`` for group selection)."""
+        return len(self.column_names) if self.column_names is not None else self.n_features
+
+    def columns_of(self, units: list[int]) -> list[int]:
+        """Data column indices of the given units (features, or groups for group selection)."""
+        if self.groups is None:
+            return [int(u) for u in units]
+        return [c for u in units for c in self.groups[int(u)]]
 
     def add_step(
         self,
@@ -230,9 +245,10 @@ class SelectionTrace:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per selected feature: pinned ones first (``pinned`` True, order 0), then the picks in order,
-        each with its score, confidence, runner-up, near-tie flag, gain, metric and seconds."""
+        each with its score, confidence, runner-up, near-tie flag, gain, metric and the cumulative wall time
+        ``seconds_since_start`` (time from the start of the run to this pick, not the pick's own cost)."""
         columns = ["order", "feature", "name", "pinned", "score", "confidence", "runner_up", "runner_up_weight",
-                   "separation", "near_tie", "marginal_gain", "val_metric", "seconds"]
+                   "separation", "near_tie", "marginal_gain", "val_metric", "seconds_since_start"]
         rows = [{"order": 0, "feature": i, "name": self.feature_names[i], "pinned": True} for i in self.pinned]
         rows += [
             {
@@ -248,12 +264,15 @@ class SelectionTrace:
                 "near_tie": s.near_tie,
                 "marginal_gain": s.marginal_gain,
                 "val_metric": s.val_metric,
-                "seconds": s.seconds,
+                "seconds_since_start": s.seconds,
             }
             for i, s in enumerate(self.steps)
         ]
-        frame = pd.DataFrame(rows, columns=columns)
-        return frame.astype({"order": int, "feature": int, "pinned": bool})
+        frame = pd.DataFrame(rows, columns=columns).astype({"order": int, "feature": int, "pinned": bool})
+        if self.groups is not None and self.column_names is not None:  # what each selected group holds
+            frame.insert(3, "columns", ["; ".join(self.column_names[c] for c in self.groups[f])
+                                        for f in frame["feature"]])
+        return frame
 
     # ---------------------------------------------------------------- display
     #: Rows shown by ``_repr_html_`` before "… and N more".
@@ -309,10 +328,25 @@ class SelectionTrace:
     def plot(self, dataset: Any = None, **options: Any):
         """The app's animation of this trace (a plotly figure: scores per pick, gains, and the
         pixel panel for image data when ``dataset`` is given); ``options`` go to
-        :func:`seqattn.plots.selection.selection_animation`."""
+        :func:`seqattn.plots.selection.selection_animation`.
+
+        Built once and reused while the trace (its picks), ``dataset`` and the
+        options stay the same, so repeated notebook calls and app reruns cost
+        nothing; treat the figure as read-only (``go.Figure(fig)`` copies it).
+        """
         from seqattn.plots.selection import selection_figure
 
-        return selection_figure(self, dataset, **options)
+        def frozen(value: Any) -> Any:
+            array = np.asarray(value) if isinstance(value, (np.ndarray, list, tuple)) else None
+            return (array.shape, array.tobytes()) if array is not None and array.dtype != object else value
+
+        key = (self.k, self.steps[-1].feature if self.steps else None,
+               tuple(sorted((name, frozen(value)) for name, value in options.items())))
+        cached = self.__dict__.get("_figure_cache")
+        if cached is None or cached[0] != key or cached[1] is not dataset:
+            cached = (key, dataset, selection_figure(self, dataset, **options))
+            self.__dict__["_figure_cache"] = cached  # one figure per trace: a new key replaces the old one
+        return cached[2]
 
     # ---------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -334,6 +368,8 @@ class SelectionTrace:
                 "base_metric": self.base_metric,
                 "stopped_early": self.stopped_early,
                 "settings": dict(self.settings),
+                **({"groups": [list(g) for g in self.groups], "column_names": list(self.column_names or [])}
+                   if self.groups is not None else {}),
                 "steps": [
                     {
                         "feature": s.feature,
@@ -374,6 +410,8 @@ class SelectionTrace:
             settings=dict(data.get("settings", {})),
             base_metric=_opt_float(data.get("base_metric")),
             stopped_early=bool(data.get("stopped_early", False)),
+            groups=[[int(c) for c in g] for g in data["groups"]] if data.get("groups") is not None else None,
+            column_names=[str(c) for c in data["column_names"]] if data.get("column_names") else None,
         )
         for step in data.get("steps", []):
             scores = np.array([np.nan if v is None else v for v in step["scores"]], dtype=np.float64)
@@ -417,3 +455,8 @@ def picks(trace: SelectionTrace, k: int | None = None) -> list[int]:
     """Pinned features, then the first ``k`` picks (all picks when ``k`` is None)."""
     chosen = trace.selected if k is None else trace.selected[:k]
     return list(trace.pinned) + chosen
+
+
+def pick_columns(trace: SelectionTrace, k: int | None = None) -> list[int]:
+    """The data columns of :func:`picks` (a picked feature group brings all its columns)."""
+    return trace.columns_of(picks(trace, k))

@@ -27,8 +27,12 @@ class Dataset:
     ``X`` is float32, dense ``np.ndarray`` or ``scipy.sparse.csr_matrix`` (large
     single-cell data stays sparse until a mini-batch needs it). ``y`` holds
     integer class codes (``class_names`` maps them back) or float targets.
+    ``X`` may also be a :class:`seqattn.data.stream.BackedRows` (``backed``:
+    an h5ad matrix left on disk); SA streams it, other methods need it in memory.
     ``informative`` is the ground truth for synthetic data (indices), ``None``
-    when unknown.
+    when unknown. ``groups`` (:class:`~seqattn.data.groups.FeatureGroups`) makes
+    several columns one selection unit (one-hot text columns, missing-value
+    indicators, gene sets); ``None`` means one group per column.
     """
 
     X: Any
@@ -41,11 +45,14 @@ class Dataset:
     informative: np.ndarray | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    groups: Any = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise DataError(f"task must be one of {TASKS}, got {self.task!r}.")
-        if sp.issparse(self.X):
+        if getattr(self.X, "is_backed", False):
+            pass  # rows on disk (seqattn.data.stream.BackedRows): read in chunks, never loaded whole
+        elif sp.issparse(self.X):
             self.X = sp.csr_matrix(self.X, dtype=np.float32)
         else:
             self.X = np.ascontiguousarray(np.asarray(self.X, dtype=np.float32))
@@ -60,6 +67,28 @@ class Dataset:
             raise DataError(f"{len(self.feature_names)} feature names for {self.X.shape[1]} columns.")
         if self.informative is not None:
             self.informative = np.asarray(self.informative, dtype=np.int64)
+        if self.groups is not None:
+            if self.groups.n_columns != self.X.shape[1]:
+                raise DataError(f"The feature groups cover {self.groups.n_columns} columns but X has "
+                                f"{self.X.shape[1]}.")
+            if self.groups.trivial and list(self.groups.names) == self.feature_names:
+                self.groups = None
+
+    @property
+    def n_groups(self) -> int:
+        """Selection units: groups when the data set has them, else columns."""
+        return self.groups.n_groups if self.groups is not None else self.n_features
+
+    def with_groups(self, groups: Any) -> "Dataset":
+        """A copy whose selection units are ``groups``: a mapping ``{name: [column names or indices]}``
+        (columns in no group keep their current group) or a :class:`~seqattn.data.groups.FeatureGroups`."""
+        from dataclasses import replace
+
+        from seqattn.data.groups import FeatureGroups
+
+        if not isinstance(groups, FeatureGroups):
+            groups = FeatureGroups.from_mapping(groups, self.feature_names, self.groups)
+        return replace(self, groups=groups, extra=dict(self.extra))
 
     @property
     def n_samples(self) -> int:
@@ -73,8 +102,16 @@ class Dataset:
     def n_classes(self) -> int:
         return int(self.y.max()) + 1 if self.task == "classification" and len(self.y) else 0
 
+    @property
+    def backed(self) -> bool:
+        """True when the rows stay on disk (h5ad opened with ``backed=True``)."""
+        return bool(getattr(self.X, "is_backed", False))
+
     def dense_X(self) -> np.ndarray:
-        """X as a dense float32 array (materialises sparse data: mind the memory)."""
+        """X as a dense float32 array (materialises sparse or backed data: mind the memory)."""
+        if self.backed:
+            X = self.X.to_memory()
+            return X.toarray() if sp.issparse(X) else X
         return self.X.toarray() if sp.issparse(self.X) else self.X
 
     def summary(self) -> dict[str, Any]:
@@ -83,12 +120,16 @@ class Dataset:
             "samples": self.n_samples,
             "features": self.n_features,
             "task": self.task,
-            "sparse": bool(sp.issparse(self.X)),
+            "sparse": bool(sp.issparse(self.X) or getattr(self.X, "sparse", False)),
         }
+        if self.backed:
+            info["backed (on disk)"] = True
         if self.task == "classification":
             info["classes"] = self.n_classes
         if self.image_shape:
             info["image_shape"] = f"{self.image_shape[0]}×{self.image_shape[1]}"
+        if self.groups is not None:
+            info["feature groups"] = self.groups.n_groups
         if self.informative is not None:
             info["informative (ground truth)"] = len(self.informative)
         return info
@@ -121,6 +162,10 @@ def encode_target(y: np.ndarray, task: str) -> tuple[np.ndarray, list[str] | Non
 
 def column_mean_var(X: Any, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and (population) variance in float64; sparse X is never densified."""
+    if getattr(X, "is_backed", False):  # on disk: one streaming pass
+        from seqattn.data.stream import stream_mean_var
+
+        return stream_mean_var(X, rows)
     if rows is not None:
         X = X[rows]
     n = X.shape[0]

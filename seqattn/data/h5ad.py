@@ -91,20 +91,25 @@ def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
                         "(scipy CSR) or prefilter genes first.")
 
 
+def _check_h5ad_request(info: dict[str, Any], name: str, target: str | None, layer: str | None) -> None:
+    """The target is an obs column and the layer exists (in-memory and backed loading alike)."""
+    if target is None:
+        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
+    if target not in info["obs"]:
+        raise DataError(f"obs column {target!r} not found in {name!r}. Available obs columns: "
+                        f"{_listing(info['obs'])}.")
+    if layer is not None and layer not in info["layers"]:
+        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
+        raise DataError(f"Layer {layer!r} not found in {name!r}. Available layers: {available}.")
+
+
 def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
                drop_constant: bool, drop_empty_cells: bool) -> Dataset:
     import warnings
 
     info = _h5ad_header(content)
     _check_h5ad_size(info, content.name)
-    if target is None:
-        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
-    if target not in info["obs"]:
-        raise DataError(f"obs column {target!r} not found in {content.name!r}. Available obs columns: "
-                        f"{_listing(info['obs'])}.")
-    if layer is not None and layer not in info["layers"]:
-        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
-        raise DataError(f"Layer {layer!r} not found in {content.name!r}. Available layers: {available}.")
+    _check_h5ad_request(info, content.name, target, layer)
     try:
         import anndata
 

@@ -1,10 +1,17 @@
-"""Read user tables (CSV, TSV, parquet; h5ad via :mod:`seqattn.data.h5ad`) into a :class:`~seqattn.data.Dataset`.
+"""Read user tables (CSV, TSV, Excel .xlsx, parquet; h5ad via :mod:`seqattn.data.h5ad`) into a
+:class:`~seqattn.data.Dataset`.
 
 Every problem a person can fix is reported as :class:`~seqattn.data.DataError`
 with a message that names the offending columns / keys and says what to do;
 the app shows it, the CLI prints it and exits 2. Nothing here unpickles:
 h5ad goes through ``anndata.read_h5ad`` (HDF5, no pickle), parquet through
-pyarrow, text through pandas.
+pyarrow, text through pandas, .xlsx through openpyxl (XML, no macros run).
+
+Text tables are read as people save them: the separator (``,`` ``;`` tab
+``|``) is sniffed, a decimal comma is detected when the separator is not a
+comma, and UTF-8 (with or without BOM), UTF-16 (with BOM) and latin-1 text
+are decoded. A file that still cannot be parsed gets a one-line message of
+our own naming the line, never the parser's internal wording.
 
 Uploads arrive as file-like objects (Streamlit's ``UploadedFile``), so the
 format is taken from ``file_name`` / the object's ``.name`` and, failing that,
@@ -15,7 +22,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Union
@@ -44,15 +53,19 @@ _EXTENSIONS = {
     ".tsv": "tsv", ".tsv.gz": "tsv", ".tab": "tsv",
     ".parquet": "parquet", ".pq": "parquet",
     ".h5ad": "h5ad",
+    ".xlsx": "xlsx", ".xlsm": "xlsx",
 }
+ACCEPTED = "a CSV, TSV, Excel (.xlsx), parquet or h5ad file"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def _listing(names: list[str], limit: int = 20) -> str:
     """``a, b, c, ... and 12 more`` so messages stay readable for 20k genes."""
-    names = [str(n) for n in names]
+    names = [str(n) if len(str(n)) <= 60 else str(n)[:57] + "..." for n in names]
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -113,7 +126,7 @@ def _open_nonempty(source: Source, file_name: str | None) -> tuple[_Content, str
 
 
 def detect_format(name: str, head: bytes = b"") -> str:
-    """``csv`` | ``tsv`` | ``parquet`` | ``h5ad`` from the file name, else from the first bytes."""
+    """``csv`` | ``tsv`` | ``xlsx`` | ``parquet`` | ``h5ad`` from the file name, else from the first bytes."""
     lower = name.lower()
     for ext in sorted(_EXTENSIONS, key=len, reverse=True):
         if lower.endswith(ext):
@@ -123,11 +136,13 @@ def detect_format(name: str, head: bytes = b"") -> str:
     if head.startswith(_PARQUET_MAGIC):
         return "parquet"
     suffix = Path(name).suffix
+    if suffix.lower() == ".xls":
+        raise DataError(f"{name!r} is in the old Excel format (.xls); save it as .xlsx or CSV and upload that.")
     if suffix:
-        raise DataError(f"Unsupported file type {suffix!r} ({name}). Upload a CSV, TSV, parquet or h5ad file.")
-    if head and not _looks_binary(head):
+        raise DataError(f"Unsupported file type {suffix!r} ({name}). Upload {ACCEPTED}.")
+    if head and (head.startswith(_UTF16_BOMS) or not _looks_binary(head)):
         return "csv"
-    raise DataError(f"Cannot tell the format of {name!r}: give it a .csv, .tsv, .parquet or .h5ad name.")
+    raise DataError(f"Cannot tell the format of {name!r}: give it a .csv, .tsv, .xlsx, .parquet or .h5ad name.")
 
 
 def _looks_binary(head: bytes) -> bool:
@@ -158,8 +173,13 @@ def load_table(
     name: str | None = None,
     drop_constant: bool | None = None,
     drop_empty_cells: bool = True,
+    impute: str | None = None,
+    drop_columns: Sequence[str] = (),
+    groups: Mapping[str, Sequence[str | int]] | None = None,
+    check: bool = True,
+    backed: bool = False,
 ) -> Dataset:
-    """Load a CSV / TSV / parquet / h5ad file (path, bytes or file-like) as a ``Dataset``.
+    """Load a CSV / TSV / Excel / parquet / h5ad file (path, bytes or file-like) as a ``Dataset``.
 
     ``target`` is the column (tables) or ``obs`` column (h5ad) to predict; all
     other columns / all genes are features. ``task`` is ``"auto"``,
@@ -172,15 +192,35 @@ def load_table(
     cells are normal; ``drop_constant`` overrides either default. For h5ad,
     cells with all-zero counts are dropped with a note (``drop_empty_cells``).
     Notes land in ``dataset.extra["notes"]``.
+
+    Tables only: text feature columns are one-hot encoded, one group per
+    column; ``impute`` (``"median"`` | ``"most_frequent"``) fills missing
+    feature values and adds a missing-value indicator to the column's group
+    (without it, missing values are an error that names this option);
+    ``drop_columns`` leaves columns out; ``groups`` (``{name: [columns]}``)
+    makes user-defined groups (e.g. gene sets; h5ad too). With ``check``,
+    ``dataset.extra["warnings"]`` lists likely leaks and ID-like targets
+    (:mod:`seqattn.data.guards`).
+    ``backed=True`` (h5ad paths only) leaves the matrix on disk: ``dataset.X``
+    is a :class:`~seqattn.data.stream.BackedRows` that SA reads in row chunks,
+    so memory does not grow with the number of cells and the in-memory size
+    limits do not apply (see :mod:`seqattn.data.h5ad_backed`).
     """
     content, fmt = _open_nonempty(path_or_buffer, file_name)
     label = name or _stem(content.name)
+    if backed and fmt != "h5ad":
+        raise DataError(f"backed=True needs an .h5ad file; {content.name!r} is {fmt}.")
     if fmt == "h5ad":
         from seqattn.data.h5ad import _load_h5ad  # h5ad builds on this module's helpers
+        from seqattn.data.h5ad_backed import load_h5ad_backed
 
-        return _load_h5ad(content, target, task=task, layer=layer, name=label,
-                          drop_constant=True if drop_constant is None else drop_constant,
-                          drop_empty_cells=drop_empty_cells)
+        if impute is not None or drop_columns:
+            raise DataError("impute and drop_columns apply to tables; for h5ad use the genes' own filtering.")
+        loader = load_h5ad_backed if backed else _load_h5ad
+        dataset = loader(content, target, task=task, layer=layer, name=label,
+                         drop_constant=True if drop_constant is None else drop_constant,
+                         drop_empty_cells=drop_empty_cells)
+        return _with_groups_and_checks(dataset, groups, check=False)
     if layer is not None:
         raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")
     if content.size > MAX_TABLE_FILE_BYTES:
@@ -189,11 +229,31 @@ def load_table(
             f"{_human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
             "prefilter the features (e.g. highly variable genes) first."
         )
-    if fmt != "parquet" and content.head.startswith(_GZIP_MAGIC):
+    if fmt not in ("parquet", "xlsx") and content.head.startswith(_GZIP_MAGIC):
         _check_gunzipped_size(content)
-    frame, header = _read_parquet(content) if fmt == "parquet" else _read_text(content, fmt)
-    return dataset_from_frame(frame, target, task=task, name=label, header=header,
-                              drop_constant=bool(drop_constant), source_format=fmt)
+    notes: list[str] = []
+    if fmt == "parquet":
+        frame, header = _read_parquet(content)
+    elif fmt == "xlsx":
+        frame, header = _read_xlsx(content, notes)
+    else:
+        frame, header = _read_text(_as_utf8(content), fmt, notes)
+    dataset = dataset_from_frame(frame, target, task=task, name=label, header=header,
+                                 drop_constant=bool(drop_constant), source_format=fmt, impute=impute,
+                                 drop_columns=drop_columns)
+    dataset.extra["notes"] = notes + dataset.extra.get("notes", [])
+    return _with_groups_and_checks(dataset, groups, check=check)
+
+
+def _with_groups_and_checks(dataset: Dataset, groups: Mapping[str, Sequence[str | int]] | None,
+                            check: bool) -> Dataset:
+    if groups:
+        dataset = dataset.with_groups(groups)
+    if check:
+        from seqattn.data.guards import data_warnings
+
+        dataset.extra["warnings"] = data_warnings(dataset)
+    return dataset
 
 
 def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dict[str, Any]:
@@ -213,7 +273,10 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
         pq = _pyarrow_file(content)
         return {"format": fmt, "columns": list(pq.schema_arrow.names), "layers": [],
                 "shape": (pq.metadata.num_rows, len(pq.schema_arrow.names))}
-    header, _ = _text_header(content, "\t" if fmt == "tsv" else None)
+    if fmt == "xlsx":
+        frame, header = _read_xlsx(content, [], nrows=0)
+        return {"format": fmt, "columns": header, "layers": [], "shape": None}
+    header, _ = _text_header(_as_utf8(content), "\t" if fmt == "tsv" else None)
     return {"format": fmt, "columns": header, "layers": [], "shape": None}
 
 
@@ -294,8 +357,8 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     try:
         return next(csv.reader([text], delimiter=sep)), sep
     except csv.Error as exc:  # e.g. a stray carriage return inside the header line
-        raise DataError(f"Could not read the header line of {content.name!r}: {exc}. "
-                        "Save the table as a plain CSV or TSV.") from exc
+        raise DataError(f"Could not read the header line of {content.name!r}: it holds a stray line break or "
+                        "quote (or is not text at all). Save the table as a plain CSV or TSV.") from None
 
 
 def _check_first_row_width(content: _Content, header: list[str], sep: str) -> None:
@@ -323,23 +386,128 @@ def _check_first_row_width(content: _Content, header: list[str], sep: str) -> No
                         "check the separator and that every row has one value per column.")
 
 
-def _read_text(content: _Content, fmt: str) -> tuple[pd.DataFrame, list[str]]:
+def _as_utf8(content: _Content) -> _Content:
+    """UTF-16 text (Excel's "Unicode text", PowerShell) re-encoded as UTF-8; other content unchanged.
+
+    Recognised by its byte-order mark (after gunzipping, for .gz files).
+    """
+    head = content.head
+    gzipped = head.startswith(_GZIP_MAGIC)
+    if gzipped:
+        try:
+            with _text_stream(content) as fh:
+                head = fh.read(4)
+        except (OSError, EOFError, zlib.error):
+            return content  # the full read reports the damage
+    if not head.startswith(_UTF16_BOMS):
+        return content
+    with _text_stream(content) as fh:
+        raw = fh.read(MAX_TABLE_FILE_BYTES + 1)
+    try:
+        text = raw.decode("utf-16")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{content.name!r} starts like UTF-16 text but is not valid UTF-16 (damaged?); "
+                        "save it as UTF-8 CSV.") from exc
+    data = text.encode("utf-8")
+    return _Content(content.name, None, data, len(data), data[:8192])
+
+
+def _decimal_mark(content: _Content, sep: str) -> str:
+    """``","`` when a ``;``/tab/``|`` separated file writes numbers like ``3,14`` (and never ``3.14``)."""
+    if sep == ",":
+        return "."
+    try:
+        with _text_stream(content) as fh:
+            fh.readline(1 << 22)
+            sample = [fh.readline(1 << 20).decode("utf-8", "replace") for _ in range(50)]
+    except (OSError, EOFError, zlib.error):
+        return "."
+    fields = [f.strip().strip('"') for line in sample for f in line.rstrip("\r\n").split(sep)]
+    comma = sum(bool(_DECIMAL_COMMA.match(f)) for f in fields)
+    point = sum(bool(_DECIMAL_POINT.match(f)) for f in fields)
+    return "," if comma and not point else "."
+
+
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d*,\d+([eE][-+]?\d+)?$")
+_DECIMAL_POINT = re.compile(r"^[-+]?\d*\.\d+([eE][-+]?\d+)?$")
+
+
+def _parse_problem(exc: Exception) -> str:
+    """Our own words for what the parser tripped over (its wording changes between versions)."""
+    text = str(exc)
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        want, line, saw = fields.groups()
+        return f"line {line} has {int(saw):,} fields but the header has {int(want):,}; check the separator and quotes"
+    if "EOF inside string" in text or "EOF while" in text:
+        line = re.search(r"line (\d+)", text)
+        where = f" (starting on line {line.group(1)})" if line else ""
+        return f"a quoted field{where} is never closed; check the quotes"
+    if isinstance(exc, UnicodeDecodeError):
+        return "its text encoding is not UTF-8, UTF-16 or latin-1"
+    return "the rows are not consistently separated text (a binary or damaged file?)"
+
+
+def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     if _looks_binary(content.head) and not content.head.startswith(_GZIP_MAGIC):
         raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
-                        "binary data). Upload a CSV, TSV, parquet or h5ad file.")
+                        f"binary data). Upload {ACCEPTED}.")
     header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
     _check_first_row_width(content, header, sep)
+    decimal = _decimal_mark(content, sep)
     try:
         try:
             with _text_stream(content) as fh:
-                frame = pd.read_csv(fh, sep=sep, encoding="utf-8-sig", low_memory=False)
+                frame = pd.read_csv(fh, sep=sep, encoding="utf-8-sig", low_memory=False, decimal=decimal)
         except UnicodeDecodeError:  # Excel on Windows still writes cp1252 / latin-1
             with _text_stream(content) as fh:
-                frame = pd.read_csv(fh, sep=sep, encoding="latin-1", low_memory=False)
+                frame = pd.read_csv(fh, sep=sep, encoding="latin-1", low_memory=False, decimal=decimal)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{content.name!r} holds no data.") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise DataError(f"Could not parse {content.name!r} as {fmt.upper()}: {exc}".rstrip(".") + ".") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"Could not parse {content.name!r} as {fmt.upper()}: {_parse_problem(exc)}.") from None
+    if notes is not None and sep != ",":
+        notes.append(f"Read as {_SEPARATOR_NAMES.get(sep, repr(sep))}-separated"
+                     + (" with a decimal comma." if decimal == "," else "."))
+    return frame, header
+
+
+_SEPARATOR_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _read_xlsx(content: _Content, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The first sheet of an .xlsx workbook (openpyxl); the first row is the header."""
+    import zipfile
+
+    if not content.head.startswith(_ZIP_MAGIC):
+        raise DataError(f"{content.name!r} is not an Excel .xlsx workbook (it is not a zip container); "
+                        "was it renamed? Save it from Excel as .xlsx or CSV.")
+    try:
+        with zipfile.ZipFile(content.handle()) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged or truncated?).") from exc
+    if unpacked > MAX_TABLE_FILE_BYTES:
+        raise DataError(f"{content.name!r} unpacks to {_human_bytes(unpacked)}; workbooks above "
+                        f"{_human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save the sheet as CSV.")
+    try:
+        import openpyxl  # noqa: F401  (pinned in requirements.txt)
+    except ImportError as exc:  # pragma: no cover - installed with the package
+        raise DataError("Reading .xlsx needs openpyxl (pip install openpyxl); or save the sheet as CSV.") from exc
+    try:
+        with content.handle() as fh, pd.ExcelFile(fh, engine="openpyxl") as book:
+            sheets = list(book.sheet_names)
+            if not sheets:
+                raise DataError(f"{content.name!r} has no worksheets.")
+            frame = book.parse(sheets[0], nrows=nrows)
+    except DataError:
+        raise
+    except Exception as exc:  # openpyxl raises KeyError / InvalidFileException / zip errors on damaged files
+        raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged, or not .xlsx?).") from None
+    if len(sheets) > 1:
+        notes.append(f"Read the first sheet {sheets[0]!r} of {len(sheets)}; the others "
+                     f"({', '.join(map(repr, sheets[1:4]))}{' …' if len(sheets) > 4 else ''}) were ignored.")
+    header = [str(c) for c in frame.columns]
     return frame, header
 
 
@@ -388,8 +556,18 @@ def dataset_from_frame(
     header: list[str] | None = None,
     drop_constant: bool = False,
     source_format: str = "table",
+    impute: str | None = None,
+    drop_columns: Sequence[str] = (),
 ) -> Dataset:
-    """Validate a table and split it into features and the ``target`` column."""
+    """Validate a table and split it into features and the ``target`` column.
+
+    Text feature columns are one-hot encoded (one group each) and ``impute``
+    fills missing values: see :func:`seqattn.data.encoding.encode_features`.
+    ``drop_columns`` are left out (e.g. an ID or a copy of the target).
+    """
+    from seqattn.data.encoding import check_impute, encode_features
+
+    check_impute(impute)
     if header is None or len(header) != frame.shape[1]:
         header = list(frame.columns)
     header = [str(c) for c in header]
@@ -414,9 +592,17 @@ def dataset_from_frame(
         raise DataError(f"{rows} rows × {cols - 1} features = {rows * (cols - 1):,} values exceeds the "
                         f"in-memory limit of {MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
 
+    drop = [str(c) for c in drop_columns]
+    unknown = [c for c in drop if c not in frame.columns]
+    if unknown:
+        raise DataError(f"Cannot drop {_listing(unknown)}: no such column. Available columns: {_listing(header)}.")
+    if target in drop:
+        raise DataError(f"The target {target!r} cannot also be dropped; pick another target or keep it.")
     y_raw = frame[target]
-    features = _numbers_stored_as_text(frame.drop(columns=[target]))
-    notes: list[str] = []
+    features = _numbers_stored_as_text(frame.drop(columns=[target, *drop]))
+    notes: list[str] = [f"Dropped column(s) {_listing(drop)} as asked."] if drop else []
+    if features.shape[1] == 0:
+        raise DataError(f"After dropping {_listing(drop)} no feature columns are left.")
     first = str(features.columns[0])
     if first in ("", "Unnamed: 0") or _looks_like_row_ids(features[first]):
         # pandas / R write row names (cell barcodes, sample IDs) as an unnamed or text first column
@@ -425,20 +611,25 @@ def dataset_from_frame(
         if features.shape[1] == 0:
             raise DataError(f"Apart from the target {target!r} and the row identifiers {first!r} there are "
                             "no feature columns.")
-    # dtypes, not features[c]: per-column access costs seconds on 100k-column tables
-    bad = [str(c) for c, dtype in features.dtypes.items()
-           if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
-    if bad:
-        raise DataError(f"Non-numeric feature columns: {_listing(bad, 10)}. Encode them as numbers or drop "
-                        f"them (only the target {target!r} may hold text labels).")
-    X = features.to_numpy(dtype=np.float32)
-    names = [str(c) for c in features.columns]
+    X, names, groups, encoding_notes = encode_features(features, impute)
+    notes.extend(encoding_notes)
     _check_finite_dense(X, names)
+    keep = np.setdiff1d(np.arange(X.shape[1]), _constant_columns(X))
     X, names, constant_note = _handle_constant(X, names, drop_constant)
     if constant_note:
         notes.append(constant_note)
-    return _finish(X, y_raw.to_numpy(), names, target, task, name,
-                   extra={"source_format": source_format, "notes": notes, "target_column": target})
+        if groups is not None:
+            groups = groups.restricted_to(keep)
+    dataset = _finish(X, y_raw.to_numpy(), names, target, task, name,
+                      extra={"source_format": source_format, "notes": notes, "target_column": target,
+                             **({"impute": impute} if impute else {}),
+                             **({"dropped_columns": drop} if drop else {})})
+    if groups is not None:
+        dataset.groups = groups
+        dataset.__post_init__()
+        dataset.description = dataset.description.replace(" features from", f" columns in {dataset.n_groups} "
+                                                          "feature groups from")
+    return dataset
 
 
 def _check_enough_samples(n: int, what: str) -> None:

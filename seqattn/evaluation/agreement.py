@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from seqattn.data import Dataset
-from seqattn.trace import SelectionTrace, as_trace_dict, picks
+from seqattn.trace import SelectionTrace, as_trace_dict, pick_columns, picks
 
 
 def spearman(a: Sequence[float], b: Sequence[float], min_n: int = 3) -> float:
@@ -100,7 +100,7 @@ def recovery_table(informative: Sequence[int], traces: Mapping[str, SelectionTra
     rows = []
     for label, trace in as_trace_dict(traces).items():
         for k in sorted(set(int(k) for k in ks)):
-            top = set(picks(trace, k))
+            top = set(pick_columns(trace, k))  # ground truth is in columns
             row = {"method": label, "k": k, "recovered": len(top & truth), "n_informative": len(truth),
                    "recall": len(top & truth) / len(truth) if truth else float("nan")}
             if pairs:

@@ -38,6 +38,7 @@ ALL_METHODS = tuple(REGISTRY)  # every registered method can be compared, ttest 
 #: Preselected on the Compare page and in the benchmark: ttest is a classification-only marker-gene method.
 DEFAULT_METHODS = tuple(m for m in ALL_METHODS if m != "ttest")
 GREEDY_SHORTLIST = 50  # candidates kept for greedy on wide data (said in its trace settings)
+GREEDY_REFITS_PER_STEP = 24  # greedy refits this many score-test leaders per step (digits k=10: same picks as all 64)
 
 
 def default_ks(k: int) -> list[int]:
@@ -81,6 +82,22 @@ class Comparison:
     def summary(self) -> pd.DataFrame:
         """Mean ± std of the test metric per (method, k)."""
         return summarize_accuracy(self.accuracy)
+
+    def accuracy_table(self) -> pd.DataFrame:
+        """Mean ± std per method (rows, first column ``method``) and k (columns ``k = 1`` …): the table
+        under the accuracy chart, with its headers spelled out."""
+        summary = self.summary()
+        if summary.empty:
+            return pd.DataFrame(columns=["method"])
+        metric = str(self.accuracy["metric"].iloc[0]) if "metric" in self.accuracy else "metric"
+        cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
+        table = cells.pivot(index="method", columns="k", values="value")
+        order = [m for m in self.traces if m in table.index] + [m for m in table.index if m not in self.traces]
+        table = table.reindex(order)  # the methods in the order they were run, as in the chart
+        table.columns = [f"k = {k}" for k in table.columns]
+        table.index = [METHOD_LABELS.get(m, m) for m in table.index]
+        table = table.rename_axis(f"method ({metric}, mean ± std over seeds)").reset_index()
+        return table
 
     def rankings(self, k: int | None = None) -> pd.DataFrame:
         """Side-by-side ranked feature names: one row per rank, one column per method."""
@@ -129,6 +146,42 @@ class Comparison:
         return self.rankings().to_csv()
 
 
+def estimate_seconds(dataset: Dataset, method: str, k: int, options: dict[str, Any] | None = None,
+                     reused: bool = False) -> float:
+    """Rough seconds a method's selection takes on a 2-core machine (for the progress bar's ETA).
+
+    Simple cost models fitted to digits runs; :func:`compare_methods` rescales
+    them by how fast the finished stages actually ran, so only their ratios matter.
+    """
+    options = options or {}
+    n, d = dataset.n_samples, dataset.n_features
+    if reused:
+        return 0.0
+    if method == "sa":
+        return 2e-6 * options.get("epochs", 40) * n * (d + 67) + 0.5
+    if method == "omp":
+        return 1e-8 * n * d * k + 0.1 * k
+    if method == "shap":
+        return 2e-6 * options.get("epochs", 40) * n * (d + 67) + 6e-4 * options.get("n_explain", 100) * d
+    if method == "greedy":
+        pool = min(d, options.get("max_candidates") or d)
+        per_step = options.get("refits_per_step") or pool
+        refits = sum(min(per_step, pool - t) for t in range(k))
+        return refits * 1e-5 * min(n, 3000) * (1 + k / 4)
+    if method == "mutual_info":
+        return 2.5e-5 * n * d
+    return 0.3
+
+
+def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: str) -> float:
+    """Rough seconds to retrain ``n_fits`` evaluation models (MLPs train side by side)."""
+    if model != "mlp":
+        return 0.03 * n_fits
+    steps = epochs * max(1, int(0.75 * n_rows) // 128)
+    batches = -(-n_fits // 48)
+    return batches * steps * 4e-3 * (1 + n_fits / batches / 8)
+
+
 def compare_methods(
     dataset: Dataset,
     methods: Sequence[str],
@@ -145,17 +198,25 @@ def compare_methods(
     test: Dataset | None = None,
     callback: Callback | None = None,
     max_seconds: float | None = None,
+    on_partial: Callable[["Comparison"], Any] | None = None,
 ) -> Comparison:
     """Run ``methods`` for ``k`` picks each, then retrain on their top-k for every k in ``ks``.
 
-    ``sa_trace`` (e.g. from the Sequential Attention page) is reused instead of
-    running SA again when it was computed on the same columns. A method that
-    raises ``ValueError`` (bad settings for this data) is skipped and its
-    message kept in ``errors``. Greedy on more than 100 features shortlists
-    50 candidates by ANOVA F (said in its trace). ``method_options`` maps a
-    method to extra keyword arguments. A ``callback`` returning ``True``, or
-    passing ``max_seconds``, stops between methods / retraining fits: what is
-    finished is kept and ``settings["stopped"]`` says why.
+    Methods run one after another, and each is evaluated (retrained) as soon as
+    it finishes, so ``on_partial(comparison)`` receives a growing
+    :class:`Comparison` after every method: a page can show results while the
+    rest runs. ``sa_trace`` (e.g. from the Sequential Attention page) is reused
+    instead of running SA again when it was computed on the same columns. A
+    method that raises ``ValueError`` (bad settings for this data) is skipped
+    and its message kept in ``errors``. Greedy on more than 100 features
+    shortlists 50 candidates by ANOVA F, and refits the ``GREEDY_REFITS_PER_STEP``
+    best candidates by the score test per step (both said in its trace).
+    ``method_options`` maps a method to extra keyword arguments. The
+    ``callback(done, total, message)`` gets progress weighted by estimated cost,
+    the running method and an estimate of the time left; returning ``True``
+    (or passing ``max_seconds``) stops inside the running method (selectors
+    keep their picks so far) or between retraining batches: what is finished is
+    kept and ``settings["stopped"]`` says why.
     """
     unknown = [m for m in methods if m not in METHOD_LABELS]
     if unknown:
@@ -166,68 +227,120 @@ def compare_methods(
     if not ks:
         raise ValueError(f"ks must hold at least one value between 1 and k={k}.")
     options = {m: dict(v) for m, v in (method_options or {}).items()}
-    if "greedy" in methods and dataset.n_features > GREEDY_MAX_FEATURES:
-        options.setdefault("greedy", {}).setdefault("max_candidates", GREEDY_SHORTLIST)
+    if "greedy" in methods:
+        greedy = options.setdefault("greedy", {})
+        if dataset.n_groups > GREEDY_MAX_FEATURES:
+            greedy.setdefault("max_candidates", GREEDY_SHORTLIST)
+        if greedy.get("model", "logistic") == "logistic" and greedy.get("lookahead", 1) == 1:
+            greedy.setdefault("refits_per_step", GREEDY_REFITS_PER_STEP)
 
-    n_eval = len(seeds) * len(ks) * len(methods)
-    total = len(methods) + n_eval
-    done = 0
+    reuse_sa = sa_trace is not None and sa_trace.n_features == dataset.n_groups
+    n_rows = dataset.n_samples
+    plan = []  # (method, estimated selection seconds, estimated retraining seconds)
+    for method in methods:
+        select = estimate_seconds(dataset, method, k, options.get(method), reused=method == "sa" and reuse_sa)
+        plan.append((method, select, estimate_retraining_seconds(len(ks) * len(seeds), n_rows, eval_epochs,
+                                                                  eval_model)))
+    total_estimate = sum(a + b for _, a, b in plan) or 1.0
     started = time.perf_counter()
+    progress = {"estimate_done": 0.0, "seconds_done": 0.0}  # finished stages: estimated vs actual seconds
     stop_reason = ""
+    total_units = 1000
 
-    def report(message: str) -> bool:
-        """Progress; True when the caller asked to stop or the time budget is spent."""
+    def report(message: str, stage_estimate: float = 0.0, stage_fraction: float = 0.0) -> bool:
+        """Progress with an ETA; True when the caller asked to stop or the time budget is spent."""
         nonlocal stop_reason
-        if callback is not None and callback(done, total, message):
+        elapsed = time.perf_counter() - started
+        done_estimate = progress["estimate_done"] + stage_estimate * min(max(stage_fraction, 0.0), 1.0)
+        speed = (progress["seconds_done"] / progress["estimate_done"]) if progress["estimate_done"] > 1.0 else 1.0
+        left = max(total_estimate - done_estimate, 0.0) * speed
+        text = f"{message} · {elapsed:.0f} s so far, about {_duration(left)} left"
+        units = progress["units"] = max(progress.get("units", 0), int(total_units * done_estimate / total_estimate))
+        if callback is not None and callback(min(units, total_units - 1), total_units, text):
             stop_reason = stop_reason or "stopped"
-        if max_seconds is not None and time.perf_counter() - started > max_seconds:
+        if max_seconds is not None and elapsed > max_seconds:
             stop_reason = stop_reason or "time limit"
         return bool(stop_reason)
 
+    def finish_stage(estimate: float, stage_started: float) -> None:
+        progress["estimate_done"] += estimate
+        progress["seconds_done"] += time.perf_counter() - stage_started
+
     traces: dict[str, SelectionTrace] = {}
     errors: dict[str, str] = {}
+    frames: list[pd.DataFrame] = []
+    fit_cache: dict = {}
     explanation = None
-    for method in methods:
-        if report(f"running {METHOD_LABELS[method]}…"):
+    for position, (method, select_estimate, retrain_estimate) in enumerate(plan):
+        label = METHOD_LABELS[method]
+        prefix = f"{label} ({position + 1}/{len(plan)})"
+        if report(f"{prefix}: selecting…"):
             break
+        stage_started = time.perf_counter()
+
+        def inner(step: int, total: int, message: str, _prefix=prefix, _estimate=select_estimate) -> bool:
+            return report(f"{_prefix}: {message}", _estimate, step / max(total, 1))
+
         try:
-            if method == "sa" and sa_trace is not None and sa_trace.n_features == dataset.n_features:
+            if method == "sa" and reuse_sa:
                 trace = SelectionTrace.from_dict(sa_trace.to_dict())
                 trace.settings["reused"] = True
             elif method == "shap":
                 from seqattn.selectors.shap_rank import shap_explain
 
                 shap_opts = options.get("shap", {})
-                explanation = shap_explain(dataset, device=device, random_state=random_state, **shap_opts)
+                explanation = shap_explain(dataset, device=device, random_state=random_state, callback=inner,
+                                           **shap_opts)
                 trace = run_selector(dataset, "shap", k, random_state=random_state, device=device,
                                      explanation=explanation)
             else:
-                trace = run_selector(dataset, method, k, random_state=random_state, device=device,
+                trace = run_selector(dataset, method, k, random_state=random_state, device=device, callback=inner,
                                      **options.get(method, {}))
             traces[method] = trace
         except ValueError as exc:
             errors[method] = str(exc)
-        done += 1
-        report(f"{METHOD_LABELS[method]} done")
+        finish_stage(select_estimate, stage_started)
+        if method not in traces or stop_reason or report(f"{prefix}: retraining on its top-k…"):
+            if stop_reason:
+                break
+            continue
+        stage_started = time.perf_counter()
 
-    def eval_progress(step: int, _total: int, message: str) -> bool:
-        nonlocal done
-        done = len(methods) + step
-        return report(f"retraining: {message}")
+        def eval_progress(step: int, total: int, message: str, _prefix=prefix, _estimate=retrain_estimate) -> bool:
+            return report(f"{_prefix}: retraining, {message}", _estimate, step / max(total, 1))
 
-    empty = pd.DataFrame(columns=["method", "k", "seed", "metric", "value", "features"])
-    accuracy = accuracy_vs_k(dataset, traces, ks, seeds=seeds, model=eval_model, epochs=eval_epochs,
-                             test=test, device=device, callback=eval_progress) if traces and not stop_reason \
-        else empty
+        frames.append(accuracy_vs_k(dataset, {method: traces[method]}, ks, seeds=seeds, model=eval_model,
+                                    epochs=eval_epochs, test=test, device=device, callback=eval_progress,
+                                    cache=fit_cache))
+        finish_stage(retrain_estimate, stage_started)
+        if on_partial is not None and position + 1 < len(plan):
+            on_partial(_assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model,
+                                 eval_epochs, random_state, device, options, stop_reason, max_seconds,
+                                 running=True))
     if callback is not None:
-        callback(total, total, "done")
+        callback(total_units, total_units, f"done in {time.perf_counter() - started:.0f} s")
+    return _assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model, eval_epochs,
+                     random_state, device, options, stop_reason, max_seconds)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def _assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model, eval_epochs,
+              random_state, device, options, stop_reason, max_seconds, running: bool = False) -> Comparison:
+    """The :class:`Comparison` of what has finished so far."""
+    columns = ["method", "k", "seed", "metric", "value", "features"]
+    accuracy = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    split = frames[0].attrs.get("split", "") if frames else ""
+    accuracy.attrs.update(split=split, model=eval_model, epochs=eval_epochs)
     settings = {"methods": list(methods), "seeds": list(seeds), "eval_model": eval_model,
                 "eval_epochs": eval_epochs, "random_state": random_state, "device": device,
-                "method_options": options, "split": accuracy.attrs.get("split", ""),
-                "stopped": stop_reason or None, "max_seconds": max_seconds}
+                "method_options": options, "split": split, "stopped": stop_reason or None,
+                "max_seconds": max_seconds, "running": running}
     return Comparison(
-        dataset=dataset.name, k=k, ks=ks, traces=traces, accuracy=accuracy, shap=explanation, errors=errors,
-        settings=settings,
+        dataset=dataset.name, k=k, ks=ks, traces=dict(traces), accuracy=accuracy, shap=explanation,
+        errors=dict(errors), settings=settings,
         informative=None if dataset.informative is None else [int(i) for i in dataset.informative],
         xor_pairs=[list(map(int, p)) for p in dataset.extra.get("xor_pairs", [])],
     )
@@ -276,6 +389,8 @@ def step_scores(
     """
     if not 0 <= step < sa_trace.k:
         raise ValueError(f"step must be between 0 and {sa_trace.k - 1}, got {step}.")
+    if sa_trace.groups is not None or dataset.groups is not None:
+        raise ValueError("step_scores compares single columns; it does not apply to feature groups.")
     before = picks(sa_trace, step)
     gains = candidate_gains(dataset, before, max_candidates=max_candidates, random_state=random_state)
     features = gains["feature"].to_numpy(dtype=int)

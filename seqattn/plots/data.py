@@ -44,8 +44,16 @@ def class_balance_figure(dataset: Dataset) -> go.Figure | None:
     """Bar chart of samples per class; a histogram of the target for regression."""
     if dataset.task == "classification":
         table = class_balance(dataset)
-        fig = go.Figure(go.Bar(x=table["class"].astype(str), y=table["samples"],
-                               hovertemplate="%{x}: %{y} samples<extra></extra>"))
+        labels = table["class"].astype(str)
+        if labels.str.len().max() > 8 or len(labels) > 12:
+            # long names (cell types) as horizontal bars: rotated labels would squash the bars
+            fig = go.Figure(go.Bar(y=labels, x=table["samples"], orientation="h",
+                                   hovertemplate="%{y}: %{x} samples<extra></extra>"))
+            fig.update_layout(xaxis_title="samples", yaxis={"type": "category", "autorange": "reversed",
+                                                            "automargin": True, "title": None},
+                              height=max(280, 60 + 22 * len(labels)), margin={"t": 20, "b": 40, "l": 10, "r": 10})
+            return fig
+        fig = go.Figure(go.Bar(x=labels, y=table["samples"], hovertemplate="%{x}: %{y} samples<extra></extra>"))
         fig.update_layout(xaxis_title="class", yaxis_title="samples", xaxis_type="category")
     else:
         fig = go.Figure(go.Histogram(x=dataset.y, nbinsx=40))

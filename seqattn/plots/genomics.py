@@ -75,13 +75,22 @@ def expression_heatmap(mean_table: pd.DataFrame, *, scale_per_gene: bool = False
     return fig
 
 
+SIZE_LEGEND_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
 def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_per_gene: bool = False,
-             max_size: float = MAX_DOT_SIZE, title: str = "") -> go.Figure:
+             max_size: float = MAX_DOT_SIZE, title: str = "", gene_order: Sequence[str] | None = None) -> go.Figure:
     """Dot plot: one dot per cell type × gene; diameter ∝ fraction expressing, colour = mean expression.
 
-    A fraction of 1 draws a ``max_size``-pixel dot, 0 draws none. Both tables
-    must have the same rows and columns (as ``seqattn.genomics`` returns them).
+    A fraction of 1 draws a ``max_size``-pixel dot, 0 draws none; a legend shows
+    reference dots for 25/50/75/100 %. Both tables must have the same rows and
+    columns (as ``seqattn.genomics`` returns them). ``gene_order`` reorders the
+    columns, e.g. by the cell type each gene marks (:func:`seqattn.genomics.genes_by_marked_type`).
     """
+    if gene_order is not None:
+        if sorted(map(str, gene_order)) != sorted(map(str, mean_table.columns)):
+            raise ValueError("gene_order must list exactly the table's genes.")
+        mean_table, fraction_table = mean_table[list(gene_order)], fraction_table[list(gene_order)]
     if mean_table.shape != fraction_table.shape or list(mean_table.columns) != list(fraction_table.columns) \
             or list(mean_table.index) != list(fraction_table.index):
         raise ValueError("mean_table and fraction_table must have the same cell types and genes in the same order.")
@@ -100,8 +109,39 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
         customdata=np.column_stack([fraction.ravel(), mean_table.to_numpy(dtype=float).ravel()]).tolist(),
         hovertemplate=("%{y} · %{x}<br>expressing: %{customdata[0]:.0%}<br>"
                        "mean expression %{customdata[1]:.3g}<extra></extra>"),
+        showlegend=False,
     ))
+    for share in SIZE_LEGEND_FRACTIONS:  # legend-only reference dots: what a dot's size means
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"{share:.0%} expressing",
+                                 marker={"size": share * max_size, "sizemode": "diameter", "color": "#999",
+                                         "line": {"width": 0.5, "color": "#555"}},
+                                 legendgroup="size", showlegend=True, hoverinfo="skip"))
     _categorical_axes(fig, genes, types, title)
+    fig.update_layout(legend={"title": {"text": "dot size: cells<br>expressing"}, "itemsizing": "trace",
+                              "x": 1.02, "xanchor": "left", "y": 0.0, "yanchor": "bottom"})
+    fig.update_traces(marker_colorbar={"y": 1.0, "yanchor": "top", "len": 0.5}, selector={"showlegend": False})
+    if gene_order is not None:
+        fig.update_xaxes(title_text="panel gene, grouped by the cell type where its mean is highest")
+    return fig
+
+
+def confusion_figure(confusion: pd.DataFrame) -> go.Figure:
+    """Heatmap of a row-normalised confusion matrix (true cell type × predicted), recall on the diagonal."""
+    values = confusion.to_numpy(dtype=float)
+    counts = confusion.attrs.get("counts")
+    text = [[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in values]
+    true_types = [str(t) for t in confusion.index]
+    predicted = [str(t) for t in confusion.columns]
+    fig = go.Figure(go.Heatmap(
+        z=np.where(np.isfinite(values), values, None).tolist(), x=predicted, y=true_types, zmin=0, zmax=1,
+        colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": "share of<br>true type"},
+        customdata=counts.tolist() if counts is not None else None,
+        hovertemplate="true %{y} → predicted %{x}: %{z:.0%}" + (" (%{customdata} cells)" if counts is not None
+                                                                 else "") + "<extra></extra>"))
+    fig.update_layout(height=max(300, 34 * len(true_types) + 160), margin={"t": 20, "b": 120, "l": 10, "r": 10},
+                      xaxis={"title": "predicted cell type", "tickangle": -45, "type": "category"},
+                      yaxis={"title": "true cell type", "autorange": "reversed", "type": "category",
+                             "automargin": True})
     return fig
 
 

@@ -15,8 +15,12 @@ slider. Panels:
   marked, numbered in pick order.
 
 Frames only carry what changes; hover texts, the average image and axis
-layout sit in the base figure once, which keeps per-frame payloads small
-(``benchmarks/bench_plots.py`` measures them).
+layout sit in the base figure once. On the heatmap each frame ships the
+scores as whole percentages of that step's top score (0–100: two or three
+bytes each, 101 colour levels), and grids above ``MAX_GRID_CELLS`` cells are
+max-pooled into b×b blocks (the picks stay at their exact cells), so a frame
+stays under 10 kB up to 5,000+ features (``benchmarks/bench_plots.py``
+measures build time, payload and the browser's play time).
 """
 from __future__ import annotations
 
@@ -35,7 +39,25 @@ EARLIER_COLOR = "#ff7f0e"  # features picked at earlier steps
 PINNED_COLOR = "#2ca02c"  # pinned by the user: selected from the start
 CANDIDATE_COLOR = "#1f77b4"
 DEFAULT_MAX_BARS = 80
+MAX_GRID_CELLS = 2048  # above this the heatmap max-pools b×b blocks of the feature grid
 SIG_DIGITS = 4  # scores are rounded for the payload; four digits is more than a chart shows
+MAX_LABEL_CHARS = 28  # longer tick labels are shortened (the hover keeps the full name)
+PLOT_HEIGHT_PX = 280  # height of the chart panels; the rows below grow with the tick labels
+
+
+def short_labels(names: Sequence[str], limit: int = MAX_LABEL_CHARS) -> list[str]:
+    """Tick labels of at most ``limit`` characters, still unique (a clash keeps the full names)."""
+    short = [n if len(n) <= limit else n[: limit - 1] + "…" for n in map(str, names)]
+    counts: dict[str, int] = {}
+    for label in short:
+        counts[label] = counts.get(label, 0) + 1
+    return [label if counts[label] == 1 else str(name) for label, name in zip(short, names)]
+
+
+def _rotated_label_px(labels: Sequence[str], font_px: int = 9) -> int:
+    """Vertical room a -60° tick label needs (about 0.6 em per character)."""
+    longest = max((len(str(label)) for label in labels), default=0)
+    return int(math.ceil(0.6 * font_px * longest * math.sin(math.radians(60)))) + 12
 
 
 def _round(values: np.ndarray) -> np.ndarray:
@@ -70,9 +92,47 @@ def _on_grid(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return padded.reshape(shape)
 
 
+def pool_size(shape: tuple[int, int]) -> int:
+    """Side b of the square blocks the heatmap max-pools so it has at most ``MAX_GRID_CELLS`` cells."""
+    cells = shape[0] * shape[1]
+    return 1 if cells <= MAX_GRID_CELLS else math.ceil(math.sqrt(cells / MAX_GRID_CELLS))
+
+
+def _pooled(grid: np.ndarray, b: int, reduce) -> np.ndarray:
+    """Reduce b×b blocks of a (rows, cols) grid (padded at the edges); ``reduce(blocks)`` gets (R, C, b·b)."""
+    if b == 1:
+        return grid
+    rows, cols = -(-grid.shape[0] // b), -(-grid.shape[1] // b)
+    padded = np.full((rows * b, cols * b), np.nan if grid.dtype != object else "", dtype=grid.dtype)
+    padded[: grid.shape[0], : grid.shape[1]] = grid
+    blocks = padded.reshape(rows, b, cols, b).transpose(0, 2, 1, 3).reshape(rows, cols, b * b)
+    return reduce(blocks)
+
+
+def _percent_grid(scores: np.ndarray, shape: tuple[int, int], b: int) -> list:
+    """Scores on the grid as whole % of the step's largest |score| (max over each b×b block), None where empty."""
+    scores = np.asarray(scores, dtype=np.float64)
+    top = np.nanmax(np.abs(scores)) if np.isfinite(scores).any() else 0.0
+    percent = np.round(scores * (100.0 / top)) if top > 0 else np.where(np.isfinite(scores), 0.0, np.nan)
+    grid = _pooled(_on_grid(percent, shape), b, _block_max)
+    return [[None if v != v else int(v) for v in row] for row in grid.tolist()]
+
+
+def _block_max(blocks: np.ndarray) -> np.ndarray:
+    """Max over the last axis ignoring NaN; NaN where a block holds no candidate (no all-NaN warning)."""
+    filled = np.where(np.isnan(blocks), -np.inf, blocks).max(axis=-1)
+    return np.where(np.isfinite(filled), filled, np.nan)
+
+
+def _block_names(names: np.ndarray) -> np.ndarray:
+    """Hover text of a pooled cell: the names of the features it holds."""
+    return np.array([[", ".join(n for n in cell if isinstance(n, str) and n) for cell in row] for row in names],
+                    dtype=object)
+
+
 def _colorbar_below(domain: Sequence[float]) -> dict:
     """A horizontal colour bar under the first panel, so it cannot cover the gains panel's axis."""
-    return {"title": {"text": "score", "side": "top"}, "orientation": "h", "thickness": 10,
+    return {"title": {"text": "% of the step's top score", "side": "top"}, "orientation": "h", "thickness": 10,
             "x": (domain[0] + domain[1]) / 2, "xanchor": "center", "len": 0.8 * (domain[1] - domain[0]),
             "y": -0.06, "yanchor": "top"}
 
@@ -107,8 +167,9 @@ def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
     return (scores * m - 1.0) * 100.0
 
 
-def _score_bars(trace: SelectionTrace, t: int, max_bars: int) -> dict:
+def _score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
     """Sorted bars of the candidates' scores at step ``t`` (the pick highlighted, labelled #t)."""
+    labels = short_labels(trace.feature_names) if labels is None else labels
     step = trace.steps[t]
     scores = step.scores
     candidates = np.flatnonzero(np.isfinite(scores))
@@ -116,11 +177,12 @@ def _score_bars(trace: SelectionTrace, t: int, max_bars: int) -> dict:
     is_pick = order == step.feature
     relative = relative_to_uniform(trace)
     shown = _bar_values(scores, relative)[order]
-    hover = ("%{x}<br>%{y:+.3g}% vs uniform<br>attention %{customdata:.4g}<extra></extra>" if relative
-             else "%{x}<br>score %{y:.4g}<extra></extra>")
+    hover = ("%{hovertext}<br>%{y:+.3g}% vs uniform<br>attention %{customdata:.4g}<extra></extra>" if relative
+             else "%{hovertext}<br>score %{y:.4g}<extra></extra>")
     return {
         "type": "bar",
-        "x": [trace.feature_names[i] for i in order],
+        "x": [labels[i] for i in order],
+        "hovertext": [trace.feature_names[i] for i in order],
         "y": _plain(_round(shown)),
         "customdata": _plain(_round(scores[order])),
         "marker": {"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist()},
@@ -184,31 +246,42 @@ def selection_animation(
     metric = trace.metric_name or "metric"
 
     score_title = "Attention over the candidates" if relative_to_uniform(trace) else "Scores of the candidates"
-    titles = [score_title + (" (sorted)" if use_bars else " on the feature grid"),
-              f"Marginal gain and validation {metric}"]
+    pooled = "" if use_bars or pool_size(shape) == 1 else f" (max of {pool_size(shape)}×{pool_size(shape)} blocks)"
+    # two-line titles: three one-line titles run into each other on a laptop-width page
+    titles = [score_title + ("<br>(sorted)" if use_bars else "<br>on the feature grid" + pooled),
+              f"Marginal gain (Δ validation {metric})<br>and validation {metric}"]
     specs: list[dict] = [{}, {"secondary_y": True}]
     widths = [0.5, 0.5]
     if is_image:
-        titles.append("Selected pixels over the average image")
+        titles.append("Selected pixels<br>over the average image")
         specs.append({})
         widths = [0.4, 0.35, 0.25]
+    # wide gaps: the gains panel carries a second y axis (metric) on its right-hand side
     fig = make_subplots(rows=1, cols=len(specs), specs=[specs], subplot_titles=titles,
-                        column_widths=widths, horizontal_spacing=0.08)
+                        column_widths=widths, horizontal_spacing=0.11 if is_image else 0.09)
+    fig.update_annotations(font_size=13)
 
     # -- base traces (their order is the frame's ``traces`` index order) --
-    step_labels = [f"{i + 1}. {name}" for i, name in enumerate(trace.selected_names)]
+    step_labels = [f"{i + 1}. {name}" for i, name in enumerate(short_labels(trace.selected_names))]
+    bar_labels = short_labels(trace.feature_names)
     if use_bars:
-        fig.add_trace(go.Bar(**{k: v for k, v in _score_bars(trace, 0, max_bars).items() if k != "type"},
+        fig.add_trace(go.Bar(**{k: v for k, v in _score_bars(trace, 0, max_bars, bar_labels).items() if k != "type"},
                              name="score", showlegend=False), row=1, col=1)
         animated = [0]
         fig.update_yaxes(title_text="attention vs uniform (%)" if relative_to_uniform(trace) else "score",
                          row=1, col=1)
-        fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, row=1, col=1)
+        fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=1)
     else:
-        names = _on_grid(np.array(trace.feature_names, dtype=object), shape)
-        fig.add_trace(go.Heatmap(z=_plain(_on_grid(_round(trace.steps[0].scores), shape)), customdata=names,
+        block = pool_size(shape)
+        names = _pooled(_on_grid(np.array(trace.feature_names, dtype=object), shape), block, _block_names)
+        z_range = [-100, 100] if any(np.nanmin(s.scores, initial=0.0) < 0 for s in trace.steps) else [0, 100]
+        what = "best of " + (f"{block}×{block} cells: " if block > 1 else "")
+        fig.add_trace(go.Heatmap(z=_percent_grid(trace.steps[0].scores, shape, block), customdata=names,
+                                 x0=(block - 1) / 2, dx=block, y0=(block - 1) / 2, dy=block,
+                                 zmin=z_range[0], zmax=z_range[1],
                                  colorscale="Viridis", colorbar=_colorbar_below(fig.layout.xaxis.domain),
-                                 hovertemplate="%{customdata}<br>score %{z:.4g}<extra></extra>", name="score"),
+                                 hovertemplate="%{customdata}<br>" + what + "%{z}% of the top score<extra></extra>",
+                                 name="score"),
                       row=1, col=1)
         fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
                       row=1, col=1)
@@ -220,17 +293,18 @@ def selection_animation(
 
     gain_bar, metric_line = _gain_traces(trace, 0)
     first_gain = len(fig.data)
-    fig.add_trace(go.Bar(x=step_labels, y=gain_bar["y"], marker=gain_bar["marker"], name="marginal gain",
+    fig.add_trace(go.Bar(x=step_labels, y=gain_bar["y"], marker=gain_bar["marker"], name=f"marginal gain (Δ {metric})",
                          hovertemplate="%{x}<br>gain %{y:.4g}<extra></extra>"), row=1, col=2, secondary_y=False)
     fig.add_trace(go.Scatter(x=step_labels, y=metric_line["y"], mode="lines+markers", name=f"validation {metric}",
                              line={"color": "black"}, hovertemplate="%{x}<br>" + metric + " %{y:.4g}<extra></extra>"),
                   row=1, col=2, secondary_y=True)
     animated += [first_gain, first_gain + 1]
     gains, metrics = _gain_values(trace)
-    fig.update_yaxes(title_text="marginal gain", range=_padded_range(gains, True), row=1, col=2, secondary_y=False)
+    fig.update_yaxes(title_text=f"marginal gain (Δ {metric})", range=_padded_range(gains, True), row=1, col=2,
+                     secondary_y=False)
     metric_values = np.append(metrics, np.nan if trace.base_metric is None else trace.base_metric)
     fig.update_yaxes(title_text=metric, range=_padded_range(metric_values, False), row=1, col=2, secondary_y=True)
-    fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, row=1, col=2)
+    fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=2)
 
     if is_image:
         if mean_image is not None:
@@ -241,10 +315,11 @@ def selection_animation(
         animated.append(len(fig.data) - 1)
         image_axes = fig.get_subplot(1, 3)
         # constrain="domain": keep square pixels by shrinking the panel, not by padding the axis range
+        # no tick labels: pixel coordinates are in the hover, and labels here crowd the metric axis
         fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, shape[1] - 0.5], constrain="domain",
-                         row=1, col=3)
+                         showticklabels=False, row=1, col=3)
         fig.update_yaxes(showgrid=False, zeroline=False, range=[shape[0] - 0.5, -0.5], constrain="domain",
-                         scaleanchor=image_axes.yaxis.anchor, row=1, col=3)
+                         showticklabels=False, scaleanchor=image_axes.yaxis.anchor, row=1, col=3)
 
     # -- frames: only the animated traces, only what changes --
     frames = []
@@ -252,7 +327,7 @@ def selection_animation(
         data: list[dict] = []
         layout: dict = {}
         if use_bars:
-            bars = _score_bars(trace, t, max_bars)
+            bars = _score_bars(trace, t, max_bars, bar_labels)
             data.append(bars)
             finite = [v for v in bars["y"] if v is not None]
             top = max(finite) if finite else 1.0
@@ -263,7 +338,7 @@ def selection_animation(
             else:
                 layout["yaxis"] = {"range": [0, top * 1.18 or 1.0]}
         else:
-            data.append({"type": "heatmap", "z": _plain(_on_grid(_round(step.scores), shape))})
+            data.append({"type": "heatmap", "z": _percent_grid(step.scores, shape, block)})
             data.append(_picks_scatter(trace, t, shape))
         gain_bar, metric_line = _gain_traces(trace, t)
         data += [gain_bar, metric_line]
@@ -272,19 +347,27 @@ def selection_animation(
         remaining = int(np.isfinite(step.scores).sum())
         layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"
                                    + _confidence_note(trace, step)}
-        frames.append(go.Frame(name=str(t + 1), data=data, traces=animated, layout=layout))
-    fig.frames = frames
-
-    fig.update_layout(frames[0].layout)
+        frames.append({"name": str(t + 1), "data": data, "traces": animated, "layout": layout})
+    fig.update_layout(frames[0]["layout"])
+    fig.frames = frames  # plain dicts: plotly validates them once here (go.Frame + assignment did it twice)
+    frames = fig.frames
 
     play_args = {"frame": {"duration": frame_ms, "redraw": True}, "transition": {"duration": 0},
                  "fromcurrent": True, "mode": "immediate"}
+    # Below the charts: Play/Pause and the legend on one row, the slider on its own full-width row
+    # beneath, so the buttons never cover the slider's first steps. The rows start below the
+    # longest rotated tick label (positions are fractions of the panels' height).
+    labels_px = _rotated_label_px(step_labels + (bar_labels if use_bars else []))
+    controls_px = labels_px + 16
+    bottom_px = controls_px + 45 + 80
     fig.update_layout(
-        height=560,
-        margin={"t": 90, "b": 170, "l": 50, "r": 30},
-        legend={"orientation": "h", "x": 0.45, "y": -0.38},
+        height=110 + PLOT_HEIGHT_PX + bottom_px,
+        margin={"t": 110, "b": bottom_px, "l": 60, "r": 30},
+        legend={"orientation": "h", "x": 0.3, "xanchor": "left", "y": -controls_px / PLOT_HEIGHT_PX,
+                "yanchor": "top"},
         updatemenus=[{
-            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.36, "xanchor": "left", "yanchor": "top",
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -controls_px / PLOT_HEIGHT_PX,
+            "xanchor": "left", "yanchor": "top",
             "pad": {"t": 0, "r": 10},
             "buttons": [
                 {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
@@ -293,7 +376,8 @@ def selection_animation(
             ],
         }],
         sliders=[{
-            "active": 0, "x": 0.12, "y": -0.30, "len": 0.3, "xanchor": "left", "yanchor": "top",
+            "active": 0, "x": 0.0, "y": -(controls_px + 45) / PLOT_HEIGHT_PX, "len": 1.0, "xanchor": "left",
+            "yanchor": "top",
             "currentvalue": {"prefix": "step "}, "pad": {"t": 0},
             "steps": [{"label": f.name, "method": "animate",
                        "args": [[f.name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
@@ -308,6 +392,12 @@ def _confidence_note(trace: SelectionTrace, step) -> str:
     if step.confidence is None or not relative_to_uniform(trace):
         return ""
     return f" — {step.confidence:.2f}× the uniform share" + (" (near-tie)" if step.near_tie else "")
+
+
+def true_gain_label(task: str) -> str:
+    """What the teaching view's gain measures (greedy's criterion), unlike the animation's Δ metric."""
+    loss = "cross-entropy" if task == "classification" else "mean squared error"
+    return f"true gain (drop in validation {loss})"
 
 
 def selection_figure(trace: SelectionTrace, dataset=None, **options) -> go.Figure:

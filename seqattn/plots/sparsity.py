@@ -62,20 +62,21 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
         xaxis_title=f"input block (of {cols})" + (f", weight {shape[0]}×{shape[1]}" if shape else ""),
         yaxis_title=f"output block (of {rows})",
         yaxis_autorange="reversed",
-        height=520,
-        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.2, xanchor="left",
+        height=600,
+        # Play/Pause on their own row, the full-width slider below: the buttons never cover its first steps
+        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.16, xanchor="left",
                           yanchor="top", buttons=[
             dict(label="▶ Play", method="animate",
                  args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
             dict(label="❚❚ Pause", method="animate",
                  args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
         ])],
-        sliders=[dict(active=0, x=0.22, len=0.78, y=-0.2, yanchor="top", currentvalue=dict(prefix="snapshot "), steps=[
+        sliders=[dict(active=0, x=0.0, len=1.0, y=-0.3, yanchor="top", currentvalue=dict(prefix="snapshot "), steps=[
             dict(label=str(i + 1), method="animate",
                  args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
             for i, s in enumerate(snaps)
         ])],
-        margin=dict(b=150),
+        margin=dict(b=190),
     )
     return fig
 
@@ -211,7 +212,13 @@ def progressive_figure(suite: PatternSuite) -> go.Figure:
 
 
 def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
-    """Median time per candidate and size, error bars = interquartile range of the rounds."""
+    """Median time per candidate and size, error bars = interquartile range of the rounds.
+
+    Labels give the median paired ratio to the baseline with its p25–p75 spread; a candidate whose
+    spread crosses 1.0× is hatched and labelled *unreliable* (under load a bar and its ratio can then
+    disagree). When the slowest bar is over 10× the fastest the axis is logarithmic, so one slow
+    reference (e.g. eager attention) does not flatten the rest.
+    """
     reports = [r for r in reports if r.kind == kind]
     if not reports:
         raise ValueError(f"No {kind} measurements to plot.")
@@ -220,8 +227,10 @@ def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
     for r in reports:
         names += [t.name for t in r.timings if t.name not in names]
     fig = go.Figure()
+    medians: list[float] = []
+    any_unreliable = False
     for name in names:
-        xs, ys, lo, hi, texts = [], [], [], [], []
+        xs, ys, lo, hi, texts, patterns = [], [], [], [], [], []
         for r in reports:
             t = next((t for t in r.timings if t.name == name), None)
             if t is None or not t.times:
@@ -231,14 +240,23 @@ def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
             ys.append(med)
             lo.append(med - 1e3 * t.quantile(0.25))
             hi.append(1e3 * t.quantile(0.75) - med)
-            texts.append(f"{t.ratio_quantile(0.5):.2f}×")
-        fig.add_trace(go.Bar(x=xs, y=ys, name=name, text=texts, textposition="outside",
+            is_baseline = name == r.baseline
+            texts.append("baseline" if is_baseline else t.ratio_label().replace(" (", "<br>(").replace(") ", ")<br>"))
+            patterns.append("" if is_baseline or t.reliable else "/")
+            any_unreliable |= not (is_baseline or t.reliable)
+        medians += [y for y in ys if y > 0]
+        fig.add_trace(go.Bar(x=xs, y=ys, name=name, text=texts, textposition="outside", cliponaxis=False,
+                             marker={"pattern": {"shape": patterns}},
                              error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo)))
     titles = {"prefill": "Prefill latency", "decode": "Decode latency (one query)",
               "linear": "Block-sparse linear latency"}
     env = reports[-1].env
-    fig.update_layout(barmode="group", yaxis_title="median ms (bars: p25–p75)", xaxis_title=size_key,
-                      title=f"{titles[kind]} — labels: ratio to {reports[0].baseline} "
-                            f"({env['device']}, load {env['load_average_1_5_15min']})",
-                      height=420, legend=dict(orientation="h", y=-0.25))
+    log = bool(medians) and max(medians) > 10 * min(medians)
+    fig.update_layout(barmode="group", xaxis_title=size_key,
+                      yaxis_title="median ms" + (" (log scale)" if log else "") + " · whiskers: p25–p75",
+                      yaxis_type="log" if log else "linear",
+                      title=f"{titles[kind]} — labels: ratio to {reports[0].baseline} (p25–p75)"
+                            + ("; hatched: spread crosses 1.0×, unreliable" if any_unreliable else "")
+                            + f"<br><sup>{env['device']}, load {env['load_average_1_5_15min']}</sup>",
+                      height=460, margin={"t": 90}, legend=dict(orientation="h", y=-0.25))
     return fig

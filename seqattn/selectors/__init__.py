@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from seqattn.data import Dataset, validate_k
+from seqattn.data import DataError, Dataset, validate_k
 from seqattn.trace import SelectionTrace
 
 Runner = Callable[..., SelectionTrace]
@@ -108,8 +108,11 @@ def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", r
                callback=None, **options: Any) -> SelectionTrace:
     """Run ``method`` on ``dataset`` for ``k`` picks; wall time goes into ``trace.settings``."""
     spec = get_method(method)
-    k = validate_k(k, dataset.n_features)
+    k = validate_k(k, dataset.n_groups, name="k")  # feature groups are the units when the data has them
     check_options(method, options)
+    if dataset.backed and method != "sa":
+        raise DataError(f"{spec.label} needs the matrix in memory; only SA streams a backed "
+                        "(on-disk) data set. Load it without backed mode, or prefilter genes first.")
     start = time.perf_counter()
     trace = spec.load()(dataset, k, device=device, random_state=random_state, callback=callback, **options)
     trace.settings.setdefault("wall_seconds", time.perf_counter() - start)

@@ -16,6 +16,12 @@ Deliberate deviation from the reference code: the reference selects at the
 *start* of each phase, so its first pick comes from untrained logits. We
 select at the *end* of each phase so every pick is trained;
 ``selection_point="start"`` restores the reference behaviour.
+
+Feature groups (:mod:`seqattn.data.groups`): with groups there is one logit per
+*group*, and the group's attention weight multiplies all of its columns (a
+one-hot text column, a value with its missing-indicator, a gene set). The
+softmax, selection and re-initialisation are unchanged: they run over groups,
+and the weights are expanded to columns just before they multiply the inputs.
 """
 from __future__ import annotations
 
@@ -32,12 +38,13 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from seqattn.data import (Dataset, DataError, check_pinned_banned, column_mean_var, encode_target, infer_task,
-                          safe_scale, split_indices, validate_k)
+from seqattn import distributed
+from seqattn.data import Dataset, DataError, check_pinned_banned, encode_target, infer_task, split_indices, validate_k
+from seqattn.data.stream import BackedRows, BatchStream, ReadoutRows, as_row_source, standardisation
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
 from seqattn.schedule import PHASE_MAX_FACTOR, WARMUP_FRACTION, ConvergenceSchedule, FixedSchedule, Probe
-from seqattn.scoring import metric_name, subset_metric
+from seqattn.scoring import MAX_REFIT_ROWS, metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
 ProgressCallback = Callable[[int, int, str], Any]
@@ -49,8 +56,30 @@ ATTENTION_LEARNING_RATE = 0.05
 VALIDATION_ROWS = 1024  # the warm-up's convergence check reads at most this many validation rows (a check
 #: every 10 steps then costs about 2-3 training steps, also on wide sparse data)
 SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
+#: Machines with at most this many CPU cores train SA on one thread whatever the network size:
+#: measured on the 2-core dev box (load ≈ 8), 2 threads were 2.0–5.5× slower than 1 per step at
+#: 20,000 inputs (batch 512 / 128) and 6.6–17× slower at 2,000 (benchmarks/README.md).
+FEW_CORES = 2
+
+
+def auto_threads(n_inputs: int, hidden: int, world_size: int = 1, cpu_count: int | None = None) -> int | None:
+    """SA's automatic CPU thread count: 1, or ``None`` (torch's default) where more threads can pay.
+
+    One thread for small networks (inputs × hidden ≤ SMALL_NETWORK_SIZE), on machines with
+    ≤ FEW_CORES cores (measured, see above), and for each of several processes sharing the
+    cores (torchrun does the same through OMP_NUM_THREADS).
+    """
+    import os
+
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    if n_inputs * hidden <= SMALL_NETWORK_SIZE or cores <= FEW_CORES or world_size > 1:
+        return 1
+    return None
 #: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
 MAX_LEARNING_RATE = 10.0
+#: The read-out refits on at most this many validation rows (and MAX_REFIT_ROWS training rows),
+#: held in memory once, so its cost and memory do not grow with the number of cells.
+MAX_READOUT_VAL_ROWS = 10_000
 
 
 class SequentialAttention(nn.Module):
@@ -61,10 +90,14 @@ class SequentialAttention(nn.Module):
     """
 
     def __init__(self, n_features: int, pinned: Sequence[int] = (), banned: Sequence[int] = (),
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, column_group: Sequence[int] | None = None):
+        """``n_features`` selection units; ``column_group[j]`` is the unit of input column j
+        (``None``: one unit per column)."""
         super().__init__()
         self.generator = generator
         self.logits = nn.Parameter(torch.empty(n_features))
+        self.register_buffer("column_group", None if column_group is None
+                             else torch.as_tensor(np.asarray(column_group), dtype=torch.long))
         self.register_buffer("selected", torch.zeros(n_features, dtype=torch.bool))
         self.register_buffer("banned", torch.zeros(n_features, dtype=torch.bool))
         self.selected[list(pinned)] = True
@@ -78,8 +111,12 @@ class SequentialAttention(nn.Module):
         self._has_candidates = bool(candidates.any())
         self._bias = torch.zeros_like(self.logits).masked_fill(~candidates, float("-inf")).detach()
         self._fixed = self.selected.to(self.logits.dtype)
-        self._dense = (~self.banned).to(self.logits.dtype)
-        self.candidate_indicator = candidates.to(self.logits.dtype)
+        self._dense = self._to_columns((~self.banned).to(self.logits.dtype))
+        self.candidate_indicator = self._to_columns(candidates.to(self.logits.dtype))
+
+    def _to_columns(self, per_unit: torch.Tensor) -> torch.Tensor:
+        """Per-unit values -> per-column values (each column takes its group's value)."""
+        return per_unit if self.column_group is None else per_unit[self.column_group]
 
     def _apply(self, fn, recurse=True):  # keep the cached tensors on the module's device
         super()._apply(fn, recurse)
@@ -105,7 +142,7 @@ class SequentialAttention(nn.Module):
         """Input weights: 1 for every usable feature in warm-up, else softmax + selected (=1)."""
         if dense:
             return self._dense
-        return self.attention() + self._fixed
+        return self._to_columns(self.attention() + self._fixed)
 
     @torch.no_grad()
     def select(self) -> tuple[int, np.ndarray]:
@@ -119,38 +156,16 @@ class SequentialAttention(nn.Module):
         return feature, scores
 
 
-class _Batches:
-    """Mini-batches on the device; sparse rows are densified one batch at a time."""
+class _MaskedNet(nn.Module):
+    """Network + attention mask as one module, so DistributedDataParallel all-reduces the
+    logits' gradients like any other parameter's."""
 
-    def __init__(self, X, y: np.ndarray, mean: np.ndarray, scale: np.ndarray, device: torch.device,
-                 target_dtype: torch.dtype):
-        self.X, self.y, self.device = X, y, device
-        self.sparse = sp.issparse(X)
-        self.mean = torch.as_tensor(mean, device=device)
-        self.scale = torch.as_tensor(scale, device=device)
-        self.target_dtype = target_dtype
-        if not self.sparse:  # small enough to live on the device whole
-            self.X_dev = (torch.as_tensor(np.asarray(X), device=device) - self.mean) / self.scale
-        self.y_dev = torch.as_tensor(y, device=device, dtype=target_dtype)
+    def __init__(self, net: nn.Module, mask: SequentialAttention):
+        super().__init__()
+        self.net, self.mask = net, mask
 
-    def __len__(self) -> int:
-        return self.X.shape[0]
-
-    def get(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.as_tensor(rows, device=self.device)
-        if self.sparse:
-            block = torch.as_tensor(self.X[rows].toarray(), device=self.device)
-            xb = (block - self.mean) / self.scale
-        else:
-            xb = self.X_dev[index]
-        return xb, self.y_dev[index]
-
-
-def _standardisation(X) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and scales without densifying sparse data; constant columns get scale 1."""
-    mean, var = column_mean_var(X)
-    scale = safe_scale(np.sqrt(var))
-    return mean.astype(np.float32), scale.astype(np.float32)
+    def forward(self, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
+        return self.net(x, self.mask.weights(dense=dense))
 
 
 class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
@@ -184,10 +199,18 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         like a squared-ℓ1 penalty, so one candidate wins per phase.
     selection_point : ``"end"`` (default: pick after training each phase) or
         ``"start"`` (the reference code: pick at the start of each phase).
-    num_threads : torch CPU threads during the fit; ``None`` uses 1 for small
-        networks (inputs × hidden ≤ 200k, where extra threads only add
-        overhead) and torch's default otherwise.
-    pinned / banned : feature indices that start selected / are never used.
+    num_threads : torch CPU threads during the fit; ``None`` follows
+        :func:`auto_threads`: 1 for small networks (inputs × hidden ≤ 200k), on
+        machines with ≤ 2 cores (measured: 2 threads were 2–17× slower there,
+        also at 20k genes) and per process when several share the cores; torch's
+        default otherwise.
+    pinned / banned : feature indices that start selected / are never used
+        (group indices when ``groups`` is set).
+    groups : selection units spanning several columns: a mapping
+        ``{name: [column indices]}`` or a :class:`~seqattn.data.groups.FeatureGroups`;
+        columns in no group are units of one. One logit per group; its weight
+        multiplies all the group's columns. ``fit_dataset`` uses the data set's
+        own groups when this is ``None``.
     validation_fraction : held out to report the validation metric per step
         (0 trains on everything and reports a training metric).
     gain_model : model refit on S_t to report the metric and marginal gain of
@@ -196,6 +219,25 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     max_seconds : wall-clock limit on training; when it is hit, training stops
         as if Stop were pressed (picks so far kept, ``trace_.stopped_early`` set,
         ``trace_.settings["stop_reason"] == "time limit"``). ``None``: no limit.
+    chunk_rows : rows per chunk of the mini-batch order (see
+        :mod:`seqattn.data.stream`): ``None`` = one chunk (a plain shuffle) for
+        in-memory data, ~32 MB per disk read for backed data. Same value, same
+        batches, whether the rows are in memory or on disk.
+
+    Memory (float32, ``d`` inputs, ``h`` hidden units, global batch ``B``,
+    ``W`` processes): beyond the input itself (in memory) or one chunk (backed:
+    ``chunk_rows`` × bytes per row, CSR for sparse files), a fit holds
+    ``16·d·(h+2)`` bytes of parameters, gradients and Adam moments, about
+    ``5·4·(B/W)·d`` bytes of activations for a batch, and the read-out rows
+    (≤ MAX_REFIT_ROWS + MAX_READOUT_VAL_ROWS rows as CSR or dense) — no
+    standardised or split copy of the data. On CUDA, dense in-memory input is
+    copied to the device once (raw, standardised per batch there).
+
+    Distributed: when a torch.distributed process group with several ranks is
+    running (``torchrun`` or :func:`seqattn.distributed.spawn`), the network and
+    the attention logits train under DistributedDataParallel, each rank reading
+    its share of every global batch; batch norm uses global-batch statistics;
+    every pick is checked identical on all ranks; only rank 0 reports progress.
     """
 
     def __init__(
@@ -222,6 +264,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         pinned: Sequence[int] = (),
         banned: Sequence[int] = (),
         max_seconds: float | None = None,
+        groups: Any = None,
+        chunk_rows: int | None = None,
     ):
         self.n_features_to_select = n_features_to_select
         self.task = task
@@ -244,6 +288,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.pinned = pinned
         self.max_seconds = max_seconds
         self.banned = banned
+        self.groups = groups
+        self.chunk_rows = chunk_rows
 
     # ------------------------------------------------------------ validation
     def _check_params(self, n_features: int, feature_names: Sequence[str] | None = None
@@ -269,6 +315,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
         if self.gain_model not in ("linear", "mlp", "none"):
             raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
+        chunk = self.chunk_rows
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
+            raise ValueError(f"chunk_rows must be a positive integer (or None for automatic), got {chunk!r}.")
         if not 0.0 <= self.validation_fraction < 0.9:
             raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
         for name in ("learning_rate", "attention_learning_rate"):
@@ -299,7 +348,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         it returns ``True`` training stops and the picks made so far are kept
         (``trace_.stopped_early`` is set).
         """
-        if sp.issparse(X):
+        if isinstance(X, BackedRows):  # rows stay on disk; the loader checked the values
+            self.n_features_in_ = X.shape[1]
+            y = np.asarray(y)
+        elif sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float32)
             if not np.all(np.isfinite(X.data)):
                 raise ValueError("Input X contains NaN or infinity.")
@@ -310,7 +362,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if feature_names is None:
             feature_names = (list(self.feature_names_in_) if hasattr(self, "feature_names_in_")
                              else [f"x{i}" for i in range(X.shape[1])])
-        k, pinned, banned = self._check_params(X.shape[1], feature_names)
+        units = self._units(list(map(str, feature_names)), None)
+        k, pinned, banned = self._check_params(X.shape[1] if units is None else units.n_groups,
+                                               feature_names if units is None else units.names)
         task = infer_task(y) if self.task == "auto" else self.task
         if task not in ("classification", "regression"):
             raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {self.task!r}.")
@@ -319,8 +373,21 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise ValueError("The target has a single class; classification needs at least two.")
         self.task_ = task
         self.classes_ = np.array(classes) if classes is not None else None
-        self._fit_arrays(X, y_enc, k, pinned, banned, list(map(str, feature_names)), callback, dataset_name)
+        self._fit_arrays(X, y_enc, k, pinned, banned, list(map(str, feature_names)), callback, dataset_name, units)
         return self
+
+    def _units(self, feature_names: list[str], dataset_groups: Any) -> Any:
+        """The selection units: ``groups`` if given, else the data set's groups, else ``None`` (columns)."""
+        from seqattn.data.groups import FeatureGroups
+
+        groups = self.groups if self.groups is not None else dataset_groups
+        if groups is None:
+            return None
+        if not isinstance(groups, FeatureGroups):
+            groups = FeatureGroups.from_mapping(groups, feature_names)
+        if groups.n_columns != len(feature_names):
+            raise DataError(f"groups cover {groups.n_columns} columns but X has {len(feature_names)}.")
+        return groups
 
     def fit_dataset(self, dataset: Dataset, callback: ProgressCallback | None = None) -> "SequentialAttentionSelector":
         """Fit on a :class:`~seqattn.data.Dataset`, keeping its names and task."""
@@ -331,13 +398,21 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.classes_ = np.array(dataset.class_names) if dataset.class_names else None
         if dataset.task == "classification" and dataset.n_classes < 2:
             raise DataError("The target has a single class; classification needs at least two.")
-        k, pinned, banned = self._check_params(dataset.n_features, dataset.feature_names)
-        self._fit_arrays(dataset.X, dataset.y, k, pinned, banned, dataset.feature_names, callback, dataset.name)
+        units = self._units(list(dataset.feature_names), dataset.groups)
+        k, pinned, banned = self._check_params(dataset.n_features if units is None else units.n_groups,
+                                               dataset.feature_names if units is None else units.names)
+        self._fit_arrays(dataset.X, dataset.y, k, pinned, banned, dataset.feature_names, callback, dataset.name,
+                         units)
         return self
 
     def _fit_arrays(self, X, y: np.ndarray, k: int, pinned: list[int], banned: list[int],
-                    feature_names: list[str], callback: ProgressCallback | None, dataset_name: str) -> None:
+                    feature_names: list[str], callback: ProgressCallback | None, dataset_name: str,
+                    units: Any = None) -> None:
         start = time.perf_counter()
+        column_names = list(feature_names)
+        expand = (lambda picked: list(picked)) if units is None else units.expand
+        if units is not None:  # the trace, picks and progress speak group names
+            feature_names = list(units.names)
         device = resolve_device(self.device)
         seed = 0 if self.random_state is None else int(self.random_state)
         task = self.task_
@@ -351,35 +426,51 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if len(train_idx) < 2:  # batch normalisation needs two rows per mini-batch
             raise DataError(f"Only {len(train_idx)} training sample(s) after holding out "
                             f"{len(val_idx)} for validation; SA needs at least 2. Use more samples.")
-        X_train, y_train, X_val, y_val = X[train_idx], y[train_idx], X[val_idx], y[val_idx]
-        mean, scale = _standardisation(X_train)
+        source = as_row_source(X)  # no split copies: everything below indexes rows of X
+        mean, scale = standardisation(source, train_idx, self.chunk_rows)
         target_dtype = torch.long if task == "classification" else torch.float32
+        y_train, y_val = y[train_idx], y[val_idx]
         if task == "regression":  # standardise the target so one learning rate fits all scales
             y_mu, y_sd = float(y_train.mean()), float(y_train.std()) or 1.0
-            y_fit = ((y_train - y_mu) / y_sd).astype(np.float32)
+            y_fit = ((y - y_mu) / y_sd).astype(np.float32)
         else:
-            y_fit = y_train
-        data = _Batches(X_train, y_fit, mean, scale, device, target_dtype)
+            y_fit = y
+        rank, world = distributed.rank(), distributed.world_size()
+        device = distributed.local_device(device)
 
         linear = self.model == "linear"
         batch_size = self.batch_size or (1024 if linear else TrainConfig.batch_size)
         batch_size = int(min(batch_size, len(train_idx)))
+        if world > 1 and batch_size % world:
+            raise ValueError(f"batch_size={batch_size} must be a multiple of the number of processes ({world}) "
+                             "so each rank gets an equal share of every batch; choose another batch_size.")
+        data = BatchStream(source, train_idx, y_fit, mean, scale, batch_size=batch_size, device=device,
+                           target_dtype=target_dtype, chunk_rows=self.chunk_rows, rank=rank, world_size=world)
         learning_rate = float(self.learning_rate or (0.05 if linear else TrainConfig.learning_rate))
         attention_lr = float(self.attention_learning_rate or (learning_rate if linear else ATTENTION_LEARNING_RATE))
         min_steps_per_phase = int(self.min_steps_per_phase or (400 if linear else 30))
-        batches_per_epoch = max(1, len(train_idx) // batch_size)
-        schedule = self._schedule(k, batches_per_epoch, min_steps_per_phase)
-        val_data = _Batches(X_val, y_val if task == "classification" else
-                            ((y_val - y_mu) / y_sd).astype(np.float32), mean, scale, device, target_dtype)
+        schedule = self._schedule(k, data.batches_per_epoch, min_steps_per_phase)
+        # the warm-up's convergence check: a fixed random subset of the validation rows, read once
+        check_rows = val_idx if len(val_idx) <= VALIDATION_ROWS else np.sort(
+            np.random.default_rng(seed + 2).choice(val_idx, VALIDATION_ROWS, replace=False))
+        check_block = source.read(check_rows)
+        check_X = np.asarray(check_block.toarray() if sp.issparse(check_block) else check_block, dtype=np.float32)
 
         threads = self.num_threads
-        if threads is None and X.shape[1] * int(self.hidden) <= SMALL_NETWORK_SIZE:
-            threads = 1
+        if threads is None:
+            threads = auto_threads(X.shape[1], int(self.hidden), world)
         with torch.random.fork_rng(devices=[]), torch_threads(threads, device):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             net = build_model(self.model, X.shape[1], n_outputs, int(self.hidden)).to(device)
-            mask = SequentialAttention(X.shape[1], pinned, banned, generator).to(device)
+            mask = SequentialAttention(len(feature_names), pinned, banned, generator,
+                                       None if units is None else units.column_group()).to(device)
+            model: nn.Module = _MaskedNet(net, mask)
+            if world > 1:  # gradients (logits included) all-reduced; batch norm on the global batch
+                distributed.sync_batch_norm(net)
+                model = nn.parallel.DistributedDataParallel(
+                    model, device_ids=[device.index] if device.type == "cuda" else None,
+                    find_unused_parameters=True)  # the logits sit out the dense warm-up
             params = [{"params": net.parameters(), "weight_decay": 0.0},
                       {"params": [mask.logits], "weight_decay": 0.0, "lr": attention_lr}]
             optimizer = torch.optim.Adam(params, lr=learning_rate)
@@ -390,30 +481,42 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
             rng = np.random.default_rng(seed)
 
+            settings = self._settings(k, batch_size, learning_rate, attention_lr)
+            settings.update(chunk_rows=data.chunk_rows, world_size=world, backed=bool(source.is_backed))
             trace = SelectionTrace(
                 method="sa", feature_names=feature_names, dataset=dataset_name, task=task,
                 metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
-                settings=self._settings(k, batch_size, learning_rate, attention_lr),
+                settings=settings,
+                groups=None if units is None else [list(c) for c in units.columns],
+                column_names=None if units is None else column_names,
             )
             self.trace_ = trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
+            readout = self._readout_rows(source, train_idx, val_idx, seed) if rank == 0 else None
 
             def read_out(features: list[int]) -> float | None:
-                if self.gain_model == "none":
-                    return None
-                return subset_metric(X_train, y_train, X_val, y_val, features, task, seed, self.gain_model)
+                """Rank 0 refits on the read-out rows; every rank gets its answer."""
+                metric = None
+                if self.gain_model != "none" and readout is not None:
+                    columns = expand(features)
+                    (train_rows, val_rows), (y_tr, y_va) = readout, (y[readout[0].rows], y[readout[1].rows])
+                    metric = subset_metric(train_rows.columns(columns), y_tr, val_rows.columns(columns), y_va,
+                                           list(range(len(columns))), task, seed, self.gain_model)
+                return distributed.broadcast_object(metric)
+
+            check_X_dev = (torch.as_tensor(check_X, device=device) - data.mean) / data.scale
+            check_y_dev = torch.as_tensor(np.asarray(y_fit)[check_rows], dtype=target_dtype, device=device)
 
             @torch.no_grad()
             def validation_loss() -> float:
-                """Loss of the dense network on (up to VALIDATION_ROWS of) the validation rows."""
+                """Loss of the dense network on the check rows (identical on every rank)."""
                 net.eval()
-                rows = np.arange(min(len(val_data), VALIDATION_ROWS))
                 total = 0.0
-                for lo in range(0, len(rows), 1024):
-                    xb, yb = val_data.get(rows[lo:lo + 1024])
-                    out = net(xb, mask.weights(dense=True))
-                    total += float(loss_fn(out.squeeze(-1) if task == "regression" else out, yb)) * len(xb)
+                for lo in range(0, len(check_rows), 1024):
+                    out = net(check_X_dev[lo:lo + 1024], mask.weights(dense=True))
+                    yb = check_y_dev[lo:lo + 1024]
+                    total += float(loss_fn(out.squeeze(-1) if task == "regression" else out, yb)) * len(yb)
                 net.train()
-                return total / len(rows)
+                return total / len(check_rows)
 
             def attention() -> np.ndarray:
                 weights = mask.attention().detach().cpu().double().numpy()
@@ -433,6 +536,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                     raise ValueError("Training diverged (the attention logits became NaN/inf); "
                                      "lower the learning rate (or attention_learning_rate) and run again.")
                 feature, scores = mask.select()
+                if world > 1:
+                    distributed.check_same_on_all_ranks(feature, f"pick {schedule.picks + 1}")
                 _reset_adam_state(optimizer, mask.logits)
                 chosen = pinned + trace.selected + [feature]
                 metric = read_out(chosen)
@@ -444,43 +549,49 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                 reading = "" if metric is None else f" ({trace.metric_name} {metric:.3f})"
                 message = (f"pick {schedule.picks}/{k}: {feature_names[feature]}{reading}, "
                            f"{trace.steps[-1].confidence:.1f}× uniform")
-                return bool(callback and callback(schedule.step, schedule.estimated_total(), message))
-
-            def batches():
-                while True:  # epochs: a fresh permutation each, the last partial batch dropped
-                    order = rng.permutation(len(train_idx))
-                    for b in range(batches_per_epoch):
-                        yield order[b * batch_size:(b + 1) * batch_size]
+                wants_stop = bool(rank == 0 and callback and callback(schedule.step, schedule.estimated_total(),
+                                                                      message))
+                return distributed.any_rank(wants_stop, device) if world > 1 else wants_stop
 
             net.train()
-            for rows in batches():
-                while schedule.pick_due() and not stop:
-                    stop = make_pick()
-                if stop or schedule.finished:
-                    break
-                xb, yb = data.get(rows)
-                dense = schedule.dense
-                out = net(xb, mask.weights(dense=dense))
-                loss = loss_fn(out.squeeze(-1) if task == "regression" else out, yb)
-                if self.model == "linear" and self.l2 > 0:
-                    # ℓ2 on the attention-weighted (candidate) coefficients only: selected
-                    # features are refit freely, as in OMP's least-squares step.
-                    loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidate_indicator).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if dense:
-                    mask.logits.grad = None  # logits stay untrained during the dense warm-up
-                optimizer.step()
-                scheduler.step()
-                schedule.after_step(probe)
-                if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
-                    stop = timed_out = True
-                    break
-                if callback and schedule.step % report_every == 0:
-                    stop = bool(callback(schedule.step, schedule.estimated_total(),
-                                         f"{schedule.phase_label()}, loss {loss.item():.4f}"))
-                    if stop:
+            while not stop and not schedule.finished:  # epochs until the schedule says the picks are done
+                for xb, yb in data.epoch(rng):
+                    while schedule.pick_due() and not stop:
+                        stop = make_pick()
+                    if stop or schedule.finished:
                         break
+                    dense = schedule.dense
+                    out = model(xb, dense=dense)
+                    loss = loss_fn(out.squeeze(-1) if task == "regression" else out, yb)
+                    if self.model == "linear" and self.l2 > 0:
+                        # ℓ2 on the attention-weighted (candidate) coefficients only: selected
+                        # features are refit freely, as in OMP's least-squares step.
+                        loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidate_indicator).sum()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if dense:
+                        mask.logits.grad = None  # logits stay untrained during the dense warm-up
+                    optimizer.step()
+                    scheduler.step()
+                    schedule.after_step(probe)  # the same decisions on every rank (synced model and logits)
+                    step = schedule.step
+                    if world > 1:  # ranks agree on stopping at the report points only (one collective)
+                        if step % report_every == 0:
+                            timed_out = distributed.any_rank(self.max_seconds is not None and
+                                                             time.perf_counter() - start > self.max_seconds, device)
+                            stop = timed_out or self._report(callback, rank, schedule, loss, collective=device)
+                        if stop:
+                            break
+                        continue
+                    if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
+                        stop = timed_out = True
+                        break
+                    if callback and step % report_every == 0:
+                        stop = self._report(callback, rank, schedule, loss)
+                        if stop:
+                            break
+                while schedule.pick_due() and not stop:  # picks that fall exactly on the last step
+                    stop = make_pick()
 
         trace.stopped_early = len(trace.steps) < k
         if trace.stopped_early:
@@ -488,14 +599,38 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.trace_ = trace
         self.model_ = net.cpu().eval()
         self.attention_ = mask.cpu()
-        self.selected_features_ = np.array(pinned + trace.selected, dtype=np.int64)
+        self.selected_features_ = np.array(expand(pinned + trace.selected), dtype=np.int64)
         trace.settings.update(schedule.summary())
         if self.epochs is not None:
             trace.settings["epochs"] = int(self.epochs)
         self.device_ = str(device)
         self.n_iter_ = schedule.step
-        if callback:
+        if callback and rank == 0:
             callback(schedule.step, schedule.step, "stopped early" if trace.stopped_early else "done")
+
+    @staticmethod
+    def _report(callback: ProgressCallback | None, rank: int, schedule, loss: torch.Tensor,
+                collective: torch.device | None = None) -> bool:
+        """Progress to the callback (rank 0 only); True when it asks to stop (agreed by all ranks when
+        ``collective`` names the training device)."""
+        wants_stop = False
+        if callback and rank == 0:
+            wants_stop = bool(callback(schedule.step, schedule.estimated_total(),
+                                       f"{schedule.phase_label()}, loss {loss.item():.4f}"))
+        return distributed.any_rank(wants_stop, collective) if collective is not None else wants_stop
+
+    def _readout_rows(self, source, train_idx: np.ndarray, val_idx: np.ndarray,
+                      seed: int) -> tuple[ReadoutRows, ReadoutRows] | None:
+        """The rows the read-out refits on: a fixed subsample, as subset_metric would draw it."""
+        if self.gain_model == "none":
+            return None
+        train_rows = train_idx
+        if len(train_rows) > MAX_REFIT_ROWS:
+            train_rows = train_idx[np.random.default_rng(seed).choice(len(train_idx), MAX_REFIT_ROWS, replace=False)]
+        val_rows = val_idx
+        if len(val_rows) > MAX_READOUT_VAL_ROWS:
+            val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_idx, MAX_READOUT_VAL_ROWS, replace=False))
+        return ReadoutRows(source, train_rows), ReadoutRows(source, val_rows)
 
     def _schedule(self, k: int, batches_per_epoch: int, min_steps_per_phase: int):
         """``epochs=N``: the fixed schedule of exactly N epochs; ``None``: the convergence-driven one."""
@@ -560,6 +695,7 @@ def quick_start_settings(dataset: Dataset) -> dict[str, Any]:
     The budget is the automatic one (``epochs=None``: until converged), the same for every data set — no
     per-data-set epoch table; ``k`` is 10, or half the features on narrow data (at least one left unpicked).
     """
-    k = max(1, min(10, dataset.n_features // 2, dataset.n_features - 1))
+    n_units = dataset.n_groups  # features, or feature groups where the data set defines them
+    k = max(1, min(10, n_units // 2, n_units - 1))
     return {"k": k, "epochs": None, "hidden": TrainConfig.hidden, "learning_rate": TrainConfig.learning_rate,
             "random_state": 0, "model": "mlp"}

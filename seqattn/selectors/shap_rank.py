@@ -193,7 +193,8 @@ def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str 
         reused_seconds = float(explanation.settings.get("seconds", 0.0))
     settings = {"k": k, "score": "mean |SHAP value| over held-out rows and outputs", **explanation.settings}
     trace = ranking_trace("shap", dataset, explanation.importance, k, settings=settings,
-                          random_state=random_state, started=started, pinned=pinned, banned=banned)
+                          random_state=random_state, started=started, pinned=pinned, banned=banned,
+                          aggregate="sum")  # a feature group's SHAP: the sum of its columns' (additive)
     from seqattn.device import describe_device, resolve_device
 
     trace.device = describe_device(resolve_device(device))

@@ -76,6 +76,21 @@ class Timing:
     def ratio_quantile(self, q: float) -> float:
         return float(np.quantile(self.ratios, q)) if self.ratios else float("nan")
 
+    @property
+    def reliable(self) -> bool:
+        """False when the p25–p75 range of the paired ratios crosses 1.0×: the rounds disagree on whether
+        this candidate is faster or slower than the baseline, so its median ratio says nothing."""
+        if not self.ratios:
+            return False
+        return not (self.ratio_quantile(0.25) < 1.0 < self.ratio_quantile(0.75))
+
+    def ratio_label(self) -> str:
+        """``0.44× (0.31–0.52)``, with ``unreliable`` when the spread crosses 1.0×."""
+        if not self.ratios:
+            return "n/a"
+        text = f"{self.ratio_quantile(0.5):.2f}× ({self.ratio_quantile(0.25):.2f}–{self.ratio_quantile(0.75):.2f})"
+        return text if self.reliable else text + " unreliable"
+
 
 @dataclass
 class LatencyReport:
@@ -99,7 +114,8 @@ class LatencyReport:
                 "kind": self.kind, **{k: v for k, v in self.config.items() if not isinstance(v, (list, dict))},
                 "candidate": t.name, "median ms": 1e3 * t.median, "p25 ms": 1e3 * t.quantile(0.25),
                 "p75 ms": 1e3 * t.quantile(0.75), "baseline": self.baseline, "ratio": t.ratio_quantile(0.5),
-                "ratio p25": t.ratio_quantile(0.25), "ratio p75": t.ratio_quantile(0.75), "rounds": len(t.times),
+                "ratio p25": t.ratio_quantile(0.25), "ratio p75": t.ratio_quantile(0.75),
+                "reliable": t.reliable, "rounds": len(t.times),
                 "note": t.note,
             }
             row.update({f"{k}": v for k, v in self.quality.get(t.name, {}).items()})

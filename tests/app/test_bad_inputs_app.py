@@ -30,9 +30,9 @@ RUN_TIMEOUT_S = 120
 APP_CASES = [
     "empty.csv", "junk.csv", "header_only.csv", "one_row.csv", "all_nan.csv", "inf.csv", "overflow.csv",
     "strings.csv", "mixed.csv", "dupes.csv", "constant_features.csv", "long_line.csv", "long_first_row.csv",
-    "long_field.csv", "open_quote.csv", "blank_lines.csv", "utf16.csv", "zipped.csv", "cut.csv.gz",
+    "long_field.csv", "open_quote.csv", "blank_lines.csv", "utf16_bad.csv", "zipped.csv", "cut.csv.gz",
     "cut.parquet", "renamed.parquet", "renamed.h5ad", "truncated.h5ad", "plain.h5ad", "nan_genes.h5ad",
-    "zero_cells.h5ad", "tiny.h5ad",
+    "zero_cells.h5ad", "tiny.h5ad", "cells.xlsx", "renamed.xlsx", "old.xls", "ids.csv",
 ]
 BY_NAME = {case.name: case for case in BAD_FILES}
 

@@ -181,3 +181,38 @@ def test_every_registered_method_is_offered_and_ttest_runs_from_the_page(planted
     result = at.session_state["cmp_result"]
     assert set(result.traces) == {"ttest", "anova"} and not result.errors
     assert result.traces["ttest"].k == 3
+
+
+@pytest.mark.slow
+def test_partial_results_show_method_by_method_while_the_comparison_runs(planted) -> None:
+    import time
+
+    at = page_with(planted, "test:partial")
+    at.multiselect(key="cmp_methods").set_value(["anova", "variance", "sa"])
+    at.number_input(key="cmp_k").set_value(3)
+    at.text_input(key="cmp_ks").set_value("1, 3")
+    at.number_input(key="cmp_seeds").set_value(1)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    at.number_input(key="cmp_sa_epochs").set_value(1000)  # SA runs long enough to look at the page meanwhile
+    next(b for b in at.button if b.label == "Run comparison").click()
+    at.run()
+    job = at.session_state["cmp_job"]
+    try:
+        deadline = time.time() + 120
+        while (job.partial is None or len(job.partial.traces) < 2) and not job.done and time.time() < deadline:
+            time.sleep(0.1)
+        at.run()
+        assert not job.done, "SA finished before the page could be looked at mid-run"
+        assert not at.exception, at.exception
+        assert any("Finished so far (2 of 3 methods)" in m.value for m in at.markdown)
+        table, rankings = at.dataframe[0].value, at.dataframe[1].value  # the page stops under the progress panel
+        assert list(table.iloc[:, 0]) == ["ANOVA F", "Variance"] and list(table.columns[1:]) == ["k = 1", "k = 3"]
+        assert all("±" in v for v in table.iloc[:, 1:].to_numpy().ravel())  # mean ± spread per k, already
+        assert list(rankings.columns) == ["ANOVA F", "Variance"] and len(rankings) == 3
+        assert "Sequential Attention (3/3)" in job.message and " left" in job.message
+    finally:
+        job.stop_requested = True
+        assert job.wait(120)
+    at.run()
+    result = at.session_state["cmp_result"]
+    assert result.settings["stopped"] == "stopped" and {"anova", "variance"} <= set(result.traces)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seqattn.evaluation.compare import Comparison, compare_methods, default_ks, residual_correlations, step_scores
@@ -82,13 +83,34 @@ def test_compare_stops_on_request_and_keeps_what_finished():
 
     def stop_after_first_method(step, total, message):
         calls.append(message)
-        return message.endswith("done") and "Mutual information" in message
+        return "Mutual information" in message and "retraining" in message  # selected, not yet retrained
 
     result = compare_methods(ds, ["mutual_info", "anova", "variance"], 3, seeds=[0], eval_model="logistic",
                              callback=stop_after_first_method)
     assert list(result.traces) == ["mutual_info"]
     assert result.settings["stopped"] == "stopped"
     assert result.accuracy.empty  # stopped before retraining
+    assert all(" left" in m for m in calls[:-1])  # every progress message carries an estimate of the time left
+
+
+def test_compare_publishes_each_method_with_its_accuracy_as_it_finishes():
+    from seqattn import load_builtin
+    from seqattn.evaluation.compare import compare_methods
+
+    partials = []
+    progress = []
+    result = compare_methods(load_builtin("wine"), ["anova", "variance", "omp"], 3, ks=[1, 3], seeds=[0, 1],
+                             eval_model="logistic", on_partial=partials.append,
+                             callback=lambda s, t, m: progress.append((s, t, m)))
+    assert [list(p.traces) for p in partials] == [["anova"], ["anova", "variance"]]
+    for partial in partials:  # each partial result already holds its methods' retraining rows
+        assert set(partial.accuracy["method"]) == set(partial.traces) and partial.settings["running"]
+        assert len(partial.accuracy) == 4 * len(partial.traces)
+    assert list(result.traces) == ["anova", "variance", "omp"] and not result.settings["running"]
+    pd.testing.assert_frame_equal(partials[-1].accuracy, result.accuracy.iloc[:8].reset_index(drop=True))
+    fractions = [s / t for s, t, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # the bar only moves forward
+    assert any(m.startswith("OMP (3/3)") for *_, m in progress)  # names the running method
 
 
 def test_compare_time_limit_returns_partial_result():

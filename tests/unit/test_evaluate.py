@@ -139,3 +139,20 @@ def test_candidate_gains_shortlist_and_bad_input(planted: Dataset) -> None:
     assert set(explicit["feature"]) == {1, 2}
     with pytest.raises(ValueError, match="outside"):
         candidate_gains(planted, [99])
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_batched_mlp_training_equals_training_one_at_a_time(task):
+    from seqattn.evaluation.retrain import fit_and_score, fit_and_score_many
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((260, 6))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) if task == "classification" else X[:, 0] - 2 * X[:, 3]
+    problems = [(X[:200, cols], y[:200], X[200:, cols], y[200:], seed)
+                for cols, seed in (([0], 0), ([0, 1, 2], 1), ([0, 1, 2, 3, 4, 5], 0), ([3, 1], 2))]
+    n_classes = 2 if task == "classification" else 0
+    alone = [fit_and_score(a, b, c, d, task, n_classes=n_classes, seed=s, epochs=8, device="cpu")
+             for a, b, c, d, s in problems]
+    together = fit_and_score_many(problems, task, n_classes=n_classes, epochs=8, device="cpu")
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
+    assert len(set(np.round(alone, 6))) > 1  # the problems differ, so equality is not trivial

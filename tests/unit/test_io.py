@@ -147,7 +147,9 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 
 def test_unsupported_extension_and_binary_junk():
-    with pytest.raises(DataError, match="Unsupported file type '.xlsx'.*CSV, TSV, parquet or h5ad"):
+    with pytest.raises(DataError, match="Unsupported file type '.docx'.*CSV, TSV, Excel \\(.xlsx\\), parquet or h5ad"):
+        load_table(b"PK\x03\x04junk", target="y", file_name="table.docx")
+    with pytest.raises(DataError, match=r"^Could not read 'table.xlsx' as an Excel workbook \(damaged"):
         load_table(b"PK\x03\x04junk", target="y", file_name="table.xlsx")
     junk = bytes(RNG.integers(0, 256, size=4000, dtype=np.uint8))
     with pytest.raises(DataError, match="binary data"):
@@ -178,11 +180,18 @@ def test_missing_target_lists_columns():
         load_table(_csv(_frame()), file_name="a.csv")
 
 
-def test_non_numeric_feature_columns_are_named():
+def test_text_columns_are_one_hot_groups_and_unusable_text_is_named():
     frame = _frame()
     frame["donor"] = ["d1", "d2"] * 15
-    frame["batch"] = ["x"] * 30
-    with pytest.raises(DataError, match="Non-numeric feature columns: 'donor', 'batch'"):
+    frame["batch"] = ["x"] * 30  # one level: a constant one-hot column, named as such
+    with pytest.raises(DataError, match="Constant feature column.*'batch=x'"):
+        load_table(_csv(frame), target="cell_type", file_name="a.csv")
+    ds = load_table(_csv(frame.drop(columns="batch")), target="cell_type", file_name="a.csv")
+    assert ds.feature_names[-2:] == ["donor=d1", "donor=d2"]
+    assert ds.groups.names[-1] == "donor" and ds.groups.columns[-1] == (ds.n_features - 2, ds.n_features - 1)
+    frame["batch"] = [f"b{i}" for i in range(30)]
+    frame["dose"] = ["1.5"] * 29 + ["high"]
+    with pytest.raises(DataError, match="Non-numeric feature columns: 'batch', 'dose'.*numbers mixed with text"):
         load_table(_csv(frame), target="cell_type", file_name="a.csv")
 
 
@@ -304,10 +313,10 @@ def test_row_identifier_first_column_is_not_a_feature(tmp_path):
     assert any("row identifiers" in note for note in dataset.extra["notes"])
     named = frame.reset_index(names="barcode")
     _assert_matches_frame(load_table(_csv(named), target="cell_type", file_name="b.csv"))
-    # a repeated text column is data, not identifiers: it must still be named as non-numeric
+    # a repeated text column is data, not identifiers: it becomes a one-hot group
     named["barcode"] = ["x", "y", "z"] * 10
-    with pytest.raises(DataError, match="Non-numeric feature columns: 'barcode'"):
-        load_table(_csv(named), target="cell_type", file_name="b.csv")
+    grouped = load_table(_csv(named), target="cell_type", file_name="b.csv")
+    assert grouped.groups.names[0] == "barcode" and grouped.feature_names[:3] == ["barcode=x", "barcode=y", "barcode=z"]
 
 
 def test_gzipped_and_latin1_csv():

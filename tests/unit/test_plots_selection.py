@@ -12,10 +12,12 @@ from seqattn.evaluation.narrative import (attention_vs_greedy, explain_step, exp
                                          near_tie_warnings)
 from seqattn.plots.selection import (
     EARLIER_COLOR,
+    MAX_GRID_CELLS,
     PICK_COLOR,
     PINNED_COLOR,
     attention_vs_gain_figure,
     grid_shape,
+    pool_size,
     selection_animation,
 )
 from seqattn.trace import SelectionTrace
@@ -73,7 +75,7 @@ def test_bar_mode_one_frame_per_pick_with_the_pick_highlighted_and_sorted():
 def test_gains_axis_lists_picks_in_order_and_base_figure_shows_step_one():
     trace = make_trace(20, 4)
     fig = selection_animation(trace)
-    gain_bar = [d for d in fig.data if d.name == "marginal gain"][0]
+    gain_bar = [d for d in fig.data if d.name.startswith("marginal gain")][0]
     assert list(gain_bar.x) == [f"{i + 1}. {n}" for i, n in enumerate(trace.selected_names)]
     assert list(fig.data[0].x)[0] == trace.steps[0].name
     assert np.allclose(gain_bar.y[0], trace.steps[0].marginal_gain, rtol=1e-3)
@@ -89,12 +91,38 @@ def test_many_features_switch_to_heatmap_with_numbered_picks():
     z = np.array(frame_trace(last, "heatmap").z, dtype=float)
     assert z.shape == (rows, cols)
     flat = z.ravel()[:300]
-    assert np.allclose(flat, trace.steps[-1].scores, rtol=1e-3, equal_nan=True)
+    scores = trace.steps[-1].scores  # shipped as whole % of the step's top score
+    np.testing.assert_array_equal(flat, np.round(100 * scores / np.nanmax(scores)))
+    assert np.nanmax(flat) == 100 and fig.data[0].zmin == 0 and fig.data[0].zmax == 100
     picks = frame_trace(last, "scatter", 0)
     assert list(picks.text) == ["P"] + [str(i + 1) for i in range(trace.k)]
     assert picks.marker.color[0] == PINNED_COLOR and picks.marker.color[-1] == PICK_COLOR
     feature = trace.selected[2]
     assert (picks.y[3], picks.x[3]) == divmod(feature, cols)
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice")  # the reference's padding blocks
+def test_large_grids_are_max_pooled_and_frames_stay_small():
+    trace = make_trace(5000, 4)
+    fig = selection_animation(trace)
+    rows, cols = grid_shape(5000)
+    b = pool_size((rows, cols))
+    assert b == 2 and fig.data[0].dx == 2 and fig.data[0].x0 == 0.5
+    z = np.array(frame_trace(fig.frames[-1], "heatmap").z, dtype=float)
+    assert z.shape == (-(-rows // b), -(-cols // b)) and z.size <= MAX_GRID_CELLS
+    # every block shows the best of its (up to) four features, in % of the top score
+    percent = np.round(100 * trace.steps[-1].scores / np.nanmax(trace.steps[-1].scores))
+    grid = np.full((z.shape[0] * b, z.shape[1] * b), np.nan)
+    grid[:rows, :cols] = np.append(percent, np.full(rows * cols - 5000, np.nan)).reshape(rows, cols)
+    np.testing.assert_array_equal(z, np.nanmax(grid.reshape(z.shape[0], b, z.shape[1], b), axis=(1, 3)))
+    # the pick is marked at its own (unpooled) cell, and the block it sits in names it on hover
+    pick = trace.selected[-1]
+    marks = frame_trace(fig.frames[-1], "scatter", 0)
+    assert (marks.y[-1], marks.x[-1]) == divmod(pick, cols)
+    r, c = divmod(pick, cols)
+    assert trace.feature_names[pick] in fig.data[0].customdata[r // b][c // b].split(", ")
+    sizes = [len(json.dumps(f)) for f in json.loads(fig.to_json())["frames"]]
+    assert max(sizes) < 10_000
 
 
 def test_image_data_gets_a_pixel_panel_over_the_average_image():
@@ -178,3 +206,15 @@ def test_attention_vs_greedy_aligns_by_feature_not_by_row_order():
     assert rho == pytest.approx(1.0)
     assert list(table["attention_rank"]) == list(table["gain_rank"]) == list(range(1, len(candidates) + 1))
     assert table.loc[table["picked"], "feature"].item() == trace.steps[1].feature
+
+
+def test_trace_plot_is_the_animation_built_once_per_trace():
+    trace = make_trace(64, 3)
+    image = np.arange(64.0)
+    first = trace.plot(image_shape=(8, 8), mean_image=image)
+    assert trace.plot(image_shape=(8, 8), mean_image=image.copy()) is first  # reused, not rebuilt
+    assert first.to_json() == selection_animation(trace, image_shape=(8, 8), mean_image=image).to_json()
+    trace.add_step(int(np.flatnonzero(np.isfinite(trace.steps[-1].scores))[0]), trace.steps[-1].scores)
+    again = trace.plot(image_shape=(8, 8), mean_image=image)
+    assert again is not first and len(again.frames) == 4
+    assert trace.plot() is not again  # other arguments, another figure

@@ -51,7 +51,7 @@ def test_trace_frame_and_csv():
     parsed = pd.read_csv(__import__("io").StringIO(trace.to_csv()))
     assert list(parsed.columns) == ["order", "feature", "name", "pinned", "score", "confidence", "runner_up",
                                     "runner_up_weight", "separation", "near_tie", "marginal_gain", "val_metric",
-                                    "seconds"]
+                                    "seconds_since_start"]
     pd.testing.assert_frame_equal(parsed, frame.fillna(np.nan), check_dtype=False)  # the CSV round-trips
     assert trace.truncated(1).selected == [1]
 
