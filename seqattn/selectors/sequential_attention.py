@@ -53,8 +53,11 @@ LOGIT_INIT_STD = 1e-5
 #: step, and a leader needs a logit lead of ln(2) ≈ 0.7 to reach twice the uniform share: at the network's
 #: 3e-3 that takes ≥ 230 steps per phase, at 0.05 about 15. See the README ("Training budget").
 ATTENTION_LEARNING_RATE = 0.05
-VALIDATION_ROWS = 1024  # the warm-up's convergence check reads at most this many validation rows (a check
-#: every 10 steps then costs about 2-3 training steps, also on wide sparse data)
+#: The warm-up's convergence check reads at most VALIDATION_ROWS validation rows and VALIDATION_VALUES values
+#: (rows × features, 16 MB as float32), once, and reuses them: a check every 10 steps then costs about 2-3
+#: training steps, and wide or backed data stays within its memory bound.
+VALIDATION_ROWS = 1024
+VALIDATION_VALUES = 4_000_000
 SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
 #: Machines with at most this many CPU cores train SA on one thread whatever the network size:
 #: measured on the 2-core dev box (load ≈ 8), 2 threads were 2.0–5.5× slower than 1 per step at
@@ -451,10 +454,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         min_steps_per_phase = int(self.min_steps_per_phase or (400 if linear else 30))
         schedule = self._schedule(k, data.batches_per_epoch, min_steps_per_phase)
         # the warm-up's convergence check: a fixed random subset of the validation rows, read once
-        check_rows = val_idx if len(val_idx) <= VALIDATION_ROWS else np.sort(
-            np.random.default_rng(seed + 2).choice(val_idx, VALIDATION_ROWS, replace=False))
-        check_block = source.read(check_rows)
-        check_X = np.asarray(check_block.toarray() if sp.issparse(check_block) else check_block, dtype=np.float32)
+        n_check = max(64, min(VALIDATION_ROWS, VALIDATION_VALUES // max(1, X.shape[1])))
+        check_rows = val_idx if len(val_idx) <= n_check else np.sort(
+            np.random.default_rng(seed + 2).choice(val_idx, n_check, replace=False))
 
         threads = self.num_threads
         if threads is None:
@@ -503,17 +505,23 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                                            list(range(len(columns))), task, seed, self.gain_model)
                 return distributed.broadcast_object(metric)
 
-            check_X_dev = (torch.as_tensor(check_X, device=device) - data.mean) / data.scale
-            check_y_dev = torch.as_tensor(np.asarray(y_fit)[check_rows], dtype=target_dtype, device=device)
+            check: list[torch.Tensor] = []  # read on the first check only (a fixed schedule never checks)
 
             @torch.no_grad()
             def validation_loss() -> float:
                 """Loss of the dense network on the check rows (identical on every rank)."""
+                if not check:  # backed data: one streaming pass, not the span of disk rows the check rows cover
+                    block = source.to_memory(check_rows) if source.is_backed else source.read(check_rows)
+                    xc = torch.as_tensor(block.toarray() if sp.issparse(block) else np.asarray(block),
+                                         dtype=torch.float32, device=device)
+                    del block
+                    check.extend([xc.sub_(data.mean).div_(data.scale), torch.as_tensor(
+                        np.asarray(y_fit)[check_rows], dtype=target_dtype, device=device)])
                 net.eval()
                 total = 0.0
-                for lo in range(0, len(check_rows), 1024):
-                    out = net(check_X_dev[lo:lo + 1024], mask.weights(dense=True))
-                    yb = check_y_dev[lo:lo + 1024]
+                for lo in range(0, len(check_rows), 256):  # small slices: few activations alive at once
+                    out = net(check[0][lo:lo + 256], mask.weights(dense=True))
+                    yb = check[1][lo:lo + 256]
                     total += float(loss_fn(out.squeeze(-1) if task == "regression" else out, yb)) * len(yb)
                 net.train()
                 return total / len(check_rows)
