@@ -32,8 +32,8 @@ def _categorical_columns(obs: pd.DataFrame) -> list[str]:
 def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, use_raw: bool = False,
                          task: str = "auto", name: str = "adata") -> Dataset:
     """The :class:`~seqattn.data.Dataset` of an in-memory AnnData: ``X``, a layer or ``raw`` × ``obs[target]``."""
-    from seqattn.data.h5ad import _as_float32, _check_finite_any, anndata_matrix, obs_values
-    from seqattn.data.tables import _check_enough_samples, _finish, _listing, _raise_duplicates
+    from seqattn.data.h5ad import checked_matrix, obs_values
+    from seqattn.data.tables import _check_enough_samples, _finish, _listing
 
     obs_columns = [str(c) for c in adata.obs.columns]
     if target not in adata.obs.columns:
@@ -49,14 +49,7 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
         raw_hint = " (adata.raw is set: use_raw=True reads it)" if adata.raw is not None else ""
         raise DataError(f"Layer {layer!r} not found. Available layers: "
                         f"{_listing(layers) if layers else 'none (only X)'}{raw_hint}.")
-    matrix, var_names, source = anndata_matrix(adata, layer, use_raw=use_raw)
-    if matrix is None:
-        raise DataError(f"The AnnData has no expression matrix in {source}.")
-    names = [str(v) for v in var_names]
-    if len(set(names)) != len(names):
-        _raise_duplicates(names, "gene", "call adata.var_names_make_unique() first.")
-    X = _as_float32(matrix, source)
-    _check_finite_any(X, names)
+    X, names, source = checked_matrix(adata, layer, use_raw=use_raw)
     _check_enough_samples(X.shape[0], "cell")
 
     column = adata.obs[target]

@@ -18,7 +18,6 @@ densifying the whole matrix.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -224,23 +223,10 @@ def panel_accuracy(
     ``all_genes=False`` skips the all-genes fit (the slow part on 20k genes) when
     comparing several panels on one data set; ``all_genes_accuracy`` is then ``None``.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if dataset.task != "classification":
-        raise DataError("panel_accuracy needs a classification target.")
-    idx, _ = _panel_columns(dataset, genes)
-    if not idx:
-        raise DataError("The panel is empty; select at least one gene.")
-    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
-                                   random_state=random_state)
+    idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_accuracy")
 
     def score(X: Any) -> float:
-        model = make_pipeline(StandardScaler(with_mean=not sp.issparse(X)),
-                              LogisticRegression(max_iter=max_iter))
-        model.fit(X[train], dataset.y[train])
-        return float(model.score(X[test], dataset.y[test]))
+        return float(_panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
 
     return {
         "panel_accuracy": score(dataset.X[:, idx]),
@@ -252,6 +238,28 @@ def panel_accuracy(
     }
 
 
+def _panel_split(dataset: Dataset, genes: Sequence[str | int], test_fraction: float, random_state: int,
+                 caller: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The panel's columns and the one train/test split shared by panel_accuracy and panel_confusion."""
+    if dataset.task != "classification":
+        raise DataError(f"{caller} needs a classification target.")
+    idx, _ = _panel_columns(dataset, genes)
+    if not idx:
+        raise DataError("The panel is empty; select at least one gene.")
+    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
+                                   random_state=random_state)
+    return idx, train, test
+
+
+def _panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
+    """Standardised logistic regression on the panel (no centring for sparse counts), fitted."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(with_mean=not sp.issparse(X)), LogisticRegression(max_iter=max_iter)).fit(X, y)
+
+
 def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fraction: float = 0.25,
                     random_state: int = 0, max_iter: int = 2000) -> pd.DataFrame:
     """Per-cell-type accuracy of the panel: the row-normalised confusion matrix on held-out cells.
@@ -259,21 +267,11 @@ def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fracti
     Same model and split as :func:`panel_accuracy`. Rows are the true cell types, columns the
     predicted ones; the diagonal is each type's recall; ``attrs["counts"]`` holds the raw counts.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import confusion_matrix
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    if dataset.task != "classification":
-        raise DataError("panel_confusion needs a classification target.")
-    idx, _ = _panel_columns(dataset, genes)
-    if not idx:
-        raise DataError("The panel is empty; select at least one gene.")
-    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
-                                   random_state=random_state)
+    idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_confusion")
     X = dataset.X[:, idx]
-    model = make_pipeline(StandardScaler(with_mean=not sp.issparse(X)), LogisticRegression(max_iter=max_iter))
-    model.fit(X[train], dataset.y[train])
+    model = _panel_model(X[train], dataset.y[train], max_iter)
     labels = list(range(dataset.n_classes))
     counts = confusion_matrix(dataset.y[test], model.predict(X[test]), labels=labels)
     names = dataset.class_names or [str(c) for c in labels]

@@ -119,14 +119,8 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
     except Exception as exc:
         raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
 
-    matrix, var_names, source = anndata_matrix(adata, layer)  # "raw" checked above
-    if matrix is None:
-        raise DataError(f"{content.name!r} has no expression matrix in {source}.")
-    names = [str(v) for v in var_names]
-    if len(set(names)) != len(names):
-        _raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
-    X = _as_float32(matrix, source)
-    _check_finite_any(X, names)
+    X, names, source = checked_matrix(adata, layer, owner=repr(content.name),  # "raw" checked above
+                                      fix_duplicates="call adata.var_names_make_unique() before saving, or drop them.")
 
     notes: list[str] = []
     y_raw = obs_values(adata, target)
@@ -160,6 +154,22 @@ def anndata_matrix(adata: Any, layer: str | None = None, *, use_raw: bool = Fals
     if layer is None:
         return adata.X, adata.var_names, "X"
     return adata.layers[layer], adata.var_names, f"layer {layer!r}"
+
+
+def checked_matrix(adata: Any, layer: str | None = None, *, use_raw: bool = False, owner: str = "The AnnData",
+                   fix_duplicates: str = "call adata.var_names_make_unique() first.") -> tuple[Any, list[str], str]:
+    """``(float32 matrix, gene names, label)`` of an in-memory AnnData, with the checks every reader
+    needs (a matrix exists, unique gene names, numeric, finite) so an upload and ``select_features``
+    refuse the same things with the same words."""
+    matrix, var_names, source = anndata_matrix(adata, layer, use_raw=use_raw)
+    if matrix is None:
+        raise DataError(f"{owner} has no expression matrix in {source}.")
+    names = [str(v) for v in var_names]
+    if len(set(names)) != len(names):
+        _raise_duplicates(names, "gene", fix_duplicates)
+    X = _as_float32(matrix, source)
+    _check_finite_any(X, names)
+    return X, names, source
 
 
 def obs_values(adata: Any, column: str) -> np.ndarray:

@@ -53,17 +53,10 @@ def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str 
         notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
     tables._check_enough_samples(len(rows), "cell")
     constant = np.flatnonzero(scan["col_min"] == scan["col_max"])
-    columns = None
-    if len(constant):
-        listed = tables._listing([names[j] for j in constant], 10)
-        if len(constant) == len(names):
-            raise DataError(f"Every feature column is constant ({listed}); there is nothing to select from.")
-        if not drop_constant:
-            raise DataError(f"Constant feature column(s) carry no information: {listed}. Drop them "
-                            "(or load with drop_constant=True).")
-        columns = np.setdiff1d(np.arange(len(names)), constant)
+    columns, note = tables.constant_columns_to_keep(constant, names, drop_constant)
+    if columns is not None:
         names = [names[j] for j in columns]
-        notes.append(f"Dropped {len(constant)} constant feature(s): {listed}.")
+        notes.append(note)
     X = matrix.view(rows=rows if len(empty) else None, columns=columns)
     X.min_value = float(scan["min"])
     extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,

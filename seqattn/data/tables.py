@@ -356,7 +356,7 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     sep = sep or _sniff_separator(text)
     try:
         return next(csv.reader([text], delimiter=sep)), sep
-    except csv.Error as exc:  # e.g. a stray carriage return inside the header line
+    except csv.Error:  # e.g. a stray carriage return inside the header line
         raise DataError(f"Could not read the header line of {content.name!r}: it holds a stray line break or "
                         "quote (or is not text at all). Save the table as a plain CSV or TSV.") from None
 
@@ -502,7 +502,7 @@ def _read_xlsx(content: _Content, notes: list[str], nrows: int | None = None) ->
             frame = book.parse(sheets[0], nrows=nrows)
     except DataError:
         raise
-    except Exception as exc:  # openpyxl raises KeyError / InvalidFileException / zip errors on damaged files
+    except Exception:  # openpyxl raises KeyError / InvalidFileException / zip errors on damaged files
         raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged, or not .xlsx?).") from None
     if len(sheets) > 1:
         notes.append(f"Read the first sheet {sheets[0]!r} of {len(sheets)}; the others "
@@ -690,19 +690,27 @@ def _constant_columns(X: Any) -> np.ndarray:
     return np.flatnonzero(np.all(X == X[:1], axis=0))
 
 
-def _handle_constant(X: Any, names: list[str], drop: bool) -> tuple[Any, list[str], str]:
-    constant = _constant_columns(X)
+def constant_columns_to_keep(constant: np.ndarray, names: list[str], drop: bool) -> tuple[np.ndarray | None, str]:
+    """The one rule for constant feature columns (in-memory and backed loaders): refuse, or keep the rest.
+
+    Returns ``(keep, note)``: ``keep`` is None when nothing is constant, else the column indices to keep.
+    """
     if len(constant) == 0:
-        return X, names, ""
+        return None, ""
     listed = _listing([names[j] for j in constant], 10)
     if len(constant) == len(names):
         raise DataError(f"Every feature column is constant ({listed}); there is nothing to select from.")
     if not drop:
         raise DataError(f"Constant feature column(s) carry no information: {listed}. Drop them "
                         "(or load with drop_constant=True).")
-    keep = np.setdiff1d(np.arange(len(names)), constant)
-    X = X[:, keep]
-    return X, [names[j] for j in keep], f"Dropped {len(constant)} constant feature(s): {listed}."
+    return np.setdiff1d(np.arange(len(names)), constant), f"Dropped {len(constant)} constant feature(s): {listed}."
+
+
+def _handle_constant(X: Any, names: list[str], drop: bool) -> tuple[Any, list[str], str]:
+    keep, note = constant_columns_to_keep(_constant_columns(X), names, drop)
+    if keep is None:
+        return X, names, ""
+    return X[:, keep], [names[j] for j in keep], note
 
 
 def _finish(X: Any, y_raw: np.ndarray, names: list[str], target: str, task: str, name: str,

@@ -432,7 +432,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         source = as_row_source(X)  # no split copies: everything below indexes rows of X
         mean, scale = standardisation(source, train_idx, self.chunk_rows)
         target_dtype = torch.long if task == "classification" else torch.float32
-        y_train, y_val = y[train_idx], y[val_idx]
+        y_train = y[train_idx]
         if task == "regression":  # standardise the target so one learning rate fits all scales
             y_mu, y_sd = float(y_train.mean()), float(y_train.std()) or 1.0
             y_fit = ((y - y_mu) / y_sd).astype(np.float32)
