@@ -11,11 +11,15 @@ interface:
 * :class:`ConvergenceSchedule` — the default: the warm-up runs until the
   validation loss stops improving (patience, with a minimum and a cap), and
   each phase runs until the attention has *separated* — the leading
-  candidate's weight is at least ``separation`` × the uniform share, it is
+  candidate's weight is at least ``separation`` × the uniform share and it is
   not a near-tie (:func:`seqattn.trace.is_near_tie`: it stands out from the
-  other candidates by more than noise would) and the same candidate has led
-  for ``stable_steps`` — between a minimum and a cap in optimizer steps. A phase that hits its cap ends with whatever leads; its
-  pick's confidence (recorded in the trace) says how clear it was.
+  other candidates by more than noise would) at every check for
+  ``stable_steps`` — between a minimum and a cap in optimizer steps. The
+  leader may change during those steps: two equally strong candidates that
+  trade the lead are both good picks (the next phase takes the other), and
+  waiting for one of them to win outright only ran phases to their cap. A
+  phase that hits its cap ends with whatever leads; its pick's confidence
+  (recorded in the trace) says how clear it was.
 
 Both support ``selection_point="start"`` (pick at the start of each phase,
 as the reference does) and ``"end"`` (pick after training each phase).
@@ -34,15 +38,16 @@ from seqattn.trace import assess_pick, is_near_tie
 WARMUP_FRACTION = 0.1  # fixed schedule: share of the optimizer steps spent in the dense warm-up
 
 #: Convergence schedule defaults (optimizer steps unless said otherwise); recorded in the trace's settings.
-CHECK_EVERY = 10  # how often the validation loss / the attention are looked at
+CHECK_EVERY = 10  # how often the warm-up looks at the validation loss
+PHASE_CHECK_EVERY = 5  # how often a phase looks at the attention (cheap: one softmax read back)
 WARMUP_PATIENCE = 20  # checks without a relative improvement of WARMUP_TOLERANCE end the warm-up (XOR-like
 #: interactions are learnt after a plateau of the validation loss: a short patience stops before them)
 WARMUP_TOLERANCE = 1e-3
 WARMUP_MIN_STEPS = 200
 WARMUP_MAX_STEPS = 3000
 SEPARATION = 2.0  # leader's weight / uniform share that counts as "separated"
-STABLE_STEPS = 30  # the leader must have led (and been separated) for this many steps
-PHASE_MAX_FACTOR = 10  # phase cap = this × the phase minimum
+STABLE_STEPS = 10  # the attention must have stayed separated for this many steps
+PHASE_MAX_FACTOR = 6  # phase cap = this × the phase minimum
 
 
 @dataclass
@@ -109,6 +114,7 @@ class ConvergenceSchedule:
     max_phase_steps: int
     selection_point: str = "end"
     check_every: int = CHECK_EVERY
+    phase_check_every: int = PHASE_CHECK_EVERY
     warmup_patience: int = WARMUP_PATIENCE
     warmup_min_steps: int = WARMUP_MIN_STEPS
     warmup_max_steps: int = WARMUP_MAX_STEPS
@@ -122,8 +128,7 @@ class ConvergenceSchedule:
     _best: float = math.inf
     _bad_checks: int = 0
     _in_phase: int = 0
-    _leader: int = -1
-    _led_for: int = 0
+    _separated_for: int = 0
     _due: bool = False
 
     @property
@@ -140,7 +145,7 @@ class ConvergenceSchedule:
     def picked(self) -> None:
         self.picks += 1
         self._due = False
-        self._in_phase, self._leader, self._led_for = 0, -1, 0
+        self._in_phase, self._separated_for = 0, 0
 
     def after_step(self, probe: Probe) -> None:
         self.step += 1
@@ -167,7 +172,7 @@ class ConvergenceSchedule:
         if self._in_phase >= self.max_phase_steps:
             self._end_phase(capped=True)
             return
-        if self._in_phase % self.check_every:
+        if self._in_phase % self.phase_check_every:
             return
         weights = probe.attention()
         finite = np.isfinite(weights)
@@ -177,12 +182,8 @@ class ConvergenceSchedule:
         confidence, _, _, separation = assess_pick(weights, leader)
         separated = (confidence is not None and confidence >= self.separation
                      and not is_near_tie(confidence, separation, int(finite.sum())))
-        if separated and leader == self._leader:
-            self._led_for += self.check_every
-        else:
-            self._led_for = self.check_every if separated else 0
-        self._leader = leader
-        if self._in_phase >= self.min_phase_steps and self._led_for >= self.stable_steps:
+        self._separated_for = self._separated_for + self.phase_check_every if separated else 0
+        if self._in_phase >= self.min_phase_steps and self._separated_for >= self.stable_steps:
             self._end_phase(capped=False)
 
     def _end_phase(self, capped: bool) -> None:
@@ -207,4 +208,5 @@ class ConvergenceSchedule:
                 "min_phase_steps": self.min_phase_steps, "max_phase_steps": self.max_phase_steps,
                 "separation": self.separation, "stable_steps": self.stable_steps,
                 "warmup_patience": self.warmup_patience, "check_every": self.check_every,
+                "phase_check_every": self.phase_check_every,
                 "warmup_max_steps": self.warmup_max_steps}
