@@ -57,7 +57,8 @@ def test_pure_noise_picks_are_flagged_as_near_ties():
     # no phase separated: each ran to its cap
     assert trace.settings["phase_steps"] == [trace.settings["max_phase_steps"]] * 3
     assert trace.settings["capped_phases"] == 3
-    assert "3 phases reached the cap of 300 steps without a clear leader" in budget_summary(trace)
+    assert trace.settings["max_phase_steps"] == 60  # 6 × the MLP's 10-step minimum
+    assert "3 phases reached the cap of 60 steps without a clear leader" in budget_summary(trace)
 
 
 def test_fixed_epochs_keep_the_exact_schedule():
@@ -130,11 +131,37 @@ def test_a_phase_ends_once_one_candidate_clearly_leads_for_long_enough():
     weights = np.full(30, 0.5 / 29)
     weights[4] = 0.5  # 15× the uniform share, far outside the rest
     schedule = ConvergenceSchedule(k=1, min_phase_steps=10, max_phase_steps=1000, check_every=5,
-                                   warmup_max_steps=5, stable_steps=20)
+                                   phase_check_every=5, warmup_max_steps=5, stable_steps=20)
     probe = Probe(lambda: 1.0, lambda: weights)
     while not schedule.pick_due():
         schedule.after_step(probe)
     assert schedule.phase_steps == [20] and schedule.capped_phases == 0
+
+
+def test_two_strong_candidates_trading_the_lead_do_not_hold_a_phase_to_its_cap():
+    """Two equally strong features swap the lead every check; both stand clear of the rest, so the
+    phase ends after stable_steps (the next phase takes the other one) instead of running to its cap."""
+    first, second = np.full(30, 0.2 / 28), np.full(30, 0.2 / 28)
+    first[[3, 8]], second[[3, 8]] = (0.45, 0.35), (0.35, 0.45)
+    views = iter([first, second] * 100)
+    schedule = ConvergenceSchedule(k=1, min_phase_steps=10, max_phase_steps=1000, check_every=5,
+                                   phase_check_every=5, warmup_max_steps=5, stable_steps=20)
+    probe = Probe(lambda: 1.0, lambda: next(views))
+    while not schedule.pick_due():
+        schedule.after_step(probe)
+    assert schedule.phase_steps == [20] and schedule.capped_phases == 0
+
+
+def test_a_phase_without_a_separated_leader_starts_counting_again():
+    clear, flat = np.full(30, 0.5 / 29), np.full(30, 1 / 30)
+    clear[4] = 0.5
+    views = iter([clear, clear, flat] + [clear] * 100)  # separated, separated, lost, then separated again
+    schedule = ConvergenceSchedule(k=1, min_phase_steps=5, max_phase_steps=1000, phase_check_every=5,
+                                   warmup_max_steps=5, stable_steps=15)
+    probe = Probe(lambda: 1.0, lambda: next(views))
+    while not schedule.pick_due():
+        schedule.after_step(probe)
+    assert schedule.phase_steps == [30]  # 15 - 0 - 15: the flat check at step 15 reset the count
 
 
 def test_fixed_schedule_matches_the_reference_split():
