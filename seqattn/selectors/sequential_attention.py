@@ -190,8 +190,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         (:class:`~seqattn.schedule.ConvergenceSchedule`): the dense warm-up runs
         until the validation loss stops improving, each phase until the
         attention has separated (a leader ≥ 2× the uniform share and clear of
-        the other candidates, for 10 steps), between ``min_steps_per_phase`` and ``max_steps_per_phase`` optimizer
-        steps. ``epochs=N``: exactly N epochs, 10% warm-up, k equal phases.
+        the other candidates, for 10 steps), between ``min_steps_per_phase``
+        and ``max_steps_per_phase`` optimizer steps. ``epochs=N``: exactly N epochs, 10% warm-up, k equal phases.
     batch_size, learning_rate, min_steps_per_phase : ``None`` means the
         model's default: MLP 128 / 3e-3 / 10; linear full-batch (≤1024) / 0.05 / 400
         (the linear model must converge within each phase for the OMP link).
