@@ -183,6 +183,24 @@ def test_every_registered_method_is_offered_and_ttest_runs_from_the_page(planted
     assert result.traces["ttest"].k == 3
 
 
+def test_sa_on_the_pages_default_automatic_budget_runs_when_not_reused(planted) -> None:
+    """The page's SA epochs field defaults to 0 (= automatic, passed as epochs=None); with no SA run to
+    reuse, the comparison trains SA on that budget (it once crashed estimating SA's time from epochs=None)."""
+    at = page_with(planted, "test:planted-auto-sa")
+    assert at.number_input(key="cmp_sa_epochs").value == 0 and at.checkbox(key="cmp_reuse_sa").disabled
+    at.multiselect(key="cmp_methods").set_value(["sa", "anova"])
+    at.number_input(key="cmp_k").set_value(3)
+    at.text_input(key="cmp_ks").set_value("1, 3")
+    at.number_input(key="cmp_seeds").set_value(1)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    at = submit(at)
+    assert not at.exception, at.exception
+    assert not any("failed" in e.value for e in at.error), [e.value for e in at.error]
+    result = at.session_state["cmp_result"]
+    assert not result.errors and result.traces["sa"].settings["budget"] == "auto"
+    assert len(result.traces["sa"].selected) == 3
+
+
 @pytest.mark.slow
 def test_partial_results_show_method_by_method_while_the_comparison_runs(planted) -> None:
     import time
