@@ -111,8 +111,9 @@ st.caption(f"Defaults: every method but the t-test markers, k = 10, test metric 
            f"a method's networks trained side by side in one batched run (same numbers as one at a time). Greedy "
            f"refits the {GREEDY_REFITS_PER_STEP} candidates with the largest score-test statistic per step, each "
            f"warm-started from the previous fit (on digits the same picks as refitting all 64); SA trains "
-           f"until converged (its automatic budget) unless its page's run is reused. On digits: 12 s on 2 idle CPU cores, "
-           f"up to about a minute on a busy machine (measured); results appear method by method.")
+           f"until converged (its automatic budget) unless its page's run is reused. On digits: 12 s of computation, "
+           f"16-22 s until every section shows in a browser, on 2 idle CPU cores; up to about a minute on a busy "
+           f"machine (measured); results appear method by method.")
 if sa_trace is not None:
     st.caption(f"A Sequential Attention trace with {sa_trace.k} picks is available from its page.")
 
