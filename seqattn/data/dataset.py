@@ -240,7 +240,7 @@ def check_pinned_banned(n_features: int, pinned: Sequence[int] = (), banned: Seq
     Negative indices are refused rather than silently counted from the end.
     With ``feature_names``, a feature both pinned and banned is named, not numbered.
     """
-    pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
+    pinned, banned = _whole_numbers("pinned", pinned), _whole_numbers("banned", banned)
     for label, indices in (("pinned", pinned), ("banned", banned)):
         outside = [i for i in indices if not 0 <= i < n_features]
         if outside:
@@ -250,6 +250,22 @@ def check_pinned_banned(n_features: int, pinned: Sequence[int] = (), banned: Seq
         named = f" ({', '.join(str(feature_names[i]) for i in both)})" if feature_names is not None else ""
         raise DataError(f"Features both pinned and banned: {both}{named}; unpin or unban them.")
     return list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
+
+
+def _whole_numbers(label: str, values: Sequence[Any]) -> list[int]:
+    """Feature indices as ints; 1.5, "3", True or a gene name are refused instead of silently truncated."""
+    if isinstance(values, (str, bytes)):
+        raise DataError(f"{label} must be a list of feature indices, got the single string {values!r}.")
+    bad = [v for v in values if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, numbers.Real))
+           or (not isinstance(v, numbers.Integral) and not float(v).is_integer())]
+    if bad:
+        raise DataError(f"{label} must hold feature indices (whole numbers), got {_short_list(bad)}; to name features "
+                        "use their indices (e.g. seqattn.genomics.genes_to_indices).")
+    return [int(v) for v in values]
+
+
+def _short_list(values: Sequence[Any]) -> str:
+    return "[" + ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "") + "]"
 
 
 def split_indices(

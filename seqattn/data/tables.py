@@ -23,6 +23,7 @@ import csv
 import io
 import os
 import re
+import stat
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ import scipy.sparse as sp
 
 from seqattn.data.dataset import DataError, Dataset, encode_target, infer_task
 from seqattn.data.limits import human_bytes
-from seqattn.data.text_checks import MAX_LINE_BYTES, check_header_width, no_line_break_error, scan_text
+from seqattn.data import text_checks
+from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text
 from seqattn.data.xlsx import CFB_MAGIC, read_xlsx
 
 Source = Union[str, os.PathLike, IO[bytes], bytes]
@@ -97,7 +99,11 @@ def _open(source: Source, file_name: str | None) -> _Content:
             raise DataError(f"File not found: {str(path)!r}.")
         if path.is_dir():
             raise DataError(f"{str(path)!r} is a folder; give the path of a data file.")
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or device would block or never end
+            raise DataError(f"{str(path)!r} is not a regular file (a pipe, socket or device); give the path of a "
+                            "data file.")
+        size = status.st_size
         with open(path, "rb") as fh:
             head = fh.read(8192)
         return _Content(file_name or path.name, path, None, size, head)
@@ -340,10 +346,10 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     """The raw header names (before pandas renames duplicates) and the separator."""
     try:
         with _text_stream(content) as fh:
-            first = fh.readline(MAX_LINE_BYTES + 1)
+            first = fh.readline(text_checks.MAX_LINE_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
-    if len(first) > MAX_LINE_BYTES:
+    if len(first) > text_checks.MAX_LINE_BYTES:
         raise no_line_break_error(content.name)
     if b"\x00" in first:
         raise DataError(f"{content.name!r} is not a text table (it contains binary data). "
@@ -374,8 +380,8 @@ def _check_first_row_width(content: _Content, header: list[str], sep: str) -> No
     """
     try:
         with _text_stream(content) as fh:
-            fh.readline(MAX_LINE_BYTES + 1)
-            line = fh.readline(MAX_LINE_BYTES + 1)
+            fh.readline(text_checks.MAX_LINE_BYTES + 1)
+            line = fh.readline(text_checks.MAX_LINE_BYTES + 1)
     except (OSError, EOFError, zlib.error):  # a damaged gzip: the full read reports it
         return
     text = line.decode("latin-1").rstrip("\r\n")
@@ -422,7 +428,7 @@ def _decimal_mark(content: _Content, sep: str) -> str:
         return "."
     try:
         with _text_stream(content) as fh:
-            fh.readline(MAX_LINE_BYTES + 1)
+            fh.readline(text_checks.MAX_LINE_BYTES + 1)
             sample = [fh.readline(1 << 20).decode("utf-8", "replace") for _ in range(50)]
     except (OSError, EOFError, zlib.error):
         return "."

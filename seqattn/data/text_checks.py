@@ -108,8 +108,9 @@ def scan_text(open_stream: Callable[[], IO[bytes]], name: str) -> TextScan:
     encoding = _Encoding()
     lines = _Lines()
     offset = 0
+    block_size = min(_BLOCK, MAX_LINE_BYTES)  # lines inside a block are then never over the limit
     with open_stream() as stream:
-        while block := stream.read(_BLOCK):
+        while block := stream.read(block_size):
             lines.feed(block, name)
             encoding.feed(block, offset)
             offset += len(block)
@@ -122,7 +123,7 @@ def scan_text(open_stream: Callable[[], IO[bytes]], name: str) -> TextScan:
 
 
 class _Lines:
-    """Counts line breaks and refuses a line longer than :data:`MAX_LINE_BYTES` (blocks are shorter)."""
+    """Counts line breaks and refuses a line longer than :data:`MAX_LINE_BYTES` (fed blocks no longer than that)."""
 
     def __init__(self) -> None:
         self.count = 0  # line breaks seen

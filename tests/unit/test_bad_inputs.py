@@ -12,10 +12,12 @@ import gzip
 import io
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seqattn.data import tables as sio
@@ -27,7 +29,17 @@ from seqattn.selectors import sequential_attention as sa_module
 from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace, write_atomically
 
-from bad_inputs_corpus import BAD_FILES, N, BadFile, ExecutesOnUnpickle, csv, table
+from bad_inputs_corpus import (
+    BAD_FILES,
+    N,
+    BadFile,
+    ExecutesOnUnpickle,
+    anndata_file,
+    csv,
+    huge_sheet_xlsx,
+    measure_in_child,
+    table,
+)
 
 
 @pytest.mark.parametrize("case", BAD_FILES, ids=[c.name for c in BAD_FILES])
@@ -165,6 +177,10 @@ PARAMETER_CASES = [
     ("too few steps", "sa", 6, {"epochs": 1, "batch_size": 48}, ValueError,
      r"optimizer steps cannot hold 6 selection phases; raise epochs"),
     ("method", "magic", 2, {}, ValueError, r"Unknown method 'magic'; available: sa, omp"),
+    ("banned=1.5", "sa", 2, {"banned": [1.5]}, ValueError,
+     r"banned must hold feature indices \(whole numbers\), got \[1\.5\]"),
+    ("pinned=name", "omp", 2, {"pinned": ["f0"]}, ValueError,
+     r"pinned must hold feature indices \(whole numbers\), got \['f0'\]"),
 ]
 
 
@@ -241,3 +257,256 @@ def test_trace_writes_are_atomic(tmp_path: Path, monkeypatch):
     write_atomically(tmp_path / "x.txt", "ok")
     assert (tmp_path / "x.txt").read_text() == "ok" and (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
 
+
+
+# ------------------------------------- memory and CPU bombs, measured in a child process
+#: What the issue demands of a hostile file: refused (or safely skipped) this fast, with this little memory.
+BOMB_SECONDS, BOMB_PEAK_MB = 10.0, 1024
+
+
+def test_far_corner_workbook_is_refused_fast_and_small():
+    """5.6 KB with one cell at XFD1048576: pandas' reader padded a 1M × 16k grid (7+ GB) before."""
+    result = measure_in_child("""
+from bad_inputs_corpus import far_corner_xlsx
+from seqattn.data.tables import load_table
+data = far_corner_xlsx()
+assert len(data) < 10_000
+measure(lambda: load_table(data, target="label", file_name="corner.xlsx"))
+""")
+    assert result["outcome"].startswith("DataError: Sheet 'Sheet1' of 'corner.xlsx' spans 1,048,576 rows × 16,384 ")
+    assert result["seconds"] < BOMB_SECONDS and result["peak_mb"] < BOMB_PEAK_MB, result
+
+
+@pytest.mark.slow
+def test_workbook_with_0_9_gb_of_sheet_xml_is_refused_fast_and_small(tmp_path: Path):
+    """0.9 GB of sheet XML in a ~5 MB file (under the old 1 GiB unpacked guard): refused from the zip directory."""
+    path = huge_sheet_xlsx(tmp_path / "xml_bomb.xlsx", 900 << 20)
+    assert path.stat().st_size < 10 << 20
+    result = measure_in_child(f"""
+from seqattn.data.tables import load_table
+measure(lambda: load_table({str(path)!r}, target="label"))
+""")
+    assert result["outcome"].startswith("DataError: 'xml_bomb.xlsx': the sheet 'xl/worksheets/sheet1.xml' unpacks "
+                                        "to 900.0 MiB of XML"), result
+    assert result["seconds"] < BOMB_SECONDS and result["peak_mb"] < BOMB_PEAK_MB, result
+
+
+def test_sheet_xml_is_also_counted_while_decompressing(tmp_path: Path, monkeypatch):
+    """The zip directory is checked first; should it pass (a lying or future zip reader), the bytes actually
+    decompressed are counted too, and the parse stops at the limit."""
+    from seqattn.data import xlsx
+
+    path = huge_sheet_xlsx(tmp_path / "big.xlsx", 3 << 20)
+    monkeypatch.setattr(xlsx, "_check_part_sizes", lambda archive, name: None)
+    monkeypatch.setattr(xlsx, "MAX_XLSX_SHEET_BYTES", 1 << 20)
+    with pytest.raises(DataError, match=r"the sheet 'xl/worksheets/sheet1.xml' unpacks to more than 1\.0 MiB"):
+        load_table(path, target="label")
+
+
+def test_workbook_parse_time_is_bounded(tmp_path: Path, monkeypatch):
+    from seqattn.data import xlsx
+
+    path = huge_sheet_xlsx(tmp_path / "slow.xlsx", 2 << 20)
+    monkeypatch.setattr(xlsx, "MAX_XLSX_SECONDS", 0.0)
+    with pytest.raises(DataError, match=r"took more than 0 s to parse, so it was stopped.*save the sheet as CSV"):
+        load_table(path, target="label")
+
+
+def test_workbook_used_range_is_bounded_while_streaming(monkeypatch):
+    """A dense sheet just over the cell limit is refused at the first cell past it, not after the parse."""
+    from seqattn.data import xlsx
+    from bad_inputs_corpus import xlsx_bytes
+
+    monkeypatch.setattr(xlsx, "MAX_XLSX_CELLS", 60)
+    data = xlsx_bytes({"Sheet1": [["f0", "f1", "label"]] + [[i, i, i % 2] for i in range(30)]})
+    with pytest.raises(DataError, match=r"spans 21 rows × 3 columns \(a value in row 21, column 1\); sheets above "
+                                         r"60 cells are not read"):
+        load_table(data, target="label", file_name="dense.xlsx")
+    monkeypatch.setattr(xlsx, "MAX_XLSX_CELLS", 93)
+    assert load_table(data, target="label", file_name="dense.xlsx").n_samples == 30  # 31 × 3 = 93: at the limit
+
+
+def test_workbooks_read_as_pandas_reads_them():
+    """Numbers, whole numbers, text, dates, booleans, empty cells and errors: the same frame as read_excel."""
+    import datetime
+
+    from seqattn.data.tables import _open
+    from seqattn.data.xlsx import read_xlsx
+    from bad_inputs_corpus import xlsx_bytes
+
+    rows = [["x", "n", "when", "flag", "text", "label"]]
+    rows += [[i * 1.5, i, datetime.datetime(2024, 1, 1 + i % 28), bool(i % 2), None if i % 3 else "t", f"c{i % 3}"]
+             for i in range(30)]
+    data = xlsx_bytes({"Sheet1": rows}, cells={"B5": "=1/0", "G40": 7})
+    expected = pd.read_excel(io.BytesIO(data), engine="openpyxl")
+    frame, header = read_xlsx(_open(data, "t.xlsx"), [])
+    pd.testing.assert_frame_equal(frame, expected)
+    assert header == [str(c) for c in expected.columns]
+
+
+def test_single_line_text_file_is_refused_fast_and_small(tmp_path: Path):
+    """A text file with no line break (here 48 MB; the issue's was 1 GB): refused after reading 16 MiB."""
+    path = tmp_path / "one_line.csv"
+    path.write_bytes(b"f0,f1,label," + b"1234567," * (6 << 20))
+    result = measure_in_child(f"""
+from seqattn.data.tables import load_table, list_columns
+measure(lambda: list_columns({str(path)!r}))
+measure(lambda: load_table({str(path)!r}, target="label"))
+""")
+    assert result["outcome"].startswith("DataError: 'one_line.csv' has no line break in its first 16.0 MiB: it is "
+                                        "not a table"), result
+    assert result["seconds"] < BOMB_SECONDS and result["peak_mb"] < BOMB_PEAK_MB, result
+
+
+@pytest.mark.parametrize("as_path", [False, True], ids=["upload", "path"])
+def test_obsm_decompression_bomb_is_never_read(as_path: bool, tmp_path: Path):
+    """obsm declares 12 GB (gzip, no chunk written): the selection never reads obsm, so it loads in little memory."""
+    from bad_inputs_corpus import declared_bomb_h5ad
+
+    data = declared_bomb_h5ad(tmp_path, "obsm/X_bomb", (N, 125_000_000), name="obsm_bomb.h5ad")
+    assert len(data) < 100_000
+    source = repr(str(tmp_path / "obsm_bomb.h5ad")) if as_path else (
+        f"open({str(tmp_path / 'obsm_bomb.h5ad')!r}, 'rb').read(), file_name='obsm_bomb.h5ad'")
+    result = measure_in_child(f"""
+from seqattn.data.tables import load_table
+measure(lambda: print(load_table({source}, target="cell_type").feature_names))
+""")
+    assert result["outcome"] == "loaded" and result["peak_mb"] < BOMB_PEAK_MB, result
+
+
+def test_decompression_bomb_in_a_read_element_is_refused_naming_it(tmp_path: Path):
+    """The same bomb as a layer the user picks: refused before reading, naming the dataset."""
+    from bad_inputs_corpus import declared_bomb_h5ad
+
+    declared_bomb_h5ad(tmp_path, "layers/counts", (N, 125_000_000), name="layer_bomb.h5ad")
+    path = tmp_path / "layer_bomb.h5ad"
+    result = measure_in_child(f"""
+from seqattn.data.tables import load_table
+measure(lambda: load_table({str(path)!r}, target="cell_type", layer="counts"))
+""")
+    assert re.match(r"DataError: 'layer_bomb.h5ad': dataset 'layers/counts' declares 11\.2 GiB once decompressed "
+                    r"\(shape \(24, 125000000\), float32\), above ", result["outcome"]), result
+    assert result["peak_mb"] < BOMB_PEAK_MB, result
+
+
+def test_read_budget_follows_available_memory(monkeypatch):
+    from seqattn.data import limits
+
+    monkeypatch.setattr(limits, "available_memory_bytes", lambda: 3 << 30)
+    assert limits.read_budget() == (1 << 30, "a third of the memory available now (3.0 GiB)")
+    monkeypatch.setattr(limits, "available_memory_bytes", lambda: None)
+    assert limits.read_budget() == (limits.MAX_READ_BYTES, "the read limit of 4.0 GiB")
+    assert limits.available_memory_bytes.__module__  # the real probe runs on this machine:
+    monkeypatch.undo()
+    found = limits.available_memory_bytes()
+    assert found is None or 0 < found < 1 << 50
+
+
+def test_small_read_budget_refuses_an_ordinary_h5ad_naming_the_dataset(tmp_path: Path, monkeypatch):
+    from seqattn.data import limits
+
+    path = anndata_file(tmp_path / "cells.h5ad")
+    monkeypatch.setattr(limits, "available_memory_bytes", lambda: 3 * 300)
+    with pytest.raises(DataError, match=r"dataset 'X' declares 480 bytes once decompressed \(shape \(24, 5\), "
+                                        r"float32\), above a third of the memory available now \(900 bytes\)"):
+        load_table(path, target="cell_type")
+
+
+# ----------------------------------------------------------------- text bounds
+@pytest.mark.parametrize("utf8_first", [True, False], ids=["utf8-then-latin1", "latin1-then-utf8"])
+def test_mixed_encodings_name_both_lines(utf8_first: bool):
+    utf8 = "".join(f"{i},café\n" for i in range(12)).encode("utf-8")
+    latin1 = "".join(f"{i},thé\n" for i in range(12)).encode("latin-1")
+    data = b"f0,label\n" + (utf8 + latin1 if utf8_first else latin1 + utf8)
+    first, second = (2, 14) if utf8_first else (14, 2)
+    with pytest.raises(DataError, match=rf"mixes two text encodings: line {first} is UTF-8 \(e\.g\. '0,café'\) but "
+                                        rf"line {second} is not valid UTF-8"):
+        load_table(data, target="label", file_name="mixed.csv")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
+def test_files_in_one_encoding_still_load(encoding: str):
+    text = "Größe,label\n" + "".join(f"{i},{'café' if i % 2 else 'thé'}\n" for i in range(20))
+    dataset = load_table(text.encode(encoding), target="label", file_name="one.csv")
+    assert dataset.feature_names == ["Größe"] and dataset.class_names == ["café", "thé"]
+
+
+def test_over_long_row_and_too_many_columns_are_refused_before_pandas(monkeypatch):
+    from seqattn.data import text_checks
+
+    def no_pandas(*args, **kwargs):
+        raise AssertionError("pandas was asked to parse a file that should have been refused")
+
+    monkeypatch.setattr(sio.pd, "read_csv", no_pandas)
+    monkeypatch.setattr(text_checks, "MAX_LINE_BYTES", 100)
+    with pytest.raises(DataError, match=r"Line 3 of 'long.csv' is longer than 100 bytes"):
+        load_table(b"f0,label\n1,0\n" + b"2" * 200 + b",1\n", target="label", file_name="long.csv")
+    monkeypatch.setattr(text_checks, "MAX_TABLE_COLUMNS", 3)
+    with pytest.raises(DataError, match=r"'wide.csv' has 4 columns in its header; tables above 3 columns"):
+        load_table(b"a,b,c,label\n1,2,3,0\n", target="label", file_name="wide.csv")
+    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 50)
+    with pytest.raises(DataError, match=r"about 60 rows × 1 features = 60 values exceeds .*counted before parsing"):
+        load_table(b"f0,label\n" + b"1,0\n" * 60, target="label", file_name="tall.csv")
+
+
+# -------------------------------------------------------------- CLI arguments
+def _cli(tmp_path: Path, *args: str) -> list[str]:
+    return ["select", "--data", "digits", "-k", "2", "--quiet", "--out", str(tmp_path / "o.json"), *args]
+
+
+@pytest.fixture
+def no_computation(monkeypatch):
+    """Fail the test if the CLI starts a selection: its checks must come first."""
+    import seqattn.selectors as selectors
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the CLI started the computation before refusing its arguments")
+
+    monkeypatch.setattr(selectors, "run_method", refuse)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--method", "sa", "--batch-size", "1"], "--batch-size must give at least 2 rows: batch normalisation needs two"),
+    (["--method", "anova", "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295, got -1."),
+    (["--method", "anova", "--top-genes", "0"], "--top-genes must be a positive integer"),
+], ids=["batch-size-1", "seed-negative", "top-genes-0"])
+def test_cli_numbers_are_refused_in_cli_terms(extra, message, tmp_path: Path, capsys, no_computation):
+    assert cli_main(_cli(tmp_path, *extra)) == EXIT_BAD_INPUT
+    assert f"error: {message}" in capsys.readouterr().err
+
+
+def test_cli_out_is_checked_before_the_computation(tmp_path: Path, capsys, no_computation):
+    folder = tmp_path / "results.json"
+    folder.mkdir()
+    assert cli_main(["select", "--data", "digits", "-k", "2", "--out", str(folder)]) == EXIT_BAD_INPUT
+    assert f"--out {str(folder)!r} is a folder; give a file name in it" in capsys.readouterr().err
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    assert cli_main(["select", "--data", "digits", "-k", "2", "--out", str(blocker / "sub" / "o.json")]) == 2
+    assert f"{str(blocker)!r} is a file, not a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "results.json"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_cli_out_in_a_read_only_folder_is_refused_first(tmp_path: Path, capsys, no_computation):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert cli_main(["select", "--data", "digits", "-k", "2", "--out", str(locked / "o.json")]) == EXIT_BAD_INPUT
+    assert "cannot write in" in capsys.readouterr().err
+
+
+def test_data_naming_a_fifo_is_refused_at_once(tmp_path: Path):
+    """Reading a FIFO blocks until someone writes to it: the CLI hung there before."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "table.csv"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "seqattn", "select", "--data", str(fifo), "--target", "label",
+                           "-k", "2", "--method", "anova", "--out", str(tmp_path / "o.json")],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    assert done.returncode == EXIT_BAD_INPUT
+    assert f"error: {str(fifo)!r} is not a regular file (a pipe, socket or device)" in done.stderr
+    with pytest.raises(DataError, match="is not a regular file"):
+        load_table(fifo, target="label")
