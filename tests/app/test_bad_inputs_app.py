@@ -33,6 +33,10 @@ APP_CASES = [
     "long_field.csv", "open_quote.csv", "blank_lines.csv", "utf16_bad.csv", "zipped.csv", "cut.csv.gz",
     "cut.parquet", "renamed.parquet", "renamed.h5ad", "truncated.h5ad", "plain.h5ad", "nan_genes.h5ad",
     "zero_cells.h5ad", "tiny.h5ad", "cells.xlsx", "renamed.xlsx", "old.xls", "ids.csv",
+    # files that read other files, crash the reader, or exhaust memory / CPU
+    "external_storage.h5ad", "virtual_x.h5ad", "external_link.h5ad", "soft_link.h5ad", "categories_bomb.h5ad",
+    "far_corner.xlsx", "encrypted.xlsx", "renamed_xls.xlsx", "second_sheet.xlsx", "single_line.csv",
+    "mixed_encoding.csv",
 ]
 BY_NAME = {case.name: case for case in BAD_FILES}
 
@@ -160,3 +164,34 @@ def test_training_time_limit_stops_and_keeps_the_picks(monkeypatch):
     trace = at.session_state["sa_trace"]
     assert trace.stopped_early and trace.settings["stop_reason"] == "time limit" and trace.k < 10
     assert any("Stopped at the training time limit (3 s)" in w.value for w in at.warning)
+
+
+def test_crashing_virtual_dataset_upload_is_refused_and_the_server_lives(tmp_path: Path):
+    """The upload that segfaulted the server (X mapped from itself), driven through the Data page in a
+    separate process so that a crash would show as its exit status instead of killing the test run."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from bad_inputs_corpus import virtual_x_h5ad
+
+    path = tmp_path / "crash.h5ad"
+    path.write_bytes(virtual_x_h5ad(tmp_path, None, "made.h5ad"))
+    root = Path(APP).parent
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(root / "tests" / "app")!r}); sys.path.insert(0, {str(root / "tests")!r})
+from test_bad_inputs_app import data_page, upload
+at = upload(data_page(), "crash.h5ad", open({str(path)!r}, "rb").read())
+print("RESULT " + json.dumps({{"errors": [e.value for e in at.error], "key": at.session_state["dataset_key"]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(root)), cwd=str(root))
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])  # before: -11 (segmentation fault)
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert result["errors"] == ["Could not use crash.h5ad: 'crash.h5ad': dataset 'X' is an HDF5 virtual dataset (its "
+                                "values would come from 'X' in this same file); virtual datasets are refused. "
+                                "anndata never writes these: write the file again with anndata (adata.write_h5ad) "
+                                "from data held in memory, or upload a CSV/parquet."]
+    assert result["key"] == "builtin:digits"

@@ -510,3 +510,18 @@ def test_data_naming_a_fifo_is_refused_at_once(tmp_path: Path):
     assert f"error: {str(fifo)!r} is not a regular file (a pipe, socket or device)" in done.stderr
     with pytest.raises(DataError, match="is not a regular file"):
         load_table(fifo, target="label")
+
+
+def test_backed_chunk_reads_are_bounded_by_the_read_budget(tmp_path: Path, monkeypatch):
+    """Backed rows are read in chunks sized from the average row; a chunk whose row pointers claim more
+    stored values than one read may hold is refused before it is read."""
+    from seqattn.data import limits
+    from seqattn.data.h5ad_backed import write_planted_counts_h5ad
+
+    write_planted_counts_h5ad(tmp_path / "atlas.h5ad", 200, 40, n_types=2, markers_per_type=2, random_state=0)
+    dataset = load_table(tmp_path / "atlas.h5ad", "cell_type", backed=True)
+    assert dataset.X.read(np.arange(50)).shape == (50, dataset.n_features)
+    monkeypatch.setattr(limits, "read_budget", lambda: (1000, "the test's budget of 1000 bytes"))
+    with pytest.raises(DataError, match=r"Rows 0–50 of X in 'atlas.h5ad' claim [\d,]+ stored values .*above the "
+                                        r"test's budget of 1000 bytes"):
+        dataset.X.read(np.arange(50))
