@@ -4,14 +4,18 @@
 Every problem a person can fix is reported as :class:`~seqattn.data.DataError`
 with a message that names the offending columns / keys and says what to do;
 the app shows it, the CLI prints it and exits 2. Nothing here unpickles:
-h5ad goes through ``anndata.read_h5ad`` (HDF5, no pickle), parquet through
-pyarrow, text through pandas, .xlsx through openpyxl (XML, no macros run).
+h5ad goes through h5py/anndata element reads after a safety walk
+(:mod:`seqattn.data.h5ad_safety`), parquet through pyarrow, text through
+pandas, .xlsx through a bounded streaming reader on openpyxl's cell parser
+(:mod:`seqattn.data.xlsx`; XML, no macros run).
 
 Text tables are read as people save them: the separator (``,`` ``;`` tab
 ``|``) is sniffed, a decimal comma is detected when the separator is not a
 comma, and UTF-8 (with or without BOM), UTF-16 (with BOM) and latin-1 text
-are decoded. A file that still cannot be parsed gets a one-line message of
-our own naming the line, never the parser's internal wording.
+are decoded; one pass before pandas (:mod:`seqattn.data.text_checks`) bounds
+line length and header width and refuses files that mix UTF-8 and latin-1. A
+file that still cannot be parsed gets a one-line message of our own naming
+the line, never the parser's internal wording.
 
 Uploads arrive as file-like objects (Streamlit's ``UploadedFile``), so the
 format is taken from ``file_name`` / the object's ``.name`` and, failing that,

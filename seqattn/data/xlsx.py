@@ -34,11 +34,12 @@ import pandas as pd
 from seqattn.data.dataset import DataError
 from seqattn.data.limits import human_bytes
 
-#: Largest used range (rows × columns, empty cells inside it included) read from a sheet:
-#: openpyxl converts ~50–100 k cells/s on a loaded 2-core VM, so this parses in about a minute.
-MAX_XLSX_CELLS = 5_000_000
-#: Largest unpacked sheet XML (≈ 40–50 bytes of XML per numeric cell: ~5 M cells).
-MAX_XLSX_SHEET_BYTES = 256 << 20
+#: Largest used range (rows × columns, empty cells inside it included) read from a sheet: this
+#: reader (like ``read_excel``) converted ~60 k cells/s on a 2-core VM at load 8, so this
+#: parses in about 35 s there, inside :data:`MAX_XLSX_SECONDS`.
+MAX_XLSX_CELLS = 2_000_000
+#: Largest unpacked sheet XML (≈ 40 bytes of XML per numeric cell: ~3 M cells).
+MAX_XLSX_SHEET_BYTES = 128 << 20
 #: Largest unpacked shared-strings part (every distinct text; it is held in memory, ~100 bytes a string).
 MAX_XLSX_STRINGS_BYTES = 64 << 20
 #: Largest unpacked size of any other XML part (workbook, styles, relationships: parsed whole).
