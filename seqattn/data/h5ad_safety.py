@@ -57,15 +57,22 @@ def local_path(content: Any) -> Iterator[Path]:
     if len(data) > MAX_SPOOL_BYTES:
         raise DataError(f"{content.name!r} is {human_bytes(len(data))}; h5ad files above "
                         f"{human_bytes(MAX_SPOOL_BYTES)} are read from a path, not from memory.")
-    folder = tempfile.mkdtemp(prefix="seqattn-h5ad-")  # mode 0700: no other user can look in
+    try:
+        folder = tempfile.mkdtemp(prefix="seqattn-h5ad-")  # mode 0700: no other user can look in
+    except OSError as exc:
+        raise DataError(f"Could not make a temporary copy of {content.name!r} to read it ({exc}); ask the "
+                        "administrator to check the temporary folder.") from exc
     path = Path(folder) / "upload.h5ad"
     try:
         if shutil.disk_usage(folder).free < 2 * len(data):
             raise DataError(f"Not enough free disk space in {tempfile.gettempdir()!r} to read {content.name!r} "
                             f"({human_bytes(len(data))}); ask the administrator to free some.")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise DataError(f"Could not make a temporary copy of {content.name!r} to read it ({exc}).") from exc
         yield path
     finally:
         path.unlink(missing_ok=True)
