@@ -57,19 +57,15 @@ _EXPORT = ("Open it in Excel and save the sheet as CSV (File › Save As › CSV
 def read_xlsx(content: Any, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The first worksheet as a frame (first row = header) and its header names; ``nrows`` data rows at most."""
     _refuse_non_zip(content)
-    with _opened_archive(content) as archive:
-        _check_part_sizes(archive, content.name)
-    reader = _workbook_reader(content)
-    try:
-        sheets = _worksheets(reader)
+    with content.handle() as handle:
+        _check_part_sizes(_zip_directory(handle, content.name), content.name)
+        reader, sheets = _workbook_reader(handle, content.name)
         if not sheets:
             raise DataError(f"{content.name!r} has no worksheets.")
         deadline = time.monotonic() + MAX_XLSX_SECONDS
         data = _sheet_grid(reader, sheets[0], content.name, deadline, None if nrows is None else nrows + 1)
         if not data:
             _refuse_empty_first_sheet(reader, sheets, content.name, deadline)
-    finally:
-        reader.archive.close()
     frame = _frame(data, content.name, nrows)
     if len(sheets) > 1:
         others = [title for title, _ in sheets[1:]]
@@ -105,19 +101,19 @@ def _holds(content: Any, needle: bytes, block: int = 1 << 20) -> bool:
     return False
 
 
-def _opened_archive(content: Any) -> zipfile.ZipFile:
+def _zip_directory(handle: IO[bytes], name: str) -> list[zipfile.ZipInfo]:
     try:
-        return zipfile.ZipFile(content.handle())
+        return zipfile.ZipFile(handle).infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged or truncated?).") from exc
+        raise DataError(f"Could not read {name!r} as an Excel workbook (damaged or truncated?).") from exc
 
 
-def _check_part_sizes(archive: zipfile.ZipFile, name: str) -> None:
+def _check_part_sizes(directory: list[zipfile.ZipInfo], name: str) -> None:
     """Refuse from the zip directory alone: parts larger than their limit, and the unpacked total."""
     from seqattn.data import tables
 
     total = 0
-    for info in archive.infolist():
+    for info in directory:
         total += info.file_size
         part = info.filename
         if part.startswith("xl/worksheets/") and part.endswith(".xml"):
@@ -136,8 +132,9 @@ def _check_part_sizes(archive: zipfile.ZipFile, name: str) -> None:
                         f"{human_bytes(tables.MAX_TABLE_FILE_BYTES)} are not loaded. {_EXPORT}")
 
 
-def _workbook_reader(content: Any) -> Any:
-    """openpyxl's reader with the manifest, shared strings, workbook and styles read, but no sheet.
+def _workbook_reader(handle: IO[bytes], name: str) -> tuple[Any, list[tuple[str, str]]]:
+    """openpyxl's reader with the manifest, shared strings, workbook and styles read, but no sheet;
+    and the worksheets' ``(title, part path)``.
 
     ``load_workbook`` would also open every sheet, and a sheet without a
     ``<dimension>`` element is then parsed whole to find its size.
@@ -148,16 +145,16 @@ def _workbook_reader(content: Any) -> Any:
     except ImportError as exc:  # pragma: no cover - installed with the package
         raise DataError("Reading .xlsx needs openpyxl (pip install openpyxl); or save the sheet as CSV.") from exc
     try:
-        reader = ExcelReader(content.handle(), read_only=True, data_only=True, keep_links=False)
+        reader = ExcelReader(handle, read_only=True, data_only=True, keep_links=False)
         reader.read_manifest()
         reader.read_strings()
         reader.read_workbook()
         apply_stylesheet(reader.archive, reader.wb)  # which cell styles are dates
+        return reader, _worksheets(reader)
     except DataError:
         raise
     except Exception:  # openpyxl raises KeyError / InvalidFileException / XML and zip errors on damaged files
-        raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged, or not .xlsx?).") from None
-    return reader
+        raise DataError(f"Could not read {name!r} as an Excel workbook (damaged, or not .xlsx?).") from None
 
 
 def _worksheets(reader: Any) -> list[tuple[str, str]]:
