@@ -42,6 +42,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from seqattn import distributed
 from seqattn.data import Dataset, DataError, TASKS, check_pinned_banned, encode_target, infer_task, validate_k
 from seqattn.data.stream import BackedRows
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig
@@ -57,7 +58,7 @@ from seqattn.selectors.sa_trainer import (
 from seqattn.trace import SelectionTrace
 
 __all__ = ["MAX_LEARNING_RATE", "SequentialAttention", "SequentialAttentionSelector", "auto_threads", "default_k",
-           "quick_start_settings", "run_sa"]
+           "fit_dataset_distributed", "quick_start_settings", "run_sa"]
 
 ProgressCallback = Callable[[int, int, str], Any]
 #: Adam beyond this only diverges (and float32 state can overflow): refused up front.
@@ -388,3 +389,25 @@ def quick_start_settings(dataset: Dataset) -> dict[str, Any]:
     """
     return {"k": default_k(dataset.n_groups), "epochs": None, "hidden": TrainConfig.hidden,
             "learning_rate": TrainConfig.learning_rate, "random_state": 0, "model": "mlp"}
+
+
+def fit_dataset_distributed(selector: SequentialAttentionSelector, dataset: Dataset, n_procs: int,
+                            backend: str = "gloo") -> SequentialAttentionSelector:
+    """Fit an SA selector on ``dataset`` with ``n_procs`` local processes (DDP); return rank 0's fitted copy.
+
+    Python's ``torchrun``: the dataset is pickled to each process (a backed
+    dataset pickles as its file path and view, so each rank reads its rows
+    from disk). Every rank's picks are compared here as well as during training.
+    """
+    results = distributed.spawn(_fit_on_rank, n_procs, selector.get_params(), dataset, backend=backend)
+    picks = [r["selected"] for r in results]
+    if any(p != picks[0] for p in picks[1:]):
+        raise RuntimeError(f"Ranks returned different picks: {picks}.")
+    return results[0]["selector"]
+
+
+def _fit_on_rank(params: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """One rank of :func:`fit_dataset_distributed` (module level, so spawned processes can import it)."""
+    selector = SequentialAttentionSelector(**params).fit_dataset(dataset)
+    return {"rank": distributed.rank(), "selected": selector.selected_features_.tolist(),
+            "selector": selector if distributed.is_rank_zero() else None}
