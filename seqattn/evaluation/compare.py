@@ -23,8 +23,10 @@ import scipy.sparse as sp
 
 from seqattn.data import Dataset
 from seqattn.evaluation.agreement import overlap_matrix, rank_correlation_matrix, recovery_table
-from seqattn.evaluation.retrain import accuracy_vs_k, summarize_accuracy
-from seqattn.scoring import DEFAULT_MAX_CANDIDATES, candidate_gains
+from seqattn.evaluation.retrain import (DEFAULT_TEST_FRACTION, EVALUATION_CONFIG, EVALUATION_EPOCHS, MLP_BATCH,
+                                        accuracy_vs_k, summarize_accuracy)
+from seqattn.models import TrainConfig
+from seqattn.scoring import DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_SAMPLES, candidate_gains
 from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
 from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
 from seqattn.trace import SelectionTrace, picks
@@ -146,44 +148,75 @@ class Comparison:
         return self.rankings().to_csv()
 
 
+#: Step counts of SA's automatic budget, measured on the built-ins (digits, breast cancer, wine, diabetes,
+#: pbmc68k_reduced; k = 5 and 10): the warm-up's median is 270 optimizer steps (230–2,270), a phase's 30 (15–60).
+TYPICAL_WARMUP_STEPS = 270
+TYPICAL_PHASE_STEPS = 30
+#: Cost models of the methods that do not train an MLP, fitted to digits runs (seconds).
+OMP_SECONDS_PER_VALUE_PICK, OMP_SECONDS_PER_PICK = 1e-8, 0.1
+GREEDY_SECONDS_PER_REFIT_ROW = 1e-5
+MUTUAL_INFO_SECONDS_PER_VALUE = 2.5e-5
+SHAP_SECONDS_PER_EXPLAINED_VALUE = 6e-4
+RUN_OVERHEAD_SECONDS = 0.5  # set-up, read-out and trace of one selection run
+
+
 def estimate_seconds(dataset: Dataset, method: str, k: int, options: dict[str, Any] | None = None,
                      reused: bool = False) -> float:
-    """Rough seconds a method's selection takes on a 2-core machine (for the progress bar's ETA).
+    """Rough seconds a method's selection takes here (for the progress bar's ETA).
 
-    Simple cost models fitted to digits runs; :func:`compare_methods` rescales
-    them by how fast the finished stages actually ran, so only their ratios matter.
+    Methods that train an MLP (SA, SHAP's dense model) are counted in optimizer steps — from their
+    settings (epochs × batches per epoch) or, for SA's automatic budget, the typical step counts above —
+    times the seconds of one such step *measured on this machine* at the data's width and batch
+    (:func:`seqattn.models.measured_step_seconds`; an SA step costs about one plain MLP step, measured
+    0.9–1.6× on digits, breast cancer and pbmc68k_reduced). The others use cost models fitted to digits.
+    :func:`compare_methods` rescales all of them by how fast the finished stages actually ran.
     """
+    from seqattn.models import measured_step_seconds
+    from seqattn.scoring import VALIDATION_FRACTION
+    from seqattn.selectors.sa_trainer import SAConfig
+
     options = options or {}
     n, d = dataset.n_samples, dataset.n_features
     if reused:
         return 0.0
-    if method == "sa":
-        if options.get("epochs"):  # fixed budget: cost grows with epochs × rows
-            return 2e-6 * options["epochs"] * n * (d + 67) + 0.5
-        # automatic budget (epochs None or absent): a warm-up of a few hundred optimizer steps plus 10-60 steps
-        # a phase, whatever the number of rows (digits, k = 10: ~950 steps, 1.5 s measured)
-        return 6e-5 * (700 + 25 * k) * (d + 67) + 0.5
+    if method in ("sa", "shap"):
+        config = SAConfig.from_params(options) if method == "sa" else TrainConfig(
+            epochs=options.get("epochs") or TrainConfig.epochs, hidden=options.get("hidden", TrainConfig.hidden))
+        batch = max(1, min(config.batch_size, int(n * (1 - VALIDATION_FRACTION))))
+        per_epoch = max(1, int(n * (1 - VALIDATION_FRACTION)) // batch)
+        if config.epochs:
+            steps = config.epochs * per_epoch
+        else:  # SA's automatic budget: a warm-up, then k phases (the linear model's phases are longer)
+            steps = TYPICAL_WARMUP_STEPS + k * max(TYPICAL_PHASE_STEPS, config.min_steps_per_phase)
+        seconds = steps * measured_step_seconds(d, batch, hidden=config.hidden) + RUN_OVERHEAD_SECONDS
+        if method == "shap":
+            seconds += SHAP_SECONDS_PER_EXPLAINED_VALUE * options.get("n_explain", 100) * d
+        return seconds
     if method == "omp":
-        return 1e-8 * n * d * k + 0.1 * k
-    if method == "shap":
-        return 2e-6 * options.get("epochs", 40) * n * (d + 67) + 6e-4 * options.get("n_explain", 100) * d
+        return OMP_SECONDS_PER_VALUE_PICK * n * d * k + OMP_SECONDS_PER_PICK * k
     if method == "greedy":
         pool = min(d, options.get("max_candidates") or d)
         per_step = options.get("refits_per_step") or pool
         refits = sum(min(per_step, pool - t) for t in range(k))
-        return refits * 1e-5 * min(n, 3000) * (1 + k / 4)
+        return refits * GREEDY_SECONDS_PER_REFIT_ROW * min(n, DEFAULT_MAX_SAMPLES) * (1 + k / 4)
     if method == "mutual_info":
-        return 2.5e-5 * n * d
+        return MUTUAL_INFO_SECONDS_PER_VALUE * n * d
     return 0.3
 
 
-def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: str) -> float:
-    """Rough seconds to retrain ``n_fits`` evaluation models (MLPs train side by side)."""
+def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: str, n_inputs: int = 10) -> float:
+    """Rough seconds to retrain ``n_fits`` evaluation models of up to ``n_inputs`` inputs: MLPs train
+    MLP_BATCH side by side, each batch ``epochs`` × batches per epoch steps of a measured stacked step."""
+    from seqattn.models import measured_step_seconds
+
     if model != "mlp":
         return 0.03 * n_fits
-    steps = epochs * max(1, int(0.75 * n_rows) // 128)
-    batches = -(-n_fits // 48)
-    return batches * steps * 4e-3 * (1 + n_fits / batches / 8)
+    n_train = int((1 - DEFAULT_TEST_FRACTION) * n_rows)
+    batch = max(1, min(EVALUATION_CONFIG.batch_size, n_train))
+    steps = epochs * max(1, n_train // batch)
+    runs = -(-n_fits // MLP_BATCH)
+    members = -(-n_fits // runs)
+    return runs * steps * measured_step_seconds(max(1, n_inputs), batch, members, EVALUATION_CONFIG.hidden)
 
 
 def compare_methods(
@@ -194,7 +227,7 @@ def compare_methods(
     ks: Sequence[int] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     eval_model: str = "mlp",
-    eval_epochs: int = 40,
+    eval_epochs: int = EVALUATION_EPOCHS,
     random_state: int = 0,
     device: str = "auto",
     sa_trace: SelectionTrace | None = None,
@@ -243,8 +276,8 @@ def compare_methods(
     plan = []  # (method, estimated selection seconds, estimated retraining seconds)
     for method in methods:
         select = estimate_seconds(dataset, method, k, options.get(method), reused=method == "sa" and reuse_sa)
-        plan.append((method, select, estimate_retraining_seconds(len(ks) * len(seeds), n_rows, eval_epochs,
-                                                                  eval_model)))
+        retrain = estimate_retraining_seconds(len(ks) * len(seeds), n_rows, eval_epochs, eval_model, max(ks))
+        plan.append((method, select, retrain))
     total_estimate = sum(a + b for _, a, b in plan) or 1.0
     started = time.perf_counter()
     progress = {"estimate_done": 0.0, "seconds_done": 0.0}  # finished stages: estimated vs actual seconds
