@@ -355,6 +355,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         support[self.selected_features_] = True
         return support
 
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The selected columns' names: as scikit-learn gives them, but without ``input_features`` the
+        names the fit saw (a DataFrame's columns, ``feature_names=`` or the data set's), not ``x0, x1, …``."""
+        if input_features is None and not hasattr(self, "feature_names_in_") and hasattr(self, "trace_"):
+            input_features = self.trace_.column_names or self.trace_.feature_names
+        return super().get_feature_names_out(input_features)
+
     def transform(self, X):
         """Keep the selected columns (pinned ones included), in the original column order."""
         check_is_fitted(self, "selected_features_")
