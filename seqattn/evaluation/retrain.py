@@ -179,6 +179,28 @@ def accuracy_vs_k(
     """
     labelled = as_trace_dict(traces)
     ks = sorted({int(k) for k in ks})
+    _check_accuracy_request(dataset, labelled, ks, seeds, test)
+    jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
+    cache = {} if cache is None else cache
+    pending = _pending_fits(dataset, labelled, jobs, cache, test, test_fraction)
+    start = time.perf_counter()
+    stopped = _run_fits(pending, cache, dataset, model, replace(EVALUATION_CONFIG, epochs=int(epochs)), device,
+                        callback)
+    rows = []
+    for label, k, seed in jobs:
+        key = (frozenset(pick_columns(labelled[label], k)), seed)
+        if key in cache:
+            rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
+                         "value": cache[key],
+                         "features": ", ".join(labelled[label].feature_names[u] for u in picks(labelled[label], k))})
+    frame = pd.DataFrame(rows, columns=["method", "k", "seed", "metric", "value", "features"])
+    frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start, stopped=stopped,
+                       split="separate test set" if test is not None else f"per-seed {test_fraction:.0%} test split")
+    return frame
+
+
+def _check_accuracy_request(dataset: Dataset, labelled: Mapping[str, SelectionTrace], ks: list[int],
+                            seeds: Sequence[int], test: Dataset | None) -> None:
     if not ks or ks[0] < 0:
         raise ValueError("ks must be a non-empty list of non-negative integers.")
     if not seeds:
@@ -189,14 +211,17 @@ def accuracy_vs_k(
                              f"{dataset.n_features}; was it computed on another data set?")
     if test is not None and test.n_features != dataset.n_features:
         raise ValueError("The test data set must have the same columns as the training data set.")
-    jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
+
+
+def _pending_fits(dataset: Dataset, labelled: Mapping[str, SelectionTrace], jobs: list[tuple[str, int, int]],
+                  cache: dict, test: Dataset | None, test_fraction: float) -> dict[tuple[frozenset[int], int], tuple]:
+    """The distinct fits still to run, in job order: (feature set, seed) -> fit_and_score_many's problem."""
     needed = sorted({c for label, k, _ in jobs for c in pick_columns(labelled[label], k)})
     X_all = dense_columns(dataset.X, needed, np.float64) if needed else np.empty((dataset.n_samples, 0))
     X_test_all = dense_columns(test.X, needed, np.float64) if (test is not None and needed) else None
     pos = {c: j for j, c in enumerate(needed)}
-    cache = {} if cache is None else cache
     strat = dataset.y if dataset.task == "classification" else None
-    pending: dict[tuple[frozenset[int], int], tuple] = {}  # distinct fits still to run, in job order
+    pending: dict[tuple[frozenset[int], int], tuple] = {}
     for label, k, seed in jobs:
         features = pick_columns(labelled[label], k)  # a picked feature group brings all its columns
         key = (frozenset(features), seed)
@@ -208,11 +233,14 @@ def accuracy_vs_k(
             pending[key] = (X_all[tr][:, cols], dataset.y[tr], X_all[te][:, cols], dataset.y[te], seed)
         else:
             pending[key] = (X_all[:, cols], dataset.y, X_test_all[:, cols], test.y, seed)
-    stopped = False
-    start = time.perf_counter()
+    return pending
+
+
+def _run_fits(pending: dict, cache: dict, dataset: Dataset, model: str, config: TrainConfig, device: str,
+              callback: Callback | None) -> bool:
+    """Score the pending fits into ``cache`` (MLPs MLP_BATCH at a time, side by side); True when stopped."""
     keys = list(pending)
     chunk = MLP_BATCH if model == "mlp" else 1
-    config = replace(EVALUATION_CONFIG, epochs=int(epochs))
     with single_threaded():
         for first in range(0, len(keys), chunk):
             part = keys[first:first + chunk]
@@ -225,19 +253,8 @@ def accuracy_vs_k(
             cache.update(zip(part, values))
             done = first + len(part)
             if callback is not None and callback(done, len(keys), f"{done}/{len(keys)} fits") and done < len(keys):
-                stopped = True
-                break
-    rows = []
-    for label, k, seed in jobs:
-        key = (frozenset(pick_columns(labelled[label], k)), seed)
-        if key in cache:
-            rows.append({"method": label, "k": k, "seed": seed, "metric": metric_name(dataset.task),
-                         "value": cache[key],
-                         "features": ", ".join(labelled[label].feature_names[u] for u in picks(labelled[label], k))})
-    frame = pd.DataFrame(rows, columns=["method", "k", "seed", "metric", "value", "features"])
-    frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start, stopped=stopped,
-                       split="separate test set" if test is not None else f"per-seed {test_fraction:.0%} test split")
-    return frame
+                return True
+    return False
 
 
 def summarize_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
