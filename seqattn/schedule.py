@@ -67,6 +67,7 @@ class FixedSchedule:
     selection_point: str = "end"
     step: int = 0
     picks: int = 0
+    note: str = ""  # why the run differs from what was asked (recorded in the trace's settings)
 
     @staticmethod
     def holds(k: int, total_steps: int) -> bool:
@@ -115,7 +116,8 @@ class FixedSchedule:
         return "warm-up" if self.dense else f"phase {min(self.picks + 1, self.k)}/{self.k}"
 
     def summary(self) -> dict[str, Any]:
-        return {"budget": "fixed", "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+        summary = {"budget": "fixed", "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+        return {**summary, "budget_note": self.note} if self.note else summary
 
 
 @dataclass

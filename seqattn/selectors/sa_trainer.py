@@ -147,11 +147,13 @@ class SAConfig:
             return ConvergenceSchedule(k, self.min_steps_per_phase, self.max_steps_per_phase, self.selection_point)
         total = int(self.epochs) * batches_per_epoch
         fewest = FixedSchedule.fewest_steps(k)
-        if total < fewest:
-            warnings.warn(f"epochs={self.epochs} gives {total} optimizer steps ({batches_per_epoch} per epoch), "
-                          f"too few for {k} selection phases; training {fewest} steps instead, the fewest that "
-                          f"hold them (raise epochs for better-trained picks).", UserWarning, stacklevel=4)
-        return FixedSchedule(k, max(total, fewest), self.selection_point)
+        if total >= fewest:
+            return FixedSchedule(k, total, self.selection_point)
+        note = (f"epochs={self.epochs} gives {total} optimizer steps ({batches_per_epoch} per epoch), too few for "
+                f"{k} selection phases; training {fewest} steps instead, the fewest that hold them (raise epochs "
+                f"for better-trained picks).")
+        warnings.warn(note, UserWarning, stacklevel=4)
+        return FixedSchedule(k, fewest, self.selection_point, note=note)  # the trace's settings say so too
 
 
 # --------------------------------------------------------------------------- 2. the attention mask

@@ -190,6 +190,7 @@ def test_too_few_steps_for_the_phases_warns_and_trains_the_fewest_that_hold_them
                                          r"training 6 steps instead"):
         trace = run_method(_dataset(), "sa", 6, device="cpu", epochs=1, batch_size=48, gain_model="none")
     assert trace.k == 6 and not trace.stopped_early and trace.settings["total_steps"] == 6
+    assert "training 6 steps instead" in trace.settings["budget_note"]  # the trace says so too
 
 
 def test_diverging_training_says_lower_the_learning_rate(monkeypatch):
