@@ -20,6 +20,12 @@ Under ``torch.distributed`` (several ranks) the network and logits train under
 DistributedDataParallel, each rank reading its share of every global batch;
 the helpers of :mod:`seqattn.distributed` are no-ops for a single process, so
 the loop reads the same either way.
+
+Where changes go: the budget (when a phase ends, how long the warm-up runs)
+is the schedule's and :class:`SAConfig`'s; several picks at one phase end are a
+schedule that stays ``pick_due`` and a mask that selects among the same
+attention; a run per seed or bootstrap resample is one trainer per
+:class:`SAConfig` (the rows it trains on are chosen in ``_prepare_rows``).
 """
 from __future__ import annotations
 
