@@ -143,6 +143,7 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
     from seqattn.data import dense_columns
     from seqattn.genomics import is_expression_data
     from seqattn.evaluation.retrain import fit_and_score, holdout
+    from seqattn.models import TrainConfig
     from seqattn.selectors import run_method
 
     rows = []
@@ -163,7 +164,7 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
                     features = list(trace.selected[:k])
                     acc = fit_and_score(dense_columns(train.X, features), train.y, dense_columns(test.X, features), test.y,
                                         ds.task, n_classes=ds.n_classes, model="mlp", seed=split,
-                                        epochs=eval_epochs, device="cpu")
+                                        config=TrainConfig(epochs=eval_epochs), device="cpu")
                     rows.append({"dataset": name, "split": split, "method": method, "k": k, "accuracy": acc,
                                  "select_s": seconds, "near_ties": near_ties})
             print(f"  {name} split {split} done, load {os.getloadavg()[0]:.1f}", flush=True)
@@ -246,6 +247,7 @@ def main() -> None:
 
     from seqattn import SequentialAttentionSelector, load_builtin
     from seqattn.evaluation.retrain import fit_and_score, holdout
+    from seqattn.models import TrainConfig
 
     ds = load_builtin("digits")
     select_part, test_part = holdout(ds, 0.25, random_state=0)
@@ -292,8 +294,8 @@ def main() -> None:
     # 2. SA vs SequentialFeatureSelector with a comparable MLP; accuracy of a fresh MLP on the picks.
     def test_accuracy(features) -> float:
         return fit_and_score(select_part.X[:, features], select_part.y, test_part.X[:, features], test_part.y,
-                             "classification", n_classes=ds.n_classes, model="mlp", seed=0, epochs=60,
-                             device="cpu")
+                             "classification", n_classes=ds.n_classes, model="mlp", seed=0,
+                             config=TrainConfig(epochs=60), device="cpu")
 
     sa_acc = test_accuracy(list(sa_trace.selected))
     all_acc = test_accuracy(list(range(ds.n_features)))

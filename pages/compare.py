@@ -16,7 +16,7 @@ from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KE
                                finished_runs, keep_widget_state, remember_finished_run)
 from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, Comparison,
                                         compare_methods, default_ks, step_scores)
-from seqattn.selectors import METHOD_LABELS
+from seqattn.selectors import METHOD_LABELS, default_k
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
@@ -77,7 +77,7 @@ st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_featu
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    k0 = max(1, min(10, dataset.n_groups - 1))
+    k0 = default_k(dataset.n_groups)
     st.session_state.update({"cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0,
                              "cmp_ks": ", ".join(map(str, default_ks(k0))), **DEFAULTS})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key

@@ -22,6 +22,8 @@ from seqattn.trace import SelectionTrace
 MAX_AUTO_DISTINCT = 100
 #: Most classes a classification target may have (more is an ID column in disguise).
 MAX_CLASSES = 1000
+#: A gene panel's default size: :func:`seqattn.selectors.default_k` with this cap (half the genes when fewer than 100).
+PANEL_DEFAULT_K = 50
 
 
 def _categorical_columns(obs: pd.DataFrame) -> list[str]:
@@ -75,7 +77,7 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
 def select_features(
     adata: Any,
     target: str = "cell_type",
-    k: int = 50,
+    k: int | None = None,
     *,
     method: str = "sa",
     layer: str | None = None,
@@ -89,6 +91,8 @@ def select_features(
 ) -> SelectionTrace:
     """Select ``k`` genes (features) of ``adata`` that predict ``obs[target]``, and write them back.
 
+    ``k=None``: a panel of PANEL_DEFAULT_K genes (:func:`seqattn.selectors.default_k`, half the
+    candidates on narrow data).
     ``method`` is any registered method (``"sa"``, ``"omp"``, ``"ttest"``, …);
     ``layer`` / ``use_raw`` pick the matrix as on the app's Data page; ``pinned``
     and ``banned`` are gene names. ``options`` go to the method (e.g.
@@ -102,7 +106,7 @@ def select_features(
     Returns the :class:`~seqattn.trace.SelectionTrace`.
     """
     from seqattn.genomics import genes_to_indices
-    from seqattn.selectors import run_method
+    from seqattn.selectors import default_k, run_method
     from seqattn.progress import chain_callbacks, progress_bar
 
     if not isinstance(key_added, str) or not key_added:
@@ -115,6 +119,8 @@ def select_features(
     ban_idx = genes_to_indices(dataset.feature_names, list(banned)) if len(banned) else []
     if pin_idx or ban_idx:
         options.update(pinned=pin_idx, banned=ban_idx)
+    if k is None:
+        k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from seqattn.plots.selection import DEFAULT_MAX_BARS, _score_bars, relative_to_uniform
+from seqattn.plots.selection import DEFAULT_MAX_BARS, relative_to_uniform, score_bars
 from seqattn.trace import SelectionTrace
 
 
@@ -58,7 +58,7 @@ class LiveSelectionView:
 
     def show_step(self, trace: SelectionTrace, t: int) -> None:
         """Draw the candidates' scores at pick ``t`` (0-based), the pick in red."""
-        bars = _score_bars(trace, t, self.max_bars)
+        bars = score_bars(trace, t, self.max_bars)
         relative = relative_to_uniform(trace)
         with self.figure.batch_update():
             bar = self.figure.data[0]

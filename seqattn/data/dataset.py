@@ -114,6 +114,19 @@ class Dataset:
             return X.toarray() if sp.issparse(X) else X
         return self.X.toarray() if sp.issparse(self.X) else self.X
 
+    def frame(self) -> Any:
+        """X as a pandas DataFrame whose columns are the feature names (sparse X stays sparse, in pandas'
+        sparse columns): what scikit-learn estimators read names from (``feature_names_in_``), so
+        ``SequentialAttentionSelector().fit(dataset.frame(), dataset.y)`` reports gene names, not ``x641``."""
+        import pandas as pd
+
+        if self.backed:
+            raise DataError("This data set's rows stay on disk (backed); fit a selector with fit_dataset(dataset) "
+                            "instead, which keeps the feature names and streams the rows.")
+        if sp.issparse(self.X):
+            return pd.DataFrame.sparse.from_spmatrix(self.X, columns=self.feature_names)
+        return pd.DataFrame(self.X, columns=self.feature_names, copy=False)
+
     def summary(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "name": self.name,

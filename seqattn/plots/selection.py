@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from seqattn.evaluation.agreement import spearman
-from seqattn.trace import SelectionTrace
+from seqattn.stats import spearman
+
+if TYPE_CHECKING:  # annotations only: the trace imports this module for trace.plot(), not the other way
+    from seqattn.trace import SelectionTrace
 
 PICK_COLOR = "#d62728"  # the feature picked at this step
 EARLIER_COLOR = "#ff7f0e"  # features picked at earlier steps
@@ -167,7 +170,7 @@ def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
     return (scores * m - 1.0) * 100.0
 
 
-def _score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
+def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
     """Sorted bars of the candidates' scores at step ``t`` (the pick highlighted, labelled #t)."""
     labels = short_labels(trace.feature_names) if labels is None else labels
     step = trace.steps[t]
@@ -265,7 +268,7 @@ def selection_animation(
     step_labels = [f"{i + 1}. {name}" for i, name in enumerate(short_labels(trace.selected_names))]
     bar_labels = short_labels(trace.feature_names)
     if use_bars:
-        fig.add_trace(go.Bar(**{k: v for k, v in _score_bars(trace, 0, max_bars, bar_labels).items() if k != "type"},
+        fig.add_trace(go.Bar(**{k: v for k, v in score_bars(trace, 0, max_bars, bar_labels).items() if k != "type"},
                              name="score", showlegend=False), row=1, col=1)
         animated = [0]
         fig.update_yaxes(title_text="attention vs uniform (%)" if relative_to_uniform(trace) else "score",
@@ -327,7 +330,7 @@ def selection_animation(
         data: list[dict] = []
         layout: dict = {}
         if use_bars:
-            bars = _score_bars(trace, t, max_bars, bar_labels)
+            bars = score_bars(trace, t, max_bars, bar_labels)
             data.append(bars)
             finite = [v for v in bars["y"] if v is not None]
             top = max(finite) if finite else 1.0

@@ -13,19 +13,20 @@ import io
 import os
 import pickle
 import re
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.utils._param_validation import Interval
 
 from seqattn.data import tables as sio
 from seqattn.cli import EXIT_BAD_INPUT, main as cli_main
 from seqattn.data import DataError, make_planted
 from seqattn.data.tables import load_table
 from seqattn.selectors import run_method
-from seqattn.selectors import sequential_attention as sa_module
 from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace, write_atomically
 
@@ -143,39 +144,46 @@ def _dataset():
 
 
 PARAMETER_CASES = [
-    ("k=0", "sa", 0, {}, DataError, r"k must be a positive whole number, got 0"),
-    ("k<0", "sa", -3, {}, DataError, r"k must be a positive whole number, got -3"),
+    # SA's parameter rules are declared once (SequentialAttentionSelector._parameter_constraints); scikit-learn's
+    # message names the parameter, the allowed range and the value, and SA adds what the parameter is for
+    ("k=0", "sa", 0, {}, DataError, r"n_features_to_select must be a positive whole number, got 0"),
+    ("k<0", "sa", -3, {}, DataError, r"n_features_to_select must be a positive whole number, got -3"),
     ("k=2.5", "sa", 2.5, {}, DataError, r"whole number, got 2\.5"),
-    ("k>n", "sa", 7, {}, DataError, r"k=7 is larger than the number of features \(6\)"),
+    ("k>n", "sa", 7, {}, DataError, r"n_features_to_select=7 is larger than the number of features \(6\)"),
     ("omp k>n", "omp", 99, {}, DataError, r"k=99 is larger than the number of features \(6\)"),
     ("omp k=0", "omp", 0, {}, DataError, r"positive whole number"),
-    ("epochs<0", "sa", 2, {"epochs": -5}, ValueError, r"epochs must be a positive integer .* got -5"),
-    ("epochs=0", "sa", 2, {"epochs": 0}, ValueError, r"epochs must be a positive integer"),
-    ("epochs=1.5", "sa", 2, {"epochs": 1.5}, ValueError, r"epochs must be a positive integer"),
-    ("lr=nan", "sa", 2, {"learning_rate": float("nan")}, ValueError, r"learning_rate must be a positive finite number, got nan"),
-    ("lr=inf", "sa", 2, {"learning_rate": float("inf")}, ValueError, r"learning_rate must be a positive finite"),
-    ("lr<0", "sa", 2, {"learning_rate": -0.01}, ValueError, r"learning_rate must be a positive finite"),
-    ("lr huge", "sa", 2, {"learning_rate": 1e38}, ValueError, r"far above any useful value"),
-    ("batch=0", "sa", 2, {"batch_size": 0}, ValueError, r"batch_size must be a positive finite number"),
-    ("hidden=0", "sa", 2, {"hidden": 0}, ValueError, r"hidden must be a positive finite number"),
-    ("lr_decay=nan", "sa", 2, {"lr_decay": float("nan")}, ValueError, r"lr_decay .* must be in \(0, 1\], got nan"),
-    ("lr_decay<0", "sa", 2, {"lr_decay": -1.0}, ValueError, r"lr_decay .* must be in \(0, 1\]"),
-    ("lr_decay>1", "sa", 2, {"lr_decay": 1e12}, ValueError, r"lr_decay .* must be in \(0, 1\]"),
-    ("l2<0", "sa", 2, {"model": "linear", "l2": -1.0}, ValueError, r"l2 must be a finite number ≥ 0"),
-    ("l2=nan", "sa", 2, {"model": "linear", "l2": float("nan")}, ValueError, r"l2 must be a finite number ≥ 0"),
-    ("seed<0", "sa", 2, {"random_state": -1}, ValueError, r"random_state must be None or a whole number"),
-    ("seed=str", "sa", 2, {"random_state": "abc"}, ValueError, r"random_state must be None or a whole number"),
-    ("val=nan", "sa", 2, {"validation_fraction": float("nan")}, ValueError, r"validation_fraction must be in"),
-    ("val=0.95", "sa", 2, {"validation_fraction": 0.95}, ValueError, r"validation_fraction must be in"),
-    ("max_seconds=0", "sa", 2, {"max_seconds": 0}, ValueError, r"max_seconds must be a positive finite"),
-    ("model", "sa", 2, {"model": "rnn"}, ValueError, r"model must be 'mlp' or 'linear', got 'rnn'"),
+    ("epochs<0", "sa", 2, {"epochs": -5}, ValueError,
+     r"'epochs' parameter .* must be an int in the range \[1, inf\) or None\. Got -5 .*None \(the default\) trains "
+     r"until the picks have converged"),
+    ("epochs=0", "sa", 2, {"epochs": 0}, ValueError, r"'epochs' parameter .* int in the range \[1, inf\) or None"),
+    ("epochs=1.5", "sa", 2, {"epochs": 1.5}, ValueError, r"'epochs' parameter .* int in the range .* Got 1\.5"),
+    ("lr=nan", "sa", 2, {"learning_rate": float("nan")}, ValueError,
+     r"'learning_rate' parameter .* float in the range \(0\.0, 10\.0\] or None\. Got nan"),
+    ("lr=inf", "sa", 2, {"learning_rate": float("inf")}, ValueError, r"'learning_rate' parameter .* Got inf"),
+    ("lr<0", "sa", 2, {"learning_rate": -0.01}, ValueError, r"'learning_rate' parameter .* Got -0\.01"),
+    ("lr huge", "sa", 2, {"learning_rate": 1e38}, ValueError,
+     r"range \(0\.0, 10\.0\] .* Got 1e\+38 .*typically 1e-3 to 0\.05; beyond 10 it only diverges"),
+    ("batch=0", "sa", 2, {"batch_size": 0}, ValueError, r"'batch_size' parameter .* int in the range \[1, inf\)"),
+    ("hidden=0", "sa", 2, {"hidden": 0}, ValueError, r"'hidden' parameter .* int in the range \[1, inf\)\. Got 0"),
+    ("lr_decay=nan", "sa", 2, {"lr_decay": float("nan")}, ValueError,
+     r"'lr_decay' parameter .* range \(0\.0, 1\.0\]\. Got nan"),
+    ("lr_decay<0", "sa", 2, {"lr_decay": -1.0}, ValueError, r"'lr_decay' parameter .* range \(0\.0, 1\.0\]"),
+    ("lr_decay>1", "sa", 2, {"lr_decay": 1e12}, ValueError, r"'lr_decay' parameter .* range \(0\.0, 1\.0\]"),
+    ("l2<0", "sa", 2, {"model": "linear", "l2": -1.0}, ValueError, r"'l2' parameter .* \[0\.0, inf\).* finite number ≥ 0"),
+    ("l2=nan", "sa", 2, {"model": "linear", "l2": float("nan")}, ValueError, r"'l2' parameter .* Got nan"),
+    ("seed<0", "sa", 2, {"random_state": -1}, ValueError, r"'random_state' parameter .* \[0, 4294967295\] or None"),
+    ("seed=str", "sa", 2, {"random_state": "abc"}, ValueError, r"'random_state' parameter .* Got 'abc'"),
+    ("val=nan", "sa", 2, {"validation_fraction": float("nan")}, ValueError,
+     r"'validation_fraction' parameter .* range \[0\.0, 0\.9\)\. Got nan"),
+    ("val=0.95", "sa", 2, {"validation_fraction": 0.95}, ValueError, r"'validation_fraction' parameter .* Got 0\.95"),
+    ("max_seconds=0", "sa", 2, {"max_seconds": 0}, ValueError,
+     r"'max_seconds' parameter .* range \(0\.0, inf\) or None\. Got 0"),
+    ("model", "sa", 2, {"model": "rnn"}, ValueError, r"'model' parameter .* among \{.*'mlp'.*\}\. Got 'rnn'"),
     ("device", "sa", 2, {"device": "tpu"}, ValueError, r"Unknown device 'tpu'"),
     ("pinned range", "sa", 2, {"pinned": [99]}, ValueError, r"pinned holds indices outside 0\.\.5: \[99\]"),
     ("pin+ban", "sa", 2, {"pinned": [1], "banned": [1]}, ValueError, r"both pinned and banned: \[1\]"),
     ("k>candidates", "sa", 2, {"pinned": [0, 1, 2], "banned": [3, 4]}, ValueError,
      r"only 1 features can be picked \(6 features, 3 pinned, 2 banned\)"),
-    ("too few steps", "sa", 6, {"epochs": 1, "batch_size": 48}, ValueError,
-     r"optimizer steps cannot hold 6 selection phases; raise epochs"),
     ("method", "magic", 2, {}, ValueError, r"Unknown method 'magic'; available: sa, omp"),
     ("banned=1.5", "sa", 2, {"banned": [1.5]}, ValueError,
      r"banned must hold feature indices \(whole numbers\), got \[1\.5\]"),
@@ -192,9 +200,20 @@ def test_bad_parameters_raise_typed_errors(label, method, k, options, error, mes
         run_method(_dataset(), method, k, **options)
 
 
+def test_too_few_steps_for_the_phases_warns_and_trains_the_fewest_that_hold_them():
+    """epochs=1 of 48-row batches is one optimizer step for 6 phases: the user gets the 6 picks, told how."""
+    with pytest.warns(UserWarning, match=r"epochs=1 gives 1 optimizer steps .* too few for 6 selection phases; "
+                                         r"training 6 steps instead"):
+        trace = run_method(_dataset(), "sa", 6, device="cpu", epochs=1, batch_size=48, gain_model="none")
+    assert trace.k == 6 and not trace.stopped_early and trace.settings["total_steps"] == 6
+    assert "training 6 steps instead" in trace.settings["budget_note"]  # the trace says so too
+
+
 def test_diverging_training_says_lower_the_learning_rate(monkeypatch):
     """Valid settings do not diverge on this data, so lift the learning-rate cap to force it."""
-    monkeypatch.setattr(sa_module, "MAX_LEARNING_RATE", 1e12)
+    uncapped = [Interval(Real, 0, None, closed="neither"), None]
+    for name in ("learning_rate", "attention_learning_rate"):
+        monkeypatch.setitem(SequentialAttentionSelector._parameter_constraints, name, uncapped)
     with pytest.raises(ValueError, match=r"Training diverged .*lower the learning rate"):
         run_method(_dataset(), "sa", 2, device="cpu", learning_rate=1e10, attention_learning_rate=1e10, epochs=3,
                    gain_model="none")
