@@ -18,11 +18,14 @@ developer machine, but *fail* in CI (``CI`` set) so a broken setup is noticed.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +48,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_TIMEOUT_S = 90.0
+
+# Tests keep their runs in a throwaway run store (seqattn.run_store), never in the user's cache folder;
+# servers started below inherit it. Removed when the test session ends.
+_RUN_DIR = tempfile.mkdtemp(prefix="seqattn-test-runs-")
+os.environ["SEQATTN_RUN_DIR"] = _RUN_DIR
+atexit.register(shutil.rmtree, _RUN_DIR, True)
 
 
 def _python() -> str:
