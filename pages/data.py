@@ -150,7 +150,9 @@ def upload_controls(upload: AttachedUpload, info: dict) -> UploadChoices:
     label = "Target (an obs column of the h5ad)" if info["format"] == "h5ad" else "Target column"
     layers = list(info.get("layers") or [])
     left, middle, right = st.columns(3) if info["format"] == "h5ad" else (*st.columns(2), None)
-    target = left.selectbox(label, columns, index=columns.index(default.target), key=f"target:{digest}")
+    target_key = f"target:{digest}"
+    first = {} if target_key in st.session_state else {"index": columns.index(default.target)}  # else: kept choice
+    target = left.selectbox(label, columns, key=target_key, **first)
     task = middle.selectbox("Task", TASKS, key=f"task:{digest}")
     if right is not None:
         choice = right.selectbox("Matrix", ["X", *layers], key=f"layer:{digest}",
