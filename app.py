@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_support.shell import PAGES, before_page, draw_frame
+from app_support.shell import PAGES, app_icon, before_page, draw_frame
 from seqattn.device import fix_process_threads
 
-st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=":material/target:", layout="wide")
+# The tab icon is drawn here and served by this server: a material-icon name made the browser fetch it
+# from fonts.gstatic.com, a request leaving the app (and failing offline).
+st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=app_icon(), layout="wide")
 # Once per process (later runs change nothing): sessions' jobs never change process-wide thread settings.
 fix_process_threads()
 

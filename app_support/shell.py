@@ -13,8 +13,10 @@ rerun: a rerun would drop the click that started this run.
 """
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from app_support.state import DEVICE_KEY
@@ -31,6 +33,21 @@ PAGES = [
     ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
 ]
 DATA_PAGE = "pages/data.py"
+ICON_RED = (214, 39, 40)  # the pick colour of the app's charts
+
+
+@cache
+def app_icon(size: int = 32):
+    """The tab icon, a red target (rings and a centre dot) as a PIL image, so no icon font is fetched."""
+    from PIL import Image
+
+    centre = (size - 1) / 2
+    yy, xx = np.mgrid[:size, :size]
+    radius = np.hypot(yy - centre, xx - centre) / (size / 2)
+    ring = ((radius > 0.78) & (radius <= 1.0)) | ((radius > 0.42) & (radius <= 0.62)) | (radius <= 0.22)
+    image = np.zeros((size, size, 4), dtype=np.uint8)
+    image[ring] = (*ICON_RED, 255)
+    return Image.fromarray(image, "RGBA")
 
 
 def draw_frame() -> None:

@@ -18,11 +18,15 @@ another program would act on:
   construct: brackets (links, images, Streamlit's ``:red[...]``), ``<`` ``>``
   (HTML, autolinks, quotes), emphasis (``_`` inside a word, as in
   ``file_name``, cannot open one and stays), code, headings, tables,
-  strikethrough, ``$`` (LaTeX) and ``&`` (entities); the ``:`` of ``://``,
-  the ``.`` of ``www.`` and ``@`` (GitHub-style bare links and e-mail
-  addresses); a list marker at the start; line breaks become spaces. So
-  ``![px](http://host/img.png)`` shows as those characters instead of
-  fetching an image, and ordinary text (``data.csv: 3 rows``) is unchanged.
+  strikethrough, ``$`` (LaTeX) and ``&`` (entities); a list marker at the
+  start; line breaks become spaces. Bare links (``http://…``, ``www.…``,
+  ``me@host.org``) are found by the renderer *after* escapes are resolved
+  (GFM autolink literals, as Streamlit renders them), so no escape stops
+  them: an invisible WORD JOINER (U+2060) goes before ``://``, after
+  ``www`` and before ``@``, which those patterns do not match across. So
+  ``![px](http://host/img.png)`` shows as those characters (to the eye)
+  instead of fetching an image, and ordinary text (``data.csv: 3 rows``)
+  is unchanged.
 * **Plotly labels** (titles, tick labels, hover text, legend names): plotly
   renders a small HTML subset there, ``<a href>`` included;
   :func:`escape_plot_text` turns ``&``, ``<`` and ``>`` into the entities
@@ -45,7 +49,9 @@ import pandas as pd
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _QUOTE = "'"
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>#|~$&@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>#|~$&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+WORD_JOINER = "\u2060"  # invisible; breaks the bare-link patterns of GFM autolink literals
+_BARE_LINK = re.compile(r"(?=://)|(?i:(?<=\bwww))(?=\.)|(?=@)")
 _LEADING_MARKER = re.compile(r"^(\s*)([-+=]|\d+[.)])")
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\u2028\u2029]")
 
@@ -125,14 +131,13 @@ def read_csv(source: str | Path | io.IOBase, **kwargs: Any) -> pd.DataFrame:
 def escape_markdown(text: Any) -> str:
     """``text`` for a markdown renderer: shown as written, never as a link, image, HTML or formatting."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(text)))
-    escaped = re.sub(r"://", r"\\://", escaped)
-    escaped = re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:-1] + "\\.", escaped)
+    escaped = _BARE_LINK.sub(WORD_JOINER, escaped)
     return _LEADING_MARKER.sub(lambda m: m.group(1) + m.group(2)[:-1] + "\\" + m.group(2)[-1], escaped)
 
 
 def unescape_markdown(text: str) -> str:
     """What :func:`escape_markdown` escaped, back as plain text (for tests and logs)."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).replace(WORD_JOINER, "")
 
 
 def escape_plot_text(text: Any) -> str:

@@ -118,11 +118,12 @@ def artifacts_dir() -> Path:
 
 
 @contextmanager
-def _run_streamlit(log_path: Path) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port until the block ends; yields its base URL."""
-    port = _free_port()
+def run_streamlit(log_path: Path, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port (or ``port``) until the block ends; yields its base URL.
+    ``env`` adds environment variables (e.g. the run store's folder)."""
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [_python(), "-m", "streamlit", "run", "app.py",
@@ -144,14 +145,14 @@ def _run_streamlit(log_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def streamlit_server(artifacts_dir: Path) -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free port; yield its base URL."""
-    with _run_streamlit(artifacts_dir / "streamlit-server.log") as url:
+    with run_streamlit(artifacts_dir / "streamlit-server.log") as url:
         yield url
 
 
 @pytest.fixture
 def fresh_streamlit_server(artifacts_dir: Path) -> Iterator[str]:
     """A server of its own that no session has visited yet (for what only a first load shows)."""
-    with _run_streamlit(artifacts_dir / "streamlit-fresh-server.log") as url:
+    with run_streamlit(artifacts_dir / "streamlit-fresh-server.log") as url:
         yield url
 
 
