@@ -104,3 +104,56 @@ def test_two_sessions_are_isolated(streamlit_server, browser, artifacts_dir):
     finally:
         context_a.close()
         context_b.close()
+
+
+N_SESSIONS = 6
+
+
+def own_csv(i: int) -> bytes:
+    rng = np.random.default_rng(100 + i)
+    names = [f"own{i}_{c}" for c in "abcd"]
+    frame = pd.DataFrame(rng.normal(size=(80, 4)).round(4), columns=names)
+    frame["label"] = (frame[names[0]] - frame[names[2]] > 0).astype(int)
+    return frame.to_csv(index=False).encode()
+
+
+def test_six_concurrent_sessions_each_run_on_their_own_upload(streamlit_server, browser, artifacts_dir):
+    """Six users attach a file and go straight on to Sequential Attention, as people do (they see the file
+    attached and click on). Each run must use that session's own columns; once 2 of 6 ran on digits: the
+    Data page's run that read the upload was cut short by the page change, and the upload went with it."""
+    sessions = [open_session(browser, streamlit_server) for _ in range(N_SESSIONS)]
+    pages = [page for _, page in sessions]
+    try:
+        for page in pages:
+            go(page, "Data")
+            page.get_by_text("Upload", exact=True).click()
+        for page in pages:
+            wait_idle(page)
+        for i, page in enumerate(pages):
+            page.locator('input[type="file"]').set_input_files(
+                files=[{"name": f"own{i}.csv", "mimeType": "text/csv", "buffer": own_csv(i)}])
+        for i, page in enumerate(pages):  # the file shows as attached, then the user moves on at once
+            page.get_by_text(f"own{i}.csv").first.wait_for()
+            page.locator(APP_NAV).get_by_text("Sequential Attention", exact=True).click()
+        for page in pages:
+            wait_idle(page)
+            set_number(page, "k (features to pick)", 2)
+            set_number(page, "epochs (0 = automatic)", 10)
+            page.get_by_role("button", name="Run Sequential Attention").click()
+        for i, page in enumerate(pages):
+            page.get_by_text(re.compile(r"Selected 2 features in")).wait_for(timeout=240_000)
+            wait_idle(page)
+            caption = page.get_by_text(re.compile(r"samples × \d+ features")).first.inner_text()
+            assert caption.startswith(f"own{i}:"), f"session {i} ran on: {caption}"
+            page.get_by_role("tab", name="Step by step").click()
+            steps = page.get_by_text(re.compile(r"^step 1: among")).first.inner_text()
+            assert re.search(rf"on own{i}_[abcd]\b", steps), f"session {i}'s first pick: {steps}"
+            named = set(re.findall(r"own(\d)_[abcd]", page.content()))  # tables, charts, captions
+            assert named == {str(i)} and "pixel (" not in page.content(), f"session {i} shows {named}"
+    except Exception:
+        for i, page in enumerate(pages):
+            page.screenshot(path=str(artifacts_dir / f"FAILED-six-sessions-{i}.png"), full_page=True)
+        raise
+    finally:
+        for context, _ in sessions:
+            context.close()
