@@ -66,13 +66,14 @@ def draw_frame() -> None:
 
 def before_page(page_path: str) -> None:
     """Before a page runs: a link's run or data set comes back (once per session), an upload attached just
-    before the user left the Data page is loaded now (its bytes were kept at once), the URL names the
-    current data set."""
+    before the user left the Data page is kept (even one no uploader claimed) and loaded now, the URL names
+    the current data set."""
     from app_support.runs import restore_from_url, show_restore_notice, sync_url
-    from app_support.uploads import load_pending_upload
+    from app_support.uploads import adopt_unclaimed_upload, load_pending_upload
 
     restore_from_url()
     show_restore_notice()
+    adopt_unclaimed_upload()
     if page_path != DATA_PAGE:
         load_pending_upload()
     sync_url()

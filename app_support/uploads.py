@@ -8,8 +8,11 @@ which Streamlit runs at the start of the next script run whatever page that
 run draws, copies the bytes into ``st.session_state[ATTACHED_KEY]`` at once,
 and :func:`load_pending_upload` (called by ``app.py`` on every page but Data)
 loads a file the Data page has not seen yet with the Data page's default
-choices. The data set key format is the one contract with the pages
-(``app_support/state.py``).
+choices. One more case: the browser had sent the file's bytes, but the user
+switched page before the uploader could tell the server about them (its
+widget was gone): :func:`adopt_unclaimed_upload` keeps such a file too. Only a
+file whose bytes never left the browser is beyond the server's reach. The
+data set key format is the one contract with the pages (``app_support/state.py``).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from seqattn.data import DataError, Dataset
 
 UPLOAD_WIDGET_KEY = "data_upload"  # the Data page's file_uploader
 ATTACHED_KEY = "attached_upload"  # the AttachedUpload kept from it
+SEEN_KEY = "upload_ids_seen"  # ids of the files this session's uploads already accounted for
 TASKS = ("auto", "classification", "regression")
 
 
@@ -72,6 +76,40 @@ def attached_upload() -> AttachedUpload | None:
     if file is not None and (kept is None or kept.file_id != str(getattr(file, "file_id", ""))):
         stash_upload()
     return st.session_state.get(ATTACHED_KEY)
+
+
+def _session_uploads() -> dict[str, Any]:
+    """This session's uploaded files (file id -> record) as Streamlit holds them; {} where that is not
+    visible (only the in-memory upload manager, Streamlit's default, exposes them)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    storage = getattr(getattr(ctx, "uploaded_file_mgr", None), "file_storage", None)
+    if ctx is None or not isinstance(storage, dict):
+        return {}
+    try:
+        return dict(storage.get(ctx.session_id) or {})
+    except RuntimeError:  # changed by the upload thread while copying: next run
+        return {}
+
+
+def adopt_unclaimed_upload() -> None:
+    """Keep a file whose bytes reached this session although no uploader claimed it (the user changed page
+    while it was sent); the newest such file becomes the attached, pending upload."""
+    files = _session_uploads()
+    seen: set[str] = st.session_state.setdefault(SEEN_KEY, set())
+    kept: AttachedUpload | None = st.session_state.get(ATTACHED_KEY)
+    widget = st.session_state.get(UPLOAD_WIDGET_KEY)
+    claimed = seen | {kept.file_id if kept else "", str(getattr(widget, "file_id", ""))}
+    unclaimed = [record for file_id, record in files.items() if file_id not in claimed]
+    seen.update(files)
+    if unclaimed:
+        from app_support.state import LOAD_FAILURE_KEY
+
+        record = unclaimed[-1]
+        data = bytes(record.data)
+        st.session_state[ATTACHED_KEY] = AttachedUpload(record.name, data, content_digest(data), record.file_id)
+        st.session_state.pop(LOAD_FAILURE_KEY, None)
 
 
 def forget_upload() -> None:

@@ -16,7 +16,6 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,16 +23,16 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from app_helpers import run_compare, run_sa, uploaded
+
 from seqattn.safe_text import (FORMULA_TRIGGERS, WORD_JOINER, escape_markdown, escape_plot_text, read_csv,
                                unescape_markdown)
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
 FORMULA_NAMES = ["=1+1", '=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3"]
 FORMULA_CLASSES = ["=A1", "@B"]
 IMAGE = "![px](http://127.0.0.1:9/img.png)"
 LINK = '<a href="http://127.0.0.1:9/x">x</a>'
 MARKUP_NAMES = [IMAGE, LINK, IMAGE.replace("img", "img2"), LINK.replace("/x", "/y")]
-TIMEOUT_S = 300
 
 
 @pytest.fixture
@@ -63,41 +62,6 @@ def table(names: list[str], classes: list[str], seed: int = 0, n: int = 80) -> b
     frame = pd.DataFrame(rng.normal(size=(n, len(names))).round(4), columns=names)
     frame["label"] = np.where(frame[names[0]] + frame[names[1]] > 0, classes[0], classes[1])
     return frame.to_csv(index=False).encode()
-
-
-def uploaded(name: str, data: bytes) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("pages/data.py").run()
-    at.radio(key="data_source").set_value("Upload").run()
-    at.get("file_uploader")[0].upload(name, data).run()
-    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
-    return at
-
-
-def run_sa(at: AppTest, k: int, epochs: int) -> AppTest:
-    at.switch_page("pages/sequential_attention.py").run()
-    at.number_input(key="sa_k").set_value(k)
-    at.number_input(key="sa_epochs").set_value(epochs)
-    at.button(key="sa_run").click().run()
-    assert at.session_state["sa_job"].wait(TIMEOUT_S)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def run_compare(at: AppTest, methods: list[str], k: int) -> AppTest:
-    at.switch_page("pages/compare.py").run()
-    at.multiselect(key="cmp_methods").set_value(methods)
-    at.number_input(key="cmp_k").set_value(k)
-    at.text_input(key="cmp_ks").set_value(f"1, {k}")
-    at.number_input(key="cmp_seeds").set_value(1)
-    at.radio(key="cmp_eval_model").set_value("logistic")
-    next(b for b in at.button if b.label == "Run comparison").click()
-    at.run()
-    assert at.session_state["cmp_job"].wait(TIMEOUT_S)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def assert_no_formula_cells(text: str) -> None:

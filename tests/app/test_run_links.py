@@ -6,18 +6,16 @@ The restart of a real server is ``tests/browser/test_run_store_browser.py``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_helpers import APP, run_compare, run_sa, uploaded
 from app_support.runs import run_store
 from seqattn.safe_text import unescape_markdown
 
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-TIMEOUT_S = 300
 
 
 @pytest.fixture(autouse=True)
@@ -45,22 +43,13 @@ def session(**query: str) -> AppTest:
 
 
 def with_upload() -> AppTest:
-    at = session()
-    at.switch_page("pages/data.py").run()
-    at.radio(key="data_source").set_value("Upload").run()
-    at.get("file_uploader")[0].upload("mine.csv", mine_csv()).run()
+    at = uploaded("mine.csv", mine_csv())
     assert at.session_state["dataset"].name == "mine"
     return at
 
 
 def test_an_sa_run_comes_back_from_its_link_in_a_new_session():
-    at = with_upload()
-    at.switch_page("pages/sequential_attention.py").run()
-    at.number_input(key="sa_k").set_value(2)
-    at.number_input(key="sa_epochs").set_value(4)
-    at.button(key="sa_run").click().run()
-    assert at.session_state["sa_job"].wait(TIMEOUT_S)
-    at.run()
+    at = run_sa(with_upload(), k=2, epochs=4)
     trace, run_id = at.session_state["sa_trace"], at.session_state["sa_run_id"]
     assert run_id and at.query_params["run"] == run_id
     assert any(f"?run={run_id}" in c.value for c in at.caption)  # the page shows the link
@@ -78,17 +67,7 @@ def test_an_sa_run_comes_back_from_its_link_in_a_new_session():
 
 @pytest.mark.slow
 def test_a_comparison_comes_back_from_its_link():
-    at = with_upload()
-    at.switch_page("pages/compare.py").run()
-    at.multiselect(key="cmp_methods").set_value(["omp", "anova"])
-    at.number_input(key="cmp_k").set_value(3)
-    at.text_input(key="cmp_ks").set_value("1, 3")
-    at.number_input(key="cmp_seeds").set_value(1)
-    at.radio(key="cmp_eval_model").set_value("logistic")
-    next(b for b in at.button if b.label == "Run comparison").click()
-    at.run()
-    assert at.session_state["cmp_job"].wait(TIMEOUT_S)
-    at.run()
+    at = run_compare(with_upload(), ["omp", "anova"], k=3)
     result, run_id = at.session_state["cmp_result"], at.session_state["cmp_run_id"]
     assert run_id
 

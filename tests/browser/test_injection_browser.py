@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pandas as pd
 import pytest
-from browser_helpers import APP_NAV, wait_idle
+from browser_helpers import go, open_home, run_sa, upload_csv, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -66,39 +66,13 @@ def markup_csv(port: int) -> tuple[bytes, list[str]]:
     return frame.to_csv(index=False).encode(), names
 
 
-def go(page, title: str) -> None:
-    page.locator(APP_NAV).get_by_text(title, exact=True).click()
-    wait_idle(page)
-
-
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_idle(page)
-
-
 def test_markup_in_column_names_sends_no_request_anywhere(streamlit_server, page, bait, artifacts_dir):
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     data, names = markup_csv(bait.port)
-    page.goto(streamlit_server)
-    page.get_by_role("heading", name="Sequential Attention for feature selection").wait_for()
-    wait_idle(page)
-    go(page, "Data")
-    page.get_by_text("Upload", exact=True).click()
-    wait_idle(page)
-    page.locator('input[type="file"]').set_input_files(
-        files=[{"name": "markup.csv", "mimeType": "text/csv", "buffer": data}])
-    page.get_by_text("Current data set: markup").wait_for(timeout=60_000)
-    wait_idle(page)
-
-    go(page, "Sequential Attention")
-    set_number(page, "k (features to pick)", 2)
-    set_number(page, "epochs (0 = automatic)", 2)
-    page.get_by_role("button", name="Run Sequential Attention").click()
-    page.get_by_text(re.compile(r"Selected 2 features in")).wait_for(timeout=120_000)
-    wait_idle(page)
+    open_home(page, streamlit_server)
+    upload_csv(page, "markup.csv", data)
+    run_sa(page, k=2, epochs=2)
     warning = page.locator('[data-testid="stAlert"]', has_text="was a near-tie with").first
     shown = warning.inner_text().replace("\u2060", "")  # the escaping's invisible word joiners aside
     assert any(name in shown for name in names), shown  # the names show as their own text

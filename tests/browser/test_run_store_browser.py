@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from browser_helpers import APP_NAV, wait_idle
+from browser_helpers import open_home, run_sa, upload_csv, wait_idle
 from conftest import run_streamlit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -19,18 +19,6 @@ def kept_csv() -> bytes:
     frame = pd.DataFrame(rng.normal(size=(90, 5)).round(4), columns=[f"kept_{c}" for c in "abcde"])
     frame["label"] = (frame["kept_b"] + frame["kept_d"] > 0).astype(int)
     return frame.to_csv(index=False).encode()
-
-
-def go(page, title: str) -> None:
-    page.locator(APP_NAV).get_by_text(title, exact=True).click()
-    wait_idle(page)
-
-
-def set_number(page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    wait_idle(page)
 
 
 def steps_shown(page) -> list[str]:
@@ -48,23 +36,10 @@ def test_a_run_link_shows_the_same_picks_after_a_restart(browser, tmp_path, arti
     page.set_default_timeout(60_000)
     try:
         with run_streamlit(artifacts_dir / "streamlit-before-restart.log", env) as url:
-            page.goto(url)
-            page.get_by_role("heading", name="Sequential Attention for feature selection").wait_for()
-            wait_idle(page)
-            go(page, "Data")
-            page.get_by_text("Upload", exact=True).click()
-            wait_idle(page)
-            page.locator('input[type="file"]').set_input_files(
-                files=[{"name": "kept.csv", "mimeType": "text/csv", "buffer": kept_csv()}])
-            page.get_by_text("Current data set: kept").wait_for()
-            wait_idle(page)
+            open_home(page, url)
+            upload_csv(page, "kept.csv", kept_csv())
             data_id = parse_qs(urlparse(page.url).query)["data"][0]  # the tab's URL names its data set
-            go(page, "Sequential Attention")
-            set_number(page, "k (features to pick)", 3)
-            set_number(page, "epochs (0 = automatic)", 20)
-            page.get_by_role("button", name="Run Sequential Attention").click()
-            page.get_by_text(re.compile(r"Selected 3 features in")).wait_for(timeout=180_000)
-            wait_idle(page)
+            run_sa(page, k=3, epochs=20)
             link = page.get_by_role("link", name="link to this run").get_attribute("href")
             run_id = parse_qs(urlparse(link).query)["run"][0]
             assert parse_qs(urlparse(page.url).query)["run"] == [run_id]  # a reload would bring it back too
