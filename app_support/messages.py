@@ -11,31 +11,30 @@ from __future__ import annotations
 
 import re
 
-#: What the page's table controls are called (h5ad uploads have none of them).
+#: What the page's table controls are called (h5ad uploads and server files have none of them).
 FILL = "choose a fill under 'Missing values' above"
 DROP = "leave those columns out with 'Drop columns'"
 
-# (pattern, replacement for tables, replacement for h5ad); the replacement may use the pattern's groups.
+# (pattern, replacement with the table controls, replacement without them); replacements may use groups.
 _RULES: list[tuple[re.Pattern[str], str, str]] = [
     (re.compile(r" ?Fill them with impute='median' or impute='most_frequent' \(CLI --impute; Data page: "
                 r"'Missing values'\), or drop those rows or columns\."),
      f" To use this file, {FILL}, or {DROP}.",
-     " Fix those values in the file and upload it again."),
+     " Fix those values in the file."),
     (re.compile(r" ?Impute or drop those values first\."),
      f" To use this file, {FILL}, or {DROP}.",
-     " Fix those values in the file and upload it again."),
+     " Fix those values in the file."),
     (re.compile(r"The target (.+?) is missing in (\d+) row\(s\); drop those rows or fill them in\."),
      r"The target \1 is empty in \2 row(s): choose another target column, or fill those cells in the file "
      r"and upload it again.",
-     r"The target \1 is empty in \2 cell(s): choose another obs column as the target, or fill it in the file "
-     r"and upload it again."),
+     r"The target \1 is empty in \2 row(s): choose another target, or fill those cells in the file."),
     (re.compile(r"The target (.+?) holds infinite values; fix or drop those rows\."),
      r"The target \1 holds infinite values: choose another target column, or fix those rows in the file and "
      r"upload it again.",
-     r"The target \1 holds infinite values: choose another obs column, or fix it in the file."),
+     r"The target \1 holds infinite values: choose another target, or fix those rows in the file."),
     (re.compile(r"Drop them \(or load with drop_constant=True\)\."),
      "Leave them out with 'Drop columns' above.",
-     "Remove them from the file and upload it again."),
+     "Remove them from the file."),
     (re.compile(r"Encode them as numbers or drop them "),
      "Leave them out with 'Drop columns' above, or encode them as numbers in the file ",
      "Encode them as numbers in the file "),
@@ -46,9 +45,9 @@ _RULES: list[tuple[re.Pattern[str], str, str]] = [
 ]
 
 
-def data_page_message(message: str, fmt: str) -> str:
-    """``message`` (a ``DataError``'s text about a ``fmt`` upload) with the Data page's controls as the advice."""
-    table = fmt != "h5ad"
-    for pattern, for_tables, for_h5ad in _RULES:
-        message = pattern.sub(for_tables if table else for_h5ad, message)
+def data_page_message(message: str, table_controls: bool) -> str:
+    """``message`` (a ``DataError``'s text) with the Data page's advice: its 'Missing values' and 'Drop
+    columns' controls where it offers them (``table_controls``: a table upload), else what to fix in the file."""
+    for pattern, with_controls, without in _RULES:
+        message = pattern.sub(with_controls if table_controls else without, message)
     return message

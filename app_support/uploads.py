@@ -169,7 +169,7 @@ def upload_key(upload: AttachedUpload, choices: UploadChoices) -> str:
 def failure_message(upload: AttachedUpload, exc: Exception, fmt: str) -> str:
     """Why the upload could not be used, in the Data page's words."""
     if isinstance(exc, DataError):
-        return data_page_message(str(exc), fmt)
+        return data_page_message(str(exc), table_controls=fmt not in ("", "h5ad"))
     return f"{type(exc).__name__}: {exc}"  # an unreadable upload must never end in a traceback
 
 

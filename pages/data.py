@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_support.messages import data_page_message
 from app_support.shell import require_app_shell
 from app_support.state import (
     DATASET_ID_KEY,
@@ -137,7 +138,7 @@ def server_file_source(folder):
         stat = resolved.stat()
         dataset = load_server_cached(relative, (stat.st_mtime_ns, stat.st_size), target, task, str(folder))
     except DataError as exc:
-        note_load_failure(relative, str(exc), source="server")
+        note_load_failure(relative, data_page_message(str(exc), table_controls=False), source="server")
         return None, ""
     return dataset, f"server:{relative}:{stat.st_mtime_ns}:{target}:{task}"
 
@@ -196,7 +197,7 @@ def upload_source():
     keep_widget_state(*(f"{w}:{upload.digest}" for w in ("target", "task", "layer", "drop", "impute")))
     fmt, choices, dataset, error = "", None, None, None
     try:
-        info = upload_columns(upload)  # the whole file is checked first: no controls for a file we cannot use
+        info = upload_columns(upload)  # checked first (type, binary content, header): no controls for junk
         fmt = str(info["format"])
         choices = upload_controls(upload, info)
         dataset = load_upload(upload, choices)

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from seqattn.data import tables as sio
 from seqattn.data import DataError
-from seqattn.data.tables import detect_format, list_columns, load_table
+from seqattn.data.tables import list_columns, load_table
 from seqattn.safe_text import escape_markdown
 from app_support.messages import data_page_message
 from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
@@ -68,14 +68,15 @@ def assert_shows_library_error(at: AppTest, name: str, data: bytes) -> str:
     """Checks the page shows the library's message (in the page's words); returns the library's message."""
     errors = [e.value for e in at.error]
     assert len(errors) == 1, errors
-    target = at.selectbox[0].value if len(at.selectbox) else None
+    target = at.main.selectbox[0].value if len(at.main.selectbox) else None
     expected = library_message(name, data, target)
-    try:
-        fmt = detect_format(name, data[:8192])
+    try:  # the page offers 'Missing values' / 'Drop columns' once it has read a table's columns
+        table_controls = list_columns(io.BytesIO(data), file_name=name)["format"] != "h5ad"
     except DataError:
-        fmt = "csv"
+        table_controls = False
     # the typed DataError path (not the generic one), in the page's words, escaped for markdown
-    assert errors[0] == escape_markdown(f"Could not use {name}: {data_page_message(expected, fmt)}")
+    shown = data_page_message(expected, table_controls=table_controls)
+    assert errors[0] == escape_markdown(f"Could not use {name}: {shown}")
     assert at.session_state["dataset_key"] == "builtin:digits"  # the previous data set stays current
     return expected
 
