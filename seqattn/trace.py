@@ -6,7 +6,6 @@ SHAP, greedy selection and filters are treated alike downstream.
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
 import os
@@ -429,13 +428,13 @@ class SelectionTrace:
         return cls.from_dict(json.loads(text))
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        """The per-pick table (``to_frame``) as CSV; also written to ``path`` if given."""
-        buffer = io.StringIO()
-        self.to_frame().to_csv(buffer, index=False)
-        text = buffer.getvalue()
-        if path is not None:
-            write_atomically(path, text)
-        return text
+        """The per-pick table (``to_frame``) as CSV; also written to ``path`` if given.
+
+        Names a spreadsheet would run as formulas are neutralised (:func:`seqattn.safe_text.to_csv`);
+        :func:`seqattn.safe_text.read_csv` reads them back as they were."""
+        from seqattn.safe_text import to_csv
+
+        return to_csv(self.to_frame(), path)
 
 
 def as_trace_dict(traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace]) -> dict[str, SelectionTrace]:

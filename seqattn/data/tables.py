@@ -286,7 +286,9 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
     if fmt == "xlsx":
         frame, header = read_xlsx(content, [], nrows=0)
         return {"format": fmt, "columns": header, "layers": [], "shape": None}
-    header, _ = _text_header(_as_utf8(content), "\t" if fmt == "tsv" else None)
+    text = _as_utf8(content)
+    _refuse_binary_text(text, fmt)  # as load_table does: no target picker offering columns read from junk
+    header, _ = _text_header(text, "\t" if fmt == "tsv" else None)
     return {"format": fmt, "columns": header, "layers": [], "shape": None}
 
 
@@ -462,10 +464,15 @@ def _parse_problem(exc: Exception) -> str:
     return "the rows are not consistently separated text (a binary or damaged file?)"
 
 
-def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def _refuse_binary_text(content: _Content, fmt: str) -> None:
+    """A CSV/TSV whose first bytes are binary (an image or archive renamed .csv) is refused before parsing."""
     if _looks_binary(content.head) and not content.head.startswith(_GZIP_MAGIC):
         raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
                         f"binary data). Upload {ACCEPTED}.")
+
+
+def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    _refuse_binary_text(content, fmt)
     header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
     try:
         scan = scan_text(lambda: _text_stream(content), content.name)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from seqattn.safe_text import escape_plot_texts
 from seqattn.trace import SelectionTrace
 
 # Arrays go into figures as plain lists: panels are small (types × k), and plain JSON
@@ -63,8 +64,8 @@ def expression_heatmap(mean_table: pd.DataFrame, *, scale_per_gene: bool = False
     ``standard_scale="var"``); the hover always shows the unscaled mean.
     """
     z = _scaled_per_gene(mean_table) if scale_per_gene else mean_table
-    genes = [str(g) for g in mean_table.columns]
-    types = [str(t) for t in mean_table.index]
+    genes = escape_plot_texts(mean_table.columns)  # gene and cell-type names may hold plotly markup
+    types = escape_plot_texts(mean_table.index)
     fig = go.Figure(go.Heatmap(
         z=z.to_numpy(dtype=float).tolist(), x=genes, y=types, colorscale=COLORSCALE,
         customdata=mean_table.to_numpy(dtype=float).tolist(),
@@ -98,8 +99,8 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
     if np.nanmin(fraction, initial=0.0) < 0 or np.nanmax(fraction, initial=0.0) > 1:
         raise ValueError("fraction_table holds fractions; values must lie in [0, 1].")
     colour = (_scaled_per_gene(mean_table) if scale_per_gene else mean_table).to_numpy(dtype=float)
-    genes = [str(g) for g in mean_table.columns]
-    types = [str(t) for t in mean_table.index]
+    genes = escape_plot_texts(mean_table.columns)  # gene and cell-type names may hold plotly markup
+    types = escape_plot_texts(mean_table.index)
     gene_grid, type_grid = np.meshgrid(genes, types)  # row-major: one entry per (type, gene)
     fig = go.Figure(go.Scatter(
         x=gene_grid.ravel().tolist(), y=type_grid.ravel().tolist(), mode="markers",
@@ -130,8 +131,8 @@ def confusion_figure(confusion: pd.DataFrame) -> go.Figure:
     values = confusion.to_numpy(dtype=float)
     counts = confusion.attrs.get("counts")
     text = [[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in values]
-    true_types = [str(t) for t in confusion.index]
-    predicted = [str(t) for t in confusion.columns]
+    true_types = escape_plot_texts(confusion.index)
+    predicted = escape_plot_texts(confusion.columns)
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(values), values, None).tolist(), x=predicted, y=true_types, zmin=0, zmax=1,
         colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": "share of<br>true type"},

@@ -146,7 +146,7 @@ def test_gene_panel_on_pbmc68k_reduced_with_a_quick_sa_trace():
     at.number_input(key="sa_epochs").set_value(4)
     run_sa_and_wait(at)
     trace = at.session_state["sa_trace"]
-    assert [link.proto.page for link in at.get("page_link")] == ["gene_panel"]  # the next step is offered
+    assert [link.proto.page for link in at.main.get("page_link")] == ["gene_panel"]  # the next step is offered
     goto(at, "gene_panel")
     assert not at.error, [e.value for e in at.error]
     heat = _plotly(at, "gp_heatmap")["data"][0]
