@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,21 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return _map_frame(frame, neutralise_cell)
 
 
+def write_atomically(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file + rename, so a crash or a
+    full disk never leaves a half-written result (the old file, if any, stays)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def to_csv(frame: pd.DataFrame, path: str | Path | None = None, *, index: bool = False) -> str:
     """``frame`` as CSV text with formula-like text cells neutralised; also written (atomically) to ``path``.
 
@@ -111,8 +128,6 @@ def to_csv(frame: pd.DataFrame, path: str | Path | None = None, *, index: bool =
     spreadsheet_safe(frame).to_csv(buffer, index=index)
     text = buffer.getvalue()
     if path is not None:
-        from seqattn.trace import write_atomically
-
         write_atomically(path, text)
     return text
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from seqattn.safe_text import write_atomically
 
 TRACE_FORMAT_VERSION = 2  # 2: per-step confidence and runner-up
 
@@ -40,21 +40,6 @@ MIN_CANDIDATES_FOR_SEPARATION = 5
 def noise_separation(n_candidates: int) -> float:
     """The separation the leader of n equal, noisy candidates reaches by chance (the expected Gaussian max)."""
     return math.sqrt(2 * math.log(max(n_candidates, 2)))
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file + rename, so a crash or a
-    full disk never leaves a half-written result (the old file, if any, stays)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -165,7 +165,7 @@ def test_pages_and_app_write_no_files():
 
 def test_package_writes_only_where_a_caller_asks():
     """seqattn writes files only in functions that take an explicit output path."""
-    allowed = {"seqattn/trace.py", "seqattn/data/h5ad.py", "seqattn/cli.py",  # write_atomically, save_h5ad, --out
+    allowed = {"seqattn/safe_text.py", "seqattn/data/h5ad.py", "seqattn/cli.py",  # write_atomically, save_h5ad, --out
                "seqattn/data/h5ad_backed.py",  # write_planted_counts_h5ad(path): the caller names the file
                "seqattn/data/h5ad_safety.py",  # local_path: an h5ad upload's private temporary copy, removed after
                "seqattn/run_store.py"}  # the run store: its own folder, random file names
