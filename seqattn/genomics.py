@@ -73,6 +73,21 @@ def highly_variable_genes(dataset: Dataset, n_top: int) -> np.ndarray:
     return np.sort(top)
 
 
+def hvg_panel(dataset: Dataset, size: int, *, pinned: Sequence[int] = (), banned: Sequence[int] = ()) -> list[str]:
+    """The simple highly-variable-genes panel: pinned genes, then the largest-variance genes
+    (not banned) up to ``size`` genes. A baseline: variance on the data as given (log expression
+    for the built-ins), no mean-binned dispersion as scanpy's ``highly_variable_genes`` does."""
+    _, var = column_mean_var(dataset.X)
+    chosen = [int(j) for j in pinned]
+    excluded = set(chosen) | {int(j) for j in banned}
+    for j in np.argsort(-var, kind="stable"):
+        if len(chosen) >= size:
+            break
+        if int(j) not in excluded:
+            chosen.append(int(j))
+    return [dataset.feature_names[j] for j in chosen]
+
+
 def preprocess(
     dataset: Dataset,
     *,
