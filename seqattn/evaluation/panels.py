@@ -394,6 +394,7 @@ def evaluate_panel_methods(
         train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
                                        random_state=seed)
         training = subset_dataset(dataset, train)
+        training.extra["split_seed"] = seed  # provenance for selectors that cache by split (the benchmark's)
         reference = reference_structure(dataset.X[test], random_state=seed)
         for size in sizes:
             panels, seconds = {}, {}
