@@ -80,15 +80,24 @@ def _dense(X: Any) -> np.ndarray:
     return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
 
 
+#: Above this many values a sparse matrix is not densified for PCA (arpack with implicit centring).
+MAX_DENSE_PCA_VALUES = 20_000_000
+
+
 def pca_coordinates(X: Any, n_components: int, random_state: int = 0) -> np.ndarray:
-    """Centred PCA scores (scanpy's ``sc.tl.pca``: no scaling), at most ``n_components``."""
+    """Centred PCA scores (scanpy's ``sc.tl.pca``: no scaling), at most ``n_components``; large
+    sparse matrices stay sparse (scikit-learn's arpack solver centres implicitly, as scanpy does)."""
     from sklearn.decomposition import PCA
 
+    n_rows, n_cols = X.shape
+    n_components = int(max(1, min(n_components, n_rows - 1, n_cols)))
+    if sp.issparse(X) and n_rows * n_cols > MAX_DENSE_PCA_VALUES and n_components < min(n_rows, n_cols):
+        return PCA(n_components=n_components, svd_solver="arpack", random_state=random_state).fit_transform(
+            sp.csr_matrix(X, dtype=np.float64))
     dense = _dense(X)
-    n_components = int(max(1, min(n_components, dense.shape[0] - 1, dense.shape[1])))
     if n_components >= min(dense.shape) - 1 or min(dense.shape) <= 200:
         return PCA(n_components=n_components, svd_solver="full").fit_transform(dense)
-    return PCA(n_components=n_components, svd_solver="randomized", random_state=random_state).fit_transform(dense)
+    return PCA(n_components=n_components, svd_solver="arpack", random_state=random_state).fit_transform(dense)
 
 
 def neighbour_indices(coords: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

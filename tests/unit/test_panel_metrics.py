@@ -163,3 +163,15 @@ def test_summarise_per_type() -> None:
     per_type = P.summarise_panel_metrics(table, per_type=True)
     assert per_type.set_index("cell_type")["mean"].to_dict() == {"a": 0.75, "b": 0.0}
     assert P.summarise_panel_metrics(table).empty
+
+
+def test_pca_coordinates_sparse_path_equals_dense(monkeypatch) -> None:
+    import scipy.sparse as sp
+    from sklearn.decomposition import PCA
+
+    X = sp.random(300, 400, density=0.1, random_state=0, format="csr")
+    exact = PCA(10, svd_solver="full").fit_transform(X.toarray())
+    monkeypatch.setattr(P, "MAX_DENSE_PCA_VALUES", 10)  # force the sparse (arpack, implicit centring) path
+    np.testing.assert_allclose(np.abs(P.pca_coordinates(X, 10)), np.abs(exact), atol=1e-8)
+    monkeypatch.setattr(P, "MAX_DENSE_PCA_VALUES", 10**9)
+    np.testing.assert_allclose(np.abs(P.pca_coordinates(X, 10)), np.abs(exact), atol=1e-8)
