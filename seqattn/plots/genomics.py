@@ -187,6 +187,7 @@ def panel_metrics_frame(table: pd.DataFrame, panel_order: Sequence[str] | None =
     wide = wide.reindex(index=[m for m in PANEL_METRICS if m in wide.index], columns=panels)
     wide.insert(0, "better", ["higher" if PANEL_METRICS[m][1] else "lower" for m in wide.index])
     wide.insert(0, "metric", [PANEL_METRICS[m][0] for m in wide.index])
+    wide.columns.name = None
     return wide.reset_index(drop=True)
 
 
@@ -201,8 +202,8 @@ def per_type_recall_figure(table: pd.DataFrame, metric: str = "recall_logreg",
         values = rows[rows["panel"] == panel].set_index("cell_type")["value"].reindex(types)
         fig.add_trace(go.Bar(name=str(panel), x=types, y=[None if not np.isfinite(v) else float(v) for v in values],
                              hovertemplate="%{x}<br>" + str(panel) + ": recall %{y:.2f}<extra></extra>"))
-    fig.update_layout(barmode="group", height=380, margin={"t": 20, "b": 120, "l": 10, "r": 10},
+    fig.update_layout(barmode="group", height=420, margin={"t": 50, "b": 120, "l": 10, "r": 10},
                       yaxis={"title": "held-out recall", "range": [0, 1.05]},
                       xaxis={"title": "true cell type", "tickangle": -45, "type": "category"},
-                      legend={"orientation": "h", "y": 1.08})
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
     return fig
