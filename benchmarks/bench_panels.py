@@ -239,6 +239,8 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
                         continue
                     external[LABELS[method]] = found
                     selectors[LABELS[method]] = (lambda genes: lambda d, kk: genes)(found["genes"])
+                if not selectors:
+                    continue
                 table = evaluate_panel_methods(dataset, selectors, sizes=[k], seeds=[seed])
                 for label, found in external.items():  # the external selection's own time, not the lookup
                     table.loc[table["panel"] == label, "seconds"] = found["wall_s"]
@@ -268,7 +270,9 @@ def report(table: "pd.DataFrame") -> str:
                   "| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for metric in SUMMARY_METRICS:
             values = summary[summary["metric"] == metric].groupby("panel")["value"]
-            cells = [f"{values.mean()[m]:.3f} ± {values.std()[m]:.3f}" if m in values.mean() else "—" for m in methods]
+            mean, sd = values.mean(), values.std()
+            cells = ["—" if m not in mean else f"{mean[m]:.3f}" + (f" ± {sd[m]:.3f}" if n[m] > 1 else " (1 split)")
+                     for m in methods]
             label = PANEL_METRICS[metric][0].replace("|", "\\|")  # |r| inside a markdown table cell
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         wall = summary.groupby("panel")["seconds"].median()
