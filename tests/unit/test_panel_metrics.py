@@ -125,6 +125,7 @@ def test_evaluate_panel_methods_selects_on_training_cells_only(cells) -> None:
     assert row["n_splits"] == 2 and (table["seconds"] >= 0).all()
 
 
+@pytest.mark.slow  # importing scanpy (numba, umap) dominates
 def test_graph_and_leiden_follow_scanpy(cells) -> None:
     sc = pytest.importorskip("scanpy")
     import anndata
