@@ -259,7 +259,7 @@ def panel_accuracy(
     idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_accuracy")
 
     def score(X: Any) -> float:
-        return float(_panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
+        return float(panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
 
     return {
         "panel_accuracy": score(dataset.X[:, idx]),
@@ -284,7 +284,7 @@ def _panel_split(dataset: Dataset, genes: Sequence[str | int], test_fraction: fl
     return idx, train, test
 
 
-def _panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
+def panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
     """Standardised logistic regression on the panel (no centring for sparse counts), fitted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -304,7 +304,7 @@ def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fracti
 
     idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_confusion")
     X = dataset.X[:, idx]
-    model = _panel_model(X[train], dataset.y[train], max_iter)
+    model = panel_model(X[train], dataset.y[train], max_iter)
     labels = list(range(dataset.n_classes))
     counts = confusion_matrix(dataset.y[test], model.predict(X[test]), labels=labels)
     names = dataset.class_names or [str(c) for c in labels]

@@ -6,7 +6,7 @@ The metrics follow spapros's ``ProbesetEvaluator`` (Kuemmerle et al., Nature Met
 * **classification** — a classifier trained on the training cells' panel genes predicts the
   held-out cells' types: balanced accuracy, accuracy, macro F1 and per-type recall / F1. Two
   models: the Gene panel page's standardised logistic regression
-  (:func:`seqattn.genomics._panel_model`) and gradient-boosted trees (scikit-learn's
+  (:func:`seqattn.genomics.panel_model`) and gradient-boosted trees (scikit-learn's
   ``HistGradientBoostingClassifier`` with spapros's depth 3, learning rate 0.2, ≤ 250 rounds
   and balanced class weights; spapros uses XGBoost in 5-fold cross-validation instead);
 * **kNN overlap** — per held-out cell, the share of its k nearest neighbours in the panel's
@@ -279,10 +279,10 @@ def classification_scores(X_train: Any, y_train: np.ndarray, X_test: Any, y_test
     class code; NaN for a class without held-out cells)."""
     from sklearn.metrics import precision_recall_fscore_support
 
-    from seqattn.genomics import _panel_model
+    from seqattn.genomics import panel_model
 
     if model == "logreg":
-        fitted = _panel_model(X_train, y_train, 2000)
+        fitted = panel_model(X_train, y_train, 2000)
         predicted = fitted.predict(X_test)
     elif model == "forest":
         predicted = _forest(X_train, y_train, random_state).predict(_dense(X_test))

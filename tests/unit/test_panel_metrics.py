@@ -59,12 +59,12 @@ def test_panel_correlation_by_hand() -> None:
 def test_classification_scores_match_scikit_learn(cells) -> None:
     from sklearn.metrics import balanced_accuracy_score, f1_score
 
-    from seqattn.genomics import _panel_model
+    from seqattn.genomics import panel_model
 
     train, _, test = split_indices(cells.n_samples, cells.y, 0.0, 0.25, random_state=0)
     X = cells.X[:, cells.informative]
     scores = P.classification_scores(X[train], cells.y[train], X[test], cells.y[test], cells.n_classes)
-    predicted = _panel_model(X[train], cells.y[train], 2000).predict(X[test])
+    predicted = panel_model(X[train], cells.y[train], 2000).predict(X[test])
     assert scores["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(cells.y[test], predicted))
     assert scores["macro_f1"] == pytest.approx(f1_score(cells.y[test], predicted, average="macro"))
     assert scores["balanced_accuracy"] > 0.9  # planted markers separate the types
