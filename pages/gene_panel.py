@@ -215,8 +215,11 @@ try:
     with st.spinner("Held-out classifiers, kNN graphs and Leiden clusterings for three panels…"):
         quality = field_metrics(dataset_key, tuple(zip(panel_names, (sa_panel, ttest_full, hvg))), dataset)
 except (DataError, ValueError) as exc:
-    st.error(f"Could not compute the panel metrics: {exc}")
+    st.error(escape_markdown(f"Could not compute the panel metrics: {exc}"))
 else:
+    if quality.attrs.get("structure_skipped"):
+        st.info(escape_markdown(quality.attrs["structure_skipped"] + " Only the classification and redundancy "
+                                "metrics are shown; a data set with more cells per split gets all of them."))
     st.dataframe(panel_metrics_frame(quality, panel_names), hide_index=True, key="gp_quality",
                  column_config={name: st.column_config.NumberColumn(format="%.3f") for name in panel_names})
     st.markdown("**Held-out recall per cell type** (logistic regression; no visible bar: a recall of 0)")

@@ -330,23 +330,32 @@ def _structure_scores(X_panel_test: Any, reference: ReferenceStructure, counts: 
 def panel_metrics(dataset: Dataset, panels: Mapping[str, Sequence[str | int]], train: np.ndarray,
                   test: np.ndarray, *, classifiers: Sequence[str] = CLASSIFIERS,
                   counts: tuple[int, int] = CLUSTER_COUNTS, random_state: int = 0,
-                  reference: ReferenceStructure | None = None) -> pd.DataFrame:
+                  reference: ReferenceStructure | None = None, structure: bool | None = None) -> pd.DataFrame:
     """Score each panel (name → genes) on one split: classifiers fitted on ``train`` rows, every
     metric measured on ``test`` rows. Returns a tidy table ``panel, metric, cell_type, value,
-    n_genes`` (``cell_type`` is ``""`` for whole-panel metrics; see :data:`PANEL_METRICS`)."""
+    n_genes`` (``cell_type`` is ``""`` for whole-panel metrics; see :data:`PANEL_METRICS`).
+
+    The structure metrics (kNN overlap, cluster similarity) need more held-out cells than the
+    largest neighbourhood; ``structure=None`` skips them on smaller splits and says why in
+    ``table.attrs["structure_skipped"]``, ``structure=True`` raises instead."""
     from seqattn.device import single_threaded
     from seqattn.genomics import genes_to_indices
 
     if dataset.task != "classification":
         raise DataError("Panel metrics need cell types (a classification target).")
     train, test = np.asarray(train), np.asarray(test)
-    if len(test) < max(counts[1] + 1, GRAPH_NEIGHBOURS + 1, max(KNN_KS) + 1):
-        raise DataError(f"Only {len(test)} held-out cells: the structure metrics need at least "
-                        f"{max(counts[1], GRAPH_NEIGHBOURS, max(KNN_KS)) + 1}.")
+    needed = max(counts[1], GRAPH_NEIGHBOURS, max(KNN_KS)) + 1
+    skipped = ""
+    if len(test) < needed:
+        skipped = (f"Only {len(test)} held-out cells: the structure metrics (kNN overlap, cluster "
+                   f"similarity) need at least {needed}.")
+        if structure:
+            raise DataError(skipped)
+    measure_structure = structure is not False and not skipped
     types = dataset.class_names or [str(c) for c in range(dataset.n_classes)]
     rows: list[dict[str, Any]] = []
     with single_threaded():
-        if reference is None:
+        if reference is None and measure_structure:
             reference = reference_structure(dataset.X[test], counts=counts, random_state=random_state)
         for name, genes in panels.items():
             idx = genes_to_indices(dataset.feature_names, list(genes))
@@ -362,14 +371,17 @@ def panel_metrics(dataset: Dataset, panels: Mapping[str, Sequence[str | int]], t
                     values.update(accuracy_logreg=scores["accuracy"], macro_f1_logreg=scores["macro_f1"])
                     rows += _per_type(name, "f1_logreg", scores["f1"], types, len(idx))
                 rows += _per_type(name, f"recall_{model}", scores["recall"], types, len(idx))
-            values.update(_structure_scores(X[test], reference, counts, random_state))
+            if measure_structure:
+                values.update(_structure_scores(X[test], reference, counts, random_state))
             values.update(panel_correlation(X[test]))
             rows += [{"panel": name, "metric": m, "cell_type": "", "value": v, "n_genes": len(idx)}
                      for m, v in values.items()]
     order = {m: i for i, m in enumerate(PANEL_METRICS)}
     frame = pd.DataFrame(rows, columns=["panel", "metric", "cell_type", "value", "n_genes"])
     frame["_order"] = frame["metric"].map(order)
-    return frame.sort_values(["panel", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    frame = frame.sort_values(["panel", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    frame.attrs["structure_skipped"] = skipped
+    return frame
 
 
 def _per_type(panel: str, metric: str, values: np.ndarray, types: Sequence[str], n_genes: int) -> list[dict]:

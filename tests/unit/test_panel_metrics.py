@@ -98,7 +98,17 @@ def test_panel_metrics_refuses_what_it_cannot_score(cells) -> None:
     with pytest.raises(DataError, match="at least 2"):
         P.panel_metrics(cells, {"one": [cells.feature_names[0]]}, train, test)
     with pytest.raises(DataError, match="held-out cells"):
-        P.panel_metrics(cells, {"two": cells.feature_names[:2]}, train, test[:10])
+        P.panel_metrics(cells, {"two": cells.feature_names[:2]}, train, test[:10], structure=True)
+
+
+def test_small_splits_keep_the_classification_metrics_and_say_why_structure_is_missing(cells) -> None:
+    train, _, test = split_indices(cells.n_samples, cells.y, 0.0, 0.25, random_state=0)
+    table = P.panel_metrics(cells, {"two": cells.feature_names[:2]}, train, test[:10])
+    metrics = set(table["metric"])
+    assert "balanced_accuracy_logreg" in metrics and "recall_logreg" in metrics
+    assert not metrics & {"knn_overlap", "cluster_nmi"}
+    assert "10 held-out cells" in table.attrs["structure_skipped"]
+    assert P.panel_metrics(cells, {"two": cells.feature_names[:2]}, train, test).attrs["structure_skipped"] == ""
 
 
 def test_evaluate_panel_methods_selects_on_training_cells_only(cells) -> None:
