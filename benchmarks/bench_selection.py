@@ -6,15 +6,16 @@ Measured side by side in one run, threads pinned:
    true gains, OMP, SHAP; t-test markers on expression data), retrain a fresh
    MLP on the first k picks, score it on the held-out part; mean ± sd over
    the splits. Goal: SA within 1 point of greedy and ≥ OMP and SHAP.
-1. SA selection time with its default (automatic) budget / plain training of
-   the same MLP to the same convergence criterion (the warm-up's: validation
-   loss without improvement for the same patience). Goal ≤ 1.3.
-   The fixed-schedule figure of earlier versions (same optimizer steps) is printed too.
+1. SA's optimizer steps and seconds with its default (automatic) budget at
+   k = 5, 10, 20 / plain training of the same MLP to convergence (validation
+   loss without a 0.1% improvement for 20 checks of 10 steps; SA's warm-up
+   hands over after 5), seeds interleaved, medians. Goal ≤ 1.3.
+   SA's seconds / plain training for SA's own number of steps are printed too.
 2. SA vs SequentialFeatureSelector(forward) with a comparable small MLP:
    wall time and test accuracy of a fresh MLP retrained on each subset.
    Target: ≥ 10× faster, accuracy within 1 point.
 
-Run: .venv/bin/python benchmarks/bench_selection.py [--repeats 5] [--skip-sfs]
+Run: .venv/bin/python benchmarks/bench_selection.py [--repeats 5] [--ks 5 10 20] [--skip-sfs]
      .venv/bin/python benchmarks/bench_selection.py --accuracy [--datasets digits breast_cancer] [--splits 5]
      .venv/bin/python benchmarks/bench_selection.py --per-type [--k 20] [--splits 5]
 """

@@ -9,7 +9,9 @@ interface:
   the optimizer steps a dense warm-up, the rest split into k equal phases
   (the reference code's schedule).
 * :class:`ConvergenceSchedule` — the default: the warm-up runs until the
-  validation loss stops improving (patience, with a minimum and a cap), and
+  validation loss stops improving (:class:`LossPlateau`: patience, with a
+  minimum and a cap; shorter than plain training's "converged", since the
+  phases keep training the network), and
   each phase runs until the attention has *separated* — the leading
   candidate's weight is at least ``separation`` × the uniform share and it is
   not a near-tie (:func:`seqattn.trace.is_near_tie`: it stands out from the
@@ -19,7 +21,10 @@ interface:
   trade the lead are both good picks (the next phase takes the other), and
   waiting for one of them to win outright only ran phases to their cap. A
   phase that hits its cap ends with whatever leads; its pick's confidence
-  (recorded in the trace) says how clear it was.
+  (recorded in the trace) says how clear it was. The phases share a step
+  budget (PHASE_BUDGET, PICK_BUDGET); candidates that separated *together*
+  (:func:`separated_together`) are picked at one phase end, greedily, each
+  from the attention renormalised over the candidates left.
 
 Both support ``selection_point="start"`` (pick at the start of each phase,
 as the reference does) and ``"end"`` (pick after training each phase).
@@ -52,12 +57,14 @@ WARMUP_MIN_STEPS = 200
 WARMUP_MAX_STEPS = 3000
 SEPARATION = 2.0  # leader's weight / uniform share that counts as "separated"
 STABLE_STEPS = 10  # the attention must have stayed separated for this many steps
-#: Phase cap = this × the phase minimum: a safety net; the phase budget below is what bounds the phases.
-PHASE_MAX_FACTOR = 20
+PHASE_MAX_FACTOR = 6  # phase cap = this × the phase minimum (the phase budget below may cap a phase sooner)
 #: The phases together may spend PHASE_BUDGET × the warm-up's steps; each phase up to BUDGET_SLACK × its fair
 #: share of what is left (phases that separate early leave more to the later ones), never below the phase
 #: minimum: once the budget is spent, the remaining phases run the minimum (still one pick each).
 PHASE_BUDGET = 1.5
+#: ... but never less than PICK_BUDGET × the phase minimum per pick: a short warm-up (200 steps on mnist_5k) must
+#: not starve the phases of a large k (their picks would be made before the attention separated).
+PICK_BUDGET = 3.0
 BUDGET_SLACK = 2.0
 #: Several picks at one phase end: the candidates that separated *together* (each separated itself, holding
 #: ≥ JOINT_SHARE of the leader's weight, with a gap of JOINT_GAP× below the group), at most MAX_PICKS_PER_PHASE.
@@ -230,6 +237,7 @@ class ConvergenceSchedule:
     joint_share: float = JOINT_SHARE
     joint_gap: float = JOINT_GAP
     phase_budget: float | None = None  # the phases' steps together ≤ this × the warm-up's; None: no budget
+    pick_budget: float = PICK_BUDGET  # ... or this × min_phase_steps per pick, whichever is larger
     budget_slack: float = BUDGET_SLACK  # a phase may take this × its fair share of the budget left
     step: int = 0
     picks: int = 0
@@ -299,7 +307,8 @@ class ConvergenceSchedule:
         """Phase steps still affordable (inf without a phase budget)."""
         if self.phase_budget is None or self.warmup_steps is None:
             return math.inf
-        return self.phase_budget * self.warmup_steps - sum(self.phase_steps)
+        budget = max(self.phase_budget * self.warmup_steps, self.pick_budget * self.min_phase_steps * self.k)
+        return budget - sum(self.phase_steps)
 
     def _cap_for_this_phase(self) -> int:
         """The hard cap, or ``budget_slack`` × this phase's fair share of the budget left, not below the minimum."""
@@ -338,6 +347,7 @@ class ConvergenceSchedule:
                 "capped_phases": self.capped_phases, "min_phase_steps": self.min_phase_steps,
                 "max_phase_steps": self.max_phase_steps, "max_picks_per_phase": self.max_picks_per_phase,
                 "joint_share": self.joint_share, "joint_gap": self.joint_gap, "phase_budget": self.phase_budget,
+                "pick_budget": self.pick_budget,
                 "budget_slack": self.budget_slack, "separation": self.separation,
                 "stable_steps": self.stable_steps, "warmup_patience": self.warmup_patience,
                 "check_every": self.check_every, "phase_check_every": self.phase_check_every,

@@ -46,7 +46,7 @@ from seqattn.data import DataError, split_indices
 from seqattn.data.stream import BatchStream, ReadoutRows, as_row_source, standardisation
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
-from seqattn.schedule import (CONVERGENCE_PATIENCE, HANDOVER_PATIENCE, PHASE_BUDGET, PHASE_MAX_FACTOR,
+from seqattn.schedule import (CONVERGENCE_PATIENCE, HANDOVER_PATIENCE, PHASE_BUDGET, PHASE_MAX_FACTOR, PICK_BUDGET,
                               ConvergenceSchedule, FixedSchedule, Probe)
 from seqattn.scoring import MAX_REFIT_ROWS, VALIDATION_FRACTION, metric_name, subset_metric
 from seqattn.trace import SelectionTrace
@@ -61,8 +61,6 @@ LOGIT_INIT_STD = 1e-5
 ATTENTION_LEARNING_RATE = 0.1
 #: Shortest phase of the automatic budget (MLP), in optimizer steps.
 MLP_MIN_PHASE_STEPS = 10
-#: The linear model's phase cap is 6 × its minimum (it converges within a phase; no phase budget).
-LINEAR_PHASE_MAX_FACTOR = 6
 #: The warm-up's convergence check reads at most VALIDATION_ROWS validation rows and VALIDATION_VALUES values
 #: (rows × features, 16 MB as float32), once, and reuses them: a check every 10 steps then costs about 2-3
 #: training steps, and wide or backed data stays within its memory bound.
@@ -115,9 +113,9 @@ class SAConfig:
     min_steps_per_phase: int = MLP_MIN_PHASE_STEPS
     max_steps_per_phase: int | None = None
     phase_budget: float | None = PHASE_BUDGET  # the phases' steps together ≤ this × the warm-up's (None: unbounded)
+    pick_budget: float = PICK_BUDGET  # ... or this × min_steps_per_phase per pick, whichever is larger
     warmup_patience: int = HANDOVER_PATIENCE  # checks without improvement that end the warm-up
     max_picks_per_phase: int | None = None  # None: as many as separated together (or the budget needs)
-    phase_max_factor: int = PHASE_MAX_FACTOR  # max_steps_per_phase None: this × min_steps_per_phase
     selection_point: str = "end"
     validation_fraction: float = VALIDATION_FRACTION
     gain_model: str = "linear"
@@ -130,12 +128,12 @@ class SAConfig:
     @classmethod
     def linear_defaults(cls) -> "SAConfig":
         """The linear model's defaults: full batch (≤ 1024 rows), learning rate 0.05 for network and
-        logits alike, phases of at least 400 steps (at most 6×) — it must converge within each phase for its
+        logits alike, phases of at least 400 steps — it must converge within each phase for its
         picks to follow OMP's (``tests/unit/test_sequential_attention.py``) — so a warm-up trained to
         convergence, no phase budget and one pick per phase."""
         return cls(model="linear", batch_size=1024, learning_rate=0.05, attention_learning_rate=None,
                    min_steps_per_phase=400, phase_budget=None, warmup_patience=CONVERGENCE_PATIENCE,
-                   max_picks_per_phase=1, phase_max_factor=LINEAR_PHASE_MAX_FACTOR)
+                   max_picks_per_phase=1)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "SAConfig":
@@ -149,7 +147,7 @@ class SAConfig:
             config, hidden=int(config.hidden), batch_size=int(config.batch_size), learning_rate=learning_rate,
             attention_learning_rate=float(config.attention_learning_rate or learning_rate),
             min_steps_per_phase=min_steps, max_steps_per_phase=int(config.max_steps_per_phase
-                                                                   or config.phase_max_factor * min_steps))
+                                                                   or PHASE_MAX_FACTOR * min_steps))
 
     @property
     def seed(self) -> int:
@@ -161,6 +159,7 @@ class SAConfig:
         if self.epochs is None:
             return ConvergenceSchedule(k, self.min_steps_per_phase, self.max_steps_per_phase, self.selection_point,
                                        warmup_patience=self.warmup_patience, phase_budget=self.phase_budget,
+                                       pick_budget=self.pick_budget,
                                        max_picks_per_phase=self.max_picks_per_phase or k)
         total = int(self.epochs) * batches_per_epoch
         fewest = FixedSchedule.fewest_steps(k)

@@ -6,9 +6,10 @@ Greedy forward selection done inside one training run:
 2. attention weights = softmax over the *unselected* candidates (they sum to 1);
    selected features get weight exactly 1, banned features 0;
 3. the weights multiply the (batch-normalised) inputs of the model;
-4. training = a dense warm-up (all weights 1), then one phase per pick; at
-   the end of each phase the candidate with the largest attention weight is
-   selected and the logits are re-initialised. By default the warm-up and
+4. training = a dense warm-up (all weights 1), then one phase per pick (or per
+   group of candidates that separated together); at the end of each phase the
+   candidate with the largest attention weight is selected and the logits are
+   re-initialised. By default the warm-up and
    each phase last until convergence (see :mod:`seqattn.schedule`);
    ``epochs=N`` gives the reference's fixed schedule (10% warm-up, k equal phases).
 
@@ -96,7 +97,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         until the validation loss stops improving, each phase until the
         attention has separated (a leader ≥ 2× the uniform share and clear of
         the other candidates, for 10 steps), between ``min_steps_per_phase``
-        and ``max_steps_per_phase`` optimizer steps. ``epochs=N``: exactly N
+        and ``max_steps_per_phase`` optimizer steps, the phases within a shared
+        budget (1.5× the warm-up's steps, or 3 minimum phases per pick);
+        candidates that separated together are picked at one phase end (MLP;
+        the linear model picks one per phase). ``epochs=N``: exactly N
         epochs, 10% warm-up, k equal phases; when N epochs hold fewer optimizer
         steps than k phases need, the fit warns and trains the fewest that do.
     batch_size, learning_rate, min_steps_per_phase : ``None`` means the
