@@ -202,6 +202,20 @@ def test_phase_budget_shares_what_is_left_and_never_goes_below_the_minimum():
     assert schedule.capped_phases == 4 and schedule.picks_per_phase == [1, 1, 1, 1]
 
 
+def test_a_short_warm_up_still_leaves_three_minimum_phases_per_pick():
+    """A 10-step warm-up × 1.0 would leave 10 steps for 4 phases; the floor of 3 × 5 steps per pick gives 60."""
+    schedule = ConvergenceSchedule(k=4, min_phase_steps=5, max_phase_steps=1000, warmup_max_steps=10,
+                                   phase_budget=1.0, budget_slack=2.0, pick_budget=3.0)
+    probe = Probe(lambda: 1.0, lambda: np.full(10, 0.1))
+    while not schedule.finished:
+        if schedule.pick_due():
+            schedule.picked()
+        else:
+            schedule.after_step(probe)
+    assert schedule.warmup_steps == 10
+    assert schedule.phase_steps == [30, 20, 10, 5]  # 2·60/4, 2·30/3, 2·10/2, then the minimum
+
+
 def test_only_candidates_that_separated_together_share_a_phase_end():
     two = np.full(30, 0.1 / 28)
     two[[3, 8]] = (0.46, 0.44)  # both far above the rest, a wide gap below them
