@@ -104,6 +104,15 @@ def test_pinned_and_banned_conflict_names_the_features():
 
 
 # ------------------------------------------------------------------ the schedule on its own
+def _run_to_the_end(schedule: ConvergenceSchedule, probe: Probe) -> None:
+    """Drive the schedule as the trainer does: a pick whenever one is due, else an optimizer step."""
+    while not schedule.finished:
+        if schedule.pick_due():
+            schedule.picked()
+        else:
+            schedule.after_step(probe)
+
+
 def _probe(losses=(), weights=None) -> Probe:
     values = iter(losses)
     return Probe(lambda: next(values), lambda: weights)
@@ -123,11 +132,7 @@ def test_warm_up_and_phases_stop_at_their_caps():
     schedule = ConvergenceSchedule(k=2, min_phase_steps=5, max_phase_steps=20, check_every=5,
                                    warmup_max_steps=15)
     improving = Probe(lambda: 1.0 / (schedule.step + 1), lambda: np.full(10, 0.1))  # uniform attention
-    while not schedule.finished:
-        if schedule.pick_due():
-            schedule.picked()
-        else:
-            schedule.after_step(improving)
+    _run_to_the_end(schedule, improving)
     assert schedule.warmup_steps == 15 and schedule.phase_steps == [20, 20] and schedule.capped_phases == 2
 
 
@@ -192,11 +197,7 @@ def test_phase_budget_shares_what_is_left_and_never_goes_below_the_minimum():
     schedule = ConvergenceSchedule(k=4, min_phase_steps=5, max_phase_steps=1000, warmup_max_steps=100,
                                    phase_budget=1.0, budget_slack=2.0)
     probe = Probe(lambda: 1.0, lambda: np.full(10, 0.1))
-    while not schedule.finished:
-        if schedule.pick_due():
-            schedule.picked()
-        else:
-            schedule.after_step(probe)
+    _run_to_the_end(schedule, probe)
     assert schedule.warmup_steps == 100
     assert schedule.phase_steps == [50, 33, 17, 5]  # 2·100/4, 2·50/3, 2·17/2, then the minimum
     assert schedule.capped_phases == 4 and schedule.picks_per_phase == [1, 1, 1, 1]
@@ -207,11 +208,7 @@ def test_a_short_warm_up_still_leaves_three_minimum_phases_per_pick():
     schedule = ConvergenceSchedule(k=4, min_phase_steps=5, max_phase_steps=1000, warmup_max_steps=10,
                                    phase_budget=1.0, budget_slack=2.0, pick_budget=3.0)
     probe = Probe(lambda: 1.0, lambda: np.full(10, 0.1))
-    while not schedule.finished:
-        if schedule.pick_due():
-            schedule.picked()
-        else:
-            schedule.after_step(probe)
+    _run_to_the_end(schedule, probe)
     assert schedule.warmup_steps == 10
     assert schedule.phase_steps == [30, 20, 10, 5]  # 2·60/4, 2·30/3, 2·10/2, then the minimum
 
