@@ -115,7 +115,7 @@ class SAConfig:
     phase_budget: float | None = PHASE_BUDGET  # the phases' steps together ≤ this × the warm-up's (None: unbounded)
     pick_budget: float = PICK_BUDGET  # ... or this × min_steps_per_phase per pick, whichever is larger
     warmup_patience: int = HANDOVER_PATIENCE  # checks without improvement that end the warm-up
-    max_picks_per_phase: int | None = None  # None: as many as separated together (or the budget needs)
+    max_picks_per_phase: int | None = None  # None: as many as separated together at a phase end
     selection_point: str = "end"
     validation_fraction: float = VALIDATION_FRACTION
     gain_model: str = "linear"
