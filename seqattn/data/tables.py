@@ -205,8 +205,9 @@ def load_table(
 
     Tables only: text feature columns are one-hot encoded, one group per
     column; ``impute`` (``"median"`` | ``"most_frequent"``) fills missing
-    feature values and adds a missing-value indicator to the column's group
-    (without it, missing values are an error that names this option);
+    feature values and adds a missing-value indicator to the column's group,
+    ``"drop_rows"`` leaves out every row with a missing value (a note says how
+    many); without it, missing values are an error that names this option;
     ``drop_columns`` leaves columns out; ``groups`` (``{name: [columns]}``)
     makes user-defined groups (e.g. gene sets; h5ad too). With ``check``,
     ``dataset.extra["warnings"]`` lists likely leaks and ID-like targets
@@ -556,10 +557,11 @@ def dataset_from_frame(
     """Validate a table and split it into features and the ``target`` column.
 
     Text feature columns are one-hot encoded (one group each) and ``impute``
-    fills missing values: see :func:`seqattn.data.encoding.encode_features`.
-    ``drop_columns`` are left out (e.g. an ID or a copy of the target).
+    fills missing values: see :func:`seqattn.data.encoding.encode_features` (``impute="drop_rows"``
+    leaves out incomplete rows instead). ``drop_columns`` are left out (e.g. an ID or a copy of the target).
+    ``extra["columns"]`` describes the columns as read (:func:`~seqattn.data.encoding.column_summary`).
     """
-    from seqattn.data.encoding import check_impute, encode_features
+    from seqattn.data.encoding import DROP_ROWS, check_impute, column_summary, drop_missing_rows, encode_features
 
     check_impute(impute)
     if header is None or len(header) != frame.shape[1]:
@@ -592,15 +594,20 @@ def dataset_from_frame(
         raise DataError(f"Cannot drop {_listing(unknown)}: no such column. Available columns: {_listing(header)}.")
     if target in drop:
         raise DataError(f"The target {target!r} cannot also be dropped; pick another target or keep it.")
+    notes: list[str] = [f"Dropped column(s) {_listing(drop)} as asked."] if drop else []
+    read = frame  # the table as read, for the column summary
+    if impute == DROP_ROWS:
+        frame, dropped_rows = drop_missing_rows(frame, [c for c in frame.columns if c not in drop])
+        notes += [dropped_rows] if dropped_rows else []
+        _check_enough_samples(len(frame), "complete row")
     y_raw = frame[target]
     features = _numbers_stored_as_text(frame.drop(columns=[target, *drop]))
-    notes: list[str] = [f"Dropped column(s) {_listing(drop)} as asked."] if drop else []
     if features.shape[1] == 0:
         raise DataError(f"After dropping {_listing(drop)} no feature columns are left.")
-    first = str(features.columns[0])
+    first, row_names = str(features.columns[0]), None
     if first in ("", "Unnamed: 0") or _looks_like_row_ids(features[first]):
         # pandas / R write row names (cell barcodes, sample IDs) as an unnamed or text first column
-        features = features.drop(columns=[first])
+        features, row_names = features.drop(columns=[first]), first
         notes.append(f"Used the first column {first!r} as row identifiers, not as a feature.")
         if features.shape[1] == 0:
             raise DataError(f"Apart from the target {target!r} and the row identifiers {first!r} there are "
@@ -616,6 +623,7 @@ def dataset_from_frame(
             groups = groups.restricted_to(keep)
     dataset = _finish(X, y_raw.to_numpy(), names, target, task, name,
                       extra={"source_format": source_format, "notes": notes, "target_column": target,
+                             "columns": column_summary(read, target, drop, row_names),
                              **({"impute": impute} if impute else {}),
                              **({"dropped_columns": drop} if drop else {})})
     if groups is not None:
