@@ -13,10 +13,8 @@ rerun: a rerun would drop the click that started this run.
 """
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from app_support.state import DEVICE_KEY
@@ -33,21 +31,6 @@ PAGES = [
     ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
 ]
 DATA_PAGE = "pages/data.py"
-ICON_RED = (214, 39, 40)  # the pick colour of the app's charts
-
-
-@cache
-def app_icon(size: int = 32):
-    """The tab icon, a red target (rings and a centre dot) as a PIL image, so no icon font is fetched."""
-    from PIL import Image
-
-    centre = (size - 1) / 2
-    yy, xx = np.mgrid[:size, :size]
-    radius = np.hypot(yy - centre, xx - centre) / (size / 2)
-    ring = ((radius > 0.78) & (radius <= 1.0)) | ((radius > 0.42) & (radius <= 0.62)) | (radius <= 0.22)
-    image = np.zeros((size, size, 4), dtype=np.uint8)
-    image[ring] = (*ICON_RED, 255)
-    return Image.fromarray(image, "RGBA")
 
 
 def draw_frame() -> None:
@@ -88,6 +71,9 @@ def require_app_shell(page_file: str) -> None:
     if not PagesManager.uses_pages_directory:
         return  # app.py ran first and did all this
     PagesManager.uses_pages_directory = False  # as st.navigation's first call does: later runs go through app.py
+    from app_support.page_config import configure_page
+
+    configure_page()
     ctx = get_script_run_ctx()
     with ctx.run_with_active_hash(ctx.pages_manager.main_script_hash):  # the same widget ids as in app.py
         draw_frame()

@@ -30,6 +30,10 @@ UPLOAD_WIDGET_KEY = "data_upload"  # the Data page's file_uploader
 ATTACHED_KEY = "attached_upload"  # the AttachedUpload kept from it
 SEEN_KEY = "upload_ids_seen"  # ids of the files this session's uploads already accounted for
 TASKS = ("auto", "classification", "regression")
+#: The Data page's 'Missing values' choices: label -> the loader's ``impute``.
+IMPUTE_OPTIONS = {"stop with an error": None, "fill with the median": "median",
+                  "fill with the most frequent value": "most_frequent",
+                  "drop rows with a missing value": "drop_rows"}
 
 
 @dataclass
@@ -45,13 +49,15 @@ class AttachedUpload:
 
 @dataclass(frozen=True)
 class UploadChoices:
-    """What the Data page's controls pick for an upload (defaults: the guessed target, nothing else)."""
+    """What the Data page's controls pick for an upload (defaults: the guessed target, row-ID columns
+    dropped). ``id_columns``: the columns dropped because they look like row IDs (the page says so)."""
 
     target: str
     task: str = "auto"
     layer: str | None = None
     impute: str | None = None
     dropped: tuple[str, ...] = ()
+    id_columns: tuple[str, ...] = ()
 
 
 def stash_upload() -> None:
@@ -145,11 +151,22 @@ def upload_columns(upload: AttachedUpload) -> dict[str, Any]:
     return info
 
 
-def default_choices(info: dict[str, Any]) -> UploadChoices:
+def default_choices(upload: AttachedUpload, info: dict[str, Any]) -> UploadChoices:
+    """The guessed target, and (tables) the feature columns that look like row IDs left out: kept, SA would
+    pick the file's row order (wine is sorted by class). Found by loading once with the guessed target;
+    when that load fails, nothing is dropped and the failure shows with the page's controls."""
+    from seqattn.data.guards import id_like_columns
     from seqattn.data.tables import guess_target
 
     columns = [str(c) for c in info["columns"]]
-    return UploadChoices(target=columns[guess_target(columns)])
+    target = columns[guess_target(columns)]
+    if info["format"] == "h5ad":
+        return UploadChoices(target=target)
+    try:
+        ids = tuple(id_like_columns(load_upload(upload, UploadChoices(target=target))))
+    except Exception:  # reported when the page loads with these choices
+        ids = ()
+    return UploadChoices(target=target, dropped=ids, id_columns=ids)
 
 
 def load_upload(upload: AttachedUpload, choices: UploadChoices) -> Dataset:
@@ -193,7 +210,7 @@ def load_pending_upload() -> None:
     try:
         info = upload_columns(upload)
         fmt = str(info["format"])
-        choices = default_choices(info)
+        choices = default_choices(upload, info)
         dataset = load_upload(upload, choices)
     except Exception as exc:  # reported on every page; never a traceback
         error = failure_message(upload, exc, fmt)
