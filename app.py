@@ -16,7 +16,7 @@ import streamlit as st
 from app_support.page_config import configure_page
 
 configure_page()  # first, before the slow imports below: the tab's title and icon from the first paint
-with st.spinner("Starting the app…"):  # seconds only on a server's first run (PyTorch loads), then instant
+with st.spinner("Starting the app (loading PyTorch: a few seconds on the first visit after a restart)…"):
     from app_support.shell import PAGES, before_page, draw_frame
     from seqattn.device import fix_process_threads
 

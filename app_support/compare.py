@@ -9,8 +9,8 @@ import streamlit as st
 
 from app_support.caches import text_digest
 from seqattn.data import Dataset
-from seqattn.evaluation.compare import (DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, default_ks, duration_text,
-                                        estimate_comparison_seconds)
+from seqattn.evaluation.compare import (DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, TYPICAL_WARMUP_STEPS, default_ks,
+                                        duration_text, estimate_comparison_seconds)
 from seqattn.evaluation.retrain import EVALUATION_EPOCHS, MLP_BATCH
 from seqattn.selectors import METHOD_LABELS
 from seqattn.selectors.defaults import default_k
@@ -125,6 +125,7 @@ def settings_caption(dataset: Dataset, sa_trace: SelectionTrace | None) -> str:
     seeds = len(chosen.seeds)
     return (f"A run: {names}; k = {chosen.k}, test metric at k = {', '.join(map(str, chosen.ks))}; {seeds} seed"
             f"{'s' if seeds != 1 else ''} (each its own split and initialisation: the ± spread); {evaluation}."
-            f"{greedy}{sa} Estimated from step costs measured on this machine: about {duration_text(seconds)} of "
-            "computation when the CPU is idle, longer when it is busy; results appear method by method and the "
-            "progress bar corrects the estimate as they finish.")
+            f"{greedy}{sa} Time: about {duration_text(seconds)} of computation on an idle CPU, estimated from step "
+            "costs measured on this machine; a busy CPU takes longer, and so can SA's automatic budget (the estimate "
+            f"assumes its median warm-up on the built-ins, {TYPICAL_WARMUP_STEPS} steps; some took 2,270). Results "
+            "appear method by method and the progress bar corrects its estimate as they finish.")

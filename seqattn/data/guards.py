@@ -105,12 +105,14 @@ def id_warnings(dataset: Dataset, random_state: int = 0) -> list[str]:
     found = []
     for name in ids:
         cols = list(groups.columns[groups.names.index(name)])
+        values = np.asarray(dataset.X[:, cols[0]], dtype=np.float64).ravel()
         predicts = sample is not None and sample.predicts(cols, random_state)
         found.append(
-            f"looks like a row ID: {name} — a different whole number in every row, following the row order; "
-            + ("it predicts the target here only because the file's rows are sorted by the target, so a "
+            f"looks like a row ID: {name} — a different whole number in every row ({values.min():g}…"
+            f"{values.max():g}): a row number or ID, not a measurement. "
+            + ("It predicts the target here only because the file's rows are sorted by the target, so a "
                "selector would pick the file's sort order. " if predicts else
-               "any link to the target comes from how the file's rows were sorted, not from the samples. ")
+               "Any link to the target comes from how the file's rows were ordered, not from the samples. ")
             + "Drop it before selecting features.")
     return found
 

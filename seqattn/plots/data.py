@@ -24,14 +24,24 @@ def preview_rows(dataset: Dataset, n_rows: int = 8) -> np.ndarray:
     return np.sort(np.concatenate([imputed, np.asarray(first, dtype=np.int64)]))[:n_rows]
 
 
+def preview_columns(dataset: Dataset, max_columns: int = 12) -> list[int]:
+    """The first ``max_columns`` feature columns, those with imputed values (not their indicators) brought in
+    first so a fill is visible, in the data set's column order."""
+    imputed = sorted({dataset.feature_names.index(name) for name in _indicators(dataset)})[:max_columns]
+    rest = [j for j in range(dataset.n_features) if j not in set(imputed)][: max_columns - len(imputed)]
+    return sorted(imputed + rest)
+
+
 def preview_frame(dataset: Dataset, n_rows: int = 8, max_columns: int = 12) -> pd.DataFrame:
-    """The preview rows (:func:`preview_rows`; ``row`` is their number, from 1), the target and the first
-    ``max_columns`` features (sparse data: only these rows densified)."""
+    """The preview rows (:func:`preview_rows`; ``row`` is their number, from 1), the target and up to
+    ``max_columns`` features (:func:`preview_columns`; sparse data: only these rows densified)."""
     rows_shown = preview_rows(dataset, n_rows)
+    columns = preview_columns(dataset, max_columns)
     first_rows = np.array_equal(rows_shown, np.arange(len(rows_shown)))  # the usual case; rows on disk need a slice
-    rows = dataset.X[: len(rows_shown), :max_columns] if first_rows else dataset.X[rows_shown][:, :max_columns]
+    rows = dataset.X[: len(rows_shown)] if first_rows else dataset.X[rows_shown]
+    rows = rows[:, columns] if columns != list(range(len(columns))) else rows[:, : len(columns)]
     rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
-    frame = pd.DataFrame(rows, columns=dataset.feature_names[:max_columns])
+    frame = pd.DataFrame(rows, columns=[dataset.feature_names[j] for j in columns])
     target = dataset.y[rows_shown]
     if dataset.class_names is not None:
         target = [dataset.class_names[int(c)] for c in target]
@@ -88,7 +98,9 @@ def styled_preview(dataset: Dataset, n_rows: int = 8, max_columns: int = 12):
     marks = imputed_cells(dataset, frame)
     if not marks.to_numpy().any():
         return frame
-    return frame.style.apply(lambda _: np.where(marks, f"background-color: {IMPUTED_COLOUR}", ""), axis=None)
+    numbers = [c for c in frame.columns if c != "row" and pd.api.types.is_float_dtype(frame[c])]
+    return (frame.style.apply(lambda _: np.where(marks, f"background-color: {IMPUTED_COLOUR}", ""), axis=None)
+            .format("{:.4g}", subset=numbers))
 
 
 def column_table(dataset: Dataset) -> pd.DataFrame | None:
@@ -100,8 +112,8 @@ def column_table(dataset: Dataset) -> pd.DataFrame | None:
     frame = pd.DataFrame(rows)
     ids = frame.pop("row_id").astype(bool) if "row_id" in frame else pd.Series(False, index=frame.index)
     frame.loc[ids & (frame["role"] == "dropped"), "role"] = "dropped (row ID)"
-    frame.loc[ids & (frame["role"] == "feature"), "role"] = "feature, but looks like a row ID"
-    frame.loc[frame["role"] == "row names", "role"] = "ID (row names, not a feature)"
+    frame.loc[ids & (frame["role"] == "feature"), "role"] = "feature (a row ID?)"
+    frame.loc[frame["role"] == "row names", "role"] = "row names (ID)"
     return frame
 
 
