@@ -55,6 +55,24 @@ def ttest_panel(dataset_key: str, k: int, pinned: tuple[int, ...], banned: tuple
     return ttest_markers(_dataset, k, pinned=pinned, banned=banned)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def hvg_baseline(dataset_key: str, size: int, pinned: tuple[int, ...], banned: tuple[int, ...],
+                 _dataset: Dataset) -> list[str]:
+    """The highest-variance genes after the SA run's pins (bans left out): the HVG panel of the same size."""
+    from seqattn.genomics import hvg_panel
+
+    return hvg_panel(_dataset, size, pinned=pinned, banned=banned)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def field_metrics(dataset_key: str, panels: tuple[tuple[str, tuple[str, ...]], ...], _dataset: Dataset
+                  ) -> pd.DataFrame:
+    """:func:`seqattn.evaluation.panels.held_out_panel_metrics` of named panels ((name, genes), …)."""
+    from seqattn.evaluation.panels import held_out_panel_metrics
+
+    return held_out_panel_metrics(_dataset, dict(panels))
+
+
 # ------------------------------------------------------------------ Sequential Attention page
 @st.cache_data(show_spinner="Held-out check: logistic regression on the picks and on all features…", max_entries=16)
 def selection_held_out(dataset_key: str, units: tuple[int, ...], _dataset: Dataset) -> dict:

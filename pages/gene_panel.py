@@ -1,17 +1,21 @@
-"""Gene panel page: the SA panel per cell type (heatmap, dot plot), its held-out accuracy, and how it
-compares with the classic per-cell-type t-test marker ranking; downloads.
+"""Gene panel page: the SA panel per cell type (heatmap, dot plot), its held-out accuracy, how it
+compares with the classic per-cell-type t-test marker ranking, the field's panel metrics (spapros's
+kinds) for SA beside t-test markers and HVG; downloads.
 
-Layout only: the read-outs come from ``seqattn.genomics`` through the caches in ``app_support/caches.py``.
+Layout only: the read-outs come from ``seqattn.genomics`` and ``seqattn.evaluation.panels`` through the
+caches in ``app_support/caches.py``.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from app_support.caches import confusion_table, held_out_accuracy, per_type_tables, ttest_panel
+from app_support.caches import (confusion_table, field_metrics, held_out_accuracy, hvg_baseline, per_type_tables,
+                                ttest_panel)
 from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.shell import require_app_shell
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
 from seqattn.data import DataError
+from seqattn.evaluation.panels import PANEL_METRICS
 from seqattn.genomics import genes_by_marked_type, is_expression_data, panel_overlap
 from seqattn.plots.genomics import (
     confusion_figure,
@@ -20,7 +24,9 @@ from seqattn.plots.genomics import (
     expression_long_frame,
     panel_frame,
     panel_genes,
+    panel_metrics_frame,
     panels_side_by_side,
+    per_type_recall_figure,
 )
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
@@ -149,6 +155,36 @@ o1.metric("Genes in both panels (picks)", f"{len(overlap['shared'])} of {trace.k
 o2.metric("Jaccard overlap", f"{overlap['jaccard']:.2f}")
 st.markdown("**Shared:** " + (escape_markdown(", ".join(overlap["shared"])) or "none"))
 st.dataframe(panels_side_by_side(trace.selected_names, ttest.selected_names), hide_index=True, key="gp_side")
+
+# ------------------------------------------------- the field's panel metrics
+st.subheader("Panel quality as the field measures it")
+st.caption("The kinds of metric spapros's evaluator reports, on the held-out cells of the split above: "
+           "classification (logistic regression and boosted trees), kNN-graph overlap and Leiden cluster "
+           "similarity against all genes, redundancy among the panel's genes. All three panels have the same size "
+           "(pinned genes included) and were chosen on all cells, so the held-out cells were seen during selection; "
+           "`benchmarks/bench_panels.py` selects on training cells only.")
+sa_panel = tuple(genes)
+ttest_full = tuple(panel_genes(ttest))
+hvg = tuple(hvg_baseline(dataset_key, len(genes), tuple(trace.pinned), tuple(trace.banned), dataset))
+panel_names = ("SA", "t-test markers", "HVG")
+try:
+    with st.spinner("Held-out classifiers, kNN graphs and Leiden clusterings for three panels…"):
+        quality = field_metrics(dataset_key, tuple(zip(panel_names, (sa_panel, ttest_full, hvg))), dataset)
+except (DataError, ValueError) as exc:
+    st.error(escape_markdown(f"Could not compute the panel metrics: {exc}"))
+else:
+    if quality.attrs.get("structure_skipped"):
+        st.info(escape_markdown(quality.attrs["structure_skipped"] + " Only the classification and redundancy "
+                                "metrics are shown; a data set with more cells per split gets all of them."))
+    st.dataframe(panel_metrics_frame(quality, panel_names), hide_index=True, key="gp_quality",
+                 column_config={name: st.column_config.NumberColumn(format="%.3f") for name in panel_names})
+    st.markdown("**Held-out recall per cell type** (logistic regression; no visible bar: a recall of 0)")
+    st.plotly_chart(per_type_recall_figure(quality, "recall_logreg", panel_names), key="gp_recall")
+    st.caption(f"Trained on {quality.attrs['n_train']} cells, tested on {quality.attrs['n_test']}; rare types "
+               "have only a few held-out cells, so their recall moves in large steps. HVG: the "
+               f"{len(genes) - len(trace.pinned)} highest-variance genes (after the pinned ones). "
+               + " ".join(f"*{label}*: {meaning}." for label, _, meaning in
+                          (PANEL_METRICS[m] for m in ("knn_overlap", "cluster_nmi", "mean_abs_correlation"))))
 
 # ------------------------------------------------------------------ downloads
 st.subheader("Downloads")
