@@ -115,7 +115,7 @@ def settings_caption(dataset: Dataset, sa_trace: SelectionTrace | None) -> str:
                   "of a method's networks side by side in one batched run (same numbers as one at a time)" if mlp
                   else "logistic regression refitted per (method, k, seed)")
     sa_epochs = chosen.options["sa"]["epochs"]
-    sa = ("" if "sa" not in chosen.methods else " SA reuses its page's run." if chosen.reuse_sa else
+    sa = ("" if "sa" not in chosen.methods else _reused_sa(sa_trace, chosen.k) if chosen.reuse_sa else
           f" SA trains {sa_epochs} epochs." if sa_epochs else " SA trains until converged (its automatic budget).")
     greedy = (f" Greedy refits the {GREEDY_REFITS_PER_STEP} candidates with the largest score-test statistic per "
               "step, each warm-started from the previous fit." if "greedy" in chosen.methods else "")
@@ -129,3 +129,12 @@ def settings_caption(dataset: Dataset, sa_trace: SelectionTrace | None) -> str:
             "costs measured on this machine; a busy CPU takes longer, and so can SA's automatic budget (the estimate "
             f"assumes its median warm-up on the built-ins, {TYPICAL_WARMUP_STEPS} steps; some took 2,270). Results "
             "appear method by method and the progress bar corrects its estimate as they finish.")
+
+
+def _reused_sa(sa_trace: SelectionTrace, k: int) -> str:
+    """The caption's words for a reused SA run, saying when it has fewer picks than k (its test metric then
+    stops at its own length: ``accuracy_vs_k`` skips k values beyond a trace)."""
+    if sa_trace.k >= k:
+        return " SA reuses its page's run."
+    return (f" SA reuses its page's run: its {sa_trace.k} pick{'s' if sa_trace.k != 1 else ''}, fewer than k = {k}, "
+            f"so SA is tested only at k ≤ {sa_trace.k} (untick 'Reuse SA run' to train SA for k = {k}).")

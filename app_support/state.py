@@ -157,6 +157,10 @@ def current_device() -> str:
     return str(st.session_state.get(DEVICE_KEY, "auto"))
 
 
+#: The Data page's widgets whose values the user sets (besides each upload's own, see ``app_support/uploads.py``).
+DATA_WIDGETS = ("data_source", "builtin_name", "pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
+
+
 def keep_widget_state(*keys: str) -> None:
     """Keep these widgets' values when the user visits another page and comes back.
 

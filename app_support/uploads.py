@@ -27,6 +27,8 @@ from app_support.state import content_digest, note_load_failure, set_dataset
 from seqattn.data import DataError, Dataset
 
 UPLOAD_WIDGET_KEY = "data_upload"  # the Data page's file_uploader
+#: The Data page's controls for one upload, keyed "<name>:<the file's digest>".
+UPLOAD_CHOICE_WIDGETS = ("target", "task", "layer", "drop", "impute")
 ATTACHED_KEY = "attached_upload"  # the AttachedUpload kept from it
 SEEN_KEY = "upload_ids_seen"  # ids of the files this session's uploads already accounted for
 TASKS = ("auto", "classification", "regression")
@@ -142,6 +144,12 @@ def _load_cached(digest: str, file_name: str, target: str, task: str, layer: str
                       impute=impute, drop_columns=dropped)
 
 
+def upload_choice_keys() -> list[str]:
+    """The session's upload-control keys (every attached file's), for :func:`app_support.shell.before_page`."""
+    prefixes = tuple(f"{name}:" for name in UPLOAD_CHOICE_WIDGETS)
+    return [key for key in st.session_state if str(key).startswith(prefixes)]
+
+
 def upload_columns(upload: AttachedUpload) -> dict[str, Any]:
     """Columns (tables) or obs columns (h5ad) of the upload, its format and layers; ``DataError`` when the
     file cannot be used at all (checked before the page offers any control for it)."""
@@ -153,8 +161,10 @@ def upload_columns(upload: AttachedUpload) -> dict[str, Any]:
 
 def default_choices(upload: AttachedUpload, info: dict[str, Any]) -> UploadChoices:
     """The guessed target, and (tables) the feature columns that look like row IDs left out: kept, SA would
-    pick the file's row order (wine is sorted by class). Found by loading once with the guessed target;
-    when that load fails, nothing is dropped and the failure shows with the page's controls."""
+    pick the file's row order (wine is sorted by class). Found by loading with the guessed target: as it is,
+    else with gaps filled, else without incomplete rows (a table with gaps, such as Palmer penguins, fails
+    the first load but has its row IDs all the same); when every load fails, nothing is dropped and the
+    failure shows with the page's controls."""
     from seqattn.data.guards import id_like_columns
     from seqattn.data.tables import guess_target
 
@@ -162,10 +172,13 @@ def default_choices(upload: AttachedUpload, info: dict[str, Any]) -> UploadChoic
     target = columns[guess_target(columns)]
     if info["format"] == "h5ad":
         return UploadChoices(target=target)
-    try:
-        ids = tuple(id_like_columns(load_upload(upload, UploadChoices(target=target))))
-    except Exception:  # reported when the page loads with these choices
-        ids = ()
+    ids: tuple[str, ...] = ()
+    for impute in (None, "median", "drop_rows"):
+        try:
+            ids = tuple(id_like_columns(load_upload(upload, UploadChoices(target=target, impute=impute))))
+            break
+        except Exception:  # reported when the page loads with the user's choices
+            continue
     return UploadChoices(target=target, dropped=ids, id_columns=ids)
 
 

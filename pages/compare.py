@@ -65,7 +65,9 @@ if restored is not None:
     st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = restored
 keep_widget_state(*settings.WIDGETS)
 
-with st.form("cmp_settings"):
+# Plain widgets, not a form: a form's values reach the script only when it is submitted, so the caption below
+# would describe the last submitted values while the form shows new ones (issue 23 item 7).
+with st.container(border=True, key="cmp_settings"):
     st.multiselect("Methods", list(ALL_METHODS), key="cmp_methods", format_func=METHOD_LABELS.get)
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_groups, step=1, key="cmp_k")
@@ -84,7 +86,7 @@ with st.form("cmp_settings"):
     d3.number_input("SHAP background rows", min_value=1, max_value=1000, step=1, key="cmp_shap_background")
     d4.number_input("SHAP explained rows", min_value=1, max_value=2000, step=1, key="cmp_shap_explain")
     d5.number_input("selection seed", min_value=0, max_value=2**31 - 1, step=1, key="cmp_seed")
-    submitted = st.form_submit_button("Run comparison", type="primary")
+    submitted = st.button("Run comparison", type="primary", key="cmp_run")
 
 st.caption(escape_markdown(settings.settings_caption(dataset, sa_trace)))
 if sa_trace is not None:

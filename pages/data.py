@@ -14,6 +14,7 @@ import streamlit as st
 from app_support.messages import data_page_message
 from app_support.shell import require_app_shell
 from app_support.state import (
+    DATA_WIDGETS,
     DATASET_ID_KEY,
     DEFAULT_BUILTIN,
     builtin_key,
@@ -32,6 +33,7 @@ from app_support.state import (
 from app_support.uploads import (
     IMPUTE_OPTIONS,
     TASKS,
+    UPLOAD_CHOICE_WIDGETS,
     UPLOAD_WIDGET_KEY,
     AttachedUpload,
     UploadChoices,
@@ -54,13 +56,12 @@ from seqattn.plots.data import class_balance_figure, column_table, mean_image, s
 from seqattn.safe_text import escape_markdown
 from seqattn.server_files import allowed_folder, list_server_files, load_server_file, resolve_server_path
 
-PREPROCESS_WIDGETS = ("pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
 DEFAULT_TOP_GENES = 2000
 SOURCE_OF_FAILURE = {"Upload": "upload", "File on the server": "server"}  # radio choice -> load_failure source
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Data")
-keep_widget_state("data_source", "builtin_name", *PREPROCESS_WIDGETS)
+keep_widget_state(*DATA_WIDGETS)
 
 
 def preprocessing_controls(base, base_key: str):
@@ -214,7 +215,7 @@ def upload_source():
         c1.caption(f"Attached: **{escape_markdown(upload.name)}** ({len(upload.data) / 1024:,.0f} KiB), kept while "
                    "you use other pages. Attach another file to replace it.")
         c2.button("Remove", key="data_forget_upload", on_click=forget_upload)
-    keep_widget_state(*(f"{w}:{upload.digest}" for w in ("target", "task", "layer", "drop", "impute")))
+    keep_widget_state(*(f"{w}:{upload.digest}" for w in UPLOAD_CHOICE_WIDGETS))
     fmt, choices, dataset, error = "", None, None, None
     try:
         info = upload_columns(upload)  # checked first (type, binary content, header): no controls for junk

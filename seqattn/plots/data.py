@@ -38,8 +38,8 @@ def preview_frame(dataset: Dataset, n_rows: int = 8, max_columns: int = 12) -> p
     rows_shown = preview_rows(dataset, n_rows)
     columns = preview_columns(dataset, max_columns)
     first_rows = np.array_equal(rows_shown, np.arange(len(rows_shown)))  # the usual case; rows on disk need a slice
-    rows = dataset.X[: len(rows_shown)] if first_rows else dataset.X[rows_shown]
-    rows = rows[:, columns] if columns != list(range(len(columns))) else rows[:, : len(columns)]
+    cols = slice(0, len(columns)) if columns == list(range(len(columns))) else columns  # backed rows take a slice
+    rows = dataset.X[: len(rows_shown), cols] if first_rows else dataset.X[rows_shown][:, cols]
     rows = rows.toarray() if sp.issparse(rows) else np.asarray(rows)
     frame = pd.DataFrame(rows, columns=[dataset.feature_names[j] for j in columns])
     target = dataset.y[rows_shown]
