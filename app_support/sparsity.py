@@ -15,3 +15,5 @@ PATTERN_BLOCKS, DEFAULT_BLOCK = (16, 32, 64), 32
 PATTERN_LAYERS, PATTERN_HEADS, PATTERN_HEAD_DIM = 2, 4, 64
 #: SA++ data sets (built-ins whose images make block masks readable), in menu order.
 SAPP_DATASETS = ("digits", "mnist_5k")
+#: The latency table's ratio column, named for what it holds (the charts' statistic, not one ms median ÷ another).
+RATIO_COLUMNS = {"ratio": "time ÷ baseline (median of rounds)"}

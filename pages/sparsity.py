@@ -17,7 +17,7 @@ from app_support.caches import attention_patterns
 from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.shell import require_app_shell
 from app_support.sparsity import (DEFAULT_BLOCK, DEFAULT_TOKENS, LATENCY_PRESETS, PATTERN_BLOCKS, PATTERN_HEAD_DIM,
-                                  PATTERN_HEADS, PATTERN_LAYERS, PATTERN_TOKENS, SAPP_DATASETS)
+                                  PATTERN_HEADS, PATTERN_LAYERS, PATTERN_TOKENS, RATIO_COLUMNS, SAPP_DATASETS)
 from app_support.state import current_device, finished_runs, load_builtin_cached, remember_finished_run
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
@@ -195,7 +195,8 @@ with tab_lat:
             if any(r.kind == kind for r in reports):
                 st.plotly_chart(figs.latency_figure(reports, kind), key=f"lat_fig_{kind}")
                 shown = rows[rows["kind"] == kind].dropna(axis=1, how="all")
-                st.dataframe(shown.drop(columns=["kind", "load_average", "threads", "device"]), hide_index=True)
+                st.dataframe(shown.drop(columns=["kind", "load_average", "threads", "device"])
+                             .rename(columns=RATIO_COLUMNS), hide_index=True)
         compile_rows = [{"seq_len": r.config["seq_len"], **{k: round(v, 2) for k, v in r.compile_seconds.items()}}
                         for r in reports if r.kind == "prefill"]
         if compile_rows:
@@ -204,6 +205,9 @@ with tab_lat:
         for r in reports:
             for note in r.notes:
                 st.caption(f"{r.kind} {r.config.get('seq_len', r.config.get('context_len', ''))}: {note}")
+        st.caption("The ratio columns are medians of per-round ratios, as in the charts; under load they can differ "
+                   "from one median in milliseconds divided by another, because a slow round slows both sides of "
+                   "its own ratio.")
         d1, d2 = st.columns(2)
         d1.download_button("Download latency (CSV)", to_csv(rows), "latency.csv", "text/csv",
                            key="lat_dl_csv")

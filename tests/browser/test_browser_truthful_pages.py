@@ -48,7 +48,7 @@ def test_row_id_gaps_sa_out_of_date_and_held_out_check(streamlit_server, page, a
     wait_idle(page)
     page.get_by_text("Current data set: penguins").wait_for()
     page.get_by_text(re.compile(r"Dropped 3 of 90 rows \(3%\) with a missing value")).wait_for()
-    page.get_by_text("dropped (row ID)").first.wait_for()  # the column summary's role
+    page.get_by_text("dropped (row ID)").first.wait_for(state="attached")  # a summary cell (grid cells draw on a canvas)
     page.screenshot(path=str(artifacts_dir / "browser-truthful-1-data.png"), full_page=True)
 
     go(page, "Sequential Attention")
