@@ -123,7 +123,7 @@ def test_sa_settings_stay_open_results_are_marked_out_of_date_and_the_held_out_c
     trace, dataset = at.session_state["sa_trace"], at.session_state["dataset"]
     check = held_out_check(dataset, list(trace.selected))
     metrics = {m.label: m for m in at.metric}
-    picks = metrics[f"Held-out accuracy, the 4 picks"]
+    picks = metrics["Held-out accuracy, the 4 picks"]
     assert picks.value == f"{check['selected']:.3f}"
     assert picks.proto.delta == f"{check['selected'] - check['all_features']:+.3f} vs all features"
     assert metrics["Held-out accuracy, all 64 features"].value == f"{check['all_features']:.3f}"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser_helpers import APP_NAV, go, set_number, wait_idle
+from browser_helpers import go, open_upload, set_number, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,12 +30,7 @@ def penguins_like(n: int = 90) -> pd.DataFrame:
 def test_row_id_gaps_sa_out_of_date_and_held_out_check(streamlit_server, page, artifacts_dir, tmp_path):
     path = tmp_path / "penguins.csv"
     penguins_like().to_csv(path, index=False)
-    page.goto(streamlit_server)
-    page.locator(APP_NAV).get_by_text("Data", exact=True).click()
-    page.get_by_text("Current data set:").first.wait_for()
-    wait_idle(page)
-    page.get_by_text("Upload", exact=True).click()
-    wait_idle(page)
+    open_upload(page, streamlit_server)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
     wait_idle(page)
 
