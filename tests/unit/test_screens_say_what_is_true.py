@@ -186,3 +186,21 @@ def test_compare_progress_keeps_counting_when_a_step_runs_past_its_estimate(monk
         clock[0] += 4.0
         progress.report("retraining", 0.5)  # its own pace: 4 s left; the later 40 s at the finished pace (3.5×)
     assert texts[2] == "retraining · 39 s so far, about 2.4 min left"
+
+
+@pytest.mark.slow
+def test_shap_reports_progress_while_it_trains_and_explains_so_the_compare_text_moves():
+    """Issue 23 item 7: the progress text froze at "SHAP (3/7)" for over a minute (one report per phase)."""
+    from seqattn.data.synthetic import make_planted
+    from seqattn.selectors.shap_rank import EXPLAIN_CHUNK_ROWS, shap_explain
+
+    dataset = make_planted(n_samples=200, n_features=8, n_informative=2, random_state=0)
+    reports: list[tuple[int, int, str]] = []
+    explanation = shap_explain(dataset, n_background=10, n_explain=3 * EXPLAIN_CHUNK_ROWS, epochs=3, device="cpu",
+                               callback=lambda step, total, message: reports.append((step, total, message)) or False)
+    steps = [step for step, _, _ in reports]
+    assert steps == sorted(steps) and steps[-1] == reports[-1][1]
+    rows = [m for _, _, m in reports if m.startswith("computing SHAP values (")]
+    assert rows[-3:] == [f"computing SHAP values ({n}/30 rows)" for n in (10, 20, 30)]
+    assert sum(m.startswith("training the dense model (") for _, _, m in reports) >= 2
+    assert explanation.values.shape[:2] == (30, 8)
