@@ -204,3 +204,29 @@ def test_shap_reports_progress_while_it_trains_and_explains_so_the_compare_text_
     assert rows[-3:] == [f"computing SHAP values ({n}/30 rows)" for n in (10, 20, 30)]
     assert sum(m.startswith("training the dense model (") for _, _, m in reports) >= 2
     assert explanation.values.shape[:2] == (30, 8)
+
+
+# ------------------------------------------------------------------ item 1: the Data page's preview
+def test_the_preview_shows_filled_cells_even_beyond_the_first_columns_and_rows_and_marks_only_them(tmp_path):
+    from seqattn.plots.data import IMPUTED_COLOUR, imputed_cells, preview_frame, styled_preview
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(rng.normal(size=(60, 15)).round(3), columns=[f"f{j}" for j in range(15)])
+    frame["label"] = ["a", "b"] * 30
+    frame.loc[[20, 30], "f13"] = np.nan  # past the 12 columns and the 8 rows a preview shows
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    dataset = load_table(path, target="label", impute="median")
+    preview = preview_frame(dataset)
+    assert "f13" in preview.columns and {21, 31} <= set(preview["row"]) and len(preview.columns) == 12 + 2
+    marks = imputed_cells(dataset, preview)
+    marked = [(int(preview.loc[i, "row"]), c) for i, c in zip(*np.nonzero(marks.to_numpy()))]
+    assert sorted((row, marks.columns[c]) for row, c in marked) == [(21, "f13"), (31, "f13")]
+    filled = preview.loc[preview["row"].isin([21, 31]), "f13"]
+    assert np.allclose(filled, np.nanmedian(frame["f13"]))
+    html = styled_preview(dataset).to_html()
+    shaded = [rule.split("{")[0] for rule in html.split("}") if IMPUTED_COLOUR in rule]
+    cells = [cell.strip().split("_", 2)[-1] for rule in shaded for cell in rule.split(",")]
+    column = list(preview.columns).index("f13")
+    rows = [i for i, row in enumerate(preview["row"]) if row in (21, 31)]
+    assert sorted(cells) == [f"row{i}_col{column}" for i in rows]  # the shade sits on exactly the filled cells
