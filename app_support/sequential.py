@@ -31,6 +31,13 @@ def default_settings(dataset: Dataset, dataset_key: str) -> None:
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
 
 
+def ban(names: list[str]) -> None:
+    """The ban buttons' callback: add ``names`` to the ban list and drop them from the pins (not both)."""
+    banned = list(st.session_state.get("sa_banned", []))
+    st.session_state["sa_banned"] = banned + [g for g in names if g not in banned]
+    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in names]
+
+
 def current_settings() -> dict[str, Any]:
     """The widgets' values, comparable between runs (lists as tuples, numbers as numbers)."""
     values = {key: st.session_state.get(key) for key in WIDGETS}

@@ -61,6 +61,17 @@ def preprocess_cached(source_key: str, log1p: bool, top_genes: int | None, stand
     return preprocess(_dataset, log1p=log1p, top_genes=top_genes, standardize=standardize)[0]
 
 
+@st.cache_resource(show_spinner="Opening the file…", max_entries=4)
+def load_server_cached(relative: str, stamp: tuple, target: str, task: str, folder: str) -> Dataset:
+    """A 'File on the server' loaded once per (file, modification time and size, target, task); large h5ad
+    files open backed."""
+    from pathlib import Path
+
+    from seqattn.server_files import load_server_file
+
+    return load_server_file(relative, Path(folder), target, task=task)
+
+
 def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 

@@ -7,8 +7,6 @@ Layout only: uploads are read in ``app_support/uploads.py``, dataset keys are bu
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from app_support.messages import data_page_message
@@ -23,6 +21,7 @@ from app_support.state import (
     keep_widget_state,
     load_builtin_cached,
     load_failure,
+    load_server_cached,
     note_load_failure,
     preprocess_cached,
     preprocessed_key,
@@ -54,7 +53,7 @@ from seqattn.data.tables import guess_target, list_columns
 from seqattn.genomics import is_expression_data
 from seqattn.plots.data import class_balance_figure, column_table, mean_image, styled_preview
 from seqattn.safe_text import escape_markdown
-from seqattn.server_files import allowed_folder, list_server_files, load_server_file, resolve_server_path
+from seqattn.server_files import allowed_folder, list_server_files, resolve_server_path
 
 DEFAULT_TOP_GENES = 2000
 SOURCE_OF_FAILURE = {"Upload": "upload", "File on the server": "server"}  # radio choice -> load_failure source
@@ -117,12 +116,6 @@ def server_folder():
     except DataError as exc:
         st.error(escape_markdown(str(exc)))
         return None
-
-
-@st.cache_resource(show_spinner="Opening the file…", max_entries=4)
-def load_server_cached(relative: str, stamp: tuple, target: str, task: str, folder: str):
-    """One load per (file, modification time and size, target, task); large h5ad files open backed."""
-    return load_server_file(relative, Path(folder), target, task=task)
 
 
 def server_file_source(folder):

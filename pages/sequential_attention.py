@@ -12,7 +12,7 @@ from app_support import state
 from app_support.caches import selection_held_out
 from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.runs import SA_RUN_ID_KEY, keep_run, show_run_link
-from app_support.sequential import (WIDGETS, changed_since_run, current_settings, default_settings,
+from app_support.sequential import (WIDGETS, ban, changed_since_run, current_settings, default_settings,
                                     remember_run_settings)
 from app_support.shell import require_app_shell
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
@@ -52,13 +52,6 @@ running = job is not None and not job.done
 unit_names = list(groups_of(dataset).names)  # features, or feature groups (picked whole)
 mito_names = [unit_names[i] for i in mitochondrial_genes(unit_names)]
 ribo_names = [unit_names[i] for i in ribosomal_genes(unit_names)]
-
-
-def ban(names: list[str]) -> None:
-    """Add genes to the ban list (and drop them from the pins: a gene cannot be both)."""
-    banned = list(st.session_state.get("sa_banned", []))
-    st.session_state["sa_banned"] = banned + [g for g in names if g not in banned]
-    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in names]
 
 
 # Always drawn with the same arguments: an expander whose `expanded` changes between runs is drawn afresh, and
@@ -237,7 +230,8 @@ with tab_check:
         h1, h2 = st.columns(2)
         h1.metric(f"Held-out {metric}, the {check['n_units']} picks" + (" (pins included)" if trace.pinned else ""),
                   f"{check['selected']:.3f}", f"{check['selected'] - check['all_features']:+.3f} vs all features")
-        h2.metric(f"Held-out {metric}, all {check['n_all']} features", f"{check['all_features']:.3f}")
+        columns = "columns" if dataset.groups is not None else "features"  # groups: their columns, counted
+        h2.metric(f"Held-out {metric}, all {check['n_all']} {columns}", f"{check['all_features']:.3f}")
         model = "logistic regression" if metric == "accuracy" else "ridge regression"
         st.caption(f"A plain {model} (features standardised on the training part) trained on {check['n_train']} "
                    f"rows and tested on {check['n_test']} other rows, the same split for both; the Gene panel page "
