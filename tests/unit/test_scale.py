@@ -179,6 +179,14 @@ def test_backed_data_set_only_runs_sa(counts_file, tmp_path, capsys):
     assert code == 2 and "needs the matrix in memory" in capsys.readouterr().err
 
 
+def _json_from_child(script: str) -> dict:
+    """Run ``script`` in a fresh Python (this checkout first on the path, one thread): its last line as JSON."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _backed_fit_in_child(path: Path) -> dict:
     """Load backed and fit SA in a fresh process; peak RSS growth (MB) of each stage, via Linux's VmHWM."""
     script = textwrap.dedent(f"""
@@ -202,10 +210,7 @@ def _backed_fit_in_child(path: Path) -> dict:
         fit = peak_since_reset() - start
         print(json.dumps({{"load": load, "fit": fit, "picks": selector.selected_features_.tolist()}}))
     """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _json_from_child(script)
 
 
 @pytest.mark.slow
@@ -245,10 +250,7 @@ def _backed_peaks_in_child(path: Path, chunk_mb: int, readout_val_rows: int) -> 
         selector = sa.SequentialAttentionSelector(2, device="cpu", random_state=0).fit_dataset(data)
         print(json.dumps({{"load": load, "fit": peak(), "picks": selector.selected_features_.tolist()}}))
     """)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _json_from_child(script)
 
 
 @pytest.mark.slow
@@ -258,7 +260,7 @@ def test_backed_peak_memory_does_not_grow_with_the_cells(tmp_path):
     backed load and of SA's default fit grow by less than a quarter of the data's growth.
 
     Measured: +1.5 MB (load) and +5 MB (fit) here; the code before this test read every span of disk
-    rows between the first and last read-out or check row, +56 MB for the fit. The read-out's validation
+    rows between the first and last read-out or check row, +57 MB for the fit. The read-out's validation
     rows are capped at MAX_READOUT_VAL_ROWS (10,000); the cap is lowered to 1,500 so that both sizes
     are past it, as atlases are. 4 MB chunks so that both sizes are several chunks.
     """
