@@ -167,9 +167,10 @@ class BackedRows:
         """The view's ``rows`` (any order, repeats allowed) as a float32 block, transforms applied.
 
         Rows close together on disk (one chunk's, as :class:`BatchStream` asks
-        for) come from one read of the span they cover; rows scattered over the
-        file (read-out or check rows) come from several reads, none spanning more
-        than :data:`CHUNK_BYTES` of disk rows, so memory does not grow with the file.
+        for: their span is at most twice their number) come from one read of
+        that span; rows scattered over the file (read-out or check rows) come
+        from several reads, none spanning more than :data:`CHUNK_BYTES` of disk
+        rows. Memory is bounded by the rows asked for, not by the file.
         """
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
@@ -185,7 +186,8 @@ class BackedRows:
         return block
 
     def _read_disk_rows(self, disk: np.ndarray) -> Any:
-        """Disk rows ``disk`` (any order, repeats allowed), all columns, in spans of at most CHUNK_BYTES."""
+        """Disk rows ``disk`` (any order, repeats allowed), all columns: one read if their span is at most
+        one chunk or twice their number, else reads of at most CHUNK_BYTES of disk rows each."""
         lo, hi = int(disk.min()), int(disk.max()) + 1
         if hi - lo == len(disk) and np.all(disk[1:] > disk[:-1]):  # the whole span, in order
             return self.read_raw(lo, hi)
