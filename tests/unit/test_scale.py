@@ -234,20 +234,33 @@ def test_backed_fit_peak_memory_stays_below_bound_on_a_larger_file(tmp_path):
 
 def _backed_peaks_in_child(path: Path, chunk_mb: int, readout_val_rows: int) -> dict:
     """Backed load, then SA's default fit (automatic budget, read-out on), in a fresh process: its peak
-    RSS (Linux VmHWM, MB) after the load and after the fit, for a fixed chunk size and read-out cap."""
+    RSS (Linux VmHWM, MB) after the load and after the fit, for a fixed chunk size and read-out cap.
+
+    The caps are set on the modules that read them and checked to exist there (a cap set on a module
+    that no longer reads it changes nothing and measures something else); the rows each read-out
+    really holds and the chunk size are reported so the caller can check the caps took effect.
+    """
     script = textwrap.dedent(f"""
         import json, re
         def peak():
             return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
         import seqattn.data.stream as stream
+        import seqattn.selectors.sa_trainer as trainer
         import seqattn.selectors.sequential_attention as sa
         from seqattn.data.tables import load_table
+        assert hasattr(stream, "CHUNK_BYTES") and hasattr(trainer, "MAX_READOUT_VAL_ROWS")
         stream.CHUNK_BYTES = {chunk_mb} << 20
-        sa.MAX_READOUT_VAL_ROWS = {readout_val_rows}
+        trainer.MAX_READOUT_VAL_ROWS = {readout_val_rows}
+        readout_rows, init = [], stream.ReadoutRows.__init__
+        def counting_init(self, source, rows):
+            readout_rows.append(len(rows))
+            init(self, source, rows)
+        stream.ReadoutRows.__init__ = counting_init
         data = load_table({str(path)!r}, "cell_type", backed=True)
         load = peak()
         selector = sa.SequentialAttentionSelector(2, device="cpu", random_state=0).fit_dataset(data)
-        print(json.dumps({{"load": load, "fit": peak(), "picks": selector.selected_features_.tolist()}}))
+        print(json.dumps({{"load": load, "fit": peak(), "picks": selector.selected_features_.tolist(),
+                          "readout_rows": readout_rows, "chunk_rows": selector.trace_.settings["chunk_rows"]}}))
     """)
     return _json_from_child(script)
 
@@ -258,10 +271,12 @@ def test_backed_peak_memory_does_not_grow_with_the_cells(tmp_path):
     """4× the cells (10,000 → 40,000 × 2,000 genes, CSR 17 → 67 MB), same chunk size: the peak RSS of a
     backed load and of SA's default fit grow by less than a quarter of the data's growth.
 
-    Measured: +1.5 MB (load) and +5 MB (fit) here; the code before this test read every span of disk
-    rows between the first and last read-out or check row, +57 MB for the fit. The read-out's validation
-    rows are capped at MAX_READOUT_VAL_ROWS (10,000); the cap is lowered to 1,500 so that both sizes
-    are past it, as atlases are. 4 MB chunks so that both sizes are several chunks.
+    Measured: +1.2–3.5 MB (load) and +2.4–6.2 MB (fit) here over four runs; the code before this test
+    read every span of disk rows between the first and last read-out or check row, +57 MB for the fit.
+    The read-out's validation rows are capped at MAX_READOUT_VAL_ROWS (10,000); the cap is lowered to
+    1,500 so that both sizes are past it, as atlases are, and checked to have taken effect: set on a
+    module that no longer read it, the read-out held 2,000 → 8,000 validation rows (20 % of the cells)
+    and the fit grew 13.7–16.5 MB. 4 MB chunks so that both sizes are several chunks.
     """
     sizes, peaks, data_mb = (10_000, 40_000), [], []
     for n_cells in sizes:
@@ -270,6 +285,8 @@ def test_backed_peak_memory_does_not_grow_with_the_cells(tmp_path):
         data_mb.append(info["nnz"] * 8 / 2**20)  # CSR: float32 value + int32 column index per stored entry
         peaks.append(_backed_peaks_in_child(path, chunk_mb=4, readout_val_rows=1_500))
         path.unlink()
+        assert peaks[-1]["readout_rows"] == [5_000, 1_500], peaks[-1]  # both sizes past both read-out caps
+        assert peaks[-1]["chunk_rows"] < n_cells / 3, peaks[-1]  # several chunks (~2,400 rows)
     allowed = 0.25 * (data_mb[1] - data_mb[0])
     assert allowed > 10, data_mb
     for stage in ("load", "fit"):
