@@ -153,7 +153,7 @@ class Comparison:
         sections = [("Test accuracy after retraining on each method's top k", self.accuracy_table()),
                     (f"Picks (first {self.k})", self.rankings()),
                     (f"Overlap of the top-{self.k} sets (Jaccard: 1 = same set)",
-                     self.overlap().rename(index=METHOD_LABELS, columns=METHOD_LABELS).round(2))]
+                     self.overlap().rename(index=METHOD_LABELS, columns=METHOD_LABELS).map("{:.2f}".format))]
         for title, table in sections:
             if not table.empty:
                 parts.append(f"<p><b>{html.escape(title)}</b></p>"

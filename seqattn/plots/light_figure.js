@@ -88,6 +88,7 @@
         y.lo = Math.min(y.lo, y0 - dy / 2); y.hi = Math.max(y.hi, y0 + (z.length - 0.5) * dy);
         continue;
       }
+      x.padded = y.padded = true;  // markers and bars get room at the edges, as in plotly
       (trace.x || []).forEach((v, i) => {
         if (typeof v === "string") { if (!x.categories.includes(v)) x.categories.push(v); }
         else if (finite(v)) { x.lo = Math.min(x.lo, v); x.hi = Math.max(x.hi, v); }
@@ -104,7 +105,8 @@
       a.to = horizontal ? box.left + domain[1] * box.width : box.top + (1 - domain[0]) * box.height;
       if (a.categories.length) { a.range = [-0.5, a.categories.length - 0.5]; continue; }
       if (!a.range || !finite(a.range[0]) || !finite(a.range[1])) {
-        const lo = finite(a.lo) ? a.lo : 0, hi = finite(a.hi) ? a.hi : 1, pad = a.lo === a.hi ? 1 : 0;
+        const lo = finite(a.lo) ? a.lo : 0, hi = finite(a.hi) ? a.hi : 1;
+        const pad = a.lo === a.hi ? 1 : a.padded ? 0.05 * (hi - lo) : 0;
         a.range = [lo - pad, hi + pad];
         if (a.autorange === "reversed") a.range = [a.range[1], a.range[0]];
       }
@@ -159,6 +161,7 @@
         }
       }
       const title = a.title && a.title.text;
+      if (title && horizontal) label(svg, (a.from + a.to) / 2, edge + 40, title, {"text-anchor": "middle"});
       if (title && !horizontal) {
         const x = edge + (right ? 44 : -46), y = (a.from + a.to) / 2;
         label(svg, x, y, title, {"text-anchor": "middle", transform: `rotate(${right ? 90 : -90} ${x} ${y})`});
@@ -267,7 +270,7 @@
       node.setAttribute("y", y - 6 - 14.4 * (lines(note.text).length - 1));
     }
     const title = layout.title && layout.title.text;
-    if (title) label(svg, l, 24, title, {"font-size": 15});
+    if (title) label(svg, l, 24, title, {"font-size": 15, class: "figure-title"});
   }
 
   function render(root, fig) {

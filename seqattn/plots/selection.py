@@ -33,6 +33,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.export import ExportableFigure
 from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.stats import spearman
 
@@ -307,8 +308,6 @@ def selection_animation(
 
 def _subplots(trace: SelectionTrace, panels: _Panels) -> go.Figure:
     """The empty panels side by side, with their two-line titles."""
-    from seqattn.plots.export import ExportableFigure
-
     metric = trace.metric_name or "metric"
     # two-line titles: three one-line titles run into each other on a laptop-width page
     titles = [panels.score_title(trace), f"Marginal gain (Δ validation {metric})<br>and validation {metric}"]
@@ -490,12 +489,13 @@ def attention_vs_gain_figure(
 
     If SA approximates greedy selection well, the points rise left to right
     and the picked feature sits at the top right; the title gives Spearman's ρ.
+    Exported notebooks keep it (:class:`~seqattn.plots.export.ExportableFigure`).
     """
     attention = np.asarray(attention, dtype=np.float64)
     gains = np.asarray(gains, dtype=np.float64)
     rho = spearman(attention, gains)
     is_pick = np.array([name == picked for name in names])
-    fig = go.Figure(go.Scatter(
+    fig = ExportableFigure(go.Scatter(
         x=_round(attention), y=_round(gains), mode="markers", text=escape_plot_texts(names),
         marker={"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist(), "size": np.where(is_pick, 14, 8).tolist()},
         hovertemplate="%{text}<br>attention %{x:.4g}<br>gain %{y:.4g}<extra></extra>",
