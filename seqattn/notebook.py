@@ -107,8 +107,8 @@ class LiveSelectionView:
         """Redraw one part on screen; the first redraw displays the view if nobody did."""
         from IPython import get_ipython
 
-        if get_ipython() is None:  # plain Python: nothing to draw on, the attributes still follow the fit
-            return
+        if getattr(get_ipython(), "kernel", None) is None:  # not a Jupyter kernel (plain Python, IPython in a
+            return  # terminal): nothing to draw on, the attributes still follow the fit
         if not self._displayed:
             self._ipython_display_()
             return

@@ -296,6 +296,7 @@
         merge(state.layout, frame.layout || {});
       }
       current = i;
+      root.dataset.current = String(i);
       draw(svg, state, width());
       if (slider) { slider.value = i; stepLabel.textContent = "step " + (frame ? frame.name : i + 1); }
     };
