@@ -175,3 +175,36 @@ def panels_side_by_side(first: Sequence[str], second: Sequence[str], *, names: t
         rows.append({"rank": i + 1, names[0]: a, f"{names[0]} gene also in {names[1]}": bool(a) and a in in_second,
                      names[1]: b, f"{names[1]} gene also in {names[0]}": bool(b) and b in in_first})
     return pd.DataFrame(rows)
+
+
+def panel_metrics_frame(table: pd.DataFrame, panel_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """The whole-panel metrics of :func:`seqattn.evaluation.panels.panel_metrics` as one row per
+    metric (its label, whether higher is better) and one column per panel."""
+    from seqattn.evaluation.panels import PANEL_METRICS
+
+    summary = table[table["cell_type"] == ""]
+    wide = summary.pivot_table(index="metric", columns="panel", values="value", sort=False)
+    panels = list(panel_order) if panel_order is not None else list(dict.fromkeys(summary["panel"]))
+    wide = wide.reindex(index=[m for m in PANEL_METRICS if m in wide.index], columns=panels)
+    wide.insert(0, "better", ["higher" if PANEL_METRICS[m][1] else "lower" for m in wide.index])
+    wide.insert(0, "metric", [PANEL_METRICS[m][0] for m in wide.index])
+    wide.columns.name = None
+    return wide.reset_index(drop=True)
+
+
+def per_type_recall_figure(table: pd.DataFrame, metric: str = "recall_logreg",
+                           panel_order: Sequence[str] | None = None) -> go.Figure:
+    """Grouped bars: held-out recall of every cell type (x) for each panel (one bar colour each)."""
+    rows = table[table["metric"] == metric]
+    panels = list(panel_order) if panel_order is not None else list(dict.fromkeys(rows["panel"]))
+    types = list(dict.fromkeys(rows["cell_type"]))
+    fig = go.Figure()
+    for panel in panels:
+        values = rows[rows["panel"] == panel].set_index("cell_type")["value"].reindex(types)
+        fig.add_trace(go.Bar(name=str(panel), x=types, y=[None if not np.isfinite(v) else float(v) for v in values],
+                             hovertemplate="%{x}<br>" + str(panel) + ": recall %{y:.2f}<extra></extra>"))
+    fig.update_layout(barmode="group", height=420, margin={"t": 50, "b": 120, "l": 10, "r": 10},
+                      yaxis={"title": "held-out recall", "range": [0, 1.05]},
+                      xaxis={"title": "true cell type", "tickangle": -45, "type": "category"},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+    return fig
