@@ -68,11 +68,25 @@ def _script_json(value: Any) -> str:
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
+def _drawable(spec: dict[str, Any]) -> bool:
+    """Whether the light renderer draws every part of the figure as plotly would; a figure it would draw
+    wrongly (horizontal or stacked bars, error bars, labelled heatmap axes) keeps plotly's JSON only."""
+    traces = spec["data"] + [trace for frame in spec["frames"] for trace in frame.get("data", [])]
+    if not spec["data"] or spec["layout"].get("barmode") in ("stack", "relative"):
+        return False
+    for trace in traces:
+        kind = trace.get("type", "scatter")
+        if kind not in LIGHT_TRACE_TYPES or trace.get("orientation") == "h" or "error_x" in trace \
+                or "error_y" in trace or (kind == "heatmap" and ("x" in trace or "y" in trace)):
+            return False
+    return True
+
+
 def light_html(fig: go.Figure) -> str | None:
     """A self-contained HTML rendering of ``fig`` (frames, Play/Pause, slider), or ``None`` when the figure
-    uses trace types the light renderer does not draw."""
+    uses what the light renderer does not draw (see :func:`_drawable`)."""
     spec = light_figure_spec(fig)
-    if not spec["data"] or any(trace.get("type", "scatter") not in LIGHT_TRACE_TYPES for trace in spec["data"]):
+    if not _drawable(spec):
         return None
     element = "seqattn-fig-" + uuid.uuid4().hex[:12]
     return (

@@ -5,7 +5,11 @@
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
-  const BOTTOM_ROOM = 40;
+  const BOTTOM_ROOM = 40, COLOURBAR_ROOM = 34, CHAR_PX = 6;
+  // plotly's default colorway: a trace without its own colour gets the one JupyterLab shows it in
+  const COLORWAY = ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880",
+    "#FF97FF", "#FECB52"];
+  const VIRIDIS = [[0, "#440154"], [0.5, "#21918c"], [1, "#fde725"]];
 
   function el(tag, attrs, parent, text) {
     const node = document.createElementNS(SVG, tag);
@@ -41,6 +45,7 @@
 
   const copy = (value) => JSON.parse(JSON.stringify(value));
   const finite = (v) => typeof v === "number" && isFinite(v);
+  const present = (v) => finite(v) || typeof v === "string";  // a point to draw: a number or a category
   const pick = (value, i, fallback) => Array.isArray(value) ? (value[i] === undefined ? fallback : value[i])
     : (value === undefined ? fallback : value);
 
@@ -76,8 +81,12 @@
   // Axes: category or linear, their data range, and their pixel extent (scaleanchor shrinks a panel to square units).
   function buildAxes(fig, box) {
     const axes = {};
-    const axis = (name) => axes[name] || (axes[name] = Object.assign({name: name, categories: [], lo: Infinity,
-      hi: -Infinity}, fig.layout[name] || {}));
+    const axis = (name) => {
+      if (axes[name]) return axes[name];
+      const a = axes[name] = Object.assign({name: name, lo: Infinity, hi: -Infinity}, fig.layout[name] || {});
+      a.categories = a.categoryorder === "array" && Array.isArray(a.categoryarray) ? a.categoryarray.map(String) : [];
+      return a;
+    };
     for (const trace of fig.data) {
       const x = axis(axisName(trace.xaxis || "x", "x")), y = axis(axisName(trace.yaxis || "y", "y"));
       x.used = y.used = true;
@@ -89,11 +98,13 @@
         continue;
       }
       x.padded = y.padded = true;  // markers and bars get room at the edges, as in plotly
+      const extend = (a, v) => {  // names make a category axis (e.g. a dot plot's genes × cell types)
+        if (typeof v === "string") { if (!a.categories.includes(v)) a.categories.push(v); }
+        else if (finite(v)) { a.lo = Math.min(a.lo, v); a.hi = Math.max(a.hi, v); }
+      };
       (trace.x || []).forEach((v, i) => {
-        if (typeof v === "string") { if (!x.categories.includes(v)) x.categories.push(v); }
-        else if (finite(v)) { x.lo = Math.min(x.lo, v); x.hi = Math.max(x.hi, v); }
-        const yv = trace.y ? trace.y[i] : null;
-        if (finite(yv)) { y.lo = Math.min(y.lo, yv); y.hi = Math.max(y.hi, yv); }
+        if (!present(trace.y ? trace.y[i] : null)) return;
+        extend(x, v); extend(y, trace.y[i]);
       });
       if (trace.type === "bar") { y.lo = Math.min(y.lo, 0); y.hi = Math.max(y.hi, 0); }
     }
@@ -161,9 +172,11 @@
         }
       }
       const title = a.title && a.title.text;
-      if (title && horizontal) label(svg, (a.from + a.to) / 2, edge + 40, title, {"text-anchor": "middle"});
+      if (title && horizontal) {
+        label(svg, (a.from + a.to) / 2, edge + 40 + a.room, title, {"text-anchor": "middle"});
+      }
       if (title && !horizontal) {
-        const x = edge + (right ? 44 : -46), y = (a.from + a.to) / 2;
+        const x = edge + (right ? 1 : -1) * (a.room + 18), y = (a.from + a.to) / 2;
         label(svg, x, y, title, {"text-anchor": "middle", transform: `rotate(${right ? 90 : -90} ${x} ${y})`});
       }
     }
@@ -192,26 +205,29 @@
       }
     }));
     if (trace.showscale !== false && trace.colorbar) {  // a horizontal bar under the panel, as in the figure
-      const left = Math.min(x.from, x.to), width = Math.abs(x.to - x.from), top = Math.max(y.from, y.to) + 16;
+      const left = Math.min(x.from, x.to), width = Math.abs(x.to - x.from);
+      const top = Math.max(y.from, y.to) + 16 + x.room - COLOURBAR_ROOM;  // x.room holds the bar's room
       const id = "g" + Math.random().toString(36).slice(2);
       const gradient = el("linearGradient", {id: id}, el("defs", {}, svg));
       scale.forEach(([t, c]) => el("stop", {offset: t, "stop-color": colourAt(scale, t)}, gradient));
       el("rect", {x: left, y: top, width: width, height: 8, fill: `url(#${id})`}, svg);
-      label(svg, left, top + 20, String(zmin), {"font-size": 10});
-      label(svg, left + width, top + 20, String(zmax), {"font-size": 10, "text-anchor": "end"});
+      label(svg, left, top + 20, String(+zmin.toPrecision(3)), {"font-size": 10});
+      label(svg, left + width, top + 20, String(+zmax.toPrecision(3)), {"font-size": 10, "text-anchor": "end"});
       label(svg, left + width / 2, top + 20, (trace.colorbar.title && trace.colorbar.title.text) || "",
             {"font-size": 10, "text-anchor": "middle"});
     }
   }
 
-  function drawBars(svg, trace, x, y) {
-    const xs = trace.x || [], ys = trace.y || [], base = y.px(0), width = 0.8 * (x.band || 10);
+  // slot: this trace's place among the bar traces drawn side by side (barmode "group") on its x axis
+  function drawBars(svg, trace, x, y, slot) {
+    const xs = trace.x || [], ys = trace.y || [], base = y.px(0), group = 0.8 * (x.band || 10);
+    const width = group / slot.count, shift = -group / 2 + (slot.index + 0.5) * width;
     xs.forEach((v, i) => {
       const value = ys[i];
       if (!finite(value)) return;
-      const p = x.px(v), top = y.px(value);
+      const p = x.px(v) + shift, top = y.px(value);
       const bar = el("rect", {x: p - width / 2, y: Math.min(top, base), width: width, height: Math.abs(base - top),
-        fill: pick(trace.marker && trace.marker.color, i, "#1f77b4")}, svg);
+        fill: pick(trace.marker && trace.marker.color, i, trace._colour)}, svg);
       hover(bar, trace, i, `${v}: ${+value.toPrecision(4)}`);
       const text = pick(trace.text, i, "");
       if (text) label(svg, p, value >= 0 ? top - 4 : top + 12, text, {"font-size": 10, "text-anchor": "middle"});
@@ -220,19 +236,21 @@
 
   function drawScatter(svg, trace, x, y) {
     const mode = trace.mode || "markers", xs = trace.x || [], ys = trace.y || [], marker = trace.marker || {};
+    const colours = markerColours(marker, xs.length, trace._colour);
     if (mode.includes("lines")) {
       let path = "", pen = false;
       xs.forEach((v, i) => {
-        if (!finite(ys[i])) { pen = false; return; }
+        if (!present(ys[i]) || !present(v)) { pen = false; return; }
         path += (pen ? "L" : "M") + x.px(v) + " " + y.px(ys[i]) + " "; pen = true;
       });
-      el("path", {d: path, fill: "none", stroke: (trace.line && trace.line.color) || "#444", "stroke-width": 2}, svg);
+      el("path", {d: path, fill: "none", stroke: (trace.line && trace.line.color) || trace._colour, "stroke-width": 2},
+         svg);
     }
     xs.forEach((v, i) => {
-      if (!finite(ys[i])) return;
+      if (!present(ys[i]) || !present(v)) return;
       const px = x.px(v), py = y.px(ys[i]), size = pick(marker.size, i, mode.includes("lines") ? 6 : 8);
       if (mode.includes("markers")) {
-        const colour = pick(marker.color, i, "#444"), outline = (marker.line && marker.line.color) || "none";
+        const colour = colours[i], outline = (marker.line && marker.line.color) || "none";
         const dot = marker.symbol === "square"
           ? el("rect", {x: px - size / 2, y: py - size / 2, width: size, height: size, fill: colour, stroke: outline}, svg)
           : el("circle", {cx: px, cy: py, r: size / 2, fill: colour, stroke: outline}, svg);
@@ -245,22 +263,76 @@
     });
   }
 
+  // One colour per point: numbers through the marker's colour scale (as plotly maps them), names as given.
+  function markerColours(marker, count, fallback) {
+    const given = marker.color, values = Array.isArray(given) ? given.filter(finite) : [];
+    const scale = marker.colorscale || VIRIDIS;
+    const lo = finite(marker.cmin) ? marker.cmin : Math.min(...values), hi = finite(marker.cmax) ? marker.cmax
+      : Math.max(...values);
+    return Array.from({length: count}, (_, i) => {
+      const v = pick(given, i, fallback);
+      if (finite(v)) return colourAt(scale, (v - lo) / ((hi - lo) || 1));
+      return typeof v === "string" ? v : "#bbb";  // a point without a value (NaN) drawn grey
+    });
+  }
+
+  // Bar traces sharing an x axis stand side by side under barmode "group" (plotly's default overlays them).
+  function barSlots(fig) {
+    const slots = new Map(), byAxis = {};
+    for (const trace of fig.data.filter((t) => t.type === "bar")) {
+      if (fig.layout.barmode !== "group") { slots.set(trace, {index: 0, count: 1}); continue; }
+      (byAxis[trace.xaxis || "x"] || (byAxis[trace.xaxis || "x"] = [])).push(trace);
+    }
+    for (const traces of Object.values(byAxis)) {
+      traces.forEach((trace, index) => slots.set(trace, {index: index, count: traces.length}));
+    }
+    return slots;
+  }
+
+  // Room for tick labels (plotly's automargin): a.room is the widest label across a y axis, the labels' depth
+  // under an x axis (plus a colour bar drawn there); the margins grow to fit the outer ones.
+  function measureRoom(fig, axes) {
+    const need = {left: 0, right: 0, bottom: 0};
+    for (const a of Object.values(axes)) {
+      const texts = a.showticklabels === false ? [] : a.categories.length ? a.categories
+        : niceTicks(a.range[0], a.range[1], 5).map((v) => String(+v.toPrecision(6)));
+      const longest = Math.max(0, ...texts.map((text) => Math.max(...lines(text).map((line) => line.length))));
+      if (a.name[0] === "x") {
+        const angle = Math.abs(a.tickangle || 0) * Math.PI / 180;
+        a.room = Math.min(220, longest * CHAR_PX * 0.85 * Math.sin(angle));
+        if (fig.data.some((d) => d.type === "heatmap" && d.showscale !== false && d.colorbar
+                          && axisName(d.xaxis || "x", "x") === a.name)) a.room += COLOURBAR_ROOM;
+        need.bottom = Math.max(need.bottom, a.room + (a.title && a.title.text ? 10 : 0));
+      } else {
+        a.room = Math.min(260, longest * CHAR_PX + 8);
+        const side = a.side === "right" ? "right" : "left";
+        need[side] = Math.max(need[side], a.room + (a.title && a.title.text ? 30 : 6));
+      }
+    }
+    return need;
+  }
+
   function draw(svg, fig, width) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const layout = fig.layout, m = layout.margin || {}, t = m.t ?? 80, l = m.l ?? 60, r = m.r ?? 30;
+    const layout = fig.layout, m = layout.margin || {}, t = m.t ?? 80;
     const plotHeight = (layout.height || 450) - t - (m.b ?? 80);
-    const longest = Math.max(0, ...fig.data.flatMap((d) => (d.x || []).filter((v) => typeof v === "string")
-      .map((v) => v.length)));
-    const height = t + plotHeight + BOTTOM_ROOM + Math.min(220, longest * 5.2);
+    const box = (left, right) => ({left: left, top: t, width: width - left - right, height: plotHeight});
+    let l = m.l ?? 60, r = m.r ?? 30, axes = buildAxes(fig, box(l, r));
+    const room = measureRoom(fig, axes);
+    if (room.left > l || room.right > r) {
+      l = Math.max(l, room.left); r = Math.max(r, room.right);
+      axes = buildAxes(fig, box(l, r));
+      measureRoom(fig, axes);
+    }
+    const height = t + plotHeight + BOTTOM_ROOM + room.bottom;
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.setAttribute("height", height);
-    const axes = buildAxes(fig, {left: l, top: t, width: width - l - r, height: plotHeight});
     drawAxes(svg, axes);
-    const order = {heatmap: 0, bar: 1, scatter: 2};
+    const order = {heatmap: 0, bar: 1, scatter: 2}, slots = barSlots(fig);
     [...fig.data].sort((a, b) => order[a.type] - order[b.type]).forEach((trace) => {
       const x = axes[axisName(trace.xaxis || "x", "x")], y = axes[axisName(trace.yaxis || "y", "y")];
       if (trace.type === "heatmap") drawHeatmap(svg, trace, x, y);
-      else if (trace.type === "bar") drawBars(svg, trace, x, y);
+      else if (trace.type === "bar") drawBars(svg, trace, x, y, slots.get(trace));
       else if (trace.type === "scatter") drawScatter(svg, trace, x, y);
     });
     for (const note of layout.annotations || []) {
@@ -277,6 +349,8 @@
     const svg = el("svg", {width: "100%", role: "img", style: "font-family: sans-serif; display: block"});
     root.appendChild(svg);
     const frames = fig.frames || [], state = copy({data: fig.data, layout: fig.layout});
+    const colorway = fig.layout.colorway || COLORWAY;
+    state.data.forEach((trace, i) => { trace._colour = colorway[i % colorway.length]; });
     const width = () => Math.max(600, Math.min(root.clientWidth || 1000, 1600));
     const legend = document.createElement("div");
     legend.style.cssText = "font: 12px sans-serif; margin: 2px 0 6px 60px";
@@ -284,7 +358,8 @@
       if (trace.showlegend === false || !trace.name || !["bar", "scatter"].includes(trace.type)) continue;
       const swatch = document.createElement("span"), colour = pick(trace.marker && trace.marker.color, 0, null);
       swatch.style.cssText = "display:inline-block;width:12px;height:12px;margin:0 4px 0 14px;vertical-align:-2px;"
-        + "background:" + ((trace.line && trace.line.color) || colour || ["#1f77b4", "#ff7f0e"][i % 2]);
+        + "background:" + ((trace.line && trace.line.color) || (typeof colour === "string" && colour)
+                           || state.data[i]._colour);
       legend.append(swatch, lines(trace.name).join(" "));
     }
     root.appendChild(legend);
@@ -298,9 +373,13 @@
       current = i;
       root.dataset.current = String(i);
       draw(svg, state, width());
-      if (slider) { slider.value = i; stepLabel.textContent = "step " + (frame ? frame.name : i + 1); }
+      if (slider) { slider.value = i; stepLabel.textContent = stepText(i, frame); }
     };
     let slider = null, stepLabel = null;
+    const steps = (fig.layout.sliders || [])[0];  // the figure's own slider labels ("snapshot 12"), when it has them
+    const stepText = (i, frame) => steps && steps.steps && steps.steps[i]
+      ? ((steps.currentvalue && steps.currentvalue.prefix) || "") + steps.steps[i].label
+      : "step " + (frame ? frame.name : i + 1);
     if (frames.length > 1) {
       const bar = document.createElement("div");
       bar.style.cssText = "display: flex; gap: 8px; align-items: center; font: 13px sans-serif; margin-left: 60px";
