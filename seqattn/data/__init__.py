@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from seqattn.data.dataset import (
     TASKS,
-    DataError,
     Dataset,
     attach_preprocessing,
     check_pinned_banned,
@@ -21,11 +20,11 @@ from seqattn.data.dataset import (
     dense_columns,
     encode_target,
     infer_task,
-    safe_scale,
     split_indices,
-    standardise,
     validate_k,
 )
+from seqattn.data.errors import DataError
+from seqattn.data.scaling import safe_scale, standardise
 from seqattn.data.synthetic import make_planted
 
 __all__ = [

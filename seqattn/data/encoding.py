@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 from seqattn.data.groups import FeatureGroups
 
 IMPUTE_CHOICES = ("median", "most_frequent")

@@ -27,7 +27,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import tables
-from seqattn.data.dataset import DataError, Dataset
+from seqattn.data.dataset import Dataset
+from seqattn.data.errors import DataError
 from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
 from seqattn.data.tables import (
     _HDF5_MAGIC,

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data import DataError, Dataset
+from seqattn.data.dataset import Dataset
+from seqattn.data.errors import DataError
 from seqattn.data.h5ad_safety import check_read_size
 from seqattn.data.stream import BackedRows, iter_chunks
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes, read_budget
 
 #: Most links (groups, datasets, links) a file may hold: the walk opens each

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqattn.data.dataset import TASKS, DataError, Dataset
+from seqattn.data.dataset import TASKS, Dataset
+from seqattn.data.errors import DataError
 
 
 def make_planted(

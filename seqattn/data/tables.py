@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data.dataset import DataError, Dataset, encode_target, infer_task
+from seqattn.data.dataset import Dataset, encode_target, infer_task
+from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes
 from seqattn.data import text_checks
 from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes
 
 #: Longest line (header or row) handed to pandas: a header of a million 15-character gene IDs.

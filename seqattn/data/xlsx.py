@@ -31,7 +31,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes
 
 #: Largest used range (rows × columns, empty cells inside it included) read from a sheet: this

@@ -21,9 +21,6 @@ PACKAGE = Path(__file__).resolve().parents[2] / "seqattn"
 
 #: Import circles that may remain, all inside data/: a circle found must lie within one of these sets.
 ALLOWED_CYCLES = [
-    # the package __init__ re-exports dataset/synthetic, whose helpers import names back from seqattn.data;
-    # dataset.py and groups.py import each other (DataError / FeatureGroups)
-    {"seqattn.data", "seqattn.data.dataset", "seqattn.data.groups", "seqattn.data.stream", "seqattn.data.synthetic"},
     # the table reader dispatches to the h5ad (and workbook) readers, which reuse its private checks
     {"seqattn.data.h5ad", "seqattn.data.h5ad_backed", "seqattn.data.tables", "seqattn.data.xlsx"},
 ]
