@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 
-N = 24  # rows in the small generated tables (above tables.MIN_SAMPLES)
+N = 24  # rows in the small generated tables (above limits.MIN_SAMPLES)
 
 
 # ------------------------------------------------------------ generated data

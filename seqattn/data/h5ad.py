@@ -10,8 +10,8 @@ names, after their declared, decompressed sizes passed
 and the other columns are never read. Files written before anndata 0.8 (no
 ``encoding-type`` on the root; e.g. the shipped ``pbmc68k_reduced``) are read
 whole with ``anndata.read_h5ad``, after every dataset in them passed the size
-check. Size limits and the shared file handling live in
-:mod:`seqattn.data.tables` (read at call time, so a test can lower them there).
+check. The shared size limits are read from :mod:`seqattn.data.limits` at call
+time (so a test can lower them there).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data import tables
+from seqattn.data import limits
 from seqattn.data.dataset import Dataset
 from seqattn.data.errors import DataError
 from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
@@ -121,9 +121,9 @@ def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
     if sparse and nnz > MAX_SPARSE_NONZEROS:
         raise DataError(f"{name!r} stores {nnz:,} non-zero values ({shape[0]} cells × {shape[1]} genes), above "
                         f"the in-memory limit of {MAX_SPARSE_NONZEROS:,}. Subsample cells or prefilter genes first.")
-    if not sparse and shape[0] * shape[1] > tables.MAX_DENSE_VALUES:
+    if not sparse and shape[0] * shape[1] > limits.MAX_DENSE_VALUES:
         raise DataError(f"{name!r} holds a dense {shape[0]} × {shape[1]} matrix ({shape[0] * shape[1]:,} values), "
-                        f"above the in-memory limit of {tables.MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
+                        f"above the in-memory limit of {limits.MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
                         "(scipy CSR) or prefilter genes first.")
 
 

@@ -40,23 +40,13 @@ import scipy.sparse as sp
 
 from seqattn.data.dataset import Dataset, encode_target, infer_task
 from seqattn.data.errors import DataError
+from seqattn.data import limits
 from seqattn.data.limits import human_bytes
 from seqattn.data import text_checks
 from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text
 from seqattn.data.xlsx import CFB_MAGIC, read_xlsx
 
 Source = Union[str, os.PathLike, IO[bytes], bytes]
-
-#: Largest number of values (rows × columns) a *dense* table may hold in memory:
-#: 250 M float32 values ≈ 1 GB. Bigger data should come as sparse h5ad or be
-#: prefiltered (e.g. to highly variable genes) before upload.
-MAX_DENSE_VALUES = 250_000_000
-#: Largest CSV/TSV/parquet file we parse at all (text tables expand several-fold in memory).
-#: For gzipped text the limit applies to the *decompressed* size too (no zip bombs).
-MAX_TABLE_FILE_BYTES = 1 << 30  # 1 GiB
-#: Fewest samples (rows / cells) a data set may have: a validation split and
-#: a trained model with batch normalisation need a handful of rows.
-MIN_SAMPLES = 10
 
 _EXTENSIONS = {
     ".csv": "csv", ".csv.gz": "csv", ".txt": "csv",
@@ -234,10 +224,10 @@ def load_table(
         return _with_groups_and_checks(dataset, groups, check=False)
     if layer is not None:
         raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")
-    if content.size > MAX_TABLE_FILE_BYTES:
+    if content.size > limits.MAX_TABLE_FILE_BYTES:
         raise DataError(
             f"{content.name!r} is {_human_bytes(content.size)}; tables above "
-            f"{_human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
+            f"{_human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
             "prefilter the features (e.g. highly variable genes) first."
         )
     if fmt not in ("parquet", "xlsx") and content.head.startswith(_GZIP_MAGIC):
@@ -330,9 +320,9 @@ def _check_gunzipped_size(content: _Content) -> None:
         with _text_stream(content) as fh:
             while chunk := fh.read(1 << 20):
                 total += len(chunk)
-                if total > MAX_TABLE_FILE_BYTES:
+                if total > limits.MAX_TABLE_FILE_BYTES:
                     raise DataError(
-                        f"{content.name!r} decompresses to more than {_human_bytes(MAX_TABLE_FILE_BYTES)} "
+                        f"{content.name!r} decompresses to more than {_human_bytes(limits.MAX_TABLE_FILE_BYTES)} "
                         f"(from {_human_bytes(content.size)} compressed); tables above that are not loaded. "
                         "Prefilter the features (e.g. highly variable genes) or save the data as sparse .h5ad."
                     )
@@ -417,7 +407,7 @@ def _as_utf8(content: _Content) -> _Content:
     if not head.startswith(_UTF16_BOMS):
         return content
     with _text_stream(content) as fh:
-        raw = fh.read(MAX_TABLE_FILE_BYTES + 1)
+        raw = fh.read(limits.MAX_TABLE_FILE_BYTES + 1)
     try:
         text = raw.decode("utf-16")
     except UnicodeDecodeError as exc:
@@ -493,9 +483,9 @@ _SEPARATOR_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 def _check_implied_size(rows: int, features: int, name: str) -> None:
     """Refuse before parsing when the line count × header width already exceeds the dense-value limit."""
-    if rows * features > MAX_DENSE_VALUES:
+    if rows * features > limits.MAX_DENSE_VALUES:
         raise DataError(f"{name!r}: about {rows} rows × {features} features = {rows * features:,} values exceeds "
-                        f"the in-memory limit of {MAX_DENSE_VALUES:,} (counted before parsing). Use sparse .h5ad "
+                        f"the in-memory limit of {limits.MAX_DENSE_VALUES:,} (counted before parsing). Use sparse .h5ad "
                         "or prefilter the features.")
 
 
@@ -576,9 +566,9 @@ def dataset_from_frame(
         raise DataError(f"The only column is the target {target!r}; there are no features to select from.")
     rows, cols = frame.shape
     _check_enough_samples(rows, "data row")
-    if rows * (cols - 1) > MAX_DENSE_VALUES:
+    if rows * (cols - 1) > limits.MAX_DENSE_VALUES:
         raise DataError(f"{rows} rows × {cols - 1} features = {rows * (cols - 1):,} values exceeds the "
-                        f"in-memory limit of {MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
+                        f"in-memory limit of {limits.MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
 
     drop = [str(c) for c in drop_columns]
     unknown = [c for c in drop if c not in frame.columns]
@@ -621,8 +611,8 @@ def dataset_from_frame(
 
 
 def _check_enough_samples(n: int, what: str) -> None:
-    if n < MIN_SAMPLES:
-        raise DataError(f"Only {n} {what}(s); feature selection needs at least {MIN_SAMPLES} samples "
+    if n < limits.MIN_SAMPLES:
+        raise DataError(f"Only {n} {what}(s); feature selection needs at least {limits.MIN_SAMPLES} samples "
                         "(some are held out for validation). Upload more rows.")
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from seqattn.data.errors import DataError
+from seqattn.data import limits
 from seqattn.data.limits import human_bytes
 
 #: Largest used range (rows × columns, empty cells inside it included) read from a sheet: this
@@ -110,8 +111,6 @@ def _zip_directory(handle: IO[bytes], name: str) -> list[zipfile.ZipInfo]:
 
 def _check_part_sizes(directory: list[zipfile.ZipInfo], name: str) -> None:
     """Refuse from the zip directory alone: parts larger than their limit, and the unpacked total."""
-    from seqattn.data import tables
-
     total = 0
     for info in directory:
         total += info.file_size
@@ -127,9 +126,9 @@ def _check_part_sizes(directory: list[zipfile.ZipInfo], name: str) -> None:
         if info.file_size > limit:
             raise DataError(f"{name!r}: the {what} {part!r} unpacks to {human_bytes(info.file_size)} of XML "
                             f"(limit {human_bytes(limit)}); workbooks that large are not parsed. {_EXPORT}")
-    if total > tables.MAX_TABLE_FILE_BYTES:
+    if total > limits.MAX_TABLE_FILE_BYTES:
         raise DataError(f"{name!r} unpacks to {human_bytes(total)}; workbooks above "
-                        f"{human_bytes(tables.MAX_TABLE_FILE_BYTES)} are not loaded. {_EXPORT}")
+                        f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. {_EXPORT}")
 
 
 def _workbook_reader(handle: IO[bytes], name: str) -> tuple[Any, list[tuple[str, str]]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from seqattn.data import tables as sio
+from seqattn.data import limits
 from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
 from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
@@ -92,7 +92,7 @@ def test_pickle_upload_is_refused_and_not_executed(tmp_path: Path):
 
 
 def test_gzip_bomb_upload_is_refused(monkeypatch):
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 1 << 20)
     bomb = gzip.compress(b"f0,f1,label\n" + b"0,1,0\n" * (3 << 20), 9)
     at = upload(data_page(), "bomb.csv.gz", bomb)
     assert "decompresses to more than 1.0 MiB" in assert_shows_library_error(at, "bomb.csv.gz", bomb)

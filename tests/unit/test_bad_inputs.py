@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from sklearn.utils._param_validation import Interval
 
-from seqattn.data import tables as sio
+from seqattn.data import limits
 from seqattn.cli import EXIT_BAD_INPUT, main as cli_main
 from seqattn.data import DataError, make_planted
 from seqattn.data.tables import load_table
@@ -76,7 +76,7 @@ def test_pickle_is_never_unpickled(name: str, tmp_path: Path):
 
 def test_gzip_bomb_is_refused_before_parsing(monkeypatch):
     """64 MiB of zeros in 64 KiB: refused once the *decompressed* size passes the table limit."""
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 1 << 20)
     bomb = gzip.compress(b"f0,f1,label\n" + b"0" * (64 << 20), 9)
     assert len(bomb) < (1 << 20) // 8  # small on the wire, so the compressed-size guard alone would pass it
     with pytest.raises(DataError, match=r"'bomb.csv.gz' decompresses to more than 1\.0 MiB.*not loaded"):
@@ -88,10 +88,10 @@ def test_gzip_bomb_is_refused_before_parsing(monkeypatch):
 
 
 def test_size_limits_name_the_numbers(monkeypatch):
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 50)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 50)
     with pytest.raises(DataError, match=rf"{N} rows × 3 features = {3 * N} values exceeds the in-memory limit of 50"):
         load_table(csv(table()), target="label", file_name="a.csv")
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 100)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 100)
     with pytest.raises(DataError, match=r"'a.csv' is .* bytes; tables above 100 bytes are not loaded"):
         load_table(csv(table()), target="label", file_name="a.csv")
 
@@ -115,7 +115,7 @@ def test_hundred_thousand_columns_load_or_hit_the_limit(monkeypatch):
     dataset = load_table(data, target="label", file_name="wide.csv")
     assert dataset.X.shape == (12, d) and dataset.feature_names[-1] == f"c{d - 1}"
     np.testing.assert_array_equal(dataset.X[:, 5], values[:, 5].astype(np.float32))
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 1_000_000)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 1_000_000)
     with pytest.raises(DataError, match=r"12 rows × 100000 features = 1,200,000 values exceeds"):
         load_table(data, target="label", file_name="wide.csv")
 
@@ -456,14 +456,14 @@ def test_over_long_row_and_too_many_columns_are_refused_before_pandas(monkeypatc
     def no_pandas(*args, **kwargs):
         raise AssertionError("pandas was asked to parse a file that should have been refused")
 
-    monkeypatch.setattr(sio.pd, "read_csv", no_pandas)
+    monkeypatch.setattr(pd, "read_csv", no_pandas)
     monkeypatch.setattr(text_checks, "MAX_LINE_BYTES", 100)
     with pytest.raises(DataError, match=r"Line 3 of 'long.csv' is longer than 100 bytes"):
         load_table(b"f0,label\n1,0\n" + b"2" * 200 + b",1\n", target="label", file_name="long.csv")
     monkeypatch.setattr(text_checks, "MAX_TABLE_COLUMNS", 3)
     with pytest.raises(DataError, match=r"'wide.csv' has 4 columns in its header; tables above 3 columns"):
         load_table(b"a,b,c,label\n1,2,3,0\n", target="label", file_name="wide.csv")
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 50)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 50)
     with pytest.raises(DataError, match=r"about 60 rows × 1 features = 60 values exceeds .*counted before parsing"):
         load_table(b"f0,label\n" + b"1,0\n" * 60, target="label", file_name="tall.csv")
 
