@@ -27,12 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import limits
-from seqattn.data.dataset import Dataset
-from seqattn.data.errors import DataError
-from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
-from seqattn.data.tables import (
-    _HDF5_MAGIC,
-    _Content,
+from seqattn.data.checks import (
     _check_enough_samples,
     _check_finite_dense,
     _finish,
@@ -40,6 +35,10 @@ from seqattn.data.tables import (
     _listing,
     _raise_duplicates,
 )
+from seqattn.data.dataset import Dataset
+from seqattn.data.errors import DataError
+from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
+from seqattn.data.sources import _HDF5_MAGIC, _Content
 
 #: Largest number of stored non-zeros of a *sparse* h5ad matrix: 200 M
 #: ≈ 1.6 GB as CSR float32 + int32 indices.

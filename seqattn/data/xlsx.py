@@ -34,6 +34,7 @@ import pandas as pd
 from seqattn.data.errors import DataError
 from seqattn.data import limits
 from seqattn.data.limits import human_bytes
+from seqattn.data.sources import CFB_MAGIC, ZIP_MAGIC
 
 #: Largest used range (rows × columns, empty cells inside it included) read from a sheet: this
 #: reader (like ``read_excel``) converted ~60 k cells/s on a 2-core VM at load 8, so this
@@ -48,9 +49,6 @@ MAX_XLSX_PART_BYTES = 16 << 20
 #: Longest a sheet may take to parse.
 MAX_XLSX_SECONDS = 60.0
 
-ZIP_MAGIC = b"PK\x03\x04"
-#: OLE compound file: old .xls, and every password-protected (encrypted) .xlsx.
-CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
 _EXPORT = ("Open it in Excel and save the sheet as CSV (File › Save As › CSV UTF-8), then upload the CSV.")
 

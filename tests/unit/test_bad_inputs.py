@@ -349,7 +349,7 @@ def test_workbooks_read_as_pandas_reads_them():
     """Numbers, whole numbers, text, dates, booleans, empty cells and errors: the same frame as read_excel."""
     import datetime
 
-    from seqattn.data.tables import _open
+    from seqattn.data.sources import _open
     from seqattn.data.xlsx import read_xlsx
     from bad_inputs_corpus import xlsx_bytes
 

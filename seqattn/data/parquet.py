@@ -1,0 +1,33 @@
+"""Read a parquet table through pyarrow (checked signature, damaged files named)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from seqattn.data.checks import _raise_duplicates
+from seqattn.data.errors import DataError
+from seqattn.data.sources import _PARQUET_MAGIC, _Content
+
+
+def _pyarrow_file(content: _Content):
+    import pyarrow.parquet as pq
+
+    if not content.head.startswith(_PARQUET_MAGIC):
+        raise DataError(f"{content.name!r} is not a parquet file (its first bytes are not the parquet "
+                        "signature); was it renamed? Upload a real .parquet, or a CSV/TSV/h5ad.")
+    try:
+        return pq.ParquetFile(content.handle())
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for damaged files
+        raise DataError(f"Could not read {content.name!r} as parquet (damaged or truncated?): {exc}") from exc
+
+
+def _read_parquet(content: _Content) -> tuple[pd.DataFrame, list[str]]:
+    pq_file = _pyarrow_file(content)
+    header = [str(n) for n in pq_file.schema_arrow.names]
+    if len(set(header)) != len(header):
+        _raise_duplicates(header, "column")
+    try:
+        frame = pq_file.read().to_pandas()
+    except Exception as exc:
+        raise DataError(f"Could not read {content.name!r} as parquet (damaged or truncated?): {exc}") from exc
+    frame.columns = [str(c) for c in frame.columns]
+    return frame, header
