@@ -5,7 +5,7 @@ Tables (:mod:`~seqattn.data.frame`), h5ad in memory or backed
 :func:`seqattn.dataset_from_anndata` all end here: unique names, enough
 samples, finite values, the one rule for constant columns, and the target
 checks that build the :class:`~seqattn.data.Dataset`. Messages name what is
-wrong (:func:`_listing` keeps a list of 20k genes readable).
+wrong (:func:`listing` keeps a list of 20k genes readable).
 """
 from __future__ import annotations
 
@@ -20,31 +20,31 @@ from seqattn.data.dataset import Dataset, encode_target, infer_task
 from seqattn.data.errors import DataError
 
 
-def _listing(names: list[str], limit: int = 20) -> str:
+def listing(names: list[str], limit: int = 20) -> str:
     """``a, b, c, ... and 12 more`` so messages stay readable for 20k genes."""
     names = [str(n) if len(str(n)) <= 60 else str(n)[:57] + "..." for n in names]
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _raise_duplicates(names: list[str], what: str, hint: str = "") -> None:
+def raise_duplicates(names: list[str], what: str, hint: str = "") -> None:
     seen: set[str] = set()
     dupes: list[str] = []
     for n in names:
         if n in seen and n not in dupes:
             dupes.append(n)
         seen.add(n)
-    raise DataError(f"Duplicate {what} names: {_listing(dupes)}. Each {what} needs a unique name"
+    raise DataError(f"Duplicate {what} names: {listing(dupes)}. Each {what} needs a unique name"
                     + (f"; {hint}" if hint else "; rename or drop the duplicates.") )
 
 
-def _check_enough_samples(n: int, what: str) -> None:
+def check_enough_samples(n: int, what: str) -> None:
     if n < limits.MIN_SAMPLES:
         raise DataError(f"Only {n} {what}(s); feature selection needs at least {limits.MIN_SAMPLES} samples "
                         "(some are held out for validation). Upload more rows.")
 
 
-def _check_finite_dense(X: np.ndarray, names: list[str]) -> None:
+def check_finite_dense(X: np.ndarray, names: list[str]) -> None:
     bad_mask = ~np.isfinite(X)
     if bad_mask.any():
         per_col = bad_mask.sum(axis=0)
@@ -55,7 +55,7 @@ def _check_finite_dense(X: np.ndarray, names: list[str]) -> None:
                         f"{details}{more}. Impute or drop those values first.")
 
 
-def _constant_columns(X: Any) -> np.ndarray:
+def constant_columns(X: Any) -> np.ndarray:
     if sp.issparse(X):
         # without a CSC copy: a column with some stored non-zeros and some zeros is not constant,
         # so only empty columns and the (rare) fully stored ones need a look at their values
@@ -80,7 +80,7 @@ def constant_columns_to_keep(constant: np.ndarray, names: list[str], drop: bool)
     """
     if len(constant) == 0:
         return None, ""
-    listed = _listing([names[j] for j in constant], 10)
+    listed = listing([names[j] for j in constant], 10)
     if len(constant) == len(names):
         raise DataError(f"Every feature column is constant ({listed}); there is nothing to select from.")
     if not drop:
@@ -89,15 +89,15 @@ def constant_columns_to_keep(constant: np.ndarray, names: list[str], drop: bool)
     return np.setdiff1d(np.arange(len(names)), constant), f"Dropped {len(constant)} constant feature(s): {listed}."
 
 
-def _handle_constant(X: Any, names: list[str], drop: bool) -> tuple[Any, list[str], str]:
-    keep, note = constant_columns_to_keep(_constant_columns(X), names, drop)
+def without_constant_columns(X: Any, names: list[str], drop: bool) -> tuple[Any, list[str], str]:
+    keep, note = constant_columns_to_keep(constant_columns(X), names, drop)
     if keep is None:
         return X, names, ""
     return X[:, keep], [names[j] for j in keep], note
 
 
-def _finish(X: Any, y_raw: np.ndarray, names: list[str], target: str, task: str, name: str,
-            extra: dict[str, Any]) -> Dataset:
+def finish_dataset(X: Any, y_raw: np.ndarray, names: list[str], target: str, task: str, name: str,
+                   extra: dict[str, Any]) -> Dataset:
     """Target checks (missing values, one class) and the ``Dataset``."""
     y_series = pd.Series(y_raw)
     missing = int(y_series.isna().sum())

@@ -15,13 +15,13 @@ import pandas as pd
 
 from seqattn.data import limits
 from seqattn.data.checks import (
-    _check_enough_samples,
-    _check_finite_dense,
-    _constant_columns,
-    _finish,
-    _handle_constant,
-    _listing,
-    _raise_duplicates,
+    check_enough_samples,
+    check_finite_dense,
+    constant_columns,
+    finish_dataset,
+    without_constant_columns,
+    listing,
+    raise_duplicates,
 )
 from seqattn.data.dataset import Dataset
 from seqattn.data.errors import DataError
@@ -54,20 +54,20 @@ def dataset_from_frame(
     if frame.shape[1] == 0 or (frame.shape[0] == 0 and not header):
         raise DataError("The file holds no columns: it is empty.")
     if frame.shape[0] == 0:
-        raise DataError(f"The file has a header ({_listing(header, 8)}) but no data rows.")
+        raise DataError(f"The file has a header ({listing(header, 8)}) but no data rows.")
     if len(set(header)) != len(header):
-        _raise_duplicates(header, "column")
+        raise_duplicates(header, "column")
     frame.columns = header
     if target is None:
-        raise DataError(f"Choose the target column to predict; the columns are: {_listing(header)}.")
+        raise DataError(f"Choose the target column to predict; the columns are: {listing(header)}.")
     if target not in frame.columns:
         hint = ("" if len(header) > 1 else " The file was read as a single column: is it separated by "
                 "something other than a comma, semicolon, tab or '|'? Save it as CSV or TSV.")
-        raise DataError(f"Target column {target!r} not found. Available columns: {_listing(header)}.{hint}")
+        raise DataError(f"Target column {target!r} not found. Available columns: {listing(header)}.{hint}")
     if frame.shape[1] < 2:
         raise DataError(f"The only column is the target {target!r}; there are no features to select from.")
     rows, cols = frame.shape
-    _check_enough_samples(rows, "data row")
+    check_enough_samples(rows, "data row")
     if rows * (cols - 1) > limits.MAX_DENSE_VALUES:
         raise DataError(f"{rows} rows × {cols - 1} features = {rows * (cols - 1):,} values exceeds the "
                         f"in-memory limit of {limits.MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
@@ -75,14 +75,14 @@ def dataset_from_frame(
     drop = [str(c) for c in drop_columns]
     unknown = [c for c in drop if c not in frame.columns]
     if unknown:
-        raise DataError(f"Cannot drop {_listing(unknown)}: no such column. Available columns: {_listing(header)}.")
+        raise DataError(f"Cannot drop {listing(unknown)}: no such column. Available columns: {listing(header)}.")
     if target in drop:
         raise DataError(f"The target {target!r} cannot also be dropped; pick another target or keep it.")
     y_raw = frame[target]
     features = _numbers_stored_as_text(frame.drop(columns=[target, *drop]))
-    notes: list[str] = [f"Dropped column(s) {_listing(drop)} as asked."] if drop else []
+    notes: list[str] = [f"Dropped column(s) {listing(drop)} as asked."] if drop else []
     if features.shape[1] == 0:
-        raise DataError(f"After dropping {_listing(drop)} no feature columns are left.")
+        raise DataError(f"After dropping {listing(drop)} no feature columns are left.")
     first = str(features.columns[0])
     if first in ("", "Unnamed: 0") or _looks_like_row_ids(features[first]):
         # pandas / R write row names (cell barcodes, sample IDs) as an unnamed or text first column
@@ -93,17 +93,17 @@ def dataset_from_frame(
                             "no feature columns.")
     X, names, groups, encoding_notes = encode_features(features, impute)
     notes.extend(encoding_notes)
-    _check_finite_dense(X, names)
-    keep = np.setdiff1d(np.arange(X.shape[1]), _constant_columns(X))
-    X, names, constant_note = _handle_constant(X, names, drop_constant)
+    check_finite_dense(X, names)
+    keep = np.setdiff1d(np.arange(X.shape[1]), constant_columns(X))
+    X, names, constant_note = without_constant_columns(X, names, drop_constant)
     if constant_note:
         notes.append(constant_note)
         if groups is not None:
             groups = groups.restricted_to(keep)
-    dataset = _finish(X, y_raw.to_numpy(), names, target, task, name,
-                      extra={"source_format": source_format, "notes": notes, "target_column": target,
-                             **({"impute": impute} if impute else {}),
-                             **({"dropped_columns": drop} if drop else {})})
+    dataset = finish_dataset(X, y_raw.to_numpy(), names, target, task, name,
+                             extra={"source_format": source_format, "notes": notes, "target_column": target,
+                                    **({"impute": impute} if impute else {}),
+                                    **({"dropped_columns": drop} if drop else {})})
     if groups is not None:
         dataset.groups = groups
         dataset.__post_init__()

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from seqattn.data.checks import _raise_duplicates
+from seqattn.data.checks import raise_duplicates
 from seqattn.data.errors import DataError
-from seqattn.data.sources import _PARQUET_MAGIC, _Content
+from seqattn.data.sources import PARQUET_MAGIC, Content
 
 
-def _pyarrow_file(content: _Content):
+def parquet_file(content: Content):
     import pyarrow.parquet as pq
 
-    if not content.head.startswith(_PARQUET_MAGIC):
+    if not content.head.startswith(PARQUET_MAGIC):
         raise DataError(f"{content.name!r} is not a parquet file (its first bytes are not the parquet "
                         "signature); was it renamed? Upload a real .parquet, or a CSV/TSV/h5ad.")
     try:
@@ -20,11 +20,11 @@ def _pyarrow_file(content: _Content):
         raise DataError(f"Could not read {content.name!r} as parquet (damaged or truncated?): {exc}") from exc
 
 
-def _read_parquet(content: _Content) -> tuple[pd.DataFrame, list[str]]:
-    pq_file = _pyarrow_file(content)
+def read_parquet(content: Content) -> tuple[pd.DataFrame, list[str]]:
+    pq_file = parquet_file(content)
     header = [str(n) for n in pq_file.schema_arrow.names]
     if len(set(header)) != len(header):
-        _raise_duplicates(header, "column")
+        raise_duplicates(header, "column")
     try:
         frame = pq_file.read().to_pandas()
     except Exception as exc:

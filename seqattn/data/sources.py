@@ -1,7 +1,7 @@
 """Where an input comes from and what format it is in, before any reader runs.
 
 An input is a path, bytes, or a file-like upload (Streamlit's
-``UploadedFile``). :func:`_open` turns each into one :class:`_Content` (name,
+``UploadedFile``). :func:`open_source` turns each into one :class:`Content` (name,
 path or bytes, size, first 8 KiB) and refuses what is not a regular file;
 :func:`detect_format` names the format from the file name and, failing that,
 from the first bytes (the signatures below), so every reader gets the same
@@ -28,17 +28,17 @@ _EXTENSIONS = {
     ".xlsx": "xlsx", ".xlsm": "xlsx",
 }
 ACCEPTED = "a CSV, TSV, Excel (.xlsx), parquet or h5ad file"
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_PARQUET_MAGIC = b"PAR1"
-_GZIP_MAGIC = b"\x1f\x8b"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 ZIP_MAGIC = b"PK\x03\x04"
 #: OLE compound file: old .xls, and every password-protected (encrypted) .xlsx.
 CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 @dataclass
-class _Content:
+class Content:
     """The bytes (or path) of one input plus what we know about its name and size."""
 
     name: str
@@ -51,7 +51,7 @@ class _Content:
         return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data or b"")
 
 
-def _open(source: Source, file_name: str | None) -> _Content:
+def open_source(source: Source, file_name: str | None) -> Content:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -65,7 +65,7 @@ def _open(source: Source, file_name: str | None) -> _Content:
         size = status.st_size
         with open(path, "rb") as fh:
             head = fh.read(8192)
-        return _Content(file_name or path.name, path, None, size, head)
+        return Content(file_name or path.name, path, None, size, head)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif hasattr(source, "read"):
@@ -77,12 +77,12 @@ def _open(source: Source, file_name: str | None) -> _Content:
     else:
         raise DataError(f"Cannot read data from a {type(source).__name__}; give a path or an open file.")
     name = file_name or str(getattr(source, "name", "") or "upload")
-    return _Content(os.path.basename(name), None, data, len(data), data[:8192])
+    return Content(os.path.basename(name), None, data, len(data), data[:8192])
 
 
-def _open_nonempty(source: Source, file_name: str | None) -> tuple[_Content, str]:
+def open_nonempty(source: Source, file_name: str | None) -> tuple[Content, str]:
     """The input and its format; an empty input is refused before anything parses it."""
-    content = _open(source, file_name)
+    content = open_source(source, file_name)
     if content.size == 0:
         raise DataError(f"{content.name!r} is empty (0 bytes).")
     return content, detect_format(content.name, content.head)
@@ -94,9 +94,9 @@ def detect_format(name: str, head: bytes = b"") -> str:
     for ext in sorted(_EXTENSIONS, key=len, reverse=True):
         if lower.endswith(ext):
             return _EXTENSIONS[ext]
-    if head.startswith(_HDF5_MAGIC):
+    if head.startswith(HDF5_MAGIC):
         return "h5ad"
-    if head.startswith(_PARQUET_MAGIC):
+    if head.startswith(PARQUET_MAGIC):
         return "parquet"
     suffix = Path(name).suffix
     if suffix.lower() == ".xls":
@@ -105,12 +105,12 @@ def detect_format(name: str, head: bytes = b"") -> str:
         return "xlsx"
     if suffix:
         raise DataError(f"Unsupported file type {suffix!r} ({name}). Upload {ACCEPTED}.")
-    if head and (head.startswith(_UTF16_BOMS) or not _looks_binary(head)):
+    if head and (head.startswith(UTF16_BOMS) or not looks_binary(head)):
         return "csv"
     raise DataError(f"Cannot tell the format of {name!r}: give it a .csv, .tsv, .xlsx, .parquet or .h5ad name.")
 
 
-def _looks_binary(head: bytes) -> bool:
+def looks_binary(head: bytes) -> bool:
     if b"\x00" in head:
         return True
     try:
@@ -127,7 +127,7 @@ def _looks_binary(head: bytes) -> bool:
     return False
 
 
-def _stem(file_name: str) -> str:
+def file_stem(file_name: str) -> str:
     base = os.path.basename(file_name)
     for ext in sorted(_EXTENSIONS, key=len, reverse=True):
         if base.lower().endswith(ext):

@@ -23,22 +23,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from seqattn.data import limits
-from seqattn.data.checks import (  # noqa: F401 - h5ad_backed and anndata_api still import these here
-    _check_enough_samples, _finish, _listing, _raise_duplicates, constant_columns_to_keep,
-)
 from seqattn.data.dataset import Dataset
 from seqattn.data.errors import DataError
 from seqattn.data.frame import dataset_from_frame
 from seqattn.data.limits import human_bytes
-from seqattn.data.parquet import _pyarrow_file, _read_parquet
-from seqattn.data.sources import ACCEPTED, _GZIP_MAGIC, Source, _open_nonempty, _stem, detect_format
-from seqattn.data.text import _as_utf8, _check_gunzipped_size, _read_text, _text_header
+from seqattn.data.parquet import parquet_file, read_parquet
+from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, Source, detect_format, file_stem, open_nonempty
+from seqattn.data.text import as_utf8, check_gunzipped_size, read_text, text_header
 from seqattn.data.xlsx import read_xlsx
 
 __all__ = ["ACCEPTED", "TARGET_HINTS", "dataset_from_frame", "detect_format", "guess_target", "list_columns",
            "load_table"]
-
-_human_bytes = human_bytes
 
 
 def load_table(
@@ -84,17 +79,17 @@ def load_table(
     so memory does not grow with the number of cells and the in-memory size
     limits do not apply (see :mod:`seqattn.data.h5ad_backed`).
     """
-    content, fmt = _open_nonempty(path_or_buffer, file_name)
-    label = name or _stem(content.name)
+    content, fmt = open_nonempty(path_or_buffer, file_name)
+    label = name or file_stem(content.name)
     if backed and fmt != "h5ad":
         raise DataError(f"backed=True needs an .h5ad file; {content.name!r} is {fmt}.")
     if fmt == "h5ad":
-        from seqattn.data.h5ad import _load_h5ad  # h5ad builds on this module's helpers
+        from seqattn.data.h5ad import load_h5ad  # anndata and h5py load only when an h5ad comes
         from seqattn.data.h5ad_backed import load_h5ad_backed
 
         if impute is not None or drop_columns:
             raise DataError("impute and drop_columns apply to tables; for h5ad use the genes' own filtering.")
-        loader = load_h5ad_backed if backed else _load_h5ad
+        loader = load_h5ad_backed if backed else load_h5ad
         dataset = loader(content, target, task=task, layer=layer, name=label,
                          drop_constant=True if drop_constant is None else drop_constant,
                          drop_empty_cells=drop_empty_cells)
@@ -103,19 +98,19 @@ def load_table(
         raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")
     if content.size > limits.MAX_TABLE_FILE_BYTES:
         raise DataError(
-            f"{content.name!r} is {_human_bytes(content.size)}; tables above "
-            f"{_human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
+            f"{content.name!r} is {human_bytes(content.size)}; tables above "
+            f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
             "prefilter the features (e.g. highly variable genes) first."
         )
-    if fmt not in ("parquet", "xlsx") and content.head.startswith(_GZIP_MAGIC):
-        _check_gunzipped_size(content)
+    if fmt not in ("parquet", "xlsx") and content.head.startswith(GZIP_MAGIC):
+        check_gunzipped_size(content)
     notes: list[str] = []
     if fmt == "parquet":
-        frame, header = _read_parquet(content)
+        frame, header = read_parquet(content)
     elif fmt == "xlsx":
         frame, header = read_xlsx(content, notes)
     else:
-        frame, header = _read_text(_as_utf8(content), fmt, notes)
+        frame, header = read_text(as_utf8(content), fmt, notes)
     dataset = dataset_from_frame(frame, target, task=task, name=label, header=header,
                                  drop_constant=bool(drop_constant), source_format=fmt, impute=impute,
                                  drop_columns=drop_columns)
@@ -141,20 +136,20 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
     ``obs`` columns of an h5ad (``layers`` lists its layers, plus ``"raw"`` if
     it stores ``.raw``); ``shape`` is (rows, columns) where cheap to know.
     """
-    content, fmt = _open_nonempty(path_or_buffer, file_name)
+    content, fmt = open_nonempty(path_or_buffer, file_name)
     if fmt == "h5ad":
-        from seqattn.data.h5ad import _h5ad_header
+        from seqattn.data.h5ad import h5ad_header
 
-        info = _h5ad_header(content)
+        info = h5ad_header(content)
         return {"format": fmt, "columns": info["obs"], "layers": info["layers"], "shape": info["shape"]}
     if fmt == "parquet":
-        pq = _pyarrow_file(content)
+        pq = parquet_file(content)
         return {"format": fmt, "columns": list(pq.schema_arrow.names), "layers": [],
                 "shape": (pq.metadata.num_rows, len(pq.schema_arrow.names))}
     if fmt == "xlsx":
         frame, header = read_xlsx(content, [], nrows=0)
         return {"format": fmt, "columns": header, "layers": [], "shape": None}
-    header, _ = _text_header(_as_utf8(content), "\t" if fmt == "tsv" else None)
+    header, _ = text_header(as_utf8(content), "\t" if fmt == "tsv" else None)
     return {"format": fmt, "columns": header, "layers": [], "shape": None}
 
 

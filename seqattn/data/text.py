@@ -21,22 +21,20 @@ import pandas as pd
 from seqattn.data import limits, text_checks
 from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes
-from seqattn.data.sources import ACCEPTED, _GZIP_MAGIC, _UTF16_BOMS, _Content, _looks_binary
+from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, UTF16_BOMS, Content, looks_binary
 from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text
 
-_human_bytes = human_bytes
 
-
-def _text_stream(content: _Content) -> IO[bytes]:
+def _text_stream(content: Content) -> IO[bytes]:
     fh = content.handle()
-    if content.head.startswith(_GZIP_MAGIC):
+    if content.head.startswith(GZIP_MAGIC):
         import gzip
 
         return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
     return fh
 
 
-def _check_gunzipped_size(content: _Content) -> None:
+def check_gunzipped_size(content: Content) -> None:
     """Stream-decompress without keeping the data: refuse archives that inflate past the limit."""
     import gzip
 
@@ -47,8 +45,8 @@ def _check_gunzipped_size(content: _Content) -> None:
                 total += len(chunk)
                 if total > limits.MAX_TABLE_FILE_BYTES:
                     raise DataError(
-                        f"{content.name!r} decompresses to more than {_human_bytes(limits.MAX_TABLE_FILE_BYTES)} "
-                        f"(from {_human_bytes(content.size)} compressed); tables above that are not loaded. "
+                        f"{content.name!r} decompresses to more than {human_bytes(limits.MAX_TABLE_FILE_BYTES)} "
+                        f"(from {human_bytes(content.size)} compressed); tables above that are not loaded. "
                         "Prefilter the features (e.g. highly variable genes) or save the data as sparse .h5ad."
                     )
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -62,7 +60,7 @@ def _sniff_separator(header_line: str) -> str:
         return ","
 
 
-def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
+def text_header(content: Content, sep: str | None) -> tuple[list[str], str]:
     """The raw header names (before pandas renames duplicates) and the separator."""
     try:
         with _text_stream(content) as fh:
@@ -91,7 +89,7 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     return names, sep
 
 
-def _check_first_row_width(content: _Content, header: list[str], sep: str) -> None:
+def _check_first_row_width(content: Content, header: list[str], sep: str) -> None:
     """Refuse a first data row wider than the header plus one row-name field.
 
     One extra field is R's ``write.table`` row names (pandas turns it into the
@@ -116,20 +114,20 @@ def _check_first_row_width(content: _Content, header: list[str], sep: str) -> No
                         "check the separator and that every row has one value per column.")
 
 
-def _as_utf8(content: _Content) -> _Content:
+def as_utf8(content: Content) -> Content:
     """UTF-16 text (Excel's "Unicode text", PowerShell) re-encoded as UTF-8; other content unchanged.
 
     Recognised by its byte-order mark (after gunzipping, for .gz files).
     """
     head = content.head
-    gzipped = head.startswith(_GZIP_MAGIC)
+    gzipped = head.startswith(GZIP_MAGIC)
     if gzipped:
         try:
             with _text_stream(content) as fh:
                 head = fh.read(4)
         except (OSError, EOFError, zlib.error):
             return content  # the full read reports the damage
-    if not head.startswith(_UTF16_BOMS):
+    if not head.startswith(UTF16_BOMS):
         return content
     with _text_stream(content) as fh:
         raw = fh.read(limits.MAX_TABLE_FILE_BYTES + 1)
@@ -139,10 +137,10 @@ def _as_utf8(content: _Content) -> _Content:
         raise DataError(f"{content.name!r} starts like UTF-16 text but is not valid UTF-16 (damaged?); "
                         "save it as UTF-8 CSV.") from exc
     data = text.encode("utf-8")
-    return _Content(content.name, None, data, len(data), data[:8192])
+    return Content(content.name, None, data, len(data), data[:8192])
 
 
-def _decimal_mark(content: _Content, sep: str) -> str:
+def _decimal_mark(content: Content, sep: str) -> str:
     """``","`` when a ``;``/tab/``|`` separated file writes numbers like ``3,14`` (and never ``3.14``)."""
     if sep == ",":
         return "."
@@ -178,11 +176,11 @@ def _parse_problem(exc: Exception) -> str:
     return "the rows are not consistently separated text (a binary or damaged file?)"
 
 
-def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    if _looks_binary(content.head) and not content.head.startswith(_GZIP_MAGIC):
+def read_text(content: Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    if looks_binary(content.head) and not content.head.startswith(GZIP_MAGIC):
         raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
                         f"binary data). Upload {ACCEPTED}.")
-    header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
+    header, sep = text_header(content, "\t" if fmt == "tsv" else None)
     try:
         scan = scan_text(lambda: _text_stream(content), content.name)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
@@ -210,5 +208,5 @@ def _check_implied_size(rows: int, features: int, name: str) -> None:
     """Refuse before parsing when the line count × header width already exceeds the dense-value limit."""
     if rows * features > limits.MAX_DENSE_VALUES:
         raise DataError(f"{name!r}: about {rows} rows × {features} features = {rows * features:,} values exceeds "
-                        f"the in-memory limit of {limits.MAX_DENSE_VALUES:,} (counted before parsing). Use sparse .h5ad "
-                        "or prefilter the features.")
+                        f"the in-memory limit of {limits.MAX_DENSE_VALUES:,} (counted before parsing). Use sparse "
+                        ".h5ad or prefilter the features.")

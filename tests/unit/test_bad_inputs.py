@@ -349,7 +349,7 @@ def test_workbooks_read_as_pandas_reads_them():
     """Numbers, whole numbers, text, dates, booleans, empty cells and errors: the same frame as read_excel."""
     import datetime
 
-    from seqattn.data.sources import _open
+    from seqattn.data.sources import open_source
     from seqattn.data.xlsx import read_xlsx
     from bad_inputs_corpus import xlsx_bytes
 
@@ -358,7 +358,7 @@ def test_workbooks_read_as_pandas_reads_them():
              for i in range(30)]
     data = xlsx_bytes({"Sheet1": rows}, cells={"B5": "=1/0", "G40": 7})
     expected = pd.read_excel(io.BytesIO(data), engine="openpyxl")
-    frame, header = read_xlsx(_open(data, "t.xlsx"), [])
+    frame, header = read_xlsx(open_source(data, "t.xlsx"), [])
     pd.testing.assert_frame_equal(frame, expected)
     assert header == [str(c) for c in expected.columns]
 
