@@ -28,6 +28,7 @@ def listing(names: list[str], limit: int = 20) -> str:
 
 
 def raise_duplicates(names: list[str], what: str, hint: str = "") -> None:
+    """Raise :class:`DataError` naming each duplicated name once (call it when ``names`` holds duplicates)."""
     seen: set[str] = set()
     dupes: list[str] = []
     for n in names:
@@ -39,12 +40,14 @@ def raise_duplicates(names: list[str], what: str, hint: str = "") -> None:
 
 
 def check_enough_samples(n: int, what: str) -> None:
+    """Refuse fewer than ``limits.MIN_SAMPLES`` rows / cells (``what``: "data row", "cell")."""
     if n < limits.MIN_SAMPLES:
         raise DataError(f"Only {n} {what}(s); feature selection needs at least {limits.MIN_SAMPLES} samples "
                         "(some are held out for validation). Upload more rows.")
 
 
 def check_finite_dense(X: np.ndarray, names: list[str]) -> None:
+    """Refuse NaN / inf in a dense matrix, naming the first ten columns that hold them and how many."""
     bad_mask = ~np.isfinite(X)
     if bad_mask.any():
         per_col = bad_mask.sum(axis=0)
@@ -56,6 +59,7 @@ def check_finite_dense(X: np.ndarray, names: list[str]) -> None:
 
 
 def constant_columns(X: Any) -> np.ndarray:
+    """Sorted indices of the columns whose values are all equal (dense or CSR; all-zero sparse columns too)."""
     if sp.issparse(X):
         # without a CSC copy: a column with some stored non-zeros and some zeros is not constant,
         # so only empty columns and the (rare) fully stored ones need a look at their values
@@ -90,6 +94,7 @@ def constant_columns_to_keep(constant: np.ndarray, names: list[str], drop: bool)
 
 
 def without_constant_columns(X: Any, names: list[str], drop: bool) -> tuple[Any, list[str], str]:
+    """``(X, names, note)`` after :func:`constant_columns_to_keep`: constant columns dropped (``drop``) or refused."""
     keep, note = constant_columns_to_keep(constant_columns(X), names, drop)
     if keep is None:
         return X, names, ""

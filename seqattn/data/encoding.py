@@ -28,6 +28,7 @@ def _listing(names: list[str], limit: int = 10) -> str:
 
 
 def check_impute(impute: str | None) -> str | None:
+    """``impute`` itself when it is None or one of :data:`IMPUTE_CHOICES`, else :class:`DataError`."""
     if impute is not None and impute not in IMPUTE_CHOICES:
         raise DataError(f"impute must be None, 'median' or 'most_frequent', got {impute!r}.")
     return impute
@@ -50,6 +51,7 @@ def _text_kind(column: pd.Series) -> tuple[str, str]:
 
 
 def missing_value_error(counts: dict[str, int]) -> DataError:
+    """The refusal for missing / infinite feature values (``{column: count}``) that names the impute option."""
     details = ", ".join(f"{n!r} ({c})" for n, c in list(counts.items())[:10])
     more = f", ... and {len(counts) - 10} more columns" if len(counts) > 10 else ""
     return DataError(f"Missing or infinite values (NaN/inf) in {len(counts)} feature column(s): {details}{more}. "

@@ -75,6 +75,7 @@ def h5ad_header(content: Content) -> dict[str, Any]:
 
 
 def header_of(f: Any, name: str) -> dict[str, Any]:
+    """``obs`` columns, layers, shape, storage and non-zeros of an open h5ad (in-memory and backed loading)."""
     try:
         if "X" not in f and "obs" not in f:
             raise DataError(f"{name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
@@ -140,6 +141,8 @@ def check_h5ad_request(info: dict[str, Any], name: str, target: str | None, laye
 
 def load_h5ad(content: Content, target: str | None, *, task: str, layer: str | None, name: str,
               drop_constant: bool, drop_empty_cells: bool) -> Dataset:
+    """An h5ad in memory (``load_table`` for ``.h5ad``): size and request checked from the header, then only the
+    matrix, the target column and the gene names are read; all-zero cells and constant genes dropped or refused."""
     with checked_h5ad(content) as f:
         info = header_of(f, content.name)
         _check_h5ad_size(info, content.name)

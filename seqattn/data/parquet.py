@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from typing import Any
+
 from seqattn.data.checks import raise_duplicates
 from seqattn.data.errors import DataError
 from seqattn.data.sources import PARQUET_MAGIC, Content
 
 
-def parquet_file(content: Content):
+def parquet_file(content: Content) -> Any:
+    """The open ``pyarrow.parquet.ParquetFile`` (schema and row count without reading the data)."""
     import pyarrow.parquet as pq
 
     if not content.head.startswith(PARQUET_MAGIC):
@@ -21,6 +24,7 @@ def parquet_file(content: Content):
 
 
 def read_parquet(content: Content) -> tuple[pd.DataFrame, list[str]]:
+    """The table as a frame and its header (as stored), with duplicate column names refused first."""
     pq_file = parquet_file(content)
     header = [str(n) for n in pq_file.schema_arrow.names]
     if len(set(header)) != len(header):

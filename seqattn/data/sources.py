@@ -48,10 +48,13 @@ class Content:
     head: bytes = field(repr=False, default=b"")
 
     def handle(self) -> IO[bytes]:
+        """A fresh binary handle from the start (the file, or the bytes held); the caller closes it."""
         return open(self.path, "rb") if self.path is not None else io.BytesIO(self.data or b"")
 
 
 def open_source(source: Source, file_name: str | None) -> Content:
+    """The input as :class:`Content`: a path is checked (exists, a regular file) and read lazily; bytes and
+    file-like uploads are read once. ``file_name`` names an upload whose object has no useful ``.name``."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -111,6 +114,7 @@ def detect_format(name: str, head: bytes = b"") -> str:
 
 
 def looks_binary(head: bytes) -> bool:
+    """Whether the first bytes are binary rather than text (NUL bytes, or many control characters)."""
     if b"\x00" in head:
         return True
     try:
@@ -128,6 +132,7 @@ def looks_binary(head: bytes) -> bool:
 
 
 def file_stem(file_name: str) -> str:
+    """The data set's default name: the file name without its (possibly double, ``.csv.gz``) extension."""
     base = os.path.basename(file_name)
     for ext in sorted(_EXTENSIONS, key=len, reverse=True):
         if base.lower().endswith(ext):

@@ -177,6 +177,8 @@ def _parse_problem(exc: Exception) -> str:
 
 
 def read_text(content: Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """A CSV / TSV (``fmt``) as a frame and its raw header, after every check before pandas; how it was read
+    (separator, decimal comma) is appended to ``notes``."""
     if looks_binary(content.head) and not content.head.startswith(GZIP_MAGIC):
         raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
                         f"binary data). Upload {ACCEPTED}.")

@@ -34,7 +34,7 @@ import pandas as pd
 from seqattn.data.errors import DataError
 from seqattn.data import limits
 from seqattn.data.limits import human_bytes
-from seqattn.data.sources import CFB_MAGIC, ZIP_MAGIC
+from seqattn.data.sources import CFB_MAGIC, ZIP_MAGIC, Content
 
 #: Largest used range (rows × columns, empty cells inside it included) read from a sheet: this
 #: reader (like ``read_excel``) converted ~60 k cells/s on a 2-core VM at load 8, so this
@@ -53,7 +53,7 @@ _ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
 _EXPORT = ("Open it in Excel and save the sheet as CSV (File › Save As › CSV UTF-8), then upload the CSV.")
 
 
-def read_xlsx(content: Any, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+def read_xlsx(content: Content, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The first worksheet as a frame (first row = header) and its header names; ``nrows`` data rows at most."""
     _refuse_non_zip(content)
     with content.handle() as handle:
@@ -74,7 +74,7 @@ def read_xlsx(content: Any, notes: list[str], nrows: int | None = None) -> tuple
 
 
 # ----------------------------------------------------------------- container
-def _refuse_non_zip(content: Any) -> None:
+def _refuse_non_zip(content: Content) -> None:
     head = content.head
     if head.startswith(ZIP_MAGIC):
         return
@@ -89,7 +89,7 @@ def _refuse_non_zip(content: Any) -> None:
                     "was it renamed? Save it from Excel as .xlsx or CSV.")
 
 
-def _holds(content: Any, needle: bytes, block: int = 1 << 20) -> bool:
+def _holds(content: Content, needle: bytes, block: int = 1 << 20) -> bool:
     """Whether the file's bytes contain ``needle`` (an OLE directory entry name), read in blocks."""
     tail = b""
     with content.handle() as fh:
