@@ -18,13 +18,15 @@ from seqattn.data.checks import (
     check_enough_samples,
     check_finite_dense,
     constant_columns,
+    constant_columns_to_keep,
     finish_dataset,
-    without_constant_columns,
     listing,
     raise_duplicates,
 )
 from seqattn.data.dataset import Dataset
+from seqattn.data.encoding import check_impute, encode_features
 from seqattn.data.errors import DataError
+from seqattn.data.groups import FeatureGroups
 
 
 def dataset_from_frame(
@@ -44,10 +46,32 @@ def dataset_from_frame(
     Text feature columns are one-hot encoded (one group each) and ``impute``
     fills missing values: see :func:`seqattn.data.encoding.encode_features`.
     ``drop_columns`` are left out (e.g. an ID or a copy of the target).
+    ``header`` is the reader's raw header (before pandas renames duplicates);
+    the frame's columns are set to it.
     """
-    from seqattn.data.encoding import check_impute, encode_features
-
     check_impute(impute)
+    header = _name_columns(frame, header)
+    _check_target_and_size(frame, header, target)
+    drop = _checked_drop_columns(drop_columns, frame, header, target)
+    features, notes = _feature_columns(frame, target, drop)
+    X, names, groups, encoding_notes = encode_features(features, impute)
+    notes.extend(encoding_notes)
+    check_finite_dense(X, names)
+    X, names, groups = _without_constant(X, names, groups, drop_constant, notes)
+    dataset = finish_dataset(X, frame[target].to_numpy(), names, target, task, name,
+                             extra={"source_format": source_format, "notes": notes, "target_column": target,
+                                    **({"impute": impute} if impute else {}),
+                                    **({"dropped_columns": drop} if drop else {})})
+    if groups is not None:
+        dataset.groups = groups
+        dataset.__post_init__()
+        dataset.description = dataset.description.replace(" features from", f" columns in {dataset.n_groups} "
+                                                          "feature groups from")
+    return dataset
+
+
+def _name_columns(frame: pd.DataFrame, header: list[str] | None) -> list[str]:
+    """The header as strings, set as the frame's columns, once the table has columns, rows and unique names."""
     if header is None or len(header) != frame.shape[1]:
         header = list(frame.columns)
     header = [str(c) for c in header]
@@ -58,6 +82,11 @@ def dataset_from_frame(
     if len(set(header)) != len(header):
         raise_duplicates(header, "column")
     frame.columns = header
+    return header
+
+
+def _check_target_and_size(frame: pd.DataFrame, header: list[str], target: str | None) -> None:
+    """The target is one of several columns; enough rows, and not more values than fit in memory."""
     if target is None:
         raise DataError(f"Choose the target column to predict; the columns are: {listing(header)}.")
     if target not in frame.columns:
@@ -72,13 +101,22 @@ def dataset_from_frame(
         raise DataError(f"{rows} rows × {cols - 1} features = {rows * (cols - 1):,} values exceeds the "
                         f"in-memory limit of {limits.MAX_DENSE_VALUES:,}. Use sparse .h5ad or prefilter the features.")
 
+
+def _checked_drop_columns(drop_columns: Sequence[str], frame: pd.DataFrame, header: list[str],
+                          target: str) -> list[str]:
+    """The columns to leave out, as strings: each must exist and none may be the target."""
     drop = [str(c) for c in drop_columns]
     unknown = [c for c in drop if c not in frame.columns]
     if unknown:
         raise DataError(f"Cannot drop {listing(unknown)}: no such column. Available columns: {listing(header)}.")
     if target in drop:
         raise DataError(f"The target {target!r} cannot also be dropped; pick another target or keep it.")
-    y_raw = frame[target]
+    return drop
+
+
+def _feature_columns(frame: pd.DataFrame, target: str, drop: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """``(feature columns, notes)``: all but the target and ``drop``, numbers stored as text converted, and a
+    first column of row names (unnamed, or distinct text) set aside."""
     features = _numbers_stored_as_text(frame.drop(columns=[target, *drop]))
     notes: list[str] = [f"Dropped column(s) {listing(drop)} as asked."] if drop else []
     if features.shape[1] == 0:
@@ -91,25 +129,17 @@ def dataset_from_frame(
         if features.shape[1] == 0:
             raise DataError(f"Apart from the target {target!r} and the row identifiers {first!r} there are "
                             "no feature columns.")
-    X, names, groups, encoding_notes = encode_features(features, impute)
-    notes.extend(encoding_notes)
-    check_finite_dense(X, names)
-    keep = np.setdiff1d(np.arange(X.shape[1]), constant_columns(X))
-    X, names, constant_note = without_constant_columns(X, names, drop_constant)
-    if constant_note:
-        notes.append(constant_note)
-        if groups is not None:
-            groups = groups.restricted_to(keep)
-    dataset = finish_dataset(X, y_raw.to_numpy(), names, target, task, name,
-                             extra={"source_format": source_format, "notes": notes, "target_column": target,
-                                    **({"impute": impute} if impute else {}),
-                                    **({"dropped_columns": drop} if drop else {})})
-    if groups is not None:
-        dataset.groups = groups
-        dataset.__post_init__()
-        dataset.description = dataset.description.replace(" features from", f" columns in {dataset.n_groups} "
-                                                          "feature groups from")
-    return dataset
+    return features, notes
+
+
+def _without_constant(X: np.ndarray, names: list[str], groups: FeatureGroups | None, drop: bool,
+                      notes: list[str]) -> tuple[np.ndarray, list[str], FeatureGroups | None]:
+    """Constant columns dropped (with a note, and from their groups) or refused: :func:`constant_columns_to_keep`."""
+    keep, note = constant_columns_to_keep(constant_columns(X), names, drop)
+    if keep is None:
+        return X, names, groups
+    notes.append(note)
+    return X[:, keep], [names[j] for j in keep], (groups.restricted_to(keep) if groups is not None else None)
 
 
 def _numbers_stored_as_text(features: pd.DataFrame) -> pd.DataFrame:
