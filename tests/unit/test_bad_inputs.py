@@ -30,7 +30,7 @@ from seqattn.selectors import run_method
 from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.trace import SelectionTrace, write_atomically
 
-from bad_inputs_corpus import (
+from tests.support.bad_inputs_corpus import (
     BAD_FILES,
     N,
     BadFile,
@@ -286,7 +286,7 @@ BOMB_SECONDS, BOMB_PEAK_MB = 10.0, 1024
 def test_far_corner_workbook_is_refused_fast_and_small():
     """5.6 KB with one cell at XFD1048576: pandas' reader padded a 1M × 16k grid (7+ GB) before."""
     result = measure_in_child("""
-from bad_inputs_corpus import far_corner_xlsx
+from tests.support.bad_inputs_corpus import far_corner_xlsx
 from seqattn.data.tables import load_table
 data = far_corner_xlsx()
 assert len(data) < 10_000
@@ -334,7 +334,7 @@ def test_workbook_parse_time_is_bounded(tmp_path: Path, monkeypatch):
 def test_workbook_used_range_is_bounded_while_streaming(monkeypatch):
     """A dense sheet just over the cell limit is refused at the first cell past it, not after the parse."""
     from seqattn.data import xlsx
-    from bad_inputs_corpus import xlsx_bytes
+    from tests.support.bad_inputs_corpus import xlsx_bytes
 
     monkeypatch.setattr(xlsx, "MAX_XLSX_CELLS", 60)
     data = xlsx_bytes({"Sheet1": [["f0", "f1", "label"]] + [[i, i, i % 2] for i in range(30)]})
@@ -351,7 +351,7 @@ def test_workbooks_read_as_pandas_reads_them():
 
     from seqattn.data.sources import open_source
     from seqattn.data.xlsx import read_xlsx
-    from bad_inputs_corpus import xlsx_bytes
+    from tests.support.bad_inputs_corpus import xlsx_bytes
 
     rows = [["x", "n", "when", "flag", "text", "label"]]
     rows += [[i * 1.5, i, datetime.datetime(2024, 1, 1 + i % 28), bool(i % 2), None if i % 3 else "t", f"c{i % 3}"]
@@ -380,7 +380,7 @@ measure(lambda: load_table({str(path)!r}, target="label"))
 @pytest.mark.parametrize("as_path", [False, True], ids=["upload", "path"])
 def test_obsm_decompression_bomb_is_never_read(as_path: bool, tmp_path: Path):
     """obsm declares 12 GB (gzip, no chunk written): the selection never reads obsm, so it loads in little memory."""
-    from bad_inputs_corpus import declared_bomb_h5ad
+    from tests.support.bad_inputs_corpus import declared_bomb_h5ad
 
     data = declared_bomb_h5ad(tmp_path, "obsm/X_bomb", (N, 125_000_000), name="obsm_bomb.h5ad")
     assert len(data) < 100_000
@@ -395,7 +395,7 @@ measure(lambda: print(load_table({source}, target="cell_type").feature_names))
 
 def test_decompression_bomb_in_a_read_element_is_refused_naming_it(tmp_path: Path):
     """The same bomb as a layer the user picks: refused before reading, naming the dataset."""
-    from bad_inputs_corpus import declared_bomb_h5ad
+    from tests.support.bad_inputs_corpus import declared_bomb_h5ad
 
     declared_bomb_h5ad(tmp_path, "layers/counts", (N, 125_000_000), name="layer_bomb.h5ad")
     path = tmp_path / "layer_bomb.h5ad"
