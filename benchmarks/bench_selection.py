@@ -191,7 +191,7 @@ def per_type_recall(name: str, k: int, splits: int) -> None:
     from seqattn import load_builtin
     from seqattn.data import dense_columns
     from seqattn.evaluation.retrain import holdout
-    from seqattn.genomics import _panel_model, genes_by_marked_type, mean_expression_by_type
+    from seqattn.genomics import panel_model, genes_by_marked_type, mean_expression_by_type
     from seqattn.selectors import run_method
 
     ds = load_builtin(name)
@@ -202,7 +202,7 @@ def per_type_recall(name: str, k: int, splits: int) -> None:
             picks = list(run_method(train, method, k, device="cpu", random_state=split).selected[:k])
             marked = genes_by_marked_type(mean_expression_by_type(train, picks))
             X_train, X_test = dense_columns(train.X, picks), dense_columns(test.X, picks)
-            model = _panel_model(X_train, train.y, max_iter=3000)  # the gene panel page's model
+            model = panel_model(X_train, train.y, max_iter=3000)  # the gene panel page's model
             recall = recall_score(test.y, model.predict(X_test), average=None,
                                   labels=list(range(ds.n_classes)), zero_division=0)
             rows.append({"method": method, "types_marked": marked["marks"].nunique(),

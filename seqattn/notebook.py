@@ -14,6 +14,7 @@ import html
 from typing import Any
 
 from seqattn.plots.selection import DEFAULT_MAX_BARS, relative_to_uniform, score_bars
+from seqattn.safe_text import escape_plot_text
 from seqattn.trace import SelectionTrace
 
 
@@ -65,7 +66,7 @@ class LiveSelectionView:
             bar.x, bar.y, bar.customdata = bars["x"], bars["y"], bars["customdata"]
             bar.marker.color, bar.text, bar.textposition = bars["marker"]["color"], bars["text"], "outside"
             bar.hovertemplate = bars["hovertemplate"]
-            self.figure.layout.title.text = (f"pick {t + 1}: {trace.steps[t].name}"
+            self.figure.layout.title.text = (f"pick {t + 1}: {escape_plot_text(trace.steps[t].name)}"
                                              f" — top {len(bars['x'])} candidates")
             self.figure.layout.yaxis.title.text = "% vs uniform attention" if relative else "score"
         self.shown.append(trace.steps[t].name)

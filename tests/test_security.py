@@ -5,13 +5,16 @@
    data: ``pickle.load(s)``, ``eval``, ``exec``, ``torch.load`` without
    ``weights_only=True``, ``np.load(..., allow_pickle=True)``, ``yaml.load``
    and friends. The scanner is itself tested on a snippet that holds each one.
-2. Pages write no files (static scan for write calls), and an upload driven
-   through the Data page opens nothing for writing outside the temp directory
-   (every ``open``/``os.open`` in write mode is recorded while it runs); an
-   h5ad upload's private temporary copy is gone afterwards.
+2. Pages write no files (static scan for write calls); the package writes
+   only where a caller names the path or in the run store
+   (``seqattn/run_store.py``: random ids under its configured folder); an
+   upload driven through the Data page opens nothing for writing outside the
+   temp directory and the run store's folder (every ``open``/``os.open`` in
+   write mode is recorded while it runs), and never writes the uploaded bytes.
 3. An h5ad that would read other files (external raw storage, virtual
    datasets, external links) or crash the HDF5 library is refused through the
-   CLI (a separate process: exit 2, not a segfault) and from the server folder.
+   CLI (a separate process: exit 2, not a segfault) and from the server folder;
+   an h5ad upload's private temporary copy is gone afterwards.
 """
 from __future__ import annotations
 
@@ -162,9 +165,10 @@ def test_pages_and_app_write_no_files():
 
 def test_package_writes_only_where_a_caller_asks():
     """seqattn writes files only in functions that take an explicit output path."""
-    allowed = {"seqattn/trace.py", "seqattn/data/h5ad.py", "seqattn/cli.py",  # write_atomically, save_h5ad, --out
+    allowed = {"seqattn/safe_text.py", "seqattn/data/h5ad.py", "seqattn/cli.py",  # write_atomically, save_h5ad, --out
                "seqattn/data/h5ad_backed.py",  # write_planted_counts_h5ad(path): the caller names the file
-               "seqattn/data/h5ad_safety.py"}  # local_path: an h5ad upload's private temporary copy, removed after
+               "seqattn/data/h5ad_safety.py",  # local_path: an h5ad upload's private temporary copy, removed after
+               "seqattn/run_store.py"}  # the run store: its own folder, random file names
     hits = [h for p in ROOT.joinpath("seqattn").rglob("*.py")
             for h in _write_calls(p.read_text(encoding="utf-8"), str(p.relative_to(ROOT)))]
     assert all(h.split(":")[0] in allowed for h in hits), hits
@@ -203,8 +207,16 @@ def _h5ad_bytes(tmp_path: Path) -> bytes:
     return (tmp_path / "u.h5ad").read_bytes()
 
 
-def test_uploads_are_parsed_in_memory(tmp_path: Path, recorded_writes: list[str]):
+def test_uploads_are_parsed_in_memory(tmp_path: Path, recorded_writes: list[str], monkeypatch):
+    """Uploads are parsed from memory; what is written is the run store's own copy of the parsed data set
+    (arrays and JSON under random names), never the uploaded file."""
     from streamlit.testing.v1 import AppTest
+
+    from app_support.runs import run_store
+
+    store_dir = tmp_path / "store"
+    monkeypatch.setenv("SEQATTN_RUN_DIR", str(store_dir))
+    run_store.clear()
 
     h5ad = _h5ad_bytes(tmp_path)
     table = pd.DataFrame(np.random.default_rng(1).normal(size=(30, 3)), columns=["a", "b", "c"]).assign(label=[0, 1] * 15)
@@ -217,11 +229,17 @@ def test_uploads_are_parsed_in_memory(tmp_path: Path, recorded_writes: list[str]
         at.get("file_uploader")[0].upload(name, data).run()
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
         assert f":{name}:" in at.session_state["dataset_key"]  # the upload became the current data set
+    run_store.clear()
     temp = os.path.realpath(tempfile.gettempdir())
     outside = [p for p in recorded_writes if not os.path.realpath(p).startswith(temp)]
     assert not outside, f"files written outside {temp} during uploads: {outside}"
     copies = [p for p in recorded_writes if "seqattn-h5ad-" in p]
     assert copies and not any(os.path.exists(p) or os.path.exists(os.path.dirname(p)) for p in copies)
+    kept = sorted(store_dir.rglob("*"))
+    assert kept and all(p.suffix in (".json", ".npz") for p in kept if p.is_file())
+    for path in (p for p in kept if p.is_file()):
+        content = path.read_bytes()
+        assert h5ad not in content and table.to_parquet() not in content
 
 
 def test_write_recorder_records(tmp_path: Path, recorded_writes: list[str]):

@@ -29,7 +29,7 @@ from seqattn.data.frame import dataset_from_frame
 from seqattn.data.limits import human_bytes
 from seqattn.data.parquet import parquet_file, read_parquet
 from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, Source, detect_format, file_stem, open_nonempty
-from seqattn.data.text import as_utf8, check_gunzipped_size, read_text, text_header
+from seqattn.data.text import as_utf8, check_gunzipped_size, read_text, refuse_binary_text, text_header
 from seqattn.data.xlsx import read_xlsx
 
 __all__ = ["ACCEPTED", "TARGET_HINTS", "dataset_from_frame", "detect_format", "guess_target", "list_columns",
@@ -149,7 +149,9 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
     if fmt == "xlsx":
         frame, header = read_xlsx(content, [], nrows=0)
         return {"format": fmt, "columns": header, "layers": [], "shape": None}
-    header, _ = text_header(as_utf8(content), "\t" if fmt == "tsv" else None)
+    text = as_utf8(content)
+    refuse_binary_text(text, fmt)  # as load_table does: no target picker offering columns read from junk
+    header, _ = text_header(text, "\t" if fmt == "tsv" else None)
     return {"format": fmt, "columns": header, "layers": [], "shape": None}
 
 

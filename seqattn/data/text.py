@@ -32,9 +32,7 @@ _DECIMAL_POINT = re.compile(r"^[-+]?\d*\.\d+([eE][-+]?\d+)?$")
 def read_text(content: Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """A CSV / TSV (``fmt``) as a frame and its raw header, after every check before pandas; how it was read
     (separator, decimal comma) is appended to ``notes``."""
-    if looks_binary(content.head) and not content.head.startswith(GZIP_MAGIC):
-        raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
-                        f"binary data). Upload {ACCEPTED}.")
+    refuse_binary_text(content, fmt)
     header, sep = text_header(content, "\t" if fmt == "tsv" else None)
     try:
         scan = scan_text(lambda: _text_stream(content), content.name)
@@ -54,6 +52,13 @@ def read_text(content: Content, fmt: str, notes: list[str] | None = None) -> tup
         notes.append(f"Read as {_SEPARATOR_NAMES.get(sep, repr(sep))}-separated"
                      + (" with a decimal comma." if decimal == "," else "."))
     return frame, header
+
+
+def refuse_binary_text(content: Content, fmt: str) -> None:
+    """A CSV/TSV whose first bytes are binary (an image or archive renamed .csv) is refused before parsing."""
+    if looks_binary(content.head) and not content.head.startswith(GZIP_MAGIC):
+        raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
+                        f"binary data). Upload {ACCEPTED}.")
 
 
 def text_header(content: Content, sep: str | None) -> tuple[list[str], str]:

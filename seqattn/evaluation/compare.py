@@ -10,7 +10,6 @@ correlation and the true greedy gain of every candidate, given the same picks.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +29,7 @@ from seqattn.models import TrainConfig
 from seqattn.scoring import DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_SAMPLES, candidate_gains
 from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
 from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
+from seqattn.safe_text import to_csv
 from seqattn.trace import SelectionTrace, picks
 
 if TYPE_CHECKING:
@@ -129,24 +129,69 @@ class Comparison:
                  "reused": bool(t.settings.get("reused"))} for m, t in self.traces.items()]
         return pd.DataFrame(rows, columns=["method", "label", "seconds", "reused"])
 
-    # ---------------------------------------------------------------- downloads
-    def to_json(self) -> str:
-        """Traces, accuracy rows and settings as one JSON document."""
-        payload = {
-            "dataset": self.dataset, "k": self.k, "ks": self.ks, "settings": self.settings,
-            "errors": self.errors,
+    # ---------------------------------------------------------------- downloads and storage
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the SHAP arrays (:meth:`shap_arrays`), JSON-ready; :meth:`from_dict` reads it back."""
+        shap_meta = None
+        if self.shap is not None:
+            shap_meta = {"feature_names": list(self.shap.feature_names),
+                         "output_names": [str(n) for n in self.shap.output_names],
+                         "explainer": self.shap.explainer, "fallback_reason": self.shap.fallback_reason,
+                         "settings": json.loads(json.dumps(self.shap.settings, default=str))}
+        return {
+            "dataset": self.dataset, "k": self.k, "ks": list(self.ks),
+            "settings": json.loads(json.dumps(self.settings, default=str)), "errors": dict(self.errors),
             "traces": {m: t.to_dict() for m, t in self.traces.items()},
             "accuracy": json.loads(self.accuracy.to_json(orient="records")),
+            "accuracy_columns": [str(c) for c in self.accuracy.columns],
+            "accuracy_attrs": json.loads(json.dumps(self.accuracy.attrs, default=str)),
+            "informative": self.informative, "xor_pairs": self.xor_pairs, "shap": shap_meta,
         }
-        return json.dumps(payload, allow_nan=False, default=str)
+
+    def shap_arrays(self) -> dict[str, np.ndarray]:
+        """The SHAP explanation's arrays (values, explained rows, their labels), for an ``.npz`` beside
+        :meth:`to_dict`."""
+        if self.shap is None:
+            return {}
+        arrays = {"shap_values": np.asarray(self.shap.values), "shap_data": np.asarray(self.shap.data)}
+        if self.shap.labels is not None:
+            arrays["shap_labels"] = np.asarray(self.shap.labels)
+        return arrays
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> "Comparison":
+        """The comparison :meth:`to_dict` (and :meth:`shap_arrays`) wrote."""
+        from seqattn.selectors.shap_rank import ShapExplanation
+
+        accuracy = pd.DataFrame(payload.get("accuracy", []), columns=payload.get("accuracy_columns"))
+        accuracy.attrs.update(payload.get("accuracy_attrs") or {})
+        shap_meta, arrays = payload.get("shap"), arrays or {}
+        shap = None
+        if shap_meta is not None and "shap_values" in arrays:
+            shap = ShapExplanation(values=arrays["shap_values"], data=arrays["shap_data"],
+                                   feature_names=list(shap_meta["feature_names"]),
+                                   output_names=list(shap_meta["output_names"]), explainer=shap_meta["explainer"],
+                                   fallback_reason=shap_meta["fallback_reason"], settings=shap_meta["settings"],
+                                   labels=arrays.get("shap_labels"))
+        return cls(dataset=str(payload["dataset"]), k=int(payload["k"]), ks=[int(k) for k in payload["ks"]],
+                   traces={m: SelectionTrace.from_dict(t) for m, t in payload["traces"].items()},
+                   accuracy=accuracy, shap=shap, errors=dict(payload.get("errors") or {}),
+                   settings=dict(payload.get("settings") or {}), informative=payload.get("informative"),
+                   xor_pairs=[list(p) for p in payload.get("xor_pairs") or []])
+
+    def to_json(self) -> str:
+        """Traces, accuracy rows and settings as one JSON document (:meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), allow_nan=False, default=str)
 
     def summary_csv(self) -> str:
-        buffer = io.StringIO()
-        self.summary().to_csv(buffer, index=False)
-        return buffer.getvalue()
+        return to_csv(self.summary())
+
+    def accuracy_csv(self) -> str:
+        """Every retraining row (method, k, seed, metric, value, features)."""
+        return to_csv(self.accuracy)
 
     def rankings_csv(self) -> str:
-        return self.rankings().to_csv()
+        return to_csv(self.rankings(), index=True)
 
 
 #: Step counts of SA's automatic budget, measured on the built-ins (digits, breast cancer, wine, diabetes,

@@ -32,6 +32,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.stats import spearman
 
 if TYPE_CHECKING:  # annotations only: the trace imports this module for trace.plot(), not the other way
@@ -49,12 +50,13 @@ PLOT_HEIGHT_PX = 280  # height of the chart panels; the rows below grow with the
 
 
 def short_labels(names: Sequence[str], limit: int = MAX_LABEL_CHARS) -> list[str]:
-    """Tick labels of at most ``limit`` characters, still unique (a clash keeps the full names)."""
+    """Tick labels of at most ``limit`` characters, still unique (a clash keeps the full names), escaped
+    for plotly (a name is user text: ``<a href>`` in it must show as text, not become a link)."""
     short = [n if len(n) <= limit else n[: limit - 1] + "…" for n in map(str, names)]
     counts: dict[str, int] = {}
     for label in short:
         counts[label] = counts.get(label, 0) + 1
-    return [label if counts[label] == 1 else str(name) for label, name in zip(short, names)]
+    return escape_plot_texts(label if counts[label] == 1 else str(name) for label, name in zip(short, names))
 
 
 def _rotated_label_px(labels: Sequence[str], font_px: int = 9) -> int:
@@ -185,7 +187,7 @@ def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[st
     return {
         "type": "bar",
         "x": [labels[i] for i in order],
-        "hovertext": [trace.feature_names[i] for i in order],
+        "hovertext": escape_plot_texts(trace.feature_names[i] for i in order),
         "y": _plain(_round(shown)),
         "customdata": _plain(_round(scores[order])),
         "marker": {"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist()},
@@ -209,7 +211,7 @@ def _picks_scatter(trace: SelectionTrace, t: int, shape: tuple[int, int]) -> dic
         "text": labels,
         "textfont": {"color": "white", "size": 10},
         "marker": {"size": 16, "color": colors, "line": {"color": "black", "width": 1}, "symbol": "square"},
-        "hovertext": [trace.feature_names[i] for i in features],
+        "hovertext": escape_plot_texts(trace.feature_names[i] for i in features),
         "hovertemplate": "%{hovertext}<extra>pick %{text}</extra>",
         "showlegend": False,
     }
@@ -276,7 +278,8 @@ def selection_animation(
         fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=1)
     else:
         block = pool_size(shape)
-        names = _pooled(_on_grid(np.array(trace.feature_names, dtype=object), shape), block, _block_names)
+        names = _pooled(_on_grid(np.array(escape_plot_texts(trace.feature_names), dtype=object), shape), block,
+                        _block_names)
         z_range = [-100, 100] if any(np.nanmin(s.scores, initial=0.0) < 0 for s in trace.steps) else [0, 100]
         what = "best of " + (f"{block}×{block} cells: " if block > 1 else "")
         fig.add_trace(go.Heatmap(z=_percent_grid(trace.steps[0].scores, shape, block), customdata=names,
@@ -348,7 +351,8 @@ def selection_animation(
         if is_image:
             data.append(_picks_scatter(trace, t, shape))
         remaining = int(np.isfinite(step.scores).sum())
-        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"
+        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {escape_plot_text(step.name)} among "
+                                   f"{remaining} candidates"
                                    + _confidence_note(trace, step)}
         frames.append({"name": str(t + 1), "data": data, "traces": animated, "layout": layout})
     fig.update_layout(frames[0]["layout"])
@@ -428,7 +432,7 @@ def attention_vs_gain_figure(
     rho = spearman(attention, gains)
     is_pick = np.array([name == picked for name in names])
     fig = go.Figure(go.Scatter(
-        x=_round(attention), y=_round(gains), mode="markers", text=list(names),
+        x=_round(attention), y=_round(gains), mode="markers", text=escape_plot_texts(names),
         marker={"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist(), "size": np.where(is_pick, 14, 8).tolist()},
         hovertemplate="%{text}<br>attention %{x:.4g}<br>gain %{y:.4g}<extra></extra>",
     ))

@@ -1,8 +1,9 @@
 """The bad-input corpus through the app (Streamlit AppTest): a message, never a traceback.
 
 Each upload must show an ``st.error`` that carries the library's own
-``DataError`` text (the same words a CLI user gets), raise nothing, and leave
-the previous data set current. Bad Sequential Attention settings and the
+``DataError`` text (the same words a CLI user gets, with the advice put in
+the Data page's words by ``app_support.messages`` and markdown-escaped),
+raise nothing, and leave the previous data set current. Bad Sequential Attention settings and the
 training time limit are driven through the SA page the same way.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 from seqattn.data import limits
 from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
+from seqattn.safe_text import escape_markdown
+from app_support.messages import data_page_message
 from tests.support.bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -66,13 +69,20 @@ def library_message(name: str, data: bytes, target: str | None) -> str:
 
 
 def assert_shows_library_error(at: AppTest, name: str, data: bytes) -> str:
+    """Checks the page shows the library's message (in the page's words); returns the library's message."""
     errors = [e.value for e in at.error]
     assert len(errors) == 1, errors
-    target = at.selectbox[0].value if len(at.selectbox) else None
+    target = at.main.selectbox[0].value if len(at.main.selectbox) else None
     expected = library_message(name, data, target)
-    assert errors[0] == f"Could not use {name}: {expected}"  # the typed DataError path, not the generic one
+    try:  # the page offers 'Missing values' / 'Drop columns' once it has read a table's columns
+        table_controls = list_columns(io.BytesIO(data), file_name=name)["format"] != "h5ad"
+    except DataError:
+        table_controls = False
+    # the typed DataError path (not the generic one), in the page's words, escaped for markdown
+    shown = data_page_message(expected, table_controls=table_controls)
+    assert errors[0] == escape_markdown(f"Could not use {name}: {shown}")
     assert at.session_state["dataset_key"] == "builtin:digits"  # the previous data set stays current
-    return errors[0]
+    return expected
 
 
 @pytest.mark.parametrize("name", APP_CASES)

@@ -28,7 +28,8 @@ from seqattn.data import DataError, make_planted
 from seqattn.data.tables import load_table
 from seqattn.selectors import run_method
 from seqattn.selectors.sequential_attention import SequentialAttentionSelector
-from seqattn.trace import SelectionTrace, write_atomically
+from seqattn.safe_text import write_atomically
+from seqattn.trace import SelectionTrace
 
 from tests.support.bad_inputs_corpus import (
     BAD_FILES,
