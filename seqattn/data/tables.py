@@ -22,13 +22,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from seqattn.data import limits
 from seqattn.data.dataset import Dataset
 from seqattn.data.errors import DataError
 from seqattn.data.frame import dataset_from_frame
 from seqattn.data.limits import human_bytes
 from seqattn.data.parquet import parquet_file, read_parquet
-from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, Source, detect_format, file_stem, open_nonempty
+from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, Content, Source, detect_format, file_stem, open_nonempty
 from seqattn.data.text import as_utf8, check_gunzipped_size, read_text, refuse_binary_text, text_header
 from seqattn.data.xlsx import read_xlsx
 
@@ -96,26 +98,30 @@ def load_table(
         return _with_groups_and_checks(dataset, groups, check=False)
     if layer is not None:
         raise DataError(f"layer={layer!r} only applies to h5ad files; {content.name!r} is {fmt}.")
+    notes: list[str] = []
+    frame, header = _read_table(content, fmt, notes)
+    dataset = dataset_from_frame(frame, target, task=task, name=label, header=header,
+                                 drop_constant=bool(drop_constant), source_format=fmt, impute=impute,
+                                 drop_columns=drop_columns)
+    dataset.extra["notes"] = notes + dataset.extra.get("notes", [])
+    return _with_groups_and_checks(dataset, groups, check=check)
+
+
+def _read_table(content: Content, fmt: str, notes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """A table's frame and raw header from its format's reader, after the size checks every table passes."""
     if content.size > limits.MAX_TABLE_FILE_BYTES:
         raise DataError(
             f"{content.name!r} is {human_bytes(content.size)}; tables above "
             f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
             "prefilter the features (e.g. highly variable genes) first."
         )
-    if fmt not in ("parquet", "xlsx") and content.head.startswith(GZIP_MAGIC):
-        check_gunzipped_size(content)
-    notes: list[str] = []
     if fmt == "parquet":
-        frame, header = read_parquet(content)
-    elif fmt == "xlsx":
-        frame, header = read_xlsx(content, notes)
-    else:
-        frame, header = read_text(as_utf8(content), fmt, notes)
-    dataset = dataset_from_frame(frame, target, task=task, name=label, header=header,
-                                 drop_constant=bool(drop_constant), source_format=fmt, impute=impute,
-                                 drop_columns=drop_columns)
-    dataset.extra["notes"] = notes + dataset.extra.get("notes", [])
-    return _with_groups_and_checks(dataset, groups, check=check)
+        return read_parquet(content)
+    if fmt == "xlsx":
+        return read_xlsx(content, notes)
+    if content.head.startswith(GZIP_MAGIC):
+        check_gunzipped_size(content)
+    return read_text(as_utf8(content), fmt, notes)
 
 
 def _with_groups_and_checks(dataset: Dataset, groups: Mapping[str, Sequence[str | int]] | None,
