@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from seqattn.data.checks import listing
 from seqattn.data.errors import DataError
 from seqattn.data.groups import FeatureGroups
 
@@ -20,11 +21,6 @@ IMPUTE_CHOICES = ("median", "most_frequent")
 #: (an ID, a date or free text would add a column per row).
 MAX_CATEGORY_LEVELS = 50
 MISSING_SUFFIX = " (missing)"
-
-
-def _listing(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(repr(str(n)) for n in names[:limit])
-    return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def check_impute(impute: str | None) -> str | None:
@@ -113,7 +109,7 @@ def _refuse_unencodable_text(features: pd.DataFrame, names: list[str], text_pos:
             bad.append(names[j])
             why.append(f"{names[j]!r}: {reason}")
     if bad:
-        raise DataError(f"Non-numeric feature columns: {_listing(bad)}. Encode them as numbers or drop them "
+        raise DataError(f"Non-numeric feature columns: {listing(bad, 10)}. Encode them as numbers or drop them "
                         f"({'; '.join(why[:5])}). Text columns with up to {MAX_CATEGORY_LEVELS} distinct values "
                         "are one-hot encoded automatically.")
 
@@ -140,7 +136,7 @@ def _refuse_missing(missing: dict[str, int], impute: str | None, numeric: np.nda
         raise missing_value_error({n: counts[n] for n in names if n in counts})
     empty = [n for n, c in missing.items() if c == n_rows]
     if empty:
-        raise DataError(f"Feature column(s) {_listing(empty)} hold no values at all, so there is nothing to impute "
+        raise DataError(f"Feature column(s) {listing(empty, 10)} hold no values at all, so there is nothing to impute "
                         "from; drop them.")
 
 
