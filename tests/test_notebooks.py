@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from notebook_helpers import REPO_ROOT, execute_notebook
+from tests.support.notebook_helpers import REPO_ROOT, execute_notebook
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 #: Per notebook, on the 2-core test machine under load (each takes well under a minute when idle).

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def execute_notebook(notebook: str | Path, *, cwd: Path, timeout_s: int = 240) -> nbformat.NotebookNode:
