@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import pickle
 import warnings
 import zipfile
 from collections.abc import Callable
