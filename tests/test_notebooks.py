@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebook_helpers import REPO_ROOT, execute_notebook, export_html, jupyter_command, light_figures
+from tests.support.notebook_helpers import REPO_ROOT, execute_notebook, export_html, jupyter_command, light_figures
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 #: Per notebook, on the 2-core test machine under load (each takes well under a minute when idle).

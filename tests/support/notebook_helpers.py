@@ -12,7 +12,7 @@ from typing import Any
 import nbformat
 from nbclient import NotebookClient
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The data script of a light figure (nbconvert may reorder its attributes).
 LIGHT_FIGURE_DATA = re.compile(r'<script[^>]*\sid="(seqattn-fig-[0-9a-f]+)-data"[^>]*>(.*?)</script>', re.DOTALL)
 
