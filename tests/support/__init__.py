@@ -7,7 +7,7 @@ the folder a conftest happens to sit in.
 
 * ``bad_inputs_corpus``: the generated bad and hostile input files, and
   ``measure_in_child`` (time and peak memory of one load in a capped process);
-* ``notebook_helpers``: run a notebook in a fresh kernel and read its outputs;
+* ``notebook_helpers``: run a notebook in a fresh kernel, read its outputs, export it with nbconvert;
 * ``browser_helpers``: Playwright waits, the app's sidebar menu and the steps
   several flows share (open Home, upload a CSV, run SA);
 * ``app_helpers``: the AppTest steps several app tests share (upload, run SA /
