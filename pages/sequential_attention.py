@@ -116,7 +116,7 @@ if finished is not None:
     remember_run_settings(finished.result, finished.meta["settings"])
 elif running:
     job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
-                       text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                       text=lambda j: f"{j.message} — step {j.steps_text}",
                        stopping="Stopping after the current step; the picks so far are kept…",
                        stop_help="Stop training and keep the features picked so far.")
 show_job_error(ERROR_KEY)

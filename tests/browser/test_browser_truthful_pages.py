@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser_helpers import go, open_upload, set_number, wait_idle
+from tests.support.browser_helpers import go, open_upload, set_number, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

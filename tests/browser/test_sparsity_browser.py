@@ -9,7 +9,7 @@ import io
 import re
 
 import pytest
-from browser_helpers import APP_NAV
+from tests.support.browser_helpers import APP_NAV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
