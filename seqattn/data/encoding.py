@@ -5,7 +5,10 @@ value. Text columns with few distinct values are one-hot encoded, and each
 becomes one feature *group* named after the original column, so selectors pick
 ``day`` rather than ``day=Sat``. Missing values are an error unless
 ``impute`` is given; imputing adds a ``<column> (missing)`` indicator in the
-column's group, so a selector can still use the fact that a value was missing.
+column's group, so a selector can still use the fact that a value was missing;
+``impute="drop_rows"`` instead leaves out every row with a missing value
+(:func:`drop_missing_rows`, applied by the table loader before encoding).
+:func:`column_summary` describes the table's columns as they were read.
 """
 from __future__ import annotations
 
@@ -16,7 +19,11 @@ from seqattn.data.checks import listing
 from seqattn.data.errors import DataError
 from seqattn.data.groups import FeatureGroups
 
-IMPUTE_CHOICES = ("median", "most_frequent")
+#: ``impute`` value that drops incomplete rows instead of filling them.
+DROP_ROWS = "drop_rows"
+IMPUTE_CHOICES = ("median", "most_frequent", DROP_ROWS)
+#: Widest table :func:`column_summary` describes (one row per column; wider tables are not summarised).
+MAX_SUMMARY_COLUMNS = 2000
 #: Text columns with more distinct values than this are refused rather than one-hot encoded
 #: (an ID, a date or free text would add a column per row).
 MAX_CATEGORY_LEVELS = 50
@@ -26,8 +33,59 @@ MISSING_SUFFIX = " (missing)"
 def check_impute(impute: str | None) -> str | None:
     """``impute`` itself when it is None or one of :data:`IMPUTE_CHOICES`, else :class:`DataError`."""
     if impute is not None and impute not in IMPUTE_CHOICES:
-        raise DataError(f"impute must be None, 'median' or 'most_frequent', got {impute!r}.")
+        raise DataError(f"impute must be None, 'median', 'most_frequent' or {DROP_ROWS!r}, got {impute!r}.")
     return impute
+
+
+def drop_missing_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, str]:
+    """``frame`` without the rows that miss a value in any of ``columns`` (the target and the features),
+    and a note saying how many rows went; a :class:`DataError` when no row is complete."""
+    complete = frame[columns].notna().all(axis=1).to_numpy()
+    n_dropped = int((~complete).sum())
+    if not n_dropped:
+        return frame, ""
+    if not complete.any():
+        raise DataError(f"Every one of the {len(frame)} rows misses a value in some column, so dropping incomplete "
+                        "rows leaves nothing. Fill the missing values instead, or leave out the emptiest columns.")
+    counts = frame[columns].isna().sum()
+    worst = ", ".join(f"{name!r} ({int(c)})" for name, c in counts[counts > 0].sort_values(ascending=False)
+                      .head(5).items())
+    note = (f"Dropped {n_dropped} of {len(frame)} rows ({n_dropped / len(frame):.0%}) with a missing value "
+            f"(missing per column: {worst}); {int(complete.sum())} rows remain.")
+    return frame.loc[complete].reset_index(drop=True), note
+
+
+def _column_type(column: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(column):
+        return "yes/no"
+    if pd.api.types.is_numeric_dtype(column):
+        values = column.dropna().to_numpy()
+        whole = len(values) and np.all(np.isfinite(values)) and np.all(values == np.round(values))
+        return "whole number" if whole else "number"
+    return "text"
+
+
+def column_summary(frame: pd.DataFrame, target: str, dropped: list[str] = (),
+                   row_names: str | None = None) -> list[dict[str, object]] | None:
+    """One row per column of the table as read (before encoding): ``column``, ``type`` (number, whole
+    number, text, yes/no), ``missing`` (cells), ``distinct`` (values, missing not counted), ``role``
+    (target, feature, dropped, row names) and ``row_id`` (whole numbers that look like row IDs:
+    :func:`seqattn.data.guards.is_row_id`). None for tables wider than ``MAX_SUMMARY_COLUMNS``."""
+    from seqattn.data.guards import is_row_id
+
+    if frame.shape[1] > MAX_SUMMARY_COLUMNS:
+        return None
+    missing = frame.isna().sum()
+    rows = []
+    for name in frame.columns:
+        column = frame[name]
+        kind, distinct = _column_type(column), int(column.nunique(dropna=True))
+        role = ("target" if name == target else "dropped" if name in dropped else
+                "row names" if name == row_names else "feature")
+        row_id = kind == "whole number" and distinct == len(column) and is_row_id(column.to_numpy(), str(name))
+        rows.append({"column": str(name), "type": kind, "missing": int(missing[name]), "distinct": distinct,
+                     "role": role, "row_id": bool(row_id)})
+    return rows
 
 
 def _text_kind(column: pd.Series) -> tuple[str, str]:
@@ -51,8 +109,8 @@ def missing_value_error(counts: dict[str, int]) -> DataError:
     details = ", ".join(f"{n!r} ({c})" for n, c in list(counts.items())[:10])
     more = f", ... and {len(counts) - 10} more columns" if len(counts) > 10 else ""
     return DataError(f"Missing or infinite values (NaN/inf) in {len(counts)} feature column(s): {details}{more}. "
-                     "Fill them with impute='median' or impute='most_frequent' (CLI --impute; Data page: "
-                     "'Missing values'), or drop those rows or columns.")
+                     "Fill them with impute='median' or impute='most_frequent', or drop those rows with "
+                     "impute='drop_rows' (CLI --impute; Data page: 'Missing values'), or drop those columns.")
 
 
 def encode_features(features: pd.DataFrame, impute: str | None = None
@@ -64,9 +122,12 @@ def encode_features(features: pd.DataFrame, impute: str | None = None
     group ``name``; other text columns raise :class:`DataError` naming them.
     With ``impute`` a column's missing values are filled (``median`` for
     numbers, the most frequent value for text and for ``most_frequent``) and a
-    0/1 indicator column joins the column's group.
+    0/1 indicator column joins the column's group. ``DROP_ROWS`` is the loader's to apply
+    (:func:`drop_missing_rows`): here it means no filling.
     """
     impute = check_impute(impute)
+    if impute == DROP_ROWS:
+        impute = None
     names = [str(c) for c in features.columns]
     text_pos = [j for j, dt in enumerate(features.dtypes)
                 if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]

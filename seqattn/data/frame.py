@@ -24,7 +24,7 @@ from seqattn.data.checks import (
     raise_duplicates,
 )
 from seqattn.data.dataset import Dataset
-from seqattn.data.encoding import check_impute, encode_features
+from seqattn.data.encoding import DROP_ROWS, check_impute, column_summary, drop_missing_rows, encode_features
 from seqattn.data.errors import DataError
 from seqattn.data.groups import FeatureGroups
 
@@ -44,8 +44,9 @@ def dataset_from_frame(
     """Validate a table and split it into features and the ``target`` column.
 
     Text feature columns are one-hot encoded (one group each) and ``impute``
-    fills missing values: see :func:`seqattn.data.encoding.encode_features`.
-    ``drop_columns`` are left out (e.g. an ID or a copy of the target).
+    fills missing values: see :func:`seqattn.data.encoding.encode_features` (``impute="drop_rows"``
+    leaves out incomplete rows instead). ``drop_columns`` are left out (e.g. an ID or a copy of the target).
+    ``extra["columns"]`` describes the columns as read (:func:`~seqattn.data.encoding.column_summary`).
     ``header`` is the reader's raw header (before pandas renames duplicates);
     the frame's columns are set to it.
     """
@@ -53,13 +54,21 @@ def dataset_from_frame(
     header = _name_columns(frame, header)
     _check_target_and_size(frame, header, target)
     drop = _checked_drop_columns(drop_columns, frame, header, target)
-    features, notes = _feature_columns(frame, target, drop)
+    read, row_notes = frame, []  # the table as read, for the column summary
+    if impute == DROP_ROWS:
+        frame, dropped_rows = drop_missing_rows(frame, [c for c in frame.columns if c not in drop])
+        row_notes = [dropped_rows] if dropped_rows else []
+        check_enough_samples(len(frame), "complete row")
+    features, notes, row_names = _feature_columns(frame, target, drop)
+    at = 1 if drop else 0  # the rows' note right after "Dropped column(s) … as asked."
+    notes[at:at] = row_notes
     X, names, groups, encoding_notes = encode_features(features, impute)
     notes.extend(encoding_notes)
     check_finite_dense(X, names)
     X, names, groups = _without_constant(X, names, groups, drop_constant, notes)
     dataset = finish_dataset(X, frame[target].to_numpy(), names, target, task, name,
                              extra={"source_format": source_format, "notes": notes, "target_column": target,
+                                    "columns": column_summary(read, target, drop, row_names),
                                     **({"impute": impute} if impute else {}),
                                     **({"dropped_columns": drop} if drop else {})})
     if groups is not None:
@@ -114,22 +123,23 @@ def _checked_drop_columns(drop_columns: Sequence[str], frame: pd.DataFrame, head
     return drop
 
 
-def _feature_columns(frame: pd.DataFrame, target: str, drop: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """``(feature columns, notes)``: all but the target and ``drop``, numbers stored as text converted, and a
-    first column of row names (unnamed, or distinct text) set aside."""
+def _feature_columns(frame: pd.DataFrame, target: str, drop: list[str]
+                     ) -> tuple[pd.DataFrame, list[str], str | None]:
+    """``(feature columns, notes, row names column or None)``: all but the target and ``drop``, numbers stored
+    as text converted, and a first column of row names (unnamed, or distinct text) set aside."""
     features = _numbers_stored_as_text(frame.drop(columns=[target, *drop]))
     notes: list[str] = [f"Dropped column(s) {listing(drop)} as asked."] if drop else []
     if features.shape[1] == 0:
         raise DataError(f"After dropping {listing(drop)} no feature columns are left.")
-    first = str(features.columns[0])
+    first, row_names = str(features.columns[0]), None
     if first in ("", "Unnamed: 0") or _looks_like_row_ids(features[first]):
         # pandas / R write row names (cell barcodes, sample IDs) as an unnamed or text first column
-        features = features.drop(columns=[first])
+        features, row_names = features.drop(columns=[first]), first
         notes.append(f"Used the first column {first!r} as row identifiers, not as a feature.")
         if features.shape[1] == 0:
             raise DataError(f"Apart from the target {target!r} and the row identifiers {first!r} there are "
                             "no feature columns.")
-    return features, notes
+    return features, notes, row_names
 
 
 def _without_constant(X: np.ndarray, names: list[str], groups: FeatureGroups | None, drop: bool,

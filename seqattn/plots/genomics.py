@@ -127,22 +127,23 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
     return fig
 
 
-def confusion_figure(confusion: pd.DataFrame) -> go.Figure:
-    """Heatmap of a row-normalised confusion matrix (true cell type × predicted), recall on the diagonal."""
+def confusion_figure(confusion: pd.DataFrame, unit: str = "cell type") -> go.Figure:
+    """Heatmap of a row-normalised confusion matrix (true ``unit`` × predicted), recall on the diagonal."""
     values = confusion.to_numpy(dtype=float)
     counts = confusion.attrs.get("counts")
+    rows = "cells" if unit == "cell type" else "rows"
     text = [[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in values]
     true_types = escape_plot_texts(confusion.index)
     predicted = escape_plot_texts(confusion.columns)
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(values), values, None).tolist(), x=predicted, y=true_types, zmin=0, zmax=1,
-        colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": "share of<br>true type"},
+        colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": f"share of<br>true {unit}"},
         customdata=counts.tolist() if counts is not None else None,
-        hovertemplate="true %{y} → predicted %{x}: %{z:.0%}" + (" (%{customdata} cells)" if counts is not None
+        hovertemplate="true %{y} → predicted %{x}: %{z:.0%}" + (f" (%{{customdata}} {rows})" if counts is not None
                                                                  else "") + "<extra></extra>"))
     fig.update_layout(height=max(300, 34 * len(true_types) + 160), margin={"t": 20, "b": 120, "l": 10, "r": 10},
-                      xaxis={"title": "predicted cell type", "tickangle": -45, "type": "category"},
-                      yaxis={"title": "true cell type", "autorange": "reversed", "type": "category",
+                      xaxis={"title": f"predicted {unit}", "tickangle": -45, "type": "category"},
+                      yaxis={"title": f"true {unit}", "autorange": "reversed", "type": "category",
                              "automargin": True})
     return fig
 

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from seqattn.data import limits
 from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
-from seqattn.safe_text import escape_markdown
+from seqattn.safe_text import escape_markdown, unescape_markdown
 from app_support.messages import data_page_message
 from tests.support.bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
@@ -148,6 +148,8 @@ def test_too_few_epochs_for_k_still_gives_every_pick_and_says_why():
     trace = at.session_state["sa_trace"]
     assert trace.k == 20 and not trace.stopped_early
     assert "too few for 20 selection phases; training 22 steps instead" in trace.settings["budget_note"]
+    shown = [unescape_markdown(w.value) for w in at.warning]
+    assert trace.settings["budget_note"] in shown  # the page says so beside the results
 
 
 def test_pins_leaving_too_few_candidates_show_the_counts():
