@@ -22,9 +22,12 @@ interface:
   waiting for one of them to win outright only ran phases to their cap. A
   phase that hits its cap ends with whatever leads; its pick's confidence
   (recorded in the trace) says how clear it was. The phases share a step
-  budget (PHASE_BUDGET, PICK_BUDGET); candidates that separated *together*
-  (:func:`separated_together`) are picked at one phase end, greedily, each
-  from the attention renormalised over the candidates left.
+  budget (PHASE_BUDGET, PICK_BUDGET). One pick per phase by default; with
+  ``max_picks_per_phase`` > 1 the candidates that separated *together*
+  (:func:`separated_together`) are picked at one phase end, each from the
+  attention renormalised over the candidates left — cheaper at large k, but
+  not greedy: redundant candidates (two markers of one cell type) can
+  separate together and both be picked.
 
 Both support ``selection_point="start"`` (pick at the start of each phase,
 as the reference does) and ``"end"`` (pick after training each phase).
@@ -68,6 +71,8 @@ PICK_BUDGET = 3.0
 BUDGET_SLACK = 2.0
 #: Several picks at one phase end: the candidates that separated *together* (each separated itself, holding
 #: ≥ JOINT_SHARE of the leader's weight, with a gap of JOINT_GAP× below the group), at most MAX_PICKS_PER_PHASE.
+#: Off by default (1): candidates that separate together may be redundant with each other, and picking them
+#: together is then not what greedy selection would do.
 JOINT_SHARE = 0.8
 JOINT_GAP = 1.5
 MAX_PICKS_PER_PHASE = 1

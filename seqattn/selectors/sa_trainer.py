@@ -116,7 +116,10 @@ class SAConfig:
     phase_budget: float | None = PHASE_BUDGET  # the phases' steps together ≤ this × the warm-up's (None: unbounded)
     pick_budget: float = PICK_BUDGET  # ... or this × min_steps_per_phase per pick, whichever is larger
     warmup_patience: int = HANDOVER_PATIENCE  # checks without improvement that end the warm-up
-    max_picks_per_phase: int | None = None  # None: as many as separated together at a phase end
+    #: One pick per phase (greedy-faithful). More lets candidates that separated together be picked at one phase
+    #: end — cheaper at large k, but not greedy: two redundant candidates (markers of one cell type) can separate
+    #: together and both be picked, where greedy would take one and move on. Opt-in only.
+    max_picks_per_phase: int = 1
     selection_point: str = "end"
     validation_fraction: float = VALIDATION_FRACTION
     gain_model: str = "linear"
@@ -131,10 +134,9 @@ class SAConfig:
         """The linear model's defaults: full batch (≤ 1024 rows), learning rate 0.05 for network and
         logits alike, phases of at least 400 steps — it must converge within each phase for its
         picks to follow OMP's (``tests/unit/test_sequential_attention.py``) — so a warm-up trained to
-        convergence, no phase budget and one pick per phase."""
+        convergence and no phase budget."""
         return cls(model="linear", batch_size=1024, learning_rate=0.05, attention_learning_rate=None,
-                   min_steps_per_phase=400, phase_budget=None, warmup_patience=CONVERGENCE_PATIENCE,
-                   max_picks_per_phase=1)
+                   min_steps_per_phase=400, phase_budget=None, warmup_patience=CONVERGENCE_PATIENCE)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "SAConfig":
@@ -161,7 +163,7 @@ class SAConfig:
             return ConvergenceSchedule(k, self.min_steps_per_phase, self.max_steps_per_phase, self.selection_point,
                                        warmup_patience=self.warmup_patience, phase_budget=self.phase_budget,
                                        pick_budget=self.pick_budget,
-                                       max_picks_per_phase=self.max_picks_per_phase or k)
+                                       max_picks_per_phase=int(self.max_picks_per_phase))
         total = int(self.epochs) * batches_per_epoch
         fewest = FixedSchedule.fewest_steps(k)
         if total >= fewest:

@@ -6,10 +6,9 @@ Greedy forward selection done inside one training run:
 2. attention weights = softmax over the *unselected* candidates (they sum to 1);
    selected features get weight exactly 1, banned features 0;
 3. the weights multiply the (batch-normalised) inputs of the model;
-4. training = a dense warm-up (all weights 1), then one phase per pick (or per
-   group of candidates that separated together); at the end of each phase the
-   candidate with the largest attention weight is selected and the logits are
-   re-initialised. By default the warm-up and
+4. training = a dense warm-up (all weights 1), then one phase per pick; at
+   the end of each phase the candidate with the largest attention weight is
+   selected and the logits are re-initialised. By default the warm-up and
    each phase last until convergence (see :mod:`seqattn.schedule`);
    ``epochs=N`` gives the reference's fixed schedule (10% warm-up, k equal phases).
 
@@ -98,9 +97,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         attention has separated (a leader ≥ 2× the uniform share and clear of
         the other candidates, for 10 steps), between ``min_steps_per_phase``
         and ``max_steps_per_phase`` optimizer steps, the phases within a shared
-        budget (1.5× the warm-up's steps, or 3 minimum phases per pick);
-        candidates that separated together are picked at one phase end (MLP;
-        the linear model picks one per phase). ``epochs=N``: exactly N
+        budget (1.5× the warm-up's steps, or 3 minimum phases per pick), one
+        pick per phase (``max_picks_per_phase``). ``epochs=N``: exactly N
         epochs, 10% warm-up, k equal phases; when N epochs hold fewer optimizer
         steps than k phases need, the fit warns and trains the fewest that do.
     batch_size, learning_rate, min_steps_per_phase : ``None`` means the
@@ -114,6 +112,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         double a share, which the network's {mlp.learning_rate} takes hundreds of steps to
         do), the model's learning rate for the linear model.
     max_steps_per_phase : cap of an automatic phase (``None``: {phase_max_factor} × the minimum).
+    max_picks_per_phase : automatic budget only: ``1`` (default) picks one
+        feature per phase, greedy-faithful. More picks, at one phase end, the
+        candidates whose attention separated *together* — fewer phases at large
+        k, but not greedy: redundant candidates (two markers of one cell type)
+        can separate together and both be picked, where greedy would take one.
     l2 : linear model only: ℓ2 penalty on the coefficients of the *candidate*
         (attention-weighted) features. Selected features are refit without
         penalty, as in OMP; the penalty on the Hadamard product ``w ⊙ β`` acts
@@ -184,6 +187,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "l2": [Interval(Real, 0, None, closed="left")],
         "min_steps_per_phase": [_POSITIVE_INT, None],
         "max_steps_per_phase": [_POSITIVE_INT, None],
+        "max_picks_per_phase": [_POSITIVE_INT],
         "attention_learning_rate": [_LEARNING_RATE, None],
         "selection_point": [StrOptions({"end", "start"})],
         "validation_fraction": [Interval(Real, 0, 0.9, closed="left")],
@@ -212,6 +216,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         l2: float = 1.0,
         min_steps_per_phase: int | None = None,
         max_steps_per_phase: int | None = None,
+        max_picks_per_phase: int = 1,
         attention_learning_rate: float | None = None,
         selection_point: str = "end",
         validation_fraction: float = 0.2,
@@ -236,6 +241,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.l2 = l2
         self.min_steps_per_phase = min_steps_per_phase
         self.max_steps_per_phase = max_steps_per_phase
+        self.max_picks_per_phase = max_picks_per_phase
         self.attention_learning_rate = attention_learning_rate
         self.selection_point = selection_point
         self.validation_fraction = validation_fraction

@@ -37,6 +37,7 @@ def test_defaults_recover_linear_and_xor_features():
     selector = recovered(ds, 0)
     assert set(selector.trace_.selected) == set(ds.informative.tolist())
     assert selector.trace_.settings["budget"] == "auto"
+    assert set(selector.trace_.settings["picks_per_phase"]) == {1}  # one pick per phase unless asked for more
     assert not any(step.near_tie for step in selector.trace_.steps)  # real signal is never flagged
     assert all(step.confidence >= 2 for step in selector.trace_.steps)
     text = budget_summary(selector.trace_)
@@ -244,10 +245,11 @@ def test_two_strong_candidates_separated_together_end_the_phase_with_two_picks()
 
 
 def test_joint_picks_record_each_picks_own_attention_and_gain():
-    """Planted data, seed 0: the five true features separate together in one phase. Each pick's trace row holds
-    the attention renormalised over the candidates left at that pick, and its own read-out gain."""
+    """Joint picks (opt-in): on planted data, seed 0, the five true features separate together in one phase.
+    Each pick's trace row holds the attention renormalised over the candidates left at that pick, and its own
+    read-out gain."""
     ds = planted(0)
-    trace = SequentialAttentionSelector(5, random_state=0, device="cpu").fit_dataset(ds).trace_
+    trace = SequentialAttentionSelector(5, max_picks_per_phase=5, random_state=0, device="cpu").fit_dataset(ds).trace_
     assert set(trace.selected) == set(ds.informative.tolist())
     per_phase = trace.settings["picks_per_phase"]
     assert sum(per_phase) == 5 and max(per_phase) > 1
@@ -265,13 +267,16 @@ def test_joint_picks_record_each_picks_own_attention_and_gain():
     assert f"made {sum(n for n in per_phase if n > 1)} picks" in budget_summary(trace)
 
 
-def test_the_linear_model_keeps_one_pick_per_phase_and_a_converged_warm_up():
-    """Its picks must follow OMP's (tests/unit/test_omp.py): no phase budget, no joint picks, full patience."""
+def test_one_pick_per_phase_by_default_and_the_linear_model_keeps_a_converged_warm_up():
+    """Joint picks are opt-in: candidates that separate together may be redundant (tests/unit/test_scale.py's
+    markers of one cell type). The linear model's picks must follow OMP's (tests/unit/test_omp.py): no phase
+    budget, full patience."""
     schedule = SAConfig.from_params({"model": "linear"}).schedule(k=5, batches_per_epoch=1)
     assert schedule.phase_budget is None and schedule.max_picks_per_phase == 1
     assert schedule.warmup_patience == CONVERGENCE_PATIENCE and schedule.max_phase_steps == 6 * 400
     mlp = SAConfig.from_params({}).schedule(k=5, batches_per_epoch=1)
-    assert mlp.phase_budget == 1.5 and mlp.max_picks_per_phase == 5 and mlp.warmup_patience == HANDOVER_PATIENCE
+    assert mlp.phase_budget == 1.5 and mlp.max_picks_per_phase == 1 and mlp.warmup_patience == HANDOVER_PATIENCE
+    assert SAConfig.from_params({"max_picks_per_phase": 3}).schedule(k=5, batches_per_epoch=1).max_picks_per_phase == 3
 
 
 def test_fixed_schedule_matches_the_reference_split():
