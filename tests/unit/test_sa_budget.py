@@ -279,6 +279,12 @@ def test_one_pick_per_phase_by_default_and_the_linear_model_keeps_a_converged_wa
     assert SAConfig.from_params({"max_picks_per_phase": 3}).schedule(k=5, batches_per_epoch=1).max_picks_per_phase == 3
 
 
+def test_max_picks_per_phase_must_be_a_positive_integer():
+    X, y = noise(0, n=60, d=5)
+    with pytest.raises(ValueError, match="max_picks_per_phase"):
+        SequentialAttentionSelector(2, max_picks_per_phase=0, device="cpu").fit(X, y)
+
+
 def test_fixed_schedule_matches_the_reference_split():
     fixed = FixedSchedule(k=3, total_steps=100, selection_point="end")
     assert fixed.warmup_steps == 10 and fixed.pick_steps == [40, 70, 100]
