@@ -25,7 +25,7 @@ interface:
   budget (PHASE_BUDGET, PICK_BUDGET). One pick per phase by default; with
   ``max_picks_per_phase`` > 1 the candidates that separated *together*
   (:func:`separated_together`) are picked at one phase end, each from the
-  attention renormalised over the candidates left — cheaper at large k, but
+  attention renormalised over the candidates left — fewer phases, but
   not greedy: redundant candidates (two markers of one cell type) can
   separate together and both be picked.
 

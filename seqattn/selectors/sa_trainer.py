@@ -117,7 +117,7 @@ class SAConfig:
     pick_budget: float = PICK_BUDGET  # ... or this × min_steps_per_phase per pick, whichever is larger
     warmup_patience: int = HANDOVER_PATIENCE  # checks without improvement that end the warm-up
     #: One pick per phase (greedy-faithful). More lets candidates that separated together be picked at one phase
-    #: end — cheaper at large k, but not greedy: two redundant candidates (markers of one cell type) can separate
+    #: end — fewer phases, but not greedy: two redundant candidates (markers of one cell type) can separate
     #: together and both be picked, where greedy would take one and move on. Opt-in only.
     max_picks_per_phase: int = 1
     selection_point: str = "end"

@@ -114,8 +114,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     max_steps_per_phase : cap of an automatic phase (``None``: {phase_max_factor} × the minimum).
     max_picks_per_phase : automatic budget only: ``1`` (default) picks one
         feature per phase, greedy-faithful. More picks, at one phase end, the
-        candidates whose attention separated *together* — fewer phases at large
-        k, but not greedy: redundant candidates (two markers of one cell type)
+        candidates whose attention separated *together* — fewer phases where they
+        do, but not greedy: redundant candidates (two markers of one cell type)
         can separate together and both be picked, where greedy would take one.
     l2 : linear model only: ℓ2 penalty on the coefficients of the *candidate*
         (attention-weighted) features. Selected features are refit without
