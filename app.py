@@ -24,6 +24,7 @@ PAGES = [
     ("pages/gene_panel.py", "Gene panel", ":material/genetics:"),
     ("pages/compare.py", "Compare", ":material/balance:"),
     ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
+    ("pages/structured_pruning.py", "Structured pruning", ":material/content_cut:"),
 ]
 
 pages = [st.Page(path, title=title, icon=icon, default=(path == "pages/home.py")) for path, title, icon in PAGES]
