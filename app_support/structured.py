@@ -22,9 +22,9 @@ ERROR_KEY = "structured_error"
 FINISHED_KEY = "structured_finished"  # settings -> finished result of this session
 KIND_LABELS = {"heads": "attention heads", "mlp": "MLP blocks (32 units)", "embed": "embedding dims (blocks of 16)",
                "layers": "whole blocks"}
-#: The page's default pruning budget: short phases, small batches, so the default run takes about a minute
-#: on 2 CPU cores once the model is cached (benchmarks/bench_structured.py uses the library's longer defaults).
-PAGE_STEPS, PAGE_BATCH = 56, 4
+#: The page's default budget (``PruningSettings.quick``): about a minute for every method on 2 CPU cores once
+#: the model is cached; benchmarks/bench_structured.py uses the library's 5× longer default.
+PAGE_STEPS = PruningSettings.quick().steps
 
 
 def run_settings(preset: str, kinds: list[str], fractions: list[float], methods: list[str], steps: int,
@@ -39,9 +39,8 @@ def start_or_reuse(settings: tuple) -> None:
         st.session_state[RESULT_KEY] = finished_runs(FINISHED_KEY)[settings]
         return
     preset, kinds, fractions, methods, steps, seed, device = settings
-    pruning = PruningSettings(kinds=kinds, steps=steps, batch_size=PAGE_BATCH,
-                              mlp_block=32 if preset == "standard" else 16,
-                              embed_block=16 if preset == "standard" else 8)
+    pruning = PruningSettings.quick(kinds=kinds, steps=steps, mlp_block=32 if preset == "standard" else 16,
+                                    embed_block=16 if preset == "standard" else 8)
     st.session_state.pop(ERROR_KEY, None)
     st.session_state[JOB_KEY] = BackgroundJob(structured_pruning_study, preset, fractions=fractions,
                                               methods=methods, seeds=(seed,), settings=pruning, device=device,

@@ -25,6 +25,23 @@ and are frozen while the mask is fixed (sparse, fine-tune). Masks keep the
 units with the largest attention among those still alive; a dense phase
 restores every unit (its weights were frozen while it was masked).
 
+**What the logits learn from** (``logit_signal``; a deliberate deviation
+from the block SA++, exercised by the planted test). On a *trained* network the gradient of the
+loss with respect to a unit's gate at its current value (≈ 1) says whether a
+little more or less of the unit would help, not what removing it costs: on
+the planted model below, the most important head (removing it costs the
+most) had a *positive* mean gate gradient, so plain SA++ lowered its
+attention and removed it, and kept the planted dead heads (whose gradient is
+exactly 0). SA's own signal is the slope at gate **0**: the first-order gain
+of switching a unit (back) on, which is how SA scores its candidates. So by
+default (``"switched-off"``) the logits learn only from units that are
+switched off, through a straight-through gate (forward value 0, gradient the
+loss's slope at 0): in warm-up and dense phases a random share of the alive
+units (the target fraction) is switched off at every step, in sparsify phases
+the pruned units are. The weights meanwhile train on these random
+subnetworks (like structured dropout). ``"all"`` is the plain variant: every
+unit's gate gradient at ``A``.
+
 Baselines get the same number of optimizer steps, the same final ramp and the
 same fine-tune, and differ only in how units are scored: **magnitude** (ℓ2
 norm of all the unit's weights), **gradient** (|∂loss/∂gate| summed over
@@ -38,6 +55,7 @@ computes what the gated model computes (tested to float tolerance).
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -68,6 +86,7 @@ METHODS = ("SA++", "magnitude", "gradient", "random")
 #: Not a pruning method: the dense model trained for the same steps (fraction 0), the fair reference.
 DENSE_REFERENCE = "dense"
 SCOPES = ("global", "layer")
+LOGIT_SIGNALS = ("switched-off", "all")
 
 
 # --------------------------------------------------------------------------- units
@@ -222,6 +241,22 @@ class UnitPruner(nn.Module):
                 values[kind] = v.requires_grad_(True) if probe else v
         return values
 
+    def explore_values(self, share: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """SA++'s training gates: ``A`` on the units that are on, 0 on those off, and a logit gradient only from
+        the units that are off (straight-through: the loss's slope at gate 0, the first-order gain of switching
+        the unit back on, which is SA's selection signal). ``share`` of the alive units is switched off at
+        random on top of the mask."""
+        values = {}
+        for kind in self.layouts:
+            attention, on = self.attention(kind), self.mask(kind).clone()
+            alive = torch.nonzero(on).flatten()
+            n_off = int(round(share * len(alive)))
+            if n_off:
+                pick = torch.randperm(len(alive), generator=generator)[:n_off].to(on.device)
+                on[alive[pick]] = 0.0
+            values[kind] = attention.detach() * on + (1.0 - on) * (attention - attention.detach())
+        return values
+
     def scores(self, kind: str, model: TinyGPT) -> torch.Tensor:
         if self.method == "SA++":
             return self.attention(kind).detach()
@@ -277,7 +312,8 @@ def remove_units(model: TinyGPT, gates: Gates) -> TinyGPT:
         plan.append((block, lam[l], hg, torch.nonzero(hg).flatten(), mg, torch.nonzero(mg).flatten()))
     new_cfg = TransformerConfig(len(keep_d), hd, tuple(len(p[3]) for p in plan), tuple(len(p[5]) for p in plan),
                                 cfg.context, cfg.vocab_size)
-    small = TinyGPT(new_cfg).to(dev)
+    with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: leave the global RNG alone
+        small = TinyGPT(new_cfg).to(dev)
     gd = g[keep_d]
     small.tok_emb.weight.copy_(model.tok_emb.weight[:, keep_d] * gd)
     small.pos_emb.weight.copy_(model.pos_emb.weight[:, keep_d] * gd)
@@ -353,7 +389,7 @@ class PruningSettings:
     kinds: tuple[str, ...] = ("heads", "mlp")
     steps: int = 280
     n_cycles: int = 1
-    batch_size: int = 8
+    batch_size: int = 4
     learning_rate: float = 5e-4
     weight_decay: float = 0.1
     logit_learning_rate: float = 0.05
@@ -363,8 +399,16 @@ class PruningSettings:
     eval_windows: int = 64
     snapshot_windows: int = 8
     grad_clip: float = 1.0
+    logit_signal: str = "switched-off"  # or "all": every unit's gate gradient at its current value (see module doc)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> "PruningSettings":
+        """A fifth of the steps: the app page's default, about a minute for all methods on 2 CPU cores."""
+        return cls(**{"steps": 56, **changes})
 
     def check(self) -> None:
+        if self.logit_signal not in LOGIT_SIGNALS:
+            raise ValueError(f"logit_signal must be one of {LOGIT_SIGNALS}, got {self.logit_signal!r}.")
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {self.scope!r}.")
         if not self.kinds:
@@ -376,13 +420,14 @@ class PruningSettings:
 
 
 # --------------------------------------------------------------------------- one run
-def run_method(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, settings: PruningSettings,
+def prune_transformer(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, settings: PruningSettings,
                seed: int = 0, device: str | torch.device = "auto", progress: Callable[[str], None] | None = None,
-               record_snapshots: bool = True) -> MethodRun:
+               record_snapshots: bool = True, num_threads: int | None = 1) -> MethodRun:
     """Prune a copy of ``dense`` with one method to ``fraction`` of every kind's units and fine-tune it.
 
     ``method="dense"`` with ``fraction=0`` trains the same number of steps
     without pruning: the reference every pruned model should be held against.
+    ``num_threads`` pins torch's CPU threads (``None``: leave them).
     """
     if method == DENSE_REFERENCE:
         if fraction != 0.0:
@@ -394,9 +439,15 @@ def run_method(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, set
     settings.check()
     dev = resolve_device(device)
     layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
-    model = TinyGPT(dense.config).to(dev)
-    model.load_state_dict(dense.state_dict())
-    model.train()
+    with torch_threads(num_threads, dev):
+        return _prune(method, copy.deepcopy(dense).to(dev).train(), layouts, corpus, fraction, settings, seed, dev,
+                      progress, record_snapshots)
+
+
+def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: Corpus, fraction: float,
+           settings: PruningSettings, seed: int, dev: torch.device, progress: Callable[[str], None] | None,
+           record_snapshots: bool) -> MethodRun:
+    """The training loop of :func:`prune_transformer` (``model`` is the caller's copy, trained in place)."""
     pruner = UnitPruner(layouts, settings.scope, method, seed).to(dev)
     opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
     logit_opt = torch.optim.Adam(pruner.logits.parameters(), lr=settings.logit_learning_rate)
@@ -406,7 +457,7 @@ def run_method(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, set
     elif method != "SA++":  # baselines: dense until the final ramp, then the same ramp and fine-tune
         phases = [Phase("dense", 0, 0, phases[-2].start), phases[-2], phases[-1]]
     gen = torch.Generator().manual_seed(seed)
-    snap_windows = corpus.val_windows(settings.snapshot_windows, dense.config.context)
+    snap_windows = corpus.val_windows(settings.snapshot_windows, model.config.context)
     schedule, snapshots = np.zeros(settings.steps), []
     start = time.perf_counter()
     for phase in phases:
@@ -421,7 +472,7 @@ def run_method(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, set
                 for kind in layouts:
                     pruner.prune_to(kind, current, model)
             schedule[step] = current
-            _train_step(model, pruner, opt, logit_opt, phase, corpus, gen, settings, dev)
+            _train_step(model, pruner, opt, logit_opt, phase, corpus, gen, settings, dev, fraction)
             if record_snapshots and method == "SA++" and step in snap_at:
                 snapshots.append(_snapshot(pruner, model, phase, step, current, snap_windows))
             if progress is not None:
@@ -430,7 +481,7 @@ def run_method(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, set
     with torch.no_grad():
         values = {k: v.detach() for k, v in pruner.unit_values().items()}
         small = remove_units(model, unit_gates(layouts, values))
-    windows = corpus.val_windows(settings.eval_windows, dense.config.context)
+    windows = corpus.val_windows(settings.eval_windows, model.config.context)
     return MethodRun(
         method, fraction, seed, evaluate_loss(small, windows), seconds,
         masks={k: pruner.mask(k).cpu().numpy().astype(bool) for k in layouts},
@@ -452,10 +503,14 @@ def _snapshot_steps(phase: Phase) -> set[int]:
 
 
 def _train_step(model: TinyGPT, pruner: UnitPruner, opt, logit_opt, phase: Phase, corpus: Corpus,
-                gen: torch.Generator, settings: PruningSettings, dev: torch.device) -> None:
+                gen: torch.Generator, settings: PruningSettings, dev: torch.device, fraction: float = 0.0) -> None:
     x, y = corpus.window_batch("train", settings.batch_size, model.config.context, gen, dev)
     probe = pruner.method == "gradient" and phase.name in ("dense", "final sparsify")
-    values = pruner.unit_values(probe=probe)
+    learns = pruner.method == "SA++" and phase.name in ("warm-up", "dense", "sparsify", "final sparsify")
+    if learns and settings.logit_signal == "switched-off":
+        values = pruner.explore_values(fraction if phase.name in ("warm-up", "dense") else 0.0, gen)
+    else:
+        values = pruner.unit_values(probe=probe)
     loss = lm_loss(model, x, y, unit_gates(pruner.layouts, values))
     opt.zero_grad(set_to_none=True)
     logit_opt.zero_grad(set_to_none=True)
@@ -464,7 +519,7 @@ def _train_step(model: TinyGPT, pruner: UnitPruner, opt, logit_opt, phase: Phase
         pruner.accumulate_gradients(values)
     torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
     opt.step()
-    if pruner.method == "SA++" and phase.name in ("warm-up", "dense", "sparsify", "final sparsify"):
+    if learns:
         logit_opt.step()
 
 

@@ -22,6 +22,7 @@ dense model; threads, device and load travel with every report.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any, Callable
 
@@ -73,8 +74,7 @@ def unstructured_copy(dense: TinyGPT, fraction: float, csr: bool = False) -> Tin
     """The dense model with the smallest-|w| ``fraction`` of every block matrix set to 0 (optionally as CSR)."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}.")
-    model = TinyGPT(dense.config).to(next(dense.parameters()).device)
-    model.load_state_dict(dense.state_dict())
+    model = copy.deepcopy(dense)
     for owner, name in _block_linears(model):
         w = getattr(owner, name).weight
         n_zero = int(round(fraction * w.numel()))

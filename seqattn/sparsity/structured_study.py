@@ -4,7 +4,7 @@
 notebook and ``benchmarks/bench_structured.py`` call: it loads the cached
 dense model (training it first, with progress, if this preset, recipe and
 corpus were never trained here), runs SA++ and the baselines at each
-fraction and seed (:func:`structured.run_method`), and times the dense model
+fraction and seed (:func:`structured.prune_transformer`), and times the dense model
 against the physically pruned ones and an unstructured model of the same
 sparsity (:func:`structured_latency.measure_structured_latency`).
 """
@@ -27,7 +27,7 @@ from seqattn.sparsity.structured import (
     METHODS,
     MethodRun,
     PruningSettings,
-    run_method,
+    prune_transformer,
     unit_layouts,
 )
 from seqattn.sparsity.structured_latency import measure_structured_latency
@@ -163,7 +163,7 @@ def structured_pruning_study(
     unstructured_fraction: float | None = None,
     cache_dir: str | Path | None = None,
     device: str | torch.device = "auto",
-    num_threads: int | None = None,
+    num_threads: int | None = 1,
     callback: Callback | None = None,
 ) -> StructuredPruningResult:
     """Load (or train and cache) the preset's model, prune it with every method, time the results.
@@ -174,6 +174,10 @@ def structured_pruning_study(
     ``unstructured_fraction`` (default: the first fraction) is the sparsity of
     the unstructured comparison models. ``callback(step, total, message)``
     may return True to stop; what finished is kept (``stopped_early``).
+    ``num_threads`` pins torch's CPU threads for training, pruning and timing
+    (1 by default: these small models gain little from intra-op threads and,
+    on busy shared cores, run several times slower with two; ``None`` leaves
+    torch's default).
     """
     settings = settings or PruningSettings()
     settings.check()
@@ -184,10 +188,11 @@ def structured_pruning_study(
         raise ValueError(f"Fractions removed must be in (0, 1), got {list(fractions)}.")
     if not seeds:
         raise ValueError("Give at least one seed.")
-    preset_name = preset if isinstance(preset, str) else "custom"
     if isinstance(preset, str) and preset not in PRESETS:
         raise ValueError(f"Unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     chosen = PRESETS[preset] if isinstance(preset, str) else preset
+    if trained is not None and trained.preset is not None:
+        chosen = trained.preset  # describe the model that is pruned, not the default preset
     dev = resolve_device(device)
     n_runs = (len(fractions) * len(methods) + int(dense_reference)) * len(seeds)
     train_steps = 0 if trained is not None else chosen.train.steps
@@ -209,22 +214,20 @@ def structured_pruning_study(
         result = StructuredPruningResult(
             settings={**vars(settings), "kinds": list(settings.kinds), "fractions": list(fractions),
                       "methods": list(methods), "seeds": list(seeds), "device": str(dev), "num_threads": num_threads},
-            model={"preset": preset_name, "description": chosen.description, "config": dense.config.to_dict(),
+            model={"preset": trained.name, "description": chosen.description, "config": dense.config.to_dict(),
                    "corpus": trained.corpus.describe(), "training": {k: v for k, v in trained.record.items()
                                                                      if k != "history"},
                    "from_cache": trained.from_cache, "n_parameters": dense.n_parameters()},
             dense_val_loss=dense_loss, dense_parameters=dense.n_parameters(),
             unit_names={k: list(l.names) for k, l in layouts.items()}, grid=_grid(dense.config, layouts),
             phases=plan_phases(settings.steps, settings.n_cycles))
+        plan = [(seed, method, fraction) for seed in seeds
+                for fraction, method in ([(0.0, DENSE_REFERENCE)] if dense_reference else [])
+                + [(f, m) for f in fractions for m in methods]]
         with torch_threads(num_threads, dev):
-            for seed in seeds:
-                if dense_reference:
-                    result.runs.append(run_method(DENSE_REFERENCE, dense, trained.corpus, 0.0, settings, seed, dev,
-                                                  progress=tracker.pruning))
-                for fraction in fractions:
-                    for method in methods:
-                        result.runs.append(run_method(method, dense, trained.corpus, fraction, settings, seed, dev,
-                                                      progress=tracker.pruning))
+            for seed, method, fraction in plan:
+                result.runs.append(prune_transformer(method, dense, trained.corpus, fraction, settings, seed, dev,
+                                                     progress=tracker.pruning))
         result.seconds["pruning"] = time.perf_counter() - started
         if latency:
             tracker.message("timing dense vs pruned models (interleaved rounds)")

@@ -15,8 +15,8 @@ from seqattn.sparsity.structured import (
     UnitPruner,
     layer_normalised,
     magnitude_scores,
+    prune_transformer,
     remove_units,
-    run_method,
     unit_gates,
     unit_layouts,
 )
@@ -222,22 +222,32 @@ def plant_dead_heads(model: TinyGPT, dead: list[tuple[int, int]]) -> None:
 
 
 @pytest.mark.slow
-def test_sapp_removes_the_planted_dead_heads_first(corpus):
-    config = TransformerConfig.uniform(2, 4, 32, 64)
-    model, _ = train_model(config, corpus, TrainSettings(steps=150, batch_size=16, learning_rate=3e-3,
-                                                         warmup_steps=10), device="cpu")
+def test_sapp_removes_the_planted_dead_heads_first():
+    tiny = PRESETS["tiny"]  # 2 layers × 4 heads
+    config, corpus = tiny.config, stdlib_corpus(tiny.corpus_bytes)
+    torch.manual_seed(0)
+    model = TinyGPT(config)
     dead = [(0, 1), (1, 2), (1, 3)]
-    plant_dead_heads(model, dead)
-    settings = PruningSettings(kinds=("heads",), steps=42, batch_size=8, eval_windows=8, snapshot_windows=2)
-    run = run_method("SA++", model, corpus, 3 / 8, settings, seed=0, device="cpu")
+    plant_dead_heads(model, dead)  # dead from the start: the other five heads learn the work
+    model, _ = train_model(config, corpus, tiny.train, device="cpu", model=model)
+    # the construction holds: removing any live head costs validation loss, removing a dead one costs nothing
+    layouts, windows = unit_layouts(config, ("heads",)), corpus.val_windows(16, 64)
+    base = evaluate_loss(model, windows)
+    costs = [evaluate_loss(model, windows, unit_gates(layouts, {"heads": 1.0 - torch.eye(8)[i]})) - base
+             for i in range(8)]
+    dead_units = {l * 4 + h for l, h in dead}
+    assert all(costs[i] == pytest.approx(0.0, abs=1e-6) for i in dead_units)
+    assert all(costs[i] > 1e-4 for i in range(8) if i not in dead_units), costs
+    settings = PruningSettings(kinds=("heads",), steps=42, eval_windows=8, snapshot_windows=2)
+    run = prune_transformer("SA++", model, corpus, 3 / 8, settings, seed=0, device="cpu")
     removed = {divmod(int(i), 4) for i in np.flatnonzero(~run.masks["heads"])}
     assert removed == set(dead)
     # the planted heads also have the lowest attention at the end, and they were gone from the first prune on
-    assert set(np.argsort(run.scores["heads"])[:3]) == {l * 4 + h for l, h in dead}
+    assert set(np.argsort(run.scores["heads"])[:3]) == dead_units
     first_prune = next(s for s in run.snapshots if s.mask["heads"].sum() < 8)
     assert {divmod(int(i), 4) for i in np.flatnonzero(~first_prune.mask["heads"])} <= set(dead)
     # the gradient importance of a dead head is exactly zero, so that baseline finds them too
-    grad_run = run_method("gradient", model, corpus, 3 / 8, settings, seed=0, device="cpu")
+    grad_run = prune_transformer("gradient", model, corpus, 3 / 8, settings, seed=0, device="cpu")
     assert {divmod(int(i), 4) for i in np.flatnonzero(~grad_run.masks["heads"])} == set(dead)
 
 
@@ -311,11 +321,11 @@ def test_study_end_to_end_on_the_tiny_preset(tmp_path):
 def test_bad_settings_are_refused(corpus):
     model = random_model()
     with pytest.raises(ValueError, match="fraction"):
-        run_method("SA++", model, corpus, 1.0, PruningSettings(), device="cpu")
+        prune_transformer("SA++", model, corpus, 1.0, PruningSettings(), device="cpu")
     with pytest.raises(ValueError, match="Unknown method"):
-        run_method("lasso", model, corpus, 0.5, PruningSettings(), device="cpu")
+        prune_transformer("lasso", model, corpus, 0.5, PruningSettings(), device="cpu")
     with pytest.raises(ValueError, match="scope"):
-        run_method("SA++", model, corpus, 0.5, PruningSettings(scope="row"), device="cpu")
+        prune_transformer("SA++", model, corpus, 0.5, PruningSettings(scope="row"), device="cpu")
     with pytest.raises(ValueError, match="Unknown unit kinds"):
         unit_layouts(TINY, ("neurons",))
     with pytest.raises(ValueError, match="multiple"):
