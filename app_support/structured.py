@@ -20,8 +20,8 @@ JOB_KEY = "structured_job"
 RESULT_KEY = "structured_result"
 ERROR_KEY = "structured_error"
 FINISHED_KEY = "structured_finished"  # settings -> finished result of this session
-KIND_LABELS = {"heads": "attention heads", "mlp": "MLP blocks (32 units)", "embed": "embedding dims (blocks of 16)",
-               "layers": "whole blocks"}
+KIND_LABELS = {"heads": "attention heads", "mlp": "MLP blocks", "embed": "embedding-dimension blocks",
+               "layers": "whole transformer blocks"}
 #: The page's default budget (``PruningSettings.quick``): about a minute for every method on 2 CPU cores once
 #: the model is cached; benchmarks/bench_structured.py uses the library's 5× longer default.
 PAGE_STEPS = PruningSettings.quick().steps

@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seqattn.device import torch_threads  # noqa: E402
-from seqattn.sparsity.structured import DENSE_REFERENCE, PruningSettings  # noqa: E402
+from seqattn.sparsity.structured import PruningSettings  # noqa: E402
 from seqattn.sparsity.structured_latency import measure_structured_latency  # noqa: E402
 from seqattn.sparsity.structured_study import structured_pruning_study  # noqa: E402
 from seqattn.sparsity.transformer import bits_per_byte, load_or_train  # noqa: E402
@@ -61,14 +61,16 @@ def progress_printer(prefix: str):
 
 
 def quality(args, trained, dump: dict) -> dict:
-    settings = PruningSettings(steps=args.steps)
+    settings = PruningSettings(steps=args.steps, n_cycles=args.cycles)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
-          f"per method, batch {settings.batch_size} × {trained.config.context} bytes, {args.threads} thread(s) ==",
+          f"per method, {settings.n_cycles} cycle(s), batch {settings.batch_size} × {trained.config.context} bytes, "
+          f"{args.threads} thread(s) ==",
           flush=True)
     started, cpu0 = time.time(), cpu_seconds()
     result = structured_pruning_study(trained=trained, fractions=args.fractions, seeds=seeds, settings=settings,
-                                      latency=False, device="cpu", num_threads=args.threads,
+                                      dense_reference=not args.skip_dense_reference, latency=False, device="cpu",
+                                      num_threads=args.threads,
                                       callback=progress_printer("quality"))
     print(f"  {time.time() - started:.0f} s wall, {cpu_seconds() - cpu0:.0f} s CPU, {load()}")
     print(f"  dense as trained: val loss {result.dense_val_loss:.4f} nats/byte "
@@ -155,6 +157,10 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=3, help="seeds 0–2 were used to choose the settings")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.75])
     parser.add_argument("--steps", type=int, default=PruningSettings().steps)
+    parser.add_argument("--cycles", type=int, default=PruningSettings().n_cycles,
+                        help="(sparsify → sparse → dense) cycles before the final sparsify")
+    parser.add_argument("--skip-dense-reference", action="store_true",
+                        help="do not train the dense model for the same steps (e.g. a second process does)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training and pruning")
     parser.add_argument("--latency-threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=20, help="timing rounds for prefill (decode: 2×)")

@@ -14,7 +14,6 @@ from app_support import structured as app
 from app_support.jobs import job_progress_panel
 from app_support.state import current_device
 from seqattn.plots import structured as figs
-from seqattn.plots.sparsity import latency_figure
 from seqattn.sparsity.structured import METHODS
 from seqattn.sparsity.transformer import PRESETS, bits_per_byte
 
@@ -24,7 +23,7 @@ st.markdown(
     "**SA++** gives every attention head and every block of MLP units one logit; a softmax over them (mean 1) "
     "scales each unit's output while training, and the exponential schedule removes the units with the least "
     "attention, phase by phase. The baselines remove units by weight **magnitude**, by the **gradient** "
-    "importance |∂loss/∂gate| of *Are Sixteen Heads Really Better than One?*, or at **random**; every method "
+    "importance `|∂loss/∂gate|` of *Are Sixteen Heads Really Better than One?*, or at **random**; every method "
     "gets the same steps and the same fine-tune. The pruned models are then **physically smaller** and timed "
     "against the dense one on this device."
 )
@@ -36,7 +35,9 @@ with st.form("structured_form"):
                           format_func=lambda p: f"{p}: {PRESETS[p].description.split(';')[0]}",
                           help="The model trains once (a few minutes for 'standard') and is cached on disk.")
     kinds = c2.multiselect("units to prune", list(app.KIND_LABELS), default=["heads", "mlp"], key="struct_kinds",
-                           format_func=app.KIND_LABELS.get)
+                           format_func=app.KIND_LABELS.get,
+                           help="MLP blocks: 32 hidden units (16 on 'tiny'); embedding blocks: 16 residual "
+                                "dimensions (8 on 'tiny').")
     fractions = c3.multiselect("fractions removed", [0.25, 0.5, 0.75], default=[0.5, 0.75], key="struct_fractions",
                                format_func=lambda f: f"{f:.0%}")
     methods = c4.multiselect("methods", list(METHODS), default=list(METHODS), key="struct_methods")
@@ -69,7 +70,7 @@ if result is None:
 
 m, train = result.model, result.model["training"]
 st.caption(
-    f"Model: {m['description']} ({m['n_parameters']:,} parameters), "
+    f"Model: {m['description'].split(';')[0]} ({m['n_parameters']:,} parameters), "
     + ("loaded from the cache" if m["from_cache"] else f"trained now in {train['train_seconds']:.0f} s")
     + f". Corpus: {m['corpus']['train_bytes']:,} train / {m['corpus']['val_bytes']:,} validation bytes of "
     f"{m['corpus']['files']} standard-library files. Dense validation loss {result.dense_val_loss:.3f} nats/byte "
@@ -109,7 +110,7 @@ with tab_lat:
                    f"same share ({result.settings['unstructured_fraction']:.0%}) of each block matrix zeroed by "
                    "magnitude, run with dense kernels or as CSR.")
         for kind_name in ("prefill", "decode"):
-            st.plotly_chart(latency_figure(result.latency, kind_name), key=f"struct_lat_{kind_name}")
+            st.plotly_chart(figs.structured_latency_figure(result, kind_name), key=f"struct_lat_{kind_name}")
         st.dataframe(app.latency_table(result), hide_index=True)
         st.markdown("**Memory** (counted from the tensors)")
         st.dataframe(app.memory_table(result), hide_index=True)

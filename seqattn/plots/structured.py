@@ -3,7 +3,7 @@
 The animation follows the idiom of :func:`seqattn.plots.sparsity.block_mask_animation`
 and SA's selection animation: one frame per snapshot, ▶ Play / ❚❚ Pause and a
 slider below; frames carry plain lists (``None`` = pruned), never numpy arrays.
-Latency bars reuse :func:`seqattn.plots.sparsity.latency_figure`.
+Latency bars reuse :func:`seqattn.plots.sparsity.latency_figure` (:func:`structured_latency_figure`).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.sparsity import latency_figure
 from seqattn.sparsity.structured import UNIT_KINDS
 from seqattn.sparsity.structured_study import StructuredPruningResult
 
@@ -44,10 +45,14 @@ def unit_mask_animation(result: StructuredPruningResult, fraction: float, seed: 
     if not snaps:
         raise ValueError("This SA++ run recorded no snapshots.")
     kinds = [k for k in UNIT_KINDS if k in run.masks]
-    vmax = max(float(np.max(s.attention[k])) for s in snaps for k in kinds)
+    kept = [s.attention[k][s.mask[k]] for s in snaps for k in kinds if s.mask[k].any()]
+    # the colour range spans the kept units' attention: it stays near 1, and a 0-based scale would hide it
+    vmin, vmax = min(float(np.min(a)) for a in kept), max(float(np.max(a)) for a in kept)
+    if vmax - vmin < 1e-3:
+        vmin, vmax = vmin - 0.05, vmax + 0.05
     heights = [result.grid[k][0] + 1 for k in kinds]
     fig = make_subplots(rows=len(kinds), cols=1, subplot_titles=[KIND_TITLES[k] for k in kinds],
-                        row_heights=heights, vertical_spacing=0.12)
+                        row_heights=heights, vertical_spacing=0.2)
 
     def title(s) -> str:
         shares = ", ".join(f"{UNIT_KINDS[k]} {100 * (1 - s.mask[k].mean()):.0f}%" for k in kinds)
@@ -65,7 +70,7 @@ def unit_mask_animation(result: StructuredPruningResult, fraction: float, seed: 
                   for j, s in enumerate(snaps)]
     fig.update_layout(
         title=title(snaps[0]), height=200 + 70 * sum(heights),
-        coloraxis=dict(colorscale="Viridis", cmin=0.0, cmax=vmax, colorbar=dict(title="A (mean 1)")),
+        coloraxis=dict(colorscale="Viridis", cmin=vmin, cmax=vmax, colorbar=dict(title="A (mean 1)")),
         updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.08, xanchor="left",
                           yanchor="top", buttons=[
             dict(label="▶ Play", method="animate",
@@ -166,4 +171,11 @@ def frontier_figure(result: StructuredPruningResult) -> go.Figure:
               "lower-left is better</sup>",
         xaxis_title="prefill time / dense (median of paired rounds)", yaxis_title="validation loss (nats/byte)",
         height=420, margin={"t": 90})
+    return fig
+
+
+def structured_latency_figure(result: StructuredPruningResult, kind: str = "prefill") -> go.Figure:
+    """Prefill or decode time of the dense, pruned and unstructured models, one group per sequence length."""
+    fig = latency_figure(result.latency, kind)
+    fig.update_xaxes(type="category", title="prompt tokens" if kind == "prefill" else "tokens in the KV cache")
     return fig

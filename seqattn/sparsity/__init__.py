@@ -26,6 +26,7 @@ _EXPORTS = {
     "PRESETS": "seqattn.sparsity.transformer",
     "stdlib_corpus": "seqattn.sparsity.transformer",
     "load_or_train": "seqattn.sparsity.transformer",
+    "train_model": "seqattn.sparsity.transformer",
     "evaluate_loss": "seqattn.sparsity.transformer",
     "PruningSettings": "seqattn.sparsity.structured",
     "prune_transformer": "seqattn.sparsity.structured",

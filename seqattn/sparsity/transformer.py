@@ -366,7 +366,7 @@ class ModelPreset:
 
 PRESETS: dict[str, ModelPreset] = {
     "standard": ModelPreset(TransformerConfig.uniform(4, 8, 128, 256), 3_000_000, TrainSettings(),
-                            "4 layers × 8 heads (head dim 16), d_model 128, MLP 512, context 256; 0.8 M parameters"),
+                            "4 layers × 8 heads (head dim 16), d_model 128, MLP 512, context 256; 0.89 M parameters"),
     "tiny": ModelPreset(TransformerConfig.uniform(2, 4, 32, 64), 300_000,
                         TrainSettings(steps=150, batch_size=16, learning_rate=3e-3, warmup_steps=10),
                         "2 layers × 4 heads (head dim 8), d_model 32, MLP 128, context 64; tests, a quick look"),
