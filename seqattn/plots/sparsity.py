@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.animation import play_controls
 from seqattn.sparsity.attention_patterns import PatternSuite, cumulative_mass_curve, exponential_schedule
 from seqattn.sparsity.block_pruning import BlockPruningResult
 from seqattn.sparsity.latency import LatencyReport
@@ -63,19 +64,7 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
         yaxis_title=f"output block (of {rows})",
         yaxis_autorange="reversed",
         height=600,
-        # Play/Pause on their own row, the full-width slider below: the buttons never cover its first steps
-        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.16, xanchor="left",
-                          yanchor="top", buttons=[
-            dict(label="▶ Play", method="animate",
-                 args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
-            dict(label="❚❚ Pause", method="animate",
-                 args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
-        ])],
-        sliders=[dict(active=0, x=0.0, len=1.0, y=-0.3, yanchor="top", currentvalue=dict(prefix="snapshot "), steps=[
-            dict(label=str(i + 1), method="animate",
-                 args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-            for i, s in enumerate(snaps)
-        ])],
+        **play_controls(len(snaps), buttons_y=-0.16, slider_y=-0.3),
         margin=dict(b=190),
     )
     return fig

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.animation import play_controls
 from seqattn.plots.sparsity import latency_figure
 from seqattn.sparsity.structured import UNIT_KINDS
 from seqattn.sparsity.structured_study import StructuredPruningResult
@@ -71,17 +72,7 @@ def unit_mask_animation(result: StructuredPruningResult, fraction: float, seed: 
     fig.update_layout(
         title=title(snaps[0]), height=200 + 70 * sum(heights),
         coloraxis=dict(colorscale="Viridis", cmin=vmin, cmax=vmax, colorbar=dict(title="A (mean 1)")),
-        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-0.08, xanchor="left",
-                          yanchor="top", buttons=[
-            dict(label="▶ Play", method="animate",
-                 args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
-            dict(label="❚❚ Pause", method="animate",
-                 args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
-        ])],
-        sliders=[dict(active=0, x=0.0, len=1.0, y=-0.16, yanchor="top", currentvalue=dict(prefix="snapshot "),
-                      steps=[dict(label=str(j + 1), method="animate",
-                                  args=[[str(j)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-                             for j in range(len(snaps))])],
+        **play_controls(len(snaps), buttons_y=-0.08, slider_y=-0.16),
         margin=dict(b=150),
     )
     return fig

@@ -108,16 +108,22 @@ def candidate_models(dense: TinyGPT, pruned: dict[str, TinyGPT],
     return models
 
 
+def _prompt(models: dict[str, TinyGPT], length: int, shortest: int, batch: int, device: torch.device | None,
+            random_state: int) -> tuple[torch.device, torch.Tensor]:
+    """The device and ``[batch, length]`` random bytes, after checking the length fits every model's context."""
+    dev = device or next(next(iter(models.values())).parameters()).device
+    context = min(m.config.context for m in models.values())
+    if not shortest <= length <= context:
+        raise ValueError(f"seq_len / context_len must be in {shortest}..{context} (the models' context), got {length}.")
+    gen = torch.Generator().manual_seed(random_state)
+    return dev, torch.randint(0, 256, (batch, length), generator=gen).to(dev)
+
+
 def measure_prefill_models(models: dict[str, TinyGPT], seq_len: int, batch: int = 1, repeats: int = 15,
                            warmup: int = 2, device: torch.device | None = None, random_state: int = 0,
                            callback: Callback | None = None) -> LatencyReport:
     """Prompt of ``seq_len`` bytes through each model (fresh KV cache each call); baseline: the first model."""
-    dev = device or next(next(iter(models.values())).parameters()).device
-    context = min(m.config.context for m in models.values())
-    if not 1 <= seq_len <= context:
-        raise ValueError(f"seq_len must be in 1..{context} (the models' context), got {seq_len}.")
-    gen = torch.Generator().manual_seed(random_state)
-    idx = torch.randint(0, 256, (batch, seq_len), generator=gen).to(dev)
+    dev, idx = _prompt(models, seq_len, 1, batch, device, random_state)
     candidates = {name: (lambda m=m: m.prefill(idx)) for name, m in models.items()}
     baseline = next(iter(models))
     timings, cancelled = time_paired(candidates, baseline, dev, repeats, warmup, callback)
@@ -130,12 +136,7 @@ def measure_decode_models(models: dict[str, TinyGPT], context_len: int, batch: i
                           warmup: int = 3, device: torch.device | None = None, random_state: int = 0,
                           callback: Callback | None = None) -> LatencyReport:
     """One new token per call against a cache of ``context_len − 1`` tokens (rewound before every call)."""
-    dev = device or next(next(iter(models.values())).parameters()).device
-    context = min(m.config.context for m in models.values())
-    if not 2 <= context_len <= context:
-        raise ValueError(f"context_len must be in 2..{context}, got {context_len}.")
-    gen = torch.Generator().manual_seed(random_state)
-    idx = torch.randint(0, 256, (batch, context_len), generator=gen).to(dev)
+    dev, idx = _prompt(models, context_len, 2, batch, device, random_state)
     candidates = {}
     for name, m in models.items():
         _, cache = m.prefill(idx[:, :-1])
