@@ -14,8 +14,9 @@
   block matrix zeroed by magnitude: dense kernels, and CSR) with
   ``measure_structured_latency``: prefill at several lengths and decode, paired
   and interleaved rounds, medians, p25–p75 and per-round ratios, for each
-  thread count in ``--latency-threads``; the load average is printed before
-  and after every case, and the whole measurement is taken twice.
+  thread count in ``--latency-threads`` (wall clock), and with one thread on
+  the thread's CPU clock too (what a busy shared machine does not inflate); the
+  load average is printed with every case, and the whole measurement is taken twice.
 * **page** — wall time of the Structured pruning page's default run (cached
   model, ``PruningSettings.quick``, every method, 50 % and 75 %, one seed, timing).
 """
@@ -61,15 +62,17 @@ def progress_printer(prefix: str):
 
 
 def quality(args, trained, dump: dict) -> dict:
-    settings = PruningSettings(steps=args.steps, n_cycles=args.cycles)
+    settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
-          f"per method, {settings.n_cycles} cycle(s), batch {settings.batch_size} × {trained.config.context} bytes, "
+          f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, batch {settings.batch_size} × "
+          f"{trained.config.context} bytes, "
           f"{args.threads} thread(s) ==",
           flush=True)
     started, cpu0 = time.time(), cpu_seconds()
     result = structured_pruning_study(trained=trained, fractions=args.fractions, seeds=seeds, settings=settings,
-                                      dense_reference=not args.skip_dense_reference, latency=False, device="cpu",
+                                      methods=args.methods, dense_reference=not args.skip_dense_reference,
+                                      latency=False, device="cpu",
                                       num_threads=args.threads,
                                       callback=progress_printer("quality"))
     print(f"  {time.time() - started:.0f} s wall, {cpu_seconds() - cpu0:.0f} s CPU, {load()}")
@@ -90,6 +93,8 @@ def quality(args, trained, dump: dict) -> dict:
 
 def verdicts(result) -> None:
     """Is SA++'s mean lower than each baseline's, and by how much (with the seeds' spread)?"""
+    if "SA++" not in result.methods or len(result.methods) < 2:
+        return
     print("\n  SA++ vs each baseline (mean over seeds; negative = SA++ lower = better):")
     for fraction in result.fractions:
         sa = [r.val_loss for r in result.runs if r.method == "SA++" and np.isclose(r.fraction, fraction)]
@@ -114,12 +119,13 @@ def latency(args, trained, dump: dict) -> None:
     context = trained.config.context
     seq_lens = tuple(n for n in (32, 64, 128, context) if n <= context)
     dump["latency"] = []
+    runs = [(threads, "wall") for threads in args.latency_threads] + [(1, "thread_cpu")]
     for attempt in (1, 2):
-        for threads in args.latency_threads:
-            print(f"\n  -- measurement {attempt}, {threads} thread(s); {load()} --", flush=True)
+        for threads, clock in runs:
+            print(f"\n  -- measurement {attempt}, {threads} thread(s), {clock} clock; {load()} --", flush=True)
             with torch_threads(threads):
                 reports = measure_structured_latency(trained.model, pruned, seq_lens, context, share, args.repeats,
-                                                     num_threads=threads, device="cpu")
+                                                     num_threads=threads, device="cpu", clock=clock)
             for rep in reports:
                 size = rep.config.get("seq_len", rep.config.get("context_len"))
                 print(f"  {rep.kind} {size} tokens ({rep.env['torch_threads']} thread(s), "
@@ -129,7 +135,8 @@ def latency(args, trained, dump: dict) -> None:
                           f"{1e3 * t.quantile(0.75):.3f}]  ratio {t.ratio_label()}")
             for name, row in reports[0].quality.items():
                 print(f"    memory {name:<37} " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
-            dump["latency"].append({"attempt": attempt, "threads": threads, "reports": [r.to_dict() for r in reports]})
+            dump["latency"].append({"attempt": attempt, "threads": threads, "clock": clock,
+                                    "reports": [r.to_dict() for r in reports]})
 
 
 def page(args, trained, dump: dict) -> None:
@@ -159,6 +166,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=PruningSettings().steps)
     parser.add_argument("--cycles", type=int, default=PruningSettings().n_cycles,
                         help="(sparsify → sparse → dense) cycles before the final sparsify")
+    parser.add_argument("--scope", default="global", choices=["global", "layer"],
+                        help="softmax and pruning over all units of a kind, or within each layer")
+    parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
     parser.add_argument("--skip-dense-reference", action="store_true",
                         help="do not train the dense model for the same steps (e.g. a second process does)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training and pruning")

@@ -124,20 +124,20 @@ def _prompt(models: dict[str, TinyGPT], length: int, shortest: int, batch: int, 
 
 def measure_prefill_models(models: dict[str, TinyGPT], seq_len: int, batch: int = 1, repeats: int = 15,
                            warmup: int = 2, device: torch.device | None = None, random_state: int = 0,
-                           callback: Callback | None = None) -> LatencyReport:
+                           callback: Callback | None = None, clock: str = "wall") -> LatencyReport:
     """Prompt of ``seq_len`` bytes through each model (fresh KV cache each call); baseline: the first model."""
     dev, idx = _prompt(models, seq_len, 1, batch, device, random_state)
     candidates = {name: (lambda m=m: m.prefill(idx)) for name, m in models.items()}
     baseline = next(iter(models))
-    timings, cancelled = time_paired(candidates, baseline, dev, repeats, warmup, callback)
-    config = {"seq_len": seq_len, "batch": batch}
+    timings, cancelled = time_paired(candidates, baseline, dev, repeats, warmup, callback, clock)
+    config = {"seq_len": seq_len, "batch": batch, "clock": clock}
     return LatencyReport("prefill", config, baseline, timings, environment(dev), quality=_memory(models, dev, idx),
                          cancelled=cancelled)
 
 
 def measure_decode_models(models: dict[str, TinyGPT], context_len: int, batch: int = 1, repeats: int = 30,
                           warmup: int = 3, device: torch.device | None = None, random_state: int = 0,
-                          callback: Callback | None = None) -> LatencyReport:
+                          callback: Callback | None = None, clock: str = "wall") -> LatencyReport:
     """One new token per call against a cache of ``context_len − 1`` tokens (rewound before every call)."""
     dev, idx = _prompt(models, context_len, 2, batch, device, random_state)
     candidates = {}
@@ -150,8 +150,8 @@ def measure_decode_models(models: dict[str, TinyGPT], context_len: int, batch: i
 
         candidates[name] = step
     baseline = next(iter(models))
-    timings, cancelled = time_paired(candidates, baseline, dev, repeats, warmup, callback)
-    return LatencyReport("decode", {"context_len": context_len, "batch": batch}, baseline, timings,
+    timings, cancelled = time_paired(candidates, baseline, dev, repeats, warmup, callback, clock)
+    return LatencyReport("decode", {"context_len": context_len, "batch": batch, "clock": clock}, baseline, timings,
                          environment(dev), cancelled=cancelled)
 
 
@@ -183,12 +183,17 @@ def measure_structured_latency(
     num_threads: int | None = None,
     device: str | torch.device = "auto",
     callback: Callback | None = None,
+    clock: str = "wall",
 ) -> list[LatencyReport]:
     """Prefill at each length, then decode, for the dense model, the pruned ones and the unstructured copies.
 
     ``callback(done, total, message)`` counts timing rounds; returning True
     stops after the current round (the report is marked ``cancelled``).
+    ``clock="thread_cpu"`` (CPU, ``num_threads=1``) times the thread's CPU
+    time, which a busy shared machine does not inflate.
     """
+    if clock == "thread_cpu" and num_threads != 1:
+        raise ValueError("clock='thread_cpu' counts one thread's work: pass num_threads=1.")
     dev = resolve_device(device)
     models = {name: m.to(dev).eval() for name, m in
               candidate_models(dense, pruned, unstructured_fraction).items()}
@@ -208,10 +213,11 @@ def measure_structured_latency(
                 return wanted
 
             if kind == "prefill":
-                rep = measure_prefill_models(models, size, repeats=repeats, device=dev, callback=inner)
+                rep = measure_prefill_models(models, size, repeats=repeats, device=dev, callback=inner, clock=clock)
                 done[0] += repeats
             else:
-                rep = measure_decode_models(models, size, repeats=decode_repeats, device=dev, callback=inner)
+                rep = measure_decode_models(models, size, repeats=decode_repeats, device=dev, callback=inner,
+                                            clock=clock)
                 done[0] += decode_repeats
             reports.append(rep)
             if stop[0]:

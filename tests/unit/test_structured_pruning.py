@@ -337,3 +337,21 @@ def test_bad_settings_are_refused(corpus):
     with pytest.raises(ValueError, match="Fractions"):
         structured_pruning_study("tiny", fractions=(0.0,))
     assert set(PRESETS) >= {"standard", "tiny"}
+
+
+def test_thread_cpu_clock_leaves_out_waiting():
+    """The CPU clock counts the thread's work, not the time it waits (here: sleeping), unlike the wall clock."""
+    import time
+
+    from seqattn.sparsity.latency import time_paired
+
+    candidates = {"sleep": lambda: time.sleep(0.02), "work": lambda: sum(i * i for i in range(200_000))}
+    cpu = torch.device("cpu")
+    wall, _ = time_paired(candidates, "work", cpu, repeats=2)
+    thread, _ = time_paired(candidates, "work", cpu, repeats=2, clock="thread_cpu")
+    assert min(wall[0].times) >= 0.02 and max(thread[0].times) < 0.005
+    assert min(thread[1].times) > 0.001
+    with pytest.raises(ValueError, match="clock"):
+        time_paired(candidates, "work", cpu, clock="sundial")
+    with pytest.raises(ValueError, match="num_threads=1"):
+        measure_structured_latency(random_model(), {}, seq_lens=(8,), repeats=1, device="cpu", clock="thread_cpu")
