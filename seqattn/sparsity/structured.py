@@ -284,9 +284,6 @@ class UnitPruner(nn.Module):
             if v.grad is not None:
                 getattr(self, f"grad_{kind}").add_(v.grad.abs() * self.mask(kind))
 
-    def pruned_fraction(self, kind: str) -> float:
-        return float((self.mask(kind) == 0).float().mean())
-
 
 # --------------------------------------------------------------------------- physical removal
 @torch.no_grad()
