@@ -1,46 +1,31 @@
-"""Streamlit entry point: navigation and the sidebar device override.
+"""Streamlit entry point: navigation, the sidebar (menu, device override), and what runs before each page.
 
 Run with ``streamlit run app.py``. Pages live in ``pages/`` and only lay out
 what ``seqattn`` computes; choices travel between pages in ``st.session_state``
-(keys documented in ``app_support/state.py``).
+(keys documented in ``app_support/state.py``). Before each page runs, this script
+restores a run or data set named in the URL (``?run=`` / ``?data=``, see
+``app_support/runs.py``) and loads an upload attached just before the user
+left the Data page (``app_support/uploads.py``); ``app_support/shell.py`` holds
+the menu and these hooks, so a page Streamlit starts without this script
+draws the same frame.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from app_support.state import DEVICE_KEY
-from seqattn.device import available_devices, fix_process_threads
+from app_support.shell import PAGES, app_icon, before_page, draw_frame
+from seqattn.device import fix_process_threads
 
-st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=":material/target:", layout="wide")
+# The tab icon is drawn here and served by this server: a material-icon name made the browser fetch it
+# from fonts.gstatic.com, a request leaving the app (and failing offline).
+st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=app_icon(), layout="wide")
 # Once per process (later runs change nothing): sessions' jobs never change process-wide thread settings.
 fix_process_threads()
-
-#: The app's pages, in menu order: (file, title, icon). Helpers live in ``app_support/``,
-#: so every file in ``pages/`` is one of these.
-PAGES = [
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/data.py", "Data", ":material/folder_open:"),
-    ("pages/sequential_attention.py", "Sequential Attention", ":material/target:"),
-    ("pages/gene_panel.py", "Gene panel", ":material/genetics:"),
-    ("pages/compare.py", "Compare", ":material/balance:"),
-    ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
-    ("pages/structured_pruning.py", "Structured pruning", ":material/content_cut:"),
-]
 
 pages = [st.Page(path, title=title, icon=icon, default=(path == "pages/home.py")) for path, title, icon in PAGES]
 # Streamlit's own menu is off (.streamlit/config.toml: client.showSidebarNavigation = false), because
 # before this script's first run it would list the pages/ folder's file names; the app draws its menu.
 navigation = st.navigation(pages, position="hidden")
-
-with st.sidebar:
-    with st.container(key="app_nav"):
-        for page in pages:
-            st.page_link(page)
-    st.selectbox(
-        "Device",
-        ["auto", *available_devices()],
-        key=DEVICE_KEY,
-        help="Where models train. 'auto' picks CUDA, then Apple MPS, then the CPU.",
-    )
-
+draw_frame()
+before_page(next(path for (path, _, _), page in zip(PAGES, pages) if page is navigation))
 navigation.run()

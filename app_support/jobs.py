@@ -13,6 +13,8 @@ from typing import Any
 
 import streamlit as st
 
+from seqattn.safe_text import escape_markdown
+
 
 class BackgroundJob:
     """Runs ``fn(..., callback=job.callback)`` in a thread so the page stays responsive.
@@ -79,6 +81,7 @@ def job_progress_panel(job_key: str, *, stop_key: str, stopping: str, text: Call
 
     Redrawn every ``run_every`` seconds as a fragment (the rest of the page is
     not re-run); when the job is done a full rerun lets the page collect it.
+    The progress text is shown as plain text (messages name features, which are user text).
     ``details`` may draw more (e.g. the picks so far) under the bar.
     """
 
@@ -89,7 +92,7 @@ def job_progress_panel(job_key: str, *, stop_key: str, stopping: str, text: Call
             return
         if job.done:
             st.rerun()
-        st.progress(job.fraction, text=text(job))
+        st.progress(job.fraction, text=escape_markdown(text(job)))  # messages name features: user text
         if details is not None:
             details(job)
         if job.stop_requested:

@@ -12,6 +12,12 @@ Session-state keys (the contract between pages):
 * ``sa_trace``     — the last Sequential Attention :class:`seqattn.trace.SelectionTrace`
   on the current data set (dropped when the data set changes)
 * ``device``       — ``"auto" | "cpu" | "cuda" | "mps"`` from the sidebar
+* ``load_failure`` — ``{"name", "message", "source"}`` of the last file that could not be
+  loaded (the current data set stayed what it was); cleared when a data set
+  loads or another file is attached. Pages other than Data say so beside
+  the data set they use.
+* ``stored_data``  — ``(dataset_key, id)`` of the current data set in the run
+  store (``app_support/runs.py``), id ``None`` when it could not be kept
 
 Helpers live in ``app_support/`` (never in ``pages/``, where Streamlit would
 treat any file as a page); pages import ``from app_support.state import ...``.
@@ -19,18 +25,19 @@ treat any file as a page); pages import ``from app_support.state import ...``.
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Any
 
 import streamlit as st
 
 from seqattn.data.builtins import load_builtin
 from seqattn.data import Dataset
+from seqattn.safe_text import escape_markdown
 
 DATASET_KEY = "dataset"
 DATASET_ID_KEY = "dataset_key"
 SA_TRACE_KEY = "sa_trace"
 DEVICE_KEY = "device"
+LOAD_FAILURE_KEY = "load_failure"
 #: Longest a Sequential Attention run may train (wall clock) before it stops as if Stop
 #: were pressed, keeping its picks: a forgotten run must not hold a shared CPU for hours.
 MAX_TRAINING_SECONDS = 30 * 60
@@ -40,26 +47,6 @@ MAX_TRAINING_SECONDS = 30 * 60
 def load_builtin_cached(name: str) -> Dataset:
     """One shared copy per built-in (cache_resource: large arrays are not re-pickled per rerun)."""
     return load_builtin(name)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def upload_columns_cached(digest: str, file_name: str, _data: bytes) -> dict[str, Any]:
-    """Columns (tables) or obs columns (h5ad) of an upload, keyed on its content hash."""
-    from seqattn.data.tables import list_columns
-
-    return list_columns(io.BytesIO(_data), file_name=file_name)
-
-
-@st.cache_resource(show_spinner="Reading the upload…", max_entries=4)
-def load_upload_cached(digest: str, file_name: str, target: str, task: str, _data: bytes,
-                       layer: str | None = None, impute: str | None = None,
-                       drop_columns: tuple[str, ...] = ()) -> Dataset:
-    """Parse an upload once per (content hash, name, target, task, h5ad layer, imputation, dropped
-    columns); ``_data`` is not hashed again."""
-    from seqattn.data.tables import load_table
-
-    return load_table(io.BytesIO(_data), target=target, file_name=file_name, task=task, layer=layer,
-                      impute=impute, drop_columns=drop_columns)
 
 
 @st.cache_resource(show_spinner="Preprocessing…", max_entries=4)
@@ -76,17 +63,46 @@ def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def set_dataset(dataset: Dataset, key: str) -> None:
-    """Make ``dataset`` current; results computed on another data set are dropped."""
-    if st.session_state.get(DATASET_ID_KEY) != key:
-        st.session_state.pop(SA_TRACE_KEY, None)
+def set_dataset(dataset: Dataset, key: str, *, keep: bool = True) -> None:
+    """Make ``dataset`` current; results computed on another data set are dropped, a failed load's
+    message with them. A new data set is kept in the run store (``keep``; a restore passes False: it is
+    kept already) so a link brings it back after a restart."""
+    st.session_state.pop(LOAD_FAILURE_KEY, None)
+    if st.session_state.get(DATASET_ID_KEY) == key:
+        st.session_state[DATASET_KEY] = dataset
+        return
+    st.session_state.pop(SA_TRACE_KEY, None)
     st.session_state[DATASET_KEY] = dataset
     st.session_state[DATASET_ID_KEY] = key
+    if keep:
+        from app_support.runs import keep_current_dataset
+
+        keep_current_dataset()
 
 
-def current_dataset() -> Dataset | None:
-    """The current data set, or ``None`` after telling the user where to pick one."""
+def note_load_failure(name: str, message: str, *, source: str) -> None:
+    """A file (``source``: the Data page's ``"upload"`` or ``"server"``) could not be loaded: the current
+    data set stays, and every page says so."""
+    st.session_state[LOAD_FAILURE_KEY] = {"name": str(name), "message": str(message), "source": source}
+
+
+def load_failure() -> dict[str, str] | None:
+    return st.session_state.get(LOAD_FAILURE_KEY)
+
+
+def current_dataset(*, say_failed_load: bool = True) -> Dataset | None:
+    """The current data set, or ``None`` after telling the user where to pick one.
+
+    When the last upload failed, the page first says that it runs on the data set
+    that was current before (``say_failed_load``; the Data page shows the error itself).
+    """
     dataset = st.session_state.get(DATASET_KEY)
+    failure = load_failure()
+    if failure is not None and say_failed_load:
+        using = f"still uses **{escape_markdown(dataset.name)}**" if dataset is not None else "has no data set"
+        st.warning(f"**{escape_markdown(failure['name'])}** could not be loaded, so this page {using}. "
+                   "The Data page says why.", icon=":material/error:")
+        st.page_link("pages/data.py", label="Go to the Data page", icon=":material/folder_open:")
     if dataset is None:
         st.info("No data set yet: pick a data set on the **Data** page.")
         st.page_link("pages/data.py", label="Go to the Data page", icon=":material/folder_open:")

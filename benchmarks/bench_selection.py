@@ -143,6 +143,7 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
     from seqattn.data import dense_columns
     from seqattn.genomics import is_expression_data
     from seqattn.evaluation.retrain import fit_and_score, holdout
+    from seqattn.models import TrainConfig
     from seqattn.selectors import run_method
 
     rows = []
@@ -163,7 +164,7 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
                     features = list(trace.selected[:k])
                     acc = fit_and_score(dense_columns(train.X, features), train.y, dense_columns(test.X, features), test.y,
                                         ds.task, n_classes=ds.n_classes, model="mlp", seed=split,
-                                        epochs=eval_epochs, device="cpu")
+                                        config=TrainConfig(epochs=eval_epochs), device="cpu")
                     rows.append({"dataset": name, "split": split, "method": method, "k": k, "accuracy": acc,
                                  "select_s": seconds, "near_ties": near_ties})
             print(f"  {name} split {split} done, load {os.getloadavg()[0]:.1f}", flush=True)
@@ -190,7 +191,7 @@ def per_type_recall(name: str, k: int, splits: int) -> None:
     from seqattn import load_builtin
     from seqattn.data import dense_columns
     from seqattn.evaluation.retrain import holdout
-    from seqattn.genomics import _panel_model, genes_by_marked_type, mean_expression_by_type
+    from seqattn.genomics import panel_model, genes_by_marked_type, mean_expression_by_type
     from seqattn.selectors import run_method
 
     ds = load_builtin(name)
@@ -201,7 +202,7 @@ def per_type_recall(name: str, k: int, splits: int) -> None:
             picks = list(run_method(train, method, k, device="cpu", random_state=split).selected[:k])
             marked = genes_by_marked_type(mean_expression_by_type(train, picks))
             X_train, X_test = dense_columns(train.X, picks), dense_columns(test.X, picks)
-            model = _panel_model(X_train, train.y, max_iter=3000)  # the gene panel page's model
+            model = panel_model(X_train, train.y, max_iter=3000)  # the gene panel page's model
             recall = recall_score(test.y, model.predict(X_test), average=None,
                                   labels=list(range(ds.n_classes)), zero_division=0)
             rows.append({"method": method, "types_marked": marked["marks"].nunique(),
@@ -246,6 +247,7 @@ def main() -> None:
 
     from seqattn import SequentialAttentionSelector, load_builtin
     from seqattn.evaluation.retrain import fit_and_score, holdout
+    from seqattn.models import TrainConfig
 
     ds = load_builtin("digits")
     select_part, test_part = holdout(ds, 0.25, random_state=0)
@@ -292,8 +294,8 @@ def main() -> None:
     # 2. SA vs SequentialFeatureSelector with a comparable MLP; accuracy of a fresh MLP on the picks.
     def test_accuracy(features) -> float:
         return fit_and_score(select_part.X[:, features], select_part.y, test_part.X[:, features], test_part.y,
-                             "classification", n_classes=ds.n_classes, model="mlp", seed=0, epochs=60,
-                             device="cpu")
+                             "classification", n_classes=ds.n_classes, model="mlp", seed=0,
+                             config=TrainConfig(epochs=60), device="cpu")
 
     sa_acc = test_accuracy(list(sa_trace.selected))
     all_acc = test_accuracy(list(range(ds.n_features)))

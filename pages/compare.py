@@ -11,12 +11,14 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+from app_support.shell import require_app_shell
 from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.runs import keep_run, show_run_link, take_restored
 from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
                                finished_runs, keep_widget_state, remember_finished_run)
 from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, Comparison,
                                         compare_methods, default_ks, step_scores)
-from seqattn.selectors import METHOD_LABELS
+from seqattn.selectors import METHOD_LABELS, default_k
 from seqattn.data import Dataset
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
@@ -31,9 +33,12 @@ from seqattn.plots.compare import (
 )
 from seqattn.plots.data import mean_image
 from seqattn.reproduce import comparison_notebook
+from seqattn.safe_text import escape_markdown, file_stem
 from seqattn.trace import SelectionTrace
 
 RESULT_KEY = "cmp_result"  # the Comparison shown on this page
+RUN_ID_KEY = "cmp_run_id"  # its id in the run store (None: not kept)
+RUN_IDS_KEY = "cmp_run_ids"  # settings key -> run id of this session's finished runs
 JOB_KEY = "cmp_job"  # the BackgroundJob of a running comparison
 FINISHED_KEY = "cmp_finished"  # settings key -> Comparison: finished runs of this session
 DEFAULTS = {"cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
@@ -61,6 +66,7 @@ def parse_ks(text: str, k: int) -> list[int]:
     return values
 
 
+require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Compare methods")
 dataset = current_dataset()
 if dataset is None:
@@ -71,17 +77,20 @@ sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
 if sa_trace is not None and (sa_trace.n_features != dataset.n_groups or sa_trace.k == 0):
     sa_trace = None  # from other data, or stopped before its first pick: nothing to reuse
 
-st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
+st.caption(f"**{escape_markdown(dataset.name)}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
            f"Device: `{device}`. Every method returns the same kind of trace; each is judged by retraining a "
            f"fresh model on its first k picks.")
 
 # ------------------------------------------------------------------ settings
 if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    k0 = max(1, min(10, dataset.n_groups - 1))
+    k0 = default_k(dataset.n_groups)
     st.session_state.update({"cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0,
                              "cmp_ks": ", ".join(map(str, default_ks(k0))), **DEFAULTS})
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
     st.session_state.pop(RESULT_KEY, None)
+restored = take_restored("compare")  # a run opened from its link (?run=...)
+if restored is not None:
+    st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = restored
 keep_widget_state(*WIDGETS)
 
 with st.form("cmp_settings"):
@@ -144,6 +153,7 @@ if submitted:
         st.warning("A comparison is still running: wait for it or press Stop first.")
     elif args in finished:  # same settings, same data: show the finished run again
         st.session_state[RESULT_KEY] = finished[args]
+        st.session_state[RUN_ID_KEY] = st.session_state.get(RUN_IDS_KEY, {}).get(args)
     else:
         job = BackgroundJob(compare_methods, dataset, list(methods), k, ks=list(ks), seeds=list(seeds),
                             eval_model=st.session_state["cmp_eval_model"],
@@ -163,11 +173,14 @@ def collect_finished_job() -> None:
     if finished_job.error is not None:
         error = finished_job.error
         prefix = "" if isinstance(error, (ValueError, RuntimeError)) else f"{type(error).__name__}: "
-        st.error(f"The comparison failed: {prefix}{error}")
+        st.error(escape_markdown(f"The comparison failed: {prefix}{error}"))
         return
-    if not finished_job.result.settings.get("stopped"):  # a stopped run is not reused
-        remember_finished_run(FINISHED_KEY, finished_job.meta["settings_key"], finished_job.result)
-    st.session_state[RESULT_KEY] = finished_job.result
+    result = finished_job.result
+    run_id = keep_run("compare", result.to_dict(), result.shap_arrays())  # a link that outlives a restart
+    if not result.settings.get("stopped"):  # a stopped run is not reused
+        remember_finished_run(FINISHED_KEY, finished_job.meta["settings_key"], result)
+        st.session_state.setdefault(RUN_IDS_KEY, {})[finished_job.meta["settings_key"]] = run_id
+    st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = result, run_id
 
 
 def show_partial(running_job: BackgroundJob) -> None:
@@ -202,7 +215,7 @@ if result.settings.get("stopped") == "time limit":
     st.warning(f"Stopped at the time limit ({MAX_TRAINING_SECONDS / 60:.0f} min): showing the methods and "
                "retraining fits that finished. Use fewer methods, seeds or k values, or the logistic evaluation model.")
 for method, message in result.errors.items():
-    st.warning(f"{METHOD_LABELS.get(method, method)} was skipped: {message}")
+    st.warning(escape_markdown(f"{METHOD_LABELS.get(method, method)} was skipped: {message}"))
 if not result.traces:
     st.stop()
 
@@ -250,7 +263,7 @@ with tab_step:
         frame = step_scores_cached(dataset_key, digest(sa_result.to_json()), step, dataset, sa_result)
         st.plotly_chart(step_scores_figure(frame), key="cmp_step_chart")
         if frame.attrs.get("note"):
-            st.caption(frame.attrs["note"])
+            st.caption(escape_markdown(frame.attrs["note"]))
         st.caption("Given the same already-selected features (SA's picks before this step): SA's attention "
                    "weight, OMP's residual correlation |Xᵢᵀr|, and the true drop in validation loss when a cheap "
                    "model is refitted with each candidate added.")
@@ -260,7 +273,8 @@ with tab_shap:
         st.info("Include SHAP in the comparison to see its summary.")
     else:
         st.caption(f"Explainer: **{result.shap.explainer}**"
-                   + (f" (fallback: {result.shap.fallback_reason})" if result.shap.fallback_reason else ""))
+                   + (f" (fallback: {escape_markdown(result.shap.fallback_reason)})"
+                      if result.shap.fallback_reason else ""))
         s1, s2 = st.columns(2)
         s1.plotly_chart(shap_bar_figure(result.shap), key="cmp_shap_bar")
         s2.plotly_chart(shap_beeswarm_figure(result.shap), key="cmp_shap_beeswarm")
@@ -270,15 +284,16 @@ with tab_time:
     st.caption("Measured on this machine while other work may be running; treat small differences as noise.")
 
 with tab_dl:
-    st.download_button("Summary (CSV)", result.summary_csv(), file_name=f"{dataset.name}-compare-summary.csv",
+    stem = file_stem(dataset.name)
+    st.download_button("Summary (CSV)", result.summary_csv(), file_name=f"{stem}-compare-summary.csv",
                        mime="text/csv", key="cmp_dl_summary")
-    st.download_button("All accuracy rows (CSV)", result.accuracy.to_csv(index=False),
-                       file_name=f"{dataset.name}-compare-accuracy.csv", mime="text/csv", key="cmp_dl_rows")
-    st.download_button("Rankings (CSV)", result.rankings_csv(), file_name=f"{dataset.name}-compare-rankings.csv",
+    st.download_button("All accuracy rows (CSV)", result.accuracy_csv(),
+                       file_name=f"{stem}-compare-accuracy.csv", mime="text/csv", key="cmp_dl_rows")
+    st.download_button("Rankings (CSV)", result.rankings_csv(), file_name=f"{stem}-compare-rankings.csv",
                        mime="text/csv", key="cmp_dl_rankings")
     st.download_button("Everything (JSON: traces, accuracy, settings)", result.to_json(),
-                       file_name=f"{dataset.name}-compare.json", mime="application/json", key="cmp_dl_json")
+                       file_name=f"{stem}-compare.json", mime="application/json", key="cmp_dl_json")
     st.download_button("Notebook (.ipynb)", lambda: comparison_notebook(result, dataset),
-                       file_name=f"{dataset.name}-compare.ipynb", mime="application/x-ipynb+json",
+                       file_name=f"{stem}-compare.ipynb", mime="application/x-ipynb+json",
                        on_click="ignore", key="cmp_dl_ipynb",
                        help="Reruns this comparison in Jupyter with the same data, settings and seeds.")

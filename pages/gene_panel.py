@@ -1,15 +1,20 @@
-"""Gene panel page: the SA panel per cell type (heatmap, dot plot), its held-out accuracy, and how it
-compares with the classic per-cell-type t-test marker ranking; downloads."""
+"""Gene panel page: the SA panel per cell type (heatmap, dot plot), its held-out accuracy, how it
+compares with the classic per-cell-type t-test marker ranking, the field's panel metrics (spapros's
+kinds) for SA beside t-test markers and HVG; downloads."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from app_support.shell import require_app_shell
+from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
 from seqattn.data import DataError, Dataset
+from seqattn.evaluation.panels import PANEL_METRICS, held_out_panel_metrics
 from seqattn.genomics import (
     fraction_expressing_by_type,
     genes_by_marked_type,
+    hvg_panel,
     is_expression_data,
     mean_expression_by_type,
     panel_accuracy,
@@ -23,9 +28,12 @@ from seqattn.plots.genomics import (
     expression_long_frame,
     panel_frame,
     panel_genes,
+    panel_metrics_frame,
     panels_side_by_side,
+    per_type_recall_figure,
 )
 from seqattn.selectors.ttest import ttest_markers
+from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
 
 # The read-outs depend only on the data set and the panel's genes, so the caches are keyed on
@@ -53,6 +61,21 @@ def ttest_panel(dataset_key: str, k: int, pinned: tuple[int, ...], banned: tuple
     return ttest_markers(_dataset, k, pinned=pinned, banned=banned)
 
 
+require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def field_metrics(dataset_key: str, panels: tuple[tuple[str, tuple[str, ...]], ...], _dataset: Dataset
+                  ) -> pd.DataFrame:
+    return held_out_panel_metrics(_dataset, dict(panels))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def hvg_baseline(dataset_key: str, size: int, pinned: tuple[int, ...], banned: tuple[int, ...],
+                 _dataset: Dataset) -> list[str]:
+    return hvg_panel(_dataset, size, pinned=pinned, banned=banned)
+
+
 st.title("Gene panel")
 keep_widget_state("gp_scale", "gp_order")
 dataset = current_dataset()
@@ -78,8 +101,8 @@ if not genes:
 
 if not is_expression_data(dataset):
     st.info("This page is built for gene expression (cells × genes, e.g. an `.h5ad` or `pbmc68k_reduced`). "
-            f"**{dataset.name}** is not expression data, so read *genes* as features and *cell types* as classes.")
-described = f"**{len(genes)}-gene panel** from Sequential Attention on **{dataset.name}** " \
+            f"**{escape_markdown(dataset.name)}** is not expression data, so read *genes* as features and *cell types* as classes.")
+described = f"**{len(genes)}-gene panel** from Sequential Attention on **{escape_markdown(dataset.name)}** " \
             f"({dataset.n_samples} cells × {dataset.n_features} genes, {dataset.n_classes} cell types)"
 details = []
 if trace.pinned:
@@ -89,6 +112,7 @@ if trace.banned:
 if trace.stopped_early:
     details.append("stopped early")
 st.markdown(described + (f" — {', '.join(details)}" if details else "") + ".")
+show_run_link(st.session_state.get(SA_RUN_ID_KEY))  # the panel comes back with its SA run
 record = trace.settings.get("preprocessing") or dataset.extra.get("preprocessing")
 if record:
     steps = [s for s, on in (("log1p", record.get("log1p")), (f"top {record.get('top_genes')} variable genes",
@@ -109,7 +133,7 @@ st.subheader("Per cell type")
 try:
     mean_table, fraction_table = per_type_tables(dataset_key, tuple(genes), dataset)
 except DataError as exc:
-    st.error(f"Could not summarise the panel per cell type: {exc}")
+    st.error(escape_markdown(f"Could not summarise the panel per cell type: {exc}"))
     st.stop()
 markers = genes_by_marked_type(mean_table)
 t1, t2 = st.columns(2)
@@ -145,7 +169,7 @@ try:
         sa_accuracy = held_out_accuracy(dataset_key, tuple(genes), True, dataset)
         ttest_accuracy = held_out_accuracy(dataset_key, tuple(panel_genes(ttest)), False, dataset)
 except (DataError, ValueError) as exc:
-    st.error(f"Could not compute the accuracies / t-test markers: {exc}")
+    st.error(escape_markdown(f"Could not compute the accuracies / t-test markers: {exc}"))
     st.stop()
 
 all_accuracy = sa_accuracy["all_genes_accuracy"]
@@ -164,7 +188,7 @@ st.markdown("**Per cell type: which types the SA panel tells apart** (held-out c
 try:
     confusion = confusion_table(dataset_key, tuple(genes), dataset)
 except (DataError, ValueError) as exc:
-    st.error(f"Could not compute the per-cell-type accuracy: {exc}")
+    st.error(escape_markdown(f"Could not compute the per-cell-type accuracy: {exc}"))
 else:
     st.plotly_chart(confusion_figure(confusion), key="gp_confusion")
     st.caption("Rows: true cell type; columns: predicted. The diagonal is each type's accuracy (recall).")
@@ -173,17 +197,47 @@ overlap = panel_overlap(trace.selected_names, ttest.selected_names)  # pinned ge
 o1, o2 = st.columns(2)
 o1.metric("Genes in both panels (picks)", f"{len(overlap['shared'])} of {trace.k}")
 o2.metric("Jaccard overlap", f"{overlap['jaccard']:.2f}")
-st.markdown("**Shared:** " + (", ".join(f"`{g}`" for g in overlap["shared"]) or "none"))
+st.markdown("**Shared:** " + (escape_markdown(", ".join(overlap["shared"])) or "none"))
 st.dataframe(panels_side_by_side(trace.selected_names, ttest.selected_names), hide_index=True, key="gp_side")
+
+# ------------------------------------------------- the field's panel metrics
+st.subheader("Panel quality as the field measures it")
+st.caption("The kinds of metric spapros's evaluator reports, on the held-out cells of the split above: "
+           "classification (logistic regression and boosted trees), kNN-graph overlap and Leiden cluster "
+           "similarity against all genes, redundancy among the panel's genes. All three panels have the same size "
+           "(pinned genes included) and were chosen on all cells, so the held-out cells were seen during selection; "
+           "`benchmarks/bench_panels.py` selects on training cells only.")
+sa_panel = tuple(genes)
+ttest_full = tuple(panel_genes(ttest))
+hvg = tuple(hvg_baseline(dataset_key, len(genes), tuple(trace.pinned), tuple(trace.banned), dataset))
+panel_names = ("SA", "t-test markers", "HVG")
+try:
+    with st.spinner("Held-out classifiers, kNN graphs and Leiden clusterings for three panels…"):
+        quality = field_metrics(dataset_key, tuple(zip(panel_names, (sa_panel, ttest_full, hvg))), dataset)
+except (DataError, ValueError) as exc:
+    st.error(escape_markdown(f"Could not compute the panel metrics: {exc}"))
+else:
+    if quality.attrs.get("structure_skipped"):
+        st.info(escape_markdown(quality.attrs["structure_skipped"] + " Only the classification and redundancy "
+                                "metrics are shown; a data set with more cells per split gets all of them."))
+    st.dataframe(panel_metrics_frame(quality, panel_names), hide_index=True, key="gp_quality",
+                 column_config={name: st.column_config.NumberColumn(format="%.3f") for name in panel_names})
+    st.markdown("**Held-out recall per cell type** (logistic regression; no visible bar: a recall of 0)")
+    st.plotly_chart(per_type_recall_figure(quality, "recall_logreg", panel_names), key="gp_recall")
+    st.caption(f"Trained on {quality.attrs['n_train']} cells, tested on {quality.attrs['n_test']}; rare types "
+               "have only a few held-out cells, so their recall moves in large steps. HVG: the "
+               f"{len(genes) - len(trace.pinned)} highest-variance genes (after the pinned ones). "
+               + " ".join(f"*{label}*: {meaning}." for label, _, meaning in
+                          (PANEL_METRICS[m] for m in ("knn_overlap", "cluster_nmi", "mean_abs_correlation"))))
 
 # ------------------------------------------------------------------ downloads
 st.subheader("Downloads")
-stem = f"panel_{trace.dataset or dataset.name}_k{trace.k}"
+stem = f"panel_{file_stem(trace.dataset or dataset.name)}_k{trace.k}"
 d1, d2, d3 = st.columns(3)
-d1.download_button("Panel (CSV)", panel.to_csv(index=False), file_name=f"{stem}.csv", mime="text/csv",
+d1.download_button("Panel (CSV)", to_csv(panel), file_name=f"{stem}.csv", mime="text/csv",
                    on_click="ignore", key="gp_dl_panel")
 d2.download_button("Trace (JSON)", lambda: trace.to_json(indent=1), file_name=f"{stem}_trace.json",
                    mime="application/json", on_click="ignore", key="gp_dl_trace")
-d3.download_button("Per-cell-type expression (CSV)", expression_long_frame(mean_table, fraction_table)
-                   .to_csv(index=False), file_name=f"{stem}_by_type.csv", mime="text/csv",
+d3.download_button("Per-cell-type expression (CSV)", to_csv(expression_long_frame(mean_table, fraction_table)),
+                   file_name=f"{stem}_by_type.csv", mime="text/csv",
                    on_click="ignore", key="gp_dl_types")

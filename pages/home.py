@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_support.shell import require_app_shell
 from app_support.state import current_device
 from seqattn.device import describe_device, resolve_device
 
+require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Sequential Attention for feature selection")
 st.markdown(
     """

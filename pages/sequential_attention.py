@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_support import state
+from app_support.shell import require_app_shell
 from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.runs import SA_RUN_ID_KEY, keep_run, show_run_link
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
 from seqattn.data import attach_preprocessing
 from seqattn.data.groups import groups_of
@@ -14,6 +16,7 @@ from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, e
 from seqattn.genomics import is_expression_data, mitochondrial_genes, ribosomal_genes
 from seqattn.plots.selection import attention_vs_gain_figure, true_gain_label
 from seqattn.reproduce import reproduction_notebook
+from seqattn.safe_text import escape_markdown, file_stem
 from seqattn.scoring import candidate_gains
 from seqattn.selectors import run_method
 # importing the SA module pays torch's import on page load, not in the timed run
@@ -25,6 +28,7 @@ GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teachin
 SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
 WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
 
+require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Sequential Attention")
 dataset = current_dataset()
 if dataset is None:
@@ -42,7 +46,7 @@ if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
     st.session_state[SETTINGS_FOR_KEY] = dataset_key
 keep_widget_state(*WIDGETS)
 
-st.caption(f"**{dataset.name}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
+st.caption(f"**{escape_markdown(dataset.name)}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
            f"Device: `{device}` (change it in the sidebar).")
 job: BackgroundJob | None = st.session_state.get(JOB_KEY)
 running = job is not None and not job.done
@@ -116,13 +120,14 @@ def collect_finished_job() -> None:
     else:
         attach_preprocessing(finished.result.settings, dataset)  # so the panel can be reproduced from the trace
         st.session_state[SA_TRACE_KEY] = finished.result
+        st.session_state[SA_RUN_ID_KEY] = keep_run("sa", finished.result.to_dict())  # a link that outlives a restart
         st.session_state.pop("sa_error", None)
 
 
 def picks_so_far(job: BackgroundJob) -> None:
     picks = [m for m in list(job.messages) if m.startswith("pick")]
     if picks:
-        st.caption("Picked so far: " + " · ".join(picks))
+        st.caption("Picked so far: " + escape_markdown(" · ".join(picks)))
 
 
 if job is not None and job.done:
@@ -134,7 +139,7 @@ elif running:
                        stop_help="Stop training and keep the features picked so far.")
 
 if "sa_error" in st.session_state:
-    st.error(st.session_state["sa_error"])
+    st.error(escape_markdown(st.session_state["sa_error"]))
 
 # ------------------------------------------------------------------ results
 trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
@@ -155,6 +160,7 @@ if final is not None:
     if trace.base_metric is not None:
         summary += f" (before the first pick: {trace.base_metric:.3f})"
 st.markdown(summary + ".")
+show_run_link(st.session_state.get(SA_RUN_ID_KEY))
 if budget_summary(trace):
     st.caption(budget_summary(trace))
 if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
@@ -166,7 +172,7 @@ elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
 near_ties = near_tie_warnings(trace)
 if near_ties:
-    st.warning("\n".join(f"- {line}" for line in near_ties), icon=":material/balance:")
+    st.warning("\n".join(f"- {escape_markdown(line)}" for line in near_ties), icon=":material/balance:")
 if trace.k == 0:
     st.stop()
 if dataset.task == "classification" and is_expression_data(dataset):  # cells × genes
@@ -191,7 +197,7 @@ with tab_table:
 
 with tab_steps:
     unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_expression_data(dataset))
-    st.markdown("\n".join(f"- {line}" for line in explain_trace(trace, unit)))
+    st.markdown("\n".join(f"- {escape_markdown(line)}" for line in explain_trace(trace, unit)))
     st.divider()
     st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "
                 "step is refitted with a small model on the features chosen before it plus the candidate.")
@@ -218,7 +224,7 @@ with tab_steps:
         st.metric(f"Spearman ρ (attention vs true gain) at step {shown_step}",
                   "undefined" if rho != rho else f"{rho:.2f}")
         if note:
-            st.caption(note)
+            st.caption(escape_markdown(note))
         st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name,
                                                  gain_label=true_gain_label(dataset.task)),
                         key="sa_teach_figure")
@@ -228,7 +234,7 @@ with tab_steps:
         st.dataframe(table, hide_index=True, key="sa_teach_table")
 
 with tab_download:
-    stem = f"sa_{trace.dataset or dataset.name}_k{trace.k}"
+    stem = f"sa_{file_stem(trace.dataset or dataset.name)}_k{trace.k}"
     st.download_button("Selected features (CSV)", trace.to_csv(), file_name=f"{stem}.csv", mime="text/csv",
                        on_click="ignore", key="sa_dl_csv")
     st.download_button("Full trace (JSON)", trace.to_json(indent=1), file_name=f"{stem}.json",

@@ -13,10 +13,12 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from app_support.shell import require_app_shell
 from app_support.jobs import BackgroundJob, job_progress_panel
 from app_support.state import current_device, finished_runs, load_builtin_cached, remember_finished_run
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
+from seqattn.safe_text import to_csv
 from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
 from seqattn.sparsity.block_pruning import sa_plus_plus
 from seqattn.sparsity.latency import reports_to_rows, run_latency_suite
@@ -62,6 +64,7 @@ def collect(job_key: str, result_key: str, store_key: tuple | None = None) -> No
         remember_finished_run(SAPP_FINISHED, store_key, job.result)
 
 
+require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Sparsity: SA++ and sparse attention")
 st.markdown(
     "Sequential Attention learns *which inputs matter* with a softmax over candidates. The same idea scales to "
@@ -129,7 +132,7 @@ with tab_sapp:
         d1, d2 = st.columns(2)
         d1.download_button("Download SA++ run (JSON)", json.dumps(result.to_dict()), "sapp_run.json",
                            "application/json", key="sapp_dl_json")
-        d2.download_button("Download accuracy table (CSV)", pd.DataFrame(result.accuracy_table()).to_csv(index=False),
+        d2.download_button("Download accuracy table (CSV)", to_csv(pd.DataFrame(result.accuracy_table())),
                            "sapp_accuracy.csv", "text/csv", key="sapp_dl_csv")
         with st.expander("How SA++ works here"):
             st.markdown(
@@ -168,7 +171,7 @@ with tab_attn:
                       key="attn_qb")
     right.plotly_chart(figs.cumulative_mass_figure(suite, qb), key="attn_cum")
     st.plotly_chart(figs.progressive_figure(suite), key="attn_prog")
-    st.download_button("Download pattern metrics (CSV)", table.to_csv(index=False), "attention_patterns.csv",
+    st.download_button("Download pattern metrics (CSV)", to_csv(table), "attention_patterns.csv",
                        "text/csv", key="attn_dl")
 
 # ------------------------------------------------------------------ latency
@@ -225,7 +228,7 @@ with tab_lat:
             for note in r.notes:
                 st.caption(f"{r.kind} {r.config.get('seq_len', r.config.get('context_len', ''))}: {note}")
         d1, d2 = st.columns(2)
-        d1.download_button("Download latency (CSV)", rows.to_csv(index=False), "latency.csv", "text/csv",
+        d1.download_button("Download latency (CSV)", to_csv(rows), "latency.csv", "text/csv",
                            key="lat_dl_csv")
         d2.download_button("Download latency (JSON)", json.dumps([r.to_dict() for r in reports], default=str),
                            "latency.json", "application/json", key="lat_dl_json")

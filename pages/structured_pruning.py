@@ -10,6 +10,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app_support.shell import require_app_shell
 from app_support import structured as app
 from app_support.jobs import job_progress_panel
 from app_support.state import current_device
@@ -17,6 +18,7 @@ from seqattn.plots import structured as figs
 from seqattn.sparsity.structured import METHODS
 from seqattn.sparsity.transformer import PRESETS, bits_per_byte
 
+require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Structured pruning: SA++ on a transformer")
 st.markdown(
     "A small byte-level language model (nanoGPT's shape) trained on the Python standard library's own source. "

@@ -1,13 +1,18 @@
 """AnnData in, AnnData out, scanpy-style: :func:`select_features`.
 
-For analysts who live in scanpy: the gene panel goes straight back into the
-AnnData (``adata.var[f"{key}_rank"]`` and ``adata.uns[key]``), so
-``adata.write_h5ad`` keeps it and ``sc.pl.dotplot(adata, panel, groupby=target)``
-draws it. The same checks as the h5ad loader apply (finite values, at least
+For analysts who live in scanpy: the matrix is chosen as scanpy's marker tools choose it
+(``.raw`` when present, else ``X``; ``layer=`` or ``use_raw=`` to say otherwise), and the gene
+panel goes straight back into the AnnData: ``adata.var[f"{key}_rank"]`` (1..p for the whole
+panel, pinned genes first) and ``adata.uns[key]`` in ``sc.tl.rank_genes_groups``'s layout, each
+panel gene filed under the cell type it marks, so ``sc.pl.rank_genes_groups_dotplot(adata,
+key=key)`` and ``sc.get.rank_genes_groups_df(adata, None, key=key)`` read it unchanged and
+``adata.write_h5ad`` keeps it. The same checks as the h5ad loader apply (finite values, at least
 10 cells, two classes), with messages that name what the AnnData holds.
 """
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,11 +22,17 @@ import pandas as pd
 from seqattn.data import DataError, Dataset
 from seqattn.trace import SelectionTrace
 
+logger = logging.getLogger(__name__)
+
 #: With ``task="auto"``, a numeric obs column with more distinct values than this
 #: is refused: it is an ID, a count or a continuous measurement, not a label.
 MAX_AUTO_DISTINCT = 100
 #: Most classes a classification target may have (more is an ID column in disguise).
 MAX_CLASSES = 1000
+#: A gene panel's default size: :func:`seqattn.selectors.default_k` with this cap (half the genes when fewer than 100).
+PANEL_DEFAULT_K = 50
+#: The keys of ``uns[key]`` that hold ``rank_genes_groups``'s layout (the rest is the trace).
+RANK_GENES_GROUPS_KEYS = ("params", "names", "scores", "logfoldchanges", "pvals", "pvals_adj", "pts", "pts_rest")
 
 
 def _categorical_columns(obs: pd.DataFrame) -> list[str]:
@@ -29,9 +40,21 @@ def _categorical_columns(obs: pd.DataFrame) -> list[str]:
             if isinstance(dtype, pd.CategoricalDtype) or dtype.kind in "OSUb"]
 
 
-def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, use_raw: bool = False,
+def resolve_use_raw(adata: Any, layer: str | None, use_raw: bool | None) -> bool:
+    """scanpy's rule for marker tools: ``use_raw=None`` reads ``.raw`` when it is set and no
+    ``layer`` was named, else ``X`` (or the layer)."""
+    if use_raw is None:
+        return layer is None and getattr(adata, "raw", None) is not None
+    return bool(use_raw)
+
+
+def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, use_raw: bool | None = None,
                          task: str = "auto", name: str = "adata") -> Dataset:
-    """The :class:`~seqattn.data.Dataset` of an in-memory AnnData: ``X``, a layer or ``raw`` × ``obs[target]``."""
+    """The :class:`~seqattn.data.Dataset` of an in-memory AnnData: ``X``, a layer or ``raw`` × ``obs[target]``.
+
+    ``use_raw=None`` (default) follows scanpy's marker tools: ``.raw`` when present and no
+    ``layer`` is named, else ``X``; ``extra["matrix"]`` says which was read.
+    """
     from seqattn.data.h5ad import checked_matrix, obs_values
     from seqattn.data.tables import _check_enough_samples, _finish, _listing
 
@@ -39,8 +62,9 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
     if target not in adata.obs.columns:
         raise DataError(f"obs column {target!r} not found. Available obs columns: "
                         f"{_listing(obs_columns) if obs_columns else 'none'}.")
-    if use_raw and layer is not None:
+    if use_raw is True and layer is not None:
         raise DataError(f"Choose either layer={layer!r} or use_raw=True, not both.")
+    use_raw = resolve_use_raw(adata, layer, use_raw)
     layers = [str(k) for k in adata.layers.keys()]
     if use_raw and adata.raw is None:
         raise DataError("use_raw=True but adata.raw is empty; use X (use_raw=False) or one of the layers: "
@@ -75,11 +99,11 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
 def select_features(
     adata: Any,
     target: str = "cell_type",
-    k: int = 50,
+    k: int | None = None,
     *,
     method: str = "sa",
     layer: str | None = None,
-    use_raw: bool = False,
+    use_raw: bool | None = None,
     key_added: str = "seqattn",
     pinned: Sequence[str] = (),
     banned: Sequence[str] = (),
@@ -89,25 +113,37 @@ def select_features(
 ) -> SelectionTrace:
     """Select ``k`` genes (features) of ``adata`` that predict ``obs[target]``, and write them back.
 
-    ``method`` is any registered method (``"sa"``, ``"omp"``, ``"ttest"``, …);
-    ``layer`` / ``use_raw`` pick the matrix as on the app's Data page; ``pinned``
-    and ``banned`` are gene names. ``options`` go to the method (e.g.
-    ``epochs``, ``device``, ``random_state``, ``callback``).
+    ``k=None``: a panel of PANEL_DEFAULT_K genes (:func:`seqattn.selectors.default_k`, half the
+    candidates on narrow data).
+    ``method`` is any registered method (``"sa"``, ``"omp"``, ``"ttest"``, …); ``pinned`` and
+    ``banned`` are gene names. ``options`` go to the method (e.g. ``epochs``, ``device``,
+    ``random_state``, ``callback``).
 
-    Writes ``adata.var[f"{key_added}_rank"]`` (1..k in pick order, 0 for genes
-    not picked; pinned genes are not ranked) and ``adata.uns[key_added]`` (the
-    trace as a plain, h5ad-writable dict plus ``panel``, ``target``, ``matrix``).
-    With ``use_raw=True`` the ranks are written for the genes of ``adata.var``
-    (``adata.raw`` may hold more genes; the full panel is in ``uns``).
-    Returns the :class:`~seqattn.trace.SelectionTrace`.
+    The matrix follows scanpy's marker tools: ``use_raw=None`` (default) reads ``adata.raw`` when
+    it is set and no ``layer`` is named, else ``X``; ``use_raw=True/False`` or ``layer=`` choose.
+    Which one was read is said on stderr (with ``progress``), logged, stored in
+    ``uns[key_added]["params"]`` (``use_raw``, ``layer``) and ``["matrix"]``, and in the returned
+    trace's ``settings["matrix"]``.
+
+    Writes ``adata.var[f"{key_added}_rank"]``: the panel's rank, 1..p for the p pinned genes (pin
+    order), then p+1..p+k for the picks (pick order), 0 for genes not in the panel (with
+    ``.raw``, ranks are written for the genes of ``adata.var``; the whole panel is in ``uns``).
+    ``adata.uns[key_added]`` holds ``sc.tl.rank_genes_groups``'s layout — ``params`` (groupby,
+    reference, method, use_raw, layer), ``names`` / ``scores`` / ``logfoldchanges`` / ``pvals`` /
+    ``pvals_adj`` per cell type, ``pts`` / ``pts_rest`` — with every panel gene under the type it
+    marks (see :func:`rank_genes_groups_layout`), plus the trace as a plain dict and ``panel``
+    (pinned genes, then picks), ``target``, ``matrix``. :func:`trace_from_anndata` reads the trace
+    back, also after ``write_h5ad`` / ``read_h5ad``. Returns the :class:`~seqattn.trace.SelectionTrace`.
     """
     from seqattn.genomics import genes_to_indices
-    from seqattn.selectors import run_method
+    from seqattn.selectors import default_k, run_method
     from seqattn.progress import chain_callbacks, progress_bar
 
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
     dataset = dataset_from_anndata(adata, target, layer=layer, use_raw=use_raw, task=task)
+    read_raw = dataset.extra["matrix"] == "raw"
+    _say_matrix(dataset.extra["matrix"], use_raw, progress)
     for label, genes in (("pinned", pinned), ("banned", banned)):
         if isinstance(genes, str):
             raise ValueError(f"{label} must be a list of gene names, got the single string {genes!r}.")
@@ -115,20 +151,73 @@ def select_features(
     ban_idx = genes_to_indices(dataset.feature_names, list(banned)) if len(banned) else []
     if pin_idx or ban_idx:
         options.update(pinned=pin_idx, banned=ban_idx)
+    if k is None:
+        k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
+    trace.settings["matrix"] = dataset.extra["matrix"]
 
+    panel = [trace.feature_names[i] for i in trace.pinned] + list(trace.selected_names)
     ranks = pd.Series(0, index=pd.Index([str(v) for v in adata.var_names]), dtype=np.int64)
-    rank_of = {name: i + 1 for i, name in enumerate(trace.selected_names)}
+    rank_of = {name: i + 1 for i, name in enumerate(panel)}
     present = ranks.index.isin(list(rank_of))
     ranks[present] = [rank_of[n] for n in ranks.index[present]]
     adata.var[f"{key_added}_rank"] = ranks.to_numpy()
     record = trace.to_dict()
-    record.update(panel=list(trace.selected_names), pinned_names=[trace.feature_names[i] for i in trace.pinned],
+    record.update(panel=panel, pinned_names=[trace.feature_names[i] for i in trace.pinned],
                   target=target, matrix=dataset.extra["matrix"], classes=list(dataset.class_names or []))
-    adata.uns[key_added] = _h5ad_safe(record)
+    stored = _h5ad_safe(record)
+    if dataset.task == "classification" and panel:
+        params = {"groupby": target, "reference": "rest", "method": method, "use_raw": read_raw,
+                  "layer": layer, "corr_method": "benjamini-hochberg"}
+        stored.update(rank_genes_groups_layout(dataset, panel, params))
+    adata.uns[key_added] = stored
     return trace
+
+
+def _say_matrix(matrix: str, use_raw: bool | None, progress: bool) -> None:
+    """Tell the user which matrix was read (scanpy's default differs from seqattn's old one)."""
+    why = " (use_raw=None: .raw is set, as scanpy's marker tools read it)" if use_raw is None and matrix == "raw" \
+        else ""
+    message = f"seqattn: selecting from adata.{matrix if matrix in ('X', 'raw') else 'layers[' + matrix[6:] + ']'}" \
+              f"{why}."
+    logger.info(message)
+    if progress:
+        print(message, file=sys.stderr)
+
+
+def rank_genes_groups_layout(dataset: Dataset, panel: Sequence[str], params: dict[str, Any]) -> dict[str, Any]:
+    """The panel in ``sc.tl.rank_genes_groups``'s layout, each gene filed under the type it marks.
+
+    One field per cell type (``dataset.class_names`` order) in the record arrays ``names``,
+    ``scores`` (Welch t of the gene, its type vs the rest), ``logfoldchanges``, ``pvals``,
+    ``pvals_adj``; within a type its genes in panel order. scanpy's layout needs the same number
+    of rows for every type, so shorter columns are padded with ``""`` (scores NaN). scanpy's own
+    padding (NaN names, as ``sc.tl.filter_rank_genes_groups`` writes) cannot be saved to h5ad;
+    ``""`` can, and because ``pts`` / ``pts_rest`` (genes × types fractions, as scanpy writes with
+    ``pts=True``) list only panel genes, ``sc.get.rank_genes_groups_df`` merges the padding away
+    and ``sc.pl.rank_genes_groups_dotplot`` shows each panel gene once (tested, also after an
+    h5ad round trip).
+    """
+    from seqattn.genomics import nonzero_fractions, panel_marker_stats
+
+    stats = panel_marker_stats(dataset, list(panel))
+    types = list(dataset.class_names or [str(c) for c in range(dataset.n_classes)])
+    by_type = {t: stats[stats["marks"] == t] for t in types}
+    depth = max(1, max(len(rows) for rows in by_type.values()))
+
+    def column(rows: pd.DataFrame, field: str, fill: Any) -> np.ndarray:
+        values = rows[field].tolist() + [fill] * (depth - len(rows))
+        return np.array(values, dtype=object if field == "gene" else np.float64)
+
+    def records(field: str, fill: Any) -> np.recarray:
+        return np.rec.fromarrays([column(by_type[t], field, fill) for t in types], names=types)
+
+    pts, pts_rest = nonzero_fractions(dataset, list(panel))
+    return {"params": dict(params), "names": records("gene", ""), "scores": records("score", np.nan),
+            "logfoldchanges": records("logfoldchange", np.nan), "pvals": records("pvalue", np.nan),
+            "pvals_adj": records("pvalue_adj", np.nan), "pts": pts, "pts_rest": pts_rest}
 
 
 def _h5ad_safe(value: Any) -> Any:
@@ -168,7 +257,7 @@ def trace_from_anndata(adata: Any, key: str = "seqattn") -> SelectionTrace:
     if key not in adata.uns:
         stored = [str(k) for k, v in adata.uns.items() if isinstance(v, dict) and "steps" in v]
         raise KeyError(f"adata.uns has no {key!r}; selections stored here: {', '.join(stored) or 'none'}.")
-    data = _plain(dict(adata.uns[key]))
+    data = _plain({k: v for k, v in adata.uns[key].items() if k not in RANK_GENES_GROUPS_KEYS})
     data.setdefault("steps", [])
     data.setdefault("pinned", [])
     data.setdefault("banned", [])

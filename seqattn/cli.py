@@ -8,6 +8,7 @@ Bad input exits with status 2 and one line on stderr saying what to fix.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -75,6 +76,38 @@ def _load(args: argparse.Namespace):
                       drop_columns=args.drop, groups=_groups(args.group), backed=args.backed)
 
 
+def _check_out(out: Path, given: str) -> None:
+    """Refuse an --out that cannot be written before any computation (not after minutes of it)."""
+    if out.is_dir():
+        raise _CliError(f"--out {given!r} is a folder; give a file name in it, e.g. {str(out / 'picks.json')!r}.")
+    if out.suffix.lower() not in (".json", ".csv"):
+        raise _CliError(f"--out must end in .json or .csv, got {given!r}.")
+    if out.exists() and not out.is_file():
+        raise _CliError(f"--out {given!r} exists and is not a regular file; give a file name ending in .json or .csv.")
+    folder = out.absolute().parent
+    while not folder.exists():  # missing folders are created when the result is written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise _CliError(f"--out {given!r}: {str(folder)!r} is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _CliError(f"--out {given!r}: cannot write in {str(folder)!r} (permission denied).")
+
+
+def _check_numbers(args: argparse.Namespace, world_size: int) -> None:
+    """Numeric options, checked with the flag's own name before the library sees them."""
+    if args.epochs is not None and args.epochs < 1:
+        raise _CliError("--epochs must be a positive integer.")
+    if args.batch_size is not None and args.batch_size // world_size < 2:
+        per_process = f" per process ({world_size} processes)" if world_size > 1 else ""
+        raise _CliError(f"--batch-size must give at least 2 rows{per_process}: batch normalisation needs two rows "
+                        f"to compute a spread; got {args.batch_size}.")
+    if not 0 <= args.seed < 2**32:
+        raise _CliError(f"--seed must be a whole number from 0 to 4294967295, got {args.seed}.")
+    if args.top_genes is not None and args.top_genes < 1:
+        raise _CliError(f"--top-genes must be a positive integer (the number of most variable features to keep), "
+                        f"got {args.top_genes}.")
+
+
 def _groups(specs: list[str]) -> dict[str, list[str]]:
     """``NAME=a,b,c`` -> ``{NAME: [a, b, c]}``."""
     groups: dict[str, list[str]] = {}
@@ -111,25 +144,21 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     from seqattn.selectors import available_methods, run_method
 
     out = Path(args.out)
-    if out.suffix.lower() not in (".json", ".csv"):
-        raise _CliError(f"--out must end in .json or .csv, got {args.out!r}.")
+    _check_out(out, args.out)
     methods = available_methods()
     if args.method not in methods:
         raise _CliError(f"--method {args.method!r} is unknown; choose one of {', '.join(methods)}.")
-    if args.epochs is not None and args.epochs < 1:
-        raise _CliError("--epochs must be a positive integer.")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise _CliError("--batch-size must be a positive integer.")
+    _check_numbers(args, distributed.world_size())
     if distributed.world_size() > 1 and args.method != "sa":
         raise _CliError(f"Several processes train SA only; run --method {args.method} as one process.")
     dataset = _load(args)
     for warning in dataset.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
     record = None
-    if dataset.groups is not None and (args.log1p or args.top_genes or args.standardize):
+    if dataset.groups is not None and (args.log1p or args.top_genes is not None or args.standardize):
         raise _CliError("--log1p/--top-genes/--standardize do not keep feature groups; preprocess the data "
                         "before grouping, or drop --group.")
-    if args.log1p or args.top_genes or args.standardize:
+    if args.log1p or args.top_genes is not None or args.standardize:
         dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes,
                                      standardize=args.standardize)
     units = list(groups_of(dataset).names)  # pins and bans name features, or feature groups

@@ -7,7 +7,9 @@ as a single process (rank 0 of 1), so library code calls them unconditionally.
 
 Launch either with ``torchrun --nproc_per_node N -m seqattn select ...`` (the
 CLI calls :func:`init_from_env`) or from Python with :func:`spawn`, which
-starts ``N`` local processes and runs a function in each.
+starts ``N`` local processes and runs a function in each
+(:func:`seqattn.selectors.sequential_attention.fit_dataset_distributed` does that
+for an SA fit). This module knows nothing of SA: the trainer calls it.
 """
 from __future__ import annotations
 
@@ -197,25 +199,3 @@ def spawn(fn: Callable[..., Any], n_procs: int, *args: Any, backend: str = "gloo
         return [results[r] for r in range(n_procs)]
     finally:
         manager.shutdown()
-
-
-def _fit_worker(params: dict[str, Any], dataset: Any) -> dict[str, Any]:
-    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
-
-    selector = SequentialAttentionSelector(**params).fit_dataset(dataset)
-    return {"rank": rank(), "selected": selector.selected_features_.tolist(),
-            "selector": selector if is_rank_zero() else None}
-
-
-def fit_dataset_distributed(selector: Any, dataset: Any, n_procs: int, backend: str = "gloo") -> Any:
-    """Fit an SA selector on ``dataset`` with ``n_procs`` local processes (DDP); return rank 0's fitted copy.
-
-    Python's ``torchrun``: the dataset is pickled to each process (a backed
-    dataset pickles as its file path and view, so each rank reads its rows
-    from disk). Every rank's picks are compared here as well as during training.
-    """
-    results = spawn(_fit_worker, n_procs, selector.get_params(), dataset, backend=backend)
-    picks = [r["selected"] for r in results]
-    if any(p != picks[0] for p in picks[1:]):
-        raise RuntimeError(f"Ranks returned different picks: {picks}.")
-    return results[0]["selector"]

@@ -73,6 +73,21 @@ def highly_variable_genes(dataset: Dataset, n_top: int) -> np.ndarray:
     return np.sort(top)
 
 
+def hvg_panel(dataset: Dataset, size: int, *, pinned: Sequence[int] = (), banned: Sequence[int] = ()) -> list[str]:
+    """The simple highly-variable-genes panel: pinned genes, then the largest-variance genes
+    (not banned) up to ``size`` genes. A baseline: variance on the data as given (log expression
+    for the built-ins), no mean-binned dispersion as scanpy's ``highly_variable_genes`` does."""
+    _, var = column_mean_var(dataset.X)
+    chosen = [int(j) for j in pinned]
+    excluded = set(chosen) | {int(j) for j in banned}
+    for j in np.argsort(-var, kind="stable"):
+        if len(chosen) >= size:
+            break
+        if int(j) not in excluded:
+            chosen.append(int(j))
+    return [dataset.feature_names[j] for j in chosen]
+
+
 def preprocess(
     dataset: Dataset,
     *,
@@ -206,6 +221,24 @@ def fraction_expressing_by_type(dataset: Dataset, genes: Sequence[str | int]) ->
     return _by_type(dataset, genes, "fraction")
 
 
+def nonzero_fractions(dataset: Dataset, genes: Sequence[str | int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(pts, pts_rest)`` as scanpy's ``rank_genes_groups(pts=True)`` writes them: genes × cell types,
+    the fraction of the type's cells with a non-zero value, and of all other cells."""
+    if dataset.task != "classification":
+        raise DataError("Per-cell-type summaries need a classification target (cell types).")
+    idx, names = _panel_columns(dataset, genes)
+    sub = dataset.X[:, idx]
+    nonzero = (sub != 0).toarray() if sp.issparse(sub) else (np.asarray(sub) != 0)
+    types = dataset.class_names or [str(c) for c in range(dataset.n_classes)]
+    inside, rest = {}, {}
+    for c, cell_type in enumerate(types):
+        mask = dataset.y == c
+        inside[str(cell_type)] = nonzero[mask].mean(axis=0) if mask.any() else np.full(len(idx), np.nan)
+        rest[str(cell_type)] = nonzero[~mask].mean(axis=0) if (~mask).any() else np.full(len(idx), np.nan)
+    index = pd.Index(names)
+    return pd.DataFrame(inside, index=index), pd.DataFrame(rest, index=index)
+
+
 def panel_accuracy(
     dataset: Dataset,
     genes: Sequence[str | int],
@@ -226,7 +259,7 @@ def panel_accuracy(
     idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_accuracy")
 
     def score(X: Any) -> float:
-        return float(_panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
+        return float(panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
 
     return {
         "panel_accuracy": score(dataset.X[:, idx]),
@@ -251,7 +284,7 @@ def _panel_split(dataset: Dataset, genes: Sequence[str | int], test_fraction: fl
     return idx, train, test
 
 
-def _panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
+def panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
     """Standardised logistic regression on the panel (no centring for sparse counts), fitted."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -271,7 +304,7 @@ def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fracti
 
     idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_confusion")
     X = dataset.X[:, idx]
-    model = _panel_model(X[train], dataset.y[train], max_iter)
+    model = panel_model(X[train], dataset.y[train], max_iter)
     labels = list(range(dataset.n_classes))
     counts = confusion_matrix(dataset.y[test], model.predict(X[test]), labels=labels)
     names = dataset.class_names or [str(c) for c in labels]
@@ -305,6 +338,59 @@ def genes_by_marked_type(mean_table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"gene": str(gene), "marks": types[top], "specificity": specificity, "_type": top})
     frame = pd.DataFrame(rows).sort_values(["_type", "specificity"], ascending=[True, False], kind="stable")
     return frame.drop(columns="_type").reset_index(drop=True)
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (scanpy's ``corr_method="benjamini-hochberg"``)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    n = len(p)
+    if n == 0:
+        return p.copy()
+    order = np.argsort(p)
+    ranked = p[order] * n / np.arange(1, n + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(n)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def panel_marker_stats(dataset: Dataset, genes: Sequence[str | int]) -> pd.DataFrame:
+    """For each panel gene (panel order): the cell type it marks and the marker statistics scanpy
+    reports for it.
+
+    ``marks`` is the type with the gene's highest mean expression (as :func:`genes_by_marked_type`);
+    for that type versus the rest: ``score`` (Welch t, scanpy's ``method="t-test"``), ``pvalue``,
+    ``pvalue_adj`` (Benjamini–Hochberg over the panel's genes for that type), ``logfoldchange``
+    (scanpy's formula, which assumes log1p expression: log2 of expm1(mean) ratios); the non-zero
+    fractions are :func:`nonzero_fractions`. Only the panel's columns are read, so this is cheap on 20,000 genes.
+    """
+    from seqattn.selectors.ttest import ttest_statistics
+
+    idx, names = _panel_columns(dataset, genes)
+    if dataset.task != "classification":
+        raise DataError("Marker statistics need cell types (a classification target).")
+    panel = _subset_features(dataset, np.asarray(idx))
+    t, p = ttest_statistics(panel)
+    sub = panel.X.toarray() if sp.issparse(panel.X) else np.asarray(panel.X)
+    types = dataset.class_names or [str(c) for c in range(dataset.n_classes)]
+    means = np.vstack([sub[dataset.y == c].mean(axis=0) if np.any(dataset.y == c) else np.full(len(idx), -np.inf)
+                       for c in range(dataset.n_classes)])
+    marks = np.argmax(means, axis=0)
+    rows = []
+    for j, gene in enumerate(names):
+        c = int(marks[j])
+        inside, rest = sub[dataset.y == c, j], sub[dataset.y != c, j]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            lfc = np.log2((np.expm1(inside.mean()) + 1e-9) / (np.expm1(rest.mean() if len(rest) else 0.0) + 1e-9))
+        rows.append({"gene": gene, "marks": str(types[c]), "score": float(t[c, j]), "pvalue": float(p[c, j]),
+                     "logfoldchange": float(lfc)})
+    frame = pd.DataFrame(rows)
+    frame["pvalue_adj"] = np.nan
+    for c, cell_type in enumerate(types):  # BH per type over all panel genes' p-values for that type
+        adjusted = benjamini_hochberg(p[c])
+        chosen = (marks == c)
+        frame.loc[chosen, "pvalue_adj"] = adjusted[chosen]
+    return frame
 
 
 def panel_overlap(a: Sequence[str], b: Sequence[str]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from seqattn.plots.selection import DEFAULT_MAX_BARS, _score_bars, relative_to_uniform
+from seqattn.plots.selection import DEFAULT_MAX_BARS, relative_to_uniform, score_bars
+from seqattn.safe_text import escape_plot_text
 from seqattn.trace import SelectionTrace
 
 
@@ -58,14 +59,14 @@ class LiveSelectionView:
 
     def show_step(self, trace: SelectionTrace, t: int) -> None:
         """Draw the candidates' scores at pick ``t`` (0-based), the pick in red."""
-        bars = _score_bars(trace, t, self.max_bars)
+        bars = score_bars(trace, t, self.max_bars)
         relative = relative_to_uniform(trace)
         with self.figure.batch_update():
             bar = self.figure.data[0]
             bar.x, bar.y, bar.customdata = bars["x"], bars["y"], bars["customdata"]
             bar.marker.color, bar.text, bar.textposition = bars["marker"]["color"], bars["text"], "outside"
             bar.hovertemplate = bars["hovertemplate"]
-            self.figure.layout.title.text = (f"pick {t + 1}: {trace.steps[t].name}"
+            self.figure.layout.title.text = (f"pick {t + 1}: {escape_plot_text(trace.steps[t].name)}"
                                              f" — top {len(bars['x'])} candidates")
             self.figure.layout.yaxis.title.text = "% vs uniform attention" if relative else "score"
         self.shown.append(trace.steps[t].name)

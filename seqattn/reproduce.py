@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from seqattn.data import Dataset
+from seqattn.safe_text import escape_markdown
 from seqattn.trace import SelectionTrace
 
 #: SA settings recorded in the trace that are not passed back: the pick count, pins and bans
@@ -42,7 +43,7 @@ def _layer_of(dataset: Dataset) -> str | None:
 def _loading_code(dataset: Dataset, builtin: str | None) -> tuple[str, str]:
     """(markdown, code) that load the data set the app used."""
     if builtin:
-        return (f"The built-in data set **{builtin}** ships with seqattn.",
+        return (f"The built-in data set **{escape_markdown(builtin)}** ships with seqattn.",
                 f"dataset = seqattn.load_builtin({builtin!r})")
     fmt = str(dataset.extra.get("source_format", "table"))
     path = f"PATH/TO/{dataset.name}{_SUFFIX.get(fmt, '.csv')}"
@@ -56,7 +57,7 @@ def _loading_code(dataset: Dataset, builtin: str | None) -> tuple[str, str]:
         arguments.append(f"drop_columns={list(dataset.extra['dropped_columns'])!r}")
     notes = " ".join(str(n) for n in dataset.extra.get("notes", []) if "Preprocessing" not in str(n))
     markdown = ("The app ran on an **uploaded file**: put its path below (it is not embedded in this notebook)."
-                + (f" The app noted: {notes}" if notes else ""))
+                + (f" The app noted: {escape_markdown(notes)}" if notes else ""))
     return markdown, "UPLOAD = " + arguments[0] + "  # the file you uploaded\n" \
         + "dataset = seqattn.load_table(UPLOAD, " + ", ".join(arguments[1:]) + ")"
 
@@ -80,7 +81,7 @@ def _notebook(cells: list[tuple[str, str]], metadata: dict[str, Any]) -> str:
 
 
 def _data_cells(title: str, what: str, dataset: Dataset, record: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """Title, then the cells that load the data set and replay its preprocessing."""
+    """Title (markdown, already escaped), then the cells that load the data set and replay its preprocessing."""
     import seqattn
 
     load_md, load_code = _loading_code(dataset, dataset.extra.get("builtin"))
@@ -125,7 +126,8 @@ def reproduction_notebook(trace: SelectionTrace, dataset: Dataset, *, options: d
     pins and bans are written as feature names.
     """
     k = int(trace.settings.get("k", trace.k)) if trace.method == "sa" else trace.k
-    cells = _data_cells(f"Reproduce a seqattn run: {trace.method} on {trace.dataset or dataset.name}", "a run",
+    title = f"Reproduce a seqattn run: {trace.method} on {trace.dataset or dataset.name}"
+    cells = _data_cells(escape_markdown(title), "a run",
                         dataset, trace.settings.get("preprocessing") or dataset.extra.get("preprocessing"))
     cells.append(("markdown", "The run: the app's settings, pins and bans (by name) and seed."))
     cells.append(("code", _run_code(trace, "trace", options)))
@@ -151,8 +153,8 @@ def comparison_notebook(comparison: Any, dataset: Dataset) -> str:
     as ``sa_trace``. Ends by comparing every method's picks with the app's.
     """
     settings = comparison.settings
-    cells = _data_cells(f"Reproduce a seqattn comparison on {comparison.dataset or dataset.name}", "a comparison",
-                        dataset, dataset.extra.get("preprocessing"))
+    title = f"Reproduce a seqattn comparison on {comparison.dataset or dataset.name}"
+    cells = _data_cells(escape_markdown(title), "a comparison", dataset, dataset.extra.get("preprocessing"))
     reused = comparison.traces.get("sa")
     sa_argument = ""
     if reused is not None and reused.settings.get("reused"):

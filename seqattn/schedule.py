@@ -67,13 +67,27 @@ class FixedSchedule:
     selection_point: str = "end"
     step: int = 0
     picks: int = 0
+    note: str = ""  # why the run differs from what was asked (recorded in the trace's settings)
+
+    @staticmethod
+    def holds(k: int, total_steps: int) -> bool:
+        """The one rule for "enough steps": after the warm-up, every one of the k phases gets a step."""
+        return total_steps - int(WARMUP_FRACTION * total_steps) >= k
+
+    @classmethod
+    def fewest_steps(cls, k: int) -> int:
+        """The fewest optimizer steps that hold k phases (SA extends a too-short ``epochs`` to this)."""
+        total = k
+        while not cls.holds(k, total):
+            total += 1
+        return total
 
     def __post_init__(self) -> None:
+        if not self.holds(self.k, self.total_steps):
+            raise ValueError(f"{self.total_steps} optimizer steps cannot hold {self.k} selection phases; "
+                             f"at least {self.fewest_steps(self.k)} are needed.")
         self.warmup_steps = int(WARMUP_FRACTION * self.total_steps)
         phase = (self.total_steps - self.warmup_steps) / self.k
-        if phase < 1:
-            raise ValueError(f"{self.total_steps} optimizer steps cannot hold {self.k} selection phases; "
-                             "raise epochs.")
         offset = 1 if self.selection_point == "end" else 0
         # optimizer step at which pick j (0-based) is made
         self.pick_steps = [self.warmup_steps + round((j + offset) * phase) for j in range(self.k)]
@@ -102,7 +116,8 @@ class FixedSchedule:
         return "warm-up" if self.dense else f"phase {min(self.picks + 1, self.k)}/{self.k}"
 
     def summary(self) -> dict[str, Any]:
-        return {"budget": "fixed", "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+        summary = {"budget": "fixed", "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+        return {**summary, "budget_note": self.note} if self.note else summary
 
 
 @dataclass

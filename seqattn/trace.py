@@ -6,11 +6,8 @@ SHAP, greedy selection and filters are treated alike downstream.
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from seqattn.safe_text import write_atomically
 
 TRACE_FORMAT_VERSION = 2  # 2: per-step confidence and runner-up
 
@@ -41,21 +40,6 @@ MIN_CANDIDATES_FOR_SEPARATION = 5
 def noise_separation(n_candidates: int) -> float:
     """The separation the leader of n equal, noisy candidates reaches by chance (the expected Gaussian max)."""
     return math.sqrt(2 * math.log(max(n_candidates, 2)))
-
-
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file + rename, so a crash or a
-    full disk never leaves a half-written result (the old file, if any, stays)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -429,13 +413,13 @@ class SelectionTrace:
         return cls.from_dict(json.loads(text))
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        """The per-pick table (``to_frame``) as CSV; also written to ``path`` if given."""
-        buffer = io.StringIO()
-        self.to_frame().to_csv(buffer, index=False)
-        text = buffer.getvalue()
-        if path is not None:
-            write_atomically(path, text)
-        return text
+        """The per-pick table (``to_frame``) as CSV; also written to ``path`` if given.
+
+        Names a spreadsheet would run as formulas are neutralised (:func:`seqattn.safe_text.to_csv`);
+        :func:`seqattn.safe_text.read_csv` reads them back as they were."""
+        from seqattn.safe_text import to_csv
+
+        return to_csv(self.to_frame(), path)
 
 
 def as_trace_dict(traces: Mapping[str, SelectionTrace] | Sequence[SelectionTrace]) -> dict[str, SelectionTrace]:

@@ -18,11 +18,14 @@ developer machine, but *fail* in CI (``CI`` set) so a broken setup is noticed.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +48,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_TIMEOUT_S = 90.0
+
+# Tests keep their runs in a throwaway run store (seqattn.run_store), never in the user's cache folder;
+# servers started below inherit it. Removed when the test session ends.
+_RUN_DIR = tempfile.mkdtemp(prefix="seqattn-test-runs-")
+os.environ["SEQATTN_RUN_DIR"] = _RUN_DIR
+atexit.register(shutil.rmtree, _RUN_DIR, True)
 
 
 def _python() -> str:
@@ -109,11 +118,12 @@ def artifacts_dir() -> Path:
 
 
 @contextmanager
-def _run_streamlit(log_path: Path) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port until the block ends; yields its base URL."""
-    port = _free_port()
+def run_streamlit(log_path: Path, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port (or ``port``) until the block ends; yields its base URL.
+    ``env`` adds environment variables (e.g. the run store's folder)."""
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [_python(), "-m", "streamlit", "run", "app.py",
@@ -135,14 +145,14 @@ def _run_streamlit(log_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def streamlit_server(artifacts_dir: Path) -> Iterator[str]:
     """Start ``streamlit run app.py`` on a free port; yield its base URL."""
-    with _run_streamlit(artifacts_dir / "streamlit-server.log") as url:
+    with run_streamlit(artifacts_dir / "streamlit-server.log") as url:
         yield url
 
 
 @pytest.fixture
 def fresh_streamlit_server(artifacts_dir: Path) -> Iterator[str]:
     """A server of its own that no session has visited yet (for what only a first load shows)."""
-    with _run_streamlit(artifacts_dir / "streamlit-fresh-server.log") as url:
+    with run_streamlit(artifacts_dir / "streamlit-fresh-server.log") as url:
         yield url
 
 

@@ -114,6 +114,19 @@ class Dataset:
             return X.toarray() if sp.issparse(X) else X
         return self.X.toarray() if sp.issparse(self.X) else self.X
 
+    def frame(self) -> Any:
+        """X as a pandas DataFrame whose columns are the feature names (sparse X stays sparse, in pandas'
+        sparse columns): what scikit-learn estimators read names from (``feature_names_in_``), so
+        ``SequentialAttentionSelector().fit(dataset.frame(), dataset.y)`` reports gene names, not ``x641``."""
+        import pandas as pd
+
+        if self.backed:
+            raise DataError("This data set's rows stay on disk (backed); fit a selector with fit_dataset(dataset) "
+                            "instead, which keeps the feature names and streams the rows.")
+        if sp.issparse(self.X):
+            return pd.DataFrame.sparse.from_spmatrix(self.X, columns=self.feature_names)
+        return pd.DataFrame(self.X, columns=self.feature_names, copy=False)
+
     def summary(self) -> dict[str, Any]:
         info: dict[str, Any] = {
             "name": self.name,
@@ -240,7 +253,7 @@ def check_pinned_banned(n_features: int, pinned: Sequence[int] = (), banned: Seq
     Negative indices are refused rather than silently counted from the end.
     With ``feature_names``, a feature both pinned and banned is named, not numbered.
     """
-    pinned, banned = [int(i) for i in pinned], [int(i) for i in banned]
+    pinned, banned = _whole_numbers("pinned", pinned), _whole_numbers("banned", banned)
     for label, indices in (("pinned", pinned), ("banned", banned)):
         outside = [i for i in indices if not 0 <= i < n_features]
         if outside:
@@ -250,6 +263,22 @@ def check_pinned_banned(n_features: int, pinned: Sequence[int] = (), banned: Seq
         named = f" ({', '.join(str(feature_names[i]) for i in both)})" if feature_names is not None else ""
         raise DataError(f"Features both pinned and banned: {both}{named}; unpin or unban them.")
     return list(dict.fromkeys(pinned)), list(dict.fromkeys(banned))
+
+
+def _whole_numbers(label: str, values: Sequence[Any]) -> list[int]:
+    """Feature indices as ints; 1.5, "3", True or a gene name are refused instead of silently truncated."""
+    if isinstance(values, (str, bytes)):
+        raise DataError(f"{label} must be a list of feature indices, got the single string {values!r}.")
+    bad = [v for v in values if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, numbers.Real))
+           or (not isinstance(v, numbers.Integral) and not float(v).is_integer())]
+    if bad:
+        raise DataError(f"{label} must hold feature indices (whole numbers), got {_short_list(bad)}; to name features "
+                        "use their indices (e.g. seqattn.genomics.genes_to_indices).")
+    return [int(v) for v in values]
+
+
+def _short_list(values: Sequence[Any]) -> str:
+    return "[" + ", ".join(repr(v) for v in values[:5]) + (", ..." if len(values) > 5 else "") + "]"
 
 
 def split_indices(

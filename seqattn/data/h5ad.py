@@ -1,13 +1,24 @@
 """Read and write AnnData ``.h5ad`` files (cells × genes), kept sparse; never unpickled.
 
-The header is read with h5py (no matrix load) so a target picker is cheap;
-the matrix goes through ``anndata.read_h5ad``. Size limits and the shared file
-handling live in :mod:`seqattn.data.tables` (read at call time, so a test can
-lower them there).
+Every read starts with :func:`seqattn.data.h5ad_safety.refuse_unsafe_storage`
+(no external storage, virtual datasets or links) on a file opened by path (an
+upload is copied to a private temporary file first). Then only what the
+selection needs is read, element by element with anndata's ``read_elem``: the
+matrix (``X``, a layer or ``raw/X``), the target ``obs`` column and the gene
+names, after their declared, decompressed sizes passed
+:func:`~seqattn.data.h5ad_safety.check_read_size`; ``obsm``, ``obsp``, ``uns``
+and the other columns are never read. Files written before anndata 0.8 (no
+``encoding-type`` on the root; e.g. the shipped ``pbmc68k_reduced``) are read
+whole with ``anndata.read_h5ad``, after every dataset in them passed the size
+check. Size limits and the shared file handling live in
+:mod:`seqattn.data.tables` (read at call time, so a test can lower them there).
 """
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +28,7 @@ import scipy.sparse as sp
 
 from seqattn.data import tables
 from seqattn.data.dataset import DataError, Dataset
+from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
 from seqattn.data.tables import (
     _HDF5_MAGIC,
     _Content,
@@ -32,27 +44,50 @@ from seqattn.data.tables import (
 #: ≈ 1.6 GB as CSR float32 + int32 indices.
 MAX_SPARSE_NONZEROS = 200_000_000
 
-def _h5ad_header(content: _Content) -> dict[str, Any]:
-    """Shape, storage, obs columns and layers of an h5ad, read with h5py (no matrix load)."""
+
+@contextmanager
+def checked_h5ad(content: _Content) -> Iterator[Any]:
+    """The h5ad as an open, read-only ``h5py.File`` (by path), after the safety walk refused nothing."""
     import h5py
 
     if not content.head.startswith(_HDF5_MAGIC):
         raise DataError(f"{content.name!r} is not an h5ad file (not HDF5); was it renamed? "
                         "Save it with AnnData.write_h5ad or upload a CSV/TSV/parquet.")
+    with local_path(content) as path:
+        try:
+            f = h5py.File(path, "r")
+        except Exception as exc:  # h5py raises OSError on damaged or truncated files
+            raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+        with f:
+            try:
+                refuse_unsafe_storage(f, content.name)
+            except DataError:
+                raise
+            except Exception as exc:  # a damaged object table
+                raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+            yield f
+
+
+def _h5ad_header(content: _Content) -> dict[str, Any]:
+    """Shape, storage, obs columns and layers of an h5ad, read with h5py (no matrix load)."""
+    with checked_h5ad(content) as f:
+        return _header_of(f, content.name)
+
+
+def _header_of(f: Any, name: str) -> dict[str, Any]:
     try:
-        with h5py.File(content.handle(), "r") as f:
-            if "X" not in f and "obs" not in f:
-                raise DataError(f"{content.name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
-            info = {"obs": _h5_frame_columns(f, "obs"), "layers": list(f["layers"].keys()) if "layers" in f else []}
-            if ("raw" in f or "raw.X" in f) and "raw" not in info["layers"]:
-                info["layers"].append("raw")
-            info["shape"], info["sparse"], info["nnz"] = _h5_matrix_shape(f["X"]) if "X" in f else (None, False, 0)
-            info["n_vars"] = info["shape"][1] if info["shape"] else None
-            return info
+        if "X" not in f and "obs" not in f:
+            raise DataError(f"{name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
+        info = {"obs": _h5_frame_columns(f, "obs"), "layers": list(f["layers"].keys()) if "layers" in f else []}
+        if ("raw" in f or "raw.X" in f) and "raw" not in info["layers"]:
+            info["layers"].append("raw")
+        info["shape"], info["sparse"], info["nnz"] = _h5_matrix_shape(f["X"]) if "X" in f else (None, False, 0)
+        info["n_vars"] = info["shape"][1] if info["shape"] else None
+        return info
     except DataError:
         raise
     except Exception as exc:  # h5py raises OSError / KeyError / ValueError on damaged files
-        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
+        raise DataError(f"Could not read {name!r} as h5ad (damaged or truncated?): {exc}") from exc
 
 
 def _h5_frame_columns(f: Any, key: str) -> list[str]:
@@ -105,25 +140,17 @@ def _check_h5ad_request(info: dict[str, Any], name: str, target: str | None, lay
 
 def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
                drop_constant: bool, drop_empty_cells: bool) -> Dataset:
-    import warnings
-
-    info = _h5ad_header(content)
-    _check_h5ad_size(info, content.name)
-    _check_h5ad_request(info, content.name, target, layer)
-    try:
-        import anndata
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # old files trigger FutureWarnings about moved keys
-            adata = anndata.read_h5ad(content.path if content.path is not None else content.handle())
-    except Exception as exc:
-        raise DataError(f"Could not read {content.name!r} as h5ad (damaged or truncated?): {exc}") from exc
-
-    X, names, source = checked_matrix(adata, layer, owner=repr(content.name),  # "raw" checked above
-                                      fix_duplicates="call adata.var_names_make_unique() before saving, or drop them.")
-
+    with checked_h5ad(content) as f:
+        info = _header_of(f, content.name)
+        _check_h5ad_size(info, content.name)
+        _check_h5ad_request(info, content.name, target, layer)
+        matrix, var_names, y_raw, source = _read_selection(f, content.name, target, layer)
+    X, names = check_matrix(matrix, var_names, source, owner=repr(content.name),
+                            fix_duplicates="call adata.var_names_make_unique() before saving, or drop them.")
+    if len(y_raw) != X.shape[0]:
+        raise DataError(f"{content.name!r}: {source} has {X.shape[0]} rows but obs column {target!r} has "
+                        f"{len(y_raw)} values (damaged file?).")
     notes: list[str] = []
-    y_raw = obs_values(adata, target)
     cell_counts = np.diff(X.indptr) if sp.issparse(X) else np.count_nonzero(X, axis=1)
     empty = np.flatnonzero(cell_counts == 0)
     if len(empty) == X.shape[0]:
@@ -146,6 +173,78 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
     return dataset
 
 
+def writes_elements(f: Any) -> bool:
+    """Whether the file uses anndata's element encoding (anndata ≥ 0.8), so single elements can be read."""
+    encoding = f.attrs.get("encoding-type", b"")
+    return (encoding.decode() if isinstance(encoding, bytes) else str(encoding)) == "anndata"
+
+
+def matrix_location(f: Any, layer: str | None) -> tuple[str, str, str]:
+    """HDF5 path of the matrix, of its var frame, and a label for messages (``layer`` checked already)."""
+    if layer is None:
+        return "X", "var", "X"
+    if f"layers/{layer}" in f:
+        return f"layers/{layer}", "var", f"layer {layer!r}"
+    return "raw/X", "raw/var", "raw"  # layer == "raw": adata.raw
+
+
+def var_index_key(f: Any, var_key: str) -> str:
+    """HDF5 path of the gene names (the var frame's index)."""
+    index = f[var_key].attrs.get("_index", "_index")
+    return f"{var_key}/{index.decode() if isinstance(index, bytes) else index}"
+
+
+def read_obs_and_names(f: Any, name: str, target: str, var_key: str) -> tuple[np.ndarray, list[str]]:
+    """The target obs column and the gene names, read element by element (sizes checked first)."""
+    from anndata.io import read_elem
+
+    index_key = var_index_key(f, var_key)
+    check_read_size(f, [f"obs/{target}", index_key], name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            column = read_elem(f["obs"][target])
+            genes = read_elem(f[index_key])
+    except Exception as exc:
+        raise DataError(f"Could not read obs/var of {name!r} (damaged or truncated?): {exc}") from exc
+    return series_values(pd.Series(column)), [str(v) for v in genes]
+
+
+def _read_selection(f: Any, name: str, target: str, layer: str | None) -> tuple[Any, Any, np.ndarray, str]:
+    """``(matrix, gene names, target values, label)``: only these elements are read (older files: all)."""
+    if not writes_elements(f):
+        return _read_whole_old_file(f, name, target, layer)
+    from anndata.io import read_elem
+
+    key, var_key, source = matrix_location(f, layer)
+    if key not in f:
+        raise DataError(f"{name!r} has no expression matrix in {source}.")
+    check_read_size(f, [key, f"obs/{target}", var_index_key(f, var_key)], name)
+    y_raw, var_names = read_obs_and_names(f, name, target, var_key)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            matrix = read_elem(f[key])
+    except Exception as exc:
+        raise DataError(f"Could not read {source} of {name!r} (damaged or truncated?): {exc}") from exc
+    return matrix, var_names, y_raw, source
+
+
+def _read_whole_old_file(f: Any, name: str, target: str, layer: str | None) -> tuple[Any, Any, np.ndarray, str]:
+    """Files from anndata < 0.8 store obs/var as one table each: read whole, once every dataset passed."""
+    import anndata
+
+    check_read_size(f, list(f.keys()), name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # old files trigger FutureWarnings about moved keys
+            adata = anndata.read_h5ad(f.filename)
+    except Exception as exc:
+        raise DataError(f"Could not read {name!r} as h5ad (damaged or truncated?): {exc}") from exc
+    matrix, var_names, source = anndata_matrix(adata, layer)  # "raw" checked against the header
+    return matrix, var_names, obs_values(adata, target), source
+
+
 def anndata_matrix(adata: Any, layer: str | None = None, *, use_raw: bool = False) -> tuple[Any, Any, str]:
     """``(matrix, gene names, label)`` of an in-memory AnnData: ``X``, a layer, or ``raw``
     (``use_raw=True``, or ``layer="raw"`` when no layer has that name, as in the app's matrix picker)."""
@@ -162,19 +261,36 @@ def checked_matrix(adata: Any, layer: str | None = None, *, use_raw: bool = Fals
     needs (a matrix exists, unique gene names, numeric, finite) so an upload and ``select_features``
     refuse the same things with the same words."""
     matrix, var_names, source = anndata_matrix(adata, layer, use_raw=use_raw)
+    X, names = check_matrix(matrix, var_names, source, owner=owner, fix_duplicates=fix_duplicates)
+    return X, names, source
+
+
+def check_matrix(matrix: Any, var_names: Any, source: str, *, owner: str,
+                 fix_duplicates: str) -> tuple[Any, list[str]]:
+    """``(float32 matrix, gene names)`` after the checks every reader shares: a matrix exists, one
+    name per column and unique, numeric, finite."""
     if matrix is None:
         raise DataError(f"{owner} has no expression matrix in {source}.")
+    if len(getattr(matrix, "shape", ())) != 2:
+        raise DataError(f"{owner}: {source} is not a cells × genes matrix (shape {getattr(matrix, 'shape', None)}).")
     names = [str(v) for v in var_names]
+    if len(names) != matrix.shape[1]:
+        raise DataError(f"{owner}: {source} has {matrix.shape[1]} columns but there are {len(names)} gene names "
+                        "(damaged file?).")
     if len(set(names)) != len(names):
         _raise_duplicates(names, "gene", fix_duplicates)
     X = _as_float32(matrix, source)
     _check_finite_any(X, names)
-    return X, names, source
+    return X, names
 
 
 def obs_values(adata: Any, column: str) -> np.ndarray:
     """An obs column as a numpy array (categorical labels as plain objects)."""
-    values = adata.obs[column]
+    return series_values(adata.obs[column])
+
+
+def series_values(values: pd.Series) -> np.ndarray:
+    """A column as a numpy array (categorical labels as plain objects)."""
     return values.astype(object).to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
 
 

@@ -11,7 +11,6 @@ chunk read later.
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import DataError, Dataset
+from seqattn.data.h5ad_safety import check_read_size
 from seqattn.data.stream import BackedRows, iter_chunks
 
 
@@ -29,10 +29,13 @@ def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str 
 
     if content.path is None:
         raise DataError(f"Backed mode reads {content.name!r} from disk: give a file path, not an upload/buffer.")
-    info = h5ad._h5ad_header(content)
-    h5ad._check_h5ad_request(info, content.name, target, layer)
-    key, var_key, source = _matrix_key(content.path, layer)
-    y_raw, names = _obs_and_names(content, target, var_key)
+    with h5ad.checked_h5ad(content) as f:  # refuses external storage, virtual datasets and links first
+        info = h5ad._header_of(f, content.name)
+        h5ad._check_h5ad_request(info, content.name, target, layer)
+        key, var_key, source = h5ad.matrix_location(f, layer)
+        if f"{key}/indptr" in f:  # anndata's backed reader holds it whole; data/indices are read in chunks
+            check_read_size(f, [f"{key}/indptr"], content.name)
+        y_raw, names = h5ad.read_obs_and_names(f, content.name, target, var_key)
     if len(set(names)) != len(names):
         tables._raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
     matrix = BackedRows(content.path, key)
@@ -64,35 +67,6 @@ def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str 
     dataset = tables._finish(X, y_raw[rows], names, target, task, name, extra)
     dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source} (backed, on disk)")
     return dataset
-
-
-def _matrix_key(path: Any, layer: str | None) -> tuple[str, str, str]:
-    """HDF5 path of the matrix, of its var frame, and a label for messages."""
-    import h5py
-
-    if layer is None:
-        return "X", "var", "X"
-    with h5py.File(path, "r") as f:
-        if f"layers/{layer}" in f:
-            return f"layers/{layer}", "var", f"layer {layer!r}"
-    return "raw/X", "raw/var", "raw"  # layer == "raw" (checked against the header): adata.raw
-
-
-def _obs_and_names(content: Any, target: str, var_key: str) -> tuple[np.ndarray, list[str]]:
-    """The target column and the gene names, read with anndata's element reader."""
-    import h5py
-    from anndata.io import read_elem
-
-    try:
-        with h5py.File(content.path, "r") as f, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            column = read_elem(f["obs"][target])
-            var = read_elem(f[var_key])
-    except Exception as exc:
-        raise DataError(f"Could not read obs/var of {content.name!r} (damaged or truncated?): {exc}") from exc
-    series = pd.Series(column)
-    y_raw = series.astype(object).to_numpy() if isinstance(series.dtype, pd.CategoricalDtype) else series.to_numpy()
-    return y_raw, [str(v) for v in var.index]
 
 
 def _scan(matrix: BackedRows, names: list[str], chunk_rows: int | None) -> dict[str, Any]:

@@ -149,6 +149,8 @@ class BackedRows:
     def read_raw(self, start: int, stop: int) -> Any:
         """Rows ``start:stop`` *on disk*, untransformed, all columns (CSR or dense float32)."""
         matrix = self._open()
+        if self.sparse:
+            self._check_span(matrix, start, stop)
         try:
             block = matrix[start:stop]
         except Exception as exc:  # h5py OSError / anndata errors on truncated data
@@ -157,6 +159,24 @@ class BackedRows:
         if sp.issparse(block):
             return sp.csr_matrix(block, dtype=np.float32)
         return np.asarray(block, dtype=np.float32)
+
+    def _check_span(self, matrix: Any, start: int, stop: int) -> None:
+        """Refuse a chunk whose row pointers claim more stored values than one read may hold.
+
+        Chunks are sized from the *average* row, so a file whose row pointers put
+        most values in a few rows (or that declares never-written values) would
+        otherwise make one chunk read far more than planned.
+        """
+        from seqattn.data.limits import human_bytes, read_budget
+
+        group = matrix.group
+        indptr = group["indptr"]
+        n_values = int(indptr[min(stop, indptr.shape[0] - 1)]) - int(indptr[start])
+        per_value = group["data"].dtype.itemsize + group["indices"].dtype.itemsize
+        budget, why = read_budget()
+        if n_values * per_value > budget:
+            raise DataError(f"Rows {start}–{stop} of {self.key} in {Path(self.path).name!r} claim {n_values:,} stored "
+                            f"values ({human_bytes(n_values * per_value)}), above {why} (damaged file?).")
 
     def read(self, rows: np.ndarray) -> Any:
         """The view's ``rows`` (any order) as a float32 block, transforms applied.

@@ -4,14 +4,18 @@
 Every problem a person can fix is reported as :class:`~seqattn.data.DataError`
 with a message that names the offending columns / keys and says what to do;
 the app shows it, the CLI prints it and exits 2. Nothing here unpickles:
-h5ad goes through ``anndata.read_h5ad`` (HDF5, no pickle), parquet through
-pyarrow, text through pandas, .xlsx through openpyxl (XML, no macros run).
+h5ad goes through h5py/anndata element reads after a safety walk
+(:mod:`seqattn.data.h5ad_safety`), parquet through pyarrow, text through
+pandas, .xlsx through a bounded streaming reader on openpyxl's cell parser
+(:mod:`seqattn.data.xlsx`; XML, no macros run).
 
 Text tables are read as people save them: the separator (``,`` ``;`` tab
 ``|``) is sniffed, a decimal comma is detected when the separator is not a
 comma, and UTF-8 (with or without BOM), UTF-16 (with BOM) and latin-1 text
-are decoded. A file that still cannot be parsed gets a one-line message of
-our own naming the line, never the parser's internal wording.
+are decoded; one pass before pandas (:mod:`seqattn.data.text_checks`) bounds
+line length and header width and refuses files that mix UTF-8 and latin-1. A
+file that still cannot be parsed gets a one-line message of our own naming
+the line, never the parser's internal wording.
 
 Uploads arrive as file-like objects (Streamlit's ``UploadedFile``), so the
 format is taken from ``file_name`` / the object's ``.name`` and, failing that,
@@ -23,6 +27,7 @@ import csv
 import io
 import os
 import re
+import stat
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +39,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data.dataset import DataError, Dataset, encode_target, infer_task
+from seqattn.data.limits import human_bytes
+from seqattn.data import text_checks
+from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text
+from seqattn.data.xlsx import CFB_MAGIC, read_xlsx
 
 Source = Union[str, os.PathLike, IO[bytes], bytes]
 
@@ -59,7 +68,6 @@ ACCEPTED = "a CSV, TSV, Excel (.xlsx), parquet or h5ad file"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
-_ZIP_MAGIC = b"PK\x03\x04"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
@@ -70,11 +78,7 @@ def _listing(names: list[str], limit: int = 20) -> str:
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _human_bytes(n: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
+_human_bytes = human_bytes
 
 
 # ----------------------------------------------------------------- file access
@@ -99,7 +103,11 @@ def _open(source: Source, file_name: str | None) -> _Content:
             raise DataError(f"File not found: {str(path)!r}.")
         if path.is_dir():
             raise DataError(f"{str(path)!r} is a folder; give the path of a data file.")
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or device would block or never end
+            raise DataError(f"{str(path)!r} is not a regular file (a pipe, socket or device); give the path of a "
+                            "data file.")
+        size = status.st_size
         with open(path, "rb") as fh:
             head = fh.read(8192)
         return _Content(file_name or path.name, path, None, size, head)
@@ -138,6 +146,8 @@ def detect_format(name: str, head: bytes = b"") -> str:
     suffix = Path(name).suffix
     if suffix.lower() == ".xls":
         raise DataError(f"{name!r} is in the old Excel format (.xls); save it as .xlsx or CSV and upload that.")
+    if head.startswith(CFB_MAGIC):  # an encrypted workbook or an old .xls under another name
+        return "xlsx"
     if suffix:
         raise DataError(f"Unsupported file type {suffix!r} ({name}). Upload {ACCEPTED}.")
     if head and (head.startswith(_UTF16_BOMS) or not _looks_binary(head)):
@@ -235,7 +245,7 @@ def load_table(
     if fmt == "parquet":
         frame, header = _read_parquet(content)
     elif fmt == "xlsx":
-        frame, header = _read_xlsx(content, notes)
+        frame, header = read_xlsx(content, notes)
     else:
         frame, header = _read_text(_as_utf8(content), fmt, notes)
     dataset = dataset_from_frame(frame, target, task=task, name=label, header=header,
@@ -274,9 +284,11 @@ def list_columns(path_or_buffer: Source, *, file_name: str | None = None) -> dic
         return {"format": fmt, "columns": list(pq.schema_arrow.names), "layers": [],
                 "shape": (pq.metadata.num_rows, len(pq.schema_arrow.names))}
     if fmt == "xlsx":
-        frame, header = _read_xlsx(content, [], nrows=0)
+        frame, header = read_xlsx(content, [], nrows=0)
         return {"format": fmt, "columns": header, "layers": [], "shape": None}
-    header, _ = _text_header(_as_utf8(content), "\t" if fmt == "tsv" else None)
+    text = _as_utf8(content)
+    _refuse_binary_text(text, fmt)  # as load_table does: no target picker offering columns read from junk
+    header, _ = _text_header(text, "\t" if fmt == "tsv" else None)
     return {"format": fmt, "columns": header, "layers": [], "shape": None}
 
 
@@ -330,8 +342,8 @@ def _check_gunzipped_size(content: _Content) -> None:
 
 
 def _sniff_separator(header_line: str) -> str:
-    try:
-        return csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
+    try:  # the first 64 KiB decide (the sniffer's regexes take seconds on a 16 MiB header)
+        return csv.Sniffer().sniff(header_line[:1 << 16], delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
 
@@ -340,9 +352,11 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
     """The raw header names (before pandas renames duplicates) and the separator."""
     try:
         with _text_stream(content) as fh:
-            first = fh.readline(1 << 22)
+            first = fh.readline(text_checks.MAX_LINE_BYTES + 1)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
+    if len(first) > text_checks.MAX_LINE_BYTES:
+        raise no_line_break_error(content.name)
     if b"\x00" in first:
         raise DataError(f"{content.name!r} is not a text table (it contains binary data). "
                         "Upload a CSV, TSV, parquet or h5ad file.")
@@ -355,10 +369,12 @@ def _text_header(content: _Content, sep: str | None) -> tuple[list[str], str]:
         raise DataError(f"{content.name!r} has no header line: the first line is empty.")
     sep = sep or _sniff_separator(text)
     try:
-        return next(csv.reader([text], delimiter=sep)), sep
+        names = next(csv.reader([text], delimiter=sep))
     except csv.Error:  # e.g. a stray carriage return inside the header line
         raise DataError(f"Could not read the header line of {content.name!r}: it holds a stray line break or "
                         "quote (or is not text at all). Save the table as a plain CSV or TSV.") from None
+    check_header_width(len(names), content.name)
+    return names, sep
 
 
 def _check_first_row_width(content: _Content, header: list[str], sep: str) -> None:
@@ -370,8 +386,8 @@ def _check_first_row_width(content: _Content, header: list[str], sep: str) -> No
     """
     try:
         with _text_stream(content) as fh:
-            fh.readline(1 << 22)
-            line = fh.readline(1 << 22)
+            fh.readline(text_checks.MAX_LINE_BYTES + 1)
+            line = fh.readline(text_checks.MAX_LINE_BYTES + 1)
     except (OSError, EOFError, zlib.error):  # a damaged gzip: the full read reports it
         return
     text = line.decode("latin-1").rstrip("\r\n")
@@ -418,7 +434,7 @@ def _decimal_mark(content: _Content, sep: str) -> str:
         return "."
     try:
         with _text_stream(content) as fh:
-            fh.readline(1 << 22)
+            fh.readline(text_checks.MAX_LINE_BYTES + 1)
             sample = [fh.readline(1 << 20).decode("utf-8", "replace") for _ in range(50)]
     except (OSError, EOFError, zlib.error):
         return "."
@@ -448,20 +464,26 @@ def _parse_problem(exc: Exception) -> str:
     return "the rows are not consistently separated text (a binary or damaged file?)"
 
 
-def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def _refuse_binary_text(content: _Content, fmt: str) -> None:
+    """A CSV/TSV whose first bytes are binary (an image or archive renamed .csv) is refused before parsing."""
     if _looks_binary(content.head) and not content.head.startswith(_GZIP_MAGIC):
         raise DataError(f"{content.name!r} does not look like a {fmt.upper()} text table (it contains "
                         f"binary data). Upload {ACCEPTED}.")
+
+
+def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    _refuse_binary_text(content, fmt)
     header, sep = _text_header(content, "\t" if fmt == "tsv" else None)
+    try:
+        scan = scan_text(lambda: _text_stream(content), content.name)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
+    _check_implied_size(scan.n_lines - 1, len(header) - 1, content.name)
     _check_first_row_width(content, header, sep)
     decimal = _decimal_mark(content, sep)
     try:
-        try:
-            with _text_stream(content) as fh:
-                frame = pd.read_csv(fh, sep=sep, encoding="utf-8-sig", low_memory=False, decimal=decimal)
-        except UnicodeDecodeError:  # Excel on Windows still writes cp1252 / latin-1
-            with _text_stream(content) as fh:
-                frame = pd.read_csv(fh, sep=sep, encoding="latin-1", low_memory=False, decimal=decimal)
+        with _text_stream(content) as fh:  # latin-1: Excel on Windows still writes cp1252 / latin-1
+            frame = pd.read_csv(fh, sep=sep, encoding=scan.encoding, low_memory=False, decimal=decimal)
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{content.name!r} holds no data.") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
@@ -475,40 +497,12 @@ def _read_text(content: _Content, fmt: str, notes: list[str] | None = None) -> t
 _SEPARATOR_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
-def _read_xlsx(content: _Content, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """The first sheet of an .xlsx workbook (openpyxl); the first row is the header."""
-    import zipfile
-
-    if not content.head.startswith(_ZIP_MAGIC):
-        raise DataError(f"{content.name!r} is not an Excel .xlsx workbook (it is not a zip container); "
-                        "was it renamed? Save it from Excel as .xlsx or CSV.")
-    try:
-        with zipfile.ZipFile(content.handle()) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged or truncated?).") from exc
-    if unpacked > MAX_TABLE_FILE_BYTES:
-        raise DataError(f"{content.name!r} unpacks to {_human_bytes(unpacked)}; workbooks above "
-                        f"{_human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save the sheet as CSV.")
-    try:
-        import openpyxl  # noqa: F401  (pinned in requirements.txt)
-    except ImportError as exc:  # pragma: no cover - installed with the package
-        raise DataError("Reading .xlsx needs openpyxl (pip install openpyxl); or save the sheet as CSV.") from exc
-    try:
-        with content.handle() as fh, pd.ExcelFile(fh, engine="openpyxl") as book:
-            sheets = list(book.sheet_names)
-            if not sheets:
-                raise DataError(f"{content.name!r} has no worksheets.")
-            frame = book.parse(sheets[0], nrows=nrows)
-    except DataError:
-        raise
-    except Exception:  # openpyxl raises KeyError / InvalidFileException / zip errors on damaged files
-        raise DataError(f"Could not read {content.name!r} as an Excel workbook (damaged, or not .xlsx?).") from None
-    if len(sheets) > 1:
-        notes.append(f"Read the first sheet {sheets[0]!r} of {len(sheets)}; the others "
-                     f"({', '.join(map(repr, sheets[1:4]))}{' …' if len(sheets) > 4 else ''}) were ignored.")
-    header = [str(c) for c in frame.columns]
-    return frame, header
+def _check_implied_size(rows: int, features: int, name: str) -> None:
+    """Refuse before parsing when the line count × header width already exceeds the dense-value limit."""
+    if rows * features > MAX_DENSE_VALUES:
+        raise DataError(f"{name!r}: about {rows} rows × {features} features = {rows * features:,} values exceeds "
+                        f"the in-memory limit of {MAX_DENSE_VALUES:,} (counted before parsing). Use sparse .h5ad "
+                        "or prefilter the features.")
 
 
 def _pyarrow_file(content: _Content):

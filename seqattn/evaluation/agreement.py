@@ -1,4 +1,5 @@
-"""Do methods agree? Jaccard@k, Spearman of rankings, and recovery of planted features."""
+"""Do methods agree? Jaccard@k, Spearman of rankings (:func:`seqattn.stats.spearman`), and recovery of planted
+features."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -7,18 +8,8 @@ import numpy as np
 import pandas as pd
 
 from seqattn.data import Dataset
+from seqattn.stats import spearman
 from seqattn.trace import SelectionTrace, as_trace_dict, pick_columns, picks
-
-
-def spearman(a: Sequence[float], b: Sequence[float], min_n: int = 3) -> float:
-    """Spearman rank correlation over the entries finite in both; NaN when undefined (too few, or constant)."""
-    from scipy.stats import spearmanr
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < min_n or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok]).statistic)
 
 
 def full_ranking(trace: SelectionTrace) -> list[int]:

@@ -10,10 +10,10 @@ correlation and the true greedy gain of every candidate, given the same picks.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,13 @@ import scipy.sparse as sp
 
 from seqattn.data import Dataset
 from seqattn.evaluation.agreement import overlap_matrix, rank_correlation_matrix, recovery_table
-from seqattn.evaluation.retrain import accuracy_vs_k, summarize_accuracy
-from seqattn.scoring import DEFAULT_MAX_CANDIDATES, candidate_gains
+from seqattn.evaluation.retrain import (DEFAULT_TEST_FRACTION, EVALUATION_CONFIG, EVALUATION_EPOCHS, MLP_BATCH,
+                                        accuracy_vs_k, summarize_accuracy)
+from seqattn.models import TrainConfig
+from seqattn.scoring import DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_SAMPLES, candidate_gains
 from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
 from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
+from seqattn.safe_text import to_csv
 from seqattn.trace import SelectionTrace, picks
 
 if TYPE_CHECKING:
@@ -126,64 +129,140 @@ class Comparison:
                  "reused": bool(t.settings.get("reused"))} for m, t in self.traces.items()]
         return pd.DataFrame(rows, columns=["method", "label", "seconds", "reused"])
 
-    # ---------------------------------------------------------------- downloads
-    def to_json(self) -> str:
-        """Traces, accuracy rows and settings as one JSON document."""
-        payload = {
-            "dataset": self.dataset, "k": self.k, "ks": self.ks, "settings": self.settings,
-            "errors": self.errors,
+    # ---------------------------------------------------------------- downloads and storage
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the SHAP arrays (:meth:`shap_arrays`), JSON-ready; :meth:`from_dict` reads it back."""
+        shap_meta = None
+        if self.shap is not None:
+            shap_meta = {"feature_names": list(self.shap.feature_names),
+                         "output_names": [str(n) for n in self.shap.output_names],
+                         "explainer": self.shap.explainer, "fallback_reason": self.shap.fallback_reason,
+                         "settings": json.loads(json.dumps(self.shap.settings, default=str))}
+        return {
+            "dataset": self.dataset, "k": self.k, "ks": list(self.ks),
+            "settings": json.loads(json.dumps(self.settings, default=str)), "errors": dict(self.errors),
             "traces": {m: t.to_dict() for m, t in self.traces.items()},
             "accuracy": json.loads(self.accuracy.to_json(orient="records")),
+            "accuracy_columns": [str(c) for c in self.accuracy.columns],
+            "accuracy_attrs": json.loads(json.dumps(self.accuracy.attrs, default=str)),
+            "informative": self.informative, "xor_pairs": self.xor_pairs, "shap": shap_meta,
         }
-        return json.dumps(payload, allow_nan=False, default=str)
+
+    def shap_arrays(self) -> dict[str, np.ndarray]:
+        """The SHAP explanation's arrays (values, explained rows, their labels), for an ``.npz`` beside
+        :meth:`to_dict`."""
+        if self.shap is None:
+            return {}
+        arrays = {"shap_values": np.asarray(self.shap.values), "shap_data": np.asarray(self.shap.data)}
+        if self.shap.labels is not None:
+            arrays["shap_labels"] = np.asarray(self.shap.labels)
+        return arrays
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> "Comparison":
+        """The comparison :meth:`to_dict` (and :meth:`shap_arrays`) wrote."""
+        from seqattn.selectors.shap_rank import ShapExplanation
+
+        accuracy = pd.DataFrame(payload.get("accuracy", []), columns=payload.get("accuracy_columns"))
+        accuracy.attrs.update(payload.get("accuracy_attrs") or {})
+        shap_meta, arrays = payload.get("shap"), arrays or {}
+        shap = None
+        if shap_meta is not None and "shap_values" in arrays:
+            shap = ShapExplanation(values=arrays["shap_values"], data=arrays["shap_data"],
+                                   feature_names=list(shap_meta["feature_names"]),
+                                   output_names=list(shap_meta["output_names"]), explainer=shap_meta["explainer"],
+                                   fallback_reason=shap_meta["fallback_reason"], settings=shap_meta["settings"],
+                                   labels=arrays.get("shap_labels"))
+        return cls(dataset=str(payload["dataset"]), k=int(payload["k"]), ks=[int(k) for k in payload["ks"]],
+                   traces={m: SelectionTrace.from_dict(t) for m, t in payload["traces"].items()},
+                   accuracy=accuracy, shap=shap, errors=dict(payload.get("errors") or {}),
+                   settings=dict(payload.get("settings") or {}), informative=payload.get("informative"),
+                   xor_pairs=[list(p) for p in payload.get("xor_pairs") or []])
+
+    def to_json(self) -> str:
+        """Traces, accuracy rows and settings as one JSON document (:meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), allow_nan=False, default=str)
 
     def summary_csv(self) -> str:
-        buffer = io.StringIO()
-        self.summary().to_csv(buffer, index=False)
-        return buffer.getvalue()
+        return to_csv(self.summary())
+
+    def accuracy_csv(self) -> str:
+        """Every retraining row (method, k, seed, metric, value, features)."""
+        return to_csv(self.accuracy)
 
     def rankings_csv(self) -> str:
-        return self.rankings().to_csv()
+        return to_csv(self.rankings(), index=True)
+
+
+#: Step counts of SA's automatic budget, measured on the built-ins (digits, breast cancer, wine, diabetes,
+#: pbmc68k_reduced; k = 5 and 10): the warm-up's median is 270 optimizer steps (230–2,270), a phase's 30 (15–60).
+TYPICAL_WARMUP_STEPS = 270
+TYPICAL_PHASE_STEPS = 30
+#: Cost models of the methods that do not train an MLP, fitted to digits runs (seconds).
+OMP_SECONDS_PER_VALUE_PICK, OMP_SECONDS_PER_PICK = 1e-8, 0.1
+GREEDY_SECONDS_PER_REFIT_ROW = 1e-5
+MUTUAL_INFO_SECONDS_PER_VALUE = 2.5e-5
+SHAP_SECONDS_PER_EXPLAINED_VALUE = 6e-4
+RUN_OVERHEAD_SECONDS = 0.5  # set-up, read-out and trace of one selection run
 
 
 def estimate_seconds(dataset: Dataset, method: str, k: int, options: dict[str, Any] | None = None,
                      reused: bool = False) -> float:
-    """Rough seconds a method's selection takes on a 2-core machine (for the progress bar's ETA).
+    """Rough seconds a method's selection takes here (for the progress bar's ETA).
 
-    Simple cost models fitted to digits runs; :func:`compare_methods` rescales
-    them by how fast the finished stages actually ran, so only their ratios matter.
+    Methods that train an MLP (SA, SHAP's dense model) are counted in optimizer steps — from their
+    settings (epochs × batches per epoch) or, for SA's automatic budget, the typical step counts above —
+    times the seconds of one such step *measured on this machine* at the data's width and batch
+    (:func:`seqattn.models.measured_step_seconds`; an SA step costs about one plain MLP step, measured
+    0.9–1.6× on digits, breast cancer and pbmc68k_reduced). The others use cost models fitted to digits.
+    :func:`compare_methods` rescales all of them by how fast the finished stages actually ran.
     """
+    from seqattn.models import measured_step_seconds
+    from seqattn.scoring import VALIDATION_FRACTION
+    from seqattn.selectors.sa_trainer import SAConfig
+
     options = options or {}
     n, d = dataset.n_samples, dataset.n_features
     if reused:
         return 0.0
-    if method == "sa":
-        if options.get("epochs"):  # fixed budget: cost grows with epochs × rows
-            return 2e-6 * options["epochs"] * n * (d + 67) + 0.5
-        # automatic budget (epochs None or absent): a warm-up of a few hundred optimizer steps plus 10-60 steps
-        # a phase, whatever the number of rows (digits, k = 10: ~950 steps, 1.5 s measured)
-        return 6e-5 * (700 + 25 * k) * (d + 67) + 0.5
+    if method in ("sa", "shap"):
+        config = SAConfig.from_params(options) if method == "sa" else TrainConfig(
+            epochs=options.get("epochs") or TrainConfig.epochs, hidden=options.get("hidden", TrainConfig.hidden))
+        batch = max(1, min(config.batch_size, int(n * (1 - VALIDATION_FRACTION))))
+        per_epoch = max(1, int(n * (1 - VALIDATION_FRACTION)) // batch)
+        if config.epochs:
+            steps = config.epochs * per_epoch
+        else:  # SA's automatic budget: a warm-up, then k phases (the linear model's phases are longer)
+            steps = TYPICAL_WARMUP_STEPS + k * max(TYPICAL_PHASE_STEPS, config.min_steps_per_phase)
+        seconds = steps * measured_step_seconds(d, batch, hidden=config.hidden) + RUN_OVERHEAD_SECONDS
+        if method == "shap":
+            seconds += SHAP_SECONDS_PER_EXPLAINED_VALUE * options.get("n_explain", 100) * d
+        return seconds
     if method == "omp":
-        return 1e-8 * n * d * k + 0.1 * k
-    if method == "shap":
-        return 2e-6 * options.get("epochs", 40) * n * (d + 67) + 6e-4 * options.get("n_explain", 100) * d
+        return OMP_SECONDS_PER_VALUE_PICK * n * d * k + OMP_SECONDS_PER_PICK * k
     if method == "greedy":
         pool = min(d, options.get("max_candidates") or d)
         per_step = options.get("refits_per_step") or pool
         refits = sum(min(per_step, pool - t) for t in range(k))
-        return refits * 1e-5 * min(n, 3000) * (1 + k / 4)
+        return refits * GREEDY_SECONDS_PER_REFIT_ROW * min(n, DEFAULT_MAX_SAMPLES) * (1 + k / 4)
     if method == "mutual_info":
-        return 2.5e-5 * n * d
+        return MUTUAL_INFO_SECONDS_PER_VALUE * n * d
     return 0.3
 
 
-def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: str) -> float:
-    """Rough seconds to retrain ``n_fits`` evaluation models (MLPs train side by side)."""
+def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: str, n_inputs: int = 10) -> float:
+    """Rough seconds to retrain ``n_fits`` evaluation models of up to ``n_inputs`` inputs: MLPs train
+    MLP_BATCH side by side, each batch ``epochs`` × batches per epoch steps of a measured stacked step."""
+    from seqattn.models import measured_step_seconds
+
     if model != "mlp":
         return 0.03 * n_fits
-    steps = epochs * max(1, int(0.75 * n_rows) // 128)
-    batches = -(-n_fits // 48)
-    return batches * steps * 4e-3 * (1 + n_fits / batches / 8)
+    n_train = int((1 - DEFAULT_TEST_FRACTION) * n_rows)
+    batch = max(1, min(EVALUATION_CONFIG.batch_size, n_train))
+    steps = epochs * max(1, n_train // batch)
+    runs = -(-n_fits // MLP_BATCH)
+    members = -(-n_fits // runs)
+    return runs * steps * measured_step_seconds(max(1, n_inputs), batch, members, EVALUATION_CONFIG.hidden)
 
 
 def compare_methods(
@@ -194,7 +273,7 @@ def compare_methods(
     ks: Sequence[int] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     eval_model: str = "mlp",
-    eval_epochs: int = 40,
+    eval_epochs: int = EVALUATION_EPOCHS,
     random_state: int = 0,
     device: str = "auto",
     sa_trace: SelectionTrace | None = None,
@@ -222,132 +301,161 @@ def compare_methods(
     keep their picks so far) or between retraining batches: what is finished is
     kept and ``settings["stopped"]`` says why.
     """
-    unknown = [m for m in methods if m not in METHOD_LABELS]
-    if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(ALL_METHODS)}.")
-    if not methods:
-        raise ValueError("Choose at least one method to compare.")
-    ks = default_ks(k) if ks is None else sorted({int(x) for x in ks if 0 < int(x) <= k})
-    if not ks:
-        raise ValueError(f"ks must hold at least one value between 1 and k={k}.")
-    options = {m: dict(v) for m, v in (method_options or {}).items()}
-    if "greedy" in methods:
-        greedy = options.setdefault("greedy", {})
-        if dataset.n_groups > GREEDY_MAX_FEATURES:
-            greedy.setdefault("max_candidates", GREEDY_SHORTLIST)
-        if greedy.get("model", "logistic") == "logistic" and greedy.get("lookahead", 1) == 1:
-            greedy.setdefault("refits_per_step", GREEDY_REFITS_PER_STEP)
-
-    reuse_sa = sa_trace is not None and sa_trace.n_features == dataset.n_groups
-    n_rows = dataset.n_samples
-    plan = []  # (method, estimated selection seconds, estimated retraining seconds)
-    for method in methods:
-        select = estimate_seconds(dataset, method, k, options.get(method), reused=method == "sa" and reuse_sa)
-        plan.append((method, select, estimate_retraining_seconds(len(ks) * len(seeds), n_rows, eval_epochs,
-                                                                  eval_model)))
-    total_estimate = sum(a + b for _, a, b in plan) or 1.0
-    started = time.perf_counter()
-    progress = {"estimate_done": 0.0, "seconds_done": 0.0}  # finished stages: estimated vs actual seconds
-    stop_reason = ""
-    total_units = 1000
-
-    def report(message: str, stage_estimate: float = 0.0, stage_fraction: float = 0.0) -> bool:
-        """Progress with an ETA; True when the caller asked to stop or the time budget is spent."""
-        nonlocal stop_reason
-        elapsed = time.perf_counter() - started
-        done_estimate = progress["estimate_done"] + stage_estimate * min(max(stage_fraction, 0.0), 1.0)
-        speed = (progress["seconds_done"] / progress["estimate_done"]) if progress["estimate_done"] > 1.0 else 1.0
-        left = max(total_estimate - done_estimate, 0.0) * speed
-        text = f"{message} · {elapsed:.0f} s so far, about {_duration(left)} left"
-        units = progress["units"] = max(progress.get("units", 0), int(total_units * done_estimate / total_estimate))
-        if callback is not None and callback(min(units, total_units - 1), total_units, text):
-            stop_reason = stop_reason or "stopped"
-        if max_seconds is not None and elapsed > max_seconds:
-            stop_reason = stop_reason or "time limit"
-        return bool(stop_reason)
-
-    def finish_stage(estimate: float, stage_started: float) -> None:
-        progress["estimate_done"] += estimate
-        progress["seconds_done"] += time.perf_counter() - stage_started
-
-    traces: dict[str, SelectionTrace] = {}
-    errors: dict[str, str] = {}
-    frames: list[pd.DataFrame] = []
-    fit_cache: dict = {}
-    explanation = None
+    run = _ComparisonRun(dataset, list(methods), k, ks, list(seeds), eval_model, eval_epochs, random_state, device,
+                         method_options, test, max_seconds)
+    reuse_sa = sa_trace if sa_trace is not None and sa_trace.n_features == dataset.n_groups else None
+    plan = run.plan(reuse_sa is not None)
+    progress = _Progress(sum(a + b for _, a, b in plan) or 1.0, callback, max_seconds)
     for position, (method, select_estimate, retrain_estimate) in enumerate(plan):
-        label = METHOD_LABELS[method]
-        prefix = f"{label} ({position + 1}/{len(plan)})"
-        if report(f"{prefix}: selecting…"):
+        prefix = f"{METHOD_LABELS[method]} ({position + 1}/{len(plan)})"
+        if progress.report(f"{prefix}: selecting…"):
             break
-        stage_started = time.perf_counter()
+        with progress.stage(select_estimate):
+            run.select(method, reuse_sa if method == "sa" else None, progress.stage_callback(prefix + ": "))
+        if method not in run.traces or progress.stop_reason or progress.report(f"{prefix}: retraining on its top-k…"):
+            if progress.stop_reason:
+                break
+            continue
+        with progress.stage(retrain_estimate):
+            run.evaluate(method, progress.stage_callback(prefix + ": retraining, "))
+        if on_partial is not None and position + 1 < len(plan):
+            on_partial(run.assemble(progress.stop_reason, running=True))
+    progress.done()
+    return run.assemble(progress.stop_reason)
 
-        def inner(step: int, total: int, message: str, _prefix=prefix, _estimate=select_estimate) -> bool:
-            return report(f"{_prefix}: {message}", _estimate, step / max(total, 1))
 
+class _Progress:
+    """compare_methods' progress: stages weighted by estimated seconds, rescaled by how fast the finished
+    stages really ran (the ETA), and the stop decision (the callback's Stop or ``max_seconds``)."""
+
+    UNITS = 1000
+
+    def __init__(self, total_estimate: float, callback: Callback | None, max_seconds: float | None):
+        self.total_estimate, self.callback, self.max_seconds = total_estimate, callback, max_seconds
+        self.started = time.perf_counter()
+        self.estimate_done = self.seconds_done = 0.0  # finished stages: estimated vs actual seconds
+        self.units = 0
+        self.stop_reason = ""
+        self._stage_estimate = 0.0
+
+    def report(self, message: str, stage_fraction: float = 0.0) -> bool:
+        """Progress with an ETA; True when the caller asked to stop or the time budget is spent."""
+        elapsed = time.perf_counter() - self.started
+        done = self.estimate_done + self._stage_estimate * min(max(stage_fraction, 0.0), 1.0)
+        speed = (self.seconds_done / self.estimate_done) if self.estimate_done > 1.0 else 1.0
+        left = max(self.total_estimate - done, 0.0) * speed
+        text = f"{message} · {elapsed:.0f} s so far, about {_duration(left)} left"
+        self.units = max(self.units, int(self.UNITS * done / self.total_estimate))
+        if self.callback is not None and self.callback(min(self.units, self.UNITS - 1), self.UNITS, text):
+            self.stop_reason = self.stop_reason or "stopped"
+        if self.max_seconds is not None and elapsed > self.max_seconds:
+            self.stop_reason = self.stop_reason or "time limit"
+        return bool(self.stop_reason)
+
+    @contextmanager
+    def stage(self, estimate: float) -> Iterator[None]:
+        """A stage (one method's selection or retraining) estimated at ``estimate`` seconds."""
+        started, self._stage_estimate = time.perf_counter(), estimate
         try:
-            if method == "sa" and reuse_sa:
-                trace = SelectionTrace.from_dict(sa_trace.to_dict())
+            yield
+        finally:
+            self.estimate_done += estimate
+            self.seconds_done += time.perf_counter() - started
+            self._stage_estimate = 0.0
+
+    def stage_callback(self, prefix: str) -> Callback:
+        """The ``callback(step, total, message)`` handed to the running stage."""
+        return lambda step, total, message: self.report(f"{prefix}{message}", step / max(total, 1))
+
+    def done(self) -> None:
+        if self.callback is not None:
+            self.callback(self.UNITS, self.UNITS, f"done in {time.perf_counter() - self.started:.0f} s")
+
+
+class _ComparisonRun:
+    """One compare_methods call: its checked settings, what has finished, and the Comparison of it."""
+
+    def __init__(self, dataset: Dataset, methods: list[str], k: int, ks: Sequence[int] | None, seeds: list[int],
+                 eval_model: str, eval_epochs: int, random_state: int, device: str,
+                 method_options: dict[str, dict[str, Any]] | None, test: Dataset | None, max_seconds: float | None):
+        unknown = [m for m in methods if m not in METHOD_LABELS]
+        if unknown:
+            raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(ALL_METHODS)}.")
+        if not methods:
+            raise ValueError("Choose at least one method to compare.")
+        self.ks = default_ks(k) if ks is None else sorted({int(x) for x in ks if 0 < int(x) <= k})
+        if not self.ks:
+            raise ValueError(f"ks must hold at least one value between 1 and k={k}.")
+        self.dataset, self.methods, self.k, self.seeds, self.test = dataset, methods, k, seeds, test
+        self.eval_model, self.eval_epochs, self.max_seconds = eval_model, eval_epochs, max_seconds
+        self.random_state, self.device = random_state, device
+        self.options = {m: dict(v) for m, v in (method_options or {}).items()}
+        if "greedy" in methods:
+            greedy = self.options.setdefault("greedy", {})
+            if dataset.n_groups > GREEDY_MAX_FEATURES:
+                greedy.setdefault("max_candidates", GREEDY_SHORTLIST)
+            if greedy.get("model", "logistic") == "logistic" and greedy.get("lookahead", 1) == 1:
+                greedy.setdefault("refits_per_step", GREEDY_REFITS_PER_STEP)
+        self.traces: dict[str, SelectionTrace] = {}
+        self.errors: dict[str, str] = {}
+        self.frames: list[pd.DataFrame] = []
+        self.fit_cache: dict = {}  # identical feature subsets are retrained once across methods
+        self.explanation: ShapExplanation | None = None
+
+    def plan(self, reuse_sa: bool) -> list[tuple[str, float, float]]:
+        """(method, estimated selection seconds, estimated retraining seconds) in running order."""
+        retrain = estimate_retraining_seconds(len(self.ks) * len(self.seeds), self.dataset.n_samples,
+                                              self.eval_epochs, self.eval_model, max(self.ks))
+        return [(m, estimate_seconds(self.dataset, m, self.k, self.options.get(m), reused=m == "sa" and reuse_sa),
+                 retrain) for m in self.methods]
+
+    def select(self, method: str, reuse: SelectionTrace | None, callback: Callback) -> None:
+        """Run (or reuse) one method; a ValueError (bad settings for this data) is kept in ``errors``."""
+        kwargs = {"random_state": self.random_state, "device": self.device}
+        try:
+            if reuse is not None:
+                trace = SelectionTrace.from_dict(reuse.to_dict())
                 trace.settings["reused"] = True
             elif method == "shap":
                 from seqattn.selectors.shap_rank import shap_explain
 
-                shap_opts = options.get("shap", {})
-                explanation = shap_explain(dataset, device=device, random_state=random_state, callback=inner,
-                                           **shap_opts)
-                trace = run_selector(dataset, "shap", k, random_state=random_state, device=device,
-                                     explanation=explanation)
+                self.explanation = shap_explain(self.dataset, callback=callback, **kwargs,
+                                                **self.options.get("shap", {}))
+                trace = run_selector(self.dataset, "shap", self.k, explanation=self.explanation, **kwargs)
             else:
-                trace = run_selector(dataset, method, k, random_state=random_state, device=device, callback=inner,
-                                     **options.get(method, {}))
-            traces[method] = trace
+                trace = run_selector(self.dataset, method, self.k, callback=callback, **kwargs,
+                                     **self.options.get(method, {}))
+            self.traces[method] = trace
         except ValueError as exc:
-            errors[method] = str(exc)
-        finish_stage(select_estimate, stage_started)
-        if method not in traces or stop_reason or report(f"{prefix}: retraining on its top-k…"):
-            if stop_reason:
-                break
-            continue
-        stage_started = time.perf_counter()
+            self.errors[method] = str(exc)
 
-        def eval_progress(step: int, total: int, message: str, _prefix=prefix, _estimate=retrain_estimate) -> bool:
-            return report(f"{_prefix}: retraining, {message}", _estimate, step / max(total, 1))
+    def evaluate(self, method: str, callback: Callback) -> None:
+        """Retrain fresh models on the method's first k picks for every k (accuracy_vs_k)."""
+        self.frames.append(accuracy_vs_k(self.dataset, {method: self.traces[method]}, self.ks, seeds=self.seeds,
+                                         model=self.eval_model, epochs=self.eval_epochs, test=self.test,
+                                         device=self.device, callback=callback, cache=self.fit_cache))
 
-        frames.append(accuracy_vs_k(dataset, {method: traces[method]}, ks, seeds=seeds, model=eval_model,
-                                    epochs=eval_epochs, test=test, device=device, callback=eval_progress,
-                                    cache=fit_cache))
-        finish_stage(retrain_estimate, stage_started)
-        if on_partial is not None and position + 1 < len(plan):
-            on_partial(_assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model,
-                                 eval_epochs, random_state, device, options, stop_reason, max_seconds,
-                                 running=True))
-    if callback is not None:
-        callback(total_units, total_units, f"done in {time.perf_counter() - started:.0f} s")
-    return _assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model, eval_epochs,
-                     random_state, device, options, stop_reason, max_seconds)
+    def assemble(self, stop_reason: str, running: bool = False) -> Comparison:
+        """The :class:`Comparison` of what has finished so far."""
+        columns = ["method", "k", "seed", "metric", "value", "features"]
+        accuracy = pd.concat(self.frames, ignore_index=True) if self.frames else pd.DataFrame(columns=columns)
+        split = self.frames[0].attrs.get("split", "") if self.frames else ""
+        accuracy.attrs.update(split=split, model=self.eval_model, epochs=self.eval_epochs)
+        settings = {"methods": list(self.methods), "seeds": list(self.seeds), "eval_model": self.eval_model,
+                    "eval_epochs": self.eval_epochs, "random_state": self.random_state, "device": self.device,
+                    "method_options": self.options, "split": split, "stopped": stop_reason or None,
+                    "max_seconds": self.max_seconds, "running": running}
+        dataset = self.dataset
+        return Comparison(
+            dataset=dataset.name, k=self.k, ks=self.ks, traces=dict(self.traces), accuracy=accuracy,
+            shap=self.explanation, errors=dict(self.errors), settings=settings,
+            informative=None if dataset.informative is None else [int(i) for i in dataset.informative],
+            xor_pairs=[list(map(int, p)) for p in dataset.extra.get("xor_pairs", [])],
+        )
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-
-
-def _assemble(dataset, k, ks, traces, frames, explanation, errors, methods, seeds, eval_model, eval_epochs,
-              random_state, device, options, stop_reason, max_seconds, running: bool = False) -> Comparison:
-    """The :class:`Comparison` of what has finished so far."""
-    columns = ["method", "k", "seed", "metric", "value", "features"]
-    accuracy = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    split = frames[0].attrs.get("split", "") if frames else ""
-    accuracy.attrs.update(split=split, model=eval_model, epochs=eval_epochs)
-    settings = {"methods": list(methods), "seeds": list(seeds), "eval_model": eval_model,
-                "eval_epochs": eval_epochs, "random_state": random_state, "device": device,
-                "method_options": options, "split": split, "stopped": stop_reason or None,
-                "max_seconds": max_seconds, "running": running}
-    return Comparison(
-        dataset=dataset.name, k=k, ks=ks, traces=dict(traces), accuracy=accuracy, shap=explanation,
-        errors=dict(errors), settings=settings,
-        informative=None if dataset.informative is None else [int(i) for i in dataset.informative],
-        xor_pairs=[list(map(int, p)) for p in dataset.extra.get("xor_pairs", [])],
-    )
 
 
 # --------------------------------------------------------------------------- one step, three views

@@ -10,6 +10,10 @@ over the remaining features and is phrased as a ratio to the uniform share
 
 Picks that did not clearly stand out (:attr:`~seqattn.trace.SelectionStep.near_tie`)
 get a warning sentence from :func:`near_tie_warnings`.
+
+Sentences are plain text (the CLI prints them) and carry feature names, which are
+user text: shown through markdown they must go through
+:func:`seqattn.safe_text.escape_markdown`, as the app's pages do.
 """
 from __future__ import annotations
 

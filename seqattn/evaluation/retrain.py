@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,17 +20,17 @@ from seqattn.scoring import metric_name, mse_r2
 from seqattn.trace import SelectionTrace, as_trace_dict, pick_columns, picks
 
 Callback = Callable[[int, int, str], Any]
+DEFAULT_TEST_FRACTION = 0.25  # the test share of holdout() and of accuracy_vs_k's per-seed splits
 
 
 def subset_dataset(dataset: Dataset, rows: np.ndarray, suffix: str = "") -> Dataset:
     """The same data set restricted to ``rows`` (ground truth and names kept)."""
-    from dataclasses import replace
-
     return replace(dataset, X=dataset.X[rows], y=dataset.y[rows], name=dataset.name + suffix,
                    extra=dict(dataset.extra))
 
 
-def holdout(dataset: Dataset, test_fraction: float = 0.25, random_state: int = 0) -> tuple[Dataset, Dataset]:
+def holdout(dataset: Dataset, test_fraction: float = DEFAULT_TEST_FRACTION,
+            random_state: int = 0) -> tuple[Dataset, Dataset]:
     """(selection part, test part): select features on the first, score on the second only.
 
     Selecting on all rows and testing on a subset of them lets univariate
@@ -44,7 +45,13 @@ def holdout(dataset: Dataset, test_fraction: float = 0.25, random_state: int = 0
 
 # --------------------------------------------------------------------------- retrain on top-k
 EVAL_MODELS = ("mlp", "logistic")
-MLP_BATCH = 48  # evaluation MLPs trained side by side in one batched run
+#: Epochs of the evaluation MLP (library, Compare page, CLI): measured on digits, breast cancer and wine
+#: (benchmarks/README.md, "Evaluation epochs"), 40 epochs score every method 0–2 points higher than 30
+#: (wine k = 10: 3) at 1.4× the retraining time, and the methods keep their order; 30 keeps the page quick.
+EVALUATION_EPOCHS = 30
+#: The evaluation MLP: TrainConfig's network, batch and learning rate, EVALUATION_EPOCHS epochs.
+EVALUATION_CONFIG = TrainConfig(epochs=EVALUATION_EPOCHS)
+MLP_BATCH = 48  # evaluation MLPs trained side by side in one batched run (seqattn.models.train_mlps)
 
 
 def _score(task: str, y: np.ndarray, pred: np.ndarray) -> float:
@@ -63,50 +70,36 @@ def fit_and_score(
     n_classes: int = 0,
     model: str = "mlp",
     seed: int = 0,
-    epochs: int = TrainConfig.epochs,
-    batch_size: int = TrainConfig.batch_size,
-    learning_rate: float = TrainConfig.learning_rate,
-    hidden: int = TrainConfig.hidden,
+    config: TrainConfig = EVALUATION_CONFIG,
     device: str = "auto",
 ) -> float:
     """Train a fresh model on the given columns; test accuracy or R².
 
     ``model="mlp"`` is the SA paper's network (``seqattn.models.MLP``) trained
-    with Adam; ``"logistic"`` is logistic regression / ridge (fast).
+    with Adam as ``config`` says; ``"logistic"`` is logistic regression / ridge (fast).
     """
     if model not in EVAL_MODELS:
         raise ValueError(f"model must be one of {EVAL_MODELS}, got {model!r}.")
+    if model == "mlp":
+        return fit_and_score_many([(X_train, y_train, X_test, y_test, seed)], task, n_classes=n_classes,
+                                  config=config, device=device)[0]
     X_train, X_test = standardise(np.asarray(X_train, dtype=np.float64), np.asarray(X_test, dtype=np.float64))
-    if X_train.shape[1] == 0:  # no features: majority class / training mean
-        if task == "classification":
-            majority = np.bincount(y_train).argmax()
-            return _score(task, y_test, np.full(len(y_test), majority))
-        return _score(task, y_test, np.full(len(y_test), y_train.mean()))
-    if model == "logistic":
-        from sklearn.linear_model import LogisticRegression, Ridge
+    if X_train.shape[1] == 0:
+        return _no_feature_score(task, y_train, y_test)
+    from sklearn.linear_model import LogisticRegression, Ridge
 
-        if task == "classification":
-            est = LogisticRegression(max_iter=500, random_state=seed).fit(X_train, y_train)
-        else:
-            est = Ridge(alpha=1.0).fit(X_train, y_train)
-        return _score(task, y_test, est.predict(X_test))
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, hidden=hidden)
-    return _fit_mlp(X_train, y_train, X_test, y_test, task, n_classes, seed, config, device)
+    if task == "classification":
+        est = LogisticRegression(max_iter=500, random_state=seed).fit(X_train, y_train)
+    else:
+        est = Ridge(alpha=1.0).fit(X_train, y_train)
+    return _score(task, y_test, est.predict(X_test))
 
 
-def _fit_mlp(X_train, y_train, X_test, y_test, task, n_classes, seed, config: TrainConfig, device) -> float:
-    import torch
-
-    from seqattn.models import train_mlp
-
-    n_out = max(n_classes, int(y_train.max()) + 1) if task == "classification" else 1
-    net = train_mlp(X_train, y_train, task, n_out, seed=seed, config=config, device=device)
-    dev = next(net.parameters()).device
-    with torch.no_grad():
-        out = net(torch.tensor(X_test, dtype=torch.float32, device=dev)).cpu().numpy()
-    mu, sd = net.target_scale
-    pred = out.argmax(axis=1) if task == "classification" else out[:, 0] * sd + mu
-    return _score(task, y_test, pred)
+def _no_feature_score(task: str, y_train: np.ndarray, y_test: np.ndarray) -> float:
+    """No features: the majority class, or the training mean."""
+    if task == "classification":
+        return _score(task, y_test, np.full(len(y_test), np.bincount(y_train).argmax()))
+    return _score(task, y_test, np.full(len(y_test), y_train.mean()))
 
 
 def fit_and_score_many(
@@ -114,126 +107,44 @@ def fit_and_score_many(
     task: str,
     *,
     n_classes: int = 0,
-    epochs: int = TrainConfig.epochs,
-    batch_size: int = TrainConfig.batch_size,
-    learning_rate: float = TrainConfig.learning_rate,
-    hidden: int = TrainConfig.hidden,
+    config: TrainConfig = EVALUATION_CONFIG,
     device: str = "auto",
 ) -> list[float]:
     """:func:`fit_and_score` with ``model="mlp"`` for many ``(X_train, y_train, X_test, y_test, seed)`` at once.
 
-    The networks train side by side as one batched computation (``bmm``), each
-    exactly as :func:`seqattn.models.train_mlp` would train it alone: its own initialisation
-    from its seed, its own mini-batch order, BatchNorm statistics, Adam state
-    and learning-rate schedule (Adam and the schedule act element-wise, and
-    the summed loss gives each network its own gradient). Inputs narrower than
-    the widest are zero-padded and masked after the BatchNorm, so padding gets
-    no gradient and changes nothing. On a small MLP one batched step costs
-    about what one network's step costs, which is where the time goes; the
-    results match one-at-a-time training up to float rounding
-    (``tests/test_evaluate.py``). All problems must have as many training rows.
+    Columns are standardised per problem; the MLPs train side by side in one batched run
+    (:func:`seqattn.models.train_mlps`), each with its own initialisation, batch order, BatchNorm
+    statistics and Adam state from its seed, so one problem scores the same alone or among others
+    (``tests/unit/test_evaluate.py``). All problems must have as many training rows.
     """
     import torch
 
-    from seqattn.device import resolve_device, torch_threads
-    from seqattn.models import MLP
+    from seqattn.device import resolve_device
+    from seqattn.models import train_mlps
 
     if not problems:
         return []
-    n_train = {len(p[1]) for p in problems}
-    if len(n_train) != 1:
-        raise ValueError(f"fit_and_score_many needs equally many training rows in every problem, got {n_train}.")
-    dev = resolve_device(device)
-    M, n = len(problems), n_train.pop()
-    widths = [p[0].shape[1] for p in problems]
-    K = max(widths)
-    regression = task == "regression"
-    n_out = 1 if regression else max([n_classes] + [int(p[1].max()) + 1 for p in problems])
-    X = np.zeros((M, n, K), dtype=np.float32)
-    X_test = [np.zeros((len(p[3]), K), dtype=np.float32) for p in problems]
-    mask = np.zeros((M, 1, K), dtype=np.float32)
-    targets, scales = [], []
-    for m, (Xtr, ytr, Xte, _yte, _seed) in enumerate(problems):
+    scores: list[float | None] = [None] * len(problems)
+    trained = []  # (position, standardised train, standardised test, y_test, seed) of problems with features
+    for m, (Xtr, ytr, Xte, yte, seed) in enumerate(problems):
         Xtr, Xte = standardise(np.asarray(Xtr, dtype=np.float64), np.asarray(Xte, dtype=np.float64))
-        X[m, :, : widths[m]], X_test[m][:, : widths[m]] = Xtr, Xte
-        mask[m, 0, : widths[m]] = 1.0
-        if regression:
-            mu, sd = float(ytr.mean()), float(ytr.std()) or 1.0
-            targets.append((ytr - mu) / sd)
-            scales.append((mu, sd))
+        if Xtr.shape[1] == 0:
+            scores[m] = _no_feature_score(task, ytr, yte)
         else:
-            targets.append(ytr)
-    with torch_threads(1, dev), torch.random.fork_rng(devices=[]):
-        params = {name: torch.zeros(shape, device=dev) for name, shape in (
-            ("gamma", (M, 1, K)), ("beta", (M, 1, K)), ("w1", (M, K, hidden)), ("b1", (M, 1, hidden)),
-            ("w2", (M, hidden, n_out)), ("b2", (M, 1, n_out)))}
-        generators = []
-        for m, (*_, seed) in enumerate(problems):  # the same draws, in the same order, as train_mlp
-            torch.manual_seed(seed)
-            net = MLP(widths[m], n_out, hidden)
-            params["gamma"][m, 0, : widths[m]] = net.norm.weight.detach()
-            params["beta"][m, 0, : widths[m]] = net.norm.bias.detach()
-            params["w1"][m, : widths[m]] = net.hidden.weight.detach().T
-            params["b1"][m, 0] = net.hidden.bias.detach()
-            params["w2"][m] = net.out.weight.detach().T
-            params["b2"][m, 0] = net.out.bias.detach()
-            generators.append(torch.Generator().manual_seed(seed))
-        for value in params.values():
-            value.requires_grad_(True)
-        xt = torch.tensor(X, device=dev)
-        mask_t = torch.tensor(mask, device=dev)
-        target = torch.tensor(np.stack(targets), dtype=torch.float32 if regression else torch.long, device=dev)
-        running_mean = torch.zeros((M, 1, K), device=dev)
-        running_var = torch.ones((M, 1, K), device=dev)
-        batch = int(min(batch_size, n))
-        per_epoch = max(1, n // batch)
-        opt = torch.optim.Adam(list(params.values()), lr=learning_rate)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.1 ** (1.0 / max(1, epochs * per_epoch)))
-        models = torch.arange(M, device=dev)[:, None]
-        eps, momentum = 1e-5, 0.1  # BatchNorm1d's defaults
-        for _ in range(epochs):
-            orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(dev)
-            for b in range(per_epoch):
-                rows = orders[:, b * batch:(b + 1) * batch]
-                x = xt[models, rows]
-                mean = x.mean(dim=1, keepdim=True)
-                var = x.var(dim=1, unbiased=False, keepdim=True)
-                with torch.no_grad():
-                    running_mean.mul_(1 - momentum).add_(momentum * mean)
-                    running_var.mul_(1 - momentum).add_(momentum * var * (batch / max(batch - 1, 1)))
-                out = _batched_mlp(x, mean, var, params, mask_t, eps)
-                picked = target[models, rows]
-                if regression:
-                    loss = ((out[..., 0] - picked) ** 2).mean(dim=1).sum()
-                else:
-                    loss = torch.nn.functional.cross_entropy(out.reshape(-1, n_out), picked.reshape(-1),
-                                                             reduction="none").view(M, -1).mean(dim=1).sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-        scores = []
-        with torch.no_grad():
-            for m, (_, _, _, yte, _) in enumerate(problems):
-                one = {name: value[m:m + 1] for name, value in params.items()}
-                xm = torch.tensor(X_test[m], device=dev)[None]
-                out = _batched_mlp(xm, running_mean[m:m + 1], running_var[m:m + 1], one, mask_t[m:m + 1],
-                                   eps)[0].cpu().numpy()
-                if regression:
-                    mu, sd = scales[m]
-                    scores.append(_score(task, yte, out[:, 0] * sd + mu))
-                else:
-                    scores.append(_score(task, yte, out.argmax(axis=1)))
-    return scores
-
-
-def _batched_mlp(x, mean, var, params: dict, mask, eps: float):
-    """BN (given statistics) → Linear → ReLU → Linear for a stack of MLPs; x: (models, rows, inputs)."""
-    import torch
-
-    normed = ((x - mean) / torch.sqrt(var + eps) * params["gamma"] + params["beta"]) * mask
-    hidden = torch.relu(torch.baddbmm(params["b1"], normed, params["w1"]))
-    return torch.baddbmm(params["b2"], hidden, params["w2"])
+            trained.append((m, Xtr, ytr, Xte, yte, seed))
+    if trained:
+        dev = resolve_device(device)
+        n_out = 1 if task == "regression" else max([n_classes] + [int(p[1].max()) + 1 for p in problems])
+        stack = train_mlps([(Xtr, ytr, seed) for _, Xtr, ytr, _, _, seed in trained], task, n_out, config=config,
+                           device=dev)
+        for member, (m, _, _, Xte, yte, _) in enumerate(trained):
+            out = stack.predict(member, torch.tensor(Xte, dtype=torch.float32, device=dev))
+            if task == "regression":
+                mu, sd = stack.target_scales[member]
+                scores[m] = _score(task, yte, out[:, 0] * sd + mu)
+            else:
+                scores[m] = _score(task, yte, out.argmax(axis=1))
+    return [float(v) for v in scores]
 
 
 def accuracy_vs_k(
@@ -243,9 +154,9 @@ def accuracy_vs_k(
     *,
     seeds: Sequence[int] = (0, 1, 2),
     model: str = "mlp",
-    epochs: int = TrainConfig.epochs,
+    epochs: int = EVALUATION_EPOCHS,
     test: Dataset | None = None,
-    test_fraction: float = 0.25,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
     device: str = "auto",
     callback: Callback | None = None,
     cache: dict | None = None,
@@ -268,53 +179,13 @@ def accuracy_vs_k(
     """
     labelled = as_trace_dict(traces)
     ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 0:
-        raise ValueError("ks must be a non-empty list of non-negative integers.")
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed.")
-    for label, trace in labelled.items():
-        if trace.n_columns != dataset.n_features:
-            raise ValueError(f"Trace {label!r} has {trace.n_columns} features but the data set has "
-                             f"{dataset.n_features}; was it computed on another data set?")
-    if test is not None and test.n_features != dataset.n_features:
-        raise ValueError("The test data set must have the same columns as the training data set.")
+    _check_accuracy_request(dataset, labelled, ks, seeds, test)
     jobs = [(label, k, seed) for seed in seeds for label, tr in labelled.items() for k in ks if k <= tr.k]
-    needed = sorted({c for label, k, _ in jobs for c in pick_columns(labelled[label], k)})
-    X_all = dense_columns(dataset.X, needed, np.float64) if needed else np.empty((dataset.n_samples, 0))
-    X_test_all = dense_columns(test.X, needed, np.float64) if (test is not None and needed) else None
-    pos = {c: j for j, c in enumerate(needed)}
     cache = {} if cache is None else cache
-    strat = dataset.y if dataset.task == "classification" else None
-    pending: dict[tuple[frozenset[int], int], tuple] = {}  # distinct fits still to run, in job order
-    for label, k, seed in jobs:
-        features = pick_columns(labelled[label], k)  # a picked feature group brings all its columns
-        key = (frozenset(features), seed)
-        if key in cache or key in pending:
-            continue
-        cols = [pos[c] for c in features]
-        if test is None:
-            tr, _, te = split_indices(dataset.n_samples, strat, 0.0, test_fraction, random_state=seed)
-            pending[key] = (X_all[tr][:, cols], dataset.y[tr], X_all[te][:, cols], dataset.y[te], seed)
-        else:
-            pending[key] = (X_all[:, cols], dataset.y, X_test_all[:, cols], test.y, seed)
-    stopped = False
+    pending = _pending_fits(dataset, labelled, jobs, cache, test, test_fraction)
     start = time.perf_counter()
-    keys = list(pending)
-    chunk = MLP_BATCH if model == "mlp" else 1
-    with single_threaded():
-        for first in range(0, len(keys), chunk):
-            part = keys[first:first + chunk]
-            if model == "mlp":  # side by side in one batched training: same numbers, a fraction of the time
-                values = fit_and_score_many([pending[key] for key in part], dataset.task,
-                                            n_classes=dataset.n_classes, epochs=epochs, device=device)
-            else:
-                values = [fit_and_score(*pending[key][:4], dataset.task, n_classes=dataset.n_classes, model=model,
-                                        seed=pending[key][4], epochs=epochs, device=device) for key in part]
-            cache.update(zip(part, values))
-            done = first + len(part)
-            if callback is not None and callback(done, len(keys), f"{done}/{len(keys)} fits") and done < len(keys):
-                stopped = True
-                break
+    stopped = _run_fits(pending, cache, dataset, model, replace(EVALUATION_CONFIG, epochs=int(epochs)), device,
+                        callback)
     rows = []
     for label, k, seed in jobs:
         key = (frozenset(pick_columns(labelled[label], k)), seed)
@@ -326,6 +197,64 @@ def accuracy_vs_k(
     frame.attrs.update(model=model, epochs=epochs, seconds=time.perf_counter() - start, stopped=stopped,
                        split="separate test set" if test is not None else f"per-seed {test_fraction:.0%} test split")
     return frame
+
+
+def _check_accuracy_request(dataset: Dataset, labelled: Mapping[str, SelectionTrace], ks: list[int],
+                            seeds: Sequence[int], test: Dataset | None) -> None:
+    if not ks or ks[0] < 0:
+        raise ValueError("ks must be a non-empty list of non-negative integers.")
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed.")
+    for label, trace in labelled.items():
+        if trace.n_columns != dataset.n_features:
+            raise ValueError(f"Trace {label!r} has {trace.n_columns} features but the data set has "
+                             f"{dataset.n_features}; was it computed on another data set?")
+    if test is not None and test.n_features != dataset.n_features:
+        raise ValueError("The test data set must have the same columns as the training data set.")
+
+
+def _pending_fits(dataset: Dataset, labelled: Mapping[str, SelectionTrace], jobs: list[tuple[str, int, int]],
+                  cache: dict, test: Dataset | None, test_fraction: float) -> dict[tuple[frozenset[int], int], tuple]:
+    """The distinct fits still to run, in job order: (feature set, seed) -> fit_and_score_many's problem."""
+    needed = sorted({c for label, k, _ in jobs for c in pick_columns(labelled[label], k)})
+    X_all = dense_columns(dataset.X, needed, np.float64) if needed else np.empty((dataset.n_samples, 0))
+    X_test_all = dense_columns(test.X, needed, np.float64) if (test is not None and needed) else None
+    pos = {c: j for j, c in enumerate(needed)}
+    strat = dataset.y if dataset.task == "classification" else None
+    pending: dict[tuple[frozenset[int], int], tuple] = {}
+    for label, k, seed in jobs:
+        features = pick_columns(labelled[label], k)  # a picked feature group brings all its columns
+        key = (frozenset(features), seed)
+        if key in cache or key in pending:
+            continue
+        cols = [pos[c] for c in features]
+        if test is None:
+            tr, _, te = split_indices(dataset.n_samples, strat, 0.0, test_fraction, random_state=seed)
+            pending[key] = (X_all[tr][:, cols], dataset.y[tr], X_all[te][:, cols], dataset.y[te], seed)
+        else:
+            pending[key] = (X_all[:, cols], dataset.y, X_test_all[:, cols], test.y, seed)
+    return pending
+
+
+def _run_fits(pending: dict, cache: dict, dataset: Dataset, model: str, config: TrainConfig, device: str,
+              callback: Callback | None) -> bool:
+    """Score the pending fits into ``cache`` (MLPs MLP_BATCH at a time, side by side); True when stopped."""
+    keys = list(pending)
+    chunk = MLP_BATCH if model == "mlp" else 1
+    with single_threaded():
+        for first in range(0, len(keys), chunk):
+            part = keys[first:first + chunk]
+            if model == "mlp":  # side by side in one batched training: same numbers, a fraction of the time
+                values = fit_and_score_many([pending[key] for key in part], dataset.task,
+                                            n_classes=dataset.n_classes, config=config, device=device)
+            else:
+                values = [fit_and_score(*pending[key][:4], dataset.task, n_classes=dataset.n_classes, model=model,
+                                        seed=pending[key][4], device=device) for key in part]
+            cache.update(zip(part, values))
+            done = first + len(part)
+            if callback is not None and callback(done, len(keys), f"{done}/{len(keys)} fits") and done < len(keys):
+                return True
+    return False
 
 
 def summarize_accuracy(frame: pd.DataFrame) -> pd.DataFrame:

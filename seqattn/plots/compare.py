@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 
 from seqattn.evaluation.agreement import spearman
 from seqattn.evaluation.retrain import summarize_accuracy
+from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.selectors import METHOD_LABELS
 from seqattn.trace import SelectionTrace
 
@@ -41,6 +42,11 @@ def method_color(method: str, position: int = 0) -> str:
 
 def label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
+
+
+def _plot_label(method: str) -> str:
+    """The method's label for a plotly label or hover text (a caller's own label may hold markup)."""
+    return escape_plot_text(label(method))
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -68,13 +74,13 @@ def accuracy_vs_k_figure(accuracy: pd.DataFrame, title: str | None = None) -> go
         fig.add_trace(go.Scatter(
             x=np.concatenate([ks, ks[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
             mode="lines", fill="toself", fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
-            showlegend=False, legendgroup=method, name=f"{label(method)} ±1 std",
+            showlegend=False, legendgroup=method, name=f"{_plot_label(method)} ±1 std",
         ))
         fig.add_trace(go.Scatter(
-            x=ks, y=mean, mode="lines+markers", name=label(method), legendgroup=method,
+            x=ks, y=mean, mode="lines+markers", name=_plot_label(method), legendgroup=method,
             line={"color": color, "width": 2.5 if method == "sa" else 1.8}, marker={"size": 7},
             customdata=np.stack([std, part["n"].to_numpy()], axis=1),
-            hovertemplate=(f"<b>{label(method)}</b><br>k=%{{x}}<br>{metric} %{{y:.3f}} ± %{{customdata[0]:.3f}}"
+            hovertemplate=(f"<b>%{{fullData.name}}</b><br>k=%{{x}}<br>{metric} %{{y:.3f}} ± %{{customdata[0]:.3f}}"
                            "<br>%{customdata[1]} seeds<extra></extra>"),
         ))
     fig.update_layout(
@@ -89,7 +95,7 @@ def accuracy_vs_k_figure(accuracy: pd.DataFrame, title: str | None = None) -> go
 def matrix_heatmap(matrix: pd.DataFrame, title: str, zmin: float = 0.0, zmax: float = 1.0,
                    colorscale: str = "Blues") -> go.Figure:
     """A labelled method × method heatmap with the numbers written in the cells."""
-    names = [label(m) for m in matrix.index]
+    names = [_plot_label(m) for m in matrix.index]
     fig = go.Figure(go.Heatmap(
         z=matrix.to_numpy(dtype=float), x=names, y=names, zmin=zmin, zmax=zmax, colorscale=colorscale,
         texttemplate="%{z:.2f}", hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
@@ -108,7 +114,7 @@ def pixel_masks_figure(traces: Mapping[str, SelectionTrace], image_shape: tuple[
     methods = list(traces)
     ncols = min(columns, max(1, len(methods)))
     nrows = int(np.ceil(len(methods) / ncols)) if methods else 1
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[label(m) for m in methods],
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[_plot_label(m) for m in methods],
                         horizontal_spacing=0.03, vertical_spacing=0.08)
     base = np.zeros(image_shape) if background is None else np.asarray(background, dtype=float).reshape(image_shape)
     for position, method in enumerate(methods):
@@ -121,7 +127,7 @@ def pixel_masks_figure(traces: Mapping[str, SelectionTrace], image_shape: tuple[
             textfont={"color": "white", "size": 10},
             marker={"color": method_color(method, position), "size": 16, "symbol": "square",
                     "line": {"color": "white", "width": 1}},
-            hovertext=[traces[method].feature_names[i] for i in chosen],
+            hovertext=escape_plot_texts(traces[method].feature_names[i] for i in chosen),
             hovertemplate="pick %{text}: %{hovertext}<extra></extra>", showlegend=False,
         ), row=r, col=c)
         fig.update_xaxes(range=[-0.5, cols_n - 0.5], showticklabels=False, row=r, col=c)
@@ -152,7 +158,7 @@ def step_scores_figure(frame: pd.DataFrame, top: int = 20) -> go.Figure:
                                            ("sa_attention", "#7f9fc7"), ("omp_correlation", METHOD_COLORS["omp"])),
                                           start=1):
         fig.add_trace(go.Scatter(
-            x=ordered[column], y=ordered["name"], mode="markers", showlegend=False,
+            x=ordered[column], y=escape_plot_texts(ordered["name"]), mode="markers", showlegend=False,
             marker={"color": np.where(picked, METHOD_COLORS["sa"], color).tolist(),
                     "size": np.where(picked, 13, 9).tolist(), "symbol": "circle"},
             hovertemplate="%{y}: %{x:.4g}<extra></extra>",
@@ -172,8 +178,9 @@ def shap_bar_figure(explanation, top: int = 20) -> go.Figure:
     fig = go.Figure()
     for j, name in enumerate(explanation.output_names):
         fig.add_trace(go.Bar(
-            x=by_output[order, j], y=[explanation.feature_names[i] for i in order], orientation="h",
-            name=str(name), hovertemplate=f"{name}<br>%{{y}}: %{{x:.4g}}<extra></extra>",
+            x=by_output[order, j], y=escape_plot_texts(explanation.feature_names[i] for i in order),
+            orientation="h", name=escape_plot_text(name),
+            hovertemplate="%{fullData.name}<br>%{y}: %{x:.4g}<extra></extra>",
         ))
     fig.update_layout(barmode="stack", title=f"SHAP: mean |SHAP value| ({explanation.explainer} explainer)",
                       xaxis_title="mean |SHAP value| (model output units)",
@@ -205,7 +212,8 @@ def shap_beeswarm_figure(explanation, top: int = 15, random_state: int = 0) -> g
         xs.append(per_row[:, feature])
         ys.append(position + rng.uniform(-0.3, 0.3, len(raw)))
         colors.append(colour)
-        texts.extend(f"{explanation.feature_names[feature]} = {v:.3g}" for v in raw)
+        shown = escape_plot_text(explanation.feature_names[feature])
+        texts.extend(f"{shown} = {v:.3g}" for v in raw)
     fig = go.Figure(go.Scatter(
         x=np.concatenate(xs) if xs else [], y=np.concatenate(ys) if ys else [], mode="markers",
         marker={"color": np.concatenate(colors) if colors else [], "colorscale": "RdBu_r", "size": 5,
@@ -214,7 +222,7 @@ def shap_beeswarm_figure(explanation, top: int = 15, random_state: int = 0) -> g
         text=texts, hovertemplate="%{text}<br>SHAP %{x:.4g}<extra></extra>", showlegend=False,
     ))
     fig.update_yaxes(tickmode="array", tickvals=list(range(len(order))),
-                     ticktext=[explanation.feature_names[i] for i in order[::-1]])
+                     ticktext=escape_plot_texts(explanation.feature_names[i] for i in order[::-1]))
     fig.add_vline(x=0, line={"color": "#888", "width": 1})
     fig.update_layout(title=f"SHAP beeswarm ({explanation.values.shape[0]} held-out rows)",
                       xaxis_title=axis_title, height=max(320, 26 * len(order) + 120))
@@ -226,7 +234,7 @@ def timing_figure(timings: pd.DataFrame) -> go.Figure:
     frame = timings.sort_values("seconds")
     colors = [method_color(m, i) for i, m in enumerate(frame["method"])]
     text = [f"{s:.2f} s" + (" (reused)" if r else "") for s, r in zip(frame["seconds"], frame["reused"])]
-    fig = go.Figure(go.Bar(x=frame["seconds"], y=[label(m) for m in frame["method"]], orientation="h",
+    fig = go.Figure(go.Bar(x=frame["seconds"], y=[_plot_label(m) for m in frame["method"]], orientation="h",
                            marker={"color": colors}, text=text, textposition="auto",
                            hovertemplate="%{y}: %{x:.3f} s<extra></extra>"))
     positive = frame["seconds"][frame["seconds"] > 0]
@@ -241,7 +249,7 @@ def recovery_figure(table: pd.DataFrame) -> go.Figure:
     """Share of the planted features in each method's top-k."""
     fig = go.Figure()
     for position, (method, part) in enumerate(table.groupby("method", sort=False)):
-        fig.add_trace(go.Scatter(x=part["k"], y=part["recall"], mode="lines+markers", name=label(method),
+        fig.add_trace(go.Scatter(x=part["k"], y=part["recall"], mode="lines+markers", name=_plot_label(method),
                                  line={"color": method_color(method, position)}))
     fig.update_layout(title="Recovery of the planted informative features", xaxis_title="k",
                       yaxis_title="share of planted features found", yaxis_range=[-0.05, 1.05])

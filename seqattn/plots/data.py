@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import scipy.sparse as sp
 
 from seqattn.data import Dataset
+from seqattn.safe_text import escape_plot_texts
 
 
 def preview_frame(dataset: Dataset, n_rows: int = 8, max_columns: int = 12) -> pd.DataFrame:
@@ -44,8 +45,8 @@ def class_balance_figure(dataset: Dataset) -> go.Figure | None:
     """Bar chart of samples per class; a histogram of the target for regression."""
     if dataset.task == "classification":
         table = class_balance(dataset)
-        labels = table["class"].astype(str)
-        if labels.str.len().max() > 8 or len(labels) > 12:
+        labels = pd.Series(escape_plot_texts(table["class"]))  # class names may hold plotly markup
+        if table["class"].astype(str).str.len().max() > 8 or len(labels) > 12:
             # long names (cell types) as horizontal bars: rotated labels would squash the bars
             fig = go.Figure(go.Bar(y=labels, x=table["samples"], orientation="h",
                                    hovertemplate="%{y}: %{x} samples<extra></extra>"))

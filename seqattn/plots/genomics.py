@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from seqattn.safe_text import escape_plot_texts
 from seqattn.trace import SelectionTrace
 
 # Arrays go into figures as plain lists: panels are small (types × k), and plain JSON
@@ -63,8 +64,8 @@ def expression_heatmap(mean_table: pd.DataFrame, *, scale_per_gene: bool = False
     ``standard_scale="var"``); the hover always shows the unscaled mean.
     """
     z = _scaled_per_gene(mean_table) if scale_per_gene else mean_table
-    genes = [str(g) for g in mean_table.columns]
-    types = [str(t) for t in mean_table.index]
+    genes = escape_plot_texts(mean_table.columns)  # gene and cell-type names may hold plotly markup
+    types = escape_plot_texts(mean_table.index)
     fig = go.Figure(go.Heatmap(
         z=z.to_numpy(dtype=float).tolist(), x=genes, y=types, colorscale=COLORSCALE,
         customdata=mean_table.to_numpy(dtype=float).tolist(),
@@ -98,8 +99,8 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
     if np.nanmin(fraction, initial=0.0) < 0 or np.nanmax(fraction, initial=0.0) > 1:
         raise ValueError("fraction_table holds fractions; values must lie in [0, 1].")
     colour = (_scaled_per_gene(mean_table) if scale_per_gene else mean_table).to_numpy(dtype=float)
-    genes = [str(g) for g in mean_table.columns]
-    types = [str(t) for t in mean_table.index]
+    genes = escape_plot_texts(mean_table.columns)  # gene and cell-type names may hold plotly markup
+    types = escape_plot_texts(mean_table.index)
     gene_grid, type_grid = np.meshgrid(genes, types)  # row-major: one entry per (type, gene)
     fig = go.Figure(go.Scatter(
         x=gene_grid.ravel().tolist(), y=type_grid.ravel().tolist(), mode="markers",
@@ -130,8 +131,8 @@ def confusion_figure(confusion: pd.DataFrame) -> go.Figure:
     values = confusion.to_numpy(dtype=float)
     counts = confusion.attrs.get("counts")
     text = [[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in values]
-    true_types = [str(t) for t in confusion.index]
-    predicted = [str(t) for t in confusion.columns]
+    true_types = escape_plot_texts(confusion.index)
+    predicted = escape_plot_texts(confusion.columns)
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(values), values, None).tolist(), x=predicted, y=true_types, zmin=0, zmax=1,
         colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": "share of<br>true type"},
@@ -174,3 +175,36 @@ def panels_side_by_side(first: Sequence[str], second: Sequence[str], *, names: t
         rows.append({"rank": i + 1, names[0]: a, f"{names[0]} gene also in {names[1]}": bool(a) and a in in_second,
                      names[1]: b, f"{names[1]} gene also in {names[0]}": bool(b) and b in in_first})
     return pd.DataFrame(rows)
+
+
+def panel_metrics_frame(table: pd.DataFrame, panel_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """The whole-panel metrics of :func:`seqattn.evaluation.panels.panel_metrics` as one row per
+    metric (its label, whether higher is better) and one column per panel."""
+    from seqattn.evaluation.panels import PANEL_METRICS
+
+    summary = table[table["cell_type"] == ""]
+    wide = summary.pivot_table(index="metric", columns="panel", values="value", sort=False)
+    panels = list(panel_order) if panel_order is not None else list(dict.fromkeys(summary["panel"]))
+    wide = wide.reindex(index=[m for m in PANEL_METRICS if m in wide.index], columns=panels)
+    wide.insert(0, "better", ["higher" if PANEL_METRICS[m][1] else "lower" for m in wide.index])
+    wide.insert(0, "metric", [PANEL_METRICS[m][0] for m in wide.index])
+    wide.columns.name = None
+    return wide.reset_index(drop=True)
+
+
+def per_type_recall_figure(table: pd.DataFrame, metric: str = "recall_logreg",
+                           panel_order: Sequence[str] | None = None) -> go.Figure:
+    """Grouped bars: held-out recall of every cell type (x) for each panel (one bar colour each)."""
+    rows = table[table["metric"] == metric]
+    panels = list(panel_order) if panel_order is not None else list(dict.fromkeys(rows["panel"]))
+    types = list(dict.fromkeys(rows["cell_type"]))
+    fig = go.Figure()
+    for panel in panels:
+        values = rows[rows["panel"] == panel].set_index("cell_type")["value"].reindex(types)
+        fig.add_trace(go.Bar(name=str(panel), x=types, y=[None if not np.isfinite(v) else float(v) for v in values],
+                             hovertemplate="%{x}<br>" + str(panel) + ": recall %{y:.2f}<extra></extra>"))
+    fig.update_layout(barmode="group", height=420, margin={"t": 50, "b": 120, "l": 10, "r": 10},
+                      yaxis={"title": "held-out recall", "range": [0, 1.05]},
+                      xaxis={"title": "true cell type", "tickangle": -45, "type": "category"},
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+    return fig

@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from seqattn.evaluation.agreement import spearman
-from seqattn.trace import SelectionTrace
+from seqattn.safe_text import escape_plot_text, escape_plot_texts
+from seqattn.stats import spearman
+
+if TYPE_CHECKING:  # annotations only: the trace imports this module for trace.plot(), not the other way
+    from seqattn.trace import SelectionTrace
 
 PICK_COLOR = "#d62728"  # the feature picked at this step
 EARLIER_COLOR = "#ff7f0e"  # features picked at earlier steps
@@ -46,12 +50,13 @@ PLOT_HEIGHT_PX = 280  # height of the chart panels; the rows below grow with the
 
 
 def short_labels(names: Sequence[str], limit: int = MAX_LABEL_CHARS) -> list[str]:
-    """Tick labels of at most ``limit`` characters, still unique (a clash keeps the full names)."""
+    """Tick labels of at most ``limit`` characters, still unique (a clash keeps the full names), escaped
+    for plotly (a name is user text: ``<a href>`` in it must show as text, not become a link)."""
     short = [n if len(n) <= limit else n[: limit - 1] + "…" for n in map(str, names)]
     counts: dict[str, int] = {}
     for label in short:
         counts[label] = counts.get(label, 0) + 1
-    return [label if counts[label] == 1 else str(name) for label, name in zip(short, names)]
+    return escape_plot_texts(label if counts[label] == 1 else str(name) for label, name in zip(short, names))
 
 
 def _rotated_label_px(labels: Sequence[str], font_px: int = 9) -> int:
@@ -167,7 +172,7 @@ def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
     return (scores * m - 1.0) * 100.0
 
 
-def _score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
+def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
     """Sorted bars of the candidates' scores at step ``t`` (the pick highlighted, labelled #t)."""
     labels = short_labels(trace.feature_names) if labels is None else labels
     step = trace.steps[t]
@@ -182,7 +187,7 @@ def _score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[s
     return {
         "type": "bar",
         "x": [labels[i] for i in order],
-        "hovertext": [trace.feature_names[i] for i in order],
+        "hovertext": escape_plot_texts(trace.feature_names[i] for i in order),
         "y": _plain(_round(shown)),
         "customdata": _plain(_round(scores[order])),
         "marker": {"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist()},
@@ -206,7 +211,7 @@ def _picks_scatter(trace: SelectionTrace, t: int, shape: tuple[int, int]) -> dic
         "text": labels,
         "textfont": {"color": "white", "size": 10},
         "marker": {"size": 16, "color": colors, "line": {"color": "black", "width": 1}, "symbol": "square"},
-        "hovertext": [trace.feature_names[i] for i in features],
+        "hovertext": escape_plot_texts(trace.feature_names[i] for i in features),
         "hovertemplate": "%{hovertext}<extra>pick %{text}</extra>",
         "showlegend": False,
     }
@@ -265,7 +270,7 @@ def selection_animation(
     step_labels = [f"{i + 1}. {name}" for i, name in enumerate(short_labels(trace.selected_names))]
     bar_labels = short_labels(trace.feature_names)
     if use_bars:
-        fig.add_trace(go.Bar(**{k: v for k, v in _score_bars(trace, 0, max_bars, bar_labels).items() if k != "type"},
+        fig.add_trace(go.Bar(**{k: v for k, v in score_bars(trace, 0, max_bars, bar_labels).items() if k != "type"},
                              name="score", showlegend=False), row=1, col=1)
         animated = [0]
         fig.update_yaxes(title_text="attention vs uniform (%)" if relative_to_uniform(trace) else "score",
@@ -273,7 +278,8 @@ def selection_animation(
         fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=1)
     else:
         block = pool_size(shape)
-        names = _pooled(_on_grid(np.array(trace.feature_names, dtype=object), shape), block, _block_names)
+        names = _pooled(_on_grid(np.array(escape_plot_texts(trace.feature_names), dtype=object), shape), block,
+                        _block_names)
         z_range = [-100, 100] if any(np.nanmin(s.scores, initial=0.0) < 0 for s in trace.steps) else [0, 100]
         what = "best of " + (f"{block}×{block} cells: " if block > 1 else "")
         fig.add_trace(go.Heatmap(z=_percent_grid(trace.steps[0].scores, shape, block), customdata=names,
@@ -327,7 +333,7 @@ def selection_animation(
         data: list[dict] = []
         layout: dict = {}
         if use_bars:
-            bars = _score_bars(trace, t, max_bars, bar_labels)
+            bars = score_bars(trace, t, max_bars, bar_labels)
             data.append(bars)
             finite = [v for v in bars["y"] if v is not None]
             top = max(finite) if finite else 1.0
@@ -345,7 +351,8 @@ def selection_animation(
         if is_image:
             data.append(_picks_scatter(trace, t, shape))
         remaining = int(np.isfinite(step.scores).sum())
-        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {step.name} among {remaining} candidates"
+        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {escape_plot_text(step.name)} among "
+                                   f"{remaining} candidates"
                                    + _confidence_note(trace, step)}
         frames.append({"name": str(t + 1), "data": data, "traces": animated, "layout": layout})
     fig.update_layout(frames[0]["layout"])
@@ -425,7 +432,7 @@ def attention_vs_gain_figure(
     rho = spearman(attention, gains)
     is_pick = np.array([name == picked for name in names])
     fig = go.Figure(go.Scatter(
-        x=_round(attention), y=_round(gains), mode="markers", text=list(names),
+        x=_round(attention), y=_round(gains), mode="markers", text=escape_plot_texts(names),
         marker={"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist(), "size": np.where(is_pick, 14, 8).tolist()},
         hovertemplate="%{text}<br>attention %{x:.4g}<br>gain %{y:.4g}<extra></extra>",
     ))

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from seqattn.data import DataError, Dataset, validate_k
+from seqattn.data import DataError, Dataset
+from seqattn.selectors.defaults import DEFAULT_K, default_k
 from seqattn.trace import SelectionTrace
 
 Runner = Callable[..., SelectionTrace]
@@ -106,9 +107,12 @@ def check_options(method: str, options: dict[str, Any]) -> None:
 
 def run_method(dataset: Dataset, method: str, k: int, *, device: str = "auto", random_state: int | None = 0,
                callback=None, **options: Any) -> SelectionTrace:
-    """Run ``method`` on ``dataset`` for ``k`` picks; wall time goes into ``trace.settings``."""
+    """Run ``method`` on ``dataset`` for ``k`` picks; wall time goes into ``trace.settings``.
+
+    Each method checks ``k`` once, against the data and its own pins and bans
+    (:func:`seqattn.data.validate_k`); :func:`default_k` is the default to offer.
+    """
     spec = get_method(method)
-    k = validate_k(k, dataset.n_groups, name="k")  # feature groups are the units when the data has them
     check_options(method, options)
     if dataset.backed and method != "sa":
         raise DataError(f"{spec.label} needs the matrix in memory; only SA streams a backed "

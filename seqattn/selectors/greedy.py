@@ -66,36 +66,13 @@ def greedy_select(
     """
     started = time.perf_counter()
     pinned, banned = check_selection(dataset, k, pinned, banned)
-    if lookahead not in (1, 2):
-        raise ValueError(f"lookahead must be 1 or 2, got {lookahead!r}.")
+    _check_options(k, lookahead, model, max_candidates, refits_per_step)
     groups = groups_of(dataset)
-    pool = [i for i in range(dataset.n_groups) if i not in set(pinned) | set(banned)]
     settings: dict[str, Any] = {"k": k, "model": model, "lookahead": lookahead, "random_state": random_state,
                                 "max_samples": max_samples,
                                 "score": "drop in validation loss when the candidate is added"}
-    if max_candidates is not None:
-        if max_candidates < k:
-            raise ValueError(f"max_candidates={max_candidates} is smaller than k={k}.")
-        if len(pool) > max_candidates:
-            columns = groups.expand(pool)
-            column_screen = np.full(dataset.n_features, -np.inf)
-            column_screen[columns] = np.nan_to_num(prescreen_scores(dataset, columns), nan=-np.inf)
-            screen = groups.aggregate(column_screen, "max")[pool]  # a group: its best column
-            keep = sorted(np.argsort(-screen, kind="stable")[:max_candidates])
-            settings["candidate_shortlist"] = (f"{max_candidates} of {len(pool)} candidates, "
-                                               f"the highest by ANOVA F / f_regression")
-            pool = [pool[j] for j in keep]
-    elif len(pool) > max_features:
-        raise ValueError(
-            f"Greedy forward selection refits a model for every candidate at every step: {len(pool)} "
-            f"candidates × k={k} ≈ {len(pool) * k} refits is too slow here (limit {max_features} features). "
-            f"Pass max_candidates=… (e.g. 50) to shortlist candidates by ANOVA F first, or use SA / OMP."
-        )
+    pool = _candidate_pool(dataset, groups, k, pinned, banned, max_candidates, max_features, settings)
     if refits_per_step is not None:
-        if refits_per_step < 1:
-            raise ValueError(f"refits_per_step must be at least 1 (or None for all), got {refits_per_step!r}.")
-        if lookahead != 1 or model != "logistic":
-            raise ValueError("refits_per_step works with lookahead=1 and model='logistic' only.")
         settings["refits_per_step"] = (f"the {refits_per_step} candidates with the largest score-test statistic "
                                        f"(loss gradient at weight zero) refitted per step")
     if lookahead == 2 and len(pool) * (len(pool) - 1) // 2 > GREEDY_MAX_PAIRS:
@@ -114,6 +91,43 @@ def greedy_select(
     trace.stopped_early = trace.k < k
     trace.settings["wall_seconds"] = time.perf_counter() - started
     return trace
+
+
+def _check_options(k: int, lookahead: int, model: str, max_candidates: int | None,
+                   refits_per_step: int | None) -> None:
+    if lookahead not in (1, 2):
+        raise ValueError(f"lookahead must be 1 or 2, got {lookahead!r}.")
+    if max_candidates is not None and max_candidates < k:
+        raise ValueError(f"max_candidates={max_candidates} is smaller than k={k}.")
+    if refits_per_step is not None:
+        if refits_per_step < 1:
+            raise ValueError(f"refits_per_step must be at least 1 (or None for all), got {refits_per_step!r}.")
+        if lookahead != 1 or model != "logistic":
+            raise ValueError("refits_per_step works with lookahead=1 and model='logistic' only.")
+
+
+def _candidate_pool(dataset: Dataset, groups: Any, k: int, pinned: list[int], banned: list[int],
+                    max_candidates: int | None, max_features: int, settings: dict[str, Any]) -> list[int]:
+    """The units greedy refits: every unpinned, unbanned one, shortlisted by ANOVA F to ``max_candidates``
+    (said in ``settings``); beyond ``max_features`` without a shortlist, a clear ValueError."""
+    pool = [i for i in range(dataset.n_groups) if i not in set(pinned) | set(banned)]
+    if max_candidates is not None:
+        if len(pool) > max_candidates:
+            columns = groups.expand(pool)
+            column_screen = np.full(dataset.n_features, -np.inf)
+            column_screen[columns] = np.nan_to_num(prescreen_scores(dataset, columns), nan=-np.inf)
+            screen = groups.aggregate(column_screen, "max")[pool]  # a group: its best column
+            keep = sorted(np.argsort(-screen, kind="stable")[:max_candidates])
+            settings["candidate_shortlist"] = (f"{max_candidates} of {len(pool)} candidates, "
+                                               f"the highest by ANOVA F / f_regression")
+            pool = [pool[j] for j in keep]
+    elif len(pool) > max_features:
+        raise ValueError(
+            f"Greedy forward selection refits a model for every candidate at every step: {len(pool)} "
+            f"candidates × k={k} ≈ {len(pool) * k} refits is too slow here (limit {max_features} features). "
+            f"Pass max_candidates=… (e.g. 50) to shortlist candidates by ANOVA F first, or use SA / OMP."
+        )
+    return pool
 
 
 @dataclass

@@ -116,21 +116,8 @@ def omp_select(
     group OMP (NumPy, a least-squares re-solve per pick): picks, ``pinned``,
     ``banned`` and scores are then per group.
     """
-    if feature_names is None:
-        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
-    A = _matrix(X)
-    y = np.asarray(y)
-    if A.ndim != 2 or A.shape[0] != len(y):
-        raise DataError(f"X has shape {A.shape} but y has {len(y)} values.")
-    values = A.data if sp.issparse(A) else A
-    if not np.all(np.isfinite(values)):
-        raise DataError("X contains NaN or infinite values; clean or impute them first.")
-    if precompute not in PRECOMPUTE_CHOICES:
-        raise ValueError(f"precompute must be one of {PRECOMPUTE_CHOICES}, got {precompute!r}.")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    A, y, names = _checked_input(X, y, feature_names, precompute, backend)
     n, d = A.shape
-    names = [str(f) for f in feature_names] if feature_names is not None else [f"x{i}" for i in range(d)]
     task = infer_task(y) if task == "auto" else task
     y_codes, _ = encode_target(y, task)
     if groups is not None:
@@ -140,22 +127,8 @@ def omp_select(
                           dataset_name=dataset_name, callback=callback)
     pinned, banned = check_pinned_banned(d, pinned, banned, names)
     k = validate_k(k, d, n_pinned=len(pinned), n_banned=len(banned))
-
-    # regression: the float64 target itself (encode_target's float32 copy would round it)
-    Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y.astype(np.float64)[:, None]
-    binary = task == "classification" and Y.shape[1] == 2 and fit_intercept
-    if binary:  # centred two-class one-hot columns are ±copies: one carries the same picks at half the cost
-        Y = Y[:, 1:]  # (its scores are 1/√2 of the one-hot ones and are rescaled below)
-    # Centring is implicit: with a centred target every residual sums to zero, so
-    # Xᵀr equals X_centredᵀr; only the column norms need the means. Sparse X stays sparse.
-    mean = np.asarray(A.mean(axis=0)).ravel() if fit_intercept else np.zeros(d)
-    if fit_intercept:
-        Y = Y - Y.mean(axis=0)
-    sq = np.asarray(A.multiply(A).sum(axis=0)).ravel() if sp.issparse(A) else np.einsum("ij,ij->j", A, A)
-    norms = np.sqrt(np.maximum(sq - n * mean**2, 0.0))
-    usable = norms > 1e-12
-    scale = np.where(usable & standardize, norms, 1.0)
-    pickable = usable.copy()
+    Y, binary = _omp_target(y, y_codes, task, fit_intercept)
+    mean, scale, pickable = _column_scales(A, fit_intercept, standardize)
     pickable[pinned + banned] = False
     if pickable.sum() < k:  # constant columns have no correlation with anything: never picked
         raise DataError(f"Only {int(pickable.sum())} candidate feature(s) vary (the others are constant, pinned "
@@ -170,30 +143,85 @@ def omp_select(
                            settings={"k": k, "standardize": standardize, "fit_intercept": fit_intercept,
                                      "simultaneous": task == "classification", "precompute": gram,
                                      "validation": bool(validation)})
-    if validation:
-        train, val, _ = split_indices(n, y_codes if task == "classification" else None, validation_fraction, 0.0,
-                                      random_state)
-        X_train, y_train, X_val, y_val = A[train], y_codes[train], A[val], y_codes[val]  # sliced once
-        trace.base_metric = subset_metric(X_train, y_train, X_val, y_val, pinned, task, random_state)
-    previous = trace.base_metric
-    rescale = np.sqrt(2.0) if binary else 1.0
-
+    scorer = _validation_scorer(A, y_codes, task, validation_fraction, random_state) if validation else None
+    if scorer is not None:
+        trace.base_metric = scorer(pinned)
     path = _OMPPath(A, Y, mean, scale, pickable, k + len(pinned), gram, torch_device)
     for feature in pinned:
         path.add(feature)
+    _omp_steps(path, trace, k, scorer, np.sqrt(2.0) if binary else 1.0, callback, start)
+    return trace
+
+
+def _omp_steps(path: "_OMPPath", trace: SelectionTrace, k: int, scorer: Callable[[list[int]], float] | None,
+               rescale: float, callback: Callable[[int, int, str], object] | None, start: float) -> None:
+    """k picks along the OMP path, each with its read-out (when ``scorer``); the callback may stop them."""
+    previous = trace.base_metric
     for step in range(k):
         feature, scores = path.pick()
         path.add(feature)
-        metric = None
-        if validation:
-            metric = subset_metric(X_train, y_train, X_val, y_val, path.chosen, task, random_state)
+        metric = None if scorer is None else scorer(path.chosen)
         gain = None if metric is None else metric - previous
         trace.add_step(feature, scores * rescale, gain, metric, time.perf_counter() - start)
         previous = metric
-        if callback is not None and callback(step + 1, k, f"picked {names[feature]}") is True:
+        if callback is not None and callback(step + 1, k, f"picked {trace.feature_names[feature]}") is True:
             trace.stopped_early = step + 1 < k
             break
-    return trace
+
+
+def _validation_scorer(A: Any, y_codes: np.ndarray, task: str, validation_fraction: float,
+                       random_state: int | None) -> Callable[[list[int]], float]:
+    """The read-out of every pick: :func:`subset_metric` on one held-out split, sliced once."""
+    train, val, _ = split_indices(A.shape[0], y_codes if task == "classification" else None, validation_fraction,
+                                  0.0, random_state)
+    X_train, y_train, X_val, y_val = A[train], y_codes[train], A[val], y_codes[val]
+    return lambda features: subset_metric(X_train, y_train, X_val, y_val, features, task, random_state)
+
+
+def _checked_input(X, y, feature_names, precompute, backend) -> tuple[Any, np.ndarray, list[str]]:
+    """(X as a float64 array or CSR matrix, y, feature names) after the input and option checks."""
+    if feature_names is None:
+        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
+    A = _matrix(X)
+    y = np.asarray(y)
+    if A.ndim != 2 or A.shape[0] != len(y):
+        raise DataError(f"X has shape {A.shape} but y has {len(y)} values.")
+    values = A.data if sp.issparse(A) else A
+    if not np.all(np.isfinite(values)):
+        raise DataError("X contains NaN or infinite values; clean or impute them first.")
+    if precompute not in PRECOMPUTE_CHOICES:
+        raise ValueError(f"precompute must be one of {PRECOMPUTE_CHOICES}, got {precompute!r}.")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    names = [str(f) for f in feature_names] if feature_names is not None else [f"x{i}" for i in range(A.shape[1])]
+    return A, y, names
+
+
+def _omp_target(y: np.ndarray, y_codes: np.ndarray, task: str, fit_intercept: bool) -> tuple[np.ndarray, bool]:
+    """OMP's target matrix (one-hot classes, centred with an intercept) and whether it is the binary shortcut."""
+    # regression: the float64 target itself (encode_target's float32 copy would round it)
+    Y = np.eye(int(y_codes.max()) + 1)[y_codes] if task == "classification" else y.astype(np.float64)[:, None]
+    binary = task == "classification" and Y.shape[1] == 2 and fit_intercept
+    if binary:  # centred two-class one-hot columns are ±copies: one carries the same picks at half the cost
+        Y = Y[:, 1:]  # (its scores are 1/√2 of the one-hot ones and are rescaled below)
+    if fit_intercept:
+        Y = Y - Y.mean(axis=0)
+    return Y, binary
+
+
+def _column_scales(A: Any, fit_intercept: bool, standardize: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column means, column scales, columns that vary) without centring A.
+
+    Centring is implicit: with a centred target every residual sums to zero, so
+    Xᵀr equals X_centredᵀr; only the column norms need the means. Sparse X stays sparse.
+    """
+    n, d = A.shape
+    mean = np.asarray(A.mean(axis=0)).ravel() if fit_intercept else np.zeros(d)
+    sq = np.asarray(A.multiply(A).sum(axis=0)).ravel() if sp.issparse(A) else np.einsum("ij,ij->j", A, A)
+    norms = np.sqrt(np.maximum(sq - n * mean**2, 0.0))
+    usable = norms > 1e-12
+    scale = np.where(usable & standardize, norms, 1.0)
+    return mean, scale, usable.copy()
 
 
 def _torch_device(device, backend: str):

@@ -1,4 +1,4 @@
-"""Sequential Attention (Yasuda et al., ICLR 2023), in PyTorch.
+"""Sequential Attention (Yasuda et al., ICLR 2023): the scikit-learn estimator.
 
 Greedy forward selection done inside one training run:
 
@@ -11,6 +11,11 @@ Greedy forward selection done inside one training run:
    selected and the logits are re-initialised. By default the warm-up and
    each phase last until convergence (see :mod:`seqattn.schedule`);
    ``epochs=N`` gives the reference's fixed schedule (10% warm-up, k equal phases).
+
+This module is the estimator: its parameters and their rules (declared once in
+``_parameter_constraints``), the input checks, and the fitted attributes. The
+training itself — warm-up, phases, picks — reads top to bottom in
+:mod:`seqattn.selectors.sa_trainer`.
 
 Deliberate deviation from the reference code: the reference selects at the
 *start* of each phase, so its first pick comes from untrained logits. We
@@ -25,9 +30,8 @@ and the weights are expanded to columns just before they multiply the inputs.
 """
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -35,144 +39,44 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import nn
 
 from seqattn import distributed
-from seqattn.data import Dataset, DataError, check_pinned_banned, encode_target, infer_task, split_indices, validate_k
-from seqattn.data.stream import BackedRows, BatchStream, ReadoutRows, as_row_source, standardisation
-from seqattn.device import describe_device, resolve_device, torch_threads
-from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
-from seqattn.schedule import PHASE_MAX_FACTOR, WARMUP_FRACTION, ConvergenceSchedule, FixedSchedule, Probe
-from seqattn.scoring import MAX_REFIT_ROWS, metric_name, subset_metric
+from seqattn.data import Dataset, DataError, TASKS, check_pinned_banned, encode_target, infer_task, validate_k
+from seqattn.data.stream import BackedRows
+from seqattn.models import DEFAULT_HIDDEN, TrainConfig
+from seqattn.schedule import PHASE_MAX_FACTOR
+from seqattn.selectors.defaults import DEFAULT_K, default_k
+from seqattn.selectors.sa_trainer import (
+    SAConfig,
+    SATrainer,
+    SelectionUnits,
+    SequentialAttention,
+    auto_threads,
+)
 from seqattn.trace import SelectionTrace
 
+__all__ = ["MAX_LEARNING_RATE", "SequentialAttention", "SequentialAttentionSelector", "auto_threads", "default_k",
+           "fit_dataset_distributed", "quick_start_settings", "run_sa"]
+
 ProgressCallback = Callable[[int, int, str], Any]
-LOGIT_INIT_STD = 1e-5
-#: Adam learning rate of the attention logits (MLP). Adam moves a logit by at most about its learning rate per
-#: step, and a leader needs a logit lead of ln(2) ≈ 0.7 to reach twice the uniform share: at the network's
-#: 3e-3 that takes ≥ 230 steps per phase, at 0.1 about 7. Measured on digits (5 held-out splits, k = 5/10/20):
-#: 0.1 with 10-step phases 73.5/92.0/95.9 % at 1.8× the warm-up's steps; 0.05 with 30-step phases
-#: 69.7/89.4/95.3 % at 4.1×. See the README ("Training budget").
-ATTENTION_LEARNING_RATE = 0.1
-#: Shortest phase of the automatic budget (MLP), in optimizer steps.
-MLP_MIN_PHASE_STEPS = 10
-#: The warm-up's convergence check reads at most VALIDATION_ROWS validation rows and VALIDATION_VALUES values
-#: (rows × features, 16 MB as float32), once, and reuses them: a check every 10 steps then costs about 2-3
-#: training steps, and wide or backed data stays within its memory bound.
-VALIDATION_ROWS = 1024
-VALIDATION_VALUES = 4_000_000
-SMALL_NETWORK_SIZE = 200_000  # inputs × hidden units below which one CPU thread is fastest
-#: Machines with at most this many CPU cores train SA on one thread whatever the network size:
-#: measured on the 2-core dev box (load ≈ 8), 2 threads were 2.0–5.5× slower than 1 per step at
-#: 20,000 inputs (batch 512 / 128) and 6.6–17× slower at 2,000 (benchmarks/README.md).
-FEW_CORES = 2
-
-
-def auto_threads(n_inputs: int, hidden: int, world_size: int = 1, cpu_count: int | None = None) -> int | None:
-    """SA's automatic CPU thread count: 1, or ``None`` (torch's default) where more threads can pay.
-
-    One thread for small networks (inputs × hidden ≤ SMALL_NETWORK_SIZE), on machines with
-    ≤ FEW_CORES cores (measured, see above), and for each of several processes sharing the
-    cores (torchrun does the same through OMP_NUM_THREADS).
-    """
-    import os
-
-    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
-    if n_inputs * hidden <= SMALL_NETWORK_SIZE or cores <= FEW_CORES or world_size > 1:
-        return 1
-    return None
-#: Adam beyond this only diverges (and float32 state can overflow): refuse it up front.
+#: Adam beyond this only diverges (and float32 state can overflow): refused up front.
 MAX_LEARNING_RATE = 10.0
-#: The read-out refits on at most this many validation rows (and MAX_REFIT_ROWS training rows),
-#: held in memory once, so its cost and memory do not grow with the number of cells.
-MAX_READOUT_VAL_ROWS = 10_000
-
-
-class SequentialAttention(nn.Module):
-    """The attention mask over features: logits, selection state, weights.
-
-    ``weights()`` is what multiplies the inputs; ``select()`` makes one greedy
-    pick and re-initialises the logits for the next phase.
-    """
-
-    def __init__(self, n_features: int, pinned: Sequence[int] = (), banned: Sequence[int] = (),
-                 generator: torch.Generator | None = None, column_group: Sequence[int] | None = None):
-        """``n_features`` selection units; ``column_group[j]`` is the unit of input column j
-        (``None``: one unit per column)."""
-        super().__init__()
-        self.generator = generator
-        self.logits = nn.Parameter(torch.empty(n_features))
-        self.register_buffer("column_group", None if column_group is None
-                             else torch.as_tensor(np.asarray(column_group), dtype=torch.long))
-        self.register_buffer("selected", torch.zeros(n_features, dtype=torch.bool))
-        self.register_buffer("banned", torch.zeros(n_features, dtype=torch.bool))
-        self.selected[list(pinned)] = True
-        self.banned[list(banned)] = True
-        self.reset_logits()
-        self._refresh()
-
-    def _refresh(self) -> None:
-        """Cache the per-step constants so a training step costs three small ops, no host sync."""
-        candidates = self.candidates
-        self._has_candidates = bool(candidates.any())
-        self._bias = torch.zeros_like(self.logits).masked_fill(~candidates, float("-inf")).detach()
-        self._fixed = self.selected.to(self.logits.dtype)
-        self._dense = self._to_columns((~self.banned).to(self.logits.dtype))
-        self.candidate_indicator = self._to_columns(candidates.to(self.logits.dtype))
-
-    def _to_columns(self, per_unit: torch.Tensor) -> torch.Tensor:
-        """Per-unit values -> per-column values (each column takes its group's value)."""
-        return per_unit if self.column_group is None else per_unit[self.column_group]
-
-    def _apply(self, fn, recurse=True):  # keep the cached tensors on the module's device
-        super()._apply(fn, recurse)
-        self._refresh()
-        return self
-
-    @property
-    def candidates(self) -> torch.Tensor:
-        return ~(self.selected | self.banned)
-
-    def reset_logits(self) -> None:
-        with torch.no_grad():
-            noise = torch.randn(self.logits.shape, generator=self.generator) * LOGIT_INIT_STD
-            self.logits.copy_(noise.to(self.logits.device))
-
-    def attention(self) -> torch.Tensor:
-        """Softmax of the logits over the candidates only; 0 elsewhere."""
-        if not self._has_candidates:
-            return torch.zeros_like(self.logits)
-        return torch.softmax(self.logits + self._bias, dim=0)
-
-    def weights(self, dense: bool = False) -> torch.Tensor:
-        """Input weights: 1 for every usable feature in warm-up, else softmax + selected (=1)."""
-        if dense:
-            return self._dense
-        return self._to_columns(self.attention() + self._fixed)
-
-    @torch.no_grad()
-    def select(self) -> tuple[int, np.ndarray]:
-        """Pick the candidate with the largest attention; return it and the score vector."""
-        scores = self.attention().detach().cpu().double().numpy()
-        scores[~self.candidates.cpu().numpy()] = np.nan
-        feature = int(np.nanargmax(scores))
-        self.selected[feature] = True
-        self.reset_logits()
-        self._refresh()
-        return feature, scores
-
-
-class _MaskedNet(nn.Module):
-    """Network + attention mask as one module, so DistributedDataParallel all-reduces the
-    logits' gradients like any other parameter's."""
-
-    def __init__(self, net: nn.Module, mask: SequentialAttention):
-        super().__init__()
-        self.net, self.mask = net, mask
-
-    def forward(self, x: torch.Tensor, dense: bool = False) -> torch.Tensor:
-        return self.net(x, self.mask.weights(dense=dense))
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+_LEARNING_RATE = Interval(Real, 0, MAX_LEARNING_RATE, closed="right")
+#: What each parameter is for, added to scikit-learn's "must be …" message so it says how to fix it.
+PARAMETER_HINTS = {
+    "epochs": "None (the default) trains until the picks have converged; N trains exactly N epochs",
+    "learning_rate": "Adam's step size, typically 1e-3 to 0.05; beyond 10 it only diverges",
+    "attention_learning_rate": "Adam's step size for the attention logits, typically 0.01 to 0.1",
+    "lr_decay": "the factor on the learning rate over a fixed-epochs run (1 = constant)",
+    "validation_fraction": "the share of rows held out to check convergence and read out the metric",
+    "l2": "the linear model's penalty on candidate coefficients, a finite number ≥ 0",
+    "random_state": "the seed, a whole number",
+    "max_seconds": "a wall-clock limit in seconds, or None for none",
+    "chunk_rows": "rows per chunk of the mini-batch order, or None for automatic",
+}
 
 
 class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
@@ -181,7 +85,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     Parameters
     ----------
     n_features_to_select : number of features SA picks, *in addition* to
-        ``pinned`` ones. ``None`` picks half of the features.
+        ``pinned`` ones. ``None``: :func:`default_k` ({default_k} picks, or half of the
+        candidates on narrow data).
     task : ``"auto"`` (from ``y``), ``"classification"`` or ``"regression"``.
     model : ``"mlp"`` (BN → Linear(hidden) → ReLU → Linear) or ``"linear"``
         (ℓ2-regularised linear model; its picks coincide with OMP's on least
@@ -191,15 +96,20 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         until the validation loss stops improving, each phase until the
         attention has separated (a leader ≥ 2× the uniform share and clear of
         the other candidates, for 10 steps), between ``min_steps_per_phase``
-        and ``max_steps_per_phase`` optimizer steps. ``epochs=N``: exactly N epochs, 10% warm-up, k equal phases.
+        and ``max_steps_per_phase`` optimizer steps. ``epochs=N``: exactly N
+        epochs, 10% warm-up, k equal phases; when N epochs hold fewer optimizer
+        steps than k phases need, the fit warns and trains the fewest that do.
     batch_size, learning_rate, min_steps_per_phase : ``None`` means the
-        model's default: MLP 128 / 3e-3 / 10; linear full-batch (≤1024) / 0.05 / 400
-        (the linear model must converge within each phase for the OMP link).
+        model's default (:class:`~seqattn.selectors.sa_trainer.SAConfig`): MLP
+        {mlp.batch_size} / {mlp.learning_rate} / {mlp.min_steps_per_phase}; linear
+        (``SAConfig.linear_defaults()``) full-batch (≤ {linear.batch_size}) /
+        {linear.learning_rate} / {linear.min_steps_per_phase} (the linear model must
+        converge within each phase for the OMP link).
     attention_learning_rate : Adam learning rate of the attention logits;
-        ``None``: 0.1 for the MLP (the logits must move by ~0.7 to double a
-        share, which the network's 3e-3 takes hundreds of steps to do), the
-        model's learning rate for the linear model.
-    max_steps_per_phase : cap of an automatic phase (``None``: 6 × the minimum).
+        ``None``: {mlp.attention_learning_rate} for the MLP (the logits must move by ~0.7 to
+        double a share, which the network's {mlp.learning_rate} takes hundreds of steps to
+        do), the model's learning rate for the linear model.
+    max_steps_per_phase : cap of an automatic phase (``None``: {phase_max_factor} × the minimum).
     l2 : linear model only: ℓ2 penalty on the coefficients of the *candidate*
         (attention-weighted) features. Selected features are refit without
         penalty, as in OMP; the penalty on the Hadamard product ``w ⊙ β`` acts
@@ -214,7 +124,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     pinned / banned : feature indices that start selected / are never used
         (group indices when ``groups`` is set).
     groups : selection units spanning several columns: a mapping
-        ``{name: [column indices]}`` or a :class:`~seqattn.data.groups.FeatureGroups`;
+        ``{{name: [column indices]}}`` or a :class:`~seqattn.data.groups.FeatureGroups`;
         columns in no group are units of one. One logit per group; its weight
         multiplies all the group's columns. ``fit_dataset`` uses the data set's
         own groups when this is ``None``.
@@ -231,6 +141,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         in-memory data, ~32 MB per disk read for backed data. Same value, same
         batches, whether the rows are in memory or on disk.
 
+    Feature names come from a DataFrame's columns (``feature_names_in_``, as in
+    scikit-learn; sparse DataFrames too), from ``fit(..., feature_names=…)``, or
+    from the data set in :meth:`fit_dataset`; a bare array gives ``x0, x1, …``.
+
     Memory (float32, ``d`` inputs, ``h`` hidden units, global batch ``B``,
     ``W`` processes): beyond the input itself (in memory) or one chunk (backed:
     ``chunk_rows`` × bytes per row, CSR for sparse files), a fit holds
@@ -246,6 +160,34 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     its share of every global batch; batch norm uses global-batch statistics;
     every pick is checked identical on all ranks; only rank 0 reports progress.
     """
+
+    #: The parameters' rules, declared once (scikit-learn's convention; checked by ``_validate_params``
+    #: at the start of every fit). k, pinned and banned are checked against the data, in :meth:`_units`.
+    _parameter_constraints: dict = {
+        "n_features_to_select": "no_validation",  # validate_k, against the data (the one rule for k)
+        "task": [StrOptions({"auto", *TASKS})],
+        "model": [StrOptions({"mlp", "linear"})],
+        "hidden": [_POSITIVE_INT],
+        "epochs": [_POSITIVE_INT, None],
+        "batch_size": [_POSITIVE_INT, None],
+        "learning_rate": [_LEARNING_RATE, None],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "l2": [Interval(Real, 0, None, closed="left")],
+        "min_steps_per_phase": [_POSITIVE_INT, None],
+        "max_steps_per_phase": [_POSITIVE_INT, None],
+        "attention_learning_rate": [_LEARNING_RATE, None],
+        "selection_point": [StrOptions({"end", "start"})],
+        "validation_fraction": [Interval(Real, 0, 0.9, closed="left")],
+        "gain_model": [StrOptions({"linear", "mlp", "none"})],
+        "device": [str, torch.device, None],
+        "num_threads": [_POSITIVE_INT, None],
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both"), None],
+        "pinned": ["array-like"],
+        "banned": ["array-like"],
+        "max_seconds": [Interval(Real, 0, None, closed="neither"), None],
+        "groups": "no_validation",  # a mapping or FeatureGroups, checked against the columns in _units
+        "chunk_rows": [_POSITIVE_INT, None],
+    }
 
     def __init__(
         self,
@@ -298,374 +240,113 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.groups = groups
         self.chunk_rows = chunk_rows
 
-    # ------------------------------------------------------------ validation
-    def _check_params(self, n_features: int, feature_names: Sequence[str] | None = None
-                      ) -> tuple[int, list[int], list[int]]:
-        pinned, banned = check_pinned_banned(n_features, self.pinned, self.banned, feature_names)
-        n_candidates = n_features - len(pinned) - len(banned)
-        k = self.n_features_to_select
-        if k is None:
-            k = max(1, n_candidates // 2)
-        k = validate_k(k, n_features, n_pinned=len(pinned), n_banned=len(banned), name="n_features_to_select")
-        if self.model not in ("mlp", "linear"):
-            raise ValueError(f"model must be 'mlp' or 'linear', got {self.model!r}.")
-        if self.selection_point not in ("end", "start"):
-            raise ValueError(f"selection_point must be 'end' or 'start', got {self.selection_point!r}.")
-        if self.epochs is not None and (not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1):
-            raise ValueError(f"epochs must be a positive integer (or None for automatic), got {self.epochs!r}.")
-        for name in ("learning_rate", "batch_size", "hidden", "min_steps_per_phase", "max_steps_per_phase",
-                     "attention_learning_rate"):
-            value = getattr(self, name)
-            if value is None and name != "hidden":
-                continue
-            if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-        if self.gain_model not in ("linear", "mlp", "none"):
-            raise ValueError(f"gain_model must be 'linear', 'mlp' or 'none', got {self.gain_model!r}.")
-        chunk = self.chunk_rows
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
-            raise ValueError(f"chunk_rows must be a positive integer (or None for automatic), got {chunk!r}.")
-        if not 0.0 <= self.validation_fraction < 0.9:
-            raise ValueError(f"validation_fraction must be in [0, 0.9), got {self.validation_fraction!r}.")
-        for name in ("learning_rate", "attention_learning_rate"):
-            value = getattr(self, name)
-            if value is not None and value > MAX_LEARNING_RATE:
-                raise ValueError(f"{name}={value!r} is far above any useful value for Adam "
-                                 f"(at most {MAX_LEARNING_RATE}; typical 1e-3 to 0.05).")
-        if not (isinstance(self.lr_decay, (int, float, np.number)) and 0 < self.lr_decay <= 1):
-            raise ValueError(f"lr_decay (factor on the learning rate over the run) must be in (0, 1], "
-                             f"got {self.lr_decay!r}.")
-        limit = self.max_seconds
-        if limit is not None and not (isinstance(limit, (int, float, np.number)) and math.isfinite(limit) and limit > 0):
-            raise ValueError(f"max_seconds must be a positive finite number (or None), got {limit!r}.")
-        if not (isinstance(self.l2, (int, float, np.number)) and math.isfinite(self.l2) and self.l2 >= 0):
-            raise ValueError(f"l2 must be a finite number ≥ 0, got {self.l2!r}.")
-        seed = self.random_state
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or not 0 <= seed < 2**32):
-            raise ValueError(f"random_state must be None or a whole number in [0, 2**32), got {seed!r}.")
-        return int(k), pinned, banned
-
     # ------------------------------------------------------------------- fit
     def fit(self, X, y, *, feature_names: Sequence[str] | None = None,
             callback: ProgressCallback | None = None, dataset_name: str = "") -> "SequentialAttentionSelector":
-        """Run SA on ``X`` (array, DataFrame or CSR matrix) and target ``y``.
+        """Run SA on ``X`` (array, DataFrame — dense or sparse — or CSR matrix) and target ``y``.
 
         ``callback(step, total, message)`` is called as training progresses; if
         it returns ``True`` training stops and the picks made so far are kept
         (``trace_.stopped_early`` is set).
         """
+        self._validate_params()
+        X, y = self._check_arrays(X, y)
+        if feature_names is None:
+            feature_names = (list(self.feature_names_in_) if hasattr(self, "feature_names_in_")
+                             else [f"x{i}" for i in range(X.shape[1])])
+        units, k = self._units(list(map(str, feature_names)), None)
+        task = self._resolve_task(y=y)
+        y_enc, classes = encode_target(y, task)
+        self._train(X, y_enc, task, classes, k, units, callback, dataset_name)
+        return self
+
+    def fit_dataset(self, dataset: Dataset, callback: ProgressCallback | None = None) -> "SequentialAttentionSelector":
+        """Fit on a :class:`~seqattn.data.Dataset`, keeping its names, task and feature groups."""
+        self._validate_params()
+        task = self._resolve_task(dataset_task=dataset.task)
+        self.n_features_in_ = dataset.n_features
+        classes = dataset.class_names or list(range(dataset.n_classes))
+        units, k = self._units(list(dataset.feature_names), dataset.groups)
+        self._train(dataset.X, dataset.y, task, classes, k, units, callback, dataset.name)
+        if not dataset.class_names:
+            self.classes_ = None  # class codes without names
+        return self
+
+    def _train(self, X, y: np.ndarray, task: str, classes: Sequence | None, k: int, units: SelectionUnits,
+               callback: ProgressCallback | None, dataset_name: str) -> None:
+        """Run the trainer; the fitted attributes come from what it trained."""
+        if task == "classification" and (len(y) == 0 or int(np.max(y)) < 1):
+            raise DataError("The target has a single class; classification needs at least two.")
+        self.task_ = task
+        self.classes_ = np.array(classes) if task == "classification" else None
+        trainer = SATrainer(SAConfig.from_params(self.get_params()), X, y, task, k, units, callback=callback,
+                            dataset_name=dataset_name)
+        self.trace_ = trainer.trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
+        trainer.run()
+        self.model_ = trainer.net.cpu().eval()
+        self.attention_ = trainer.mask.cpu()
+        self.selected_features_ = np.array(units.columns(units.pinned + self.trace_.selected), dtype=np.int64)
+        self.device_ = str(trainer.device)
+        self.n_iter_ = trainer.schedule.step
+
+    # ------------------------------------------------------------ checks
+    def _validate_params(self) -> None:
+        """scikit-learn's check of ``_parameter_constraints``, with what the parameter is for added."""
+        try:
+            super()._validate_params()
+        except InvalidParameterError as error:
+            name = next((n for n in PARAMETER_HINTS if f"'{n}' parameter" in str(error)), None)
+            if name is None:
+                raise
+            raise InvalidParameterError(f"{error} ({name}: {PARAMETER_HINTS[name]}.)") from None
+
+    def _check_arrays(self, X, y) -> tuple[Any, np.ndarray]:
+        """X as float32 (dense, CSR, or rows on disk) and y, with scikit-learn's input checks."""
+        if not hasattr(X, "columns"):  # scikit-learn's reset: a refit on unnamed columns forgets old names
+            self.__dict__.pop("feature_names_in_", None)
         if isinstance(X, BackedRows):  # rows stay on disk; the loader checked the values
             self.n_features_in_ = X.shape[1]
-            y = np.asarray(y)
-        elif sp.issparse(X):
+            return X, np.asarray(y)
+        if hasattr(X, "sparse") and hasattr(X, "columns"):  # a sparse DataFrame: keep it sparse, keep its names
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+            X = X.sparse.to_coo()
+        if sp.issparse(X):
             X = sp.csr_matrix(X, dtype=np.float32)
             if not np.all(np.isfinite(X.data)):
                 raise ValueError("Input X contains NaN or infinity.")
             self.n_features_in_ = X.shape[1]
-            y = np.asarray(y)
-        else:
-            X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=False, ensure_min_samples=2)
-        if feature_names is None:
-            feature_names = (list(self.feature_names_in_) if hasattr(self, "feature_names_in_")
-                             else [f"x{i}" for i in range(X.shape[1])])
-        units = self._units(list(map(str, feature_names)), None)
-        k, pinned, banned = self._check_params(X.shape[1] if units is None else units.n_groups,
-                                               feature_names if units is None else units.names)
-        task = infer_task(y) if self.task == "auto" else self.task
-        if task not in ("classification", "regression"):
-            raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {self.task!r}.")
-        y_enc, classes = encode_target(y, task)
-        if task == "classification" and len(classes) < 2:
-            raise ValueError("The target has a single class; classification needs at least two.")
-        self.task_ = task
-        self.classes_ = np.array(classes) if classes is not None else None
-        self._fit_arrays(X, y_enc, k, pinned, banned, list(map(str, feature_names)), callback, dataset_name, units)
-        return self
+            if X.shape[1] < 2:
+                raise ValueError(f"Sequential Attention needs at least 2 features, got n_features = {X.shape[1]}.")
+            return X, np.asarray(y)
+        X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=False, ensure_min_samples=2,
+                             ensure_min_features=2)
+        return X, y
 
-    def _units(self, feature_names: list[str], dataset_groups: Any) -> Any:
-        """The selection units: ``groups`` if given, else the data set's groups, else ``None`` (columns)."""
+    def _resolve_task(self, *, y: np.ndarray | None = None, dataset_task: str | None = None) -> str:
+        """The task, decided once: the data set's, else ``task``, else inferred from ``y``."""
+        if dataset_task is not None:
+            if self.task not in ("auto", dataset_task):
+                raise DataError(f"Selector task {self.task!r} does not match the data set's task {dataset_task!r}.")
+            return dataset_task
+        return infer_task(y) if self.task == "auto" else self.task
+
+    def _units(self, feature_names: list[str], dataset_groups: Any) -> tuple[SelectionUnits, int]:
+        """The selection units (``groups`` if given, else the data set's groups, else the columns) with
+        pinned and banned checked against them, and k checked against what is left to pick."""
         from seqattn.data.groups import FeatureGroups
 
         groups = self.groups if self.groups is not None else dataset_groups
-        if groups is None:
-            return None
-        if not isinstance(groups, FeatureGroups):
+        if groups is not None and not isinstance(groups, FeatureGroups):
             groups = FeatureGroups.from_mapping(groups, feature_names)
-        if groups.n_columns != len(feature_names):
+        if groups is not None and groups.n_columns != len(feature_names):
             raise DataError(f"groups cover {groups.n_columns} columns but X has {len(feature_names)}.")
-        return groups
-
-    def fit_dataset(self, dataset: Dataset, callback: ProgressCallback | None = None) -> "SequentialAttentionSelector":
-        """Fit on a :class:`~seqattn.data.Dataset`, keeping its names and task."""
-        if self.task not in ("auto", dataset.task):
-            raise DataError(f"Selector task {self.task!r} does not match the data set's task {dataset.task!r}.")
-        self.n_features_in_ = dataset.n_features
-        self.task_ = dataset.task
-        self.classes_ = np.array(dataset.class_names) if dataset.class_names else None
-        if dataset.task == "classification" and dataset.n_classes < 2:
-            raise DataError("The target has a single class; classification needs at least two.")
-        units = self._units(list(dataset.feature_names), dataset.groups)
-        k, pinned, banned = self._check_params(dataset.n_features if units is None else units.n_groups,
-                                               dataset.feature_names if units is None else units.names)
-        self._fit_arrays(dataset.X, dataset.y, k, pinned, banned, dataset.feature_names, callback, dataset.name,
-                         units)
-        return self
-
-    def _fit_arrays(self, X, y: np.ndarray, k: int, pinned: list[int], banned: list[int],
-                    feature_names: list[str], callback: ProgressCallback | None, dataset_name: str,
-                    units: Any = None) -> None:
-        start = time.perf_counter()
-        column_names = list(feature_names)
-        expand = (lambda picked: list(picked)) if units is None else units.expand
-        if units is not None:  # the trace, picks and progress speak group names
-            feature_names = list(units.names)
-        device = resolve_device(self.device)
-        seed = 0 if self.random_state is None else int(self.random_state)
-        task = self.task_
-        n_outputs = int(y.max()) + 1 if task == "classification" else 1
-
-        if self.validation_fraction > 0:
-            train_idx, val_idx, _ = split_indices(X.shape[0], y if task == "classification" else None,
-                                                  self.validation_fraction, 0.0, seed)
-        else:  # train on everything; the per-step metric is then a training metric
-            train_idx = val_idx = np.arange(X.shape[0])
-        if len(train_idx) < 2:  # batch normalisation needs two rows per mini-batch
-            raise DataError(f"Only {len(train_idx)} training sample(s) after holding out "
-                            f"{len(val_idx)} for validation; SA needs at least 2. Use more samples.")
-        source = as_row_source(X)  # no split copies: everything below indexes rows of X
-        mean, scale = standardisation(source, train_idx, self.chunk_rows)
-        target_dtype = torch.long if task == "classification" else torch.float32
-        y_train = y[train_idx]
-        if task == "regression":  # standardise the target so one learning rate fits all scales
-            y_mu, y_sd = float(y_train.mean()), float(y_train.std()) or 1.0
-            y_fit = ((y - y_mu) / y_sd).astype(np.float32)
-        else:
-            y_fit = y
-        rank, world = distributed.rank(), distributed.world_size()
-        device = distributed.local_device(device)
-
-        linear = self.model == "linear"
-        batch_size = self.batch_size or (1024 if linear else TrainConfig.batch_size)
-        batch_size = int(min(batch_size, len(train_idx)))
-        if world > 1 and batch_size % world:
-            raise ValueError(f"batch_size={batch_size} must be a multiple of the number of processes ({world}) "
-                             "so each rank gets an equal share of every batch; choose another batch_size.")
-        data = BatchStream(source, train_idx, y_fit, mean, scale, batch_size=batch_size, device=device,
-                           target_dtype=target_dtype, chunk_rows=self.chunk_rows, rank=rank, world_size=world)
-        learning_rate = float(self.learning_rate or (0.05 if linear else TrainConfig.learning_rate))
-        attention_lr = float(self.attention_learning_rate or (learning_rate if linear else ATTENTION_LEARNING_RATE))
-        min_steps_per_phase = int(self.min_steps_per_phase or (400 if linear else MLP_MIN_PHASE_STEPS))
-        schedule = self._schedule(k, data.batches_per_epoch, min_steps_per_phase)
-        # the warm-up's convergence check: a fixed random subset of the validation rows, read once
-        n_check = max(64, min(VALIDATION_ROWS, VALIDATION_VALUES // max(1, X.shape[1])))
-        check_rows = val_idx if len(val_idx) <= n_check else np.sort(
-            np.random.default_rng(seed + 2).choice(val_idx, n_check, replace=False))
-
-        threads = self.num_threads
-        if threads is None:
-            threads = auto_threads(X.shape[1], int(self.hidden), world)
-        with torch.random.fork_rng(devices=[]), torch_threads(threads, device):
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
-            net = build_model(self.model, X.shape[1], n_outputs, int(self.hidden)).to(device)
-            mask = SequentialAttention(len(feature_names), pinned, banned, generator,
-                                       None if units is None else units.column_group()).to(device)
-            model: nn.Module = _MaskedNet(net, mask)
-            if world > 1:  # gradients (logits included) all-reduced; batch norm on the global batch
-                distributed.sync_batch_norm(net)
-                model = nn.parallel.DistributedDataParallel(
-                    model, device_ids=[device.index] if device.type == "cuda" else None,
-                    find_unused_parameters=True)  # the logits sit out the dense warm-up
-            params = [{"params": net.parameters(), "weight_decay": 0.0},
-                      {"params": [mask.logits], "weight_decay": 0.0, "lr": attention_lr}]
-            optimizer = torch.optim.Adam(params, lr=learning_rate)
-            # a fixed schedule decays the learning rate by lr_decay over the run; the automatic one,
-            # whose length is not known in advance, keeps it constant
-            gamma = float(self.lr_decay) ** (1.0 / max(1, schedule.total_steps)) if self.epochs else 1.0
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-            loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
-            rng = np.random.default_rng(seed)
-
-            settings = self._settings(k, batch_size, learning_rate, attention_lr)
-            settings.update(chunk_rows=data.chunk_rows, world_size=world, backed=bool(source.is_backed))
-            trace = SelectionTrace(
-                method="sa", feature_names=feature_names, dataset=dataset_name, task=task,
-                metric_name=metric_name(task), device=describe_device(device), pinned=pinned, banned=banned,
-                settings=settings,
-                groups=None if units is None else [list(c) for c in units.columns],
-                column_names=None if units is None else column_names,
-            )
-            self.trace_ = trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
-            readout = self._readout_rows(source, train_idx, val_idx, seed) if rank == 0 else None
-
-            def read_out(features: list[int]) -> float | None:
-                """Rank 0 refits on the read-out rows; every rank gets its answer."""
-                metric = None
-                if self.gain_model != "none" and readout is not None:
-                    columns = expand(features)
-                    (train_rows, val_rows), (y_tr, y_va) = readout, (y[readout[0].rows], y[readout[1].rows])
-                    metric = subset_metric(train_rows.columns(columns), y_tr, val_rows.columns(columns), y_va,
-                                           list(range(len(columns))), task, seed, self.gain_model)
-                return distributed.broadcast_object(metric)
-
-            check: list[torch.Tensor] = []  # read on the first check only (a fixed schedule never checks)
-
-            @torch.no_grad()
-            def validation_loss() -> float:
-                """Loss of the dense network on the check rows (identical on every rank)."""
-                if not check:  # backed data: one streaming pass, not the span of disk rows the check rows cover
-                    block = source.to_memory(check_rows) if source.is_backed else source.read(check_rows)
-                    xc = torch.as_tensor(block.toarray() if sp.issparse(block) else np.asarray(block),
-                                         dtype=torch.float32, device=device)
-                    del block
-                    check.extend([xc.sub_(data.mean).div_(data.scale), torch.as_tensor(
-                        np.asarray(y_fit)[check_rows], dtype=target_dtype, device=device)])
-                net.eval()
-                total = 0.0
-                for lo in range(0, len(check_rows), 256):  # small slices: few activations alive at once
-                    out = net(check[0][lo:lo + 256], mask.weights(dense=True))
-                    yb = check[1][lo:lo + 256]
-                    total += float(loss_fn(out.squeeze(-1) if task == "regression" else out, yb)) * len(yb)
-                net.train()
-                return total / len(check_rows)
-
-            def attention() -> np.ndarray:
-                weights = mask.attention().detach().cpu().double().numpy()
-                weights[~mask.candidates.cpu().numpy()] = np.nan
-                return weights
-
-            probe = Probe(validation_loss, attention)
-            trace.base_metric = read_out(pinned)
-            previous_metric = trace.base_metric
-            report_every = 10
-            stop = timed_out = False
-
-            def make_pick() -> bool:
-                nonlocal previous_metric
-                net.eval()
-                if not bool(torch.isfinite(mask.logits).all()):
-                    raise ValueError("Training diverged (the attention logits became NaN/inf); "
-                                     "lower the learning rate (or attention_learning_rate) and run again.")
-                feature, scores = mask.select()
-                if world > 1:
-                    distributed.check_same_on_all_ranks(feature, f"pick {schedule.picks + 1}")
-                _reset_adam_state(optimizer, mask.logits)
-                chosen = pinned + trace.selected + [feature]
-                metric = read_out(chosen)
-                gain = None if metric is None or previous_metric is None else metric - previous_metric
-                trace.add_step(feature, scores, gain, metric, time.perf_counter() - start)
-                previous_metric = metric
-                schedule.picked()
-                net.train()
-                reading = "" if metric is None else f" ({trace.metric_name} {metric:.3f})"
-                message = (f"pick {schedule.picks}/{k}: {feature_names[feature]}{reading}, "
-                           f"{trace.steps[-1].confidence:.1f}× uniform")
-                wants_stop = bool(rank == 0 and callback and callback(schedule.step, schedule.estimated_total(),
-                                                                      message))
-                return distributed.any_rank(wants_stop, device) if world > 1 else wants_stop
-
-            net.train()
-            while not stop and not schedule.finished:  # epochs until the schedule says the picks are done
-                for xb, yb in data.epoch(rng):
-                    while schedule.pick_due() and not stop:
-                        stop = make_pick()
-                    if stop or schedule.finished:
-                        break
-                    dense = schedule.dense
-                    out = model(xb, dense=dense)
-                    loss = loss_fn(out.squeeze(-1) if task == "regression" else out, yb)
-                    if self.model == "linear" and self.l2 > 0:
-                        # ℓ2 on the attention-weighted (candidate) coefficients only: selected
-                        # features are refit freely, as in OMP's least-squares step.
-                        loss = loss + float(self.l2) * (net.linear.weight.pow(2) * mask.candidate_indicator).sum()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if dense:
-                        mask.logits.grad = None  # logits stay untrained during the dense warm-up
-                    optimizer.step()
-                    scheduler.step()
-                    schedule.after_step(probe)  # the same decisions on every rank (synced model and logits)
-                    step = schedule.step
-                    if world > 1:  # ranks agree on stopping at the report points only (one collective)
-                        if step % report_every == 0:
-                            timed_out = distributed.any_rank(self.max_seconds is not None and
-                                                             time.perf_counter() - start > self.max_seconds, device)
-                            stop = timed_out or self._report(callback, rank, schedule, loss, collective=device)
-                        if stop:
-                            break
-                        continue
-                    if self.max_seconds is not None and time.perf_counter() - start > self.max_seconds:
-                        stop = timed_out = True
-                        break
-                    if callback and step % report_every == 0:
-                        stop = self._report(callback, rank, schedule, loss)
-                        if stop:
-                            break
-                while schedule.pick_due() and not stop:  # picks that fall exactly on the last step
-                    stop = make_pick()
-
-        trace.stopped_early = len(trace.steps) < k
-        if trace.stopped_early:
-            trace.settings["stop_reason"] = "time limit" if timed_out else "stopped"
-        self.trace_ = trace
-        self.model_ = net.cpu().eval()
-        self.attention_ = mask.cpu()
-        self.selected_features_ = np.array(expand(pinned + trace.selected), dtype=np.int64)
-        trace.settings.update(schedule.summary())
-        if self.epochs is not None:
-            trace.settings["epochs"] = int(self.epochs)
-        self.device_ = str(device)
-        self.n_iter_ = schedule.step
-        if callback and rank == 0:
-            callback(schedule.step, schedule.step, "stopped early" if trace.stopped_early else "done")
-
-    @staticmethod
-    def _report(callback: ProgressCallback | None, rank: int, schedule, loss: torch.Tensor,
-                collective: torch.device | None = None) -> bool:
-        """Progress to the callback (rank 0 only); True when it asks to stop (agreed by all ranks when
-        ``collective`` names the training device)."""
-        wants_stop = False
-        if callback and rank == 0:
-            wants_stop = bool(callback(schedule.step, schedule.estimated_total(),
-                                       f"{schedule.phase_label()}, loss {loss.item():.4f}"))
-        return distributed.any_rank(wants_stop, collective) if collective is not None else wants_stop
-
-    def _readout_rows(self, source, train_idx: np.ndarray, val_idx: np.ndarray,
-                      seed: int) -> tuple[ReadoutRows, ReadoutRows] | None:
-        """The rows the read-out refits on: a fixed subsample, as subset_metric would draw it."""
-        if self.gain_model == "none":
-            return None
-        train_rows = train_idx
-        if len(train_rows) > MAX_REFIT_ROWS:
-            train_rows = train_idx[np.random.default_rng(seed).choice(len(train_idx), MAX_REFIT_ROWS, replace=False)]
-        val_rows = val_idx
-        if len(val_rows) > MAX_READOUT_VAL_ROWS:
-            val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_idx, MAX_READOUT_VAL_ROWS, replace=False))
-        return ReadoutRows(source, train_rows), ReadoutRows(source, val_rows)
-
-    def _schedule(self, k: int, batches_per_epoch: int, min_steps_per_phase: int):
-        """``epochs=N``: the fixed schedule of exactly N epochs; ``None``: the convergence-driven one."""
-        if self.epochs is not None:
-            total = int(self.epochs) * batches_per_epoch
-            if (total - int(WARMUP_FRACTION * total)) / k < 1:
-                raise ValueError(
-                    f"{total} optimizer steps cannot hold {k} selection phases; raise epochs "
-                    f"to at least {math.ceil(k / (1 - WARMUP_FRACTION) / batches_per_epoch) + 1}.")
-            return FixedSchedule(k, total, self.selection_point)
-        max_steps = int(self.max_steps_per_phase or PHASE_MAX_FACTOR * min_steps_per_phase)
-        if max_steps < min_steps_per_phase:
-            raise ValueError(f"max_steps_per_phase={max_steps} is below min_steps_per_phase={min_steps_per_phase}.")
-        return ConvergenceSchedule(k, min_steps_per_phase, max_steps, self.selection_point)
-
-    def _settings(self, k: int, batch_size: int, learning_rate: float, attention_lr: float) -> dict[str, Any]:
-        return {
-            "k": k, "model": self.model, "hidden": self.hidden, "epochs": self.epochs, "batch_size": batch_size,
-            "learning_rate": learning_rate, "attention_learning_rate": attention_lr, "lr_decay": self.lr_decay,
-            "l2": self.l2, "selection_point": self.selection_point,
-            "validation_fraction": self.validation_fraction, "gain_model": self.gain_model, "random_state": self.random_state,
-            "requested_device": self.device, "num_threads": self.num_threads, "max_seconds": self.max_seconds,
-        }
+        names = list(feature_names) if groups is None else list(groups.names)
+        pinned, banned = check_pinned_banned(len(names), self.pinned, self.banned, names)
+        k = self.n_features_to_select
+        if k is None:
+            k = default_k(len(names) - len(pinned) - len(banned))
+        k = validate_k(k, len(names), n_pinned=len(pinned), n_banned=len(banned), name="n_features_to_select")
+        return SelectionUnits(names, list(feature_names), pinned, banned, groups), k
 
     # ------------------------------------------------------- selector API
     def _get_support_mask(self) -> np.ndarray:
@@ -673,6 +354,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         support = np.zeros(self.n_features_in_, dtype=bool)
         support[self.selected_features_] = True
         return support
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The selected columns' names: as scikit-learn gives them, but without ``input_features`` the
+        names the fit saw (a DataFrame's columns, ``feature_names=`` or the data set's), not ``x0, x1, …``."""
+        if input_features is None and not hasattr(self, "feature_names_in_") and hasattr(self, "trace_"):
+            input_features = self.trace_.column_names or self.trace_.feature_names
+        return super().get_feature_names_out(input_features)
 
     def transform(self, X):
         """Keep the selected columns (pinned ones included), in the original column order."""
@@ -689,9 +377,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         return tags
 
 
-def _reset_adam_state(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> None:
-    """Forget Adam's moments for re-initialised logits so a new phase starts fresh."""
-    optimizer.state.pop(param, None)
+SequentialAttentionSelector.__doc__ = SequentialAttentionSelector.__doc__.format(
+    mlp=SAConfig(), linear=SAConfig.linear_defaults(), phase_max_factor=PHASE_MAX_FACTOR, default_k=DEFAULT_K)
 
 
 def run_sa(dataset: Dataset, k: int, *, device: str = "auto", random_state: int | None = 0,
@@ -705,9 +392,29 @@ def quick_start_settings(dataset: Dataset) -> dict[str, Any]:
     """Settings for a first SA run on ``dataset``: ``run_method(dataset, "sa", **settings)`` keywords.
 
     The budget is the automatic one (``epochs=None``: until converged), the same for every data set — no
-    per-data-set epoch table; ``k`` is 10, or half the features on narrow data (at least one left unpicked).
+    per-data-set epoch table; ``k`` is :func:`default_k` of the selection units.
     """
-    n_units = dataset.n_groups  # features, or feature groups where the data set defines them
-    k = max(1, min(10, n_units // 2, n_units - 1))
-    return {"k": k, "epochs": None, "hidden": TrainConfig.hidden, "learning_rate": TrainConfig.learning_rate,
-            "random_state": 0, "model": "mlp"}
+    return {"k": default_k(dataset.n_groups), "epochs": None, "hidden": TrainConfig.hidden,
+            "learning_rate": TrainConfig.learning_rate, "random_state": 0, "model": "mlp"}
+
+
+def fit_dataset_distributed(selector: SequentialAttentionSelector, dataset: Dataset, n_procs: int,
+                            backend: str = "gloo") -> SequentialAttentionSelector:
+    """Fit an SA selector on ``dataset`` with ``n_procs`` local processes (DDP); return rank 0's fitted copy.
+
+    Python's ``torchrun``: the dataset is pickled to each process (a backed
+    dataset pickles as its file path and view, so each rank reads its rows
+    from disk). Every rank's picks are compared here as well as during training.
+    """
+    results = distributed.spawn(_fit_on_rank, n_procs, selector.get_params(), dataset, backend=backend)
+    picks = [r["selected"] for r in results]
+    if any(p != picks[0] for p in picks[1:]):
+        raise RuntimeError(f"Ranks returned different picks: {picks}.")
+    return results[0]["selector"]
+
+
+def _fit_on_rank(params: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """One rank of :func:`fit_dataset_distributed` (module level, so spawned processes can import it)."""
+    selector = SequentialAttentionSelector(**params).fit_dataset(dataset)
+    return {"rank": distributed.rank(), "selected": selector.selected_features_.tolist(),
+            "selector": selector if distributed.is_rank_zero() else None}

@@ -36,7 +36,7 @@ from torch import nn
 
 from seqattn.data import DataError, Dataset, split_indices
 from seqattn.device import resolve_device, torch_threads
-from seqattn.models import TrainConfig
+from seqattn.models import TrainConfig, batch_rows, loss_function
 from seqattn.sparsity.attention_patterns import exponential_schedule
 
 Callback = Callable[[int, int, str], Any]
@@ -307,13 +307,12 @@ def _train(
     train_t = torch.from_numpy(train)
     opt = torch.optim.Adam(model.weight_parameters(), lr=settings["learning_rate"])
     logit_opt = torch.optim.Adam(model.logit_parameters(), lr=settings["logit_learning_rate"])
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_function("classification")
     target_s, score = settings["sparsity"], ("magnitude" if method == "magnitude" else settings["mask_score"])
     total = phases[-1].start + phases[-1].steps
     schedule = np.zeros(total)
     snapshots: list[Snapshot] = []
-    batch = settings["batch_size"]
-    order, cursor = torch.randperm(len(train_t), generator=gen), 0
+    batches = batch_rows(len(train_t), settings["batch_size"], [gen])  # the trainer's mini-batch order
     if method != "SA++":
         # Baselines: dense until the final sparsify phase, then the same ramp and fine-tune.
         final = phases[-2]
@@ -337,10 +336,7 @@ def _train(
             else:
                 current = target_s if phase.masked else 0.0
             schedule[step] = current
-            if cursor + batch > len(order):
-                order, cursor = torch.randperm(len(train_t), generator=gen), 0
-            idx = train_t[order[cursor:cursor + batch]].to(device)
-            cursor += batch
+            idx = train_t[next(batches)[0]].to(device)
             opt.zero_grad()
             logit_opt.zero_grad()
             loss = loss_fn(model(Xt[idx]), yt[idx])

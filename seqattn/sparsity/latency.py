@@ -253,6 +253,20 @@ def masked_sdpa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tok
     return F.scaled_dot_product_attention(q, k, v, attn_mask=token_mask)
 
 
+def _prefill_block_mask(inputs: Any, mask: str, dev: torch.device, window_fraction: float, tau: float,
+                        config: dict[str, Any]) -> Any:
+    """The flex block mask of :func:`measure_prefill` (sliding window or PSA blocks); its sizes go into ``config``."""
+    seq_len, n_heads, block_size = config["seq_len"], config["heads"], config["block_size"]
+    if mask == "sliding_window":
+        window = max(1, int(round(window_fraction * seq_len)))
+        config["window_tokens"] = window
+        return flex_block_mask("sliding_window", seq_len, n_heads, dev, block_size, window=window)
+    blocks = psa_block_tensor(inputs.q, inputs.k, block_size, tau)
+    config["tau"] = tau
+    config["psa_kept_fraction"] = float(blocks.sum() / ap.causal_block_mask(n_heads, blocks.shape[1]).sum())
+    return flex_block_mask("blocks", seq_len, n_heads, dev, block_size, blocks=blocks)
+
+
 def measure_prefill(
     seq_len: int = 1024,
     n_heads: int = 8,
@@ -289,15 +303,7 @@ def measure_prefill(
     config: dict[str, Any] = {"seq_len": seq_len, "heads": n_heads, "head_dim": head_dim, "mask": mask,
                               "block_size": block_size}
     t0 = time.perf_counter()
-    if mask == "sliding_window":
-        window = max(1, int(round(window_fraction * seq_len)))
-        config["window_tokens"] = window
-        block_mask = flex_block_mask("sliding_window", seq_len, n_heads, dev, block_size, window=window)
-    else:
-        blocks = psa_block_tensor(inputs.q, inputs.k, block_size, tau)
-        config["tau"] = tau
-        config["psa_kept_fraction"] = float(blocks.sum() / ap.causal_block_mask(n_heads, blocks.shape[1]).sum())
-        block_mask = flex_block_mask("blocks", seq_len, n_heads, dev, block_size, blocks=blocks)
+    block_mask = _prefill_block_mask(inputs, mask, dev, window_fraction, tau, config)
     compile_seconds = {"create_block_mask": time.perf_counter() - t0}
     config["block_density"] = round(1.0 - float(block_mask.sparsity()) / 100.0, 4)
 

@@ -212,7 +212,7 @@ def test_stop_keeps_the_picks_so_far():
 
 def test_sa_page_offers_a_reproduction_notebook_of_the_run():
     """The Downloads tab has "Notebook (.ipynb)"; what it serves is reproduction_notebook of the run
-    (executed and compared with the app's picks in tests/test_reproduce.py)."""
+    (executed and compared with the app's picks in tests/unit/test_reproduce.py)."""
     from seqattn.reproduce import reproduction_notebook
 
     at = goto(start(), "data")

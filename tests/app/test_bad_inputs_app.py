@@ -1,8 +1,9 @@
 """The bad-input corpus through the app (Streamlit AppTest): a message, never a traceback.
 
 Each upload must show an ``st.error`` that carries the library's own
-``DataError`` text (the same words a CLI user gets), raise nothing, and leave
-the previous data set current. Bad Sequential Attention settings and the
+``DataError`` text (the same words a CLI user gets, with the advice put in
+the Data page's words by ``app_support.messages`` and markdown-escaped),
+raise nothing, and leave the previous data set current. Bad Sequential Attention settings and the
 training time limit are driven through the SA page the same way.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 from seqattn.data import tables as sio
 from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
+from seqattn.safe_text import escape_markdown
+from app_support.messages import data_page_message
 from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -33,6 +36,10 @@ APP_CASES = [
     "long_field.csv", "open_quote.csv", "blank_lines.csv", "utf16_bad.csv", "zipped.csv", "cut.csv.gz",
     "cut.parquet", "renamed.parquet", "renamed.h5ad", "truncated.h5ad", "plain.h5ad", "nan_genes.h5ad",
     "zero_cells.h5ad", "tiny.h5ad", "cells.xlsx", "renamed.xlsx", "old.xls", "ids.csv",
+    # files that read other files, crash the reader, or exhaust memory / CPU
+    "external_storage.h5ad", "virtual_x.h5ad", "external_link.h5ad", "soft_link.h5ad", "categories_bomb.h5ad",
+    "far_corner.xlsx", "encrypted.xlsx", "renamed_xls.xlsx", "second_sheet.xlsx", "single_line.csv",
+    "mixed_encoding.csv",
 ]
 BY_NAME = {case.name: case for case in BAD_FILES}
 
@@ -62,13 +69,20 @@ def library_message(name: str, data: bytes, target: str | None) -> str:
 
 
 def assert_shows_library_error(at: AppTest, name: str, data: bytes) -> str:
+    """Checks the page shows the library's message (in the page's words); returns the library's message."""
     errors = [e.value for e in at.error]
     assert len(errors) == 1, errors
-    target = at.selectbox[0].value if len(at.selectbox) else None
+    target = at.main.selectbox[0].value if len(at.main.selectbox) else None
     expected = library_message(name, data, target)
-    assert errors[0] == f"Could not use {name}: {expected}"  # the typed DataError path, not the generic one
+    try:  # the page offers 'Missing values' / 'Drop columns' once it has read a table's columns
+        table_controls = list_columns(io.BytesIO(data), file_name=name)["format"] != "h5ad"
+    except DataError:
+        table_controls = False
+    # the typed DataError path (not the generic one), in the page's words, escaped for markdown
+    shown = data_page_message(expected, table_controls=table_controls)
+    assert errors[0] == escape_markdown(f"Could not use {name}: {shown}")
     assert at.session_state["dataset_key"] == "builtin:digits"  # the previous data set stays current
-    return errors[0]
+    return expected
 
 
 @pytest.mark.parametrize("name", APP_CASES)
@@ -121,16 +135,19 @@ def run_and_collect(at: AppTest) -> AppTest:
     return at
 
 
-def test_too_few_epochs_for_k_shows_what_to_raise():
+def test_too_few_epochs_for_k_still_gives_every_pick_and_says_why():
+    """Issue 23: a fixed budget too short for k phases is extended to the fewest steps that hold them
+    (a warning, not an error), and the trace records it."""
     at = data_page()
     at.radio(key="data_source").set_value("Built-in").run()
     at = sa_page_on(at)  # digits: 1797 samples, 64 features
     at.number_input(key="sa_k").set_value(20)
     at.number_input(key="sa_epochs").set_value(1)
     run_and_collect(at)
-    errors = [e.value for e in at.error]
-    assert len(errors) == 1 and "cannot hold 20 selection phases; raise epochs to at least" in errors[0]
-    assert "sa_trace" not in at.session_state
+    assert not at.error
+    trace = at.session_state["sa_trace"]
+    assert trace.k == 20 and not trace.stopped_early
+    assert "too few for 20 selection phases; training 22 steps instead" in trace.settings["budget_note"]
 
 
 def test_pins_leaving_too_few_candidates_show_the_counts():
@@ -160,3 +177,34 @@ def test_training_time_limit_stops_and_keeps_the_picks(monkeypatch):
     trace = at.session_state["sa_trace"]
     assert trace.stopped_early and trace.settings["stop_reason"] == "time limit" and trace.k < 10
     assert any("Stopped at the training time limit (3 s)" in w.value for w in at.warning)
+
+
+def test_crashing_virtual_dataset_upload_is_refused_and_the_server_lives(tmp_path: Path):
+    """The upload that segfaulted the server (X mapped from itself), driven through the Data page in a
+    separate process so that a crash would show as its exit status instead of killing the test run."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from bad_inputs_corpus import virtual_x_h5ad
+
+    path = tmp_path / "crash.h5ad"
+    path.write_bytes(virtual_x_h5ad(tmp_path, None, "made.h5ad"))
+    root = Path(APP).parent
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(root / "tests" / "app")!r}); sys.path.insert(0, {str(root / "tests")!r})
+from test_bad_inputs_app import data_page, upload
+at = upload(data_page(), "crash.h5ad", open({str(path)!r}, "rb").read())
+print("RESULT " + json.dumps({{"errors": [e.value for e in at.error], "key": at.session_state["dataset_key"]}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(root)), cwd=str(root))
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])  # before: -11 (segmentation fault)
+    result = json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert result["errors"] == ["Could not use crash.h5ad: 'crash.h5ad': dataset 'X' is an HDF5 virtual dataset (its "
+                                "values would come from 'X' in this same file); virtual datasets are refused. "
+                                "anndata never writes these: write the file again with anndata (adata.write_h5ad) "
+                                "from data held in memory, or upload a CSV/parquet."]
+    assert result["key"] == "builtin:digits"

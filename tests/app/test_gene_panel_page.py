@@ -146,7 +146,7 @@ def test_gene_panel_on_pbmc68k_reduced_with_a_quick_sa_trace():
     at.number_input(key="sa_epochs").set_value(4)
     run_sa_and_wait(at)
     trace = at.session_state["sa_trace"]
-    assert [link.proto.page for link in at.get("page_link")] == ["gene_panel"]  # the next step is offered
+    assert [link.proto.page for link in at.main.get("page_link")] == ["gene_panel"]  # the next step is offered
     goto(at, "gene_panel")
     assert not at.error, [e.value for e in at.error]
     heat = _plotly(at, "gp_heatmap")["data"][0]
@@ -155,6 +155,28 @@ def test_gene_panel_on_pbmc68k_reduced_with_a_quick_sa_trace():
     metrics = _metrics(at)
     assert float(metrics["All genes (765)"]) > 0.7
     assert metrics["Genes in both panels (picks)"].endswith("of 5")
+    # the field's metrics for SA, t-test markers and HVG, with per-type recall, as the library computes them
+    from seqattn.evaluation.panels import held_out_panel_metrics
+    from seqattn.genomics import hvg_panel
+    from seqattn.selectors.ttest import ttest_markers
+
+    quality = next(d.value for d in at.dataframe if "metric" in d.value.columns and "HVG" in d.value.columns)
+    assert list(quality.columns) == ["metric", "better", "SA", "t-test markers", "HVG"]
+    assert "kNN overlap (AUC over k = 5…30)" in quality["metric"].tolist()
+    values = quality[["SA", "t-test markers", "HVG"]].to_numpy(dtype=float)
+    assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
+    recall = _plotly(at, "gp_recall")["data"]
+    assert [bar["name"] for bar in recall] == ["SA", "t-test markers", "HVG"] and len(recall[0]["x"]) == 10
+    from seqattn.data.builtins import load_builtin
+
+    pbmc = load_builtin("pbmc68k_reduced")
+    direct = held_out_panel_metrics(pbmc, {"SA": trace.selected_names,
+                                           "t-test markers": ttest_markers(pbmc, 5).selected_names,
+                                           "HVG": hvg_panel(pbmc, 5)})
+    expected = direct[(direct["cell_type"] == "") & (direct["metric"] == "balanced_accuracy_logreg")]
+    shown = quality.set_index("metric").loc["balanced accuracy (logistic regression)"]
+    np.testing.assert_allclose(shown[["SA", "t-test markers", "HVG"]].to_numpy(dtype=float),
+                               expected.set_index("panel").loc[["SA", "t-test markers", "HVG"], "value"])
     # toggling per-gene scaling redraws without recomputing anything
     at.toggle(key="gp_scale").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -53,3 +53,18 @@ def test_sidebar_lists_only_the_apps_pages_from_first_paint(fresh_streamlit_serv
     page.locator(APP_NAV).get_by_text("Data", exact=True).click()
     page.get_by_text(re.compile(r"Current data set: ")).wait_for()
     page.get_by_role("combobox", name="Device").wait_for()  # the frame's device selector is there
+
+
+@pytest.mark.parametrize(("path", "heading"), [("data", "Data"), ("compare", "Compare methods")])
+def test_a_page_opened_by_its_url_on_a_fresh_server_has_the_menu_and_device(fresh_streamlit_server, page, path,
+                                                                           heading):
+    """Before anyone has opened ``/``, Streamlit ran such a page without app.py: no menu, no device selector."""
+    page.goto(f"{fresh_streamlit_server}/{path}")
+    page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
+    page.locator(APP_NAV).get_by_text("Sequential Attention", exact=True).wait_for()
+    page.get_by_role("combobox", name="Device").wait_for()
+    assert page.locator(APP_NAV).locator("a").count() == len(APP_TITLES)
+    # the frame stays on the next run (now through app.py) and its menu works
+    page.locator(APP_NAV).get_by_text("Home", exact=True).click()
+    page.get_by_role("heading", name="Sequential Attention for feature selection").wait_for()
+    page.get_by_role("combobox", name="Device").wait_for()

@@ -16,6 +16,7 @@ from seqattn.evaluation.agreement import (
     recovery,
 )
 from seqattn.evaluation.retrain import accuracy_vs_k, fit_and_score, holdout, summarize_accuracy
+from seqattn.models import TrainConfig
 from seqattn.scoring import candidate_gains
 from seqattn.trace import SelectionTrace
 
@@ -102,7 +103,8 @@ def test_fit_and_score_regression_r2() -> None:
     X = rng.standard_normal((400, 3))
     y = (2 * X[:, 0] - X[:, 1] + 0.1 * rng.standard_normal(400)).astype(np.float32)
     for model in ("logistic", "mlp"):
-        r2 = fit_and_score(X[:300], y[:300], X[300:], y[300:], "regression", model=model, epochs=60)
+        r2 = fit_and_score(X[:300], y[:300], X[300:], y[300:], "regression", model=model,
+                           config=TrainConfig(epochs=60))
         assert r2 > 0.9, model
     # no features: predicting the training mean gives R² ≈ 0
     assert abs(fit_and_score(X[:300, :0], y[:300], X[300:, :0], y[300:], "regression")) < 0.05
@@ -143,6 +145,7 @@ def test_candidate_gains_shortlist_and_bad_input(planted: Dataset) -> None:
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_batched_mlp_training_equals_training_one_at_a_time(task):
+    """Problems of different widths trained side by side score as each would alone (padding, own seeds)."""
     from seqattn.evaluation.retrain import fit_and_score, fit_and_score_many
 
     rng = np.random.default_rng(0)
@@ -151,8 +154,50 @@ def test_batched_mlp_training_equals_training_one_at_a_time(task):
     problems = [(X[:200, cols], y[:200], X[200:, cols], y[200:], seed)
                 for cols, seed in (([0], 0), ([0, 1, 2], 1), ([0, 1, 2, 3, 4, 5], 0), ([3, 1], 2))]
     n_classes = 2 if task == "classification" else 0
-    alone = [fit_and_score(a, b, c, d, task, n_classes=n_classes, seed=s, epochs=8, device="cpu")
+    config = TrainConfig(epochs=8)
+    alone = [fit_and_score(a, b, c, d, task, n_classes=n_classes, seed=s, config=config, device="cpu")
              for a, b, c, d, s in problems]
-    together = fit_and_score_many(problems, task, n_classes=n_classes, epochs=8, device="cpu")
+    together = fit_and_score_many(problems, task, n_classes=n_classes, config=config, device="cpu")
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
     assert len(set(np.round(alone, 6))) > 1  # the problems differ, so equality is not trivial
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_batched_trainer_trains_as_torchs_own_modules_would(task):
+    """The stacked weights and hand-written batch norm of train_mlps follow the plain recipe — MLP with
+    nn.BatchNorm1d, Adam with exponential decay, a fresh permutation per epoch — to float rounding."""
+    import torch
+
+    from seqattn.models import MLP, loss_function, train_mlp
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 5)).astype(np.float32)
+    y = (X[:, 0] - X[:, 2] > 0).astype(np.int64) if task == "classification" else (X[:, 1] * 3 + 1).astype(np.float32)
+    config, n_out, seed = TrainConfig(epochs=3, batch_size=32), 2 if task == "classification" else 1, 4
+    trained = train_mlp(X, y, task, n_out, seed=seed, config=config, device="cpu")
+
+    mu, sd = (float(y.mean()), float(y.std())) if task == "regression" else (0.0, 1.0)
+    target = torch.tensor((y - mu) / sd if task == "regression" else y)
+    torch.manual_seed(seed)
+    reference = MLP(5, n_out, config.hidden)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=config.learning_rate)
+    steps = config.epochs * (150 // 32)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay ** (1 / steps))
+    generator, loss_fn, xt = torch.Generator().manual_seed(seed), loss_function(task), torch.tensor(X)
+    for _ in range(config.epochs):
+        order = torch.randperm(150, generator=generator)
+        for b in range(150 // 32):
+            rows = order[b * 32:(b + 1) * 32]
+            out = reference(xt[rows])
+            loss = loss_fn(out.squeeze(-1) if task == "regression" else out, target[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    reference.eval()
+    for name, value in reference.state_dict().items():
+        np.testing.assert_allclose(trained.state_dict()[name].numpy(), value.numpy(), rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+    with torch.no_grad():
+        np.testing.assert_allclose(trained(xt).numpy(), reference(xt).numpy(), rtol=1e-4, atol=1e-5)
+    assert trained.target_scale == pytest.approx((mu, sd))

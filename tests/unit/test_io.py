@@ -327,3 +327,39 @@ def test_gzipped_and_latin1_csv():
     latin = frame.rename(columns={"cell_type": "type_é"})
     data = latin.to_csv(index=False).encode("latin-1")
     assert load_table(data, target="type_é", file_name="l.csv").class_names == ["B", "NK", "T"]
+
+
+@pytest.mark.parametrize("layer", [None, "counts", "raw"])
+def test_h5ad_reads_only_the_selection_and_matches_anndata(tmp_path, monkeypatch, layer):
+    """X (or the chosen layer / raw), the target column and the gene names: nothing else is read (obsm,
+    obsp, uns, other obs columns), and the data set equals the one made from anndata's full read."""
+    from anndata import io as anndata_io
+
+    from seqattn.anndata_api import dataset_from_anndata
+
+    rng = np.random.default_rng(3)
+    n, d = 40, 6
+    X = sp.csr_matrix(rng.poisson(1.5, size=(n, d)).astype(np.float32) + np.eye(n, d, dtype=np.float32))
+    obs = pd.DataFrame({"cell_type": pd.Categorical(["B", "T", "NK", "B"] * (n // 4)),
+                        "donor": [f"d{i % 3}" for i in range(n)]}, index=[f"c{i}" for i in range(n)])
+    adata = anndata.AnnData(X=X, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(d)]),
+                            layers={"counts": X * 2}, obsm={"X_pca": rng.normal(size=(n, 3))},
+                            obsp={"distances": sp.random(n, n, density=0.1, format="csr", random_state=0)},
+                            uns={"note": "kept on disk"})
+    adata.raw = anndata.AnnData(X=X * 3, obs=obs, var=pd.DataFrame(index=[f"r{j}" for j in range(d)]))
+    path = tmp_path / "full.h5ad"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata.write_h5ad(path)
+    read: list[str] = []
+    real = anndata_io.read_elem
+    monkeypatch.setattr(anndata_io, "read_elem", lambda elem, *a, **k: read.append(elem.name) or real(elem, *a, **k))
+    dataset = load_table(path, "cell_type", layer=layer)
+    matrix = {None: "/X", "counts": "/layers/counts", "raw": "/raw/X"}[layer]
+    names = "/raw/var/_index" if layer == "raw" else "/var/_index"
+    assert sorted(read) == sorted([matrix, "/obs/cell_type", names])
+    expected = dataset_from_anndata(adata, "cell_type", layer="counts" if layer == "counts" else None,
+                                    use_raw=layer == "raw")
+    assert dataset.feature_names == expected.feature_names and dataset.class_names == expected.class_names
+    np.testing.assert_array_equal(dataset.y, expected.y)
+    np.testing.assert_array_equal(dataset.X.toarray(), expected.X.toarray())

@@ -36,16 +36,18 @@ def test_select_features_writes_ranks_and_uns_that_survive_h5ad(pbmc, tmp_path) 
                            pinned=[trace.feature_names.index("LYZ")], banned=[trace.feature_names.index("HES4")])
     assert trace.selected_names == reference.selected_names
     ranks = pbmc.var["seqattn_rank"]
-    assert ranks.dtype.kind == "i" and (ranks > 0).sum() == 6
-    assert ranks[ranks > 0].sort_values().index.tolist() == trace.selected_names  # 1..k in pick order
-    assert ranks["LYZ"] == 0 and ranks["HES4"] == 0  # pinned genes are not ranked, banned never picked
+    assert ranks.dtype.kind == "i" and (ranks > 0).sum() == 7
+    # the whole panel is ranked: the pinned gene first (rank 1), then the picks 2..k+1 in pick order
+    assert ranks[ranks > 0].sort_values().index.tolist() == ["LYZ"] + trace.selected_names
+    assert ranks["LYZ"] == 1 and ranks["HES4"] == 0  # banned never picked
     assert pbmc.uns["seqattn"]["pinned_names"].tolist() == ["LYZ"]
+    assert trace.settings["matrix"] == "raw" and pbmc.uns["seqattn"]["params"]["use_raw"]
 
     path = tmp_path / "panel.h5ad"
     pbmc.write_h5ad(path)
     back = anndata.read_h5ad(path)
     assert back.var["seqattn_rank"].tolist() == ranks.tolist()
-    assert list(back.uns["seqattn"]["panel"]) == trace.selected_names
+    assert list(back.uns["seqattn"]["panel"]) == ["LYZ"] + trace.selected_names
     assert back.uns["seqattn"]["target"] == "bulk_labels" and back.uns["seqattn"]["matrix"] == "raw"
     restored = trace_from_anndata(back)
     assert restored.selected_names == trace.selected_names and restored.pinned == trace.pinned

@@ -75,3 +75,26 @@ def test_comparison_notebook_reruns_the_comparison_with_the_reused_sa_run(tmp_pa
     assert "['sa', 'omp', 'anova'], 2" in text and "eval_model='logistic'" in text
     executed = execute_notebook(text, cwd=tmp_path)
     assert "Same picks as the app: yes" in outputs_text(executed)
+
+
+def test_notebook_markdown_escapes_the_file_name_and_notes() -> None:
+    """An upload's name goes into the notebook's title: markup in it must stay text (issue 24 item 7)."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from seqattn.safe_text import escape_markdown
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"]).assign(label=[0, 1] * 20)
+    name = "![px](http://127.0.0.1:9/img)<a href='http://127.0.0.1:9/x'>x</a>"
+    dataset = load_table(io.BytesIO(frame.to_csv(index=False).encode()), target="label", file_name=f"{name}.csv")
+    dataset.extra["notes"] = ["<img src='http://127.0.0.1:9/n.png'> noted"]
+    for notebook in (reproduction_notebook(run_method(dataset, "omp", 2), dataset),
+                     comparison_notebook(compare_methods(dataset, ["omp"], 2, ks=[2], seeds=[0],
+                                                         eval_model="logistic"), dataset)):
+        markdown = [c["source"] for c in json.loads(notebook)["cells"] if c["cell_type"] == "markdown"]
+        assert escape_markdown(dataset.name) in markdown[0].splitlines()[0]  # the title
+        for source in markdown:
+            assert source.count("[") == source.count("\\[") and source.count("<") == source.count("\\<")

@@ -17,11 +17,10 @@ import torch
 from seqattn.cli import main as cli_main
 from seqattn.data import DataError, column_mean_var, make_planted
 from seqattn.data.stream import BatchStream, MemoryRows, epoch_order, stream_mean_var
-from seqattn.distributed import fit_dataset_distributed
 from seqattn.genomics import preprocess
 from seqattn.data.h5ad_backed import write_planted_counts_h5ad
 from seqattn.data.tables import load_table
-from seqattn.selectors.sequential_attention import SequentialAttentionSelector
+from seqattn.selectors.sequential_attention import SequentialAttentionSelector, fit_dataset_distributed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,7 +156,7 @@ def _backed_fit_in_child(path: Path) -> dict:
         def reset():
             open("/proc/self/clear_refs", "w").write("5")  # peak RSS := current RSS
         from seqattn.data.tables import load_table
-        from seqattn.selectors.sequential_attention import SequentialAttentionSelector
+        from seqattn.selectors.sequential_attention import SequentialAttentionSelector, fit_dataset_distributed
         reset(); start = rss()
         data = load_table({str(path)!r}, "cell_type", backed=True)
         load = peak_since_reset() - start

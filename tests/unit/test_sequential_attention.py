@@ -234,3 +234,50 @@ def test_omp_on_sparse_input_equals_dense_without_densifying():
     sparse = omp_select(sp.csr_matrix(X), ds.y, 5)
     assert dense.selected == sparse.selected
     np.testing.assert_allclose(np.nan_to_num(dense.score_matrix()), np.nan_to_num(sparse.score_matrix()), rtol=1e-6)
+
+
+# ------------------------------------------------------------- scikit-learn habits (issue 23, item 10)
+@pytest.mark.slow
+def test_check_estimator_passes_with_two_picks_and_two_epochs():
+    """Every scikit-learn check, at the smallest settings a user tries first; the one-feature check expects
+    scikit-learn's own "1 feature(s)" wording, which SA's input check gives (it needs two to choose among)."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    results = check_estimator(SequentialAttentionSelector(2, epochs=2), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:300]) for r in results if r["status"] == "failed"]
+    assert not failed and sum(r["status"] == "passed" for r in results) > 40
+
+
+def test_epochs_too_short_for_the_phases_warns_and_still_picks_every_feature_asked_for():
+    ds = make_planted(n_samples=40, n_features=12, n_informative=2, random_state=0)
+    # 32 training rows = one batch per epoch: 2 epochs are 2 optimizer steps for default_k(12) = 6 phases
+    with pytest.warns(UserWarning, match=r"epochs=2 gives 2 optimizer steps .* too few for 6 selection phases; "
+                                         r"training 6 steps instead"):
+        sel = SequentialAttentionSelector(epochs=2).fit(ds.X, ds.y)
+    assert len(sel.trace_.selected) == 6 and not sel.trace_.stopped_early and sel.n_iter_ == 6
+
+
+def test_selector_fitted_on_an_anndata_dataset_reports_gene_names():
+    """dataset_from_anndata(...) → Dataset.frame() (names as columns, as scikit-learn reads them) or
+    fit_dataset: the trace and get_feature_names_out speak gene names, dense or sparse, never x641."""
+    import anndata
+    import scipy.sparse as sp
+
+    from seqattn.anndata_api import dataset_from_anndata
+
+    rng = np.random.default_rng(0)
+    genes = [f"GENE{i}" for i in range(30)]
+    counts = rng.poisson(1.0, size=(120, 30)).astype(np.float32)
+    labels = np.repeat(["B", "T"], 60)
+    counts[labels == "T", 7] += 6  # GENE7 marks T cells
+    for X in (counts, sp.csr_matrix(counts)):
+        adata = anndata.AnnData(X=X, obs={"cell_type": labels}, var={"symbol": genes})
+        adata.var_names = genes
+        ds = dataset_from_anndata(adata, "cell_type")
+        for selector in (SequentialAttentionSelector(2, gain_model="none").fit(ds.frame(), ds.y),
+                         SequentialAttentionSelector(2, gain_model="none").fit_dataset(ds)):
+            assert selector.trace_.feature_names == genes and "GENE7" in selector.trace_.selected_names
+        assert list(selector.get_feature_names_out()) == sorted(selector.trace_.selected_names, key=genes.index)
+        fitted_on_frame = SequentialAttentionSelector(2, gain_model="none").fit(ds.frame(), ds.y)
+        assert list(fitted_on_frame.feature_names_in_) == genes
+        assert fitted_on_frame.transform(ds.frame()).shape == (120, 2)

@@ -1,0 +1,326 @@
+"""Gene panels as the field judges them: SA beside t-test markers, HVG, OMP, spapros and scGeneFit.
+
+Data: ``pbmc68k_reduced`` (its ``.raw``: log-normalised, 700 cells × 765 genes, 10 types) and
+Zeisel 2015 (mouse cortex, 3,005 cells × 4,000 genes, 7 classes; log expression as bundled
+inside the scGeneFit package, read from its installed copy at run time). Five stratified
+splits (75 % train / 25 % test, ``seqattn.data.split_indices`` with seeds 0–4); every method
+selects 20- and 50-gene panels on the **training cells only**; every panel goes through the same
+evaluator, :func:`seqattn.evaluation.panels.panel_metrics`, on the held-out cells.
+
+SA (today's ``select_features`` defaults), t-test markers, HVG and OMP run here, in seqattn's
+environment. spapros and scGeneFit cannot (spapros 0.1.6 needs numpy < 2.4, scGeneFit the retired
+``sklearn`` package): they run in their own virtual environment through
+``benchmarks/external_panels.py``, called with ``subprocess`` (``nice -n 19``) on the training
+split written to a temporary h5ad. Their panels are cached as JSON in ``benchmarks/results/``
+(keyed by data hash, split and size) and committed, so the tables can be rebuilt without
+rerunning spapros (20–30 minutes per panel on the 2-core box).
+
+    python benchmarks/bench_panels.py                              # everything, external panels from the cache
+    python benchmarks/bench_panels.py --external-only --methods spapros  # only fill the cache (slow)
+    python benchmarks/bench_panels.py --run-external               # evaluate, running missing external panels
+    python benchmarks/bench_panels.py --datasets pbmc --sizes 20 --splits 0 1
+
+Setup of the external environment: ``benchmarks/README.md`` (section *Gene panels*).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results"
+RUNNER = ROOT / "benchmarks" / "external_panels.py"
+EXTERNAL_PYTHON = Path(os.environ.get("SEQATTN_PANEL_PYTHON", "/work/venvs/spapros/bin/python"))
+INTERNAL_METHODS = ("sa", "ttest", "hvg", "omp")
+EXTERNAL_METHODS = ("spapros", "scgenefit")
+TARGET = "cell_type"
+
+
+# ------------------------------------------------------------------ data
+def load_pbmc() -> Any:
+    from seqattn.data.builtins import load_builtin
+
+    return load_builtin("pbmc68k_reduced")  # .raw: log-normalised, what scanpy's marker tools read
+
+
+def zeisel_dir() -> Path:
+    """The folder of scGeneFit's bundled Zeisel files, asked of the external environment."""
+    out = subprocess.run([str(EXTERNAL_PYTHON), str(RUNNER), "zeisel-dir"], check=True, capture_output=True,
+                         text=True)
+    return Path(out.stdout.strip())
+
+
+def load_zeisel() -> Any:
+    """Zeisel et al. 2015 (GSE60361) as scGeneFit 1.0.2 bundles it: 3,005 cells × 4,000 genes, log
+    expression, the 7 first-level classes. The bundle has no gene names; genes are ``g0000``…"""
+    import scipy.io
+
+    from seqattn.data import Dataset
+
+    folder = zeisel_dir()
+    X = scipy.io.loadmat(folder / "zeisel_data.mat")["zeisel_data"].T.astype(np.float32)
+    names = scipy.io.loadmat(folder / "zeisel_names.mat")["zeisel_names"]
+    labels = np.array([str(names[i][0][0]) for i in range(names.shape[0])])
+    classes = sorted(set(labels))
+    return Dataset(X=sp.csr_matrix(X), y=np.array([classes.index(v) for v in labels]),
+                   feature_names=[f"g{j:04d}" for j in range(X.shape[1])], task="classification",
+                   name="zeisel2015", class_names=classes,
+                   description="Zeisel et al. 2015 mouse cortex/hippocampus, scGeneFit's bundled copy.",
+                   extra={"source_format": "h5ad", "log_normalised": True})
+
+
+DATASETS = {"pbmc": load_pbmc, "zeisel": load_zeisel}
+
+
+def data_hash(dataset: Any) -> str:
+    """Content hash of X, labels and gene names: a cached panel is reused only for identical data."""
+    digest = hashlib.sha256()
+    X = dataset.X
+    parts = (X.data, X.indices, X.indptr) if sp.issparse(X) else (np.ascontiguousarray(X),)
+    for part in parts + (np.asarray(dataset.y, dtype=np.int64),):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update("\n".join(dataset.feature_names).encode())
+    return digest.hexdigest()[:12]
+
+
+def splits(dataset: Any, seeds: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    from seqattn.data import split_indices
+
+    out = {}
+    for seed in seeds:
+        train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=0.25,
+                                       random_state=seed)
+        out[seed] = (np.sort(train), np.sort(test))
+    return out
+
+
+# ------------------------------------------------------------------ external panels (cached)
+def cache_path(method: str, name: str, digest: str, split: int, k: int) -> Path:
+    return RESULTS / f"panel_{method}_{name}_{digest}_split{split}_k{k}.json"
+
+
+def write_training_h5ad(dataset: Any, rows: np.ndarray, path: Path) -> None:
+    import anndata as ad
+    import pandas as pd
+
+    labels = np.asarray(dataset.class_names, dtype=object)[dataset.y[rows]]
+    obs = pd.DataFrame({TARGET: pd.Categorical(labels)}, index=[f"cell{i}" for i in rows])
+    adata = ad.AnnData(X=sp.csr_matrix(dataset.X[rows]), obs=obs,
+                       var=pd.DataFrame(index=list(dataset.feature_names)))
+    adata.write_h5ad(path)
+
+
+def external_panel(method: str, name: str, training: Any, digest: str, split: int, k: int, *,
+                   allow_run: bool = True) -> dict | None:
+    """The cached panel, or (``allow_run``) a fresh run of the external runner on ``training``, cached."""
+    path = cache_path(method, name, digest, split, k)
+    if path.exists():
+        return json.loads(path.read_text())
+    if not allow_run:
+        return None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(tmp) / "train.h5ad"
+        write_training_h5ad(training, np.arange(training.n_samples), train_file)
+        out = Path(tmp) / "panel.json"
+        cmd = ["nice", "-n", "19", str(EXTERNAL_PYTHON), str(RUNNER), "select", "--method", method,
+               "--input", str(train_file), "--target", TARGET, "--k", str(k), "--out", str(out)]
+        started = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"  {method} {name} split {split} k={k} FAILED:\n{done.stderr[-2000:]}", flush=True)
+            return None
+        result = json.loads(out.read_text())
+    result.update(dataset=name, data_hash=digest, split=split, n_train=int(training.n_samples),
+                  subprocess_wall_s=time.perf_counter() - started)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def training_split(dataset: Any, seed: int) -> Any:
+    from seqattn.evaluation.retrain import subset_dataset
+
+    train, _ = splits(dataset, [seed])[seed]
+    return subset_dataset(dataset, train)
+
+
+def fill_external_cache(args: argparse.Namespace) -> None:
+    """Run (or find cached) every requested external panel; nothing else."""
+    for name in args.datasets:
+        dataset = DATASETS[name]()
+        digest = data_hash(dataset)
+        for k in args.sizes:
+            for split in args.splits:
+                for method in [m for m in args.methods if m in EXTERNAL_METHODS]:
+                    cached = cache_path(method, name, digest, split, k).exists()
+                    start = time.perf_counter()
+                    result = external_panel(method, name, training_split(dataset, split), digest, split, k)
+                    state = "cached" if cached else f"ran in {time.perf_counter() - start:.0f} s"
+                    print(f"{method:9s} {name:6s} split {split} k={k:3d}: {state}"
+                          + (f" (selection {result['wall_s']:.0f} s wall, {result['cpu_s']:.0f} s CPU, "
+                             f"load {os.getloadavg()[0]:.2f})" if result else ""), flush=True)
+
+
+# ------------------------------------------------------------------ selectors and the evaluation
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def internal_selectors(timings: dict) -> dict:
+    """SA with today's ``select_features`` defaults, t-test markers, HVG, OMP; CPU time recorded."""
+    from seqattn.genomics import hvg_panel
+    from seqattn.selectors import run_method
+
+    def timed(method: str, select):
+        def run(training, k):
+            cpu = cpu_seconds()
+            genes = select(training, k)
+            timings[(method, training.extra["split_seed"], k)] = cpu_seconds() - cpu
+            return genes
+        return run
+
+    return {"SA": timed("SA", lambda d, k: run_method(d, "sa", k).selected_names),
+            "t-test": timed("t-test", lambda d, k: run_method(d, "ttest", k).selected_names),
+            "HVG": timed("HVG", lambda d, k: hvg_panel(d, k)),
+            "OMP": timed("OMP", lambda d, k: run_method(d, "omp", k).selected_names)}
+
+
+LABELS = {"sa": "SA", "ttest": "t-test", "hvg": "HVG", "omp": "OMP", "spapros": "spapros", "scgenefit": "scGeneFit"}
+
+
+def external_available() -> bool:
+    return EXTERNAL_PYTHON.exists()
+
+
+def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
+    import pandas as pd
+
+    from seqattn.evaluation.panels import evaluate_panel_methods
+
+    tables = []
+    allow_run = args.run_external and external_available()
+    if not external_available():
+        print(f"No external environment at {EXTERNAL_PYTHON} (SEQATTN_PANEL_PYTHON): spapros and scGeneFit "
+              "panels come from the cache only, and Zeisel (read from scGeneFit's package) is skipped; "
+              "setup in benchmarks/README.md.", flush=True)
+    for name in args.datasets:
+        if name == "zeisel" and not external_available():
+            continue
+        dataset = DATASETS[name]()
+        digest = data_hash(dataset)
+        print(f"{name}: {dataset.n_samples} cells × {dataset.n_features} genes, {dataset.n_classes} types, "
+              f"hash {digest}", flush=True)
+        for seed in args.splits:
+            for k in args.sizes:
+                timings: dict = {}
+                selectors = {LABELS[m]: s for m, s in zip(INTERNAL_METHODS, internal_selectors(timings).values())
+                             if m in args.methods}
+                external = {}
+                for method in [m for m in args.methods if m in EXTERNAL_METHODS]:
+                    found = external_panel(method, name, training_split(dataset, seed), digest, seed, k,
+                                           allow_run=allow_run)
+                    if found is None:
+                        print(f"  {method} split {seed} k={k}: no panel (not cached)", flush=True)
+                        continue
+                    external[LABELS[method]] = found
+                    selectors[LABELS[method]] = (lambda genes: lambda d, kk: genes)(found["genes"])
+                if not selectors:
+                    continue
+                table = evaluate_panel_methods(dataset, selectors, sizes=[k], seeds=[seed])
+                for label, found in external.items():  # the external selection's own time, not the lookup
+                    table.loc[table["panel"] == label, "seconds"] = found["wall_s"]
+                    timings[(label, seed, k)] = found["cpu_s"]
+                table["cpu_seconds"] = [timings.get((p, seed, k), np.nan) for p in table["panel"]]
+                table.insert(0, "dataset", name)
+                tables.append(table)
+                done = table[(table["metric"] == "balanced_accuracy_logreg")]
+                print(f"  split {seed} k={k}: " + ", ".join(f"{r.panel} {r.value:.3f} ({r.seconds:.0f} s)"
+                                                            for r in done.itertuples()) +
+                      f"  load {os.getloadavg()[0]:.2f}", flush=True)
+                pd.concat(tables, ignore_index=True).to_csv(args.out, index=False)  # partial results survive
+    return pd.concat(tables, ignore_index=True)
+
+
+def report(table: "pd.DataFrame") -> str:
+    """Markdown: per data set and size, every metric's mean ± sd over splits per method, timings."""
+    from seqattn.evaluation.panels import PANEL_METRICS, SUMMARY_METRICS
+
+    lines = []
+    for (name, size), part in table.groupby(["dataset", "size"], sort=False):
+        methods = list(dict.fromkeys(part["panel"]))
+        summary = part[part["cell_type"] == ""]
+        n = summary.groupby("panel")["split"].nunique()
+        lines += [f"\n**{name}, {size} genes** (splits per method: "
+                  + ", ".join(f"{m} {n[m]}" for m in methods) + ")\n",
+                  "| metric | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for metric in SUMMARY_METRICS:
+            values = summary[summary["metric"] == metric].groupby("panel")["value"]
+            mean, sd = values.mean(), values.std()
+            cells = ["—" if m not in mean else f"{mean[m]:.3f}" + (f" ± {sd[m]:.3f}" if n[m] > 1 else " (1 split)")
+                     for m in methods]
+            label = PANEL_METRICS[metric][0].replace("|", "\\|")  # |r| inside a markdown table cell
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        wall = summary.groupby("panel")["seconds"].median()
+        cpu = summary.groupby("panel")["cpu_seconds"].median()
+        lines.append("| selection time, median wall / CPU s | "
+                     + " | ".join(f"{wall[m]:.1f} / {cpu[m]:.1f}" for m in methods) + " |")
+        recall = part[part["metric"] == "recall_logreg"].groupby(["cell_type", "panel"])["value"].mean().unstack()
+        lines += ["\nPer-type held-out recall (logistic regression, mean over splits):\n",
+                  "| cell type | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for cell_type, row in recall.iterrows():
+            lines.append(f"| {cell_type} | " + " | ".join(f"{row.get(m, np.nan):.2f}" for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[20, 50])
+    parser.add_argument("--splits", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--methods", nargs="+", choices=INTERNAL_METHODS + EXTERNAL_METHODS,
+                        default=list(INTERNAL_METHODS + EXTERNAL_METHODS))
+    parser.add_argument("--external-only", action="store_true",
+                        help="only run / cache the external panels (spapros, scGeneFit)")
+    parser.add_argument("--run-external", action="store_true",
+                        help="run spapros / scGeneFit for panels missing from the cache (slow); by default "
+                             "only cached panels are used and a missing one is reported")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_panels.csv")
+    parser.add_argument("--report", type=Path, nargs="+", default=None,
+                        help="rebuild the markdown tables from a saved CSV (no selection, no evaluation)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    print(f"load {os.getloadavg()}, cpus {os.cpu_count()}", flush=True)
+    if args.report:
+        import pandas as pd
+
+        frames = [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in args.report]
+        print(report(pd.concat(frames, ignore_index=True).fillna({"cell_type": ""})))
+        return
+    if args.external_only:
+        fill_external_cache(args)
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table = evaluate(args)
+    print(report(table))
+
+
+if __name__ == "__main__":
+    main()
