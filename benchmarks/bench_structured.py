@@ -1,7 +1,8 @@
 """Structured pruning of the standard byte-level transformer: quality of SA++ vs baselines, and real latency.
 
     .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,page] [--seeds 3] [--first-seed 3]
-        [--steps 280] [--threads 1] [--latency-threads 1,2] [--repeats 20] [--json out.json]
+        [--steps 280] [--threads 1] [--latency-threads 1,2] [--repeats 20] [--page-runs 2]
+        [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
   training's time and validation loss are printed), then for every seed the
@@ -143,7 +144,7 @@ def page(args, trained, dump: dict) -> None:
     print("\n== the page's default run (cached model, PruningSettings.quick, every method, 50% and 75%, "
           "one seed, timing) ==", flush=True)
     dump["page"] = []
-    for attempt in (1, 2):
+    for attempt in range(1, args.page_runs + 1):
         started, cpu0 = time.time(), cpu_seconds()
         before = load()
         result = structured_pruning_study("standard", fractions=(0.5, 0.75), settings=PruningSettings.quick(),
@@ -174,6 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training and pruning")
     parser.add_argument("--latency-threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=20, help="timing rounds for prefill (decode: 2×)")
+    parser.add_argument("--page-runs", type=int, default=2, help="how often the page's default run is timed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = set(args.parts.split(","))

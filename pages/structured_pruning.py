@@ -66,9 +66,10 @@ if app.ERROR_KEY in st.session_state:
 
 result = st.session_state.get(app.RESULT_KEY)
 if result is None:
-    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 69 CPU-seconds on "
-            "one thread in our runs: about a minute on an idle core, 3–4 minutes on a busy 2-core machine (load "
-            "8–11). The first run trains the model first (250 CPU-seconds, with progress), then it is cached.")
+    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 69–72 CPU-seconds "
+            "on one thread in our runs: about a minute on an idle core, but 3–4 minutes on a busy 2-core machine "
+            "at load 8–11 and 17 minutes at load 17–24. The first run trains the model first (250 CPU-seconds, "
+            "with progress), then it is cached.")
     st.stop()
 
 m, train = result.model, result.model["training"]
@@ -109,7 +110,11 @@ with tab_front:
 with tab_lat:
     if result.latency:
         env = result.latency[-1].env
-        st.caption(f"Paired, interleaved rounds on {env['device']}; torch threads {env['torch_threads']}, load "
+        clock = result.settings.get("latency_clock", "wall")
+        st.caption(f"Paired, interleaved rounds on {env['device']}; torch threads {env['torch_threads']}; "
+                   + ("the thread's CPU time (on a busy shared machine the wall clock mostly measures waiting for "
+                      "a core)" if clock == "thread_cpu" else "wall clock")
+                   + f"; load "
                    f"average (1/5/15 min) {env['load_average_1_5_15min']}. Unstructured: the dense model with the "
                    f"same share ({result.settings['unstructured_fraction']:.0%}) of each block matrix zeroed by "
                    "magnitude, run with dense kernels or as CSR.")

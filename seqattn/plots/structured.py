@@ -169,4 +169,6 @@ def structured_latency_figure(result: StructuredPruningResult, kind: str = "pref
     """Prefill or decode time of the dense, pruned and unstructured models, one group per sequence length."""
     fig = latency_figure(result.latency, kind)
     fig.update_xaxes(type="category", title="prompt tokens" if kind == "prefill" else "tokens in the KV cache")
+    if any(r.config.get("clock") == "thread_cpu" for r in result.latency if r.kind == kind):
+        fig.update_yaxes(title=str(fig.layout.yaxis.title.text).replace("median ms", "median CPU ms (one thread)"))
     return fig

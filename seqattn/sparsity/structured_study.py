@@ -21,7 +21,7 @@ import torch
 
 from seqattn.device import resolve_device, torch_threads
 from seqattn.sparsity.block_pruning import Phase, plan_phases
-from seqattn.sparsity.latency import LatencyReport
+from seqattn.sparsity.latency import CLOCKS, LatencyReport
 from seqattn.sparsity.structured import (
     DENSE_REFERENCE,
     METHODS,
@@ -166,6 +166,7 @@ def structured_pruning_study(
     device: str | torch.device = "auto",
     num_threads: int | None = 1,
     callback: Callback | None = None,
+    clock: str = "auto",
 ) -> StructuredPruningResult:
     """Load (or train and cache) the preset's model, prune it with every method, time the results.
 
@@ -175,6 +176,10 @@ def structured_pruning_study(
     ``unstructured_fraction`` (default: the first fraction) is the sparsity of
     the unstructured comparison models. ``callback(step, total, message)``
     may return True to stop; what finished is kept (``stopped_early``).
+    ``clock="auto"`` times one CPU thread by its own CPU time (``"thread_cpu"``:
+    on a busy shared machine the wall clock mostly measures waiting for a core;
+    at load 15–24 its medians were 7–90× the CPU time, benchmarks/README.md) and
+    uses the wall clock otherwise (accelerators, several threads).
     ``num_threads`` pins torch's CPU threads for training, pruning and timing
     (1 by default: these small models gain little from intra-op threads and,
     on busy shared cores, run several times slower with two; ``None`` leaves
@@ -195,6 +200,7 @@ def structured_pruning_study(
     if trained is not None and trained.preset is not None:
         chosen = trained.preset  # describe the model that is pruned, not the default preset
     dev = resolve_device(device)
+    timing_clock(clock, dev, num_threads)  # a bad clock is refused before anything trains
     n_runs = (len(fractions) * len(methods) + int(dense_reference)) * len(seeds)
     train_steps = 0 if trained is not None else chosen.train.steps
     prune_total = n_runs * settings.steps
@@ -232,6 +238,7 @@ def structured_pruning_study(
         result.seconds["pruning"] = time.perf_counter() - started
         if latency:
             tracker.message("timing dense vs pruned models (interleaved rounds)")
+            result.settings["latency_clock"] = timing_clock(clock, dev, num_threads)
             result.latency = _time_models(result, dense, seq_lens, latency_repeats, unstructured_fraction,
                                           num_threads, dev, tracker)
     except _Stop:
@@ -245,6 +252,15 @@ def structured_pruning_study(
     return result
 
 
+def timing_clock(clock: str, device: torch.device, num_threads: int | None) -> str:
+    """The clock ``"auto"`` means here: the thread's CPU time for one CPU thread, else the wall clock."""
+    if clock not in ("auto", *CLOCKS):
+        raise ValueError(f"clock must be 'auto' or one of {CLOCKS}, got {clock!r}.")
+    if clock != "auto":
+        return clock
+    return "thread_cpu" if device.type == "cpu" and num_threads == 1 else "wall"
+
+
 def _time_models(result: StructuredPruningResult, dense, seq_lens, repeats, unstructured_fraction, num_threads,
                  dev, tracker: "_Progress") -> list[LatencyReport]:
     seed = result.runs[0].seed
@@ -256,7 +272,7 @@ def _time_models(result: StructuredPruningResult, dense, seq_lens, repeats, unst
     share = _block_weight_share_removed(result, fraction, seed)
     start = time.perf_counter()
     reports = measure_structured_latency(dense, pruned, seq_lens, context, share, repeats, num_threads, dev,
-                                         callback=tracker.latency)
+                                         callback=tracker.latency, clock=result.settings["latency_clock"])
     result.seconds["latency"] = time.perf_counter() - start
     result.settings["unstructured_fraction"] = share
     return reports

@@ -78,6 +78,7 @@ def test_tiny_run_shows_tables_animation_survivors_frontier_and_latency():
     assert len(survivors["data"]) == 4  # one panel per method
     frontier = chart(at, "struct_frontier")
     assert {t["name"] for t in frontier["data"]} == {"SA++", "magnitude", "gradient", "random", "dense"}
+    assert any("the thread's CPU time" in c.value for c in at.caption)  # one CPU thread: the CPU clock, said so
     latency = next(d.value for d in at.dataframe if "ratio to dense" in d.value.columns)
     assert {"dense", "SA++ 50%", "unstructured 50%, CSR"} <= set(latency["model"])
     memory = next(d.value for d in at.dataframe if "KV cache KiB/token" in d.value.columns).set_index("model")

@@ -26,7 +26,7 @@ from seqattn.sparsity.structured_latency import (
     unstructured_copy,
     weight_bytes,
 )
-from seqattn.sparsity.structured_study import structured_pruning_study
+from seqattn.sparsity.structured_study import structured_pruning_study, timing_clock
 from seqattn.sparsity.transformer import (
     PRESETS,
     Corpus,
@@ -307,6 +307,8 @@ def test_study_end_to_end_on_the_tiny_preset(tmp_path):
         assert sum(run.pruned_config.heads) == 4 and sum(run.pruned_config.mlp_hidden) == 128
         ratio = summary[method]["prefill ratio (longest)"]
         assert np.isfinite(ratio) and ratio > 0  # timed; its size is the benchmark's business
+    assert result.settings["latency_clock"] == "thread_cpu"  # one CPU thread: its CPU time, not the waiting
+    assert all(r.config["clock"] == "thread_cpu" for r in result.latency)
     assert result.run("SA++", 0.5).snapshots and not result.run("random", 0.5).snapshots
     assert result.survivors("SA++", 0.5).shape == (2, 4)
     json.dumps(result.to_dict())
@@ -355,3 +357,9 @@ def test_thread_cpu_clock_leaves_out_waiting():
         time_paired(candidates, "work", cpu, clock="sundial")
     with pytest.raises(ValueError, match="num_threads=1"):
         measure_structured_latency(random_model(), {}, seq_lens=(8,), repeats=1, device="cpu", clock="thread_cpu")
+    # the study's "auto": one CPU thread is timed by its CPU time; several threads or an accelerator by the wall
+    assert timing_clock("auto", cpu, 1) == "thread_cpu"
+    assert timing_clock("auto", cpu, 2) == timing_clock("auto", torch.device("cuda"), 1) == "wall"
+    assert timing_clock("wall", cpu, 1) == "wall"
+    with pytest.raises(ValueError, match="clock"):
+        structured_pruning_study("tiny", clock="sundial", device="cpu")  # refused before anything trains
