@@ -178,7 +178,7 @@ def structured_pruning_study(
     may return True to stop; what finished is kept (``stopped_early``).
     ``clock="auto"`` times one CPU thread by its own CPU time (``"thread_cpu"``:
     on a busy shared machine the wall clock mostly measures waiting for a core;
-    at load 15–24 its medians were 7–90× the CPU time, benchmarks/README.md) and
+    at load 15–24 its medians were 7–200× the CPU time, benchmarks/README.md) and
     uses the wall clock otherwise (accelerators, several threads).
     ``num_threads`` pins torch's CPU threads for training, pruning and timing
     (1 by default: these small models gain little from intra-op threads and,
