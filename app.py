@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_support.shell import PAGES, app_icon, before_page, draw_frame
-from seqattn.device import fix_process_threads
+from app_support.page_config import configure_page
 
-# The tab icon is drawn here and served by this server: a material-icon name made the browser fetch it
-# from fonts.gstatic.com, a request leaving the app (and failing offline).
-st.set_page_config(page_title="seqattn: Sequential Attention", page_icon=app_icon(), layout="wide")
-# Once per process (later runs change nothing): sessions' jobs never change process-wide thread settings.
-fix_process_threads()
+configure_page()  # first, before the slow imports below: the tab's title and icon from the first paint
+with st.spinner("Starting the app (loading PyTorch: a few seconds on the first visit after a restart)…"):
+    from app_support.shell import PAGES, before_page, draw_frame
+    from seqattn.device import fix_process_threads
+
+    # Once per process (later runs change nothing): sessions' jobs never change process-wide thread settings.
+    fix_process_threads()
 
 pages = [st.Page(path, title=title, icon=icon, default=(path == "pages/home.py")) for path, title, icon in PAGES]
 # Streamlit's own menu is off (.streamlit/config.toml: client.showSidebarNavigation = false), because

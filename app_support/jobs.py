@@ -6,6 +6,7 @@ run); it only records progress that the page's fragment polls.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -13,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from seqattn.progress import ProgressTracker
 from seqattn.safe_text import escape_markdown
 
 
@@ -35,6 +37,8 @@ class BackgroundJob:
                  partial_kwarg: str | None = None, **kwargs: Any) -> None:
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
         self.step, self.total, self.message = 0, 1, "starting…"
+        self.started = self.updated = time.monotonic()  # when it started, when it last reported progress
+        self._progress = ProgressTracker()  # the bar never moves back when a run revises its estimated total
         self.partial: Any = None
         if partial_kwarg is not None:
             kwargs[partial_kwarg] = self.publish
@@ -52,7 +56,9 @@ class BackgroundJob:
             self.error = exc
 
     def callback(self, step: int, total: int, message: str) -> bool:
+        self._progress.update(step, total)
         self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
+        self.updated = time.monotonic()
         self.messages.append(self.message)
         return self.stop_requested
 
@@ -66,12 +72,56 @@ class BackgroundJob:
 
     @property
     def fraction(self) -> float:
-        return min(max(self.step / self.total, 0.0), 1.0)
+        """The bar's position: monotone, and below 100% until a run with an estimated total ends."""
+        return self._progress.fraction
+
+    @property
+    def steps_text(self) -> str:
+        """``"470/615"``, or ``"470 of about 615 (estimated)"`` while the run only estimates its total."""
+        return self._progress.label()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until finished (tests); True when done."""
         self._thread.join(timeout)
         return self.done
+
+    def quiet_seconds(self) -> float:
+        """Seconds since the job last reported progress (or started)."""
+        return time.monotonic() - self.updated
+
+
+#: A job silent this long gets "still working…" under its bar, so the page never looks frozen.
+QUIET_SECONDS = 8.0
+
+
+def take_finished_job(job_key: str, *, error_key: str, what: str, dataset_key: str | None = None,
+                      plain_errors: tuple[type[BaseException], ...] = (ValueError,)) -> BackgroundJob | None:
+    """The job at ``st.session_state[job_key]`` once it has finished, removed from session state for the page
+    to file its result; None while it runs or when there is none.
+
+    A job started for another data set than ``dataset_key`` (the user switched while it ran) is dropped: its
+    result belongs to other data. A failed job's error is kept under ``error_key`` as "<what> failed — …"
+    (:func:`show_job_error` shows it; ``plain_errors`` read well without their type's name) and None is
+    returned; a success clears that error.
+    """
+    job: BackgroundJob | None = st.session_state.get(job_key)
+    if job is None or not job.done:
+        return None
+    st.session_state.pop(job_key)
+    if dataset_key is not None and job.meta.get("dataset_key") != dataset_key:
+        return None
+    if job.error is not None:
+        prefix = "" if isinstance(job.error, plain_errors) else f"{type(job.error).__name__}: "
+        st.session_state[error_key] = f"{what} failed — {prefix}{job.error}"
+        return None
+    st.session_state.pop(error_key, None)
+    return job
+
+
+def show_job_error(error_key: str) -> None:
+    """The last failed job's message (kept by :func:`take_finished_job`), as plain text."""
+    if error_key in st.session_state:
+        st.error(escape_markdown(st.session_state[error_key]))
 
 
 def job_progress_panel(job_key: str, *, stop_key: str, stopping: str, text: Callable[[BackgroundJob], str],
@@ -93,6 +143,10 @@ def job_progress_panel(job_key: str, *, stop_key: str, stopping: str, text: Call
         if job.done:
             st.rerun()
         st.progress(job.fraction, text=escape_markdown(text(job)))  # messages name features: user text
+        quiet = job.quiet_seconds()
+        if quiet >= QUIET_SECONDS:  # a long step without progress reports: say it is alive, and for how long
+            st.caption(f"Still working on this step: {quiet:.0f} s since its last progress report, "
+                       f"{time.monotonic() - job.started:.0f} s in all.")
         if details is not None:
             details(job)
         if job.stop_requested:

@@ -1,8 +1,9 @@
 """The library's data messages in the Data page's words.
 
 ``seqattn`` explains a bad file to a Python or CLI user ("impute='median' …
-CLI --impute", "drop those rows"); on the Data page the same problem must
-name the controls the page has, and never advise what the page cannot do.
+CLI --impute"); on the Data page the same problem must name the controls the
+page has ('Missing values' fills or drops rows, 'Drop columns'), and never
+advise what the page cannot do.
 Each rule below rewrites one library sentence; ``tests/app/test_data_lifecycle.py``
 produces every one of them from the real loader, so a changed library
 wording fails a test instead of slipping through untranslated.
@@ -12,21 +13,21 @@ from __future__ import annotations
 import re
 
 #: What the page's table controls are called (h5ad uploads and server files have none of them).
-FILL = "choose a fill under 'Missing values' above"
+FILL = "choose a fill or 'drop rows with a missing value' under 'Missing values' above"
 DROP = "leave those columns out with 'Drop columns'"
 
 # (pattern, replacement with the table controls, replacement without them); replacements may use groups.
 _RULES: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(r" ?Fill them with impute='median' or impute='most_frequent' \(CLI --impute; Data page: "
-                r"'Missing values'\), or drop those rows or columns\."),
+    (re.compile(r" ?Fill them with impute='median' or impute='most_frequent', or drop those rows with "
+                r"impute='drop_rows' \(CLI --impute; Data page: 'Missing values'\), or drop those columns\."),
      f" To use this file, {FILL}, or {DROP}.",
      " Fix those values in the file."),
     (re.compile(r" ?Impute or drop those values first\."),
      f" To use this file, {FILL}, or {DROP}.",
      " Fix those values in the file."),
     (re.compile(r"The target (.+?) is missing in (\d+) row\(s\); drop those rows or fill them in\."),
-     r"The target \1 is empty in \2 row(s): choose another target column, or fill those cells in the file "
-     r"and upload it again.",
+     r"The target \1 is empty in \2 row(s): choose another target column, or choose 'drop rows with a "
+     r"missing value' under 'Missing values' above.",
      r"The target \1 is empty in \2 row(s): choose another target, or fill those cells in the file."),
     (re.compile(r"The target (.+?) holds infinite values; fix or drop those rows\."),
      r"The target \1 holds infinite values: choose another target column, or fix those rows in the file and "

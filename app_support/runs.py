@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app_support.state import DATASET_ID_KEY, DATASET_KEY, SA_TRACE_KEY, load_builtin_cached, set_dataset
+from app_support.state import (DATASET_ID_KEY, DATASET_KEY, SA_TRACE_KEY, builtin_of, load_builtin_cached,
+                               set_dataset)
 from seqattn.data import Dataset
 from seqattn.run_store import RunStore, StoredRun, is_valid_id
 
@@ -39,13 +40,6 @@ def run_store() -> RunStore:
     return RunStore.from_env()
 
 
-def _builtin_of(key: str) -> str | None:
-    """``"digits"`` for the key of an unmodified built-in (``builtin:digits``), else None."""
-    if key.startswith("builtin:") and "|" not in key:
-        return key.removeprefix("builtin:")
-    return None
-
-
 def keep_current_dataset() -> str | None:
     """Keep the session's current data set in the store (once per data set key); its id, or None when
     it is not kept (rows on disk, too large, or the store folder cannot be written)."""
@@ -56,7 +50,7 @@ def keep_current_dataset() -> str | None:
         return stored[1]
     data_id = None
     if dataset is not None:
-        builtin = _builtin_of(key)
+        builtin = builtin_of(key, unmodified=True)
         try:
             data_id = run_store().save_dataset(dataset, key, reference={"builtin": builtin} if builtin else None)
         except OSError as exc:  # a full or read-only disk must not break the page

@@ -13,10 +13,8 @@ rerun: a rerun would drop the click that started this run.
 """
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from app_support.state import DEVICE_KEY
@@ -34,21 +32,6 @@ PAGES = [
     ("pages/structured_pruning.py", "Structured pruning", ":material/content_cut:"),
 ]
 DATA_PAGE = "pages/data.py"
-ICON_RED = (214, 39, 40)  # the pick colour of the app's charts
-
-
-@cache
-def app_icon(size: int = 32):
-    """The tab icon, a red target (rings and a centre dot) as a PIL image, so no icon font is fetched."""
-    from PIL import Image
-
-    centre = (size - 1) / 2
-    yy, xx = np.mgrid[:size, :size]
-    radius = np.hypot(yy - centre, xx - centre) / (size / 2)
-    ring = ((radius > 0.78) & (radius <= 1.0)) | ((radius > 0.42) & (radius <= 0.62)) | (radius <= 0.22)
-    image = np.zeros((size, size, 4), dtype=np.uint8)
-    image[ring] = (*ICON_RED, 255)
-    return Image.fromarray(image, "RGBA")
 
 
 def draw_frame() -> None:
@@ -66,12 +49,17 @@ def draw_frame() -> None:
 
 
 def before_page(page_path: str) -> None:
-    """Before a page runs: a link's run or data set comes back (once per session), an upload attached just
-    before the user left the Data page is kept (even one no uploader claimed) and loaded now, the URL names
-    the current data set."""
+    """Before a page runs: the other pages' settings are kept, a link's run or data set comes back (once per
+    session), an upload attached just before the user left the Data page is kept (even one no uploader
+    claimed) and loaded now, the URL names the current data set."""
+    from app_support import compare, sequential
     from app_support.runs import restore_from_url, show_restore_notice, sync_url
-    from app_support.uploads import adopt_unclaimed_upload, load_pending_upload
+    from app_support.state import DATA_WIDGETS, keep_widget_state
+    from app_support.uploads import adopt_unclaimed_upload, load_pending_upload, upload_choice_keys
 
+    # Streamlit drops a widget's value at the end of every run that does not draw it: without this, a visit
+    # to another page emptied Compare's methods (then "Choose at least one method") and reset SA's k to 1.
+    keep_widget_state(*DATA_WIDGETS, *sequential.WIDGETS, *compare.WIDGETS, *upload_choice_keys())
     restore_from_url()
     show_restore_notice()
     adopt_unclaimed_upload()
@@ -89,6 +77,9 @@ def require_app_shell(page_file: str) -> None:
     if not PagesManager.uses_pages_directory:
         return  # app.py ran first and did all this
     PagesManager.uses_pages_directory = False  # as st.navigation's first call does: later runs go through app.py
+    from app_support.page_config import configure_page
+
+    configure_page()
     ctx = get_script_run_ctx()
     with ctx.run_with_active_hash(ctx.pages_manager.main_script_hash):  # the same widget ids as in app.py
         draw_frame()

@@ -29,7 +29,7 @@ from typing import Any
 
 import streamlit as st
 
-from seqattn.data.builtins import load_builtin
+from seqattn.data.builtins import BUILTIN_DATASETS, load_builtin
 from seqattn.data import Dataset
 from seqattn.safe_text import escape_markdown
 
@@ -38,6 +38,8 @@ DATASET_ID_KEY = "dataset_key"
 SA_TRACE_KEY = "sa_trace"
 DEVICE_KEY = "device"
 LOAD_FAILURE_KEY = "load_failure"
+#: The data set a session starts with (a good first one: SA runs on it in seconds).
+DEFAULT_BUILTIN = "digits"
 #: Longest a Sequential Attention run may train (wall clock) before it stops as if Stop
 #: were pressed, keeping its picks: a forgotten run must not hold a shared CPU for hours.
 MAX_TRAINING_SECONDS = 30 * 60
@@ -59,8 +61,42 @@ def preprocess_cached(source_key: str, log1p: bool, top_genes: int | None, stand
     return preprocess(_dataset, log1p=log1p, top_genes=top_genes, standardize=standardize)[0]
 
 
+@st.cache_resource(show_spinner="Opening the file…", max_entries=4)
+def load_server_cached(relative: str, stamp: tuple, target: str, task: str, folder: str) -> Dataset:
+    """A 'File on the server' loaded once per (file, modification time and size, target, task); large h5ad
+    files open backed."""
+    from pathlib import Path
+
+    from seqattn.server_files import load_server_file
+
+    return load_server_file(relative, Path(folder), target, task=task)
+
+
 def content_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ dataset keys (the format documented above)
+def builtin_key(name: str) -> str:
+    return f"builtin:{name}"
+
+
+def builtin_of(key: str, *, unmodified: bool = False) -> str:
+    """The built-in's name in a dataset key (``builtin:pbmc68k_reduced|pp=...`` -> ``pbmc68k_reduced``);
+    '' for other sources, and with ``unmodified`` also for a preprocessed built-in."""
+    if not key.startswith("builtin:") or (unmodified and "|" in key):
+        return ""
+    return key.removeprefix("builtin:").split("|")[0]
+
+
+def server_key(relative: str, modified_ns: int, target: str, task: str) -> str:
+    """A server file's key: a new modification time is a new data set."""
+    return f"server:{relative}:{modified_ns}:{target}:{task}"
+
+
+def preprocessed_key(base_key: str, log1p: bool, top_genes: int | None, standardize: bool) -> str:
+    """The key of ``base_key``'s data after the Data page's preprocessing (``|pp=...``)."""
+    return f"{base_key}|pp=log1p:{int(bool(log1p))},top:{top_genes},std:{int(bool(standardize))}"
 
 
 def set_dataset(dataset: Dataset, key: str, *, keep: bool = True) -> None:
@@ -91,13 +127,22 @@ def load_failure() -> dict[str, str] | None:
 
 
 def current_dataset(*, say_failed_load: bool = True) -> Dataset | None:
-    """The current data set, or ``None`` after telling the user where to pick one.
+    """The current data set; a session that has none yet gets the built-in ``DEFAULT_BUILTIN`` (digits),
+    as the Data page's first visit does, and the page says so with a link to the Data page.
 
     When the last upload failed, the page first says that it runs on the data set
     that was current before (``say_failed_load``; the Data page shows the error itself).
+    ``None`` only when even the default cannot be loaded.
     """
     dataset = st.session_state.get(DATASET_KEY)
     failure = load_failure()
+    if dataset is None:
+        dataset = use_default_dataset()
+        if dataset is not None and failure is None:
+            st.info(f"No data set was chosen yet, so this page uses the built-in **{DEFAULT_BUILTIN}** "
+                    f"({escape_markdown(BUILTIN_DATASETS[DEFAULT_BUILTIN][1])}). Pick or upload another one on "
+                    "the **Data** page.", icon=":material/info:")
+            st.page_link("pages/data.py", label="Go to the Data page", icon=":material/folder_open:")
     if failure is not None and say_failed_load:
         using = f"still uses **{escape_markdown(dataset.name)}**" if dataset is not None else "has no data set"
         st.warning(f"**{escape_markdown(failure['name'])}** could not be loaded, so this page {using}. "
@@ -109,8 +154,22 @@ def current_dataset(*, say_failed_load: bool = True) -> Dataset | None:
     return dataset
 
 
+def use_default_dataset() -> Dataset | None:
+    """Make the built-in ``DEFAULT_BUILTIN`` the current data set (a session's first); None if it cannot load."""
+    try:
+        dataset = load_builtin_cached(DEFAULT_BUILTIN)
+    except Exception:  # a broken installation: the pages then point to the Data page
+        return None
+    set_dataset(dataset, builtin_key(DEFAULT_BUILTIN))
+    return dataset
+
+
 def current_device() -> str:
     return str(st.session_state.get(DEVICE_KEY, "auto"))
+
+
+#: The Data page's widgets whose values the user sets (besides each upload's own, see ``app_support/uploads.py``).
+DATA_WIDGETS = ("data_source", "builtin_name", "pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
 
 
 def keep_widget_state(*keys: str) -> None:

@@ -27,9 +27,15 @@ from app_support.state import content_digest, note_load_failure, set_dataset
 from seqattn.data import DataError, Dataset
 
 UPLOAD_WIDGET_KEY = "data_upload"  # the Data page's file_uploader
+#: The Data page's controls for one upload, keyed "<name>:<the file's digest>".
+UPLOAD_CHOICE_WIDGETS = ("target", "task", "layer", "drop", "impute")
 ATTACHED_KEY = "attached_upload"  # the AttachedUpload kept from it
 SEEN_KEY = "upload_ids_seen"  # ids of the files this session's uploads already accounted for
 TASKS = ("auto", "classification", "regression")
+#: The Data page's 'Missing values' choices: label -> the loader's ``impute``.
+IMPUTE_OPTIONS = {"stop with an error": None, "fill with the median": "median",
+                  "fill with the most frequent value": "most_frequent",
+                  "drop rows with a missing value": "drop_rows"}
 
 
 @dataclass
@@ -45,13 +51,15 @@ class AttachedUpload:
 
 @dataclass(frozen=True)
 class UploadChoices:
-    """What the Data page's controls pick for an upload (defaults: the guessed target, nothing else)."""
+    """What the Data page's controls pick for an upload (defaults: the guessed target, row-ID columns
+    dropped). ``id_columns``: the columns dropped because they look like row IDs (the page says so)."""
 
     target: str
     task: str = "auto"
     layer: str | None = None
     impute: str | None = None
     dropped: tuple[str, ...] = ()
+    id_columns: tuple[str, ...] = ()
 
 
 def stash_upload() -> None:
@@ -136,6 +144,12 @@ def _load_cached(digest: str, file_name: str, target: str, task: str, layer: str
                       impute=impute, drop_columns=dropped)
 
 
+def upload_choice_keys() -> list[str]:
+    """The session's upload-control keys (every attached file's), for :func:`app_support.shell.before_page`."""
+    prefixes = tuple(f"{name}:" for name in UPLOAD_CHOICE_WIDGETS)
+    return [key for key in st.session_state if str(key).startswith(prefixes)]
+
+
 def upload_columns(upload: AttachedUpload) -> dict[str, Any]:
     """Columns (tables) or obs columns (h5ad) of the upload, its format and layers; ``DataError`` when the
     file cannot be used at all (checked before the page offers any control for it)."""
@@ -145,11 +159,27 @@ def upload_columns(upload: AttachedUpload) -> dict[str, Any]:
     return info
 
 
-def default_choices(info: dict[str, Any]) -> UploadChoices:
+def default_choices(upload: AttachedUpload, info: dict[str, Any]) -> UploadChoices:
+    """The guessed target, and (tables) the feature columns that look like row IDs left out: kept, SA would
+    pick the file's row order (wine is sorted by class). Found by loading with the guessed target: as it is,
+    else with gaps filled, else without incomplete rows (a table with gaps, such as Palmer penguins, fails
+    the first load but has its row IDs all the same); when every load fails, nothing is dropped and the
+    failure shows with the page's controls."""
+    from seqattn.data.guards import id_like_columns
     from seqattn.data.tables import guess_target
 
     columns = [str(c) for c in info["columns"]]
-    return UploadChoices(target=columns[guess_target(columns)])
+    target = columns[guess_target(columns)]
+    if info["format"] == "h5ad":
+        return UploadChoices(target=target)
+    ids: tuple[str, ...] = ()
+    for impute in (None, "median", "drop_rows"):
+        try:
+            ids = tuple(id_like_columns(load_upload(upload, UploadChoices(target=target, impute=impute))))
+            break
+        except Exception:  # reported when the page loads with the user's choices
+            continue
+    return UploadChoices(target=target, dropped=ids, id_columns=ids)
 
 
 def load_upload(upload: AttachedUpload, choices: UploadChoices) -> Dataset:
@@ -193,7 +223,7 @@ def load_pending_upload() -> None:
     try:
         info = upload_columns(upload)
         fmt = str(info["format"])
-        choices = default_choices(info)
+        choices = default_choices(upload, info)
         dataset = load_upload(upload, choices)
     except Exception as exc:  # reported on every page; never a traceback
         error = failure_message(upload, exc, fmt)

@@ -2,24 +2,21 @@
 
 Layout only: ``seqattn.evaluation.compare.compare_methods`` does the work in a background
 job (progress bar, Stop keeps what finished; finished runs are kept per
-settings in this session), ``seqattn.plots.compare`` draws it.
+settings in this session), ``seqattn.plots.compare`` draws it; the form's
+defaults, reading and caption live in ``app_support/compare.py``.
 """
 from __future__ import annotations
 
-import hashlib
-
-import pandas as pd
 import streamlit as st
 
-from app_support.shell import require_app_shell
-from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support import compare as settings
+from app_support.caches import step_scores, text_digest
+from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.runs import keep_run, show_run_link, take_restored
+from app_support.shell import require_app_shell
 from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
                                finished_runs, keep_widget_state, remember_finished_run)
-from seqattn.evaluation.compare import (ALL_METHODS, DEFAULT_METHODS, GREEDY_REFITS_PER_STEP, Comparison,
-                                        compare_methods, default_ks, step_scores)
-from seqattn.selectors import METHOD_LABELS, default_k
-from seqattn.data import Dataset
+from seqattn.evaluation.compare import ALL_METHODS, Comparison, compare_methods
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
     matrix_heatmap,
@@ -34,37 +31,15 @@ from seqattn.plots.compare import (
 from seqattn.plots.data import mean_image
 from seqattn.reproduce import comparison_notebook
 from seqattn.safe_text import escape_markdown, file_stem
+from seqattn.selectors import METHOD_LABELS
 from seqattn.trace import SelectionTrace
 
 RESULT_KEY = "cmp_result"  # the Comparison shown on this page
 RUN_ID_KEY = "cmp_run_id"  # its id in the run store (None: not kept)
 RUN_IDS_KEY = "cmp_run_ids"  # settings key -> run id of this session's finished runs
 JOB_KEY = "cmp_job"  # the BackgroundJob of a running comparison
+ERROR_KEY = "cmp_error"  # why the last comparison failed
 FINISHED_KEY = "cmp_finished"  # settings key -> Comparison: finished runs of this session
-DEFAULTS = {"cmp_seeds": 3, "cmp_eval_model": "mlp", "cmp_eval_epochs": 30, "cmp_reuse_sa": True,
-            "cmp_sa_epochs": 0, "cmp_shap_background": 50, "cmp_shap_explain": 100, "cmp_seed": 0}
-SETTINGS_FOR_KEY = "cmp_settings_for"  # dataset_key the widgets were last defaulted for
-WIDGETS = ("cmp_methods", "cmp_k", "cmp_ks", "cmp_seeds", "cmp_eval_model", "cmp_eval_epochs", "cmp_reuse_sa",
-           "cmp_sa_epochs", "cmp_shap_background", "cmp_shap_explain", "cmp_seed")
-
-
-@st.cache_data(show_spinner="Refitting every candidate…", max_entries=32)
-def step_scores_cached(dataset_key: str, sa_digest: str, step: int, _dataset: Dataset,
-                       _sa_trace: SelectionTrace) -> pd.DataFrame:
-    return step_scores(_dataset, _sa_trace, step)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def parse_ks(text: str, k: int) -> list[int]:
-    values = sorted({int(v) for v in text.replace(";", ",").split(",") if v.strip()})
-    bad = [v for v in values if not 1 <= v <= k]
-    if bad:
-        raise ValueError(f"k values must lie between 1 and k={k}; got {bad}.")
-    return values
-
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Compare methods")
@@ -82,18 +57,17 @@ st.caption(f"**{escape_markdown(dataset.name)}**: {dataset.n_samples} samples ×
            f"fresh model on its first k picks.")
 
 # ------------------------------------------------------------------ settings
-if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    k0 = default_k(dataset.n_groups)
-    st.session_state.update({"cmp_methods": list(DEFAULT_METHODS), "cmp_k": k0,
-                             "cmp_ks": ", ".join(map(str, default_ks(k0))), **DEFAULTS})
-    st.session_state[SETTINGS_FOR_KEY] = dataset_key
+if settings.default_settings(dataset, dataset_key):
     st.session_state.pop(RESULT_KEY, None)
+settings.offer_reuse(sa_trace)
 restored = take_restored("compare")  # a run opened from its link (?run=...)
 if restored is not None:
     st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = restored
-keep_widget_state(*WIDGETS)
+keep_widget_state(*settings.WIDGETS)
 
-with st.form("cmp_settings"):
+# Plain widgets, not a form: a form's values reach the script only when it is submitted, so the caption below
+# would describe the last submitted values while the form shows new ones (issue 23 item 7).
+with st.container(border=True, key="cmp_settings"):
     st.multiselect("Methods", list(ALL_METHODS), key="cmp_methods", format_func=METHOD_LABELS.get)
     c1, c2, c3, c4, c5 = st.columns(5)
     c1.number_input("k (features per method)", min_value=1, max_value=dataset.n_groups, step=1, key="cmp_k")
@@ -105,82 +79,39 @@ with st.form("cmp_settings"):
     c5.number_input("evaluation epochs", min_value=1, max_value=500, step=1, key="cmp_eval_epochs")
     d1, d2, d3, d4, d5 = st.columns(5)
     d1.checkbox("Reuse SA run", key="cmp_reuse_sa", disabled=sa_trace is None,
-                help="Use the Sequential Attention run already on its page instead of training again.")
+                help="Use the Sequential Attention run already on its page instead of training again."
+                     + ("" if sa_trace is not None else " There is none on this data set yet."))
     d2.number_input("SA epochs (if run here; 0 = automatic)", min_value=0, max_value=1000, step=1,
                     key="cmp_sa_epochs", help="0: SA trains until converged (the library's default budget).")
     d3.number_input("SHAP background rows", min_value=1, max_value=1000, step=1, key="cmp_shap_background")
     d4.number_input("SHAP explained rows", min_value=1, max_value=2000, step=1, key="cmp_shap_explain")
     d5.number_input("selection seed", min_value=0, max_value=2**31 - 1, step=1, key="cmp_seed")
-    submitted = st.form_submit_button("Run comparison", type="primary")
+    submitted = st.button("Run comparison", type="primary", key="cmp_run")
 
-st.caption(f"Defaults: every method but the t-test markers, k = 10, test metric at k = 1, 2, 5, 10, "
-           f"{DEFAULTS['cmp_seeds']} seeds (each its own split and initialisation: the ± spread), the evaluation MLP "
-           f"retrained "
-           f"{DEFAULTS['cmp_eval_epochs']} epochs per (method, k, seed), all of "
-           f"a method's networks trained side by side in one batched run (same numbers as one at a time). Greedy "
-           f"refits the {GREEDY_REFITS_PER_STEP} candidates with the largest score-test statistic per step, each "
-           f"warm-started from the previous fit (on digits the same picks as refitting all 64); SA trains "
-           f"until converged (its automatic budget) unless its page's run is reused. On digits: 12 s of computation, "
-           f"16-22 s until every section shows in a browser, on 2 idle CPU cores; up to about a minute on a busy "
-           f"machine (measured); results appear method by method.")
+st.caption(escape_markdown(settings.settings_caption(dataset, sa_trace)))
 if sa_trace is not None:
     st.caption(f"A Sequential Attention trace with {sa_trace.k} picks is available from its page.")
 
 if submitted:
-    k = int(st.session_state["cmp_k"])
-    methods = tuple(st.session_state["cmp_methods"])
     try:
-        ks = tuple(parse_ks(st.session_state["cmp_ks"], k)) or (k,)
+        chosen = settings.form_settings(sa_trace)
     except ValueError as exc:
-        st.error(f"Could not read the k values: {exc}")
+        st.error(escape_markdown(str(exc)))
         st.stop()
-    if not methods:
-        st.error("Choose at least one method.")
-        st.stop()
-    reuse = bool(st.session_state["cmp_reuse_sa"]) and sa_trace is not None and "sa" in methods
-    options = {
-        "sa": {"epochs": int(st.session_state["cmp_sa_epochs"]) or None},
-        "shap": {"n_background": int(st.session_state["cmp_shap_background"]),
-                 "n_explain": int(st.session_state["cmp_shap_explain"])},
-    }
-    seeds = tuple(range(int(st.session_state["cmp_seeds"])))
-    sa_digest = digest(sa_trace.to_json()) if reuse else ""
-    args = (dataset_key, methods, k, ks, seeds, st.session_state["cmp_eval_model"],
-            int(st.session_state["cmp_eval_epochs"]), device, int(st.session_state["cmp_seed"]), sa_digest,
-            repr(sorted((m, sorted(o.items())) for m, o in options.items())))
+    key = chosen.key(dataset_key, device, sa_trace)
     finished = finished_runs(FINISHED_KEY)
     if st.session_state.get(JOB_KEY) is not None:
         st.warning("A comparison is still running: wait for it or press Stop first.")
-    elif args in finished:  # same settings, same data: show the finished run again
-        st.session_state[RESULT_KEY] = finished[args]
-        st.session_state[RUN_ID_KEY] = st.session_state.get(RUN_IDS_KEY, {}).get(args)
+    elif key in finished:  # same settings, same data: show the finished run again
+        st.session_state[RESULT_KEY] = finished[key]
+        st.session_state[RUN_ID_KEY] = st.session_state.get(RUN_IDS_KEY, {}).get(key)
     else:
-        job = BackgroundJob(compare_methods, dataset, list(methods), k, ks=list(ks), seeds=list(seeds),
-                            eval_model=st.session_state["cmp_eval_model"],
-                            eval_epochs=int(st.session_state["cmp_eval_epochs"]),
-                            random_state=int(st.session_state["cmp_seed"]), device=device,
-                            sa_trace=sa_trace if reuse else None, method_options=options,
-                            max_seconds=MAX_TRAINING_SECONDS, partial_kwarg="on_partial",
-                            meta={"settings_key": args, "dataset_key": dataset_key})
-        st.session_state[JOB_KEY] = job
-
-
-def collect_finished_job() -> None:
-    """Move a finished comparison into session state (or show why it failed)."""
-    finished_job: BackgroundJob = st.session_state.pop(JOB_KEY)
-    if finished_job.meta["dataset_key"] != dataset_key:
-        return  # the data set changed while it ran
-    if finished_job.error is not None:
-        error = finished_job.error
-        prefix = "" if isinstance(error, (ValueError, RuntimeError)) else f"{type(error).__name__}: "
-        st.error(escape_markdown(f"The comparison failed: {prefix}{error}"))
-        return
-    result = finished_job.result
-    run_id = keep_run("compare", result.to_dict(), result.shap_arrays())  # a link that outlives a restart
-    if not result.settings.get("stopped"):  # a stopped run is not reused
-        remember_finished_run(FINISHED_KEY, finished_job.meta["settings_key"], result)
-        st.session_state.setdefault(RUN_IDS_KEY, {})[finished_job.meta["settings_key"]] = run_id
-    st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = result, run_id
+        st.session_state[JOB_KEY] = BackgroundJob(
+            compare_methods, dataset, list(chosen.methods), chosen.k, ks=list(chosen.ks), seeds=list(chosen.seeds),
+            eval_model=chosen.eval_model, eval_epochs=chosen.eval_epochs, random_state=chosen.seed, device=device,
+            sa_trace=sa_trace if chosen.reuse_sa else None, method_options=chosen.options,
+            max_seconds=MAX_TRAINING_SECONDS, partial_kwarg="on_partial",
+            meta={"settings_key": key, "dataset_key": dataset_key})
 
 
 def show_partial(running_job: BackgroundJob) -> None:
@@ -194,21 +125,29 @@ def show_partial(running_job: BackgroundJob) -> None:
     st.dataframe(partial.rankings(), key="cmp_partial_rankings")
 
 
-job: BackgroundJob | None = st.session_state.get(JOB_KEY)
-if job is not None and job.done:
-    collect_finished_job()
-elif job is not None:
+done = take_finished_job(JOB_KEY, error_key=ERROR_KEY, what="The comparison", dataset_key=dataset_key,
+                         plain_errors=(ValueError, RuntimeError))
+if done is not None:
+    result = done.result
+    run_id = keep_run("compare", result.to_dict(), result.shap_arrays())  # a link that outlives a restart
+    if not result.settings.get("stopped"):  # a stopped run is not reused
+        remember_finished_run(FINISHED_KEY, done.meta["settings_key"], result)
+        st.session_state.setdefault(RUN_IDS_KEY, {})[done.meta["settings_key"]] = run_id
+    st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = result, run_id
+elif st.session_state.get(JOB_KEY) is not None:
     job_progress_panel(JOB_KEY, stop_key="cmp_stop", text=lambda j: j.message, details=show_partial,
                        stopping="Stopping inside the current method or after its retraining batch; what finished "
                                 "is kept…",
                        stop_help="Stop and show the methods and fits that finished.")
     st.stop()  # old results stay hidden while a run is going
+show_job_error(ERROR_KEY)
 
 result: Comparison | None = st.session_state.get(RESULT_KEY)
 if result is None:
     st.info("Choose methods and settings, then press **Run comparison**.")
     st.stop()
 
+show_run_link(st.session_state.get(RUN_ID_KEY))
 if result.settings.get("stopped") == "stopped":
     st.info("Stopped: showing the methods and retraining fits that finished before Stop.")
 if result.settings.get("stopped") == "time limit":
@@ -260,7 +199,7 @@ with tab_step:
         st.info("This step-by-step view refits single columns; it is not offered for data with feature groups.")
     else:
         step = st.slider("SA step", 1, sa_result.k, 1, key="cmp_step") - 1
-        frame = step_scores_cached(dataset_key, digest(sa_result.to_json()), step, dataset, sa_result)
+        frame = step_scores(dataset_key, text_digest(sa_result.to_json()), step, dataset, sa_result)
         st.plotly_chart(step_scores_figure(frame), key="cmp_step_chart")
         if frame.attrs.get("note"):
             st.caption(escape_markdown(frame.attrs["note"]))

@@ -1,25 +1,38 @@
-"""Data page: pick a built-in data set or upload a table, choose the target (and h5ad layer),
-optionally preprocess expression data, preview it."""
-from __future__ import annotations
+"""Data page: pick a built-in data set or upload a table, choose the target (and h5ad layer), the columns
+to leave out and what to do with missing values, optionally preprocess expression data, see what was
+read (a per-column summary) and preview it.
 
-from pathlib import Path
+Layout only: uploads are read in ``app_support/uploads.py``, dataset keys are built in
+``app_support/state.py``, the views come from ``seqattn.plots.data``.
+"""
+from __future__ import annotations
 
 import streamlit as st
 
 from app_support.messages import data_page_message
 from app_support.shell import require_app_shell
 from app_support.state import (
+    DATA_WIDGETS,
     DATASET_ID_KEY,
+    DEFAULT_BUILTIN,
+    builtin_key,
+    builtin_of,
     current_dataset,
     keep_widget_state,
     load_builtin_cached,
     load_failure,
+    load_server_cached,
     note_load_failure,
     preprocess_cached,
+    preprocessed_key,
+    server_key,
     set_dataset,
+    use_default_dataset,
 )
 from app_support.uploads import (
+    IMPUTE_OPTIONS,
     TASKS,
+    UPLOAD_CHOICE_WIDGETS,
     UPLOAD_WIDGET_KEY,
     AttachedUpload,
     UploadChoices,
@@ -33,30 +46,21 @@ from app_support.uploads import (
     upload_columns,
     upload_key,
 )
-from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.data import DataError
+from seqattn.data.builtins import BUILTIN_DATASETS
+from seqattn.data.guards import id_like_columns
 from seqattn.data.tables import guess_target, list_columns
 from seqattn.genomics import is_expression_data
-from seqattn.plots.data import class_balance_figure, mean_image, preview_frame
+from seqattn.plots.data import class_balance_figure, column_table, mean_image, styled_preview
 from seqattn.safe_text import escape_markdown
-from seqattn.server_files import allowed_folder, list_server_files, load_server_file, resolve_server_path
+from seqattn.server_files import allowed_folder, list_server_files, resolve_server_path
 
-DEFAULT_BUILTIN = "digits"
-
-PREPROCESS_WIDGETS = ("pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
-IMPUTE_OPTIONS = {"stop with an error": None, "fill with the median": "median",
-                  "fill with the most frequent value": "most_frequent"}
 DEFAULT_TOP_GENES = 2000
 SOURCE_OF_FAILURE = {"Upload": "upload", "File on the server": "server"}  # radio choice -> load_failure source
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Data")
-keep_widget_state("data_source", "builtin_name", *PREPROCESS_WIDGETS)
-
-
-def builtin_of(key: str) -> str:
-    """The built-in name in a dataset key such as ``builtin:pbmc68k_reduced|pp=...`` ('' for uploads)."""
-    return key.removeprefix("builtin:").split("|")[0] if key.startswith("builtin:") else ""
+keep_widget_state(*DATA_WIDGETS)
 
 
 def preprocessing_controls(base, base_key: str):
@@ -87,12 +91,11 @@ def preprocessing_controls(base, base_key: str):
     except DataError as exc:
         st.error(escape_markdown(f"Preprocessing failed: {exc}"))
         return base, base_key
-    return dataset, f"{base_key}|pp=log1p:{int(bool(log1p))},top:{top},std:{int(bool(standardize))}"
+    return dataset, preprocessed_key(base_key, bool(log1p), top, bool(standardize))
 
 
 if st.session_state.get(DATASET_ID_KEY) is None:
-    # a good first data set, so the SA page works right away
-    set_dataset(load_builtin_cached(DEFAULT_BUILTIN), f"builtin:{DEFAULT_BUILTIN}")
+    use_default_dataset()  # a good first data set, so the SA page works right away
 
 if "data_source" not in st.session_state:
     # Streamlit forgets this radio on other pages; without this, coming back after an upload (loaded or
@@ -115,12 +118,6 @@ def server_folder():
         return None
 
 
-@st.cache_resource(show_spinner="Opening the file…", max_entries=4)
-def load_server_cached(relative: str, stamp: tuple, target: str, task: str, folder: str):
-    """One load per (file, modification time and size, target, task); large h5ad files open backed."""
-    return load_server_file(relative, Path(folder), target, task=task)
-
-
 def server_file_source(folder):
     """'File on the server': pick a file and its target; returns (dataset, key) or (None, "")."""
     files = list_server_files(folder)
@@ -140,18 +137,25 @@ def server_file_source(folder):
     except DataError as exc:
         note_load_failure(relative, data_page_message(str(exc), table_controls=False), source="server")
         return None, ""
-    return dataset, f"server:{relative}:{stat.st_mtime_ns}:{target}:{task}"
+    return dataset, server_key(relative, stat.st_mtime_ns, target, task)
+
+
+def drop_column(widget_key: str, column: str) -> None:
+    """A warning's "Drop" button: add ``column`` to the 'Drop columns' choice."""
+    chosen = list(st.session_state.get(widget_key, []))
+    st.session_state[widget_key] = chosen + ([column] if column not in chosen else [])
 
 
 def upload_controls(upload: AttachedUpload, info: dict) -> UploadChoices:
-    """Target, task and (h5ad) matrix or (tables) dropped columns and missing values, for a checked file."""
+    """Target, task and (h5ad) matrix or (tables) dropped columns and missing values, for a checked file.
+    Row-ID columns start in 'Drop columns' (the page says so); the user may keep them."""
     columns = [str(c) for c in info["columns"]]
-    default = default_choices(info)
+    default = default_choices(upload, info)
     digest = upload.digest
     label = "Target (an obs column of the h5ad)" if info["format"] == "h5ad" else "Target column"
     layers = list(info.get("layers") or [])
     left, middle, right = st.columns(3) if info["format"] == "h5ad" else (*st.columns(2), None)
-    target_key = f"target:{digest}"
+    target_key, drop_key = f"target:{digest}", f"drop:{digest}"
     first = {} if target_key in st.session_state else {"index": columns.index(default.target)}  # else: kept choice
     target = left.selectbox(label, columns, key=target_key, **first)
     task = middle.selectbox("Task", TASKS, key=f"task:{digest}")
@@ -160,16 +164,26 @@ def upload_controls(upload: AttachedUpload, info: dict) -> UploadChoices:
                                  help="X, one of the file's layers (e.g. raw counts), or raw (adata.raw).",
                                  disabled=not layers)
         return UploadChoices(target, task, layer=None if choice == "X" else choice)
+    if drop_key not in st.session_state:
+        st.session_state[drop_key] = list(default.dropped)
+    st.session_state[drop_key] = [c for c in st.session_state[drop_key] if c != target]  # a new target stays
     d1, d2 = st.columns(2)
     dropped = tuple(d1.multiselect(
-        "Drop columns", [c for c in columns if c != target], key=f"drop:{digest}",
+        "Drop columns", [c for c in columns if c != target], key=drop_key,
         help="Leave out IDs, copies of the target (a 'likely leak' warning names them) or anything "
              "you do not want selected."))
     impute_label = d2.selectbox(
         "Missing values", list(IMPUTE_OPTIONS), key=f"impute:{digest}",
-        help="Missing feature values are an error unless filled: the median (numbers) or the most "
-             "frequent value; a '<column> (missing)' indicator joins the column's group.")
-    return UploadChoices(target, task, impute=IMPUTE_OPTIONS[impute_label], dropped=dropped)
+        help="Missing values are an error unless you choose: fill a feature's gaps with its median (numbers) "
+             "or most frequent value, adding a '<column> (missing)' indicator to its group; or drop every row "
+             "with a missing value (the target's included).")
+    kept_ids = [c for c in default.id_columns if c in dropped]
+    if kept_ids:
+        d1.caption("Left out by default: " + escape_markdown(", ".join(kept_ids)) + " — a different whole number "
+                   "in every row, i.e. a row number or ID. Kept, Sequential Attention would pick the file's row "
+                   "order (which can follow the target). Remove it above to keep it.")
+    return UploadChoices(target, task, impute=IMPUTE_OPTIONS[impute_label], dropped=dropped,
+                         id_columns=default.id_columns)
 
 
 def upload_source():
@@ -194,7 +208,7 @@ def upload_source():
         c1.caption(f"Attached: **{escape_markdown(upload.name)}** ({len(upload.data) / 1024:,.0f} KiB), kept while "
                    "you use other pages. Attach another file to replace it.")
         c2.button("Remove", key="data_forget_upload", on_click=forget_upload)
-    keep_widget_state(*(f"{w}:{upload.digest}" for w in ("target", "task", "layer", "drop", "impute")))
+    keep_widget_state(*(f"{w}:{upload.digest}" for w in UPLOAD_CHOICE_WIDGETS))
     fmt, choices, dataset, error = "", None, None, None
     try:
         info = upload_columns(upload)  # checked first (type, binary content, header): no controls for junk
@@ -221,7 +235,7 @@ if source == "Built-in":
         st.session_state["builtin_name"] = current if current in names else DEFAULT_BUILTIN
     name = st.selectbox("Built-in data set", names, key="builtin_name",
                         format_func=lambda n: f"{n} — {BUILTIN_DATASETS[n][1]}")
-    base, base_key = load_builtin_cached(name), f"builtin:{name}"
+    base, base_key = load_builtin_cached(name), builtin_key(name)
 elif source == "File on the server":
     base, base_key = server_file_source(folder)
 else:
@@ -254,8 +268,15 @@ builtin_name = builtin_of(str(st.session_state.get(DATASET_ID_KEY, "")))
 description = BUILTIN_DATASETS[builtin_name][1] if builtin_name in BUILTIN_DATASETS else dataset.description
 if description:
     st.caption(escape_markdown(description))
+upload = attached_upload() if source == "Upload" else None
+drop_key = f"drop:{upload.digest}" if upload is not None else ""
+row_ids = set(id_like_columns(dataset)) if drop_key and drop_key in st.session_state else set()
 for warning in dataset.extra.get("warnings", []):
     st.warning(escape_markdown(warning), icon=":material/warning:")
+    named = next((c for c in row_ids if warning.startswith(f"looks like a row ID: {c} — ")), None)
+    if named is not None:  # the Drop control, one click away
+        st.button(f"Drop {named}", key=f"data_drop_id:{named}", on_click=drop_column, args=(drop_key, named),
+                  help="Adds it to 'Drop columns' above.")
 for note in dataset.extra.get("notes", []):
     st.info(escape_markdown(note))
 if dataset.groups is not None:
@@ -272,10 +293,21 @@ for start in range(0, len(items), PER_ROW):
     for column, (key, value) in zip(st.columns(PER_ROW), items[start:start + PER_ROW]):
         column.metric(key, str(value))
 
+columns_read = column_table(dataset)
+if columns_read is not None:
+    with st.expander(f"Columns as read, before encoding ({len(columns_read)})", expanded=len(columns_read) <= 40):
+        st.dataframe(columns_read, hide_index=True, key="data_columns")
+        st.caption("type: as read from the file; missing: empty cells; distinct: different values (empty cells "
+                   "not counted); role: what the data set does with the column. A text column becomes one "
+                   "feature group of 0/1 columns, one per value.")
+
 left, right = st.columns([3, 2])
 with left:
-    st.markdown("**First rows** (target and up to 12 features)")
-    st.dataframe(preview_frame(dataset), hide_index=True)
+    st.markdown("**Preview** (row number in the data set, target and up to 12 features)")
+    st.dataframe(styled_preview(dataset), hide_index=True, key="data_preview")
+    if dataset.extra.get("impute") in ("median", "most_frequent"):
+        st.caption("Shaded cells were empty in the file and filled in ('Missing values'); the preview shows "
+                   "some of those rows first.")
 with right:
     st.markdown("**Class balance**" if dataset.task == "classification" else "**Target distribution**")
     st.plotly_chart(class_balance_figure(dataset), key="balance")

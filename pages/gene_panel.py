@@ -1,26 +1,22 @@
 """Gene panel page: the SA panel per cell type (heatmap, dot plot), its held-out accuracy, how it
 compares with the classic per-cell-type t-test marker ranking, the field's panel metrics (spapros's
-kinds) for SA beside t-test markers and HVG; downloads."""
+kinds) for SA beside t-test markers and HVG; downloads.
+
+Layout only: the read-outs come from ``seqattn.genomics`` and ``seqattn.evaluation.panels`` through the
+caches in ``app_support/caches.py``.
+"""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from app_support.shell import require_app_shell
+from app_support.caches import (confusion_table, field_metrics, held_out_accuracy, hvg_baseline, per_type_tables,
+                                ttest_panel)
 from app_support.runs import SA_RUN_ID_KEY, show_run_link
+from app_support.shell import require_app_shell
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
-from seqattn.data import DataError, Dataset
-from seqattn.evaluation.panels import PANEL_METRICS, held_out_panel_metrics
-from seqattn.genomics import (
-    fraction_expressing_by_type,
-    genes_by_marked_type,
-    hvg_panel,
-    is_expression_data,
-    mean_expression_by_type,
-    panel_accuracy,
-    panel_confusion,
-    panel_overlap,
-)
+from seqattn.data import DataError
+from seqattn.evaluation.panels import PANEL_METRICS
+from seqattn.genomics import genes_by_marked_type, is_expression_data, panel_overlap
 from seqattn.plots.genomics import (
     confusion_figure,
     dot_plot,
@@ -32,50 +28,10 @@ from seqattn.plots.genomics import (
     panels_side_by_side,
     per_type_recall_figure,
 )
-from seqattn.selectors.ttest import ttest_markers
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
 
-# The read-outs depend only on the data set and the panel's genes, so the caches are keyed on
-# dataset_key + the genes (or the trace's pins/bans and k for the t-test); the Dataset is not hashed.
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def per_type_tables(dataset_key: str, genes: tuple[str, ...], _dataset: Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return mean_expression_by_type(_dataset, genes), fraction_expressing_by_type(_dataset, genes)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def held_out_accuracy(dataset_key: str, genes: tuple[str, ...], all_genes: bool, _dataset: Dataset) -> dict:
-    return panel_accuracy(_dataset, list(genes), all_genes=all_genes)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def confusion_table(dataset_key: str, genes: tuple[str, ...], _dataset: Dataset) -> pd.DataFrame:
-    return panel_confusion(_dataset, list(genes))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def ttest_panel(dataset_key: str, k: int, pinned: tuple[int, ...], banned: tuple[int, ...],
-                _dataset: Dataset) -> SelectionTrace:
-    return ttest_markers(_dataset, k, pinned=pinned, banned=banned)
-
-
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def field_metrics(dataset_key: str, panels: tuple[tuple[str, tuple[str, ...]], ...], _dataset: Dataset
-                  ) -> pd.DataFrame:
-    return held_out_panel_metrics(_dataset, dict(panels))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def hvg_baseline(dataset_key: str, size: int, pinned: tuple[int, ...], banned: tuple[int, ...],
-                 _dataset: Dataset) -> list[str]:
-    return hvg_panel(_dataset, size, pinned=pinned, banned=banned)
-
-
 st.title("Gene panel")
 keep_widget_state("gp_scale", "gp_order")
 dataset = current_dataset()

@@ -1,32 +1,37 @@
 """Sequential Attention page: settings, a background run with progress and Stop, the animation,
-the step-by-step teaching view, pin/ban, downloads."""
+the step-by-step teaching view, a held-out check, pin/ban, downloads.
+
+Layout only: settings and their defaults live in ``app_support/sequential.py``,
+job collection in ``app_support/jobs.py``, caches in ``app_support/caches.py``.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
 from app_support import state
-from app_support.shell import require_app_shell
-from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.caches import selection_held_out
+from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.runs import SA_RUN_ID_KEY, keep_run, show_run_link
+from app_support.sequential import (WIDGETS, ban, changed_since_run, current_settings, default_settings,
+                                    remember_run_settings)
+from app_support.shell import require_app_shell
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
-from seqattn.data import attach_preprocessing
+from seqattn.data import DataError, attach_preprocessing
 from seqattn.data.groups import groups_of
 from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, explain_trace, feature_unit,
                                          near_tie_warnings)
 from seqattn.genomics import is_expression_data, mitochondrial_genes, ribosomal_genes
+from seqattn.plots.genomics import confusion_figure
 from seqattn.plots.selection import attention_vs_gain_figure, true_gain_label
 from seqattn.reproduce import reproduction_notebook
 from seqattn.safe_text import escape_markdown, file_stem
 from seqattn.scoring import candidate_gains
 from seqattn.selectors import run_method
-# importing the SA module pays torch's import on page load, not in the timed run
-from seqattn.selectors.sequential_attention import quick_start_settings
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
+ERROR_KEY = "sa_error"  # why the last run failed
 GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teaching-view refit
-SETTINGS_FOR_KEY = "sa_settings_for"  # dataset_key the settings widgets were last defaulted for
-WIDGETS = ("sa_k", "sa_epochs", "sa_hidden", "sa_lr", "sa_seed", "sa_model", "sa_pinned", "sa_banned")
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Sequential Attention")
@@ -37,13 +42,7 @@ dataset_key = str(st.session_state.get(DATASET_ID_KEY))
 device = current_device()
 
 # ------------------------------------------------------------------ settings
-if st.session_state.get(SETTINGS_FOR_KEY) != dataset_key:
-    quick = quick_start_settings(dataset)
-    st.session_state.update({"sa_k": quick["k"], "sa_epochs": quick["epochs"] or 0,  # 0: automatic budget
-                             "sa_hidden": quick["hidden"], "sa_lr": quick["learning_rate"],
-                             "sa_seed": quick["random_state"], "sa_model": quick["model"],
-                             "sa_pinned": [], "sa_banned": []})
-    st.session_state[SETTINGS_FOR_KEY] = dataset_key
+default_settings(dataset, dataset_key)
 keep_widget_state(*WIDGETS)
 
 st.caption(f"**{escape_markdown(dataset.name)}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
@@ -55,14 +54,9 @@ mito_names = [unit_names[i] for i in mitochondrial_genes(unit_names)]
 ribo_names = [unit_names[i] for i in ribosomal_genes(unit_names)]
 
 
-def ban(names: list[str]) -> None:
-    """Add genes to the ban list (and drop them from the pins: a gene cannot be both)."""
-    banned = list(st.session_state.get("sa_banned", []))
-    st.session_state["sa_banned"] = banned + [g for g in names if g not in banned]
-    st.session_state["sa_pinned"] = [g for g in st.session_state.get("sa_pinned", []) if g not in names]
-
-
-with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
+# Always drawn with the same arguments: an expander whose `expanded` changes between runs is drawn afresh, and
+# folded shut on the first edit after a run. The user may fold it; it then stays folded.
+with st.expander("Settings", expanded=True):
     c1, c2, c3, c4, c5, c6 = st.columns(6)
     c1.number_input("k (feature groups to pick)" if dataset.groups is not None else "k (features to pick)",
                     min_value=1, max_value=dataset.n_groups, step=1, key="sa_k",
@@ -70,7 +64,7 @@ with st.expander("Settings", expanded=SA_TRACE_KEY not in st.session_state):
     c2.number_input("epochs (0 = automatic)", min_value=0, max_value=1000, step=1, key="sa_epochs",
                     help="0: train until converged — the warm-up until the validation loss stops improving, "
                          "each phase until one candidate's attention clearly leads. N: exactly N epochs "
-                         "(10% warm-up, then k equal phases).")
+                         "(10% warm-up, then k equal phases; lengthened, with a note, when too short for k).")
     c3.number_input("hidden units", min_value=1, max_value=4096, step=1, key="sa_hidden")
     c4.number_input("learning rate", min_value=1e-5, max_value=1.0, format="%.4f", key="sa_lr")
     c5.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="sa_seed")
@@ -103,25 +97,9 @@ if run_clicked:
         max_seconds=state.MAX_TRAINING_SECONDS,
         pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
         banned=[index_of[n] for n in st.session_state["sa_banned"]],
-        meta={"dataset_key": dataset_key},
+        meta={"dataset_key": dataset_key, "settings": current_settings()},
     )
     running = True
-
-
-def collect_finished_job() -> None:
-    """Move a finished run's trace into session state (or show its error)."""
-    finished: BackgroundJob = st.session_state.pop(JOB_KEY)
-    if finished.meta.get("dataset_key") != dataset_key:
-        return  # the data set changed while it ran: the result belongs to other data
-    if finished.error is not None:
-        error = finished.error
-        prefix = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
-        st.session_state["sa_error"] = f"Sequential Attention failed — {prefix}{error}"
-    else:
-        attach_preprocessing(finished.result.settings, dataset)  # so the panel can be reproduced from the trace
-        st.session_state[SA_TRACE_KEY] = finished.result
-        st.session_state[SA_RUN_ID_KEY] = keep_run("sa", finished.result.to_dict())  # a link that outlives a restart
-        st.session_state.pop("sa_error", None)
 
 
 def picks_so_far(job: BackgroundJob) -> None:
@@ -130,16 +108,18 @@ def picks_so_far(job: BackgroundJob) -> None:
         st.caption("Picked so far: " + escape_markdown(" · ".join(picks)))
 
 
-if job is not None and job.done:
-    collect_finished_job()
+finished = take_finished_job(JOB_KEY, error_key=ERROR_KEY, what="Sequential Attention", dataset_key=dataset_key)
+if finished is not None:
+    attach_preprocessing(finished.result.settings, dataset)  # so the panel can be reproduced from the trace
+    st.session_state[SA_TRACE_KEY] = finished.result
+    st.session_state[SA_RUN_ID_KEY] = keep_run("sa", finished.result.to_dict())  # a link that outlives a restart
+    remember_run_settings(finished.result, finished.meta["settings"])
 elif running:
     job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
-                       text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                       text=lambda j: f"{j.message} — step {j.steps_text}",
                        stopping="Stopping after the current step; the picks so far are kept…",
                        stop_help="Stop training and keep the features picked so far.")
-
-if "sa_error" in st.session_state:
-    st.error(escape_markdown(st.session_state["sa_error"]))
+show_job_error(ERROR_KEY)
 
 # ------------------------------------------------------------------ results
 trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
@@ -151,6 +131,11 @@ if trace is None:
     st.info("Choose settings and press **Run Sequential Attention**.")
     st.stop()
 
+changed = changed_since_run(trace)
+if changed:
+    st.warning("**Out of date:** the settings changed since this run (" + escape_markdown(", ".join(changed))
+               + "). The results below are from the earlier settings; press **Run Sequential Attention** to update "
+               "them.", icon=":material/update:")
 final = trace.steps[-1].val_metric if trace.steps else None
 summary = f"Selected **{trace.k}** features" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "")
 if trace.steps:
@@ -163,6 +148,8 @@ st.markdown(summary + ".")
 show_run_link(st.session_state.get(SA_RUN_ID_KEY))
 if budget_summary(trace):
     st.caption(budget_summary(trace))
+if trace.settings.get("budget_note"):  # a fixed budget too short for k phases was lengthened (warned, not refused)
+    st.warning(escape_markdown(trace.settings["budget_note"]), icon=":material/schedule:")
 if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
     limit = float(trace.settings["max_seconds"])
     shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
@@ -181,8 +168,8 @@ if dataset.task == "classification" and is_expression_data(dataset):  # cells ×
 
 figure = trace.plot(dataset)  # built once per trace (cached on it); the same figure as in a notebook
 
-tab_anim, tab_steps, tab_table, tab_download = st.tabs(
-    ["Animation", "Step by step", "Selected features", "Downloads"])
+tab_anim, tab_steps, tab_table, tab_check, tab_download = st.tabs(
+    ["Animation", "Step by step", "Selected features", "Held-out check", "Downloads"])
 
 with tab_anim:
     st.caption("Press ▶ Play (below the chart) or drag the slider. Left: every candidate's attention score when "
@@ -232,6 +219,29 @@ with tab_steps:
                    f"the candidate is added (what greedy selection maximises); the animation's gain is the change "
                    f"in validation {trace.metric_name}.")
         st.dataframe(table, hide_index=True, key="sa_teach_table")
+
+with tab_check:
+    try:
+        check = selection_held_out(dataset_key, tuple(trace.pinned) + tuple(trace.selected), dataset)
+    except (DataError, ValueError) as exc:
+        st.info(escape_markdown(f"No held-out check for this run: {exc}"))
+    else:
+        metric = check["metric"]
+        h1, h2 = st.columns(2)
+        h1.metric(f"Held-out {metric}, the {check['n_units']} picks" + (" (pins included)" if trace.pinned else ""),
+                  f"{check['selected']:.3f}", f"{check['selected'] - check['all_features']:+.3f} vs all features")
+        columns = "columns" if dataset.groups is not None else "features"  # groups: their columns, counted
+        h2.metric(f"Held-out {metric}, all {check['n_all']} {columns}", f"{check['all_features']:.3f}")
+        model = "logistic regression" if metric == "accuracy" else "ridge regression"
+        st.caption(f"A plain {model} (features standardised on the training part) trained on {check['n_train']} "
+                   f"rows and tested on {check['n_test']} other rows, the same split for both; the Gene panel page "
+                   "uses the same model and split. SA chose its picks on all rows (its validation "
+                   f"{trace.metric_name} above is on its own split), so this checks that the picks carry over to "
+                   "a different model, not an unbiased estimate.")
+        if check["confusion"] is not None:
+            st.markdown("**Per class, on the held-out rows** (model on the picks)")
+            st.plotly_chart(confusion_figure(check["confusion"], unit="class"), key="sa_confusion")
+            st.caption("Rows: true class; columns: predicted. The diagonal is each class's recall.")
 
 with tab_download:
     stem = f"sa_{file_stem(trace.dataset or dataset.name)}_k{trace.k}"

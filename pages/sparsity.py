@@ -1,9 +1,9 @@
 """Sparsity page: SA++ block masks, PSA and related attention patterns, live dense-vs-sparse latency.
 
 Layout only: everything is computed by ``seqattn.sparsity``; long runs go to a
-``BackgroundJob`` (progress bar + Stop), finished results are kept in a
-``st.cache_resource`` store keyed on their settings, pattern scoring is cached
-with ``st.cache_data``.
+``BackgroundJob`` (progress bar + Stop), finished SA++ runs are kept per
+settings in this session, pattern scoring is cached (``app_support/caches.py``),
+presets and sizes live in ``app_support/sparsity.py``.
 """
 from __future__ import annotations
 
@@ -13,55 +13,28 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from app_support.caches import attention_patterns
+from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.shell import require_app_shell
-from app_support.jobs import BackgroundJob, job_progress_panel
+from app_support.sparsity import (DEFAULT_BLOCK, DEFAULT_TOKENS, LATENCY_PRESETS, PATTERN_BLOCKS, PATTERN_HEAD_DIM,
+                                  PATTERN_HEADS, PATTERN_LAYERS, PATTERN_TOKENS, RATIO_COLUMNS, SAPP_DATASETS)
 from app_support.state import current_device, finished_runs, load_builtin_cached, remember_finished_run
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
 from seqattn.safe_text import to_csv
-from seqattn.sparsity.attention_patterns import PSA_LABEL, make_attention_inputs, run_patterns
+from seqattn.sparsity.attention_patterns import PSA_LABEL
 from seqattn.sparsity.block_pruning import sa_plus_plus
 from seqattn.sparsity.latency import reports_to_rows, run_latency_suite
 
 SAPP_JOB, LAT_JOB = "sparsity_sapp_job", "sparsity_latency_job"
 SAPP_RESULT, LAT_RESULT = "sparsity_sapp_result", "sparsity_latency_result"
-LATENCY_PRESETS = {
-    "quick (decode 1k, BSR 1024², no compile)": dict(prefill_lens=(), decode_lens=(1024,), linear_shape=(1024, 1024)),
-    "standard (prefill 1k, decode 4k, BSR 2048²)": dict(prefill_lens=(1024,), decode_lens=(4096,)),
-    "design targets (1k/4k/8k; minutes)": dict(prefill_lens=(1024, 4096, 8192), decode_lens=(1024, 4096, 8192)),
-}
-
-
 SAPP_FINISHED = "sapp_finished"  # settings -> finished SA++ run of this session (latency is always measured afresh)
 
 
-@st.cache_data(show_spinner="Scoring attention patterns…", max_entries=8)
-def cached_patterns(seq_len: int, block_size: int, n_layers: int, n_heads: int, tau: float, window: int,
-                    topk: int, estimate: str, seed: int):
-    inputs = make_attention_inputs(seq_len, n_layers, n_heads, 64, block_size, random_state=seed)
-    return run_patterns(inputs, window_blocks=window, topk_blocks=topk, tau=tau, psa_estimate=estimate,
-                        nsa_selected=max(1, topk - 1), random_state=seed)
-
-
-def job_panel(job_key: str, label: str) -> None:
+def job_panel(job_key: str, what: str) -> None:
     """Progress + Stop for a background job; a full rerun collects the result when it is done."""
-    job_progress_panel(job_key, stop_key=f"{job_key}_stop", text=lambda j: f"{label}: {j.message}",
+    job_progress_panel(job_key, stop_key=f"{job_key}_stop", text=lambda j: f"{what} — {j.message}",
                        stopping="Stopping after the current step; what finished is kept…", run_every=0.5)
-
-
-def collect(job_key: str, result_key: str, store_key: tuple | None = None) -> None:
-    """Move a finished job's result into session state (and, if complete, into this session's finished runs)."""
-    job: BackgroundJob | None = st.session_state.get(job_key)
-    if job is None or not job.done:
-        return
-    st.session_state.pop(job_key)
-    if job.error is not None:
-        st.session_state[result_key + "_error"] = f"{type(job.error).__name__}: {job.error}"
-        return
-    st.session_state.pop(result_key + "_error", None)
-    st.session_state[result_key] = job.result
-    if store_key is not None and not job.stop_requested:
-        remember_finished_run(SAPP_FINISHED, store_key, job.result)
 
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
@@ -77,7 +50,7 @@ tab_sapp, tab_attn, tab_lat = st.tabs(["SA++ block pruning", "Attention patterns
 
 # ------------------------------------------------------------------ SA++
 with tab_sapp:
-    names = [n for n in ("digits", "mnist_5k") if n in BUILTIN_DATASETS]
+    names = [n for n in SAPP_DATASETS if n in BUILTIN_DATASETS]
     with st.form("sapp_form"):
         c1, c2, c3, c4, c5, c6 = st.columns(6)
         data_name = c1.selectbox("data set", names, key="sapp_data")
@@ -99,15 +72,15 @@ with tab_sapp:
                                 block_size=int(block), hidden=(int(hidden),), epochs=int(epochs),
                                 n_cycles=int(cycles), device=device, meta={"settings": settings})
             st.session_state[SAPP_JOB] = job
-    if SAPP_JOB in st.session_state:
-        job = st.session_state[SAPP_JOB]
-        if job.done:
-            collect(SAPP_JOB, SAPP_RESULT, job.meta["settings"])
-            st.session_state["lat_bsr"] = float(job.meta["settings"][1])  # the BSR timing follows the pruned sparsity
-        else:
-            job_panel(SAPP_JOB, "SA++")
-    if SAPP_RESULT + "_error" in st.session_state:
-        st.error(st.session_state[SAPP_RESULT + "_error"])
+    trained = take_finished_job(SAPP_JOB, error_key=SAPP_RESULT + "_error", what="SA++ training")
+    if trained is not None:
+        st.session_state[SAPP_RESULT] = trained.result
+        if not trained.stop_requested:
+            remember_finished_run(SAPP_FINISHED, trained.meta["settings"], trained.result)
+        st.session_state["lat_bsr"] = float(trained.meta["settings"][1])  # the BSR timing follows the pruned sparsity
+    elif SAPP_JOB in st.session_state:
+        job_panel(SAPP_JOB, "Training")
+    show_job_error(SAPP_RESULT + "_error")
     result = st.session_state.get(SAPP_RESULT)
     if result is None:
         st.info("Press **Train SA++ and baselines**. Digits with the defaults took 2.5–7 s in our runs on a "
@@ -147,8 +120,9 @@ with tab_sapp:
 # ------------------------------------------------------------------ attention patterns
 with tab_attn:
     c1, c2, c3, c4, c5, c6, c7 = st.columns(7)
-    seq_len = c1.selectbox("tokens", [256, 512, 1024], index=1, key="attn_seq")
-    block_size = c2.selectbox("block size", [16, 32, 64], index=1, key="attn_block")
+    seq_len = c1.selectbox("tokens", PATTERN_TOKENS, index=PATTERN_TOKENS.index(DEFAULT_TOKENS), key="attn_seq")
+    block_size = c2.selectbox("block size", PATTERN_BLOCKS, index=PATTERN_BLOCKS.index(DEFAULT_BLOCK),
+                              key="attn_block")
     tau = c3.slider("PSA τ", 0.5, 0.99, 0.9, 0.01, key="attn_tau")
     window = c4.number_input("window blocks", 1, 16, 3, key="attn_window")
     topk = c5.number_input("top-k blocks", 1, 32, 4, key="attn_topk")
@@ -156,10 +130,12 @@ with tab_attn:
                         help="pooled: mean-pooled q·k per block (what a kernel can afford); exact: true block mass "
                              "(oracle).")
     seed = c7.number_input("seed", 0, 10_000, 0, key="attn_seed")
-    suite = cached_patterns(int(seq_len), int(block_size), 2, 4, float(tau), int(window), int(topk), estimate,
-                            int(seed))
-    st.caption(f"q/k/v: structured random data ({seq_len} tokens, 2 layers × 4 heads, head dim 64): locality, an "
-               f"attention sink and content topics mixed differently per head. **{PSA_LABEL}.**")
+    suite = attention_patterns(int(seq_len), int(block_size), PATTERN_LAYERS, PATTERN_HEADS, PATTERN_HEAD_DIM,
+                               float(tau), int(window), int(topk), estimate, int(seed))
+    st.caption(f"q/k/v: structured random data ({seq_len} tokens, {PATTERN_LAYERS} layers × {PATTERN_HEADS} heads, "
+               f"head dim {PATTERN_HEAD_DIM}): locality, an attention sink and content topics mixed differently per "
+               f"head. **{PSA_LABEL}.** The table averages over every head and layer; the heatmaps' titles give "
+               "the chosen head's own numbers.")
     table = pd.DataFrame(suite.table())
     st.dataframe(table, hide_index=True)
     head = st.selectbox("head", range(suite.inputs.n_heads), format_func=lambda h: suite.inputs.head_labels[h],
@@ -177,8 +153,11 @@ with tab_attn:
 # ------------------------------------------------------------------ latency
 with tab_lat:
     st.markdown("Paired, interleaved timing on **this** device: each round runs every candidate once in a rotating "
-                "order; we show medians, the p25–p75 spread and the per-round ratio to the dense baseline. "
-                "Other programs running at the same time make these numbers noisy — the load average is recorded.")
+                "order. The charts show each candidate's time **divided by the baseline's time in the same round**: "
+                "bar and label are the median of those per-round ratios, whiskers their p25–p75 (a load spike hits "
+                "both sides of a ratio, so it is steadier than comparing two medians). The tables give the "
+                "milliseconds. Other programs running at the same time make these numbers noisy — the load "
+                "average is recorded.")
     with st.form("lat_form"):
         c1, c2, c3, c4, c5 = st.columns(5)
         preset = c1.selectbox("sizes", list(LATENCY_PRESETS), key="lat_preset")
@@ -195,14 +174,12 @@ with tab_lat:
         cfg = dict(LATENCY_PRESETS[preset], prefill_mask=mask, repeats=int(repeats),
                    linear_sparsities=(float(bsr_sparsity),), num_threads=int(threads), device=device)
         st.session_state[LAT_JOB] = BackgroundJob(run_latency_suite, **cfg)
-    if LAT_JOB in st.session_state:
-        job = st.session_state[LAT_JOB]
-        if job.done:
-            collect(LAT_JOB, LAT_RESULT)
-        else:
-            job_panel(LAT_JOB, "latency")
-    if LAT_RESULT + "_error" in st.session_state:
-        st.error(st.session_state[LAT_RESULT + "_error"])
+    measured = take_finished_job(LAT_JOB, error_key=LAT_RESULT + "_error", what="Measuring latency")
+    if measured is not None:
+        st.session_state[LAT_RESULT] = measured.result
+    elif LAT_JOB in st.session_state:
+        job_panel(LAT_JOB, "Latency")
+    show_job_error(LAT_RESULT + "_error")
     reports = st.session_state.get(LAT_RESULT)
     if not reports:
         st.info("Pick sizes and press **Measure latency**. The first prefill run compiles `flex_attention` "
@@ -218,7 +195,8 @@ with tab_lat:
             if any(r.kind == kind for r in reports):
                 st.plotly_chart(figs.latency_figure(reports, kind), key=f"lat_fig_{kind}")
                 shown = rows[rows["kind"] == kind].dropna(axis=1, how="all")
-                st.dataframe(shown.drop(columns=["kind", "load_average", "threads", "device"]), hide_index=True)
+                st.dataframe(shown.drop(columns=["kind", "load_average", "threads", "device"])
+                             .rename(columns=RATIO_COLUMNS), hide_index=True)
         compile_rows = [{"seq_len": r.config["seq_len"], **{k: round(v, 2) for k, v in r.compile_seconds.items()}}
                         for r in reports if r.kind == "prefill"]
         if compile_rows:
@@ -227,6 +205,9 @@ with tab_lat:
         for r in reports:
             for note in r.notes:
                 st.caption(f"{r.kind} {r.config.get('seq_len', r.config.get('context_len', ''))}: {note}")
+        st.caption("The ratio columns are medians of per-round ratios, as in the charts; under load they can differ "
+                   "from one median in milliseconds divided by another, because a slow round slows both sides of "
+                   "its own ratio.")
         d1, d2 = st.columns(2)
         d1.download_button("Download latency (CSV)", to_csv(rows), "latency.csv", "text/csv",
                            key="lat_dl_csv")

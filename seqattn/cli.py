@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--data", required=True, help="built-in name or a .csv/.tsv/.xlsx/.parquet/.h5ad path")
     sel.add_argument("--target", help="target column (obs column for .h5ad); required for files")
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
+    from seqattn.data.encoding import IMPUTE_CHOICES
     from seqattn.selectors import REGISTRY
 
     sel.add_argument("--method", default="sa", help=", ".join(REGISTRY))
@@ -39,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--backed", action="store_true",
                      help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
     sel.add_argument("--batch-size", type=int, help="SA global mini-batch size (default: automatic)")
-    sel.add_argument("--impute", choices=["median", "most_frequent"],
-                     help="fill missing feature values (adds a '<column> (missing)' indicator to its group)")
+    sel.add_argument("--impute", choices=list(IMPUTE_CHOICES),
+                     help="fill missing feature values (adds a '<column> (missing)' indicator to its group), "
+                          "or drop_rows: leave out every row with a missing value")
     sel.add_argument("--drop", action="append", default=[], help="table column to leave out (repeatable)")
     sel.add_argument("--group", action="append", default=[], metavar="NAME=COL1,COL2,...",
                      help="select these columns as one unit named NAME (repeatable; e.g. a gene set)")

@@ -9,8 +9,9 @@ where the attention mask plugs in.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,7 +196,8 @@ class StackedMLP:
 
 
 def train_mlps(problems: Sequence[tuple[np.ndarray, np.ndarray, int]], task: str, n_outputs: int, *,
-               config: TrainConfig = TrainConfig(), device: str | torch.device = "auto") -> StackedMLP:
+               config: TrainConfig = TrainConfig(), device: str | torch.device = "auto",
+               progress: Callable[[int, int], Any] | None = None) -> StackedMLP:
     """Train one :class:`MLP` per ``(X_train, y_train, seed)`` side by side (:class:`StackedMLP`); the library's
     one MLP trainer.
 
@@ -203,7 +205,8 @@ def train_mlps(problems: Sequence[tuple[np.ndarray, np.ndarray, int]], task: str
     Adam at ``config.learning_rate``, decaying by ``config.lr_decay`` over the run; ``config.epochs`` epochs
     of ``config.batch_size``-row batches (capped at the rows), each member with its own batch order from
     its seed. Regression targets are standardised for training (``target_scales`` undoes it). On the CPU it
-    runs on one thread: a 67-unit MLP only loses from intra-op threading on busy cores.
+    runs on one thread: a 67-unit MLP only loses from intra-op threading on busy cores. ``progress(step,
+    total_steps)`` is called about 50 times along the way (a long training then still reports).
     """
     from seqattn.device import resolve_device, torch_threads
 
@@ -225,12 +228,12 @@ def train_mlps(problems: Sequence[tuple[np.ndarray, np.ndarray, int]], task: str
         stack.target_scales = scales
         target = torch.tensor(np.stack(targets), dtype=torch.float32 if task == "regression" else torch.long,
                               device=dev)
-        _fit_stack(stack, torch.tensor(X, device=dev), target, task, config, [p[2] for p in problems])
+        _fit_stack(stack, torch.tensor(X, device=dev), target, task, config, [p[2] for p in problems], progress)
     return stack
 
 
 def _fit_stack(stack: StackedMLP, xt: torch.Tensor, target: torch.Tensor, task: str, config: TrainConfig,
-               seeds: Sequence[int]) -> None:
+               seeds: Sequence[int], progress: Callable[[int, int], Any] | None = None) -> None:
     """The training loop of :func:`train_mlps`: Adam on the summed per-member mean losses."""
     n = xt.shape[1]
     batch = int(min(config.batch_size, n))
@@ -238,9 +241,12 @@ def _fit_stack(stack: StackedMLP, xt: torch.Tensor, target: torch.Tensor, task: 
     optimizer = torch.optim.Adam(list(stack.params.values()), lr=config.learning_rate)
     schedule = exponential_lr(optimizer, config.lr_decay, total_steps)
     rows_stream = batch_rows(n, batch, [torch.Generator().manual_seed(seed) for seed in seeds])
-    for _, rows in zip(range(total_steps), rows_stream):
+    report_every = max(1, total_steps // 50)
+    for step, rows in zip(range(total_steps), rows_stream):
         _stack_step(stack, optimizer, xt, target, rows.to(xt.device), task)
         schedule.step()
+        if progress is not None and (step + 1) % report_every == 0:
+            progress(step + 1, total_steps)
 
 
 def _stack_step(stack: StackedMLP, optimizer: torch.optim.Optimizer, xt: torch.Tensor, target: torch.Tensor,
@@ -285,8 +291,9 @@ def measured_step_seconds(n_inputs: int, batch_size: int, members: int = 1, hidd
 
 
 def train_mlp(X_train: np.ndarray, y_train: np.ndarray, task: str, n_outputs: int, *, seed: int = 0,
-              config: TrainConfig = TrainConfig(), device: str = "auto") -> MLP:
+              config: TrainConfig = TrainConfig(), device: str = "auto",
+              progress: Callable[[int, int], Any] | None = None) -> MLP:
     """One :class:`MLP` trained by :func:`train_mlps`; returned in eval mode, ``net.target_scale`` holding
     ``(mean, std)`` of the standardised regression target."""
     return train_mlps([(np.asarray(X_train), np.asarray(y_train), seed)], task, n_outputs, config=config,
-                      device=device).member(0)
+                      device=device, progress=progress).member(0)

@@ -10,6 +10,7 @@ correlation and the true greedy gain of every candidate, given the same picks.
 """
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ from seqattn.evaluation.agreement import overlap_matrix, rank_correlation_matrix
 from seqattn.evaluation.retrain import (DEFAULT_TEST_FRACTION, EVALUATION_CONFIG, EVALUATION_EPOCHS, MLP_BATCH,
                                         accuracy_vs_k, summarize_accuracy)
 from seqattn.models import TrainConfig
+from seqattn.progress import ProgressTracker
 from seqattn.scoring import DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_SAMPLES, candidate_gains
 from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
 from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
@@ -63,9 +65,9 @@ def run_selector(dataset: Dataset, method: str, k: int, *, random_state: int = 0
                       **options)
 
 
-@dataclass
+@dataclass(repr=False)  # the generated repr printed every trace's scores (15,000+ characters)
 class Comparison:
-    """Everything the Compare page shows, computed once."""
+    """Everything the Compare page shows, computed once; renders itself in Jupyter (:meth:`_repr_html_`)."""
 
     dataset: str
     k: int
@@ -128,6 +130,39 @@ class Comparison:
         rows = [{"method": m, "label": METHOD_LABELS.get(m, m), "seconds": trace_seconds(t),
                  "reused": bool(t.settings.get("reused"))} for m, t in self.traces.items()]
         return pd.DataFrame(rows, columns=["method", "label", "seconds", "reused"])
+
+    # ---------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        failed = f", failed={sorted(self.errors)}" if self.errors else ""
+        return (f"Comparison(dataset={self.dataset!r}, k={self.k}, methods={self.methods}, ks={list(self.ks)}"
+                f"{failed})")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what ran (with seconds), test accuracy per method and k, the picks side by
+        side and their overlap (Jaccard of the top-k sets). Names and messages are user text: escaped."""
+        methods = " · ".join(f"{html.escape(METHOD_LABELS.get(m, m))} ({trace_seconds(t):.1f} s"
+                             + (", reused" if t.settings.get("reused") else "") + ")"
+                             for m, t in self.traces.items())
+        parts = [f"<div class='seqattn-comparison'><p><b>Comparison</b> on <b>{html.escape(self.dataset)}</b>"
+                 f" · k = {self.k} · {methods}</p>"]
+        if self.errors:
+            parts.append("<p>failed: " + "; ".join(f"{html.escape(METHOD_LABELS.get(m, m))}: {html.escape(str(e))}"
+                                                   for m, e in self.errors.items()) + "</p>")
+        if self.settings.get("stop_reason"):
+            parts.append(f"<p><b>stopped early</b> ({html.escape(str(self.settings['stop_reason']))})</p>")
+        sections = [("Test accuracy after retraining on each method's top k", self.accuracy_table()),
+                    (f"Picks (first {self.k})", self.rankings()),
+                    (f"Overlap of the top-{self.k} sets (Jaccard: 1 = same set)",
+                     self.overlap().rename(index=METHOD_LABELS, columns=METHOD_LABELS).map("{:.2f}".format))]
+        for title, table in sections:
+            if not table.empty:
+                parts.append(f"<p><b>{html.escape(title)}</b></p>"
+                             + table.to_html(escape=True, index=title.startswith(("Picks", "Overlap")), border=0,
+                                             na_rep=""))
+        parts.append("<p><small>More: <code>.summary()</code>, <code>.rank_correlation()</code>, "
+                     "<code>.recovery()</code>, <code>.timings()</code>, <code>.traces[method]</code></small></p>"
+                     "</div>")
+        return "\n".join(parts)
 
     # ---------------------------------------------------------------- downloads and storage
     def to_dict(self) -> dict[str, Any]:
@@ -265,6 +300,18 @@ def estimate_retraining_seconds(n_fits: int, n_rows: int, epochs: int, model: st
     return runs * steps * measured_step_seconds(max(1, n_inputs), batch, members, EVALUATION_CONFIG.hidden)
 
 
+def estimate_comparison_seconds(dataset: Dataset, methods: Sequence[str], k: int, *, ks: Sequence[int] | None = None,
+                                seeds: Sequence[int] = (0, 1, 2), eval_model: str = "mlp",
+                                eval_epochs: int = EVALUATION_EPOCHS,
+                                method_options: dict[str, dict[str, Any]] | None = None,
+                                reuse_sa: bool = False) -> float:
+    """The seconds :func:`compare_methods` expects to take here before it starts (the estimate its progress bar
+    starts from: step costs measured on this machine, idle; a busy machine takes longer)."""
+    run = _ComparisonRun(dataset, list(methods), k, ks, list(seeds), eval_model, eval_epochs, 0, "auto",
+                         method_options, None, None)
+    return sum(select + retrain for _, select, retrain in run.plan(reuse_sa and "sa" in methods))
+
+
 def compare_methods(
     dataset: Dataset,
     methods: Sequence[str],
@@ -337,35 +384,52 @@ class _Progress:
         self.units = 0
         self.stop_reason = ""
         self._stage_estimate = 0.0
+        self._stage_started, self._in_stage = self.started, False
 
     def report(self, message: str, stage_fraction: float = 0.0) -> bool:
         """Progress with an ETA; True when the caller asked to stop or the time budget is spent."""
         elapsed = time.perf_counter() - self.started
-        done = self.estimate_done + self._stage_estimate * min(max(stage_fraction, 0.0), 1.0)
-        speed = (self.seconds_done / self.estimate_done) if self.estimate_done > 1.0 else 1.0
-        left = max(self.total_estimate - done, 0.0) * speed
-        text = f"{message} · {elapsed:.0f} s so far, about {_duration(left)} left"
+        fraction = min(max(stage_fraction, 0.0), 1.0)
+        done = self.estimate_done + self._stage_estimate * fraction
         self.units = max(self.units, int(self.UNITS * done / self.total_estimate))
+        text = f"{message} · {elapsed:.0f} s so far, {self._time_left(fraction)}"
         if self.callback is not None and self.callback(min(self.units, self.UNITS - 1), self.UNITS, text):
             self.stop_reason = self.stop_reason or "stopped"
         if self.max_seconds is not None and elapsed > self.max_seconds:
             self.stop_reason = self.stop_reason or "time limit"
         return bool(self.stop_reason)
 
+    def _time_left(self, fraction: float) -> str:
+        """"about N s left": the running stage at its own pace once it has shown some (else its estimate,
+        rescaled like the later stages by how fast the finished ones ran), plus the later stages. A stage
+        past its estimate without a pace of its own says so instead of counting down to zero."""
+        speed = (self.seconds_done / self.estimate_done) if self.estimate_done > 1.0 else 1.0
+        in_stage = time.perf_counter() - self._stage_started
+        stage_total = in_stage / fraction if fraction >= 0.1 else self._stage_estimate * speed
+        later = max(self.total_estimate - self.estimate_done - self._stage_estimate, 0.0) * speed
+        if not self._in_stage:
+            return f"about {duration_text(later)} left"
+        if fraction < 0.1 and in_stage > stage_total:
+            return (f"this step is taking longer than estimated ({in_stage:.0f} s so far), then about "
+                    f"{duration_text(later)} for the rest")
+        return f"about {duration_text(max(stage_total - in_stage, 0.0) + later)} left"
+
     @contextmanager
     def stage(self, estimate: float) -> Iterator[None]:
         """A stage (one method's selection or retraining) estimated at ``estimate`` seconds."""
-        started, self._stage_estimate = time.perf_counter(), estimate
+        self._stage_started, self._stage_estimate, self._in_stage = time.perf_counter(), estimate, True
         try:
             yield
         finally:
             self.estimate_done += estimate
-            self.seconds_done += time.perf_counter() - started
-            self._stage_estimate = 0.0
+            self.seconds_done += time.perf_counter() - self._stage_started
+            self._stage_estimate, self._in_stage = 0.0, False
 
     def stage_callback(self, prefix: str) -> Callback:
-        """The ``callback(step, total, message)`` handed to the running stage."""
-        return lambda step, total, message: self.report(f"{prefix}{message}", step / max(total, 1))
+        """The ``callback(step, total, message)`` handed to the running stage (its total may be SA's
+        estimate: the tracker keeps the stage's share monotone)."""
+        tracker = ProgressTracker()
+        return lambda step, total, message: self.report(f"{prefix}{message}", tracker.update(step, total))
 
     def done(self) -> None:
         if self.callback is not None:
@@ -454,7 +518,8 @@ class _ComparisonRun:
         )
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """"12 s" or "2.5 min" for a time estimate."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 

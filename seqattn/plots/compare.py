@@ -165,10 +165,20 @@ def step_scores_figure(frame: pd.DataFrame, top: int = 20) -> go.Figure:
         ), row=1, col=col)
     step = frame.attrs.get("step")
     title = "Candidates at one step, scored three ways" if step is None else (
-        f"Step {step + 1}: the same candidates scored three ways (given SA's first {step} picks; "
+        f"Step {step + 1}: the same candidates scored three ways ({_given(step, frame.attrs.get('selected_before'))}; "
         f"red = SA's pick)")
     fig.update_layout(title=title, height=max(320, 22 * len(ordered) + 120), margin={"t": 80})
     return fig
+
+
+def _given(step: int, selected_before: list[int] | None) -> str:
+    """What the candidates at ``step`` were scored against: "nothing selected yet", "given SA's first pick",
+    "given SA's first 3 picks and 2 pinned features"."""
+    pinned = len(selected_before or []) - step
+    parts = ([] if step == 0 else ["SA's first pick" if step == 1 else f"SA's first {step} picks"])
+    if pinned > 0:
+        parts.append(f"{pinned} pinned feature{'s' if pinned != 1 else ''}")
+    return "given " + " and ".join(parts) if parts else "nothing selected yet"
 
 
 def shap_bar_figure(explanation, top: int = 20) -> go.Figure:

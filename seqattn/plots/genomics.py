@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from seqattn.plots.export import ExportableFigure
 from seqattn.safe_text import escape_plot_texts
 from seqattn.trace import SelectionTrace
 
@@ -102,7 +103,7 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
     genes = escape_plot_texts(mean_table.columns)  # gene and cell-type names may hold plotly markup
     types = escape_plot_texts(mean_table.index)
     gene_grid, type_grid = np.meshgrid(genes, types)  # row-major: one entry per (type, gene)
-    fig = go.Figure(go.Scatter(
+    fig = ExportableFigure(go.Scatter(
         x=gene_grid.ravel().tolist(), y=type_grid.ravel().tolist(), mode="markers",
         marker={"size": (np.nan_to_num(fraction) * max_size).ravel().tolist(), "sizemode": "diameter",
                 "color": colour.ravel().tolist(), "colorscale": COLORSCALE, "line": {"width": 0.5, "color": "#555"},
@@ -126,22 +127,23 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
     return fig
 
 
-def confusion_figure(confusion: pd.DataFrame) -> go.Figure:
-    """Heatmap of a row-normalised confusion matrix (true cell type × predicted), recall on the diagonal."""
+def confusion_figure(confusion: pd.DataFrame, unit: str = "cell type") -> go.Figure:
+    """Heatmap of a row-normalised confusion matrix (true ``unit`` × predicted), recall on the diagonal."""
     values = confusion.to_numpy(dtype=float)
     counts = confusion.attrs.get("counts")
+    rows = "cells" if unit == "cell type" else "rows"
     text = [[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in values]
     true_types = escape_plot_texts(confusion.index)
     predicted = escape_plot_texts(confusion.columns)
     fig = go.Figure(go.Heatmap(
         z=np.where(np.isfinite(values), values, None).tolist(), x=predicted, y=true_types, zmin=0, zmax=1,
-        colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": "share of<br>true type"},
+        colorscale="Blues", text=text, texttemplate="%{text}", colorbar={"title": f"share of<br>true {unit}"},
         customdata=counts.tolist() if counts is not None else None,
-        hovertemplate="true %{y} → predicted %{x}: %{z:.0%}" + (" (%{customdata} cells)" if counts is not None
+        hovertemplate="true %{y} → predicted %{x}: %{z:.0%}" + (f" (%{{customdata}} {rows})" if counts is not None
                                                                  else "") + "<extra></extra>"))
     fig.update_layout(height=max(300, 34 * len(true_types) + 160), margin={"t": 20, "b": 120, "l": 10, "r": 10},
-                      xaxis={"title": "predicted cell type", "tickangle": -45, "type": "category"},
-                      yaxis={"title": "true cell type", "autorange": "reversed", "type": "category",
+                      xaxis={"title": f"predicted {unit}", "tickangle": -45, "type": "category"},
+                      yaxis={"title": f"true {unit}", "autorange": "reversed", "type": "category",
                              "automargin": True})
     return fig
 
@@ -198,7 +200,7 @@ def per_type_recall_figure(table: pd.DataFrame, metric: str = "recall_logreg",
     rows = table[table["metric"] == metric]
     panels = list(panel_order) if panel_order is not None else list(dict.fromkeys(rows["panel"]))
     types = list(dict.fromkeys(rows["cell_type"]))
-    fig = go.Figure()
+    fig = ExportableFigure()
     for panel in panels:
         values = rows[rows["panel"] == panel].set_index("cell_type")["value"].reindex(types)
         fig.add_trace(go.Bar(name=str(panel), x=types, y=[None if not np.isfinite(v) else float(v) for v in values],

@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from seqattn.plots.animation import play_controls
+from seqattn.plots.export import ExportableFigure
 from seqattn.sparsity.attention_patterns import PatternSuite, cumulative_mass_curve, exponential_schedule
 from seqattn.sparsity.block_pruning import BlockPruningResult
 from seqattn.sparsity.latency import LatencyReport
@@ -51,21 +51,38 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
 
     heat = dict(colorscale="Viridis", zmin=0.0, zmax=vmax, colorbar=dict(title="A (mean 1)"),
                 hovertemplate="block row %{y}, col %{x}<br>A = %{z:.3f}<extra></extra>")
-    fig = go.Figure(go.Heatmap(z=_masked_attention(snaps[0].attention[layer], snaps[0].mask[layer]), **heat))
+    fig = ExportableFigure(go.Heatmap(z=_masked_attention(snaps[0].attention[layer], snaps[0].mask[layer]), **heat))
     fig.frames = [
         go.Frame(data=[go.Heatmap(z=_masked_attention(s.attention[layer], s.mask[layer]))], name=str(i),
                  layout=go.Layout(title_text=title(s)))
         for i, s in enumerate(snaps)
     ]
     shape = result.layer_shapes[layer] if result.layer_shapes else None
+    # Play/Pause on their own row below the x-axis title, the full-width slider below them: placed in pixels
+    # (paper coordinates scale with the plot area, which a host's own margins change), so neither covers the
+    # axis title nor the slider's first steps.
+    height, top, bottom = 600, 80, 200
+    area = height - top - bottom
     fig.update_layout(
         title=title(snaps[0]),
         xaxis_title=f"input block (of {cols})" + (f", weight {shape[0]}×{shape[1]}" if shape else ""),
         yaxis_title=f"output block (of {rows})",
         yaxis_autorange="reversed",
-        height=600,
-        **play_controls(len(snaps), buttons_y=-0.16, slider_y=-0.3),
-        margin=dict(b=190),
+        height=height,
+        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-75 / area, xanchor="left",
+                          yanchor="top", buttons=[
+            dict(label="▶ Play", method="animate",
+                 args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
+            dict(label="❚❚ Pause", method="animate",
+                 args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
+        ])],
+        sliders=[dict(active=0, x=0.0, len=1.0, y=-125 / area, yanchor="top", currentvalue=dict(prefix="snapshot "),
+                      steps=[
+            dict(label=str(i + 1), method="animate",
+                 args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
+            for i, s in enumerate(snaps)
+        ])],
+        margin=dict(t=top, b=bottom),
     )
     return fig
 
@@ -117,14 +134,18 @@ def accuracy_figure(result: BlockPruningResult) -> go.Figure:
 
 
 def pattern_heatmaps(suite: PatternSuite, head: int = 0, names: Sequence[str] | None = None) -> go.Figure:
-    """Block masks of one head on top of the true block attention mass (log scale)."""
+    """Block masks of one head on top of the true block attention mass (log scale).
+
+    Each panel's title gives that head's own kept fraction and captured mass (the table's numbers are
+    averages over every head and layer), so adaptive patterns read differently per head.
+    """
     names = list(names or suite.results)
     n_cols = min(3, len(names))
     n_rows = math.ceil(len(names) / n_cols)
-    titles = [f"{n}: keep {suite.results[n].kept_fraction:.0%}, mass {suite.results[n].mass_captured:.2f}"
-              for n in names]
+    titles = [f"{n}: keep {suite.results[n].head_kept_fraction(head):.0%}, "
+              f"mass {float(suite.results[n].per_head_mass[head]):.2f}" for n in names]
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.05,
-                        vertical_spacing=0.12)
+                        vertical_spacing=0.12, figure=ExportableFigure())
     mass = suite.block_mass[head].numpy()
     log_mass = np.log10(np.clip(mass, 1e-6, None))
     causal = np.tril(np.ones_like(mass, dtype=bool))
@@ -144,9 +165,9 @@ def pattern_heatmaps(suite: PatternSuite, head: int = 0, names: Sequence[str] | 
                                                + "</extra>"),
                       row=row + 1, col=col + 1)
         fig.update_yaxes(autorange="reversed", row=row + 1, col=col + 1)
-    fig.update_layout(height=330 * n_rows, title=f"Kept blocks, coloured by true attention mass — "
-                                                  f"{suite.inputs.head_labels[head]} (blank = skipped, grey = "
-                                                  f"compressed)")
+    fig.update_layout(height=330 * n_rows, title=f"Kept blocks of {suite.inputs.head_labels[head]}, coloured by true "
+                                                  f"attention mass (blank = skipped, grey = compressed); "
+                                                  f"titles: this head's kept share and mass")
     fig.update_annotations(font_size=11)
     return fig
 
@@ -155,7 +176,7 @@ def psa_budget_figure(suite: PatternSuite, name: str = "PSA adaptive") -> go.Fig
     """Mean key blocks kept per query block, per head (PSA budgets adapt; top-k's do not)."""
     r = suite.results[name]
     labels = suite.inputs.head_labels
-    fig = go.Figure(go.Bar(x=labels, y=_plain(r.per_head_kept, 2), name=name,
+    fig = ExportableFigure(go.Bar(x=labels, y=_plain(r.per_head_kept, 2), name=name,
                            text=[f"{m:.2f}" for m in r.per_head_mass], textposition="outside",
                            hovertemplate="%{x}<br>blocks kept per query block: %{y}<br>mass captured %{text}"
                                          "<extra></extra>"))
@@ -201,12 +222,13 @@ def progressive_figure(suite: PatternSuite) -> go.Figure:
 
 
 def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
-    """Median time per candidate and size, error bars = interquartile range of the rounds.
+    """Each candidate's time relative to the baseline: one statistic for bar, whisker and label.
 
-    Labels give the median paired ratio to the baseline with its p25–p75 spread; a candidate whose
-    spread crosses 1.0× is hatched and labelled *unreliable* (under load a bar and its ratio can then
-    disagree). When the slowest bar is over 10× the fastest the axis is logarithmic, so one slow
-    reference (e.g. eager attention) does not flatten the rest.
+    Bar = the median over rounds of (candidate time ÷ baseline time in the same round), the paired ratio the
+    rounds are interleaved for; whiskers = its p25–p75 over rounds; label = the bar's value, written above the
+    upper whisker so no whisker crosses it. The baseline is the 1× line, its own median in milliseconds in its
+    label (every candidate's milliseconds are in the table and the hover). A candidate whose ratio spread
+    crosses 1.0× is hatched and labelled *unreliable*. The axis is logarithmic when the ratios span over 10×.
     """
     reports = [r for r in reports if r.kind == kind]
     if not reports:
@@ -216,36 +238,68 @@ def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
     for r in reports:
         names += [t.name for t in r.timings if t.name not in names]
     fig = go.Figure()
-    medians: list[float] = []
+    ratios: list[float] = []  # every bar's median, whisker ends and label height, for the axis
     any_unreliable = False
     for name in names:
-        xs, ys, lo, hi, texts, patterns = [], [], [], [], [], []
-        for r in reports:
-            t = next((t for t in r.timings if t.name == name), None)
-            if t is None or not t.times:
-                continue
-            xs.append(str(r.config[size_key]))
-            med = 1e3 * t.median
-            ys.append(med)
-            lo.append(med - 1e3 * t.quantile(0.25))
-            hi.append(1e3 * t.quantile(0.75) - med)
-            is_baseline = name == r.baseline
-            texts.append("baseline" if is_baseline else t.ratio_label().replace(" (", "<br>(").replace(") ", ")<br>"))
-            patterns.append("" if is_baseline or t.reliable else "/")
-            any_unreliable |= not (is_baseline or t.reliable)
-        medians += [y for y in ys if y > 0]
-        fig.add_trace(go.Bar(x=xs, y=ys, name=name, text=texts, textposition="outside", cliponaxis=False,
-                             marker={"pattern": {"shape": patterns}},
-                             error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo)))
+        bars = _ratio_bars(reports, name, size_key)
+        if not bars["x"]:
+            continue
+        lows = [y - d for y, d in zip(bars["y"], bars["down"])]
+        ratios += [v for v in [*bars["y"], *lows, *bars["label_y"]] if v > 0 and math.isfinite(v)]
+        any_unreliable |= "/" in bars["patterns"]
+        fig.add_trace(go.Bar(x=bars["x"], y=bars["y"], name=name, offsetgroup=name, customdata=bars["ms"],
+                             marker={"pattern": {"shape": bars["patterns"]}},
+                             hovertemplate=f"{name}: %{{y:.2f}}× the baseline (median %{{customdata:.3g}} ms)"
+                                           "<extra></extra>",
+                             error_y=dict(type="data", symmetric=False, array=bars["up"], arrayminus=bars["down"])))
+        fig.add_trace(go.Scatter(x=bars["x"], y=bars["label_y"], text=bars["labels"], mode="text", name=name,
+                                 offsetgroup=name, textposition="top center", showlegend=False, hoverinfo="skip",
+                                 cliponaxis=False))
+    baseline = reports[0].baseline
+    fig.add_hline(y=1.0, line_dash="dot", line_color="#7f7f7f")
     titles = {"prefill": "Prefill latency", "decode": "Decode latency (one query)",
               "linear": "Block-sparse linear latency"}
     env = reports[-1].env
-    log = bool(medians) and max(medians) > 10 * min(medians)
-    fig.update_layout(barmode="group", xaxis_title=size_key,
-                      yaxis_title="median ms" + (" (log scale)" if log else "") + " · whiskers: p25–p75",
-                      yaxis_type="log" if log else "linear",
-                      title=f"{titles[kind]} — labels: ratio to {reports[0].baseline} (p25–p75)"
-                            + ("; hatched: spread crosses 1.0×, unreliable" if any_unreliable else "")
-                            + f"<br><sup>{env['device']}, load {env['load_average_1_5_15min']}</sup>",
-                      height=460, margin={"t": 90}, legend=dict(orientation="h", y=-0.25))
+    medians = [t.ratio_quantile(0.5) for r in reports for t in r.timings if t.name != r.baseline and t.ratios]
+    log = bool(medians) and max(medians + [1.0]) > 10 * min(medians + [1.0])
+    fig.update_layout(barmode="group", scattermode="group", xaxis_title=size_key, xaxis_type="category",
+                      yaxis_title=f"time ÷ {baseline}" + (" (log scale)" if log else ""),
+                      yaxis_type="log" if log else "linear", yaxis_range=_ratio_range(ratios, log),
+                      title=f"{titles[kind]}, relative to {baseline}"
+                            + f"<br><sup>bar = label: median over rounds of time ÷ {baseline} in the same round; "
+                              f"whiskers p25–p75<br>"
+                            + ("hatched: spread crosses 1×, unreliable · " if any_unreliable else "")
+                            + f"{env['device']}, load {env['load_average_1_5_15min']}</sup>",
+                      height=480, margin={"t": 110}, legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def _ratio_bars(reports: Sequence[LatencyReport], name: str, size_key: str) -> dict[str, list]:
+    """One candidate's bars over the reports (sizes): x, median ratio, whisker lengths, label and its height."""
+    out: dict[str, list] = {key: [] for key in ("x", "y", "up", "down", "labels", "label_y", "patterns", "ms")}
+    for r in reports:
+        t = next((t for t in r.timings if t.name == name), None)
+        if t is None or not t.times:
+            continue
+        is_baseline = name == r.baseline
+        mid, low, high = (1.0, 1.0, 1.0) if is_baseline else (
+            t.ratio_quantile(0.5), t.ratio_quantile(0.25), t.ratio_quantile(0.75))
+        out["x"].append(str(r.config[size_key]))
+        out["y"].append(mid)
+        out["up"].append(high - mid)
+        out["down"].append(mid - low)
+        out["label_y"].append(high)
+        out["ms"].append(1e3 * t.median)
+        out["labels"].append(f"baseline<br>{1e3 * t.median:.3g} ms" if is_baseline else
+                             f"{mid:.2f}×" + ("" if t.reliable else "<br>unreliable"))
+        out["patterns"].append("" if is_baseline or t.reliable else "/")
+    return out
+
+
+def _ratio_range(ratios: list[float], log: bool) -> list[float] | None:
+    """Room above the tallest whisker for its label (plotly's autorange ignores text)."""
+    if not ratios:
+        return None
+    if log:
+        return [math.log10(min(ratios + [1.0])) - 0.15, math.log10(max(ratios + [1.0])) + 0.45]
+    return [0.0, max(ratios + [1.0]) * 1.35]

@@ -7,8 +7,8 @@ Compare page's summary plot.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,15 +64,23 @@ def _explainable(model):
     return model.eval()
 
 
+#: Explained rows per SHAP call: the values are computed chunk by chunk so a long explanation reports
+#: progress (Deep's values are per row, so the chunks give the same values as one call).
+EXPLAIN_CHUNK_ROWS = 10
+
+
 def explain_model(model, background: np.ndarray, samples: np.ndarray, explainer: str = "auto",
-                  random_state: int = 0, gradient_samples: int = 50) -> tuple[np.ndarray, str, str]:
+                  random_state: int = 0, gradient_samples: int = 50,
+                  progress: Callable[[int, int], Any] | None = None) -> tuple[np.ndarray, str, str]:
     """SHAP values (n, d, outputs) of a torch model; returns (values, explainer used, why it fell back).
 
     ``explainer="auto"`` tries ``shap.DeepExplainer`` (exact for supported
     layers, with its additivity check on) and falls back to
     ``shap.GradientExplainer`` (expected gradients) when Deep raises — as it
     does for ops it does not support. ``gradient_samples`` is the number of
-    background/interpolation draws per explained row for the fallback.
+    background/interpolation draws per explained row for the fallback, seeded
+    per chunk from ``random_state``. ``progress(rows_done, rows)`` follows the
+    chunks of ``EXPLAIN_CHUNK_ROWS`` rows.
     """
     import torch
 
@@ -83,10 +91,22 @@ def explain_model(model, background: np.ndarray, samples: np.ndarray, explainer:
     bg = torch.tensor(background, dtype=torch.float32, device=device)
     xs = torch.tensor(samples, dtype=torch.float32, device=device)
     with torch_threads(1, device):
-        return _explain(model, bg, xs, explainer, random_state, gradient_samples)
+        return _explain(model, bg, xs, explainer, random_state, gradient_samples, progress)
 
 
-def _explain(model, bg, xs, explainer: str, random_state: int, gradient_samples: int) -> tuple[np.ndarray, str, str]:
+def _in_chunks(explain: Callable[[Any, int], Any], xs, progress: Callable[[int, int], Any] | None) -> np.ndarray:
+    """``explain(rows, chunk_index)`` over chunks of ``xs``, the values stacked along the rows."""
+    parts = []
+    for index, start in enumerate(range(0, len(xs), EXPLAIN_CHUNK_ROWS)):
+        values = np.asarray(explain(xs[start:start + EXPLAIN_CHUNK_ROWS], index), dtype=np.float64)
+        parts.append(values if values.ndim == 3 else values[:, :, None])  # single output: no output axis
+        if progress is not None:
+            progress(min(start + EXPLAIN_CHUNK_ROWS, len(xs)), len(xs))
+    return np.concatenate(parts, axis=0)
+
+
+def _explain(model, bg, xs, explainer: str, random_state: int, gradient_samples: int,
+             progress: Callable[[int, int], Any] | None) -> tuple[np.ndarray, str, str]:
     import shap
     import torch
 
@@ -97,7 +117,8 @@ def _explain(model, bg, xs, explainer: str, random_state: int, gradient_samples:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                values = shap.DeepExplainer(model, bg).shap_values(xs, check_additivity=True)
+                deep = shap.DeepExplainer(model, bg)
+                values = _in_chunks(lambda rows, _: deep.shap_values(rows, check_additivity=True), xs, progress)
             used = "deep"
         except Exception as exc:  # noqa: BLE001 - any Deep failure means: use the fallback
             if explainer == "deep":
@@ -107,10 +128,9 @@ def _explain(model, bg, xs, explainer: str, random_state: int, gradient_samples:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.manual_seed(random_state)
-            values = shap.GradientExplainer(model, bg).shap_values(xs, nsamples=gradient_samples)
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim == 2:  # single-output models may come back without the output axis
-        values = values[:, :, None]
+            gradient = shap.GradientExplainer(model, bg)
+            values = _in_chunks(lambda rows, index: gradient.shap_values(rows, nsamples=gradient_samples,
+                                                                         rseed=random_state + index), xs, progress)
     return values, used, reason
 
 
@@ -148,18 +168,17 @@ def shap_explain(
     explained = (explained.toarray() if sp.issparse(explained) else np.asarray(explained)).astype(np.float64)
     train_std, explained_std = standardise(X_train, explained)
     n_out = dataset.n_classes if dataset.task == "classification" else 1
-    if callback is not None:
-        callback(0, 3, "training the dense model")
+    report = _ShapProgress(callback)
     given_model = model
     if model is None:
+        report.training(0, 1)
         model = train_mlp(train_std, dataset.y[train], dataset.task, n_out, seed=random_state,
-                          config=TrainConfig(epochs=epochs, hidden=hidden), device=device)
+                          config=TrainConfig(epochs=epochs, hidden=hidden), device=device, progress=report.training)
+    report.explaining(0, len(ex_rows))
+    values, used, reason = explain_model(model, train_std[bg_rows], explained_std, explainer=explainer,
+                                         random_state=random_state, progress=report.explaining)
     if callback is not None:
-        callback(1, 3, "computing SHAP values")
-    values, used, reason = explain_model(model, train_std[bg_rows], explained_std,
-                                         explainer=explainer, random_state=random_state)
-    if callback is not None:
-        callback(3, 3, f"SHAP done ({used} explainer)")
+        callback(report.UNITS, report.UNITS, f"SHAP done ({used} explainer)")
     outputs = (list(dataset.class_names or [f"class {c}" for c in range(n_out)])
                if dataset.task == "classification" else ["target"])
     settings = {"explainer": used, "explainer_requested": explainer, "fallback_reason": reason,
@@ -169,6 +188,28 @@ def shap_explain(
     return ShapExplanation(values=values, data=explained, feature_names=list(dataset.feature_names),
                            output_names=outputs[:values.shape[2]], explainer=used, fallback_reason=reason,
                            settings=settings, labels=dataset.y[ex_rows])
+
+
+class _ShapProgress:
+    """shap_explain's progress: training the dense model (the first ``TRAINING_SHARE``), then the SHAP values
+    chunk by chunk, as ``callback(done, UNITS, message)``. A callback's stop request is not honoured mid-way:
+    an explanation is all or nothing."""
+
+    UNITS = 100
+    TRAINING_SHARE = 0.4  # digits, 2 cores: training 6 s, explaining 8 s
+
+    def __init__(self, callback: Callback | None):
+        self.callback = callback
+
+    def training(self, step: int, total: int) -> None:
+        if self.callback is not None:
+            self.callback(int(self.UNITS * self.TRAINING_SHARE * step / max(total, 1)), self.UNITS,
+                          f"training the dense model ({step}/{total} steps)" if step else "training the dense model")
+
+    def explaining(self, rows: int, total: int) -> None:
+        if self.callback is not None:
+            share = self.TRAINING_SHARE + (1 - self.TRAINING_SHARE) * rows / max(total, 1)
+            self.callback(int(self.UNITS * share), self.UNITS, f"computing SHAP values ({rows}/{total} rows)")
 
 
 def shap_select(dataset: Dataset, k: int, *, random_state: int = 0, device: str = "auto",

@@ -326,6 +326,11 @@ class PatternResult:
     note: str = ""
     extra: dict = field(default_factory=dict)
 
+    def head_kept_fraction(self, head: int) -> float:
+        """Share of one head's causal blocks this pattern keeps (``kept_fraction`` is the mean over heads)."""
+        n = self.mask.shape[-1]
+        return float(self.mask[head].sum()) / (n * (n + 1) / 2)
+
     def summary(self) -> dict:
         return {
             "pattern": self.name,

@@ -349,7 +349,7 @@ def _train(
                 if phase.prunes:
                     label += f" ({100 * (step - phase.start + 1) / phase.steps:.0f}%)"
                 snapshots.append(_snapshot(model, label, phase.name, step, schedule[step], _accuracy(model, Xv, yv)))
-            progress(f"{method}: {phase.name} step {step + 1}/{total}")
+            progress(f"{phase.name}, step {step + 1}/{total}")
     return model, snapshots, schedule
 
 
@@ -386,6 +386,8 @@ def sa_plus_plus(
         raise ValueError("block_size, epochs and batch_size must be positive and n_cycles non-negative.")
     if mask_score not in MASK_SCORES:
         raise ValueError(f"mask_score must be one of {MASK_SCORES}, got {mask_score!r}.")
+    if callback is not None:
+        callback(0, 1, "preparing the data")
     dev = resolve_device(device)
     X, y, train, val, test = _prepare(dataset, random_state)
     steps_per_epoch = max(1, math.ceil(len(train) / batch_size))
@@ -396,20 +398,28 @@ def sa_plus_plus(
                     mask_score=mask_score, device=str(dev), random_state=random_state, dataset=dataset.name,
                     total_steps=total)
     methods = ["SA++", "magnitude", "dense"] if baselines else ["SA++"]
-    grand_total, done = total * len(methods), [0]
+    grand_total, done, running = total * len(methods), [0], [methods[0]]
 
     def progress(message: str) -> None:
+        """One overall count over every method's steps, reported at the first step (the slowest: torch warms
+        up) and then about 50 times per method; the text names the method and its place in the run."""
         done[0] += 1
-        if callback is not None and done[0] % max(1, total // 50) == 0:
-            if callback(done[0], grand_total, message):
+        if callback is not None and (done[0] % total == 1 or done[0] % max(1, total // 50) == 0):
+            if callback(done[0], grand_total, labelled(message)):
                 raise _Stop
+
+    def labelled(message: str) -> str:
+        return f"{running[0]} (method {methods.index(running[0]) + 1} of {len(methods)}): {message}"
 
     Xte = torch.from_numpy(X[test]).to(dev)
     yte = torch.from_numpy(y[test]).to(dev)
     accuracy, achieved, seconds = {}, {}, {}
     snapshots, schedule, final_weights, stopped = [], np.zeros(total), [], False
     for method in methods:
-        start = time.perf_counter()
+        start, running[0] = time.perf_counter(), method
+        if callback is not None and callback(done[0], grand_total, labelled("building the network, first steps")):
+            stopped = True
+            break
         try:
             with torch_threads(num_threads, dev):
                 model, snaps, sched = _train(method, X, y, train, val, settings, phases, dev, progress)

@@ -57,10 +57,15 @@ def test_home_renders_with_device_and_navigation():
     assert any("setting `cpu`" in m.value for m in at.markdown)
 
 
-def test_sa_page_without_data_points_to_the_data_page():
-    at = goto(start(), "sequential_attention")
-    assert any("pick a data set on the **Data** page" in i.value for i in at.info)
-    assert "sa_trace" not in at.session_state
+def test_sa_page_opened_from_home_without_data_uses_digits_says_so_and_links_the_data_page():
+    """Issue 23 item 8: Home's link to SA used to land on "No data set yet" with no way on."""
+    at = start()
+    assert any(link.proto.page == "sequential_attention" for link in at.get("page_link"))
+    at = goto(at, "sequential_attention")
+    assert at.session_state["dataset_key"] == "builtin:digits"
+    assert any("No data set was chosen yet, so this page uses the built-in **digits**" in i.value for i in at.info)
+    assert any(link.proto.page == "data" for link in at.main.get("page_link"))
+    assert at.button(key="sa_run") and "sa_trace" not in at.session_state
 
 
 def test_data_page_defaults_to_digits_and_switches_built_ins():

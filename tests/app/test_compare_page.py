@@ -47,11 +47,12 @@ def submit(at: AppTest) -> AppTest:
     return at
 
 
-def test_without_a_data_set_the_page_points_to_the_data_page() -> None:
+def test_without_a_data_set_the_page_uses_digits_and_points_to_the_data_page() -> None:
     at = AppTest.from_file(APP, default_timeout=60).run()  # through the app shell: the page links to Data
     at.switch_page("pages/compare.py").run()
     assert not at.exception, at.exception
-    assert any("No data set yet" in i.value and "**Data** page" in i.value for i in at.info)
+    assert any("uses the built-in **digits**" in i.value and "**Data** page" in i.value for i in at.info)
+    assert any(link.proto.page == "data" for link in at.main.get("page_link"))
 
 
 @pytest.mark.slow

@@ -5,15 +5,17 @@ Screenshots land in ``test-artifacts/`` (``browser-compare-*.png``).
 from __future__ import annotations
 
 import pytest
-from browser_helpers import APP_NAV, wait_idle
+from tests.support.browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def fill(page, label: str, value: str) -> None:
-    """Type into a widget inside the settings form (no rerun until the form is submitted)."""
+    """Type into a settings widget and wait for the rerun it starts (the caption follows every edit)."""
     box = page.get_by_label(label, exact=True)
     box.fill(value)
+    box.press("Enter")
+    wait_idle(page)
     assert box.input_value() == value
 
 
@@ -35,6 +37,10 @@ def test_compare_on_digits_shows_accuracy_vs_k(streamlit_server, page, artifacts
     fill(page, "SHAP background rows", "10")
     fill(page, "SHAP explained rows", "10")
     page.get_by_text("logistic", exact=True).click()
+    wait_idle(page)
+    # the caption under the settings repeats what they now show (issue 23 item 7)
+    caption = page.get_by_text("A run: ", exact=False).first.inner_text()
+    assert "k = 3, test metric at k = 1, 3; 2 seeds" in caption and "logistic regression" in caption, caption
     page.get_by_role("button", name="Run comparison").click()
 
     heading = page.get_by_role("heading", name="Accuracy vs k")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from browser_helpers import APP_NAV, wait_idle
+from tests.support.browser_helpers import open_upload, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,22 +26,13 @@ def _iris_like(n: int = 90) -> pd.DataFrame:
     return frame
 
 
-def _open_upload(page, server: str) -> None:
-    page.goto(server)
-    page.locator(APP_NAV).get_by_text("Data", exact=True).click()
-    page.get_by_text("Current data set:").first.wait_for()
-    wait_idle(page)
-    page.get_by_text("Upload", exact=True).click()
-    wait_idle(page)
-
-
 def _upload(page, path: Path) -> None:
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(path))
     wait_idle(page)
 
 
 def test_leak_is_flagged_then_dropped_and_wrong_types_are_told(streamlit_server, page, artifacts_dir, tmp_path):
-    _open_upload(page, streamlit_server)
+    open_upload(page, streamlit_server)
     bad = tmp_path / "notes.docx"
     bad.write_bytes(b"PK\x03\x04 not a table")
     _upload(page, bad)
@@ -75,7 +66,7 @@ def test_xlsx_with_text_and_gaps_needs_and_gets_imputation(streamlit_server, pag
     frame.loc[[2, 7], "sepal_width"] = np.nan
     path = tmp_path / "field.xlsx"
     frame.to_excel(path, index=False, engine="openpyxl")
-    _open_upload(page, streamlit_server)
+    open_upload(page, streamlit_server)
     _upload(page, path)
     error = page.locator('[data-testid="stAlertContentError"]').first
     error.wait_for()

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
-from browser_helpers import APP_NAV
+from tests.support.browser_helpers import APP_NAV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -27,7 +28,7 @@ def test_sparsity_page_psa_pattern_and_quick_latency(streamlit_server, page, art
 
     page.get_by_role("tab", name="Attention patterns (PSA)").click()
     page.get_by_text("our implementation of the published rule", exact=False).first.wait_for()
-    heatmap_title = page.locator("text.gtitle", has_text="Kept blocks, coloured by true attention mass")
+    heatmap_title = page.locator("text.gtitle", has_text=re.compile(r"Kept blocks of L0·H0 .*, coloured by true attention mass"))
     heatmap_title.first.wait_for()
     budget = page.locator("text.gtitle", has_text="PSA budget per head")
     budget.first.scroll_into_view_if_needed()

@@ -89,7 +89,7 @@ def test_missing_values_error_names_the_option_and_impute_fills_with_indicator(t
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"'weight' \(2\), 'colour' \(1\).*impute='median' or impute='most_frequent'"):
         load_table(path, target="label")
-    with pytest.raises(DataError, match="impute must be None, 'median' or 'most_frequent'"):
+    with pytest.raises(DataError, match="impute must be None, 'median', 'most_frequent' or 'drop_rows'"):
         load_table(path, target="label", impute="mean")
     ds = load_table(path, target="label", impute="median")
     weight = ds.feature_names.index("weight")

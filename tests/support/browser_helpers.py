@@ -67,3 +67,13 @@ def run_sa(page, k: int, epochs: int, timeout_ms: int = 180_000) -> None:
     page.get_by_role("button", name="Run Sequential Attention").click()
     page.get_by_text(re.compile(rf"Selected {k} features in")).wait_for(timeout=timeout_ms)
     wait_idle(page)
+
+
+def open_upload(page, url: str) -> None:
+    """Open the app, go to Data and choose Upload (nothing attached yet)."""
+    page.goto(url)
+    page.locator(APP_NAV).get_by_text("Data", exact=True).click()
+    page.get_by_text("Current data set:").first.wait_for()
+    wait_idle(page)
+    page.get_by_text("Upload", exact=True).click()
+    wait_idle(page)
