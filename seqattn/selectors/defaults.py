@@ -12,3 +12,7 @@ def default_k(n_candidates: int, cap: int = DEFAULT_K) -> int:
     :func:`seqattn.select_features` uses it with a gene panel's cap.
     """
     return max(1, min(int(cap), int(n_candidates) // 2))
+
+#: SA's settings where a gene panel is the product (``select_features``, the Gene panel page,
+#: ``benchmarks/bench_panels.py``): chosen on held-out numbers (benchmarks/README.md, *Gene panels*).
+PANEL_DEFAULTS: dict = {}
