@@ -166,6 +166,55 @@ def ribosomal_genes(feature_names: Sequence[str]) -> list[int]:
     return [i for i, n in enumerate(feature_names) if _RIBOSOMAL.match(str(n))]
 
 
+def fraction_expressing(X: Any) -> np.ndarray:
+    """Per gene, the share of cells with a non-zero value (CSR / dense in memory, or rows on disk, streamed)."""
+    from seqattn.data.stream import iter_chunks
+
+    if getattr(X, "is_backed", False):
+        nonzero, n = np.zeros(X.shape[1]), 0
+        for rows, block in iter_chunks(X):
+            n += len(rows)
+            nonzero += np.asarray((block != 0).sum(axis=0)).ravel()
+        return nonzero / max(1, n)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.eliminate_zeros()
+        return np.bincount(X.indices, minlength=X.shape[1]) / max(1, X.shape[0])
+    return (np.asarray(X) != 0).mean(axis=0)
+
+
+def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: float = 0.0
+                     ) -> tuple[list[int], str]:
+    """Genes below the expression a probe can detect, to ban: ``(indices, message)``.
+
+    A gene is below the floor when it is non-zero in fewer than ``min_fraction`` of the cells
+    (scanpy's ``filter_genes(min_cells=…)``, as a share) or its mean expression on the matrix as
+    given is below ``min_mean``. The message says how many genes the floor removes and how many
+    candidates are left. ``0`` turns a criterion off.
+    """
+    if not 0.0 <= float(min_fraction) <= 1.0:
+        raise ValueError(f"min_fraction must be a share of cells between 0 and 1, got {min_fraction!r}.")
+    if not np.isfinite(min_mean) or min_mean < 0:
+        raise ValueError(f"min_mean must be a finite number ≥ 0, got {min_mean!r}.")
+    below = np.zeros(dataset.n_features, dtype=bool)
+    parts = []
+    if min_fraction > 0:
+        low = fraction_expressing(dataset.X) < min_fraction
+        below |= low
+        parts.append(f"non-zero in fewer than {min_fraction:.1%} of cells: {int(low.sum()):,}")
+    if min_mean > 0:
+        mean, _ = column_mean_var(dataset.X)
+        low = mean < min_mean
+        below |= low
+        parts.append(f"mean expression below {min_mean:g}: {int(low.sum()):,}")
+    removed = np.flatnonzero(below).tolist()
+    if not parts:
+        return [], ""
+    message = (f"Expression floor removed {len(removed):,} of {dataset.n_features:,} genes from the candidates "
+               f"({'; '.join(parts)}); {dataset.n_features - len(removed):,} remain.")
+    return removed, message
+
+
 def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -> list[int]:
     """Gene names (or indices) → column indices; unknown names raise with close matches."""
     lookup = {str(n): i for i, n in enumerate(feature_names)}
