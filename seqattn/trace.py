@@ -100,8 +100,10 @@ class SelectionStep:
 
     @property
     def flagged(self) -> bool:
-        """The one verdict a user sees: a near-tie inside the runs, or a pick the runs disagree on."""
-        return self.near_tie or self.unstable
+        """The one verdict a user sees. One run: a near-tie. Several runs: a pick the runs disagree on
+        (unstable). A pick every run makes is not flagged for a close margin inside the runs: that margin
+        says which of two genes came first, not whether the gene belongs in the panel."""
+        return self.unstable if self.picked_in is not None else self.near_tie
 
     def tied_with(self) -> list[int]:
         """Candidates whose score is within NEAR_TIE_MARGIN of the pick's, best first (the pick excluded)."""

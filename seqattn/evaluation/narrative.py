@@ -103,8 +103,9 @@ def unstable_warnings(trace: SelectionTrace) -> list[str]:
 
 
 def pick_warnings(trace: SelectionTrace) -> list[str]:
-    """Every warning about the picks a user should read: picks the runs disagree on, then near-ties."""
-    return unstable_warnings(trace) + near_tie_warnings(trace)
+    """Every warning about the picks a user should read: for several runs, the picks they disagree on
+    (:attr:`~seqattn.trace.SelectionStep.flagged`); for one run, its near-ties."""
+    return unstable_warnings(trace) if trace.n_runs is not None else near_tie_warnings(trace)
 
 
 def stability_summary(trace: SelectionTrace) -> str:
