@@ -3,6 +3,8 @@ compares with the classic per-cell-type t-test marker ranking, the field's panel
 kinds) for SA beside t-test markers and HVG; downloads."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -10,6 +12,7 @@ from app_support.shell import require_app_shell
 from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
 from seqattn.data import DataError, Dataset
+from seqattn.evaluation.narrative import stability_summary
 from seqattn.evaluation.panels import PANEL_METRICS, held_out_panel_metrics
 from seqattn.genomics import (
     fraction_expressing_by_type,
@@ -31,7 +34,9 @@ from seqattn.plots.genomics import (
     panel_metrics_frame,
     panels_side_by_side,
     per_type_recall_figure,
+    stability_figure,
 )
+from seqattn.selectors.stability import panel_stability, selection_matrix
 from seqattn.selectors.ttest import ttest_markers
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
@@ -68,6 +73,21 @@ require_app_shell(__file__)  # first: the app's frame even when this page was op
 def field_metrics(dataset_key: str, panels: tuple[tuple[str, tuple[str, ...]], ...], _dataset: Dataset
                   ) -> pd.DataFrame:
     return held_out_panel_metrics(_dataset, dict(panels))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def stability_run(dataset_key: str, run_key: str, n_runs: int, _trace: SelectionTrace,
+                  _dataset: Dataset) -> SelectionTrace:
+    from seqattn.selectors.stability import stability_check
+
+    return stability_check(_dataset, _trace, n_runs=n_runs)
+
+
+def stability_key(trace: SelectionTrace) -> str:
+    """What a stability check of ``trace`` depends on: its picks, pins, bans and settings."""
+    return json.dumps([trace.selected, trace.pinned, trace.banned,
+                       {k: v for k, v in trace.settings.items() if isinstance(v, (str, int, float, bool, type(None)))}],
+                      sort_keys=True, default=str)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -121,12 +141,50 @@ if record:
     st.caption("Preprocessing: " + (" → ".join(steps) if steps else "none") + ". Expression below is on the "
                "preprocessed values.")
 
-# ------------------------------------------------------------------ the panel
+# ------------------------------------------------------------------ the panel and its stability
+CHECK_RUNS = 8
+stable: SelectionTrace | None = trace if trace.n_runs is not None else None
+run_key = stability_key(trace)
+if stable is None and st.session_state.get("gp_stability_for") == run_key:
+    try:
+        with st.spinner(f"Sequential Attention {CHECK_RUNS} times with other seeds, trained side by side…"):
+            stable = stability_run(dataset_key, run_key, CHECK_RUNS, trace, dataset)
+    except (DataError, ValueError) as exc:
+        st.error(escape_markdown(f"Could not run the stability check: {exc}"))
+stability = None if stable is None or stable is trace else panel_stability(genes, stable)
+
 st.subheader("Panel")
-panel = panel_frame(trace)
+panel = panel_frame(trace, stability)
 st.dataframe(panel, hide_index=True, key="gp_panel",
              column_config={"score": st.column_config.NumberColumn(format="%.4g"),
-                            "marginal_gain": st.column_config.NumberColumn(format="%.4g")})
+                            "marginal_gain": st.column_config.NumberColumn(format="%.4g"),
+                            "unstable": st.column_config.CheckboxColumn(
+                                help="Picked in at most half of the runs: another seed may well swap it.")})
+if stable is None:
+    st.caption("One run: these picks have not been checked against other seeds. On pbmc68k_reduced two seeds "
+               "share only about half of a 20-gene panel.")
+    if st.button(f"Check stability over {CHECK_RUNS} runs", key="gp_check_stability",
+                 help="Runs SA again with the same k, pins, bans and settings and 8 other seeds, and shows in how "
+                      "many of them each panel gene is picked (about a minute on pbmc68k_reduced)."):
+        st.session_state["gp_stability_for"] = run_key
+        st.rerun()
+else:
+    flagged = int(panel["unstable"].sum())
+    if stable is trace:
+        st.caption(escape_markdown(stability_summary(trace)))
+    else:
+        st.caption(f"Stability check: {stable.n_runs} further runs with the same settings and other seeds; "
+                   f"\"picked in\" counts the runs that picked each gene of this panel.")
+    if flagged:
+        unstable_rows = panel[panel["unstable"]]
+        st.warning(escape_markdown(
+            f"{flagged} of {len(genes)} panel genes were picked in at most half of the {stable.n_runs} runs — "
+            "unstable, another seed may swap them: "
+            + ", ".join(f"{g} ({b})" for g, b in zip(unstable_rows["gene"], unstable_rows["picked in"])) + "."))
+    with st.expander("Stability view: which runs picked which genes"):
+        names, matrix = selection_matrix(stable, [trace.feature_names.index(g) for g in genes[len(trace.pinned):]]
+                                         if stable is not trace else None)
+        st.plotly_chart(stability_figure(names, matrix, len(genes) - len(trace.pinned)), key="gp_stability")
 
 # ------------------------------------------------------------ per cell type
 st.subheader("Per cell type")
