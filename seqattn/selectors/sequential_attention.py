@@ -79,6 +79,7 @@ PARAMETER_HINTS = {
     "chunk_rows": "rows per chunk of the mini-batch order, or None for automatic",
     "class_weight": "None, or 'balanced' to weigh every class equally in the loss",
     "structure_weight": "the weight λ ≥ 0 of the head that reconstructs the leading principal components (0: none)",
+    "marker_pool": "0 (all genes are candidates) or a whole number m ≥ 1: candidates = the m·k-gene t-test marker panel",
 }
 
 
@@ -151,6 +152,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         inputs (as PERSIST does), so the picks keep the data's structure as well as the
         labels; the loss adds λ × the share of those components' variance left unexplained.
         0 (default): no head.
+    marker_pool : 0 (default) or m ≥ 1: the candidates are only the ``m · k`` genes of the
+        per-cell-type t-test marker panel (Welch t, one type vs rest, types taking turns:
+        :func:`seqattn.selectors.ttest.ttest_markers`, on the rows SA is fitted on); SA then
+        chooses among markers of every type instead of among all genes, which on a few hundred
+        cells keeps it from spending picks on genes no type is marked by. Classification on
+        single columns in memory only; the trace's ``banned`` stays the user's bans and its
+        settings record ``marker_pool`` and ``candidates``.
     n_runs, resample : ``n_runs`` > 1 runs SA that many times — each with its own seed
         (``resample="seeds"``) or also its own bootstrap sample of the training rows
         (``"bootstrap"``) — side by side as stacked networks where possible
@@ -209,6 +217,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "class_weight": [StrOptions({"balanced"}), None],
         "structure_weight": [Interval(Real, 0, None, closed="left")],
         "structure_components": [_POSITIVE_INT],
+        "marker_pool": [Interval(Integral, 0, None, closed="left")],
         "n_runs": [_POSITIVE_INT],
         "resample": [StrOptions({"seeds", "bootstrap"})],
         "combine": [StrOptions({"shared", "runs"})],
@@ -243,6 +252,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         class_weight: str | None = None,
         structure_weight: float = 0.0,
         structure_components: int = 20,
+        marker_pool: int = 0,
         n_runs: int = 1,
         resample: str = "seeds",
         combine: str = "shared",
@@ -273,6 +283,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.class_weight = class_weight
         self.structure_weight = structure_weight
         self.structure_components = structure_components
+        self.marker_pool = marker_pool
         self.n_runs = n_runs
         self.resample = resample
         self.combine = combine
@@ -316,9 +327,41 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise DataError("The target has a single class; classification needs at least two.")
         self.task_ = task
         self.classes_ = np.array(classes) if task == "classification" else None
+        user_banned = list(units.banned)
+        if self.marker_pool:
+            units = self._marker_candidates(X, y, task, k, units)
         if self.n_runs > 1:
             self._train_runs(X, y, task, k, units, callback, dataset_name)
-            return
+        else:
+            self._train_one(X, y, task, k, units, callback, dataset_name)
+        if self.marker_pool:  # the trace says what the user banned; the pool is a setting
+            self.trace_.banned = user_banned
+            self.trace_.settings.update(marker_pool=int(self.marker_pool),
+                                        candidates=len(units.names) - len(units.banned) - len(units.pinned))
+
+    def _marker_candidates(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits) -> SelectionUnits:
+        """``units`` with every gene outside the ``marker_pool · k``-gene t-test marker panel banned."""
+        from dataclasses import replace
+
+        from seqattn.selectors.ttest import ttest_markers
+
+        if task != "classification":
+            raise ValueError("marker_pool needs cell types (a classification target); set marker_pool=0.")
+        if units.groups is not None:
+            raise ValueError("marker_pool ranks single genes; it does not apply to feature groups.")
+        if isinstance(X, BackedRows):
+            raise DataError("marker_pool needs the matrix in memory (the t-test reads every row); load it without "
+                            "backed mode, or set marker_pool=0.")
+        free = len(units.names) - len(units.pinned) - len(units.banned)
+        data = Dataset(X=X, y=np.asarray(y), feature_names=list(units.names), task="classification")
+        markers = ttest_markers(data, min(free, int(self.marker_pool) * k), pinned=units.pinned,
+                                banned=units.banned).selected
+        outside = set(range(len(units.names))) - set(markers) - set(units.pinned)
+        return replace(units, banned=sorted(outside))
+
+    def _train_one(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,
+                   callback: ProgressCallback | None, dataset_name: str) -> None:
+        """One SA fit; the fitted attributes come from what it trained."""
         trainer = SATrainer(SAConfig.from_params(self.get_params()), X, y, task, k, units, callback=callback,
                             dataset_name=dataset_name)
         self.trace_ = trainer.trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far

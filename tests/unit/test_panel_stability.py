@@ -186,3 +186,21 @@ def test_expression_floor_bans_rarely_detected_genes_and_says_how_many():
     assert expression_floor(data) == ([], "")
     with pytest.raises(ValueError, match="share of cells"):
         expression_floor(data, min_fraction=5)
+
+
+# ------------------------------------------------------------ marker candidates
+def test_marker_pool_limits_candidates_to_the_t_test_markers_and_keeps_the_users_bans():
+    from seqattn.selectors.ttest import ttest_markers
+
+    X, y = rare_type_data()
+    data = Dataset(X=X, y=y, feature_names=[f"g{i}" for i in range(X.shape[1])], task="classification")
+    pool = set(ttest_markers(data, 6, banned=[0]).selected)
+    assert 6 in pool  # the rare type takes its turn in the t-test panel
+    sel = SequentialAttentionSelector(3, marker_pool=2, banned=[0], random_state=0, **FAST).fit(X, y)
+    assert set(sel.selected_features_) <= pool
+    trace = sel.trace_
+    assert trace.banned == [0] and trace.settings["marker_pool"] == 2 and trace.settings["candidates"] == 6
+    outside = sorted(set(range(X.shape[1])) - pool)
+    assert np.isnan(trace.steps[0].scores[outside]).all()  # never candidates
+    with pytest.raises(ValueError, match="classification"):
+        SequentialAttentionSelector(2, marker_pool=2, task="regression", **FAST).fit(X, X[:, 1])
