@@ -149,7 +149,7 @@ def select_features(
     from seqattn.evaluation.narrative import pick_warnings
     from seqattn.genomics import expression_floor, genes_to_indices
     from seqattn.selectors import default_k, run_method
-    from seqattn.selectors.defaults import PANEL_DEFAULTS
+    from seqattn.selectors.defaults import panel_defaults
     from seqattn.progress import chain_callbacks, progress_bar
 
     if not isinstance(key_added, str) or not key_added:
@@ -173,7 +173,7 @@ def select_features(
         k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
     if method == "sa":
-        options = {**PANEL_DEFAULTS, **options}
+        options = {**panel_defaults(dataset), **options}
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
     trace.settings["matrix"] = dataset.extra["matrix"]

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                           "for expression data, else none)")
     sel.add_argument("--structure-weight", type=float,
                      help="SA: weight of the head reconstructing the leading principal components (0: none)")
+    sel.add_argument("--marker-pool", type=int,
+                     help="SA: candidates = the m·k-gene per-type t-test marker panel (0: all genes; default: the "
+                          "gene-panel default for expression data, else 0)")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -116,6 +119,8 @@ def _check_numbers(args: argparse.Namespace, world_size: int) -> None:
         raise _CliError(f"--seed must be a whole number from 0 to 4294967295, got {args.seed}.")
     if args.runs is not None and args.runs < 1:
         raise _CliError(f"--runs must be a positive integer (1: one run), got {args.runs}.")
+    if args.marker_pool is not None and args.marker_pool < 0:
+        raise _CliError(f"--marker-pool must be a whole number ≥ 0 (0: every gene is a candidate), got {args.marker_pool}.")
     if args.structure_weight is not None and not args.structure_weight >= 0:
         raise _CliError(f"--structure-weight must be a number ≥ 0, got {args.structure_weight}.")
     if args.top_genes is not None and args.top_genes < 1:
@@ -156,7 +161,7 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     from seqattn.evaluation.narrative import pick_warnings
     from seqattn.genomics import (expression_floor, genes_to_indices, is_expression_data, mitochondrial_genes,
                                   preprocess, ribosomal_genes)
-    from seqattn.selectors.defaults import PANEL_DEFAULTS
+    from seqattn.selectors.defaults import panel_defaults
     from seqattn.progress import progress_bar
     from seqattn.selectors import available_methods, run_method
 
@@ -193,9 +198,9 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr)
     options = {}
     if args.method == "sa":
-        options = dict(PANEL_DEFAULTS) if is_expression_data(dataset) and dataset.task == "classification" else {}
+        options = panel_defaults(dataset) if is_expression_data(dataset) and dataset.task == "classification" else {}
         chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
-                  "structure_weight": args.structure_weight,
+                  "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
                   "class_weight": None if args.class_weight is None else
                   ("balanced" if args.class_weight == "balanced" else "none")}
         options.update({k: v for k, v in chosen.items() if v is not None})

@@ -219,7 +219,7 @@ def selection_matrix(trace: SelectionTrace, panel: Sequence[int] | None = None) 
 #: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
-                    "structure_components", "random_state")
+                    "structure_components", "marker_pool", "random_state")
 #: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
 DEFAULT_CHECK_RUNS = 8
 
