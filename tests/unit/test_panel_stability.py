@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 from sklearn.utils.class_weight import compute_class_weight
@@ -204,3 +205,37 @@ def test_marker_pool_limits_candidates_to_the_t_test_markers_and_keeps_the_users
     assert np.isnan(trace.steps[0].scores[outside]).all()  # never candidates
     with pytest.raises(ValueError, match="classification"):
         SequentialAttentionSelector(2, marker_pool=2, task="regression", **FAST).fit(X, X[:, 1])
+
+
+# ------------------------------------------------------------ the defaults where a panel is the product
+def test_panel_defaults_drop_what_a_data_set_cannot_use():
+    from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_defaults
+
+    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]), feature_names=list("abc"),
+                    task="classification")
+    assert panel_defaults(cells) == PANEL_DEFAULTS and PANEL_DEFAULTS["n_runs"] >= 8
+    regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
+    assert "marker_pool" not in panel_defaults(regression) and "class_weight" not in panel_defaults(regression)
+    assert panel_defaults(regression)["n_runs"] == PANEL_DEFAULTS["n_runs"]
+
+
+def test_cli_names_every_unstable_pick_on_stderr(tmp_path, capsys):
+    from seqattn.cli import main
+
+    data = make_planted(n_samples=400, n_features=30, n_informative=2, noise=0.05, random_state=2)
+    path = tmp_path / "planted.csv"
+    frame = pd.DataFrame(data.X, columns=data.feature_names).assign(label=data.y)
+    frame.to_csv(path, index=False)
+    out = tmp_path / "picks.json"
+    assert main(["select", "--data", str(path), "--target", "label", "-k", "4", "--method", "sa", "--runs", "4",
+                 "--epochs", "8", "--out", str(out), "--quiet"]) == 0
+    trace = SelectionTrace.from_json(out)
+    unstable = [s for s in trace.steps if s.unstable]
+    assert trace.n_runs == 4 and unstable  # 2 planted features, 2 coin tosses among 28 noise columns
+    err = capsys.readouterr().err
+    assert f"{len(unstable)} of 4 picks were made in at most half of the 4 runs" in err
+    for step in unstable:
+        assert f"{step.name} ({step.picked_in}/4)" in err
+    for step in trace.steps:
+        if not step.unstable:
+            assert f"{step.name} (" not in err
