@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from seqattn.data import DataError, Dataset
 from seqattn.data.h5ad_safety import check_read_size
-from seqattn.data.stream import BackedRows, iter_chunks
+from seqattn.data.stream import BackedRows, iter_chunks, return_freed_memory
 
 
 def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str | None, name: str,
@@ -66,6 +66,7 @@ def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str 
              "obs_columns": info["obs"], "layers": info["layers"], "backed": True}
     dataset = tables._finish(X, y_raw[rows], names, target, task, name, extra)
     dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source} (backed, on disk)")
+    return_freed_memory()  # the scan's chunk buffers and per-cell temporaries, not kept for the fit
     return dataset
 
 

@@ -173,13 +173,18 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     from the data set in :meth:`fit_dataset`; a bare array gives ``x0, x1, …``.
 
     Memory (float32, ``d`` inputs, ``h`` hidden units, global batch ``B``,
-    ``W`` processes): beyond the input itself (in memory) or one chunk (backed:
-    ``chunk_rows`` × bytes per row, CSR for sparse files), a fit holds
+    ``W`` processes): beyond the input itself (in memory) or about three chunks
+    (backed: the chunk being batched, the next one and its raw read; a chunk is
+    ``chunk_rows`` × bytes per row, ~32 MB by default), a fit holds
     ``16·d·(h+2)`` bytes of parameters, gradients and Adam moments, about
-    ``5·4·(B/W)·d`` bytes of activations for a batch, and the read-out rows
-    (≤ MAX_REFIT_ROWS + MAX_READOUT_VAL_ROWS rows as CSR or dense) — no
-    standardised or split copy of the data. On CUDA, dense in-memory input is
-    copied to the device once (raw, standardised per batch there).
+    ``5·4·(B/W)·d`` bytes of activations for a batch, the read-out rows
+    (≤ MAX_REFIT_ROWS + MAX_READOUT_VAL_ROWS rows as CSR or dense), the
+    warm-up's check rows (≤ VALIDATION_VALUES floats) and ~50 bytes per row of
+    labels and row indices — no standardised or split copy of the data. Backed
+    rows scattered over the file are read in spans of at most one chunk, so
+    with a fixed chunk size only the last term grows with the number of cells.
+    On CUDA, dense in-memory input is copied to the device once (raw,
+    standardised per batch there).
 
     Distributed: when a torch.distributed process group with several ranks is
     running (``torchrun`` or :func:`seqattn.distributed.spawn`), the network and
