@@ -23,6 +23,7 @@ from seqattn.genomics import (
     panel_accuracy,
     panel_confusion,
     panel_overlap,
+    panel_stability,
 )
 from seqattn.plots.genomics import (
     confusion_figure,
@@ -36,7 +37,7 @@ from seqattn.plots.genomics import (
     per_type_recall_figure,
     stability_figure,
 )
-from seqattn.selectors.stability import panel_stability, selection_matrix
+from seqattn.selectors.stability import selection_matrix
 from seqattn.selectors.ttest import ttest_markers
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
@@ -78,7 +79,7 @@ def field_metrics(dataset_key: str, panels: tuple[tuple[str, tuple[str, ...]], .
 @st.cache_data(show_spinner=False, max_entries=4)
 def stability_run(dataset_key: str, run_key: str, n_runs: int, _trace: SelectionTrace,
                   _dataset: Dataset) -> SelectionTrace:
-    from seqattn.selectors.stability import stability_check
+    from seqattn.genomics import stability_check
 
     return stability_check(_dataset, _trace, n_runs=n_runs)
 

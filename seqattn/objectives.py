@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import nn
 
 #: The structure head's components are fitted on at most this many training rows (read once).
 STRUCTURE_ROWS = 2000

@@ -36,7 +36,7 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
     Pinned genes belong to the panel (they were selected from the start), so
     downstream read-outs use :func:`panel_genes`, which lists them too. A selection
     of several runs adds "picked in" (b/B) and "unstable" from its own steps; a single
-    run gets them from ``stability`` (:func:`seqattn.selectors.stability.panel_stability`
+    run gets them from ``stability`` (:func:`seqattn.genomics.panel_stability`
     of a stability check), when given.
     """
     rows = [{"order": "pinned", "gene": trace.feature_names[j], "feature": int(j),

@@ -50,7 +50,7 @@ from seqattn.selectors.sa_trainer import (
     convergence_check_rows,
     training_rows,
 )
-from seqattn.trace import SelectionTrace, UNSTABLE_SHARE, assess_pick, is_near_tie
+from seqattn.trace import SelectionTrace, UNSTABLE_SHARE, assess_pick
 
 ProgressCallback = Callable[[int, int, str], Any]
 RESAMPLES = ("seeds", "bootstrap")
@@ -214,49 +214,6 @@ def selection_matrix(trace: SelectionTrace, panel: Sequence[int] | None = None) 
         for position, unit in enumerate(picks, start=1):
             matrix[row_of[unit], r] = position
     return [trace.feature_names[u] for u in order], matrix
-
-
-#: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
-CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
-                    "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
-                    "structure_components", "marker_pool", "random_state")
-#: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
-DEFAULT_CHECK_RUNS = 8
-
-
-def stability_check(dataset: Any, trace: SelectionTrace, *, n_runs: int = DEFAULT_CHECK_RUNS,
-                    callback: ProgressCallback | None = None) -> SelectionTrace:
-    """The stable selection of ``n_runs`` SA runs with ``trace``'s k, pins, bans and settings (no read-out):
-    what another seed would have picked, to put "picked in b of B runs" beside a single run's panel."""
-    from seqattn.selectors import run_method
-
-    if trace.method != "sa":
-        raise ValueError(f"A stability check repeats a Sequential Attention run; this trace is {trace.method!r}.")
-    options = {name: trace.settings[name] for name in CHECKED_SETTINGS if trace.settings.get(name) is not None}
-    options.setdefault("random_state", 0)
-    return run_method(dataset, "sa", trace.k, pinned=list(trace.pinned), banned=list(trace.banned),
-                      n_runs=int(n_runs), combine="runs", gain_model="none", callback=callback, **options)
-
-
-def panel_stability(genes: Sequence[str], stable: SelectionTrace) -> "pd.DataFrame":
-    """Per panel gene: in how many of the stable selection's runs it was picked (``picked_in`` of
-    ``n_runs``, ``"b/B"``) and whether that makes it *unstable* (at most UNSTABLE_SHARE of the runs).
-    Pinned genes are in every run by construction."""
-    import pandas as pd
-
-    runs = stable.settings.get("runs") or []
-    counts, _ = selection_counts(runs, stable.n_features)
-    index = {name: i for i, name in enumerate(stable.feature_names)}
-    pinned = set(stable.pinned)
-    rows = []
-    for gene in genes:
-        unit = index.get(str(gene))
-        if unit is None:
-            raise ValueError(f"Gene {gene!r} is not among the stability check's features.")
-        b = len(runs) if unit in pinned else int(counts[unit])
-        rows.append({"gene": str(gene), "picked_in": b, "n_runs": len(runs), "picked in": f"{b}/{len(runs)}",
-                     "unstable": unit not in pinned and b <= UNSTABLE_SHARE * len(runs)})
-    return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "unstable"])
 
 
 # --------------------------------------------------------------------------- B runs side by side
@@ -634,6 +591,5 @@ def _consensus_read_out(config: SAConfig, X: Any, y: np.ndarray, task: str,
     return read_out
 
 
-__all__ = ["BatchedSATrainer", "DEFAULT_CHECK_RUNS", "RESAMPLES", "RunRecord", "consensus_order", "consensus_trace",
-           "fit_runs", "panel_stability", "run_seeds", "selection_counts", "selection_matrix", "stability_check",
-           "unstable_picks"]
+__all__ = ["BatchedSATrainer", "RESAMPLES", "RunRecord", "consensus_order", "consensus_trace", "fit_runs",
+           "run_seeds", "selection_counts", "selection_matrix", "unstable_picks"]

@@ -111,7 +111,7 @@ def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
     at.button(key="gp_check_stability").click().run()
     assert not at.exception, [e.value for e in at.exception]
     panel = [d.value for d in at.dataframe if "gene" in d.value.columns and "order" in d.value.columns][0]
-    from seqattn.selectors.stability import panel_stability, stability_check
+    from seqattn.genomics import panel_stability, stability_check
 
     expected = panel_stability(list(panel["gene"]), stability_check(at.session_state["dataset"], trace, n_runs=8))
     assert list(panel["picked in"]) == list(expected["picked in"])

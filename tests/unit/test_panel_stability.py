@@ -2,7 +2,6 @@
 head and the expression floor — on planted data where the right answer is known."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
