@@ -10,5 +10,6 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["seqattn", "seqattn.*"]) + ["seqattn.builtin_data"],
     package_dir={"seqattn.builtin_data": "data"},
-    package_data={"seqattn.builtin_data": ["*.h5ad", "*.npz", "README.md"]},
+    package_data={"seqattn.builtin_data": ["*.h5ad", "*.npz", "README.md"],
+                  "seqattn.plots": ["*.js"]},  # the light figure renderer for exported notebooks
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from seqattn.progress import ProgressTracker
 from seqattn.safe_text import escape_markdown
 
 
@@ -35,6 +36,7 @@ class BackgroundJob:
                  partial_kwarg: str | None = None, **kwargs: Any) -> None:
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
         self.step, self.total, self.message = 0, 1, "starting…"
+        self._progress = ProgressTracker()  # the bar never moves back when a run revises its estimated total
         self.partial: Any = None
         if partial_kwarg is not None:
             kwargs[partial_kwarg] = self.publish
@@ -52,6 +54,7 @@ class BackgroundJob:
             self.error = exc
 
     def callback(self, step: int, total: int, message: str) -> bool:
+        self._progress.update(step, total)
         self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
         self.messages.append(self.message)
         return self.stop_requested
@@ -66,7 +69,13 @@ class BackgroundJob:
 
     @property
     def fraction(self) -> float:
-        return min(max(self.step / self.total, 0.0), 1.0)
+        """The bar's position: monotone, and below 100% until a run with an estimated total ends."""
+        return self._progress.fraction
+
+    @property
+    def steps_text(self) -> str:
+        """``"470/615"``, or ``"470 of about 615 (estimated)"`` while the run only estimates its total."""
+        return self._progress.label()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until finished (tests); True when done."""

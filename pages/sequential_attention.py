@@ -134,7 +134,7 @@ if job is not None and job.done:
     collect_finished_job()
 elif running:
     job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
-                       text=lambda j: f"{j.message} — step {j.step}/{j.total}",
+                       text=lambda j: f"{j.message} — step {j.steps_text}",
                        stopping="Stopping after the current step; the picks so far are kept…",
                        stop_help="Stop training and keep the features picked so far.")
 

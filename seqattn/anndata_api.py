@@ -56,32 +56,32 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
     ``layer`` is named, else ``X``; ``extra["matrix"]`` says which was read.
     """
     from seqattn.data.h5ad import checked_matrix, obs_values
-    from seqattn.data.tables import _check_enough_samples, _finish, _listing
+    from seqattn.data.checks import check_enough_samples, finish_dataset, listing
 
     obs_columns = [str(c) for c in adata.obs.columns]
     if target not in adata.obs.columns:
         raise DataError(f"obs column {target!r} not found. Available obs columns: "
-                        f"{_listing(obs_columns) if obs_columns else 'none'}.")
+                        f"{listing(obs_columns) if obs_columns else 'none'}.")
     if use_raw is True and layer is not None:
         raise DataError(f"Choose either layer={layer!r} or use_raw=True, not both.")
     use_raw = resolve_use_raw(adata, layer, use_raw)
     layers = [str(k) for k in adata.layers.keys()]
     if use_raw and adata.raw is None:
         raise DataError("use_raw=True but adata.raw is empty; use X (use_raw=False) or one of the layers: "
-                        f"{_listing(layers) if layers else 'none'}.")
+                        f"{listing(layers) if layers else 'none'}.")
     if layer is not None and layer not in adata.layers:
         raw_hint = " (adata.raw is set: use_raw=True reads it)" if adata.raw is not None else ""
         raise DataError(f"Layer {layer!r} not found. Available layers: "
-                        f"{_listing(layers) if layers else 'none (only X)'}{raw_hint}.")
+                        f"{listing(layers) if layers else 'none (only X)'}{raw_hint}.")
     X, names, source = checked_matrix(adata, layer, use_raw=use_raw)
-    _check_enough_samples(X.shape[0], "cell")
+    check_enough_samples(X.shape[0], "cell")
 
     column = adata.obs[target]
     if task == "auto" and pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
         distinct = int(column.nunique(dropna=True))
         if distinct > MAX_AUTO_DISTINCT:
             labels = [c for c in _categorical_columns(adata.obs) if c != target]
-            suggestion = f" Label columns: {_listing(labels)}." if labels else ""
+            suggestion = f" Label columns: {listing(labels)}." if labels else ""
             raise DataError(f"obs column {target!r} is numeric with {distinct:,} distinct values: an ID, a count "
                             "or a measurement, not a cell label. Choose a label column, or pass "
                             f"task='regression' to predict it as a number.{suggestion}")
@@ -91,7 +91,7 @@ def dataset_from_anndata(adata: Any, target: str, *, layer: str | None = None, u
                         f"classification target may have at most {MAX_CLASSES:,} classes.")
     extra = {"source_format": "h5ad", "notes": [], "target_column": target, "matrix": source,
              "obs_columns": obs_columns, "layers": layers}
-    dataset = _finish(X, y_raw, names, target, task, name, extra)
+    dataset = finish_dataset(X, y_raw, names, target, task, name, extra)
     dataset.description = dataset.description.replace("from h5ad", f"from AnnData {source}")
     return dataset
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bad_inputs_corpus import SECRET_LINES, external_link_h5ad, external_storage_h5ad, virtual_x_h5ad
+from tests.support.bad_inputs_corpus import SECRET_LINES, external_link_h5ad, external_storage_h5ad, virtual_x_h5ad
 from seqattn.data import DataError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from seqattn.data.dataset import DataError, Dataset
+from seqattn.data.dataset import Dataset
+from seqattn.data.errors import DataError
 from seqattn.data.synthetic import make_planted
 
 

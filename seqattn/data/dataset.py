@@ -13,11 +13,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from seqattn.data.errors import DataError
+
 TASKS = ("classification", "regression")
-
-
-class DataError(ValueError):
-    """Input data that cannot be used, with a message that says how to fix it."""
 
 
 @dataclass
@@ -220,19 +218,6 @@ def dense_columns(X: Any, columns: Sequence[int], dtype: Any = None) -> np.ndarr
     block = X[:, list(columns)]
     block = block.toarray() if sp.issparse(block) else np.asarray(block)
     return block if dtype is None else block.astype(dtype, copy=False)
-
-
-def safe_scale(std: np.ndarray) -> np.ndarray:
-    """Column scales with (near-)constant columns set to 1, so standardising never divides by ~0."""
-    std = np.array(std, dtype=np.float64)
-    std[std < 1e-12] = 1.0
-    return std
-
-
-def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """``train`` and ``others`` standardised with the training columns' mean and (safe) std."""
-    mean, std = train.mean(axis=0), safe_scale(train.std(axis=0))
-    return [(a - mean) / std for a in (train, *others)]
 
 
 def attach_preprocessing(settings: dict[str, Any], dataset: "Dataset") -> dict[str, Any]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from seqattn.data.dataset import DataError
+from seqattn.data.checks import listing
+from seqattn.data.errors import DataError
 from seqattn.data.groups import FeatureGroups
 
 IMPUTE_CHOICES = ("median", "most_frequent")
@@ -22,12 +23,8 @@ MAX_CATEGORY_LEVELS = 50
 MISSING_SUFFIX = " (missing)"
 
 
-def _listing(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(repr(str(n)) for n in names[:limit])
-    return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
-
-
 def check_impute(impute: str | None) -> str | None:
+    """``impute`` itself when it is None or one of :data:`IMPUTE_CHOICES`, else :class:`DataError`."""
     if impute is not None and impute not in IMPUTE_CHOICES:
         raise DataError(f"impute must be None, 'median' or 'most_frequent', got {impute!r}.")
     return impute
@@ -50,6 +47,7 @@ def _text_kind(column: pd.Series) -> tuple[str, str]:
 
 
 def missing_value_error(counts: dict[str, int]) -> DataError:
+    """The refusal for missing / infinite feature values (``{column: count}``) that names the impute option."""
     details = ", ".join(f"{n!r} ({c})" for n, c in list(counts.items())[:10])
     more = f", ... and {len(counts) - 10} more columns" if len(counts) > 10 else ""
     return DataError(f"Missing or infinite values (NaN/inf) in {len(counts)} feature column(s): {details}{more}. "
@@ -70,9 +68,39 @@ def encode_features(features: pd.DataFrame, impute: str | None = None
     """
     impute = check_impute(impute)
     names = [str(c) for c in features.columns]
-    dtypes = list(features.dtypes)
-    text_pos = [j for j, dt in enumerate(dtypes)
+    text_pos = [j for j, dt in enumerate(features.dtypes)
                 if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+    _refuse_unencodable_text(features, names, text_pos)
+    numeric_pos = [j for j in range(len(names)) if j not in set(text_pos)]
+    # numeric block converted at once: per-column access costs seconds on 100k-column tables
+    numeric = features.iloc[:, numeric_pos].to_numpy(dtype=np.float32) if numeric_pos else \
+        np.empty((len(features), 0), np.float32)
+    missing = _missing_counts(features, names, numeric, numeric_pos, text_pos)
+    if not text_pos and not missing:  # the common case: nothing to encode
+        return numeric, names, None, []
+    _refuse_missing(missing, impute, numeric, names, numeric_pos, len(features))
+
+    columns = _Columns(numeric, numeric_pos, names)
+    imputed: list[str] = []
+    encoded: list[str] = []
+    for j, name in enumerate(names):
+        if j in columns.numeric_index and name not in missing:
+            columns.keep(j)
+        elif j in columns.numeric_index:
+            values, absent, fill = _impute_numeric(numeric[:, columns.numeric_index[j]], impute)
+            columns.add_group(name, [values, absent.astype(np.float32)], [name, name + MISSING_SUFFIX])
+            imputed.append(f"{name!r} ({int(absent.sum())} with {float(fill):.4g})")
+        else:
+            cols, col_names, n_levels, filled = _one_hot(features.iloc[:, j], name)
+            columns.add_group(name, cols, col_names)
+            encoded.append(f"{name!r} ({n_levels} values)")
+            imputed.extend(filled)
+    X, out_names, groups = columns.result()
+    return X, out_names, groups, _encoding_notes(encoded, imputed, impute)
+
+
+def _refuse_unencodable_text(features: pd.DataFrame, names: list[str], text_pos: list[int]) -> None:
+    """One error naming every text column that cannot be one-hot encoded, and why."""
     bad: list[str] = []
     why: list[str] = []
     for j in text_pos:
@@ -81,93 +109,119 @@ def encode_features(features: pd.DataFrame, impute: str | None = None
             bad.append(names[j])
             why.append(f"{names[j]!r}: {reason}")
     if bad:
-        raise DataError(f"Non-numeric feature columns: {_listing(bad)}. Encode them as numbers or drop them "
+        raise DataError(f"Non-numeric feature columns: {listing(bad, 10)}. Encode them as numbers or drop them "
                         f"({'; '.join(why[:5])}). Text columns with up to {MAX_CATEGORY_LEVELS} distinct values "
                         "are one-hot encoded automatically.")
-    numeric_pos = [j for j in range(len(names)) if j not in set(text_pos)]
-    # numeric block converted at once: per-column access costs seconds on 100k-column tables
-    numeric = features.iloc[:, numeric_pos].to_numpy(dtype=np.float32) if numeric_pos else \
-        np.empty((len(features), 0), np.float32)
+
+
+def _missing_counts(features: pd.DataFrame, names: list[str], numeric: np.ndarray, numeric_pos: list[int],
+                    text_pos: list[int]) -> dict[str, int]:
+    """``{column: missing values}`` for the columns that have any (NaN in numbers, None / NaN in text)."""
     nan_counts = np.isnan(numeric).sum(axis=0)
     missing = {names[numeric_pos[i]]: int(nan_counts[i]) for i in np.flatnonzero(nan_counts)}
     for j in text_pos:
         n_missing = int(features.iloc[:, j].isna().sum())
         if n_missing:
             missing[names[j]] = n_missing
-    if not text_pos and not missing:  # the common case: nothing to encode
-        return numeric, names, None, []
-    if missing and impute is None:  # infinite values are counted too: one message for both
+    return missing
+
+
+def _refuse_missing(missing: dict[str, int], impute: str | None, numeric: np.ndarray, names: list[str],
+                    numeric_pos: list[int], n_rows: int) -> None:
+    """Missing values without ``impute`` (infinite values counted too: one message for both), or a column with
+    no values at all to impute from."""
+    if missing and impute is None:
         bad_counts = (~np.isfinite(numeric)).sum(axis=0)
         counts = {**missing, **{names[numeric_pos[i]]: int(bad_counts[i]) for i in np.flatnonzero(bad_counts)}}
         raise missing_value_error({n: counts[n] for n in names if n in counts})
-    empty = [n for n, c in missing.items() if c == len(features)]
+    empty = [n for n, c in missing.items() if c == n_rows]
     if empty:
-        raise DataError(f"Feature column(s) {_listing(empty)} hold no values at all, so there is nothing to impute "
+        raise DataError(f"Feature column(s) {listing(empty, 10)} hold no values at all, so there is nothing to impute "
                         "from; drop them.")
 
-    notes: list[str] = []
-    blocks: list[np.ndarray] = []
-    out_names: list[str] = []
-    group_names: list[str] = []
-    group_cols: list[tuple[int, ...]] = []
-    numeric_index = {j: i for i, j in enumerate(numeric_pos)}
-    imputed: list[str] = []
-    encoded: list[str] = []
-    start = 0
 
-    def add(name: str, cols: list[np.ndarray], col_names: list[str]) -> None:
-        nonlocal start
-        blocks.extend(c.reshape(-1, 1) for c in cols)
-        out_names.extend(col_names)
-        group_names.append(name)
-        group_cols.append(tuple(range(start, start + len(cols))))
-        start += len(cols)
+def _impute_numeric(column: np.ndarray, impute: str | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(filled copy, missing mask, fill value)``: the median, or the most frequent value."""
+    values = column.copy()
+    absent = np.isnan(values)
+    fill = np.nanmedian(values) if impute == "median" else _most_frequent(values[~absent])
+    values[absent] = fill
+    return values, absent, fill
 
-    # contiguous runs of complete numeric columns are copied as blocks, not column by column
-    run: list[int] = []
 
-    def flush() -> None:
-        nonlocal start
-        if not run:
+def _one_hot(column: pd.Series, name: str) -> tuple[list[np.ndarray], list[str], int, list[str]]:
+    """``(0/1 columns, their names, levels, imputation note)`` of a text column.
+
+    Missing text is filled with the most frequent level, whatever ``impute``
+    says, and a ``(missing)`` indicator column is added.
+    """
+    absent = column.isna().to_numpy()
+    text = column.astype(str).where(~absent, None)
+    filled: list[str] = []
+    if absent.any():
+        fill = text[~absent].value_counts().index[0]
+        text = text.fillna(fill)
+        filled.append(f"{name!r} ({int(absent.sum())} with {fill!r})")
+    levels = sorted(text.unique())
+    cols = [(text.to_numpy() == level).astype(np.float32) for level in levels]
+    col_names = [f"{name}={level}" for level in levels]
+    if absent.any():
+        cols.append(absent.astype(np.float32))
+        col_names.append(name + MISSING_SUFFIX)
+    return cols, col_names, len(levels), filled
+
+
+class _Columns:
+    """The encoded matrix, built left to right: column blocks, their names, and one group per source column.
+
+    Contiguous runs of complete numeric columns (:meth:`keep`) are copied as
+    one block, not column by column; :meth:`add_group` appends an encoded or
+    imputed column's group after the run before it.
+    """
+
+    def __init__(self, numeric: np.ndarray, numeric_pos: list[int], names: list[str]):
+        self.numeric, self.names = numeric, names
+        self.numeric_index = {j: i for i, j in enumerate(numeric_pos)}
+        self.blocks: list[np.ndarray] = []
+        self.out_names: list[str] = []
+        self.group_names: list[str] = []
+        self.group_cols: list[tuple[int, ...]] = []
+        self.start = 0
+        self.run: list[int] = []
+
+    def keep(self, j: int) -> None:
+        self.run.append(j)
+
+    def add_group(self, name: str, cols: list[np.ndarray], col_names: list[str]) -> None:
+        self._flush()
+        self.blocks.extend(c.reshape(-1, 1) for c in cols)
+        self.out_names.extend(col_names)
+        self.group_names.append(name)
+        self.group_cols.append(tuple(range(self.start, self.start + len(cols))))
+        self.start += len(cols)
+
+    def _flush(self) -> None:
+        if not self.run:
             return
-        block = numeric[:, [numeric_index[j] for j in run]]
-        blocks.append(block)
-        for offset, j in enumerate(run):
-            out_names.append(names[j])
-            group_names.append(names[j])
-            group_cols.append((start + offset,))
-        start += len(run)
-        run.clear()
+        self.blocks.append(self.numeric[:, [self.numeric_index[j] for j in self.run]])
+        for offset, j in enumerate(self.run):
+            self.out_names.append(self.names[j])
+            self.group_names.append(self.names[j])
+            self.group_cols.append((self.start + offset,))
+        self.start += len(self.run)
+        self.run.clear()
 
-    for j, name in enumerate(names):
-        if j in numeric_index and name not in missing:
-            run.append(j)
-            continue
-        flush()
-        if j in numeric_index:
-            values = numeric[:, numeric_index[j]].copy()
-            absent = np.isnan(values)
-            fill = np.nanmedian(values) if impute == "median" else _most_frequent(values[~absent])
-            values[absent] = fill
-            add(name, [values, absent.astype(np.float32)], [name, name + MISSING_SUFFIX])
-            imputed.append(f"{name!r} ({int(absent.sum())} with {float(fill):.4g})")
-            continue
-        column = features.iloc[:, j]
-        absent = column.isna().to_numpy()
-        text = column.astype(str).where(~absent, None)
-        if absent.any():  # text columns: the most frequent level, whatever ``impute`` says
-            fill = text[~absent].value_counts().index[0]
-            text = text.fillna(fill)
-            imputed.append(f"{name!r} ({int(absent.sum())} with {fill!r})")
-        levels = sorted(text.unique())
-        cols = [(text.to_numpy() == level).astype(np.float32) for level in levels]
-        col_names = [f"{name}={level}" for level in levels]
-        if absent.any():
-            cols.append(absent.astype(np.float32))
-            col_names.append(name + MISSING_SUFFIX)
-        add(name, cols, col_names)
-        encoded.append(f"{name!r} ({len(levels)} values)")
-    flush()
+    def result(self) -> tuple[np.ndarray, list[str], FeatureGroups | None]:
+        """``(X, column names, groups)``; groups are None when every column is its own group."""
+        self._flush()
+        X = np.hstack(self.blocks).astype(np.float32, copy=False) if self.blocks else self.numeric
+        groups = FeatureGroups(tuple(self.group_names), tuple(self.group_cols), X.shape[1])
+        return X, self.out_names, (None if groups.trivial and self.group_names == self.out_names else groups)
+
+
+def _encoding_notes(encoded: list[str], imputed: list[str], impute: str | None) -> list[str]:
+    """What was one-hot encoded and imputed, for ``dataset.extra["notes"]``."""
+    notes: list[str] = []
     if encoded:
         notes.append(f"One-hot encoded text column(s) {', '.join(encoded)}; each is selected as one group.")
     if imputed:
@@ -175,9 +229,7 @@ def encode_features(features: pd.DataFrame, impute: str | None = None
         notes.append(f"Imputed missing values ({rule}; text columns: most frequent value) in "
                      f"{', '.join(imputed[:10])}{' …' if len(imputed) > 10 else ''}; a '<column>{MISSING_SUFFIX}' "
                      "indicator joins each column's group.")
-    X = np.hstack(blocks).astype(np.float32, copy=False) if blocks else numeric
-    groups = FeatureGroups(tuple(group_names), tuple(group_cols), X.shape[1])
-    return X, out_names, (None if groups.trivial and group_names == out_names else groups), notes
+    return notes
 
 
 def _most_frequent(values: np.ndarray) -> float:

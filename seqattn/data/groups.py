@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ names, after their declared, decompressed sizes passed
 and the other columns are never read. Files written before anndata 0.8 (no
 ``encoding-type`` on the root; e.g. the shipped ``pbmc68k_reduced``) are read
 whole with ``anndata.read_h5ad``, after every dataset in them passed the size
-check. Size limits and the shared file handling live in
-:mod:`seqattn.data.tables` (read at call time, so a test can lower them there).
+check. The shared size limits are read from :mod:`seqattn.data.limits` at call
+time (so a test can lower them there).
 """
 from __future__ import annotations
 
@@ -26,19 +26,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data import tables
-from seqattn.data.dataset import DataError, Dataset
-from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
-from seqattn.data.tables import (
-    _HDF5_MAGIC,
-    _Content,
-    _check_enough_samples,
-    _check_finite_dense,
-    _finish,
-    _handle_constant,
-    _listing,
-    _raise_duplicates,
+from seqattn.data import limits
+from seqattn.data.checks import (
+    check_enough_samples,
+    check_finite_dense,
+    finish_dataset,
+    without_constant_columns,
+    listing,
+    raise_duplicates,
 )
+from seqattn.data.dataset import Dataset
+from seqattn.data.errors import DataError
+from seqattn.data.h5ad_safety import check_read_size, local_path, refuse_unsafe_storage
+from seqattn.data.sources import HDF5_MAGIC, Content
 
 #: Largest number of stored non-zeros of a *sparse* h5ad matrix: 200 M
 #: ≈ 1.6 GB as CSR float32 + int32 indices.
@@ -46,11 +46,11 @@ MAX_SPARSE_NONZEROS = 200_000_000
 
 
 @contextmanager
-def checked_h5ad(content: _Content) -> Iterator[Any]:
+def checked_h5ad(content: Content) -> Iterator[Any]:
     """The h5ad as an open, read-only ``h5py.File`` (by path), after the safety walk refused nothing."""
     import h5py
 
-    if not content.head.startswith(_HDF5_MAGIC):
+    if not content.head.startswith(HDF5_MAGIC):
         raise DataError(f"{content.name!r} is not an h5ad file (not HDF5); was it renamed? "
                         "Save it with AnnData.write_h5ad or upload a CSV/TSV/parquet.")
     with local_path(content) as path:
@@ -68,13 +68,14 @@ def checked_h5ad(content: _Content) -> Iterator[Any]:
             yield f
 
 
-def _h5ad_header(content: _Content) -> dict[str, Any]:
+def h5ad_header(content: Content) -> dict[str, Any]:
     """Shape, storage, obs columns and layers of an h5ad, read with h5py (no matrix load)."""
     with checked_h5ad(content) as f:
-        return _header_of(f, content.name)
+        return header_of(f, content.name)
 
 
-def _header_of(f: Any, name: str) -> dict[str, Any]:
+def header_of(f: Any, name: str) -> dict[str, Any]:
+    """``obs`` columns, layers, shape, storage and non-zeros of an open h5ad (in-memory and backed loading)."""
     try:
         if "X" not in f and "obs" not in f:
             raise DataError(f"{name!r} is an HDF5 file but not an AnnData h5ad (no X / obs).")
@@ -120,30 +121,32 @@ def _check_h5ad_size(info: dict[str, Any], name: str) -> None:
     if sparse and nnz > MAX_SPARSE_NONZEROS:
         raise DataError(f"{name!r} stores {nnz:,} non-zero values ({shape[0]} cells × {shape[1]} genes), above "
                         f"the in-memory limit of {MAX_SPARSE_NONZEROS:,}. Subsample cells or prefilter genes first.")
-    if not sparse and shape[0] * shape[1] > tables.MAX_DENSE_VALUES:
+    if not sparse and shape[0] * shape[1] > limits.MAX_DENSE_VALUES:
         raise DataError(f"{name!r} holds a dense {shape[0]} × {shape[1]} matrix ({shape[0] * shape[1]:,} values), "
-                        f"above the in-memory limit of {tables.MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
+                        f"above the in-memory limit of {limits.MAX_DENSE_VALUES:,}. Store X as a sparse matrix "
                         "(scipy CSR) or prefilter genes first.")
 
 
-def _check_h5ad_request(info: dict[str, Any], name: str, target: str | None, layer: str | None) -> None:
+def check_h5ad_request(info: dict[str, Any], name: str, target: str | None, layer: str | None) -> None:
     """The target is an obs column and the layer exists (in-memory and backed loading alike)."""
     if target is None:
-        raise DataError(f"Choose the obs column to predict; obs columns are: {_listing(info['obs'])}.")
+        raise DataError(f"Choose the obs column to predict; obs columns are: {listing(info['obs'])}.")
     if target not in info["obs"]:
         raise DataError(f"obs column {target!r} not found in {name!r}. Available obs columns: "
-                        f"{_listing(info['obs'])}.")
+                        f"{listing(info['obs'])}.")
     if layer is not None and layer not in info["layers"]:
-        available = _listing(info["layers"]) if info["layers"] else "none (only X)"
+        available = listing(info["layers"]) if info["layers"] else "none (only X)"
         raise DataError(f"Layer {layer!r} not found in {name!r}. Available layers: {available}.")
 
 
-def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str | None, name: str,
-               drop_constant: bool, drop_empty_cells: bool) -> Dataset:
+def load_h5ad(content: Content, target: str | None, *, task: str, layer: str | None, name: str,
+              drop_constant: bool, drop_empty_cells: bool) -> Dataset:
+    """An h5ad in memory (``load_table`` for ``.h5ad``): size and request checked from the header, then only the
+    matrix, the target column and the gene names are read; all-zero cells and constant genes dropped or refused."""
     with checked_h5ad(content) as f:
-        info = _header_of(f, content.name)
+        info = header_of(f, content.name)
         _check_h5ad_size(info, content.name)
-        _check_h5ad_request(info, content.name, target, layer)
+        check_h5ad_request(info, content.name, target, layer)
         matrix, var_names, y_raw, source = _read_selection(f, content.name, target, layer)
     X, names = check_matrix(matrix, var_names, source, owner=repr(content.name),
                             fix_duplicates="call adata.var_names_make_unique() before saving, or drop them.")
@@ -162,13 +165,13 @@ def _load_h5ad(content: _Content, target: str | None, *, task: str, layer: str |
         keep = np.flatnonzero(cell_counts > 0)
         X, y_raw = X[keep], y_raw[keep]
         notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
-    _check_enough_samples(X.shape[0], "cell")
-    X, names, constant_note = _handle_constant(X, names, drop_constant)
+    check_enough_samples(X.shape[0], "cell")
+    X, names, constant_note = without_constant_columns(X, names, drop_constant)
     if constant_note:
         notes.append(constant_note)
     extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,
              "obs_columns": info["obs"], "layers": info["layers"]}
-    dataset = _finish(X, y_raw, names, target, task, name, extra)
+    dataset = finish_dataset(X, y_raw, names, target, task, name, extra)
     dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source}")
     return dataset
 
@@ -278,7 +281,7 @@ def check_matrix(matrix: Any, var_names: Any, source: str, *, owner: str,
         raise DataError(f"{owner}: {source} has {matrix.shape[1]} columns but there are {len(names)} gene names "
                         "(damaged file?).")
     if len(set(names)) != len(names):
-        _raise_duplicates(names, "gene", fix_duplicates)
+        raise_duplicates(names, "gene", fix_duplicates)
     X = _as_float32(matrix, source)
     _check_finite_any(X, names)
     return X, names
@@ -309,7 +312,7 @@ def _as_float32(matrix: Any, source: str) -> Any:
 
 def _check_finite_any(X: Any, names: list[str]) -> None:
     if not sp.issparse(X):
-        _check_finite_dense(X, names)
+        check_finite_dense(X, names)
         return
     bad = ~np.isfinite(X.data)
     if bad.any():

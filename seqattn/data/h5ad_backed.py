@@ -17,27 +17,28 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from seqattn.data import DataError, Dataset
+from seqattn.data.dataset import Dataset
+from seqattn.data.errors import DataError
 from seqattn.data.h5ad_safety import check_read_size
 from seqattn.data.stream import BackedRows, iter_chunks, return_freed_memory
 
 
 def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str | None, name: str,
                      drop_constant: bool, drop_empty_cells: bool, chunk_rows: int | None = None) -> Dataset:
-    """The backed counterpart of ``seqattn.data.h5ad._load_h5ad`` (same checks, same messages)."""
-    from seqattn.data import h5ad, tables
+    """The backed counterpart of ``seqattn.data.h5ad.load_h5ad`` (same checks, same messages)."""
+    from seqattn.data import checks, h5ad
 
     if content.path is None:
         raise DataError(f"Backed mode reads {content.name!r} from disk: give a file path, not an upload/buffer.")
     with h5ad.checked_h5ad(content) as f:  # refuses external storage, virtual datasets and links first
-        info = h5ad._header_of(f, content.name)
-        h5ad._check_h5ad_request(info, content.name, target, layer)
+        info = h5ad.header_of(f, content.name)
+        h5ad.check_h5ad_request(info, content.name, target, layer)
         key, var_key, source = h5ad.matrix_location(f, layer)
         if f"{key}/indptr" in f:  # anndata's backed reader holds it whole; data/indices are read in chunks
             check_read_size(f, [f"{key}/indptr"], content.name)
         y_raw, names = h5ad.read_obs_and_names(f, content.name, target, var_key)
     if len(set(names)) != len(names):
-        tables._raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
+        checks.raise_duplicates(names, "gene", "call adata.var_names_make_unique() before saving, or drop them.")
     matrix = BackedRows(content.path, key)
     if matrix.shape[0] != len(y_raw) or matrix.shape[1] != len(names):
         raise DataError(f"{content.name!r}: {source} is {matrix.shape[0]} × {matrix.shape[1]} but obs has "
@@ -54,9 +55,9 @@ def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str 
     rows = np.flatnonzero(scan["row_counts"] > 0)
     if len(empty):
         notes.append(f"Dropped {len(empty)} cell(s) with all-zero counts.")
-    tables._check_enough_samples(len(rows), "cell")
+    checks.check_enough_samples(len(rows), "cell")
     constant = np.flatnonzero(scan["col_min"] == scan["col_max"])
-    columns, note = tables.constant_columns_to_keep(constant, names, drop_constant)
+    columns, note = checks.constant_columns_to_keep(constant, names, drop_constant)
     if columns is not None:
         names = [names[j] for j in columns]
         notes.append(note)
@@ -64,7 +65,7 @@ def load_h5ad_backed(content: Any, target: str | None, *, task: str, layer: str 
     X.min_value = float(scan["min"])
     extra = {"source_format": "h5ad", "notes": notes, "target_column": target, "matrix": source,
              "obs_columns": info["obs"], "layers": info["layers"], "backed": True}
-    dataset = tables._finish(X, y_raw[rows], names, target, task, name, extra)
+    dataset = checks.finish_dataset(X, y_raw[rows], names, target, task, name, extra)
     dataset.description = dataset.description.replace("from h5ad", f"from h5ad {source} (backed, on disk)")
     return_freed_memory()  # the scan's chunk buffers and per-cell temporaries, not kept for the fit
     return dataset

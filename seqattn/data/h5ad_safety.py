@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes, read_budget
+from seqattn.data.sources import Content
 
 #: Most links (groups, datasets, links) a file may hold: the walk opens each
 #: dataset (~0.1 ms each on a loaded 2-core VM, so ≈2 s at the limit); an h5ad with
@@ -48,7 +49,7 @@ _RESAVE = ("anndata never writes these: write the file again with anndata (adata
 
 
 @contextmanager
-def local_path(content: Any) -> Iterator[Path]:
+def local_path(content: Content) -> Iterator[Path]:
     """The file's path: its own, or a private temporary copy of in-memory bytes (deleted on exit)."""
     if content.path is not None:
         yield Path(content.path)

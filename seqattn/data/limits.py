@@ -1,10 +1,19 @@
-"""How much memory a single read may take, derived from what the machine has free now.
+"""How big an input may be: the limits several loaders share, and the read budget.
 
-The fixed limits (``MAX_DENSE_VALUES``, ``MAX_SPARSE_NONZEROS``, …) bound what a
-file may *hold*; this bounds what one load may *allocate* before it has looked at
-the values: a file can declare datasets far larger than itself (compressed or
-never-written chunks are filled in when read), so the declared, decompressed
-size is checked against :func:`read_budget` before a single value is read.
+The fixed limits here (``MAX_DENSE_VALUES``, ``MAX_TABLE_FILE_BYTES``,
+``MIN_SAMPLES``) are read by the table, workbook and h5ad loaders alike;
+every loader reads them as ``limits.NAME`` at call time, so changing one here
+(or a test's ``monkeypatch.setattr(limits, ...)``) changes it everywhere. A
+format's own limits sit beside its reader (``MAX_SPARSE_NONZEROS`` in
+:mod:`~seqattn.data.h5ad`, ``MAX_XLSX_*`` in :mod:`~seqattn.data.xlsx`,
+``MAX_LINE_BYTES`` / ``MAX_TABLE_COLUMNS`` in :mod:`~seqattn.data.text_checks`,
+``MAX_H5_LINKS`` / ``MAX_SPOOL_BYTES`` in :mod:`~seqattn.data.h5ad_safety`).
+
+Those bound what a file may *hold*; :func:`read_budget` bounds what one load
+may *allocate* before it has looked at the values: a file can declare datasets
+far larger than itself (compressed or never-written chunks are filled in when
+read), so the declared, decompressed size is checked against it before a
+single value is read.
 
 On a shared server every session parses in the same process, so the budget is
 a share of the memory available *now* (``MemAvailable``, or the container's
@@ -14,6 +23,17 @@ cgroup limit minus its usage when that is smaller), capped at
 from __future__ import annotations
 
 from pathlib import Path
+
+#: Largest number of values (rows × columns) a *dense* table may hold in memory:
+#: 250 M float32 values ≈ 1 GB. Bigger data should come as sparse h5ad or be
+#: prefiltered (e.g. to highly variable genes) before upload.
+MAX_DENSE_VALUES = 250_000_000
+#: Largest CSV/TSV/parquet file we parse at all (text tables expand several-fold in memory).
+#: For gzipped text the limit applies to the *decompressed* size too (no zip bombs).
+MAX_TABLE_FILE_BYTES = 1 << 30  # 1 GiB
+#: Fewest samples (rows / cells) a data set may have: a validation split and
+#: a trained model with batch normalisation need a handful of rows.
+MIN_SAMPLES = 10
 
 #: Most bytes one load may read into memory, whatever the machine has free:
 #: above every fixed limit's worst case (200 M float64 non-zeros + int64 indices = 3.2 GB).

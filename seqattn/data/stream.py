@@ -38,7 +38,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from seqattn.data import DataError, safe_scale
+from seqattn.data.errors import DataError
+from seqattn.data.scaling import safe_scale
 
 #: Target size of one chunk read from disk (CSR bytes, or dense float32 bytes); also the widest span of
 #: disk rows one read of scattered rows may cover.

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
 from seqattn.data.limits import human_bytes
 
 #: Longest line (header or row) handed to pandas: a header of a million 15-character gene IDs.
@@ -48,12 +48,14 @@ class TextScan:
 
 
 def no_line_break_error(name: str) -> DataError:
+    """The refusal for a file whose first line is longer than :data:`MAX_LINE_BYTES` (not a table)."""
     return DataError(f"{name!r} has no line break in its first {human_bytes(MAX_LINE_BYTES)}: it is not a table "
                      "(a header line is far shorter), but one long line of text or binary data. Save the table as "
                      "CSV/TSV with one row per line.")
 
 
 def check_header_width(n_fields: int, name: str) -> None:
+    """Refuse a header of more than :data:`MAX_TABLE_COLUMNS` fields before pandas builds a column for each."""
     if n_fields > MAX_TABLE_COLUMNS:
         raise DataError(f"{name!r} has {n_fields:,} columns in its header; tables above {MAX_TABLE_COLUMNS:,} "
                         "columns are not parsed as text. Check the separator, or save the data as sparse .h5ad / "

@@ -31,8 +31,10 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from seqattn.data.dataset import DataError
+from seqattn.data.errors import DataError
+from seqattn.data import limits
 from seqattn.data.limits import human_bytes
+from seqattn.data.sources import CFB_MAGIC, ZIP_MAGIC, Content
 
 #: Largest used range (rows × columns, empty cells inside it included) read from a sheet: this
 #: reader (like ``read_excel``) converted ~60 k cells/s on a 2-core VM at load 8, so this
@@ -47,14 +49,11 @@ MAX_XLSX_PART_BYTES = 16 << 20
 #: Longest a sheet may take to parse.
 MAX_XLSX_SECONDS = 60.0
 
-ZIP_MAGIC = b"PK\x03\x04"
-#: OLE compound file: old .xls, and every password-protected (encrypted) .xlsx.
-CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
 _EXPORT = ("Open it in Excel and save the sheet as CSV (File › Save As › CSV UTF-8), then upload the CSV.")
 
 
-def read_xlsx(content: Any, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+def read_xlsx(content: Content, notes: list[str], nrows: int | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The first worksheet as a frame (first row = header) and its header names; ``nrows`` data rows at most."""
     _refuse_non_zip(content)
     with content.handle() as handle:
@@ -75,7 +74,7 @@ def read_xlsx(content: Any, notes: list[str], nrows: int | None = None) -> tuple
 
 
 # ----------------------------------------------------------------- container
-def _refuse_non_zip(content: Any) -> None:
+def _refuse_non_zip(content: Content) -> None:
     head = content.head
     if head.startswith(ZIP_MAGIC):
         return
@@ -90,7 +89,7 @@ def _refuse_non_zip(content: Any) -> None:
                     "was it renamed? Save it from Excel as .xlsx or CSV.")
 
 
-def _holds(content: Any, needle: bytes, block: int = 1 << 20) -> bool:
+def _holds(content: Content, needle: bytes, block: int = 1 << 20) -> bool:
     """Whether the file's bytes contain ``needle`` (an OLE directory entry name), read in blocks."""
     tail = b""
     with content.handle() as fh:
@@ -110,8 +109,6 @@ def _zip_directory(handle: IO[bytes], name: str) -> list[zipfile.ZipInfo]:
 
 def _check_part_sizes(directory: list[zipfile.ZipInfo], name: str) -> None:
     """Refuse from the zip directory alone: parts larger than their limit, and the unpacked total."""
-    from seqattn.data import tables
-
     total = 0
     for info in directory:
         total += info.file_size
@@ -127,9 +124,9 @@ def _check_part_sizes(directory: list[zipfile.ZipInfo], name: str) -> None:
         if info.file_size > limit:
             raise DataError(f"{name!r}: the {what} {part!r} unpacks to {human_bytes(info.file_size)} of XML "
                             f"(limit {human_bytes(limit)}); workbooks that large are not parsed. {_EXPORT}")
-    if total > tables.MAX_TABLE_FILE_BYTES:
+    if total > limits.MAX_TABLE_FILE_BYTES:
         raise DataError(f"{name!r} unpacks to {human_bytes(total)}; workbooks above "
-                        f"{human_bytes(tables.MAX_TABLE_FILE_BYTES)} are not loaded. {_EXPORT}")
+                        f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. {_EXPORT}")
 
 
 def _workbook_reader(handle: IO[bytes], name: str) -> tuple[Any, list[tuple[str, str]]]:

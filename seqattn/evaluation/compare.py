@@ -10,6 +10,7 @@ correlation and the true greedy gain of every candidate, given the same picks.
 """
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ from seqattn.evaluation.agreement import overlap_matrix, rank_correlation_matrix
 from seqattn.evaluation.retrain import (DEFAULT_TEST_FRACTION, EVALUATION_CONFIG, EVALUATION_EPOCHS, MLP_BATCH,
                                         accuracy_vs_k, summarize_accuracy)
 from seqattn.models import TrainConfig
+from seqattn.progress import ProgressTracker
 from seqattn.scoring import DEFAULT_MAX_CANDIDATES, DEFAULT_MAX_SAMPLES, candidate_gains
 from seqattn.selectors import METHOD_LABELS, REGISTRY, run_method
 from seqattn.selectors.greedy import GREEDY_MAX_FEATURES
@@ -63,9 +65,9 @@ def run_selector(dataset: Dataset, method: str, k: int, *, random_state: int = 0
                       **options)
 
 
-@dataclass
+@dataclass(repr=False)  # the generated repr printed every trace's scores (15,000+ characters)
 class Comparison:
-    """Everything the Compare page shows, computed once."""
+    """Everything the Compare page shows, computed once; renders itself in Jupyter (:meth:`_repr_html_`)."""
 
     dataset: str
     k: int
@@ -128,6 +130,39 @@ class Comparison:
         rows = [{"method": m, "label": METHOD_LABELS.get(m, m), "seconds": trace_seconds(t),
                  "reused": bool(t.settings.get("reused"))} for m, t in self.traces.items()]
         return pd.DataFrame(rows, columns=["method", "label", "seconds", "reused"])
+
+    # ---------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        failed = f", failed={sorted(self.errors)}" if self.errors else ""
+        return (f"Comparison(dataset={self.dataset!r}, k={self.k}, methods={self.methods}, ks={list(self.ks)}"
+                f"{failed})")
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: what ran (with seconds), test accuracy per method and k, the picks side by
+        side and their overlap (Jaccard of the top-k sets). Names and messages are user text: escaped."""
+        methods = " · ".join(f"{html.escape(METHOD_LABELS.get(m, m))} ({trace_seconds(t):.1f} s"
+                             + (", reused" if t.settings.get("reused") else "") + ")"
+                             for m, t in self.traces.items())
+        parts = [f"<div class='seqattn-comparison'><p><b>Comparison</b> on <b>{html.escape(self.dataset)}</b>"
+                 f" · k = {self.k} · {methods}</p>"]
+        if self.errors:
+            parts.append("<p>failed: " + "; ".join(f"{html.escape(METHOD_LABELS.get(m, m))}: {html.escape(str(e))}"
+                                                   for m, e in self.errors.items()) + "</p>")
+        if self.settings.get("stop_reason"):
+            parts.append(f"<p><b>stopped early</b> ({html.escape(str(self.settings['stop_reason']))})</p>")
+        sections = [("Test accuracy after retraining on each method's top k", self.accuracy_table()),
+                    (f"Picks (first {self.k})", self.rankings()),
+                    (f"Overlap of the top-{self.k} sets (Jaccard: 1 = same set)",
+                     self.overlap().rename(index=METHOD_LABELS, columns=METHOD_LABELS).map("{:.2f}".format))]
+        for title, table in sections:
+            if not table.empty:
+                parts.append(f"<p><b>{html.escape(title)}</b></p>"
+                             + table.to_html(escape=True, index=title.startswith(("Picks", "Overlap")), border=0,
+                                             na_rep=""))
+        parts.append("<p><small>More: <code>.summary()</code>, <code>.rank_correlation()</code>, "
+                     "<code>.recovery()</code>, <code>.timings()</code>, <code>.traces[method]</code></small></p>"
+                     "</div>")
+        return "\n".join(parts)
 
     # ---------------------------------------------------------------- downloads and storage
     def to_dict(self) -> dict[str, Any]:
@@ -364,8 +399,10 @@ class _Progress:
             self._stage_estimate = 0.0
 
     def stage_callback(self, prefix: str) -> Callback:
-        """The ``callback(step, total, message)`` handed to the running stage."""
-        return lambda step, total, message: self.report(f"{prefix}{message}", step / max(total, 1))
+        """The ``callback(step, total, message)`` handed to the running stage (its total may be SA's
+        estimate: the tracker keeps the stage's share monotone)."""
+        tracker = ProgressTracker()
+        return lambda step, total, message: self.report(f"{prefix}{message}", tracker.update(step, total))
 
     def done(self) -> None:
         if self.callback is not None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from seqattn.plots.export import ExportableFigure
 from seqattn.safe_text import escape_plot_texts
 from seqattn.trace import SelectionTrace
 
@@ -132,7 +133,7 @@ def dot_plot(mean_table: pd.DataFrame, fraction_table: pd.DataFrame, *, scale_pe
     genes = escape_plot_texts(mean_table.columns)  # gene and cell-type names may hold plotly markup
     types = escape_plot_texts(mean_table.index)
     gene_grid, type_grid = np.meshgrid(genes, types)  # row-major: one entry per (type, gene)
-    fig = go.Figure(go.Scatter(
+    fig = ExportableFigure(go.Scatter(
         x=gene_grid.ravel().tolist(), y=type_grid.ravel().tolist(), mode="markers",
         marker={"size": (np.nan_to_num(fraction) * max_size).ravel().tolist(), "sizemode": "diameter",
                 "color": colour.ravel().tolist(), "colorscale": COLORSCALE, "line": {"width": 0.5, "color": "#555"},
@@ -228,7 +229,7 @@ def per_type_recall_figure(table: pd.DataFrame, metric: str = "recall_logreg",
     rows = table[table["metric"] == metric]
     panels = list(panel_order) if panel_order is not None else list(dict.fromkeys(rows["panel"]))
     types = list(dict.fromkeys(rows["cell_type"]))
-    fig = go.Figure()
+    fig = ExportableFigure()
     for panel in panels:
         values = rows[rows["panel"] == panel].set_index("cell_type")["value"].reindex(types)
         fig.add_trace(go.Bar(name=str(panel), x=types, y=[None if not np.isfinite(v) else float(v) for v in values],

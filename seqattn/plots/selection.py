@@ -4,11 +4,11 @@
 slider. Panels:
 
 * **scores** — each candidate's score when the pick was made (SA: the softmax
-  attention weight over the unselected features). Up to ``max_bars`` features
-  this is a sorted bar chart with the pick highlighted; beyond that bars are
-  unreadable and slow, so the scores become a heatmap on the image grid (image
-  data) or on a near-square grid of feature indices, with the picks so far
-  numbered on top.
+  attention weight over the unselected features): a sorted bar chart of the
+  top ``max_bars`` candidates with the pick highlighted. Image data with more
+  pixels than that gets a heatmap on the image grid instead, with the picks so
+  far numbered on top; other data never gets a grid (positions on it would
+  mean nothing: 765 genes are a ranked list, not a 28×28 picture).
 * **gains** — marginal gain (bars) and validation metric (line) per step; the
   x axis is the pick order, so this panel is also the list of selected features.
 * **image** (image data only) — the average image with the selected pixels
@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.export import ExportableFigure
 from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.stats import spearman
 
@@ -172,16 +174,27 @@ def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
     return (scores * m - 1.0) * 100.0
 
 
-def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
-    """Sorted bars of the candidates' scores at step ``t`` (the pick highlighted, labelled #t)."""
-    labels = short_labels(trace.feature_names) if labels is None else labels
+def ranked_candidates(trace: SelectionTrace, t: int, max_bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top ``max_bars`` candidates at step ``t`` (best first; the pick always among them) and their
+    values as drawn (SA: % vs uniform). One ranking for the animation and the notebook's live view."""
     step = trace.steps[t]
     scores = step.scores
     candidates = np.flatnonzero(np.isfinite(scores))
     order = candidates[np.argsort(-scores[candidates], kind="stable")][:max_bars]
+    if step.feature not in order and np.isfinite(scores[step.feature]):  # the pick is always drawn
+        order = np.append(order[: max_bars - 1], step.feature)
+    return order, _bar_values(scores, relative_to_uniform(trace))[order]
+
+
+def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
+    """Sorted bars of the top ``max_bars`` candidates' scores at step ``t`` (the pick always among them,
+    highlighted and labelled #t)."""
+    labels = short_labels(trace.feature_names) if labels is None else labels
+    step = trace.steps[t]
+    scores = step.scores
+    order, shown = ranked_candidates(trace, t, max_bars)
     is_pick = order == step.feature
     relative = relative_to_uniform(trace)
-    shown = _bar_values(scores, relative)[order]
     hover = ("%{hovertext}<br>%{y:+.3g}% vs uniform<br>attention %{customdata:.4g}<extra></extra>" if relative
              else "%{hovertext}<br>score %{y:.4g}<extra></extra>")
     return {
@@ -228,6 +241,36 @@ def _gain_traces(trace: SelectionTrace, t: int) -> tuple[dict, dict]:
     )
 
 
+@dataclass(frozen=True)
+class _Panels:
+    """What the animation draws for one trace: scores as ranked bars or (image data) a heatmap on the image
+    grid, and whether the pixel panel is there."""
+
+    use_bars: bool
+    is_image: bool
+    shape: tuple[int, int]
+    block: int
+    max_bars: int
+
+    @classmethod
+    def for_trace(cls, trace: SelectionTrace, image_shape: tuple[int, int] | None, max_bars: int) -> "_Panels":
+        n = trace.n_features
+        is_image = image_shape is not None and image_shape[0] * image_shape[1] == n
+        # A grid means something only for pixels; any other data is a ranked list of its top candidates.
+        use_bars = not is_image or n <= max_bars
+        shape = grid_shape(n, image_shape if is_image else None)
+        return cls(use_bars, is_image, shape, pool_size(shape), int(max_bars))
+
+    def score_title(self, trace: SelectionTrace) -> str:
+        what = "Attention over the candidates" if relative_to_uniform(trace) else "Scores of the candidates"
+        if not self.use_bars:
+            pooled = f" (max of {self.block}×{self.block} blocks)" if self.block > 1 else ""
+            return f"{what}<br>on the image grid{pooled}"
+        candidates = max(int(np.isfinite(s.scores).sum()) for s in trace.steps)
+        return what + (f"<br>(top {self.max_bars} of {candidates}, sorted)" if candidates > self.max_bars
+                       else "<br>(sorted)")
+
+
 def selection_animation(
     trace: SelectionTrace,
     *,
@@ -240,131 +283,152 @@ def selection_animation(
 
     ``image_shape`` (rows, cols) turns on the image panel when it matches the
     number of features; ``mean_image`` (flat or 2-D) is drawn beneath the
-    picks. With more than ``max_bars`` features the scores are a heatmap.
+    picks. Scores are sorted bars of the top ``max_bars`` candidates, except
+    for images with more pixels than that: a heatmap on the image grid.
+    The figure is an :class:`~seqattn.plots.export.ExportableFigure`: besides
+    plotly's JSON it carries a light HTML rendering, so exported notebooks keep it.
     """
     if trace.k == 0:
         raise ValueError("The trace has no steps yet; run a selection first.")
-    n = trace.n_features
-    is_image = image_shape is not None and image_shape[0] * image_shape[1] == n
-    use_bars = n <= max_bars
-    shape = grid_shape(n, image_shape)
-    metric = trace.metric_name or "metric"
+    panels = _Panels.for_trace(trace, image_shape, max_bars)
+    fig = _subplots(trace, panels)
+    bar_labels = short_labels(trace.feature_names)
+    step_labels = [f"{i + 1}. {name}" for i, name in enumerate(short_labels(trace.selected_names))]
+    animated = _add_score_panel(fig, trace, panels, bar_labels)
+    animated += _add_gain_panel(fig, trace, step_labels)
+    if panels.is_image:
+        animated += _add_image_panel(fig, trace, panels, mean_image)
+    frames = [_frame(trace, t, panels, bar_labels, animated) for t in range(trace.k)]
+    fig.update_layout(frames[0]["layout"])
+    fig.frames = frames  # plain dicts: plotly validates them once here (go.Frame + assignment did it twice)
+    _add_controls(fig, [f.name for f in fig.frames], frame_ms,
+                  _rotated_label_px(step_labels + (bar_labels if panels.use_bars else [])))
+    return fig
 
-    score_title = "Attention over the candidates" if relative_to_uniform(trace) else "Scores of the candidates"
-    pooled = "" if use_bars or pool_size(shape) == 1 else f" (max of {pool_size(shape)}×{pool_size(shape)} blocks)"
+
+def _subplots(trace: SelectionTrace, panels: _Panels) -> go.Figure:
+    """The empty panels side by side, with their two-line titles."""
+    metric = trace.metric_name or "metric"
     # two-line titles: three one-line titles run into each other on a laptop-width page
-    titles = [score_title + ("<br>(sorted)" if use_bars else "<br>on the feature grid" + pooled),
-              f"Marginal gain (Δ validation {metric})<br>and validation {metric}"]
+    titles = [panels.score_title(trace), f"Marginal gain (Δ validation {metric})<br>and validation {metric}"]
     specs: list[dict] = [{}, {"secondary_y": True}]
     widths = [0.5, 0.5]
-    if is_image:
+    if panels.is_image:
         titles.append("Selected pixels<br>over the average image")
         specs.append({})
         widths = [0.4, 0.35, 0.25]
     # wide gaps: the gains panel carries a second y axis (metric) on its right-hand side
-    fig = make_subplots(rows=1, cols=len(specs), specs=[specs], subplot_titles=titles,
-                        column_widths=widths, horizontal_spacing=0.11 if is_image else 0.09)
+    fig = make_subplots(rows=1, cols=len(specs), specs=[specs], subplot_titles=titles, column_widths=widths,
+                        horizontal_spacing=0.11 if panels.is_image else 0.09, figure=ExportableFigure())
     fig.update_annotations(font_size=13)
+    return fig
 
-    # -- base traces (their order is the frame's ``traces`` index order) --
-    step_labels = [f"{i + 1}. {name}" for i, name in enumerate(short_labels(trace.selected_names))]
-    bar_labels = short_labels(trace.feature_names)
-    if use_bars:
-        fig.add_trace(go.Bar(**{k: v for k, v in score_bars(trace, 0, max_bars, bar_labels).items() if k != "type"},
-                             name="score", showlegend=False), row=1, col=1)
-        animated = [0]
+
+def _add_score_panel(fig: go.Figure, trace: SelectionTrace, panels: _Panels, bar_labels: list[str]) -> list[int]:
+    """Step one's scores in the first panel; returns the indices of the traces the frames replace."""
+    if panels.use_bars:
+        bars = score_bars(trace, 0, panels.max_bars, bar_labels)
+        fig.add_trace(go.Bar(**{k: v for k, v in bars.items() if k != "type"}, name="score", showlegend=False),
+                      row=1, col=1)
         fig.update_yaxes(title_text="attention vs uniform (%)" if relative_to_uniform(trace) else "score",
                          row=1, col=1)
         fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=1)
-    else:
-        block = pool_size(shape)
-        names = _pooled(_on_grid(np.array(escape_plot_texts(trace.feature_names), dtype=object), shape), block,
-                        _block_names)
-        z_range = [-100, 100] if any(np.nanmin(s.scores, initial=0.0) < 0 for s in trace.steps) else [0, 100]
-        what = "best of " + (f"{block}×{block} cells: " if block > 1 else "")
-        fig.add_trace(go.Heatmap(z=_percent_grid(trace.steps[0].scores, shape, block), customdata=names,
-                                 x0=(block - 1) / 2, dx=block, y0=(block - 1) / 2, dy=block,
-                                 zmin=z_range[0], zmax=z_range[1],
-                                 colorscale="Viridis", colorbar=_colorbar_below(fig.layout.xaxis.domain),
-                                 hovertemplate="%{customdata}<br>" + what + "%{z}% of the top score<extra></extra>",
-                                 name="score"),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
-                      row=1, col=1)
-        animated = [0, 1]
-        # Grid positions mean nothing for non-image data; the hover names the feature.
-        fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False, zeroline=False,
-                         showticklabels=is_image, row=1, col=1)
-        fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain", showticklabels=is_image, row=1, col=1)
+        return [len(fig.data) - 1]
+    block, shape = panels.block, panels.shape
+    names = _pooled(_on_grid(np.array(escape_plot_texts(trace.feature_names), dtype=object), shape), block,
+                    _block_names)
+    z_range = [-100, 100] if any(np.nanmin(s.scores, initial=0.0) < 0 for s in trace.steps) else [0, 100]
+    what = "best of " + (f"{block}×{block} cells: " if block > 1 else "")
+    fig.add_trace(go.Heatmap(z=_percent_grid(trace.steps[0].scores, shape, block), customdata=names,
+                             x0=(block - 1) / 2, dx=block, y0=(block - 1) / 2, dy=block,
+                             zmin=z_range[0], zmax=z_range[1],
+                             colorscale="Viridis", colorbar=_colorbar_below(fig.layout.xaxis.domain),
+                             hovertemplate="%{customdata}<br>" + what + "%{z}% of the top score<extra></extra>",
+                             name="score"),
+                  row=1, col=1)
+    fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
+                  row=1, col=1)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", showgrid=False, zeroline=False,
+                     row=1, col=1)
+    fig.update_xaxes(showgrid=False, zeroline=False, constrain="domain", row=1, col=1)
+    return [len(fig.data) - 2, len(fig.data) - 1]
 
+
+def _add_gain_panel(fig: go.Figure, trace: SelectionTrace, step_labels: list[str]) -> list[int]:
+    """Marginal gain bars and the validation metric line (second y axis), x = the picks in order."""
+    metric = trace.metric_name or "metric"
     gain_bar, metric_line = _gain_traces(trace, 0)
-    first_gain = len(fig.data)
+    first = len(fig.data)
     fig.add_trace(go.Bar(x=step_labels, y=gain_bar["y"], marker=gain_bar["marker"], name=f"marginal gain (Δ {metric})",
                          hovertemplate="%{x}<br>gain %{y:.4g}<extra></extra>"), row=1, col=2, secondary_y=False)
     fig.add_trace(go.Scatter(x=step_labels, y=metric_line["y"], mode="lines+markers", name=f"validation {metric}",
                              line={"color": "black"}, hovertemplate="%{x}<br>" + metric + " %{y:.4g}<extra></extra>"),
                   row=1, col=2, secondary_y=True)
-    animated += [first_gain, first_gain + 1]
     gains, metrics = _gain_values(trace)
     fig.update_yaxes(title_text=f"marginal gain (Δ {metric})", range=_padded_range(gains, True), row=1, col=2,
                      secondary_y=False)
     metric_values = np.append(metrics, np.nan if trace.base_metric is None else trace.base_metric)
     fig.update_yaxes(title_text=metric, range=_padded_range(metric_values, False), row=1, col=2, secondary_y=True)
     fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=2)
+    return [first, first + 1]
 
-    if is_image:
-        if mean_image is not None:
-            fig.add_trace(go.Heatmap(z=_round(np.asarray(mean_image, dtype=np.float64).reshape(shape)),
-                                     colorscale="Greys", showscale=False, hoverinfo="skip"), row=1, col=3)
-        fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
-                      row=1, col=3)
-        animated.append(len(fig.data) - 1)
-        image_axes = fig.get_subplot(1, 3)
-        # constrain="domain": keep square pixels by shrinking the panel, not by padding the axis range
-        # no tick labels: pixel coordinates are in the hover, and labels here crowd the metric axis
-        fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, shape[1] - 0.5], constrain="domain",
-                         showticklabels=False, row=1, col=3)
-        fig.update_yaxes(showgrid=False, zeroline=False, range=[shape[0] - 0.5, -0.5], constrain="domain",
-                         showticklabels=False, scaleanchor=image_axes.yaxis.anchor, row=1, col=3)
 
-    # -- frames: only the animated traces, only what changes --
-    frames = []
-    for t, step in enumerate(trace.steps):
-        data: list[dict] = []
-        layout: dict = {}
-        if use_bars:
-            bars = score_bars(trace, t, max_bars, bar_labels)
-            data.append(bars)
-            finite = [v for v in bars["y"] if v is not None]
-            top = max(finite) if finite else 1.0
-            if relative_to_uniform(trace):  # bars grow up/down from the uniform line at 0
-                bottom = min(min(finite, default=0.0), 0.0)
-                span = (max(top, 0.0) - bottom) or 1.0
-                layout["yaxis"] = {"range": [bottom - 0.05 * span, max(top, 0.0) + 0.18 * span]}
-            else:
-                layout["yaxis"] = {"range": [0, top * 1.18 or 1.0]}
-        else:
-            data.append({"type": "heatmap", "z": _percent_grid(step.scores, shape, block)})
-            data.append(_picks_scatter(trace, t, shape))
-        gain_bar, metric_line = _gain_traces(trace, t)
-        data += [gain_bar, metric_line]
-        if is_image:
-            data.append(_picks_scatter(trace, t, shape))
-        remaining = int(np.isfinite(step.scores).sum())
-        layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {escape_plot_text(step.name)} among "
-                                   f"{remaining} candidates"
-                                   + _confidence_note(trace, step)}
-        frames.append({"name": str(t + 1), "data": data, "traces": animated, "layout": layout})
-    fig.update_layout(frames[0]["layout"])
-    fig.frames = frames  # plain dicts: plotly validates them once here (go.Frame + assignment did it twice)
-    frames = fig.frames
+def _add_image_panel(fig: go.Figure, trace: SelectionTrace, panels: _Panels,
+                     mean_image: np.ndarray | None) -> list[int]:
+    """The picks numbered on the pixel grid, over the average image when given."""
+    shape = panels.shape
+    if mean_image is not None:
+        fig.add_trace(go.Heatmap(z=_round(np.asarray(mean_image, dtype=np.float64).reshape(shape)),
+                                 colorscale="Greys", showscale=False, hoverinfo="skip"), row=1, col=3)
+    fig.add_trace(go.Scatter(**{k: v for k, v in _picks_scatter(trace, 0, shape).items() if k != "type"}),
+                  row=1, col=3)
+    image_axes = fig.get_subplot(1, 3)
+    # constrain="domain": keep square pixels by shrinking the panel, not by padding the axis range
+    # no tick labels: pixel coordinates are in the hover, and labels here crowd the metric axis
+    fig.update_xaxes(showgrid=False, zeroline=False, range=[-0.5, shape[1] - 0.5], constrain="domain",
+                     showticklabels=False, row=1, col=3)
+    fig.update_yaxes(showgrid=False, zeroline=False, range=[shape[0] - 0.5, -0.5], constrain="domain",
+                     showticklabels=False, scaleanchor=image_axes.yaxis.anchor, row=1, col=3)
+    return [len(fig.data) - 1]
 
+
+def _frame(trace: SelectionTrace, t: int, panels: _Panels, bar_labels: list[str], animated: list[int]) -> dict:
+    """Frame ``t``: only the animated traces, only what changes (scores, gains so far, picks, title)."""
+    step = trace.steps[t]
+    data: list[dict] = []
+    layout: dict = {}
+    if panels.use_bars:
+        bars = score_bars(trace, t, panels.max_bars, bar_labels)
+        data.append(bars)
+        layout["yaxis"] = {"range": _bar_range([v for v in bars["y"] if v is not None], relative_to_uniform(trace))}
+    else:
+        data.append({"type": "heatmap", "z": _percent_grid(step.scores, panels.shape, panels.block)})
+        data.append(_picks_scatter(trace, t, panels.shape))
+    data += list(_gain_traces(trace, t))
+    if panels.is_image:
+        data.append(_picks_scatter(trace, t, panels.shape))
+    remaining = int(np.isfinite(step.scores).sum())
+    layout["title"] = {"text": f"Step {t + 1}/{trace.k}: picked {escape_plot_text(step.name)} among "
+                               f"{remaining} candidates" + _confidence_note(trace, step)}
+    return {"name": str(t + 1), "data": data, "traces": animated, "layout": layout}
+
+
+def _bar_range(values: list[float], relative: bool) -> list[float]:
+    """The score axis of one frame: room above the top bar for its label; SA's bars grow up/down from 0."""
+    top = max(values) if values else 1.0
+    if not relative:
+        return [0, top * 1.18 or 1.0]
+    bottom = min(min(values, default=0.0), 0.0)
+    span = (max(top, 0.0) - bottom) or 1.0
+    return [bottom - 0.05 * span, max(top, 0.0) + 0.18 * span]
+
+
+def _add_controls(fig: go.Figure, names: list[str], frame_ms: int, labels_px: int) -> None:
+    """Play/Pause and the legend on one row below the charts, the slider on its own full-width row beneath,
+    so the buttons never cover the slider's first steps. The rows start below the longest rotated tick
+    label (positions are fractions of the panels' height)."""
     play_args = {"frame": {"duration": frame_ms, "redraw": True}, "transition": {"duration": 0},
                  "fromcurrent": True, "mode": "immediate"}
-    # Below the charts: Play/Pause and the legend on one row, the slider on its own full-width row
-    # beneath, so the buttons never cover the slider's first steps. The rows start below the
-    # longest rotated tick label (positions are fractions of the panels' height).
-    labels_px = _rotated_label_px(step_labels + (bar_labels if use_bars else []))
     controls_px = labels_px + 16
     bottom_px = controls_px + 45 + 80
     fig.update_layout(
@@ -386,12 +450,11 @@ def selection_animation(
             "active": 0, "x": 0.0, "y": -(controls_px + 45) / PLOT_HEIGHT_PX, "len": 1.0, "xanchor": "left",
             "yanchor": "top",
             "currentvalue": {"prefix": "step "}, "pad": {"t": 0},
-            "steps": [{"label": f.name, "method": "animate",
-                       "args": [[f.name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
-                                           "transition": {"duration": 0}}]} for f in frames],
+            "steps": [{"label": name, "method": "animate",
+                       "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
+                                         "transition": {"duration": 0}}]} for name in names],
         }],
     )
-    return fig
 
 
 def _confidence_note(trace: SelectionTrace, step) -> str:
@@ -426,12 +489,13 @@ def attention_vs_gain_figure(
 
     If SA approximates greedy selection well, the points rise left to right
     and the picked feature sits at the top right; the title gives Spearman's ρ.
+    Exported notebooks keep it (:class:`~seqattn.plots.export.ExportableFigure`).
     """
     attention = np.asarray(attention, dtype=np.float64)
     gains = np.asarray(gains, dtype=np.float64)
     rho = spearman(attention, gains)
     is_pick = np.array([name == picked for name in names])
-    fig = go.Figure(go.Scatter(
+    fig = ExportableFigure(go.Scatter(
         x=_round(attention), y=_round(gains), mode="markers", text=escape_plot_texts(names),
         marker={"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist(), "size": np.where(is_pick, 14, 8).tolist()},
         hovertemplate="%{text}<br>attention %{x:.4g}<br>gain %{y:.4g}<extra></extra>",

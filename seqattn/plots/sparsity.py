@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.export import ExportableFigure
 from seqattn.sparsity.attention_patterns import PatternSuite, cumulative_mass_curve, exponential_schedule
 from seqattn.sparsity.block_pruning import BlockPruningResult
 from seqattn.sparsity.latency import LatencyReport
@@ -50,7 +51,7 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
 
     heat = dict(colorscale="Viridis", zmin=0.0, zmax=vmax, colorbar=dict(title="A (mean 1)"),
                 hovertemplate="block row %{y}, col %{x}<br>A = %{z:.3f}<extra></extra>")
-    fig = go.Figure(go.Heatmap(z=_masked_attention(snaps[0].attention[layer], snaps[0].mask[layer]), **heat))
+    fig = ExportableFigure(go.Heatmap(z=_masked_attention(snaps[0].attention[layer], snaps[0].mask[layer]), **heat))
     fig.frames = [
         go.Frame(data=[go.Heatmap(z=_masked_attention(s.attention[layer], s.mask[layer]))], name=str(i),
                  layout=go.Layout(title_text=title(s)))
@@ -135,7 +136,7 @@ def pattern_heatmaps(suite: PatternSuite, head: int = 0, names: Sequence[str] | 
     titles = [f"{n}: keep {suite.results[n].kept_fraction:.0%}, mass {suite.results[n].mass_captured:.2f}"
               for n in names]
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.05,
-                        vertical_spacing=0.12)
+                        vertical_spacing=0.12, figure=ExportableFigure())
     mass = suite.block_mass[head].numpy()
     log_mass = np.log10(np.clip(mass, 1e-6, None))
     causal = np.tril(np.ones_like(mass, dtype=bool))
@@ -166,7 +167,7 @@ def psa_budget_figure(suite: PatternSuite, name: str = "PSA adaptive") -> go.Fig
     """Mean key blocks kept per query block, per head (PSA budgets adapt; top-k's do not)."""
     r = suite.results[name]
     labels = suite.inputs.head_labels
-    fig = go.Figure(go.Bar(x=labels, y=_plain(r.per_head_kept, 2), name=name,
+    fig = ExportableFigure(go.Bar(x=labels, y=_plain(r.per_head_kept, 2), name=name,
                            text=[f"{m:.2f}" for m in r.per_head_mass], textposition="outside",
                            hovertemplate="%{x}<br>blocks kept per query block: %{y}<br>mass captured %{text}"
                                          "<extra></extra>"))

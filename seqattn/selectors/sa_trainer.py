@@ -47,6 +47,7 @@ from seqattn.data.stream import BatchStream, ReadoutRows, as_row_source, standar
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
 from seqattn.objectives import SelectionObjective
+from seqattn.progress import EstimatedTotal
 from seqattn.schedule import PHASE_MAX_FACTOR, ConvergenceSchedule, FixedSchedule, Probe
 from seqattn.scoring import MAX_REFIT_ROWS, VALIDATION_FRACTION, metric_name, subset_metric
 from seqattn.trace import SelectionTrace
@@ -404,8 +405,10 @@ class SATrainer:
 
     def _progress(self, message: str) -> bool:
         """Progress to the callback (rank 0 only); True on every rank when it asks to stop."""
-        wants_stop = bool(self.rank == 0 and self.callback
-                          and self.callback(self.schedule.step, self.schedule.estimated_total(), message))
+        total = self.schedule.estimated_total()
+        if isinstance(self.schedule, ConvergenceSchedule):  # the automatic budget only estimates its length
+            total = EstimatedTotal(total)
+        wants_stop = bool(self.rank == 0 and self.callback and self.callback(self.schedule.step, total, message))
         return distributed.any_rank(wants_stop, self.device)
 
     # ------------------------------------------------------------------ set-up

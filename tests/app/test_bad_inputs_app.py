@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from seqattn.data import tables as sio
+from seqattn.data import limits
 from seqattn.data import DataError
 from seqattn.data.tables import list_columns, load_table
 from seqattn.safe_text import escape_markdown
 from app_support.messages import data_page_message
-from bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
+from tests.support.bad_inputs_corpus import BAD_FILES, ExecutesOnUnpickle, csv, table
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 RUN_TIMEOUT_S = 120
@@ -102,7 +102,7 @@ def test_pickle_upload_is_refused_and_not_executed(tmp_path: Path):
 
 
 def test_gzip_bomb_upload_is_refused(monkeypatch):
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 1 << 20)
     bomb = gzip.compress(b"f0,f1,label\n" + b"0,1,0\n" * (3 << 20), 9)
     at = upload(data_page(), "bomb.csv.gz", bomb)
     assert "decompresses to more than 1.0 MiB" in assert_shows_library_error(at, "bomb.csv.gz", bomb)
@@ -187,14 +187,14 @@ def test_crashing_virtual_dataset_upload_is_refused_and_the_server_lives(tmp_pat
     import subprocess
     import sys
 
-    from bad_inputs_corpus import virtual_x_h5ad
+    from tests.support.bad_inputs_corpus import virtual_x_h5ad
 
     path = tmp_path / "crash.h5ad"
     path.write_bytes(virtual_x_h5ad(tmp_path, None, "made.h5ad"))
     root = Path(APP).parent
     script = f"""
 import json, sys
-sys.path.insert(0, {str(root / "tests" / "app")!r}); sys.path.insert(0, {str(root / "tests")!r})
+sys.path.insert(0, {str(root / "tests" / "app")!r})
 from test_bad_inputs_app import data_page, upload
 at = upload(data_page(), "crash.h5ad", open({str(path)!r}, "rb").read())
 print("RESULT " + json.dumps({{"errors": [e.value for e in at.error], "key": at.session_state["dataset_key"]}}))

@@ -23,7 +23,7 @@ import pytest
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from app_helpers import run_compare, run_sa, uploaded
+from tests.support.app_helpers import run_compare, run_sa, uploaded
 
 from seqattn.safe_text import (FORMULA_TRIGGERS, WORD_JOINER, escape_markdown, escape_plot_text, read_csv,
                                unescape_markdown)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_helpers import APP, run_compare, run_sa, uploaded
+from tests.support.app_helpers import APP, run_compare, run_sa, uploaded
 from app_support.runs import run_store
 from seqattn.safe_text import unescape_markdown
 

@@ -5,7 +5,7 @@ Screenshots land in ``test-artifacts/`` (``browser-compare-*.png``).
 from __future__ import annotations
 
 import pytest
-from browser_helpers import APP_NAV, wait_idle
+from tests.support.browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

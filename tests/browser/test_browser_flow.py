@@ -11,7 +11,7 @@ import re
 import pytest
 
 from seqattn.trace import SelectionTrace
-from browser_helpers import APP_NAV, wait_idle
+from tests.support.browser_helpers import APP_NAV, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

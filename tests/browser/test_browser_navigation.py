@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from browser_helpers import APP_NAV
+from tests.support.browser_helpers import APP_NAV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

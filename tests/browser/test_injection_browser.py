@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pandas as pd
 import pytest
-from browser_helpers import go, open_home, run_sa, upload_csv, wait_idle
+from tests.support.browser_helpers import go, open_home, run_sa, upload_csv, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pandas as pd
 import pytest
-from browser_helpers import open_home, run_sa, upload_csv, wait_idle
+from tests.support.browser_helpers import open_home, run_sa, upload_csv, wait_idle
 from conftest import run_streamlit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from browser_helpers import go, nav_link, open_home, run_sa, set_number, upload_csv, wait_idle
+from tests.support.browser_helpers import go, nav_link, open_home, run_sa, set_number, upload_csv, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import csv
 import io
 
 import pytest
-from browser_helpers import APP_NAV
+from tests.support.browser_helpers import APP_NAV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

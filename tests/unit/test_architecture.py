@@ -5,12 +5,11 @@ Every ``import`` in ``seqattn/`` counts — at module level or inside a function
 ``if TYPE_CHECKING:``, which never run. A circle makes the import order matter
 and the modules impossible to read, test or move one at a time; an underscore
 name is a module's own business, so borrowing one couples two modules through
-something neither promises to keep.
-
-``ALLOWED_CYCLES`` and ``ALLOWED_PRIVATE_IMPORTS`` list what the ``data/``
-package still does (its split into sources, checks and readers is the next
-step of issue 21); that work empties both lists. Nothing outside ``data/``
-(and its one consumer of private loader helpers, ``anndata_api``) may be added.
+something neither promises to keep, whether it is imported by name
+(``from m import _x``) or reached through an imported module (``m._x``).
+There are no exceptions: a helper that several modules need gets a public
+name in the module that owns the concept (for ``data/``: ``sources``,
+``checks``, ``limits``).
 """
 from __future__ import annotations
 
@@ -18,25 +17,6 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "seqattn"
-
-#: Import circles that may remain, all inside data/: a circle found must lie within one of these sets.
-ALLOWED_CYCLES = [
-    # the package __init__ re-exports dataset/synthetic, whose helpers import names back from seqattn.data;
-    # dataset.py and groups.py import each other (DataError / FeatureGroups)
-    {"seqattn.data", "seqattn.data.dataset", "seqattn.data.groups", "seqattn.data.stream", "seqattn.data.synthetic"},
-    # the table reader dispatches to the h5ad (and workbook) readers, which reuse its private checks
-    {"seqattn.data.h5ad", "seqattn.data.h5ad_backed", "seqattn.data.tables", "seqattn.data.xlsx"},
-]
-#: (importing module, imported module, name): data/'s private helpers shared across its readers.
-ALLOWED_PRIVATE_IMPORTS = {
-    ("seqattn.data.tables", "seqattn.data.h5ad", name) for name in ("_load_h5ad", "_h5ad_header")
-} | {
-    ("seqattn.data.h5ad", "seqattn.data.tables", name)
-    for name in ("_HDF5_MAGIC", "_Content", "_check_enough_samples", "_check_finite_dense", "_finish",
-                 "_handle_constant", "_listing", "_raise_duplicates")
-} | {
-    ("seqattn.anndata_api", "seqattn.data.tables", name) for name in ("_check_enough_samples", "_finish", "_listing")
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -68,9 +48,13 @@ def _imports(modules: dict[str, Path]) -> tuple[dict[str, set[str]], set[tuple[s
     private: set[tuple[str, str, str]] = set()
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module_names: dict[str, str] = {}  # local name -> seqattn module it is bound to
+        for node in _runtime_nodes(tree):
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
+                module_names.update({alias.asname: alias.name for alias in node.names
+                                     if alias.asname and alias.name in modules})
             else:
                 base = node.module or ""
                 if node.level:  # relative import
@@ -80,13 +64,24 @@ def _imports(modules: dict[str, Path]) -> tuple[dict[str, set[str]], set[tuple[s
                 for alias in node.names:
                     full = f"{base}.{alias.name}"
                     targets.append(full if full in modules else base)
+                    if full in modules:
+                        module_names[alias.asname or alias.name] = full
                     if alias.name.startswith("_") and full not in modules and base.startswith("seqattn"):
                         private.add((name, base, alias.name))
             for target in targets:
                 module = owner(target) if target.startswith("seqattn") else None
                 if module and module != name:
                     edges[name].add(module)
+        private |= {(name, module, attr) for module, attr in _private_attributes(tree, module_names)
+                    if module != name}
     return edges, private
+
+
+def _private_attributes(tree: ast.AST, module_names: dict[str, str]) -> set[tuple[str, str]]:
+    """``(module, name)`` for each ``m._name`` where ``m`` is a local name bound to an imported seqattn module."""
+    return {(module_names[node.value.id], node.attr) for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id in module_names and node.attr.startswith("_") and not node.attr.startswith("__")}
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[set[str]]:
@@ -132,19 +127,31 @@ def test_the_walker_sees_lazy_imports_and_skips_type_checking_blocks(tmp_path):
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
 
 
-def test_no_import_circles_outside_the_allowed_ones():
+def test_the_walker_sees_private_names_imported_or_reached_through_a_module(tmp_path):
+    """Both ways of borrowing count: ``from m import _x`` and ``import``-ing ``m`` then using ``m._x``."""
+    sources = {
+        "seqattn.owner": "def _helper(): pass\ndef public(): pass\n",
+        "seqattn.by_name": "from seqattn.owner import _helper, public\n",
+        "seqattn.by_module": "def f():\n    from seqattn import owner\n    return owner._helper(), owner.public()\n",
+        "seqattn.by_alias": "import seqattn.owner as o\nvalue = o._helper\n",
+        "seqattn.own_use": "def _mine(): pass\nclass K:\n    def g(self):\n        return self._mine, _mine\n",
+    }
+    modules = {}
+    for module, text in sources.items():
+        path = tmp_path / f"{module}.py"
+        path.write_text(text)
+        modules[module] = path
+    _, private = _imports(modules)
+    assert private == {(importer, "seqattn.owner", "_helper")
+                       for importer in ("seqattn.by_name", "seqattn.by_module", "seqattn.by_alias")}
+
+
+def test_no_import_circles():
     edges, _ = _imports(_modules())
-    cycles = _cycles(edges)
-    unexpected = [sorted(c) for c in cycles if not any(c <= allowed for allowed in ALLOWED_CYCLES)]
-    assert not unexpected, f"import circles: {unexpected}"
-    assert all(m.startswith("seqattn.data") for allowed in ALLOWED_CYCLES for m in allowed)
-    stale = [sorted(a) for a in ALLOWED_CYCLES if not any(c <= a for c in cycles)]
-    assert not stale, f"allowed circles that no longer exist (remove them from ALLOWED_CYCLES): {stale}"
+    cycles = [sorted(c) for c in _cycles(edges)]
+    assert not cycles, f"import circles (move what both sides need to a module below them): {cycles}"
 
 
 def test_no_module_imports_another_modules_private_names():
-    _, private = _imports(_modules())
-    unexpected = sorted(private - ALLOWED_PRIVATE_IMPORTS)
-    assert not unexpected, f"imports of another module's underscore names: {unexpected}"
-    stale = sorted(ALLOWED_PRIVATE_IMPORTS - private)
-    assert not stale, f"allowed private imports that no longer happen (remove them): {stale}"
+    private = sorted(_imports(_modules())[1])
+    assert not private, f"imports of another module's underscore names (give them a public name): {private}"

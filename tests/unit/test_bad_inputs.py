@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from sklearn.utils._param_validation import Interval
 
-from seqattn.data import tables as sio
+from seqattn.data import limits
 from seqattn.cli import EXIT_BAD_INPUT, main as cli_main
 from seqattn.data import DataError, make_planted
 from seqattn.data.tables import load_table
@@ -31,7 +31,7 @@ from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 from seqattn.safe_text import write_atomically
 from seqattn.trace import SelectionTrace
 
-from bad_inputs_corpus import (
+from tests.support.bad_inputs_corpus import (
     BAD_FILES,
     N,
     BadFile,
@@ -77,7 +77,7 @@ def test_pickle_is_never_unpickled(name: str, tmp_path: Path):
 
 def test_gzip_bomb_is_refused_before_parsing(monkeypatch):
     """64 MiB of zeros in 64 KiB: refused once the *decompressed* size passes the table limit."""
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 1 << 20)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 1 << 20)
     bomb = gzip.compress(b"f0,f1,label\n" + b"0" * (64 << 20), 9)
     assert len(bomb) < (1 << 20) // 8  # small on the wire, so the compressed-size guard alone would pass it
     with pytest.raises(DataError, match=r"'bomb.csv.gz' decompresses to more than 1\.0 MiB.*not loaded"):
@@ -89,10 +89,10 @@ def test_gzip_bomb_is_refused_before_parsing(monkeypatch):
 
 
 def test_size_limits_name_the_numbers(monkeypatch):
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 50)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 50)
     with pytest.raises(DataError, match=rf"{N} rows × 3 features = {3 * N} values exceeds the in-memory limit of 50"):
         load_table(csv(table()), target="label", file_name="a.csv")
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 100)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 100)
     with pytest.raises(DataError, match=r"'a.csv' is .* bytes; tables above 100 bytes are not loaded"):
         load_table(csv(table()), target="label", file_name="a.csv")
 
@@ -116,7 +116,7 @@ def test_hundred_thousand_columns_load_or_hit_the_limit(monkeypatch):
     dataset = load_table(data, target="label", file_name="wide.csv")
     assert dataset.X.shape == (12, d) and dataset.feature_names[-1] == f"c{d - 1}"
     np.testing.assert_array_equal(dataset.X[:, 5], values[:, 5].astype(np.float32))
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 1_000_000)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 1_000_000)
     with pytest.raises(DataError, match=r"12 rows × 100000 features = 1,200,000 values exceeds"):
         load_table(data, target="label", file_name="wide.csv")
 
@@ -287,7 +287,7 @@ BOMB_SECONDS, BOMB_PEAK_MB = 10.0, 1024
 def test_far_corner_workbook_is_refused_fast_and_small():
     """5.6 KB with one cell at XFD1048576: pandas' reader padded a 1M × 16k grid (7+ GB) before."""
     result = measure_in_child("""
-from bad_inputs_corpus import far_corner_xlsx
+from tests.support.bad_inputs_corpus import far_corner_xlsx
 from seqattn.data.tables import load_table
 data = far_corner_xlsx()
 assert len(data) < 10_000
@@ -335,7 +335,7 @@ def test_workbook_parse_time_is_bounded(tmp_path: Path, monkeypatch):
 def test_workbook_used_range_is_bounded_while_streaming(monkeypatch):
     """A dense sheet just over the cell limit is refused at the first cell past it, not after the parse."""
     from seqattn.data import xlsx
-    from bad_inputs_corpus import xlsx_bytes
+    from tests.support.bad_inputs_corpus import xlsx_bytes
 
     monkeypatch.setattr(xlsx, "MAX_XLSX_CELLS", 60)
     data = xlsx_bytes({"Sheet1": [["f0", "f1", "label"]] + [[i, i, i % 2] for i in range(30)]})
@@ -350,16 +350,16 @@ def test_workbooks_read_as_pandas_reads_them():
     """Numbers, whole numbers, text, dates, booleans, empty cells and errors: the same frame as read_excel."""
     import datetime
 
-    from seqattn.data.tables import _open
+    from seqattn.data.sources import open_source
     from seqattn.data.xlsx import read_xlsx
-    from bad_inputs_corpus import xlsx_bytes
+    from tests.support.bad_inputs_corpus import xlsx_bytes
 
     rows = [["x", "n", "when", "flag", "text", "label"]]
     rows += [[i * 1.5, i, datetime.datetime(2024, 1, 1 + i % 28), bool(i % 2), None if i % 3 else "t", f"c{i % 3}"]
              for i in range(30)]
     data = xlsx_bytes({"Sheet1": rows}, cells={"B5": "=1/0", "G40": 7})
     expected = pd.read_excel(io.BytesIO(data), engine="openpyxl")
-    frame, header = read_xlsx(_open(data, "t.xlsx"), [])
+    frame, header = read_xlsx(open_source(data, "t.xlsx"), [])
     pd.testing.assert_frame_equal(frame, expected)
     assert header == [str(c) for c in expected.columns]
 
@@ -381,7 +381,7 @@ measure(lambda: load_table({str(path)!r}, target="label"))
 @pytest.mark.parametrize("as_path", [False, True], ids=["upload", "path"])
 def test_obsm_decompression_bomb_is_never_read(as_path: bool, tmp_path: Path):
     """obsm declares 12 GB (gzip, no chunk written): the selection never reads obsm, so it loads in little memory."""
-    from bad_inputs_corpus import declared_bomb_h5ad
+    from tests.support.bad_inputs_corpus import declared_bomb_h5ad
 
     data = declared_bomb_h5ad(tmp_path, "obsm/X_bomb", (N, 125_000_000), name="obsm_bomb.h5ad")
     assert len(data) < 100_000
@@ -396,7 +396,7 @@ measure(lambda: print(load_table({source}, target="cell_type").feature_names))
 
 def test_decompression_bomb_in_a_read_element_is_refused_naming_it(tmp_path: Path):
     """The same bomb as a layer the user picks: refused before reading, naming the dataset."""
-    from bad_inputs_corpus import declared_bomb_h5ad
+    from tests.support.bad_inputs_corpus import declared_bomb_h5ad
 
     declared_bomb_h5ad(tmp_path, "layers/counts", (N, 125_000_000), name="layer_bomb.h5ad")
     path = tmp_path / "layer_bomb.h5ad"
@@ -457,14 +457,14 @@ def test_over_long_row_and_too_many_columns_are_refused_before_pandas(monkeypatc
     def no_pandas(*args, **kwargs):
         raise AssertionError("pandas was asked to parse a file that should have been refused")
 
-    monkeypatch.setattr(sio.pd, "read_csv", no_pandas)
+    monkeypatch.setattr(pd, "read_csv", no_pandas)
     monkeypatch.setattr(text_checks, "MAX_LINE_BYTES", 100)
     with pytest.raises(DataError, match=r"Line 3 of 'long.csv' is longer than 100 bytes"):
         load_table(b"f0,label\n1,0\n" + b"2" * 200 + b",1\n", target="label", file_name="long.csv")
     monkeypatch.setattr(text_checks, "MAX_TABLE_COLUMNS", 3)
     with pytest.raises(DataError, match=r"'wide.csv' has 4 columns in its header; tables above 3 columns"):
         load_table(b"a,b,c,label\n1,2,3,0\n", target="label", file_name="wide.csv")
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 50)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 50)
     with pytest.raises(DataError, match=r"about 60 rows × 1 features = 60 values exceeds .*counted before parsing"):
         load_table(b"f0,label\n" + b"1,0\n" * 60, target="label", file_name="tall.csv")
 

@@ -120,3 +120,27 @@ def test_compare_time_limit_returns_partial_result():
     result = compare_methods(load_builtin("wine"), ["anova", "variance"], 3, seeds=[0], eval_model="logistic",
                              max_seconds=0.0)
     assert result.traces == {} and result.settings["stopped"] == "time limit"
+
+
+def test_comparison_renders_compactly_in_jupyter() -> None:
+    """A short repr and a rich one (methods, k, accuracy, picks, overlap) instead of 15,000 characters of
+    dataclass fields; feature names and error messages are user text."""
+    from seqattn.selectors import METHOD_LABELS
+
+    data = make_planted(n_samples=300, n_features=9, n_informative=3, n_classes=3, random_state=7)
+    data.feature_names[data.informative[0]] = "<img src=x onerror=alert(1)>"
+    result = compare_methods(data, ["anova", "omp"], 3, ks=[1, 3], seeds=[0], eval_model="logistic")
+    result.errors["greedy"] = "failed <b>badly</b>"
+    text = repr(result)
+    assert len(text) < 200 and "k=3" in text and "'anova', 'omp'" in text and "greedy" in text
+    page = result._repr_html_()
+    assert len(page) < 6_000
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page  # a picked name, escaped
+    assert "<b>badly" not in page and "failed &lt;b&gt;badly&lt;/b&gt;" in page
+    for method in ("anova", "omp"):
+        assert METHOD_LABELS[method] in page
+    for cell in result.accuracy_table().iloc[:, 1:].to_numpy().ravel():
+        assert cell in page  # every accuracy "mean ± std" cell
+    overlap = result.overlap().to_numpy()
+    assert f"<td>{overlap[0, 1]:.2f}</td>" in page and "<td>1.00</td>" in page  # Jaccard of the top-3 sets
+    assert "k = 3" in page and "Overlap" in page and "Picks" in page

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from seqattn.data import tables as sio
+from seqattn.data import limits
 from seqattn.data import DataError
 from seqattn.data import validate_k
 from seqattn.data import h5ad as sh5
@@ -286,7 +286,7 @@ def test_non_numeric_layer(tmp_path):
 
 
 def test_size_guards(tmp_path, monkeypatch):
-    monkeypatch.setattr(sio, "MAX_DENSE_VALUES", 100)
+    monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 100)
     with pytest.raises(DataError, match="30 rows × 4 features = 120 values exceeds the in-memory limit of 100"):
         load_table(_csv(_frame()), target="cell_type", file_name="a.csv")
     dense = tmp_path / "dense.h5ad"
@@ -298,7 +298,7 @@ def test_size_guards(tmp_path, monkeypatch):
     _write_h5ad(sparse, sp.csr_matrix(FEATURES.to_numpy(dtype=np.float32)))
     with pytest.raises(DataError, match="stores 120 non-zero values.*limit of 50"):
         load_table(sparse, target="cell_type")
-    monkeypatch.setattr(sio, "MAX_TABLE_FILE_BYTES", 500)
+    monkeypatch.setattr(limits, "MAX_TABLE_FILE_BYTES", 500)
     with pytest.raises(DataError, match="'a.csv' is .* bytes; tables above 500 bytes are not loaded"):
         load_table(_csv(_frame()), target="cell_type", file_name="a.csv")
 

@@ -18,7 +18,7 @@ from seqattn.anndata_api import select_features, trace_from_anndata
 from seqattn.data.builtins import PBMC_FILE
 from seqattn.notebook import LiveSelectionView
 from seqattn.plots.selection import selection_animation
-from seqattn.progress import chain_callbacks, progress_bar
+from seqattn.progress import EstimatedTotal, chain_callbacks, progress_bar
 
 
 @pytest.fixture()
@@ -149,20 +149,43 @@ def test_progress_bar_text_mode_and_chained_stop() -> None:
     assert chain_callbacks(None) is None
 
 
-def test_live_view_follows_every_pick() -> None:
+def test_live_view_follows_every_pick_without_widget_state() -> None:
     ds = make_planted(n_samples=300, n_features=15, n_informative=3, random_state=2)
+    ds.feature_names[4] = "<img src=x onerror=alert(1)>"
     selector = SequentialAttentionSelector(3, epochs=30, random_state=0)
     view = LiveSelectionView(selector, max_bars=5)
+    charts: list[str] = []
+    original = view.show_step
+    view.show_step = lambda trace, t: (original(trace, t), charts.append(view.chart_html))  # type: ignore[method-assign]
     selector.fit_dataset(ds, callback=view)
     assert view.shown == selector.trace_.selected_names  # every pick drawn, in order
-    assert view.progress.value == pytest.approx(1.0) and "done" in view.status.value
-    bars = view.figure.data[0]
-    assert len(bars.x) == 5 and view.figure.layout.title.text.startswith(f"pick 3: {view.shown[-1]}")
-    assert bars.marker.color.count("#d62728") <= 1
-    assert "application/vnd.jupyter.widget-view+json" in view._repr_mimebundle_()
+    assert len(charts) == 3 and len(set(charts)) == 3  # the chart changed at every pick
+    for t, chart in enumerate(charts):
+        assert f"pick {t + 1}: <b>{html.escape(view.shown[t])}</b>" in chart
+        assert chart.count("<rect") == 5 and chart.count("fill='#d62728'") == 1  # the pick in red among 5 bars
+    assert "<img" not in view._repr_html_()  # names are user text
+    assert view.progress.fraction == pytest.approx(1.0) and "done" in view.progress_html()
+    assert len(view._repr_html_()) < 10_000  # what a saved notebook keeps: kB, not plotly.js's 5 MB
     # a second fit starts over
     selector.set_params(n_features_to_select=2).fit_dataset(ds, callback=view)
     assert view.shown == selector.trace_.selected_names and len(view.shown) == 2
+    assert view.progress.fraction == pytest.approx(1.0)
+
+
+def test_live_view_progress_never_goes_back_while_sa_estimates_its_total() -> None:
+    """SA's automatic budget revises its total (470 → 615 → 910 steps): the bar keeps its place and the
+    text says the total is estimated."""
+    selector = SequentialAttentionSelector(2)
+    view = LiveSelectionView(selector)
+    fractions = []
+    for step, total in [(100, 470), (200, 470), (300, 615), (400, 910), (600, 910), (900, 905)]:
+        view(step, EstimatedTotal(total), "phase")
+        fractions.append(view.progress.fraction)
+        assert "about" in view.progress_html() and "estimated" in view.progress_html()
+    assert fractions == sorted(fractions) and fractions[-1] < 1.0
+    assert fractions[3] > fractions[2]  # it moves on after a revision (max(old, 400/910) would stall)
+    view(950, 950, "done")
+    assert view.progress.fraction == 1.0 and "950/950" in view.progress_html()
 
 
 def test_public_names() -> None:

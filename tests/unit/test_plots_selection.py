@@ -16,7 +16,6 @@ from seqattn.plots.selection import (
     PICK_COLOR,
     PINNED_COLOR,
     attention_vs_gain_figure,
-    grid_shape,
     pool_size,
     selection_animation,
 )
@@ -81,12 +80,34 @@ def test_gains_axis_lists_picks_in_order_and_base_figure_shows_step_one():
     assert np.allclose(gain_bar.y[0], trace.steps[0].marginal_gain, rtol=1e-3)
 
 
-def test_many_features_switch_to_heatmap_with_numbered_picks():
+def test_wide_non_image_data_is_a_ranked_bar_chart_not_a_grid():
+    """765 genes are a ranked list: no 28×28 'feature grid' whose positions mean nothing (issue 23)."""
+    trace = make_trace(765, 4)
+    fig = selection_animation(trace, max_bars=30)
+    assert not [d for d in fig.data if d.type == "heatmap"]
+    assert "top 30 of 765" in fig.layout.annotations[0].text and "grid" not in fig.layout.annotations[0].text
+    for t, frame in enumerate(fig.frames):
+        bars = frame_trace(frame, "bar", 0)
+        assert len(bars.x) == 30 and list(bars.y) == sorted(bars.y, reverse=True)
+        assert bars.x[0] == trace.steps[t].name and bars.marker.color[0] == PICK_COLOR
+        best = np.sort(trace.steps[t].scores[np.isfinite(trace.steps[t].scores)])[::-1][:30]
+        assert list(bars.hovertext) == [trace.feature_names[int(np.flatnonzero(trace.steps[t].scores == v)[0])]
+                                        for v in best]
+
+
+def test_the_pick_is_always_among_the_bars():
+    trace = SelectionTrace("omp", [f"f{i}" for i in range(50)])
+    scores = np.linspace(1.0, 2.0, 50)
+    trace.add_step(0, scores)  # a method may pick a candidate that is not the top scorer
+    bars = frame_trace(selection_animation(trace, max_bars=10).frames[0], "bar", 0)
+    assert len(bars.x) == 10 and "f0" in list(bars.x) and bars.marker.color[list(bars.x).index("f0")] == PICK_COLOR
+
+
+def test_many_pixels_switch_to_heatmap_with_numbered_picks():
     trace = make_trace(300, 5, pinned=(7,))
-    fig = selection_animation(trace, max_bars=80)
-    assert fig.data[0].type == "heatmap"
-    rows, cols = grid_shape(300)
-    assert rows * cols >= 300 and abs(rows - cols) <= 1
+    rows, cols = 15, 20
+    fig = selection_animation(trace, max_bars=80, image_shape=(rows, cols))
+    assert fig.data[0].type == "heatmap" and "image grid" in fig.layout.annotations[0].text
     last = fig.frames[-1]
     z = np.array(frame_trace(last, "heatmap").z, dtype=float)
     assert z.shape == (rows, cols)
@@ -104,8 +125,8 @@ def test_many_features_switch_to_heatmap_with_numbered_picks():
 @pytest.mark.filterwarnings("ignore:All-NaN slice")  # the reference's padding blocks
 def test_large_grids_are_max_pooled_and_frames_stay_small():
     trace = make_trace(5000, 4)
-    fig = selection_animation(trace)
-    rows, cols = grid_shape(5000)
+    rows, cols = 50, 100
+    fig = selection_animation(trace, image_shape=(rows, cols))
     b = pool_size((rows, cols))
     assert b == 2 and fig.data[0].dx == 2 and fig.data[0].x0 == 0.5
     z = np.array(frame_trace(fig.frames[-1], "heatmap").z, dtype=float)
@@ -140,7 +161,7 @@ def test_image_data_gets_a_pixel_panel_over_the_average_image():
 
 def test_frames_carry_plain_lists_not_typed_arrays():
     # Plotly.animate does not decode base64 typed arrays: an animated heatmap would go blank.
-    fig = selection_animation(make_trace(300, 3))
+    fig = selection_animation(make_trace(300, 3), image_shape=(15, 20))
     payload = json.loads(fig.to_json())
     text = json.dumps(payload["frames"])
     assert "bdata" not in text
@@ -218,3 +239,27 @@ def test_trace_plot_is_the_animation_built_once_per_trace():
     again = trace.plot(image_shape=(8, 8), mean_image=image)
     assert again is not first and len(again.frames) == 4
     assert trace.plot() is not again  # other arguments, another figure
+
+
+def test_the_animation_carries_a_light_offline_html_rendering_beside_plotly_json(monkeypatch):
+    """nbconvert drops plotly's JSON; the text/html beside it keeps the animation, without plotly.js or any
+    network fetch, and user text cannot close its script."""
+    import plotly.io as pio
+
+    from seqattn.plots.export import PLOTLY_MIME, light_figure_spec
+
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")  # what a Jupyter kernel uses
+    trace = make_trace(64, 4)
+    trace.feature_names[trace.selected[1]] = "</script><script>alert(1)</script>"
+    trace.steps[1].name = trace.feature_names[trace.selected[1]]
+    fig = trace.plot(image_shape=(8, 8), mean_image=np.arange(64.0))
+    bundle = fig._repr_mimebundle_()
+    assert PLOTLY_MIME in bundle and "text/html" in bundle
+    page = bundle["text/html"]
+    assert page.count("</script>") == 2 and "alert(1)</script>" not in page  # the name stays inside the JSON
+    assert "src=" not in page and "require(" not in page and "cdn" not in page.lower()
+    spec = light_figure_spec(fig)
+    assert len(spec["frames"]) == 4 and "template" not in spec["layout"]
+    assert json.dumps(spec["frames"], allow_nan=False)  # plain JSON: no NaN, no typed arrays
+    assert len(page) < 80_000  # the figure's data and a ~20 kB renderer, not plotly.js's 4.8 MB
+    assert fig.layout.updatemenus[0].buttons[0].label == "▶ Play"

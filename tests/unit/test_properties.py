@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from seqattn.data import DataError, Dataset
-from seqattn.data.tables import MIN_SAMPLES, list_columns, load_table
+from seqattn.data.limits import MIN_SAMPLES
+from seqattn.data.tables import list_columns, load_table
 from seqattn.selectors import run_method
 
 SCALE = int(os.environ.get("SEQATTN_FUZZ_SCALE", "1"))

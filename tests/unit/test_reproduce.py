@@ -6,7 +6,7 @@ import json
 import anndata
 import pytest
 
-from notebook_helpers import execute_notebook, outputs_text
+from tests.support.notebook_helpers import execute_notebook, outputs_text
 from seqattn import compare_methods, load_builtin, load_table, run_method
 from seqattn.genomics import preprocess
 from seqattn.data.h5ad import save_h5ad

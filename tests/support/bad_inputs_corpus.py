@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import pickle
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 
-N = 24  # rows in the small generated tables (above tables.MIN_SAMPLES)
+N = 24  # rows in the small generated tables (above limits.MIN_SAMPLES)
 
 
 # ------------------------------------------------------------ generated data
@@ -364,15 +363,14 @@ BAD_FILES += [
 
 
 # ------------------------------------------------ measured in a child process
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Address-space cap for a child that parses a hostile file: a safety net so that code which
 #: does allocate what the file declares fails fast instead of taking the machine's memory.
 CHILD_ADDRESS_SPACE = 3 << 30
 
 _CHILD_PRELUDE = f"""
-import json, re, resource, sys, time
+import json, re, resource, time
 resource.setrlimit(resource.RLIMIT_AS, ({CHILD_ADDRESS_SPACE}, {CHILD_ADDRESS_SPACE}))
-sys.path.insert(0, {str(ROOT / "tests")!r})
 def _report(outcome, seconds):
     status = open("/proc/self/status").read()
     peak = int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1)) / 1024
