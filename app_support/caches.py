@@ -8,6 +8,7 @@ Loading and preprocessing data sets is cached in ``app_support/state.py``.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pandas as pd
 import streamlit as st
@@ -71,6 +72,22 @@ def field_metrics(dataset_key: str, panels: tuple[tuple[str, tuple[str, ...]], .
     from seqattn.evaluation.panels import held_out_panel_metrics
 
     return held_out_panel_metrics(_dataset, dict(panels))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def stability_run(dataset_key: str, run_key: str, n_runs: int, _trace: SelectionTrace,
+                  _dataset: Dataset) -> SelectionTrace:
+    """:func:`seqattn.genomics.stability_check` of an SA run (``run_key``: :func:`stability_key`)."""
+    from seqattn.genomics import stability_check
+
+    return stability_check(_dataset, _trace, n_runs=n_runs)
+
+
+def stability_key(trace: SelectionTrace) -> str:
+    """What a stability check of ``trace`` depends on: its picks, pins, bans and settings."""
+    return json.dumps([trace.selected, trace.pinned, trace.banned,
+                       {k: v for k, v in trace.settings.items() if isinstance(v, (str, int, float, bool, type(None)))}],
+                      sort_keys=True, default=str)
 
 
 # ------------------------------------------------------------------ Sequential Attention page

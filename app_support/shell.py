@@ -29,6 +29,7 @@ PAGES = [
     ("pages/gene_panel.py", "Gene panel", ":material/genetics:"),
     ("pages/compare.py", "Compare", ":material/balance:"),
     ("pages/sparsity.py", "Sparsity", ":material/grid_view:"),
+    ("pages/structured_pruning.py", "Structured pruning", ":material/content_cut:"),
 ]
 DATA_PAGE = "pages/data.py"
 

@@ -181,10 +181,14 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def internal_selectors(timings: dict) -> dict:
-    """SA with today's ``select_features`` defaults, t-test markers, HVG, OMP; CPU time recorded."""
+def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None,
+                       runs: list | None = None) -> dict:
+    """SA with ``select_features``'s panel defaults (or each of ``sa_variants``: label → SA options, the
+    trade-off sweeps), t-test markers, HVG, OMP; CPU time recorded; each SA trace's per-run picks (stable
+    selections) appended to ``runs``."""
     from seqattn.genomics import hvg_panel
     from seqattn.selectors import run_method
+    from seqattn.selectors.defaults import PANEL_DEFAULTS
 
     def timed(method: str, select):
         def run(training, k):
@@ -194,13 +198,26 @@ def internal_selectors(timings: dict) -> dict:
             return genes
         return run
 
-    return {"SA": timed("SA", lambda d, k: run_method(d, "sa", k).selected_names),
+    def sa(label: str, options: dict):
+        def select(training, k):
+            trace = run_method(training, "sa", k, **options)
+            if runs is not None:
+                runs.append({"panel": label, "split": training.extra["split_seed"], "size": k,
+                             "genes": trace.selected_names, "runs": trace.settings.get("runs"),
+                             "feature_names": None if trace.settings.get("runs") is None else trace.feature_names,
+                             "wall_s": trace.settings.get("wall_seconds")})
+            return trace.selected_names
+        return timed(label, select)
+
+    variants = sa_variants if sa_variants else {"SA": dict(PANEL_DEFAULTS)}
+    return {**{label: sa(label, options) for label, options in variants.items()},
             "t-test": timed("t-test", lambda d, k: run_method(d, "ttest", k).selected_names),
             "HVG": timed("HVG", lambda d, k: hvg_panel(d, k)),
             "OMP": timed("OMP", lambda d, k: run_method(d, "omp", k).selected_names)}
 
 
 LABELS = {"sa": "SA", "ttest": "t-test", "hvg": "HVG", "omp": "OMP", "spapros": "spapros", "scgenefit": "scGeneFit"}
+INTERNAL_LABELS = {"t-test": "ttest", "HVG": "hvg", "OMP": "omp"}  # every other internal label is an SA variant
 
 
 def external_available() -> bool:
@@ -212,7 +229,7 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
 
     from seqattn.evaluation.panels import evaluate_panel_methods
 
-    tables = []
+    tables, runs = [], []
     allow_run = args.run_external and external_available()
     if not external_available():
         print(f"No external environment at {EXTERNAL_PYTHON} (SEQATTN_PANEL_PYTHON): spapros and scGeneFit "
@@ -228,8 +245,9 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
         for seed in args.splits:
             for k in args.sizes:
                 timings: dict = {}
-                selectors = {LABELS[m]: s for m, s in zip(INTERNAL_METHODS, internal_selectors(timings).values())
-                             if m in args.methods}
+                chosen = internal_selectors(timings, args.sa_variants, runs)
+                selectors = {label: select for label, select in chosen.items()
+                             if INTERNAL_LABELS.get(label, "sa") in args.methods}
                 external = {}
                 for method in [m for m in args.methods if m in EXTERNAL_METHODS]:
                     found = external_panel(method, name, training_split(dataset, seed), digest, seed, k,
@@ -253,6 +271,8 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
                                                             for r in done.itertuples()) +
                       f"  load {os.getloadavg()[0]:.2f}", flush=True)
                 pd.concat(tables, ignore_index=True).to_csv(args.out, index=False)  # partial results survive
+                if args.runs_out:
+                    args.runs_out.write_text(json.dumps(runs))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -287,6 +307,14 @@ def report(table: "pd.DataFrame") -> str:
     return "\n".join(lines)
 
 
+def _variants(text: str) -> dict[str, dict]:
+    path = Path(text)
+    data = json.loads(path.read_text() if not text.lstrip().startswith("{") and path.exists() else text)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise argparse.ArgumentTypeError("--sa-variants needs a JSON object of label → options object.")
+    return data
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=tuple(DATASETS), default=list(DATASETS))
@@ -300,6 +328,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run spapros / scGeneFit for panels missing from the cache (slow); by default "
                              "only cached panels are used and a missing one is reported")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_panels.csv")
+    parser.add_argument("--sa-variants", type=_variants, default=None,
+                        help="JSON (text or a file) mapping a label to SA options, e.g. "
+                             "'{\"SA B=8\": {\"n_runs\": 8}}': each label is one SA panel (the trade-off sweeps); "
+                             "default: select_features's panel defaults, labelled SA")
+    parser.add_argument("--runs-out", type=Path, default=None,
+                        help="write every SA panel's per-run picks (stable selections) here as JSON")
     parser.add_argument("--report", type=Path, nargs="+", default=None,
                         help="rebuild the markdown tables from a saved CSV (no selection, no evaluation)")
     return parser.parse_args(argv)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import streamlit as st
 
 from app_support.caches import (confusion_table, field_metrics, held_out_accuracy, hvg_baseline, per_type_tables,
-                                ttest_panel)
+                                stability_key, stability_run, ttest_panel)
 from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.shell import require_app_shell
 from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
 from seqattn.data import DataError
+from seqattn.evaluation.narrative import stability_summary
 from seqattn.evaluation.panels import PANEL_METRICS
-from seqattn.genomics import genes_by_marked_type, is_expression_data, panel_overlap
+from seqattn.genomics import genes_by_marked_type, is_expression_data, panel_overlap, panel_stability
 from seqattn.plots.genomics import (
     confusion_figure,
     dot_plot,
@@ -27,7 +28,9 @@ from seqattn.plots.genomics import (
     panel_metrics_frame,
     panels_side_by_side,
     per_type_recall_figure,
+    stability_figure,
 )
+from seqattn.selectors.stability import selection_matrix
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
 
@@ -77,12 +80,50 @@ if record:
     st.caption("Preprocessing: " + (" → ".join(steps) if steps else "none") + ". Expression below is on the "
                "preprocessed values.")
 
-# ------------------------------------------------------------------ the panel
+# ------------------------------------------------------------------ the panel and its stability
+CHECK_RUNS = 8
+stable: SelectionTrace | None = trace if trace.n_runs is not None else None
+run_key = stability_key(trace)
+if stable is None and st.session_state.get("gp_stability_for") == run_key:
+    try:
+        with st.spinner(f"Sequential Attention {CHECK_RUNS} times with other seeds, trained side by side…"):
+            stable = stability_run(dataset_key, run_key, CHECK_RUNS, trace, dataset)
+    except (DataError, ValueError) as exc:
+        st.error(escape_markdown(f"Could not run the stability check: {exc}"))
+stability = None if stable is None or stable is trace else panel_stability(genes, stable)
+
 st.subheader("Panel")
-panel = panel_frame(trace)
+panel = panel_frame(trace, stability)
 st.dataframe(panel, hide_index=True, key="gp_panel",
              column_config={"score": st.column_config.NumberColumn(format="%.4g"),
-                            "marginal_gain": st.column_config.NumberColumn(format="%.4g")})
+                            "marginal_gain": st.column_config.NumberColumn(format="%.4g"),
+                            "unstable": st.column_config.CheckboxColumn(
+                                help="Picked in at most half of the runs: another seed may well swap it.")})
+if stable is None:
+    st.caption("One run: these picks have not been checked against other seeds. On pbmc68k_reduced two seeds "
+               "share only about half of a 20-gene panel.")
+    if st.button(f"Check stability over {CHECK_RUNS} runs", key="gp_check_stability",
+                 help="Runs SA again with the same k, pins, bans and settings and 8 other seeds, and shows in how "
+                      "many of them each panel gene is picked (about a minute on pbmc68k_reduced)."):
+        st.session_state["gp_stability_for"] = run_key
+        st.rerun()
+else:
+    flagged = int(panel["unstable"].sum())
+    if stable is trace:
+        st.caption(escape_markdown(stability_summary(trace)))
+    else:
+        st.caption(f"Stability check: {stable.n_runs} further runs with the same settings and other seeds; "
+                   f"\"picked in\" counts the runs that picked each gene of this panel.")
+    if flagged:
+        unstable_rows = panel[panel["unstable"]]
+        st.warning(escape_markdown(
+            f"{flagged} of {len(genes)} panel genes were picked in at most half of the {stable.n_runs} runs — "
+            "unstable, another seed may swap them: "
+            + ", ".join(f"{g} ({b})" for g, b in zip(unstable_rows["gene"], unstable_rows["picked in"])) + "."))
+    with st.expander("Stability view: which runs picked which genes"):
+        names, matrix = selection_matrix(stable, [trace.feature_names.index(g) for g in genes[len(trace.pinned):]]
+                                         if stable is not trace else None)
+        st.plotly_chart(stability_figure(names, matrix, len(genes) - len(trace.pinned)), key="gp_stability")
 
 # ------------------------------------------------------------ per cell type
 st.subheader("Per cell type")

@@ -107,6 +107,8 @@ def select_features(
     key_added: str = "seqattn",
     pinned: Sequence[str] = (),
     banned: Sequence[str] = (),
+    min_fraction: float = 0.0,
+    min_mean: float = 0.0,
     task: str = "auto",
     progress: bool = True,
     **options: Any,
@@ -117,7 +119,16 @@ def select_features(
     candidates on narrow data).
     ``method`` is any registered method (``"sa"``, ``"omp"``, ``"ttest"``, …); ``pinned`` and
     ``banned`` are gene names. ``options`` go to the method (e.g. ``epochs``, ``device``,
-    ``random_state``, ``callback``).
+    ``random_state``, ``callback``); for SA they override the panel defaults
+    (:data:`seqattn.selectors.defaults.PANEL_DEFAULTS`: several runs combined — each pick
+    says in how many it was made and is flagged unstable when at most half made it — a
+    class-balanced loss and a structure head; ``n_runs=1`` for one run).
+
+    Expression floor: genes non-zero in fewer than ``min_fraction`` of the cells, or with a
+    mean below ``min_mean`` (on the matrix read), are banned as a probe would not detect them;
+    how many is said on stderr (with ``progress``), logged and stored in the trace's
+    ``settings["expression_floor"]``. Both 0 (default): no floor. Keep ``min_fraction`` below
+    the share of the rarest cell type you want covered.
 
     The matrix follows scanpy's marker tools: ``use_raw=None`` (default) reads ``adata.raw`` when
     it is set and no ``layer`` is named, else ``X``; ``use_raw=True/False`` or ``layer=`` choose.
@@ -135,8 +146,10 @@ def select_features(
     (pinned genes, then picks), ``target``, ``matrix``. :func:`trace_from_anndata` reads the trace
     back, also after ``write_h5ad`` / ``read_h5ad``. Returns the :class:`~seqattn.trace.SelectionTrace`.
     """
-    from seqattn.genomics import genes_to_indices
+    from seqattn.evaluation.narrative import pick_warnings
+    from seqattn.genomics import expression_floor, genes_to_indices
     from seqattn.selectors import default_k, run_method
+    from seqattn.selectors.defaults import panel_defaults
     from seqattn.progress import chain_callbacks, progress_bar
 
     if not isinstance(key_added, str) or not key_added:
@@ -149,14 +162,27 @@ def select_features(
             raise ValueError(f"{label} must be a list of gene names, got the single string {genes!r}.")
     pin_idx = genes_to_indices(dataset.feature_names, list(pinned)) if len(pinned) else []
     ban_idx = genes_to_indices(dataset.feature_names, list(banned)) if len(banned) else []
+    floor, floor_message = expression_floor(dataset, min_fraction=min_fraction, min_mean=min_mean)
+    if floor:
+        kept_pins = set(pin_idx)
+        ban_idx = sorted(set(ban_idx) | (set(floor) - kept_pins))  # a pinned gene stays, even below the floor
+        _say(f"seqattn: {floor_message}", progress)
     if pin_idx or ban_idx:
         options.update(pinned=pin_idx, banned=ban_idx)
     if k is None:
         k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
+    if method == "sa":
+        options = {**panel_defaults(dataset), **options}
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
     trace.settings["matrix"] = dataset.extra["matrix"]
+    if floor_message:
+        trace.settings["expression_floor"] = {"min_fraction": float(min_fraction), "min_mean": float(min_mean),
+                                              "removed": len(floor), "message": floor_message}
+    if method == "sa" and progress:
+        for line in pick_warnings(trace):
+            print(f"seqattn: {line}", file=sys.stderr)
 
     panel = [trace.feature_names[i] for i in trace.pinned] + list(trace.selected_names)
     ranks = pd.Series(0, index=pd.Index([str(v) for v in adata.var_names]), dtype=np.int64)
@@ -182,6 +208,10 @@ def _say_matrix(matrix: str, use_raw: bool | None, progress: bool) -> None:
         else ""
     message = f"seqattn: selecting from adata.{matrix if matrix in ('X', 'raw') else 'layers[' + matrix[6:] + ']'}" \
               f"{why}."
+    _say(message, progress)
+
+
+def _say(message: str, progress: bool) -> None:
     logger.info(message)
     if progress:
         print(message, file=sys.stderr)

@@ -53,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--ban", action="append", default=[], help="feature name never to select (repeatable)")
     sel.add_argument("--ban-mt", action="store_true", help="ban mitochondrial (MT-) genes")
     sel.add_argument("--ban-ribo", action="store_true", help="ban ribosomal protein (RPS/RPL) genes")
+    sel.add_argument("--min-fraction", type=float, default=0.0,
+                     help="expression floor: ban genes non-zero in fewer than this share of cells (0: off)")
+    sel.add_argument("--min-mean", type=float, default=0.0,
+                     help="expression floor: ban genes whose mean expression is below this (0: off)")
+    sel.add_argument("--runs", type=int, help="SA runs combined into one stable selection (default: the gene-panel "
+                                              "default for expression data, else 1)")
+    sel.add_argument("--class-weight", choices=["none", "balanced"],
+                     help="SA: 'balanced' weighs every class equally in the loss (default: the gene-panel default "
+                          "for expression data, else none)")
+    sel.add_argument("--structure-weight", type=float,
+                     help="SA: weight of the head reconstructing the leading principal components (0: none)")
+    sel.add_argument("--marker-pool", type=int,
+                     help="SA: candidates = the m·k-gene per-type t-test marker panel (0: all genes; default: the "
+                          "gene-panel default for expression data, else 0)")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -105,6 +119,12 @@ def _check_numbers(args: argparse.Namespace, world_size: int) -> None:
                         f"to compute a spread; got {args.batch_size}.")
     if not 0 <= args.seed < 2**32:
         raise _CliError(f"--seed must be a whole number from 0 to 4294967295, got {args.seed}.")
+    if args.runs is not None and args.runs < 1:
+        raise _CliError(f"--runs must be a positive integer (1: one run), got {args.runs}.")
+    if args.marker_pool is not None and args.marker_pool < 0:
+        raise _CliError(f"--marker-pool must be a whole number ≥ 0 (0: every gene is a candidate), got {args.marker_pool}.")
+    if args.structure_weight is not None and not args.structure_weight >= 0:
+        raise _CliError(f"--structure-weight must be a number ≥ 0, got {args.structure_weight}.")
     if args.top_genes is not None and args.top_genes < 1:
         raise _CliError(f"--top-genes must be a positive integer (the number of most variable features to keep), "
                         f"got {args.top_genes}.")
@@ -140,8 +160,10 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     from seqattn import distributed
     from seqattn.data import attach_preprocessing
     from seqattn.data.groups import groups_of
-    from seqattn.evaluation.narrative import near_tie_warnings
-    from seqattn.genomics import genes_to_indices, mitochondrial_genes, preprocess, ribosomal_genes
+    from seqattn.evaluation.narrative import pick_warnings
+    from seqattn.genomics import (expression_floor, genes_to_indices, is_expression_data, mitochondrial_genes,
+                                  preprocess, ribosomal_genes)
+    from seqattn.selectors.defaults import panel_defaults
     from seqattn.progress import progress_bar
     from seqattn.selectors import available_methods, run_method
 
@@ -170,10 +192,22 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
         banned = sorted(set(banned) | set(mitochondrial_genes(units)))
     if args.ban_ribo:
         banned = sorted(set(banned) | set(ribosomal_genes(units)))
+    if args.min_fraction or args.min_mean:
+        if dataset.groups is not None:
+            raise _CliError("--min-fraction/--min-mean apply to single genes, not to --group units.")
+        floor, message = expression_floor(dataset, min_fraction=args.min_fraction, min_mean=args.min_mean)
+        banned = sorted(set(banned) | (set(floor) - set(pinned)))
+        print(message, file=sys.stderr)
     options = {}
     if args.method == "sa":
-        options = {k: v for k, v in {"epochs": args.epochs, "model": args.model,
-                                     "batch_size": args.batch_size}.items() if v is not None}
+        options = panel_defaults(dataset) if is_expression_data(dataset) and dataset.task == "classification" else {}
+        chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
+                  "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
+                  "class_weight": None if args.class_weight is None else
+                  ("balanced" if args.class_weight == "balanced" else "none")}
+        options.update({k: v for k, v in chosen.items() if v is not None})
+        if options.get("class_weight") == "none":
+            options["class_weight"] = None
     if pinned or banned:
         options.update(pinned=pinned, banned=banned)
 
@@ -193,7 +227,7 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     print(f"{trace.k} features by {args.method} → {out}: {', '.join(trace.selected_names[:10])}"
           + (" …" if trace.k > 10 else ""))
     if args.method == "sa":  # other methods' scores are not attention weights: no near-tie verdict for them
-        for line in near_tie_warnings(trace):
+        for line in pick_warnings(trace):
             print(f"warning: {line}", file=sys.stderr)
     return 0
 

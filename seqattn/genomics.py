@@ -18,13 +18,16 @@ densifying the whole matrix.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import DataError, Dataset, column_mean_var, split_indices
+
+if TYPE_CHECKING:
+    from seqattn.trace import SelectionTrace
 
 #: Above this many values (cells × genes) per-gene standardisation of sparse
 #: data only scales (no centring), because centring would densify the matrix.
@@ -164,6 +167,99 @@ def ribosomal_genes(feature_names: Sequence[str]) -> list[int]:
     """Indices of ribosomal protein genes (RPS/RPL), for banning: they track cell size and
     sequencing depth more than cell type."""
     return [i for i, n in enumerate(feature_names) if _RIBOSOMAL.match(str(n))]
+
+
+def fraction_expressing(X: Any) -> np.ndarray:
+    """Per gene, the share of cells with a non-zero value (CSR / dense in memory, or rows on disk, streamed)."""
+    from seqattn.data.stream import iter_chunks
+
+    if getattr(X, "is_backed", False):
+        nonzero, n = np.zeros(X.shape[1]), 0
+        for rows, block in iter_chunks(X):
+            n += len(rows)
+            nonzero += np.asarray((block != 0).sum(axis=0)).ravel()
+        return nonzero / max(1, n)
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        X.eliminate_zeros()
+        return np.bincount(X.indices, minlength=X.shape[1]) / max(1, X.shape[0])
+    return (np.asarray(X) != 0).mean(axis=0)
+
+
+def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: float = 0.0
+                     ) -> tuple[list[int], str]:
+    """Genes below the expression a probe can detect, to ban: ``(indices, message)``.
+
+    A gene is below the floor when it is non-zero in fewer than ``min_fraction`` of the cells
+    (scanpy's ``filter_genes(min_cells=…)``, as a share) or its mean expression on the matrix as
+    given is below ``min_mean``. The message says how many genes the floor removes and how many
+    candidates are left. ``0`` turns a criterion off.
+    """
+    if not 0.0 <= float(min_fraction) <= 1.0:
+        raise ValueError(f"min_fraction must be a share of cells between 0 and 1, got {min_fraction!r}.")
+    if not np.isfinite(min_mean) or min_mean < 0:
+        raise ValueError(f"min_mean must be a finite number ≥ 0, got {min_mean!r}.")
+    below = np.zeros(dataset.n_features, dtype=bool)
+    parts = []
+    if min_fraction > 0:
+        low = fraction_expressing(dataset.X) < min_fraction
+        below |= low
+        parts.append(f"non-zero in fewer than {min_fraction:.1%} of cells: {int(low.sum()):,}")
+    if min_mean > 0:
+        mean, _ = column_mean_var(dataset.X)
+        low = mean < min_mean
+        below |= low
+        parts.append(f"mean expression below {min_mean:g}: {int(low.sum()):,}")
+    removed = np.flatnonzero(below).tolist()
+    if not parts:
+        return [], ""
+    message = (f"Expression floor removed {len(removed):,} of {dataset.n_features:,} genes from the candidates "
+               f"({'; '.join(parts)}); {dataset.n_features - len(removed):,} remain.")
+    return removed, message
+
+
+#: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
+CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
+                    "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
+                    "structure_components", "marker_pool", "random_state")
+#: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
+DEFAULT_CHECK_RUNS = 8
+
+
+def stability_check(dataset: Dataset, trace: "SelectionTrace", *, n_runs: int = DEFAULT_CHECK_RUNS,
+                    callback: Any = None) -> "SelectionTrace":
+    """The stable selection of ``n_runs`` SA runs with ``trace``'s k, pins, bans and settings (no read-out):
+    what another seed would have picked, to put "picked in b of B runs" beside a single run's panel."""
+    from seqattn.selectors import run_method
+
+    if trace.method != "sa":
+        raise ValueError(f"A stability check repeats a Sequential Attention run; this trace is {trace.method!r}.")
+    options = {name: trace.settings[name] for name in CHECKED_SETTINGS if trace.settings.get(name) is not None}
+    options.setdefault("random_state", 0)
+    return run_method(dataset, "sa", trace.k, pinned=list(trace.pinned), banned=list(trace.banned),
+                      n_runs=int(n_runs), combine="runs", gain_model="none", callback=callback, **options)
+
+
+def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFrame:
+    """Per panel gene: in how many of the stable selection's runs it was picked (``picked_in`` of
+    ``n_runs``, ``"b/B"``) and whether that makes it *unstable* (at most UNSTABLE_SHARE of the runs).
+    Pinned genes are in every run by construction."""
+    from seqattn.selectors.stability import selection_counts
+    from seqattn.trace import UNSTABLE_SHARE
+
+    runs = stable.settings.get("runs") or []
+    counts, _ = selection_counts(runs, stable.n_features)
+    index = {name: i for i, name in enumerate(stable.feature_names)}
+    pinned = set(stable.pinned)
+    rows = []
+    for gene in genes:
+        unit = index.get(str(gene))
+        if unit is None:
+            raise ValueError(f"Gene {gene!r} is not among the stability check's features.")
+        b = len(runs) if unit in pinned else int(counts[unit])
+        rows.append({"gene": str(gene), "picked_in": b, "n_runs": len(runs), "picked in": f"{b}/{len(runs)}",
+                     "unstable": unit not in pinned and b <= UNSTABLE_SHARE * len(runs)})
+    return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "unstable"])
 
 
 def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -> list[int]:

@@ -149,16 +149,26 @@ class StackedMLP:
         self.steps = 0
         self.target_scales = [(0.0, 1.0)] * M  # (mean, std) of standardised regression targets
 
-    def train_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs (M, rows, outputs) with batch statistics; the running statistics follow, as in training mode."""
+    def train_forward(self, x: torch.Tensor, feature_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Outputs (M, rows, outputs) with batch statistics; the running statistics follow, as in training mode.
+
+        ``feature_weights`` (M, 1, inputs) multiply each member's normalised inputs, as :class:`MLP`'s do
+        (Sequential Attention's mask, one row per member)."""
         mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, unbiased=False, keepdim=True)
+        var = (x - mean).pow(2).mean(dim=1, keepdim=True)  # torch's var over dim 1 of a 3-d tensor is ~100× slower
         with torch.no_grad():
             n = x.shape[1]
             self.running_mean.mul_(1 - BATCH_NORM_MOMENTUM).add_(BATCH_NORM_MOMENTUM * mean)
             self.running_var.mul_(1 - BATCH_NORM_MOMENTUM).add_(BATCH_NORM_MOMENTUM * var * (n / max(n - 1, 1)))
         self.steps += 1
-        return self._forward(x, mean, var, self.params, self.mask)
+        return self._forward(x, mean, var, self.params, self._weighted_mask(feature_weights))
+
+    def eval_forward(self, x: torch.Tensor, feature_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Every member's outputs on its rows ``x`` (M, rows, inputs) with its running statistics (eval mode)."""
+        return self._forward(x, self.running_mean, self.running_var, self.params, self._weighted_mask(feature_weights))
+
+    def _weighted_mask(self, feature_weights: torch.Tensor | None) -> torch.Tensor:
+        return self.mask if feature_weights is None else self.mask * feature_weights
 
     @torch.no_grad()
     def predict(self, m: int, x: torch.Tensor) -> np.ndarray:

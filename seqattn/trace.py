@@ -18,7 +18,7 @@ import pandas as pd
 
 from seqattn.safe_text import write_atomically
 
-TRACE_FORMAT_VERSION = 2  # 2: per-step confidence and runner-up
+TRACE_FORMAT_VERSION = 3  # 2: per-step confidence and runner-up; 3: picked in b of B runs (stability)
 
 #: A pick is a *near-tie* (uncertain) when (a) its confidence (score / mean candidate score) is below
 #: NEAR_TIE_CONFIDENCE, or (b) with at least MIN_CANDIDATES_FOR_SEPARATION candidates, its ``separation`` (how
@@ -35,6 +35,10 @@ ATTENTION_METHODS = frozenset({"sa", "sequential_attention", "sequential attenti
 NEAR_TIE_MARGIN = 0.1
 NEAR_TIE_SEPARATION_MARGIN = 2.0
 MIN_CANDIDATES_FOR_SEPARATION = 5
+#: A pick of a selection run several times (seeds or resamples, :mod:`seqattn.selectors.stability`) is
+#: *unstable* when at most this share of the runs made it — "half the runs do not pick it" — whatever its
+#: margin inside the runs that did.
+UNSTABLE_SHARE = 0.5
 
 
 def noise_separation(n_candidates: int) -> float:
@@ -57,6 +61,11 @@ class SelectionStep:
     ``runner_up_weight`` are the best candidate not picked and its score.
     Confidence and separation are ``None`` for methods whose scores are not
     attention weights (see ATTENTION_METHODS).
+
+    A pick of a *stable* selection (several runs, :mod:`seqattn.selectors.stability`)
+    also carries ``picked_in`` of ``n_runs`` runs and its ``mean_position`` in the
+    runs that picked it; its ``scores`` are then every candidate's share of runs, and
+    its confidence and separation the medians over the runs that picked it.
     """
 
     feature: int
@@ -69,6 +78,9 @@ class SelectionStep:
     runner_up: int | None = None
     runner_up_weight: float | None = None
     separation: float | None = None
+    picked_in: int | None = None
+    n_runs: int | None = None
+    mean_position: float | None = None
 
     @property
     def score(self) -> float:
@@ -80,6 +92,18 @@ class SelectionStep:
     def near_tie(self) -> bool:
         """True when the pick did not clearly stand out from the other candidates (rules at NEAR_TIE_*)."""
         return is_near_tie(self.confidence, self.separation, int(np.isfinite(self.scores).sum()))
+
+    @property
+    def unstable(self) -> bool:
+        """True when at most UNSTABLE_SHARE of the runs made this pick (only for picks of several runs)."""
+        return self.picked_in is not None and bool(self.n_runs) and self.picked_in <= UNSTABLE_SHARE * self.n_runs
+
+    @property
+    def flagged(self) -> bool:
+        """The one verdict a user sees. One run: a near-tie. Several runs: a pick the runs disagree on
+        (unstable). A pick every run makes is not flagged for a close margin inside the runs: that margin
+        says which of two genes came first, not whether the gene belongs in the panel."""
+        return self.unstable if self.picked_in is not None else self.near_tie
 
     def tied_with(self) -> list[int]:
         """Candidates whose score is within NEAR_TIE_MARGIN of the pick's, best first (the pick excluded)."""
@@ -167,6 +191,12 @@ class SelectionTrace:
         return len(self.feature_names)
 
     @property
+    def n_runs(self) -> int | None:
+        """How many runs a stable selection combined (``None`` for a single run)."""
+        runs = self.settings.get("n_runs")
+        return int(runs) if runs is not None and int(runs) > 1 else None
+
+    @property
     def k(self) -> int:
         return len(self.steps)
 
@@ -233,6 +263,10 @@ class SelectionTrace:
         ``seconds_since_start`` (time from the start of the run to this pick, not the pick's own cost)."""
         columns = ["order", "feature", "name", "pinned", "score", "confidence", "runner_up", "runner_up_weight",
                    "separation", "near_tie", "marginal_gain", "val_metric", "seconds_since_start"]
+        stable = self.n_runs is not None
+        if stable:
+            columns[columns.index("near_tie") + 1:columns.index("near_tie") + 1] = [
+                "picked_in", "n_runs", "mean_position", "unstable", "flagged"]
         rows = [{"order": 0, "feature": i, "name": self.feature_names[i], "pinned": True} for i in self.pinned]
         rows += [
             {
@@ -246,6 +280,8 @@ class SelectionTrace:
                 "runner_up_weight": s.runner_up_weight,
                 "separation": s.separation,
                 "near_tie": s.near_tie,
+                **({"picked_in": s.picked_in, "n_runs": s.n_runs, "mean_position": s.mean_position,
+                    "unstable": s.unstable, "flagged": s.flagged} if stable else {}),
                 "marginal_gain": s.marginal_gain,
                 "val_metric": s.val_metric,
                 "seconds_since_start": s.seconds,
@@ -367,6 +403,8 @@ class SelectionTrace:
                         "runner_up_weight": s.runner_up_weight,
                         "separation": s.separation,
                         "near_tie": s.near_tie,
+                        **({"picked_in": s.picked_in, "n_runs": s.n_runs, "mean_position": s.mean_position,
+                            "unstable": s.unstable, "flagged": s.flagged} if s.picked_in is not None else {}),
                     }
                     for s in self.steps
                 ],
@@ -399,9 +437,16 @@ class SelectionTrace:
         )
         for step in data.get("steps", []):
             scores = np.array([np.nan if v is None else v for v in step["scores"]], dtype=np.float64)
-            trace.add_step(
+            added = trace.add_step(
                 step["feature"], scores, step.get("marginal_gain"), step.get("val_metric"), step.get("seconds", 0.0)
             )
+            if step.get("picked_in") is not None:  # a pick of several runs keeps its recorded verdicts
+                added.confidence, added.separation = _opt_float(step.get("confidence")), _opt_float(
+                    step.get("separation"))
+                added.runner_up = None if step.get("runner_up") is None else int(step["runner_up"])
+                added.runner_up_weight = _opt_float(step.get("runner_up_weight"))
+                added.picked_in, added.n_runs = int(step["picked_in"]), int(step["n_runs"])
+                added.mean_position = _opt_float(step.get("mean_position"))
         return trace
 
     @classmethod

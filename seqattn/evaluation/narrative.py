@@ -90,6 +90,35 @@ def near_tie_warnings(trace: SelectionTrace, max_names: int = 3) -> list[str]:
     return lines
 
 
+def unstable_warnings(trace: SelectionTrace) -> list[str]:
+    """For a selection run several times: one sentence naming every pick that at most half of the runs
+    made (flagged unstable, :attr:`~seqattn.trace.SelectionStep.unstable`), with its count."""
+    flagged = [(t, step) for t, step in enumerate(trace.steps) if step.unstable]
+    if not flagged:
+        return []
+    runs = flagged[0][1].n_runs
+    listed = ", ".join(f"{step.name} ({step.picked_in}/{runs})" for _, step in flagged)
+    return [f"{len(flagged)} of {trace.k} picks were made in at most half of the {runs} runs — unstable, another "
+            f"seed or sample of cells may swap them: {listed}."]
+
+
+def pick_warnings(trace: SelectionTrace) -> list[str]:
+    """Every warning about the picks a user should read: for several runs, the picks they disagree on
+    (:attr:`~seqattn.trace.SelectionStep.flagged`); for one run, its near-ties."""
+    return unstable_warnings(trace) if trace.n_runs is not None else near_tie_warnings(trace)
+
+
+def stability_summary(trace: SelectionTrace) -> str:
+    """How a selection of several runs was combined ("" for one run)."""
+    runs = trace.n_runs
+    if runs is None:
+        return ""
+    stable = sum(not step.unstable for step in trace.steps)
+    how = "bootstrap samples of the cells" if trace.settings.get("resample") == "bootstrap" else "seeds"
+    return (f"{runs} runs with different {how}, combined: the features picked by the most runs, earliest first. "
+            f"{stable} of {trace.k} picks were made by more than half of the runs; the others are flagged unstable.")
+
+
 def budget_summary(trace: SelectionTrace) -> str:
     """How long SA trained, from the trace's settings: the automatic budget's warm-up and phase lengths,
     or the fixed schedule's epochs ("" for other methods)."""

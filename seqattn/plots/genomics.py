@@ -31,18 +31,48 @@ MAX_DOT_SIZE = 22.0
 COLORSCALE = "Reds"
 
 
-def panel_frame(trace: SelectionTrace) -> pd.DataFrame:
+def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) -> pd.DataFrame:
     """Pinned genes (order ``"pinned"``) then the picks: order, gene, index, score, marginal gain.
 
     Pinned genes belong to the panel (they were selected from the start), so
-    downstream read-outs use :func:`panel_genes`, which lists them too.
+    downstream read-outs use :func:`panel_genes`, which lists them too. A selection
+    of several runs adds "picked in" (b/B) and "unstable" from its own steps; a single
+    run gets them from ``stability`` (:func:`seqattn.genomics.panel_stability`
+    of a stability check), when given.
     """
     rows = [{"order": "pinned", "gene": trace.feature_names[j], "feature": int(j),
              "score": np.nan, "marginal_gain": np.nan} for j in trace.pinned]
     rows += [{"order": str(i + 1), "gene": s.name, "feature": s.feature, "score": s.score,
               "marginal_gain": np.nan if s.marginal_gain is None else s.marginal_gain}
              for i, s in enumerate(trace.steps)]
-    return pd.DataFrame(rows, columns=["order", "gene", "feature", "score", "marginal_gain"])
+    columns = ["order", "gene", "feature", "score", "marginal_gain"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if trace.n_runs is not None:
+        runs = trace.n_runs
+        frame["picked in"] = [f"{runs}/{runs}"] * len(trace.pinned) + [f"{s.picked_in}/{runs}" for s in trace.steps]
+        frame["unstable"] = [False] * len(trace.pinned) + [s.unstable for s in trace.steps]
+    elif stability is not None:
+        found = stability.set_index("gene")
+        frame["picked in"] = [found.at[g, "picked in"] for g in frame["gene"]]
+        frame["unstable"] = [bool(found.at[g, "unstable"]) for g in frame["gene"]]
+    return frame
+
+
+def stability_figure(names: Sequence[str], matrix: np.ndarray, panel_size: int) -> go.Figure:
+    """The stability view: genes (rows: the panel first, then genes only some runs picked) × runs, each
+    cell the gene's pick position in that run (blank: not picked), as stability-selection plots show it."""
+    positions = np.where(matrix > 0, matrix, np.nan).astype(float)
+    counts = (matrix > 0).sum(axis=1)
+    labels = [f"{name} ({c}/{matrix.shape[1]})" + ("" if i < panel_size else " ·") for i, (name, c) in
+              enumerate(zip(names, counts))]
+    figure = go.Figure(go.Heatmap(
+        z=[[None if np.isnan(v) else float(v) for v in row] for row in positions],
+        x=[f"run {r + 1}" for r in range(matrix.shape[1])], y=escape_plot_texts(labels), colorscale="Viridis_r",
+        colorbar={"title": "pick position"}, hovertemplate="%{y}, %{x}: pick %{z}<extra></extra>"))
+    figure.update_layout(height=max(260, 18 * len(names) + 80), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                         yaxis={"autorange": "reversed"},
+                         title="Which runs picked each gene (· outside the panel)")
+    return figure
 
 
 def panel_genes(trace: SelectionTrace) -> list[str]:

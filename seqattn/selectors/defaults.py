@@ -1,6 +1,8 @@
 """Defaults every entry point shares (library, CLI, pages), declared once."""
 from __future__ import annotations
 
+from typing import Any
+
 #: Without an explicit k, a selection picks this many units, or half the candidates on narrow data.
 DEFAULT_K = 10
 
@@ -12,3 +14,23 @@ def default_k(n_candidates: int, cap: int = DEFAULT_K) -> int:
     :func:`seqattn.select_features` uses it with a gene panel's cap.
     """
     return max(1, min(int(cap), int(n_candidates) // 2))
+
+
+
+#: SA's settings where a gene panel is the product (``select_features``, the CLI on expression data,
+#: ``benchmarks/bench_panels.py``), chosen on held-out numbers (benchmarks/README.md, *Gene panels*):
+#: candidates from every type's t-test markers, a loss in which every type weighs the same, and the
+#: consensus of several runs so each pick says in how many of them it was made.
+PANEL_DEFAULTS: dict = {"marker_pool": 3, "class_weight": "balanced", "n_runs": 8, "combine": "runs"}
+
+
+def panel_defaults(dataset: Any) -> dict[str, Any]:
+    """The PANEL_DEFAULTS that apply to ``dataset``: cell types (classification) for the balanced loss and the
+    marker pool, single genes in memory for the pool (not backed rows, not feature groups)."""
+    options = dict(PANEL_DEFAULTS)
+    if dataset.task != "classification":
+        options.pop("class_weight", None)
+        options.pop("marker_pool", None)
+    if getattr(dataset, "backed", False) or dataset.groups is not None:
+        options.pop("marker_pool", None)
+    return options

@@ -46,6 +46,7 @@ from seqattn.data import DataError, split_indices
 from seqattn.data.stream import BatchStream, ReadoutRows, as_row_source, standardisation
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
+from seqattn.objectives import SelectionObjective
 from seqattn.progress import EstimatedTotal
 from seqattn.schedule import (CONVERGENCE_PATIENCE, HANDOVER_PATIENCE, PHASE_BUDGET, PHASE_MAX_FACTOR, PICK_BUDGET,
                               ConvergenceSchedule, FixedSchedule, Probe)
@@ -92,6 +93,26 @@ def auto_threads(n_inputs: int, hidden: int, world_size: int = 1, cpu_count: int
     return None
 
 
+def training_rows(y: np.ndarray, task: str, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One fit's training and validation rows (stratified for classes); with no validation share both are all rows."""
+    if validation_fraction > 0:
+        train_idx, val_idx, _ = split_indices(len(y), y if task == "classification" else None,
+                                              validation_fraction, 0.0, seed)
+    else:  # train on everything; the per-step metric is then a training metric
+        train_idx = val_idx = np.arange(len(y))
+    if len(train_idx) < 2:  # batch normalisation needs two rows per mini-batch
+        raise DataError(f"Only {len(train_idx)} training sample(s) after holding out "
+                        f"{len(val_idx)} for validation; SA needs at least 2. Use more samples.")
+    return train_idx, val_idx
+
+
+def convergence_check_rows(val_idx: np.ndarray, n_columns: int, seed: int) -> np.ndarray:
+    """The validation rows the warm-up's convergence check reads (at most VALIDATION_ROWS / VALIDATION_VALUES)."""
+    n_check = max(64, min(VALIDATION_ROWS, VALIDATION_VALUES // max(1, n_columns)))
+    return val_idx if len(val_idx) <= n_check else np.sort(
+        np.random.default_rng(seed + 2).choice(val_idx, n_check, replace=False))
+
+
 # --------------------------------------------------------------------------- 1. hyper-parameters
 @dataclass(frozen=True)
 class SAConfig:
@@ -128,6 +149,9 @@ class SAConfig:
     num_threads: int | None = None
     random_state: int | None = 0
     device: str = "auto"
+    class_weight: str | None = None  # "balanced": every class weighs the same in the loss (seqattn.objectives)
+    structure_weight: float = 0.0  # λ of the structure head (leading principal components); 0: no head
+    structure_components: int = 20
 
     @classmethod
     def linear_defaults(cls) -> "SAConfig":
@@ -325,7 +349,7 @@ class SATrainer:
     def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         """One optimizer step on one mini-batch; the logits stay untrained during the dense warm-up."""
         dense = self.schedule.dense
-        loss = self.loss(self.model(xb, dense=dense), yb)
+        loss = self.loss(self.model(xb, dense=dense), yb, xb)
         if self.config.model == "linear" and self.config.l2 > 0:
             # ℓ2 on the attention-weighted (candidate) coefficients only: selected
             # features are refit freely, as in OMP's least-squares step.
@@ -407,14 +431,7 @@ class SATrainer:
     def _prepare_rows(self, X: Any, y: np.ndarray) -> None:
         """Validation split, column statistics, the mini-batch stream and the warm-up's check rows."""
         config, task, seed = self.config, self.task, self.config.seed
-        if config.validation_fraction > 0:
-            train_idx, val_idx, _ = split_indices(X.shape[0], y if task == "classification" else None,
-                                                  config.validation_fraction, 0.0, seed)
-        else:  # train on everything; the per-step metric is then a training metric
-            train_idx = val_idx = np.arange(X.shape[0])
-        if len(train_idx) < 2:  # batch normalisation needs two rows per mini-batch
-            raise DataError(f"Only {len(train_idx)} training sample(s) after holding out "
-                            f"{len(val_idx)} for validation; SA needs at least 2. Use more samples.")
+        train_idx, val_idx = training_rows(y, task, config.validation_fraction, seed)
         self.source = as_row_source(X)  # no split copies: everything below indexes rows of X
         mean, scale = standardisation(self.source, train_idx, config.chunk_rows)
         self.target_dtype = torch.long if task == "classification" else torch.float32
@@ -430,9 +447,7 @@ class SATrainer:
         self.data = BatchStream(self.source, train_idx, self.y_fit, mean, scale, batch_size=batch_size,
                                 device=self.device, target_dtype=self.target_dtype, chunk_rows=config.chunk_rows,
                                 rank=self.rank, world_size=self.world)
-        n_check = max(64, min(VALIDATION_ROWS, VALIDATION_VALUES // max(1, X.shape[1])))
-        self.check_rows = val_idx if len(val_idx) <= n_check else np.sort(
-            np.random.default_rng(seed + 2).choice(val_idx, n_check, replace=False))
+        self.check_rows = convergence_check_rows(val_idx, X.shape[1], seed)
         self.train_idx, self.val_idx = train_idx, val_idx
 
     def _new_trace(self, dataset_name: str) -> SelectionTrace:
@@ -460,7 +475,8 @@ class SATrainer:
         config, units, device = self.config, self.units, self.device
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
-        n_outputs = int(self.y.max()) + 1 if self.task == "classification" else 1
+        self.objective = self._objective()
+        n_outputs = self.objective.n_task_outputs + self.objective.extra_outputs
         self.net = build_model(config.model, self.source.shape[1], n_outputs, config.hidden).to(device)
         column_group = None if units.groups is None else units.groups.column_group()
         self.mask = SequentialAttention(len(units.names), units.pinned, units.banned, generator,
@@ -478,14 +494,25 @@ class SATrainer:
         # whose length is not known in advance, keeps it constant
         gamma = float(config.lr_decay) ** (1.0 / max(1, self.schedule.total_steps)) if config.epochs else 1.0
         self.lr_schedule = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
-        self.criterion = nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
         self.rng = np.random.default_rng(config.seed)
         self.readout = self._readout_rows() if self.rank == 0 else None
         self.probe = Probe(self.validation_loss, self.mask.scores)
         self._check: list[torch.Tensor] = []  # read on the first check only (a fixed schedule never checks)
 
-    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.criterion(out.squeeze(-1) if self.task == "regression" else out, target)
+    def _objective(self) -> SelectionObjective:
+        """The loss the network trains on (class weights, structure head), fitted on the training rows."""
+        config = self.config
+        objective = SelectionObjective.fit(
+            task=self.task, n_task_outputs=int(self.y.max()) + 1 if self.task == "classification" else 1,
+            y_train=[self.y[self.train_idx]], scales=[self.data.scale.cpu().numpy()],
+            class_weight=config.class_weight, structure_weight=config.structure_weight,
+            n_components=config.structure_components, source=self.source, structure_rows=self.train_idx,
+            device=self.device, random_state=config.seed)
+        self.trace.settings.update(objective.describe())
+        return objective
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.objective.loss(out, target, x)
 
     @torch.no_grad()
     def validation_loss(self) -> float:
@@ -501,9 +528,9 @@ class SATrainer:
         self.net.eval()
         total = 0.0
         for lo in range(0, len(self.check_rows), 256):  # small slices: few activations alive at once
-            out = self.net(self._check[0][lo:lo + 256], self.mask.weights(dense=True))
-            yb = self._check[1][lo:lo + 256]
-            total += float(self.loss(out, yb)) * len(yb)
+            xb, yb = self._check[0][lo:lo + 256], self._check[1][lo:lo + 256]
+            out = self.net(xb, self.mask.weights(dense=True))
+            total += float(self.loss(out, yb, xb)) * len(yb)
         self.net.train()
         return total / len(self.check_rows)
 

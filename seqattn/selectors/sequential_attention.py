@@ -45,6 +45,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from seqattn import distributed
 from seqattn.data import Dataset, DataError, TASKS, check_pinned_banned, encode_target, infer_task, validate_k
 from seqattn.data.stream import BackedRows
+from seqattn.device import resolve_device
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig
 from seqattn.schedule import PHASE_MAX_FACTOR
 from seqattn.selectors.defaults import DEFAULT_K, default_k
@@ -76,6 +77,9 @@ PARAMETER_HINTS = {
     "random_state": "the seed, a whole number",
     "max_seconds": "a wall-clock limit in seconds, or None for none",
     "chunk_rows": "rows per chunk of the mini-batch order, or None for automatic",
+    "class_weight": "None, or 'balanced' to weigh every class equally in the loss",
+    "structure_weight": "the weight λ ≥ 0 of the head that reconstructs the leading principal components (0: none)",
+    "marker_pool": "0 (all genes are candidates) or a whole number m ≥ 1: candidates = the m·k-gene t-test marker panel",
 }
 
 
@@ -147,6 +151,29 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         :mod:`seqattn.data.stream`): ``None`` = one chunk (a plain shuffle) for
         in-memory data, ~32 MB per disk read for backed data. Same value, same
         batches, whether the rows are in memory or on disk.
+    class_weight : ``None`` or ``"balanced"``: cross-entropy with each class weighted
+        ``n / (C · n_c)`` (scikit-learn's rule) so rare classes are not crowded out by
+        large ones — the attention then serves balanced accuracy (:mod:`seqattn.objectives`).
+    structure_weight, structure_components : λ ≥ 0 and the number of leading principal
+        components a second head of the network reconstructs from the attention-weighted
+        inputs (as PERSIST does), so the picks keep the data's structure as well as the
+        labels; the loss adds λ × the share of those components' variance left unexplained.
+        0 (default): no head.
+    marker_pool : 0 (default) or m ≥ 1: the candidates are only the ``m · k`` genes of the
+        per-cell-type t-test marker panel (Welch t, one type vs rest, types taking turns:
+        :func:`seqattn.selectors.ttest.ttest_markers`, on the rows SA is fitted on); SA then
+        chooses among markers of every type instead of among all genes, which on a few hundred
+        cells keeps it from spending picks on genes no type is marked by. Classification on
+        single columns in memory only; the trace's ``banned`` stays the user's bans and its
+        settings record ``marker_pool`` and ``candidates``.
+    n_runs, resample : ``n_runs`` > 1 runs SA that many times — each with its own seed
+        (``resample="seeds"``) or also its own bootstrap sample of the training rows
+        (``"bootstrap"``) — side by side as stacked networks where possible
+        (:mod:`seqattn.selectors.stability`), and returns their consensus: the features
+        picked by the most runs, earliest first, each step carrying "picked in b of B
+        runs" and flagged *unstable* when at most half the runs picked it. ``model_`` and
+        ``attention_`` are then ``None`` (B networks were trained); ``runs_`` holds each
+        run's picks and ``selection_frequency_`` each unit's share of runs.
 
     Feature names come from a DataFrame's columns (``feature_names_in_``, as in
     scikit-learn; sparse DataFrames too), from ``fit(..., feature_names=…)``, or
@@ -200,6 +227,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "max_seconds": [Interval(Real, 0, None, closed="neither"), None],
         "groups": "no_validation",  # a mapping or FeatureGroups, checked against the columns in _units
         "chunk_rows": [_POSITIVE_INT, None],
+        "class_weight": [StrOptions({"balanced"}), None],
+        "structure_weight": [Interval(Real, 0, None, closed="left")],
+        "structure_components": [_POSITIVE_INT],
+        "marker_pool": [Interval(Integral, 0, None, closed="left")],
+        "n_runs": [_POSITIVE_INT],
+        "resample": [StrOptions({"seeds", "bootstrap"})],
+        "combine": [StrOptions({"shared", "runs"})],
     }
 
     def __init__(
@@ -229,6 +263,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         max_seconds: float | None = None,
         groups: Any = None,
         chunk_rows: int | None = None,
+        class_weight: str | None = None,
+        structure_weight: float = 0.0,
+        structure_components: int = 20,
+        marker_pool: int = 0,
+        n_runs: int = 1,
+        resample: str = "seeds",
+        combine: str = "shared",
     ):
         self.n_features_to_select = n_features_to_select
         self.task = task
@@ -254,6 +295,13 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.banned = banned
         self.groups = groups
         self.chunk_rows = chunk_rows
+        self.class_weight = class_weight
+        self.structure_weight = structure_weight
+        self.structure_components = structure_components
+        self.marker_pool = marker_pool
+        self.n_runs = n_runs
+        self.resample = resample
+        self.combine = combine
 
     # ------------------------------------------------------------------- fit
     def fit(self, X, y, *, feature_names: Sequence[str] | None = None,
@@ -294,6 +342,41 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise DataError("The target has a single class; classification needs at least two.")
         self.task_ = task
         self.classes_ = np.array(classes) if task == "classification" else None
+        user_banned = list(units.banned)
+        if self.marker_pool:
+            units = self._marker_candidates(X, y, task, k, units)
+        if self.n_runs > 1:
+            self._train_runs(X, y, task, k, units, callback, dataset_name)
+        else:
+            self._train_one(X, y, task, k, units, callback, dataset_name)
+        if self.marker_pool:  # the trace says what the user banned; the pool is a setting
+            self.trace_.banned = user_banned
+            self.trace_.settings.update(marker_pool=int(self.marker_pool),
+                                        candidates=len(units.names) - len(units.banned) - len(units.pinned))
+
+    def _marker_candidates(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits) -> SelectionUnits:
+        """``units`` with every gene outside the ``marker_pool · k``-gene t-test marker panel banned."""
+        from dataclasses import replace
+
+        from seqattn.selectors.ttest import ttest_markers
+
+        if task != "classification":
+            raise ValueError("marker_pool needs cell types (a classification target); set marker_pool=0.")
+        if units.groups is not None:
+            raise ValueError("marker_pool ranks single genes; it does not apply to feature groups.")
+        if isinstance(X, BackedRows):
+            raise DataError("marker_pool needs the matrix in memory (the t-test reads every row); load it without "
+                            "backed mode, or set marker_pool=0.")
+        free = len(units.names) - len(units.pinned) - len(units.banned)
+        data = Dataset(X=X, y=np.asarray(y), feature_names=list(units.names), task="classification")
+        markers = ttest_markers(data, min(free, int(self.marker_pool) * k), pinned=units.pinned,
+                                banned=units.banned).selected
+        outside = set(range(len(units.names))) - set(markers) - set(units.pinned)
+        return replace(units, banned=sorted(outside))
+
+    def _train_one(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,
+                   callback: ProgressCallback | None, dataset_name: str) -> None:
+        """One SA fit; the fitted attributes come from what it trained."""
         trainer = SATrainer(SAConfig.from_params(self.get_params()), X, y, task, k, units, callback=callback,
                             dataset_name=dataset_name)
         self.trace_ = trainer.trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
@@ -303,6 +386,22 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.selected_features_ = np.array(units.columns(units.pinned + self.trace_.selected), dtype=np.int64)
         self.device_ = str(trainer.device)
         self.n_iter_ = trainer.schedule.step
+
+    def _train_runs(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,
+                    callback: ProgressCallback | None, dataset_name: str) -> None:
+        """``n_runs`` fits and their consensus (:func:`seqattn.selectors.stability.fit_runs`)."""
+        from seqattn.selectors.stability import fit_runs, selection_counts
+
+        config = SAConfig.from_params(self.get_params())
+        self.trace_ = fit_runs(config, X, y, task, k, units, n_runs=self.n_runs, resample=self.resample,
+                               shared=self.combine == "shared", callback=callback, dataset_name=dataset_name)
+        self.runs_ = [list(r) for r in self.trace_.settings["runs"]]
+        counts, _ = selection_counts(self.runs_, len(units.names))
+        self.selection_frequency_ = counts / max(1, len(self.runs_))
+        self.model_ = self.attention_ = None
+        self.selected_features_ = np.array(units.columns(units.pinned + self.trace_.selected), dtype=np.int64)
+        self.device_ = str(resolve_device(self.device))
+        self.n_iter_ = int(sum(self.trace_.settings["run_total_steps"]))
 
     # ------------------------------------------------------------ checks
     def _validate_params(self) -> None:

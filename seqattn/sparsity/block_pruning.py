@@ -43,6 +43,24 @@ Callback = Callable[[int, int, str], Any]
 MASK_SCORES = ("attention", "attention_norm")
 
 
+# --------------------------------------------------------------------------- shared SA++ pieces
+def mean_one_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``n · softmax(L)`` over all ``n`` entries of ``logits`` (mean 1), in the logits' shape.
+
+    Mean 1 means switching the attention on does not change the network's
+    scale; the structured (transformer) SA++ uses the same function per kind of unit.
+    """
+    return logits.numel() * torch.softmax(logits.flatten(), 0).view(logits.shape)
+
+
+def keep_best(scores: torch.Tensor, alive: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """0/1 mask (``scores``' shape) keeping the ``n_keep`` best-scoring entries among those still alive."""
+    s = scores.flatten().masked_fill(alive.flatten() == 0, float("-inf"))
+    new = torch.zeros(s.numel(), device=s.device)
+    new[s.topk(n_keep).indices] = 1.0
+    return new.view(scores.shape)
+
+
 # --------------------------------------------------------------------------- model
 class BlockAttentionLinear(nn.Module):
     """``nn.Linear`` whose weight is ``W ⊙ A ⊙ mask`` with per-block attention ``A``.
@@ -66,7 +84,7 @@ class BlockAttentionLinear(nn.Module):
 
     def attention(self) -> torch.Tensor:
         """``n_blocks · softmax(L)`` over all blocks of the layer (mean 1)."""
-        return self.n_blocks * torch.softmax(self.logits.flatten(), 0).view(self.grid)
+        return mean_one_softmax(self.logits)
 
     def expand(self, per_block: torch.Tensor) -> torch.Tensor:
         """Block grid -> weight-shaped tensor."""
@@ -261,12 +279,7 @@ def _prune_to(model: BlockSparseMLP, sparsity: float, score: str) -> None:
             s = layer.attention()
         else:
             s = layer.block_norms(with_attention=True)
-        s = s.flatten().masked_fill(layer.mask.flatten() == 0, float("-inf"))
-        n_keep = layer.n_blocks - n_prune
-        keep = s.topk(n_keep).indices
-        new = torch.zeros(layer.n_blocks, device=s.device)
-        new[keep] = 1.0
-        layer.mask.copy_(new.view(layer.grid))
+        layer.mask.copy_(keep_best(s, layer.mask, layer.n_blocks - n_prune))
 
 
 def _snapshot(model: BlockSparseMLP, label: str, phase: str, step: int, target: float, val_acc: float) -> Snapshot:

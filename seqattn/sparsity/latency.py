@@ -150,6 +150,16 @@ def _time_once(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
+def _thread_cpu_once(fn: Callable[[], Any], device: torch.device) -> float:
+    """CPU time of the calling thread: what the call costs on a core of its own, whatever else runs."""
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
+
+
+CLOCKS = ("wall", "thread_cpu")
+
+
 def time_paired(
     candidates: dict[str, Callable[[], Any]],
     baseline: str,
@@ -157,12 +167,21 @@ def time_paired(
     repeats: int = 7,
     warmup: int = 1,
     callback: Callback | None = None,
+    clock: str = "wall",
 ) -> tuple[list[Timing], bool]:
     """Interleaved rounds (rotating order); returns timings and whether the callback cancelled.
 
     ``callback(round, repeats, message)`` is called after every round; if it
-    returns True we stop and keep the rounds already done.
+    returns True we stop and keep the rounds already done. ``clock="thread_cpu"``
+    times the calling thread's CPU time instead of the wall clock (CPU only, and
+    only meaningful with one torch thread): on a shared, busy machine it leaves
+    out the time the thread waited for a core.
     """
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}.")
+    if clock == "thread_cpu" and device.type != "cpu":
+        raise ValueError("clock='thread_cpu' times CPU work only; use the wall clock on an accelerator.")
+    once = _time_once if clock == "wall" else _thread_cpu_once
     if baseline not in candidates:
         raise ValueError(f"baseline {baseline!r} is not among the candidates {list(candidates)}.")
     if repeats < 1:
@@ -171,13 +190,13 @@ def time_paired(
     with torch.inference_mode():
         for _ in range(warmup):
             for name in names:
-                _time_once(candidates[name], device)
+                once(candidates[name], device)
         times: dict[str, list[float]] = {n: [] for n in names}
         cancelled = False
         for r in range(repeats):
             order = names[r % len(names):] + names[: r % len(names)]
             for name in order:
-                times[name].append(_time_once(candidates[name], device))
+                times[name].append(once(candidates[name], device))
             if callback is not None and callback(r + 1, repeats, f"round {r + 1}/{repeats}"):
                 cancelled = r + 1 < repeats
                 break

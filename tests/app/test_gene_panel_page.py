@@ -104,6 +104,26 @@ def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
     downloads = {b.proto.label for b in at.get("download_button")}
     assert downloads == {"Panel (CSV)", "Trace (JSON)", "Per-cell-type expression (CSV)"}
 
+    # stability: one run's picks are checked over 8 other seeds on request; "picked in b/8" per panel gene,
+    # the unstable flag and the warning agree with the library's stability check of the same run
+    assert "picked in" not in panel.columns
+    assert any("not been checked against other seeds" in c.value for c in at.caption)
+    at.button(key="gp_check_stability").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    panel = [d.value for d in at.dataframe if "gene" in d.value.columns and "order" in d.value.columns][0]
+    from seqattn.genomics import panel_stability, stability_check
+
+    expected = panel_stability(list(panel["gene"]), stability_check(at.session_state["dataset"], trace, n_runs=8))
+    assert list(panel["picked in"]) == list(expected["picked in"])
+    assert panel["picked in"].iloc[0] == "8/8"  # the pinned marker is in every run
+    assert list(panel["unstable"]) == list(expected["unstable"])
+    flagged = int(expected["unstable"].sum())
+    warned = [w.value for w in at.warning if "at most half of the 8 runs" in w.value]
+    assert (warned and warned[0].startswith(f"{flagged} of {trace.k + 1} panel genes")) if flagged else not warned
+    stability_view = _plotly(at, "gp_stability")["data"][0]
+    assert stability_view["x"] == [f"run {r}" for r in range(1, 9)]
+    assert len(stability_view["y"]) >= trace.k  # the panel's picks first, then genes only other runs picked
+
 
 def test_log1p_on_negative_values_is_refused_with_a_message(tmp_path):
     from seqattn.data import Dataset

@@ -16,7 +16,7 @@ from tests.support.browser_helpers import APP_NAV
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-APP_TITLES = {"Home", "Data", "Sequential Attention", "Gene panel", "Compare", "Sparsity"}
+APP_TITLES = {"Home", "Data", "Sequential Attention", "Gene panel", "Compare", "Sparsity", "Structured pruning"}
 
 # Every link or navigation entry in the sidebar, with icon ligatures (material icon names) removed.
 SIDEBAR_ENTRIES_JS = """() => {

@@ -62,8 +62,13 @@ def test_select_features_sa_with_key_added_and_layer(tmp_path) -> None:
     adata.layers["signal"] = sp.csr_matrix(ds.X)
     trace = select_features(adata, "label", 3, layer="signal", key_added="sa3", epochs=40, random_state=0,
                             progress=False)
-    direct = SequentialAttentionSelector(3, epochs=40, random_state=0).fit(ds.X, ds.y, feature_names=ds.feature_names)
+    from seqattn.selectors.defaults import PANEL_DEFAULTS
+
+    direct = SequentialAttentionSelector(3, epochs=40, random_state=0, **PANEL_DEFAULTS).fit(
+        ds.X, ds.y, feature_names=ds.feature_names)  # select_features uses the gene-panel defaults
     assert trace.selected_names == direct.trace_.selected_names  # X (all zeros) was not used
+    assert trace.n_runs == PANEL_DEFAULTS["n_runs"] and trace.settings["marker_pool"] == PANEL_DEFAULTS["marker_pool"]
+    assert all(step.picked_in == trace.n_runs for step in trace.steps)  # 3 planted features: every run finds them
     assert set(trace.selected) == set(ds.informative.tolist())
     assert adata.var["sa3_rank"].max() == 3 and "seqattn_rank" not in adata.var
     adata.write_h5ad(tmp_path / "a.h5ad")

@@ -1,0 +1,206 @@
+"""Structured pruning of the standard byte-level transformer: quality of SA++ vs baselines, and real latency.
+
+    .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,page] [--seeds 3] [--first-seed 3]
+        [--steps 280] [--threads 1] [--latency-threads 1,2] [--repeats 20] [--page-runs 2]
+        [--json out.json]
+
+* **quality** — the cached ``standard`` model (trained first if absent: the
+  training's time and validation loss are printed), then for every seed the
+  dense model trained for the same extra steps and SA++, magnitude, gradient
+  importance and random at each fraction of heads *and* MLP blocks removed;
+  validation loss (nats/byte) after the same fine-tune, per run and as
+  mean ± sd and range over seeds, beside the dense figures.
+* **latency** — SA++ models pruned at each fraction (first seed), timed
+  against the dense model and the unstructured copies (the same share of each
+  block matrix zeroed by magnitude: dense kernels, and CSR) with
+  ``measure_structured_latency``: prefill at several lengths and decode, paired
+  and interleaved rounds, medians, p25–p75 and per-round ratios, for each
+  thread count in ``--latency-threads`` (wall clock), and with one thread on
+  the thread's CPU clock too (what a busy shared machine does not inflate); the
+  load average is printed with every case, and the whole measurement is taken twice.
+* **page** — wall time of the Structured pruning page's default run (cached
+  model, ``PruningSettings.quick``, every method, 50 % and 75 %, one seed, timing).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from seqattn.device import torch_threads  # noqa: E402
+from seqattn.sparsity.structured import PruningSettings  # noqa: E402
+from seqattn.sparsity.structured_latency import measure_structured_latency  # noqa: E402
+from seqattn.sparsity.structured_study import structured_pruning_study  # noqa: E402
+from seqattn.sparsity.transformer import bits_per_byte, load_or_train  # noqa: E402
+
+
+def load() -> str:
+    return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def cpu_seconds() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+def progress_printer(prefix: str):
+    last = [0.0]
+
+    def callback(step: int, total: int, message: str) -> bool:
+        if time.time() - last[0] > 60 or step == total:
+            last[0] = time.time()
+            print(f"    [{prefix} {step}/{total}] {message} ({load()})", flush=True)
+        return False
+
+    return callback
+
+
+def quality(args, trained, dump: dict) -> dict:
+    settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
+          f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, batch {settings.batch_size} × "
+          f"{trained.config.context} bytes, "
+          f"{args.threads} thread(s) ==",
+          flush=True)
+    started, cpu0 = time.time(), cpu_seconds()
+    result = structured_pruning_study(trained=trained, fractions=args.fractions, seeds=seeds, settings=settings,
+                                      methods=args.methods, dense_reference=not args.skip_dense_reference,
+                                      latency=False, device="cpu",
+                                      num_threads=args.threads,
+                                      callback=progress_printer("quality"))
+    print(f"  {time.time() - started:.0f} s wall, {cpu_seconds() - cpu0:.0f} s CPU, {load()}")
+    print(f"  dense as trained: val loss {result.dense_val_loss:.4f} nats/byte "
+          f"({bits_per_byte(result.dense_val_loss):.3f} bits/byte)")
+    for r in result.runs:
+        print(f"  seed {r.seed} {r.method:<9} {r.fraction:4.0%}: val loss {r.val_loss:.4f}  heads/layer "
+              f"{r.pruned_config.heads}  MLP/layer {r.pruned_config.mlp_hidden}  {r.seconds:.0f} s")
+    print("\n  method       removed   mean ± sd (min–max) over seeds")
+    for row in result.summary():
+        print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
+              f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
+    verdicts(result)
+    dump["quality"] = {"summary": result.summary(), "table": result.table(), "dense": result.dense_val_loss,
+                       "settings": result.settings}
+    return dump
+
+
+def verdicts(result) -> None:
+    """Is SA++'s mean lower than each baseline's, and by how much (with the seeds' spread)?"""
+    if "SA++" not in result.methods or len(result.methods) < 2:
+        return
+    print("\n  SA++ vs each baseline (mean over seeds; negative = SA++ lower = better):")
+    for fraction in result.fractions:
+        sa = [r.val_loss for r in result.runs if r.method == "SA++" and np.isclose(r.fraction, fraction)]
+        for method in ("magnitude", "gradient", "random"):
+            other = [r.val_loss for r in result.runs if r.method == method and np.isclose(r.fraction, fraction)]
+            if sa and other:
+                diff = np.mean(sa) - np.mean(other)
+                paired = np.array(sa) - np.array(other)
+                print(f"    {fraction:.0%}: SA++ − {method:<9} = {diff:+.4f}  (per seed: "
+                      + ", ".join(f"{d:+.4f}" for d in paired) + f")  {'met' if diff < 0 else 'NOT met'}")
+
+
+def latency(args, trained, dump: dict) -> None:
+    print(f"\n== latency: SA++ at {args.fractions} (seed {args.first_seed}, {args.steps} steps) vs dense vs "
+          "unstructured, prefill and decode ==", flush=True)
+    result = structured_pruning_study(trained=trained, fractions=args.fractions, methods=("SA++",),
+                                      seeds=(args.first_seed,), settings=PruningSettings(steps=args.steps),
+                                      dense_reference=False, latency=False, device="cpu", num_threads=args.threads)
+    pruned = {f"SA++ {r.fraction:.0%} (heads {sum(r.pruned_config.heads)}, MLP {sum(r.pruned_config.mlp_hidden)})":
+              r.model for r in result.runs}
+    share = min(args.fractions, key=lambda f: abs(f - 0.5))
+    context = trained.config.context
+    seq_lens = tuple(n for n in (32, 64, 128, context) if n <= context)
+    dump["latency"] = []
+    runs = [(threads, "wall") for threads in args.latency_threads] + [(1, "thread_cpu")]
+    for attempt in (1, 2):
+        for threads, clock in runs:
+            print(f"\n  -- measurement {attempt}, {threads} thread(s), {clock} clock; {load()} --", flush=True)
+            with torch_threads(threads):
+                reports = measure_structured_latency(trained.model, pruned, seq_lens, context, share, args.repeats,
+                                                     num_threads=threads, device="cpu", clock=clock)
+            for rep in reports:
+                size = rep.config.get("seq_len", rep.config.get("context_len"))
+                print(f"  {rep.kind} {size} tokens ({rep.env['torch_threads']} thread(s), "
+                      f"load {rep.env['load_average_1_5_15min']}):")
+                for t in rep.timings:
+                    print(f"    {t.name:<44} {1e3 * t.median:8.3f} ms  [{1e3 * t.quantile(0.25):.3f}–"
+                          f"{1e3 * t.quantile(0.75):.3f}]  ratio {t.ratio_label()}")
+            for name, row in reports[0].quality.items():
+                print(f"    memory {name:<37} " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+            dump["latency"].append({"attempt": attempt, "threads": threads, "clock": clock,
+                                    "reports": [r.to_dict() for r in reports]})
+
+
+def page(args, trained, dump: dict) -> None:
+    print("\n== the page's default run (cached model, PruningSettings.quick, every method, 50% and 75%, "
+          "one seed, timing) ==", flush=True)
+    dump["page"] = []
+    for attempt in range(1, args.page_runs + 1):
+        started, cpu0 = time.time(), cpu_seconds()
+        before = load()
+        result = structured_pruning_study("standard", fractions=(0.5, 0.75), settings=PruningSettings.quick(),
+                                          device="cpu", latency_repeats=10)
+        wall, cpu = time.time() - started, cpu_seconds() - cpu0
+        print(f"  run {attempt}: {wall:.1f} s wall, {cpu:.1f} s CPU ({before} → {load()}); from cache "
+              f"{result.model['from_cache']}; seconds {({k: round(v, 1) for k, v in result.seconds.items()})}")
+        for row in result.summary():
+            print(f"    {row['method']:<20} {row['fraction removed']:4.0%} val loss {row['val loss mean']:.4f} "
+                  f"prefill ratio {row['prefill ratio (longest)']}")
+        dump["page"].append({"wall_s": wall, "cpu_s": cpu, "summary": result.summary()})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="quality,latency,page")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=3, help="seeds 0–2 were used to choose the settings")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.75])
+    parser.add_argument("--steps", type=int, default=PruningSettings().steps)
+    parser.add_argument("--cycles", type=int, default=PruningSettings().n_cycles,
+                        help="(sparsify → sparse → dense) cycles before the final sparsify")
+    parser.add_argument("--scope", default="global", choices=["global", "layer"],
+                        help="softmax and pruning over all units of a kind, or within each layer")
+    parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
+    parser.add_argument("--skip-dense-reference", action="store_true",
+                        help="do not train the dense model for the same steps (e.g. a second process does)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training and pruning")
+    parser.add_argument("--latency-threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeats", type=int, default=20, help="timing rounds for prefill (decode: 2×)")
+    parser.add_argument("--page-runs", type=int, default=2, help="how often the page's default run is timed")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    print(f"cpu_count {os.cpu_count()}, {load()}", flush=True)
+    started, cpu0 = time.time(), cpu_seconds()
+    with torch_threads(args.threads):
+        trained = load_or_train("standard", device="cpu", num_threads=args.threads,
+                                callback=progress_printer("training"))
+    rec = trained.record
+    print(f"standard model: {trained.model.n_parameters():,} parameters, "
+          + ("loaded from the cache" if trained.from_cache else
+             f"trained now: {time.time() - started:.0f} s wall, {cpu_seconds() - cpu0:.0f} s CPU")
+          + f"; recorded training {rec['train_seconds']:.0f} s wall, val loss {rec['val_loss']:.4f} nats/byte "
+          f"({rec['val_bits_per_byte']:.3f} bits/byte); corpus {trained.corpus.describe()}", flush=True)
+    dump: dict = {"model": {k: v for k, v in rec.items() if k != "history"}, "corpus": trained.corpus.describe()}
+    if "quality" in parts:
+        quality(args, trained, dump)
+    if "latency" in parts:
+        latency(args, trained, dump)
+    if "page" in parts:
+        page(args, trained, dump)
+    print(f"\n{load()}, total {time.time() - started:.0f} s", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(dump, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
