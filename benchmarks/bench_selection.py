@@ -6,15 +6,16 @@ Measured side by side in one run, threads pinned:
    true gains, OMP, SHAP; t-test markers on expression data), retrain a fresh
    MLP on the first k picks, score it on the held-out part; mean ± sd over
    the splits. Goal: SA within 1 point of greedy and ≥ OMP and SHAP.
-1. SA selection time with its default (automatic) budget / plain training of
-   the same MLP to the same convergence criterion (the warm-up's: validation
-   loss without improvement for the same patience). Goal ≤ 1.3.
-   The fixed-schedule figure of earlier versions (same optimizer steps) is printed too.
+1. SA's optimizer steps and seconds with its default (automatic) budget at
+   k = 5, 10, 20 / plain training of the same MLP to convergence (validation
+   loss without a 0.1% improvement for 20 checks of 10 steps; SA's warm-up
+   hands over after 5), seeds interleaved, medians. Goal ≤ 1.3.
+   SA's seconds / plain training for SA's own number of steps are printed too.
 2. SA vs SequentialFeatureSelector(forward) with a comparable small MLP:
    wall time and test accuracy of a fresh MLP retrained on each subset.
    Target: ≥ 10× faster, accuracy within 1 point.
 
-Run: .venv/bin/python benchmarks/bench_selection.py [--repeats 5] [--skip-sfs]
+Run: .venv/bin/python benchmarks/bench_selection.py [--repeats 5] [--ks 5 10 20] [--skip-sfs]
      .venv/bin/python benchmarks/bench_selection.py --accuracy [--datasets digits breast_cancer] [--splits 5]
      .venv/bin/python benchmarks/bench_selection.py --per-type [--k 20] [--splits 5]
 """
@@ -91,10 +92,13 @@ def plain_training_seconds(ds, selector_settings: dict, seed: int) -> float:
 
 
 def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tuple[float, int]:
-    """Train the same MLP densely until the SA warm-up's criterion fires; (seconds, optimizer steps)."""
+    """Train the same MLP (all features, same split, seed, batch order and learning rate) until it has
+    converged — :meth:`LossPlateau.converged`: the validation loss has not improved by 0.1% for 20 checks of
+    10 steps — and return (seconds, optimizer steps). This is the baseline of SA's cost. SA's own warm-up is the
+    same training, handed over to the phases after 5 such checks instead of 20."""
     from seqattn.data import split_indices
     from seqattn.models import build_model
-    from seqattn.schedule import ConvergenceSchedule, Probe
+    from seqattn.schedule import LossPlateau
 
     start = time.perf_counter()
     train_idx, val_idx, _ = split_indices(ds.n_samples, ds.y, 0.2, 0.0, seed)
@@ -108,7 +112,7 @@ def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tup
     rng = np.random.default_rng(seed)
     batch = selector_settings["batch_size"]
     per_epoch = max(1, len(train_idx) // batch)
-    schedule = ConvergenceSchedule(k=1, min_phase_steps=1, max_phase_steps=1)
+    converged, step = LossPlateau.converged(), 0
 
     @torch.no_grad()
     def validation_loss() -> float:
@@ -118,8 +122,8 @@ def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tup
         net.train()
         return loss
 
-    probe = Probe(validation_loss, lambda: np.ones(1))
-    while schedule.dense:
+    done = False
+    while not done:
         order = rng.permutation(len(train_idx))
         for b in range(per_epoch):
             xb, yb = data.get(order[b * batch:(b + 1) * batch])
@@ -127,10 +131,58 @@ def plain_training_to_convergence(ds, selector_settings: dict, seed: int) -> tup
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.after_step(probe)
-            if not schedule.dense:
+            step += 1
+            done = converged.reached(step, validation_loss)
+            if done:
                 break
-    return time.perf_counter() - start, schedule.step
+    return time.perf_counter() - start, step
+
+
+def cost_vs_plain(part, ks: list[int], repeats: int, trace_k: int):
+    """SA's default budget at every k in ``ks`` vs plain training of the same MLP to convergence, seeds
+    0..repeats-1 interleaved (plain, then SA at each k without and with the read-out refits). Prints optimizer
+    steps (load-independent) and seconds; the goal is SA ≤ 1.3× plain. Returns seed 0's trace at ``trace_k``
+    (with read-outs) and the median seconds of SA with read-outs at that k."""
+    from seqattn import SequentialAttentionSelector
+
+    rows, kept = [], None
+    for r in range(repeats):
+        plain_s, plain_steps = None, None
+        for k in ks:
+            t = time.perf_counter()
+            core = SequentialAttentionSelector(k, random_state=r, gain_model="none").fit_dataset(part)
+            core_s = time.perf_counter() - t
+            if plain_s is None:  # the same for every k: once per seed, between SA runs
+                plain_s, plain_steps = plain_training_to_convergence(part, core.trace_.settings, r)
+            t = time.perf_counter()
+            full = SequentialAttentionSelector(k, random_state=r).fit_dataset(part)
+            full_s = time.perf_counter() - t
+            kept = full.trace_ if (r == 0 and k == trace_k) else kept
+            settings = core.trace_.settings
+            rows.append({"seed": r, "k": k, "sa_steps": settings["total_steps"], "warmup": settings["warmup_steps"],
+                         "phases": settings["phase_steps"], "picks": settings["picks_per_phase"],
+                         "plain_steps": plain_steps, "sa_s": core_s, "full_s": full_s, "plain_s": plain_s,
+                         "same_s": plain_training_seconds(part, settings, r) if k == max(ks) else None})
+        print(f"  seed {r} done, load {os.getloadavg()[0]:.1f}", flush=True)
+    median = statistics.median
+    print("k | SA steps (median) | plain steps (median) | SA/plain steps: median of per-seed ratios, ratio of "
+          "medians | SA/plain seconds (no read-out, with read-out)")
+    for k in ks:
+        at_k = [row for row in rows if row["k"] == k]
+        per_seed = [row["sa_steps"] / row["plain_steps"] for row in at_k]
+        sa, plain = median([row["sa_steps"] for row in at_k]), median([row["plain_steps"] for row in at_k])
+        seconds = median([row["plain_s"] for row in at_k])
+        print(f"{k} | {sa:.0f} | {plain:.0f} | **{median(per_seed):.2f}** {[round(x, 2) for x in per_seed]}, "
+              f"{sa / plain:.2f} | {median([row['sa_s'] for row in at_k]) / seconds:.2f}, "
+              f"{median([row['full_s'] for row in at_k]) / seconds:.2f}")
+    for row in rows:
+        if row["seed"] == 0:
+            print(f"  seed 0, k={row['k']}: {row['sa_steps']} steps = warm-up {row['warmup']} + phases {row['phases']}"
+                  f" (picks per phase {row['picks']}); plain training to convergence {row['plain_steps']}")
+    same = [row for row in rows if row["same_s"] is not None]
+    print(f"per-step cost at k={max(ks)}: SA (no read-out) / plain MLP for SA's own number of steps "
+          f"{median([row['sa_s'] for row in same]) / median([row['same_s'] for row in same]):.2f}")
+    return kept, median([row["full_s"] for row in rows if row["k"] == trace_k])
 
 
 def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: list[str], eval_epochs: int,
@@ -156,17 +208,21 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
             for method in chosen:
                 # greedy refits every candidate at every step: shortlist 100 by ANOVA F on wide data (as the app does)
                 options = {"max_candidates": 100} if method == "greedy" and ds.n_features > 100 else {}
-                t = time.perf_counter()
-                trace = run_method(train, method, max(ks), device="cpu", random_state=split, **options)
-                seconds = time.perf_counter() - t
-                near_ties = sum(step.near_tie for step in trace.steps) if method == "sa" else None
-                for k in ks:
+                trace = None
+                for k in ks:  # SA's budget depends on k (its phases share it): one run per k; the others' first k
+                    if trace is None or method == "sa":
+                        t = time.perf_counter()
+                        trace = run_method(train, method, k if method == "sa" else max(ks), device="cpu",
+                                           random_state=split, **options)
+                        seconds = time.perf_counter() - t
+                    near_ties = sum(step.near_tie for step in trace.steps[:k]) if method == "sa" else None
                     features = list(trace.selected[:k])
                     acc = fit_and_score(dense_columns(train.X, features), train.y, dense_columns(test.X, features), test.y,
                                         ds.task, n_classes=ds.n_classes, model="mlp", seed=split,
                                         config=TrainConfig(epochs=eval_epochs), device="cpu")
                     rows.append({"dataset": name, "split": split, "method": method, "k": k, "accuracy": acc,
-                                 "select_s": seconds, "near_ties": near_ties})
+                                 "select_s": seconds, "near_ties": near_ties,
+                                 "steps": trace.settings.get("total_steps") if method == "sa" else None})
             print(f"  {name} split {split} done, load {os.getloadavg()[0]:.1f}", flush=True)
             if out:
                 pd.DataFrame(rows).to_csv(out, index=False)
@@ -174,8 +230,9 @@ def held_out_accuracy(names: list[str], ks: list[int], splits: int, methods: lis
     table = frame.groupby(["dataset", "k", "method"])["accuracy"].agg(["mean", "std"]).mul(100).round(1)
     table["select_s"] = frame.groupby(["dataset", "k", "method"])["select_s"].median().round(1)
     print(table.to_string())
-    sa = frame[frame.method == "sa"].groupby(["dataset", "k"])["near_ties"].mean()
-    print("SA near-tie picks per run (among the first max(k)):", sa.groupby("dataset").first().to_dict())
+    sa = frame[frame.method == "sa"].groupby(["dataset", "k"])[["near_ties", "steps"]].median()
+    print("SA per run (median over the splits): near-tie picks among its k, optimizer steps")
+    print(sa.to_string())
 
 
 def per_type_recall(name: str, k: int, splits: int) -> None:
@@ -255,30 +312,7 @@ def main() -> None:
           f"load average={os.getloadavg()[0]:.2f}")
 
     # 1. SA (automatic budget) vs plain training of the same network to the same convergence criterion.
-    sa_core, sa_full, plain, plain_steps, same_steps = [], [], [], [], []
-    sa_trace = None
-    for r in range(args.repeats):
-        t = time.perf_counter()
-        core = SequentialAttentionSelector(args.k, random_state=r, gain_model="none").fit_dataset(select_part)
-        sa_core.append(time.perf_counter() - t)
-        seconds, steps = plain_training_to_convergence(select_part, core.trace_.settings, r)
-        plain.append(seconds)
-        plain_steps.append(steps)
-        same_steps.append(plain_training_seconds(select_part, core.trace_.settings, r))
-        t = time.perf_counter()
-        full = SequentialAttentionSelector(args.k, random_state=r).fit_dataset(select_part)
-        sa_full.append(time.perf_counter() - t)
-        sa_trace = sa_trace or full.trace_
-    settings = sa_trace.settings
-    m_core, m_full, m_plain, m_same = map(statistics.median, (sa_core, sa_full, plain, same_steps))
-    print(f"SA optimizer steps (seed 0): {settings['total_steps']} = warm-up {settings['warmup_steps']} + phases "
-          f"{settings['phase_steps']} (batch {settings['batch_size']}); plain training to convergence: "
-          f"{plain_steps} steps")
-    print(f"plain MLP training to convergence  median {m_plain:.2f} s   runs {[round(x, 2) for x in plain]}")
-    print(f"SA (no read-out)        median {m_core:.2f} s   ratio to plain-to-convergence {m_core / m_plain:.2f}")
-    print(f"SA (+ per-step refits)  median {m_full:.2f} s   ratio to plain-to-convergence {m_full / m_plain:.2f}")
-    print(f"plain MLP for SA's own number of steps  median {m_same:.2f} s   SA (no read-out) / that "
-          f"{m_core / m_same:.2f}")
+    sa_trace, m_full = cost_vs_plain(select_part, sorted(set(args.ks) | {args.k}), args.repeats, args.k)
 
     # 1b. Threads: SA picks 1 CPU thread for small networks; check that choice side by side.
     one, two = [], []

@@ -63,7 +63,8 @@ with st.expander("Settings", expanded=True):
                     help="How many features SA selects, in addition to pinned ones.")
     c2.number_input("epochs (0 = automatic)", min_value=0, max_value=1000, step=1, key="sa_epochs",
                     help="0: train until converged — the warm-up until the validation loss stops improving, "
-                         "each phase until one candidate's attention clearly leads. N: exactly N epochs "
+                         "each phase until the attention clearly separates (one pick per phase), "
+                         "the phases within a shared step budget. N: exactly N epochs "
                          "(10% warm-up, then k equal phases; lengthened, with a note, when too short for k).")
     c3.number_input("hidden units", min_value=1, max_value=4096, step=1, key="sa_hidden")
     c4.number_input("learning rate", min_value=1e-5, max_value=1.0, format="%.4f", key="sa_lr")

@@ -128,11 +128,14 @@ def budget_summary(trace: SelectionTrace) -> str:
         span = f"{min(phases)}–{max(phases)}" if phases and min(phases) != max(phases) else (
             f"{phases[0]}" if phases else "0")
         capped = settings.get("capped_phases", 0)
-        capped_text = (f"; {capped} phase{'s' if capped != 1 else ''} reached the cap of "
-                       f"{settings.get('max_phase_steps')} steps without a clear leader") if capped else ""
+        capped_text = (f"; {capped} phase{'s' if capped != 1 else ''} ended at {'their' if capped != 1 else 'its'} "
+                       f"cap without a clear leader") if capped else ""
+        joint = [n for n in settings.get("picks_per_phase") or [] if n > 1]
+        joint_text = (f"; {len(joint)} phase{'s' if len(joint) != 1 else ''} made {sum(joint)} picks between "
+                      f"{'them' if len(joint) != 1 else 'it'} (candidates that separated together)") if joint else ""
         return (f"Automatic budget: {settings.get('total_steps')} optimizer steps — a warm-up of "
                 f"{settings.get('warmup_steps')} (until the validation loss stopped improving), then "
-                f"{len(phases)} phase{'s' if len(phases) != 1 else ''} of {span} steps{capped_text}.")
+                f"{len(phases)} phase{'s' if len(phases) != 1 else ''} of {span} steps{capped_text}{joint_text}.")
     if settings.get("budget") == "fixed":
         return (f"Fixed budget: {settings.get('epochs')} epochs = {settings.get('total_steps')} optimizer steps "
                 f"({settings.get('warmup_steps')} of warm-up).")

@@ -48,7 +48,8 @@ from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig, build_model
 from seqattn.objectives import SelectionObjective
 from seqattn.progress import EstimatedTotal
-from seqattn.schedule import PHASE_MAX_FACTOR, ConvergenceSchedule, FixedSchedule, Probe
+from seqattn.schedule import (CONVERGENCE_PATIENCE, HANDOVER_PATIENCE, PHASE_BUDGET, PHASE_MAX_FACTOR, PICK_BUDGET,
+                              ConvergenceSchedule, FixedSchedule, Probe)
 from seqattn.scoring import MAX_REFIT_ROWS, VALIDATION_FRACTION, metric_name, subset_metric
 from seqattn.trace import SelectionTrace
 
@@ -133,6 +134,13 @@ class SAConfig:
     l2: float = 1.0
     min_steps_per_phase: int = MLP_MIN_PHASE_STEPS
     max_steps_per_phase: int | None = None
+    phase_budget: float | None = PHASE_BUDGET  # the phases' steps together ≤ this × the warm-up's (None: unbounded)
+    pick_budget: float = PICK_BUDGET  # ... or this × min_steps_per_phase per pick, whichever is larger
+    warmup_patience: int = HANDOVER_PATIENCE  # checks without improvement that end the warm-up
+    #: One pick per phase (greedy-faithful). More lets candidates that separated together be picked at one phase
+    #: end — fewer phases, but not greedy: two redundant candidates (markers of one cell type) can separate
+    #: together and both be picked, where greedy would take one and move on. Opt-in only.
+    max_picks_per_phase: int = 1
     selection_point: str = "end"
     validation_fraction: float = VALIDATION_FRACTION
     gain_model: str = "linear"
@@ -148,10 +156,11 @@ class SAConfig:
     @classmethod
     def linear_defaults(cls) -> "SAConfig":
         """The linear model's defaults: full batch (≤ 1024 rows), learning rate 0.05 for network and
-        logits alike, phases of at least 400 steps — it must converge within each phase for its picks
-        to follow OMP's (``tests/unit/test_sequential_attention.py``)."""
+        logits alike, phases of at least 400 steps — it must converge within each phase for its
+        picks to follow OMP's (``tests/unit/test_sequential_attention.py``) — so a warm-up trained to
+        convergence and no phase budget."""
         return cls(model="linear", batch_size=1024, learning_rate=0.05, attention_learning_rate=None,
-                   min_steps_per_phase=400)
+                   min_steps_per_phase=400, phase_budget=None, warmup_patience=CONVERGENCE_PATIENCE)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "SAConfig":
@@ -175,7 +184,10 @@ class SAConfig:
         """``epochs=N``: exactly N epochs (extended, with a warning, to the fewest steps that hold k
         phases); ``None``: the convergence-driven budget."""
         if self.epochs is None:
-            return ConvergenceSchedule(k, self.min_steps_per_phase, self.max_steps_per_phase, self.selection_point)
+            return ConvergenceSchedule(k, self.min_steps_per_phase, self.max_steps_per_phase, self.selection_point,
+                                       warmup_patience=self.warmup_patience, phase_budget=self.phase_budget,
+                                       pick_budget=self.pick_budget,
+                                       max_picks_per_phase=int(self.max_picks_per_phase))
         total = int(self.epochs) * batches_per_epoch
         fewest = FixedSchedule.fewest_steps(k)
         if total >= fewest:
@@ -257,12 +269,14 @@ class SequentialAttention(nn.Module):
         return self._to_columns(self.attention() + self._fixed)
 
     @torch.no_grad()
-    def select(self) -> tuple[int, np.ndarray]:
-        """Pick the candidate with the largest attention; return it and the score vector."""
+    def select(self, reset: bool = True) -> tuple[int, np.ndarray]:
+        """Pick the candidate with the largest attention; return it and the score vector. ``reset=False``
+        keeps the logits for another pick from the same attention (renormalised over the candidates left)."""
         scores = self.scores()
         feature = int(np.nanargmax(scores))
         self.selected[feature] = True
-        self.reset_logits()
+        if reset:
+            self.reset_logits()
         self._refresh()
         return feature, scores
 
@@ -360,9 +374,11 @@ class SATrainer:
         if not bool(torch.isfinite(self.mask.logits).all()):
             raise ValueError("Training diverged (the attention logits became NaN/inf); "
                              "lower the learning rate (or attention_learning_rate) and run again.")
-        feature, scores = self.mask.select()
+        last_of_phase = self.schedule.due_now() <= 1  # several picks at one phase end share its attention
+        feature, scores = self.mask.select(reset=last_of_phase)
         distributed.check_same_on_all_ranks(feature, f"pick {self.schedule.picks + 1}")
-        self.optimizer.state.pop(self.mask.logits, None)  # a new phase starts with fresh Adam moments
+        if last_of_phase:
+            self.optimizer.state.pop(self.mask.logits, None)  # a new phase starts with fresh Adam moments
         metric = self.read_out(self.units.pinned + self.trace.selected + [feature])
         previous = self.previous_metric
         gain = None if metric is None or previous is None else metric - previous

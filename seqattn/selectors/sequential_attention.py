@@ -100,7 +100,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         until the validation loss stops improving, each phase until the
         attention has separated (a leader ≥ 2× the uniform share and clear of
         the other candidates, for 10 steps), between ``min_steps_per_phase``
-        and ``max_steps_per_phase`` optimizer steps. ``epochs=N``: exactly N
+        and ``max_steps_per_phase`` optimizer steps, the phases within a shared
+        budget (1.5× the warm-up's steps, or 3 minimum phases per pick), one
+        pick per phase (``max_picks_per_phase``). ``epochs=N``: exactly N
         epochs, 10% warm-up, k equal phases; when N epochs hold fewer optimizer
         steps than k phases need, the fit warns and trains the fewest that do.
     batch_size, learning_rate, min_steps_per_phase : ``None`` means the
@@ -114,6 +116,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         double a share, which the network's {mlp.learning_rate} takes hundreds of steps to
         do), the model's learning rate for the linear model.
     max_steps_per_phase : cap of an automatic phase (``None``: {phase_max_factor} × the minimum).
+    max_picks_per_phase : automatic budget only: ``1`` (default) picks one
+        feature per phase, greedy-faithful. More picks, at one phase end, the
+        candidates whose attention separated *together* — fewer phases where they
+        do, but not greedy: redundant candidates (two markers of one cell type)
+        can separate together and both be picked, where greedy would take one.
     l2 : linear model only: ℓ2 penalty on the coefficients of the *candidate*
         (attention-weighted) features. Selected features are refit without
         penalty, as in OMP; the penalty on the Hadamard product ``w ⊙ β`` acts
@@ -207,6 +214,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "l2": [Interval(Real, 0, None, closed="left")],
         "min_steps_per_phase": [_POSITIVE_INT, None],
         "max_steps_per_phase": [_POSITIVE_INT, None],
+        "max_picks_per_phase": [_POSITIVE_INT],
         "attention_learning_rate": [_LEARNING_RATE, None],
         "selection_point": [StrOptions({"end", "start"})],
         "validation_fraction": [Interval(Real, 0, 0.9, closed="left")],
@@ -242,6 +250,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         l2: float = 1.0,
         min_steps_per_phase: int | None = None,
         max_steps_per_phase: int | None = None,
+        max_picks_per_phase: int = 1,
         attention_learning_rate: float | None = None,
         selection_point: str = "end",
         validation_fraction: float = 0.2,
@@ -273,6 +282,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.l2 = l2
         self.min_steps_per_phase = min_steps_per_phase
         self.max_steps_per_phase = max_steps_per_phase
+        self.max_picks_per_phase = max_picks_per_phase
         self.attention_learning_rate = attention_learning_rate
         self.selection_point = selection_point
         self.validation_fraction = validation_fraction
