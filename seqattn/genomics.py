@@ -245,7 +245,7 @@ def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFr
     ``n_runs``, ``"b/B"``) and whether that makes it *unstable* (at most UNSTABLE_SHARE of the runs).
     Pinned genes are in every run by construction."""
     from seqattn.selectors.stability import selection_counts
-    from seqattn.trace import UNSTABLE_SHARE
+    from seqattn.trace import is_unstable
 
     runs = stable.settings.get("runs") or []
     counts, _ = selection_counts(runs, stable.n_features)
@@ -258,7 +258,7 @@ def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFr
             raise ValueError(f"Gene {gene!r} is not among the stability check's features.")
         b = len(runs) if unit in pinned else int(counts[unit])
         rows.append({"gene": str(gene), "picked_in": b, "n_runs": len(runs), "picked in": f"{b}/{len(runs)}",
-                     "unstable": unit not in pinned and b <= UNSTABLE_SHARE * len(runs)})
+                     "unstable": unit not in pinned and is_unstable(b, len(runs))})
     return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "unstable"])
 
 

@@ -96,7 +96,7 @@ class SelectionStep:
     @property
     def unstable(self) -> bool:
         """True when at most UNSTABLE_SHARE of the runs made this pick (only for picks of several runs)."""
-        return self.picked_in is not None and bool(self.n_runs) and self.picked_in <= UNSTABLE_SHARE * self.n_runs
+        return self.picked_in is not None and bool(self.n_runs) and is_unstable(self.picked_in, self.n_runs)
 
     @property
     def flagged(self) -> bool:
@@ -135,6 +135,11 @@ def assess_pick(scores: np.ndarray, feature: int) -> tuple[float | None, int | N
             lead = math.log(scores[feature]) - centre
             separation = float(lead / spread) if spread > 0 else (math.inf if lead > 0 else 0.0)
     return confidence, runner_up, runner_weight, separation
+
+
+def is_unstable(picked_in: int, n_runs: int) -> bool:
+    """The stability rule, one place: a pick that at most UNSTABLE_SHARE of ``n_runs`` runs made."""
+    return picked_in <= UNSTABLE_SHARE * n_runs
 
 
 def is_near_tie(confidence: float | None, separation: float | None, n_candidates: int) -> bool:
