@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app_support.jobs import BackgroundJob
+from app_support.jobs import BackgroundJob, take_finished_job
 from app_support.state import finished_runs, remember_finished_run
 from seqattn.sparsity.structured import PruningSettings
 from seqattn.sparsity.structured_study import StructuredPruningResult, structured_pruning_study
@@ -50,14 +50,13 @@ def start_or_reuse(settings: tuple) -> None:
 def collect() -> None:
     """Move a finished job's result (or its error) into session state; keep complete runs for reuse."""
     job: BackgroundJob | None = st.session_state.get(JOB_KEY)
-    if job is None or not job.done:
+    if job is not None and job.done and job.error is not None and job.stop_requested:
+        st.session_state.pop(JOB_KEY)
+        st.session_state[ERROR_KEY] = ("Stopped while the dense model was training; nothing was pruned. "
+                                       "Press the button to start again.")
         return
-    st.session_state.pop(JOB_KEY)
-    if job.error is not None:
-        message = f"{type(job.error).__name__}: {job.error}"
-        if job.stop_requested:
-            message = "Stopped while the dense model was training; nothing was pruned. Press the button to start again."
-        st.session_state[ERROR_KEY] = message
+    job = take_finished_job(JOB_KEY, error_key=ERROR_KEY, what="Structured pruning", plain_errors=())
+    if job is None:
         return
     st.session_state[RESULT_KEY] = job.result
     if not job.result.stopped_early:

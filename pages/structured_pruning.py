@@ -12,7 +12,7 @@ import streamlit as st
 
 from app_support.shell import require_app_shell
 from app_support import structured as app
-from app_support.jobs import job_progress_panel
+from app_support.jobs import job_progress_panel, show_job_error
 from app_support.state import current_device
 from seqattn.plots import structured as figs
 from seqattn.sparsity.structured import METHODS
@@ -61,8 +61,7 @@ if app.JOB_KEY in st.session_state:
     else:
         job_progress_panel(app.JOB_KEY, stop_key="struct_stop", text=lambda j: j.message, run_every=0.5,
                            stopping="Stopping after the current step; the methods that finished are kept…")
-if app.ERROR_KEY in st.session_state:
-    st.error(st.session_state[app.ERROR_KEY])
+show_job_error(app.ERROR_KEY)
 
 result = st.session_state.get(app.RESULT_KEY)
 if result is None:
