@@ -168,7 +168,8 @@ def frontier_figure(result: StructuredPruningResult) -> go.Figure:
 def structured_latency_figure(result: StructuredPruningResult, kind: str = "prefill") -> go.Figure:
     """Prefill or decode time of the dense, pruned and unstructured models, one group per sequence length."""
     fig = latency_figure(result.latency, kind)
-    fig.update_xaxes(type="category", title="prompt tokens" if kind == "prefill" else "tokens in the KV cache")
+    fig.update_xaxes(title="prompt tokens" if kind == "prefill" else "tokens in the KV cache")
     if any(r.config.get("clock") == "thread_cpu" for r in result.latency if r.kind == kind):
-        fig.update_yaxes(title=str(fig.layout.yaxis.title.text).replace("median ms", "median CPU ms (one thread)"))
+        # latency_figure titles the axis "time ÷ <baseline>"; say which clock those times are from
+        fig.update_yaxes(title=f"{fig.layout.yaxis.title.text}, CPU time of one thread")
     return fig
