@@ -79,7 +79,6 @@ from seqattn.sparsity.transformer import (
     optimizer_for,
 )
 
-Callback = Callable[[int, int, str], Any]
 UNIT_KINDS = {"heads": "attention heads", "mlp": "MLP blocks", "embed": "embedding-dimension blocks",
               "layers": "transformer blocks"}
 METHODS = ("SA++", "magnitude", "gradient", "random")
@@ -373,10 +372,6 @@ class MethodRun:
                 "MLP width per layer": " ".join(map(str, self.pruned_config.mlp_hidden)),
                 "d_model": self.pruned_config.d_model, "layers": self.pruned_config.n_layer,
                 "parameters": self.n_parameters, "train seconds": round(self.seconds, 1)}
-
-
-class _Stop(Exception):
-    """The progress callback asked to stop."""
 
 
 @dataclass

@@ -93,11 +93,6 @@ class StructuredPruningResult:
             rows.append(row)
         return rows
 
-    @property
-    def reference_losses(self) -> list[float]:
-        """Validation loss of the dense model trained for the same extra steps, per seed (empty if not run)."""
-        return [r.val_loss for r in self.runs if r.method == DENSE_REFERENCE]
-
     def summary(self) -> list[dict[str, Any]]:
         """Validation loss per method and fraction: mean, sd and range over seeds, beside the dense figures."""
         rows = [{"method": "dense (as trained)", "fraction removed": 0.0, "seeds": 1,

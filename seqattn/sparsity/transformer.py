@@ -32,7 +32,7 @@ import os
 import sysconfig
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -335,9 +335,6 @@ class TinyGPT(nn.Module):
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def parameter_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.parameters())
-
 
 # --------------------------------------------------------------------------- training
 @dataclass(frozen=True)
@@ -373,9 +370,8 @@ PRESETS: dict[str, ModelPreset] = {
 }
 
 
-def optimizer_for(model: nn.Module, learning_rate: float, weight_decay: float,
-                  extra: list[nn.Parameter] | None = None) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not LayerNorm, not ``extra`` such as SA++ logits)."""
+def optimizer_for(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not LayerNorm or biases)."""
     matrices = [p for p in model.parameters() if p.dim() >= 2]
     others = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
