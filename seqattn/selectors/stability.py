@@ -439,7 +439,8 @@ class BatchedSATrainer:
     # ------------------------------------------------------------------ picks and stopping
     @torch.no_grad()
     def _pick_due(self) -> None:
-        """Each group with a pick due takes its (mean) attention's leader; its runs' logits start afresh."""
+        """Each group with a pick due takes its (mean) attention's leader; after a phase's last pick its runs'
+        logits start afresh."""
         for g, schedule in enumerate(self.schedules):
             members = self.groups[g]
             while schedule.pick_due():
@@ -449,11 +450,13 @@ class BatchedSATrainer:
                 scores, own = self._group_scores(g)
                 feature = int(np.nanargmax(scores))
                 self.records[g].add(feature, scores, [int(np.nanargmax(o)) for o in own] if len(own) > 1 else ())
+                last_of_phase = schedule.due_now() <= 1  # as SATrainer.pick: joint picks share one attention
                 for b in members:
                     self.selected[b, feature] = True
-                    self.logits[b] = (torch.randn(self.logits.shape[1], generator=self.generators[b])
-                                      * LOGIT_INIT_STD).to(self.device)
-                    self.adam_m[b], self.adam_v[b], self.adam_t[b] = 0.0, 0.0, 0.0
+                    if last_of_phase:
+                        self.logits[b] = (torch.randn(self.logits.shape[1], generator=self.generators[b])
+                                          * LOGIT_INIT_STD).to(self.device)
+                        self.adam_m[b], self.adam_v[b], self.adam_t[b] = 0.0, 0.0, 0.0
                 schedule.picked()
 
     def _check_stop(self, loss: float) -> None:
