@@ -36,7 +36,7 @@ class BackgroundJob:
     def __init__(self, fn: Callable[..., Any], *args: Any, meta: Mapping[str, Any] | None = None,
                  partial_kwarg: str | None = None, **kwargs: Any) -> None:
         self.meta: Mapping[str, Any] = MappingProxyType(dict(meta or {}))
-        self.step, self.total, self.message = 0, 1, "starting…"
+        self.message = "starting…"
         self.started = self.updated = time.monotonic()  # when it started, when it last reported progress
         self._progress = ProgressTracker()  # the bar never moves back when a run revises its estimated total
         self.partial: Any = None
@@ -57,7 +57,7 @@ class BackgroundJob:
 
     def callback(self, step: int, total: int, message: str) -> bool:
         self._progress.update(step, total)
-        self.step, self.total, self.message = int(step), max(int(total), 1), str(message)
+        self.message = str(message)
         self.updated = time.monotonic()
         self.messages.append(self.message)
         return self.stop_requested
