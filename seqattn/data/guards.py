@@ -98,10 +98,12 @@ def id_warnings(dataset: Dataset, random_state: int = 0) -> list[str]:
     """'looks like a row ID: <column>' for each :func:`id_like_columns` feature, saying whether it also
     predicts the target (then the file's rows are sorted by it, and a selector would pick the sort order)."""
     ids = id_like_columns(dataset)
-    if not ids:
-        return []
+    sample = _LeakSample.draw(dataset, random_state) if ids else None
+    return _id_sentences(dataset, ids, sample, random_state)
+
+
+def _id_sentences(dataset: Dataset, ids: list[str], sample: "_LeakSample | None", random_state: int) -> list[str]:
     groups = groups_of(dataset)
-    sample = _LeakSample.draw(dataset, random_state)
     found = []
     for name in ids:
         cols = list(groups.columns[groups.names.index(name)])
@@ -167,12 +169,15 @@ def leak_warnings(dataset: Dataset, random_state: int = 0) -> list[str]:
     that is itself almost constant (one class ≥ 0.99 of rows) never triggers it.
     Row IDs are :func:`id_warnings`' to name (their cause is the file's row order).
     """
-    sample = _LeakSample.draw(dataset, random_state)
+    return _leak_sentences(dataset, id_like_columns(dataset), _LeakSample.draw(dataset, random_state), random_state)
+
+
+def _leak_sentences(dataset: Dataset, ids: list[str], sample: _LeakSample | None, random_state: int) -> list[str]:
     if sample is None:
         return []
     groups = groups_of(dataset)
-    ids = set(id_like_columns(dataset))
-    candidates = [g for g in range(groups.n_groups) if groups.names[g] not in ids]
+    id_names = set(ids)
+    candidates = [g for g in range(groups.n_groups) if groups.names[g] not in id_names]
     if len(candidates) > LEAK_MAX_GROUPS:  # screen by the best column's univariate F score
         from seqattn.scoring import prescreen_scores
 
@@ -187,5 +192,8 @@ def leak_warnings(dataset: Dataset, random_state: int = 0) -> list[str]:
 
 
 def data_warnings(dataset: Dataset) -> list[str]:
-    """All warnings about ``dataset`` (target looks like an ID; features that look like row IDs; likely leaks)."""
-    return target_warnings(dataset) + id_warnings(dataset) + leak_warnings(dataset)
+    """All warnings about ``dataset`` (target looks like an ID; features that look like row IDs; likely leaks).
+    The ID columns and the leak check's row sample are found once and shared by both checks."""
+    ids = id_like_columns(dataset)
+    sample = _LeakSample.draw(dataset, 0)
+    return target_warnings(dataset) + _id_sentences(dataset, ids, sample, 0) + _leak_sentences(dataset, ids, sample, 0)
