@@ -164,10 +164,18 @@ def default_choices(upload: AttachedUpload, info: dict[str, Any]) -> UploadChoic
     pick the file's row order (wine is sorted by class). Found by loading with the guessed target: as it is,
     else with gaps filled, else without incomplete rows (a table with gaps, such as Palmer penguins, fails
     the first load but has its row IDs all the same); when every load fails, nothing is dropped and the
-    failure shows with the page's controls."""
+    failure shows with the page's controls. Worked out once per file: a load that fails is not cached, so
+    the page would otherwise parse a table with gaps again on every rerun."""
+    return _default_choices_cached(upload.digest, upload.name, upload, info)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _default_choices_cached(digest: str, file_name: str, _upload: AttachedUpload, _info: dict[str, Any]
+                            ) -> UploadChoices:
     from seqattn.data.guards import id_like_columns
     from seqattn.data.tables import guess_target
 
+    upload, info = _upload, _info
     columns = [str(c) for c in info["columns"]]
     target = columns[guess_target(columns)]
     if info["format"] == "h5ad":
