@@ -7,19 +7,19 @@ Loading and preprocessing data sets is cached in ``app_support/state.py``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pandas as pd
 import streamlit as st
 
+from app_support.state import content_digest
 from seqattn.data import Dataset
 from seqattn.trace import SelectionTrace
 
 
 def text_digest(text: str) -> str:
-    """A short digest of ``text`` (a trace's JSON) for a cache key."""
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A short digest of ``text`` (a trace's JSON) for a cache key (:func:`app_support.state.content_digest`)."""
+    return content_digest(text.encode())
 
 
 # ------------------------------------------------------------------ Gene panel page

@@ -176,7 +176,7 @@ def attention_vs_greedy(trace: SelectionTrace, t: int, gains: "pd.DataFrame") ->
     """
     import pandas as pd
 
-    from seqattn.evaluation.agreement import spearman
+    from seqattn.stats import spearman
 
     if not 0 <= t < trace.k:
         raise IndexError(f"step {t} is outside this trace's {trace.k} steps.")

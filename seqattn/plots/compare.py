@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from seqattn.evaluation.agreement import spearman
+from seqattn.stats import spearman
 from seqattn.evaluation.retrain import summarize_accuracy
 from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.selectors import METHOD_LABELS

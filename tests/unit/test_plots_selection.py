@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqattn.evaluation.agreement import spearman as rank_correlation
+from seqattn.stats import spearman as rank_correlation
 from seqattn.evaluation.narrative import (attention_vs_greedy, explain_step, explain_trace, feature_unit,
                                          near_tie_warnings)
 from seqattn.plots.selection import (
