@@ -237,7 +237,7 @@ def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
     names: list[str] = []
     for r in reports:
         names += [t.name for t in r.timings if t.name not in names]
-    fig = go.Figure()
+    fig = ExportableFigure()
     ratios: list[float] = []  # every bar's median, whisker ends and label height, for the axis
     any_unreliable = False
     for name in names:
