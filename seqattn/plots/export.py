@@ -26,6 +26,8 @@ import plotly.graph_objects as go
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 #: The trace types the light renderer draws; a figure with others gets no light rendering (plotly's JSON only).
 LIGHT_TRACE_TYPES = frozenset({"bar", "scatter", "heatmap"})
+#: Axis types the light renderer draws (plotly's "-" is its automatic choice among them).
+LIGHT_AXIS_TYPES = frozenset({"-", "linear", "log", "category"})
 
 
 @lru_cache(maxsize=1)
@@ -69,10 +71,6 @@ def _script_json(value: Any) -> str:
             .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-#: Axis types the light renderer draws (plotly's "-" is its automatic choice among them).
-LIGHT_AXIS_TYPES = frozenset({"-", "linear", "log", "category"})
-
-
 def _error_bars_drawable(error: dict[str, Any] | None) -> bool:
     """Error bars of type ``data`` (plotly's default when an array is given); percent/constant/sqrt are not drawn."""
     return error is None or error.get("visible") is False or \
@@ -81,7 +79,7 @@ def _error_bars_drawable(error: dict[str, Any] | None) -> bool:
 
 def _trace_drawable(trace: dict[str, Any]) -> bool:
     kind = trace.get("type", "scatter")
-    if kind not in LIGHT_TRACE_TYPES or trace.get("orientation") == "h":
+    if kind not in LIGHT_TRACE_TYPES or trace.get("orientation") == "h" or "texttemplate" in trace:
         return False
     if not (_error_bars_drawable(trace.get("error_x")) and _error_bars_drawable(trace.get("error_y"))):
         return False
@@ -99,8 +97,8 @@ def _layout_drawable(layout: dict[str, Any]) -> bool:
 
 def _drawable(spec: dict[str, Any]) -> bool:
     """Whether the light renderer draws every part of the figure as plotly would; a figure it would draw
-    wrongly (horizontal or stacked bars, percent error bars, date axes, shapes other than lines, arrows)
-    keeps plotly's JSON only."""
+    wrongly (horizontal or stacked bars, percent error bars, numbers written in heatmap cells, date axes, shapes
+    other than lines, arrows) keeps plotly's JSON only."""
     traces = spec["data"] + [trace for frame in spec["frames"] for trace in frame.get("data", [])]
     layouts = [spec["layout"]] + [frame.get("layout", {}) for frame in spec["frames"]]
     return bool(spec["data"]) and all(map(_trace_drawable, traces)) and all(map(_layout_drawable, layouts))

@@ -33,11 +33,13 @@ def _bundle(fig: go.Figure) -> dict:
     go.Figure(go.Bar(x=["a", "b"], y=[1.0, 2.0], error_y={"type": "percent", "value": 10})),
     go.Figure([go.Bar(x=["a"], y=[1.0]), go.Bar(x=["a"], y=[2.0])], layout={"barmode": "stack"}),
     go.Figure(go.Heatmap(z=[[1.0, 2.0]], x=[0.5, 3.0], y=["type 1"])),
+    go.Figure(go.Heatmap(z=[[1.0, 2.0]], x=["a", "b"], y=["type 1"], texttemplate="%{z}")),
     go.Figure(go.Scatter(x=["2024-01-01", "2024-02-01"], y=[1.0, 2.0]), layout={"xaxis": {"type": "date"}}),
     go.Figure(go.Scatter(x=[1.0, 2.0], y=[1.0, 2.0])).add_vrect(x0=1.2, x1=1.5),
     go.Figure(go.Scatter(x=[1.0, 2.0], y=[1.0, 2.0])).add_annotation(x=1.0, y=1.0, text="an arrow"),
     go.Figure(go.Box(y=[1.0, 2.0, 3.0])),
-], ids=["horizontal bars", "percent error bars", "stacked bars", "heatmap on numeric coordinates", "date axis",
+], ids=["horizontal bars", "percent error bars", "stacked bars", "heatmap on numeric coordinates",
+        "numbers written in heatmap cells", "date axis",
         "shaded band", "annotation with an arrow", "box"])
 def test_a_figure_the_light_renderer_would_draw_wrongly_keeps_plotly_json_only(figure, jupyter_renderer):
     assert light_html(figure) is None
