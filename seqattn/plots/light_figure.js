@@ -5,7 +5,8 @@
 // frames, Play/Pause and a slider. seqattn.plots.export embeds it once per figure and calls
 // render(root, figure); export._drawable refuses a figure that uses anything else. Drawn elements carry
 // classes (trace groups with data-trace, bar, cell, point, error-bar, axis-title, annotation) that say
-// what they are. Text is set with textContent only: names are user text.
+// what they are. Text is set with textContent only: names are user text. export.py embeds this file
+// without comment lines and indentation: keep every string and template literal on one line.
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
