@@ -1,7 +1,8 @@
 """Every notebook in notebooks/ runs top to bottom in a fresh kernel (its asserts are the checks), within a
 time cap, is stored without outputs, and travels: its executed copy stays under 1 MB and
-``jupyter nbconvert --to html`` keeps its figures (the SA animation with its frames and Play controls),
-drawn offline. Each notebook is executed once per test session (module fixture) for all of these checks."""
+``jupyter nbconvert --to html`` keeps every figure (the SA animation with its frames and Play controls, notebook
+04's subplot grids and grouped bars), drawn offline with all their bars, cells, markers, error bars and labels.
+Each notebook is executed once per test session for all of these checks."""
 from __future__ import annotations
 
 import copy
