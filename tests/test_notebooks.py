@@ -17,8 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.support.notebook_helpers import (REPO_ROOT, execute_notebook, export_html, jupyter_command, light_figure_census,
-                                           light_figures)
+from tests.support.notebook_helpers import (REPO_ROOT, execute_notebook, export_html, jupyter_command,
+                                           light_figure_census, light_figures)
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 #: Per notebook, on the 2-core test machine under load (each takes well under a minute when idle).
@@ -329,7 +329,8 @@ def expected_drawing(spec: dict) -> dict[int, dict]:
         counts = {"bars": 0, "cells": 0, "points": 0, "errors": 0, "texts": []}
         if kind == "heatmap":
             counts["cells"] = sum(_number(v) for row in trace.get("z", []) for v in row)
-        drawn = [i for i, (x, y) in enumerate(zip(xs, ys)) if _present(x) and (_number(y) if kind == "bar" else _present(y))]
+        drawn = [i for i, (x, y) in enumerate(zip(xs, ys))
+                 if _present(x) and (_number(y) if kind == "bar" else _present(y))]
         mode = trace.get("mode", "markers")
         if kind == "bar":
             counts["bars"] = len(drawn)
@@ -338,8 +339,8 @@ def expected_drawing(spec: dict) -> dict[int, dict]:
         if kind == "scatter" and "text" in mode:
             counts["texts"] = [_plain_text(_at(trace.get("text"), i)) for i in drawn]
         if kind in ("bar", "scatter"):
-            counts["errors"] = sum(_error_bars(trace.get("error_x"), i, xs[i]) + _error_bars(trace.get("error_y"), i, ys[i])
-                                   for i in drawn)
+            counts["errors"] = sum(_error_bars(trace.get("error_x"), i, xs[i])
+                                   + _error_bars(trace.get("error_y"), i, ys[i]) for i in drawn)
         expected[index] = counts
     return expected
 

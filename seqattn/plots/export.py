@@ -95,7 +95,8 @@ def _layout_drawable(layout: dict[str, Any]) -> bool:
     return (layout.get("barmode") not in ("stack", "relative")
             and all(axis.get("type", "-") in LIGHT_AXIS_TYPES for axis in axes)
             and all(shape.get("type") == "line" for shape in layout.get("shapes", []))
-            and all(note.get("showarrow") is False and "textangle" not in note for note in layout.get("annotations", [])))
+            and all(note.get("showarrow") is False and "textangle" not in note
+                    for note in layout.get("annotations", [])))
 
 
 def _drawable(spec: dict[str, Any]) -> bool:

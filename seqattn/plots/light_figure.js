@@ -128,12 +128,14 @@
 
   const axisName = (ref, letter) => letter + "axis" + (ref && ref.length > 1 ? ref.slice(1) : "");
   const lowEdge = (a) => a.at(Math.min(a.range[0], a.range[1]));  // where a bar stands on a log axis
-  const clamp = (a, p) => Math.min(Math.max(p, Math.min(a.from, a.to)), Math.max(a.from, a.to));  // clipped to the panel
+  // a pixel position clipped to the panel (plotly clips bars and whiskers at the axis range)
+  const clamp = (a, p) => Math.min(Math.max(p, Math.min(a.from, a.to)), Math.max(a.from, a.to));
 
   // A heatmap's column and row coordinates: its labels (category names) or x0 + i·dx, and the cell size.
   function heatmapGrid(trace) {
     const z = trace.z || [], cols = Math.max(0, ...z.map((row) => row.length));
-    const along = (labels, n, start, step) => labels || Array.from({length: n}, (_, i) => (start || 0) + i * (step || 1));
+    const along = (labels, n, start, step) => labels
+      || Array.from({length: n}, (_, i) => (start || 0) + i * (step || 1));
     return {xs: along(trace.x, cols, trace.x0, trace.dx), ys: along(trace.y, z.length, trace.y0, trace.dy),
       dx: trace.x ? 1 : trace.dx || 1, dy: trace.y ? 1 : trace.dy || 1};
   }
@@ -178,7 +180,8 @@
       x.padded = y.padded = true;  // markers and bars get room at the edges, as in plotly
       (trace.x || []).forEach((v, i) => {
         if (!present(trace.y ? trace.y[i] : null) || !present(v)) return;
-        const [xDown, xUp] = errorSpan(trace.error_x, i) || [0, 0], [yDown, yUp] = errorSpan(trace.error_y, i) || [0, 0];
+        const [xDown, xUp] = errorSpan(trace.error_x, i) || [0, 0];
+        const [yDown, yUp] = errorSpan(trace.error_y, i) || [0, 0];
         extend(x, v, xDown, xUp); extend(y, trace.y[i], yDown, yUp);
       });
       if (trace.type === "bar" && !y.log) { y.lo = Math.min(y.lo, 0); y.hi = Math.max(y.hi, 0); }
@@ -186,7 +189,8 @@
     for (const shape of fig.layout.shapes || []) {  // a line at a data value is in view (plotly's autorange)
       for (const letter of ["x", "y"]) {
         const ref = shape[letter + "ref"] || "paper", a = axes[axisName(ref, letter)];
-        if (a && ref !== "paper" && !ref.endsWith(" domain")) [shape[letter + "0"], shape[letter + "1"]].forEach((v) => extend(a, v, 0, 0));
+        if (!a || ref === "paper" || ref.endsWith(" domain")) continue;
+        [shape[letter + "0"], shape[letter + "1"]].forEach((v) => extend(a, v, 0, 0));
       }
     }
     for (const a of Object.values(axes)) {
@@ -363,12 +367,14 @@
   };
 
   function drawBars(g, trace, x, y, slot) {
-    const xs = trace.x || [], ys = trace.y || [], base = y.log ? lowEdge(y) : y.px(0), {width, shift} = slotShift(x, slot);
+    const xs = trace.x || [], ys = trace.y || [], base = y.log ? lowEdge(y) : y.px(0);
+    const {width, shift} = slotShift(x, slot);
     const patterns = (trace.marker && trace.marker.pattern) || {};
     xs.forEach((v, i) => {
       const value = ys[i];
       if (!finite(value) || !present(v) || (y.log && value <= 0)) return;
-      const p = x.px(v) + shift, top = clamp(y, y.px(value)), colour = pick(trace.marker && trace.marker.color, i, trace._colour);
+      const p = x.px(v) + shift, top = clamp(y, y.px(value));
+      const colour = pick(trace.marker && trace.marker.color, i, trace._colour);
       const bar = el("rect", {class: "bar", x: p - width / 2, y: Math.min(top, base), width: width,
         height: Math.abs(base - top), fill: pick(patterns.shape, i, "") ? hatch(g, colour) : colour}, g);
       hover(bar, trace, pointOf(trace, i), i, `${v}: ${+value.toPrecision(4)}`);
@@ -408,7 +414,8 @@
       const size = mode.includes("markers") ? pick(marker.size, i, mode.includes("lines") ? 6 : 8) : 0;
       drawErrors(g, trace, i, x, y, px, py);
       if (mode.includes("markers")) {
-        const dot = drawMarker(g, marker.symbol, px, py, size, colours[i], (marker.line && marker.line.color) || "none");
+        const outline = (marker.line && marker.line.color) || "none";
+        const dot = drawMarker(g, marker.symbol, px, py, size, colours[i], outline);
         hover(dot, trace, pointOf(trace, i), i, pick(trace.text, i, `${v}: ${ys[i]}`));
       }
       if (mode.includes("text")) drawPointText(g, trace, i, px, py, size);

@@ -110,7 +110,8 @@ _CENSUS_JS = """(element) => {
   const traces = {};
   for (const g of all(svg, "g.trace")) {
     traces[g.dataset.trace] = {type: g.dataset.type, bars: all(g, "rect.bar").map(centre),
-      cells: all(g, "rect.cell").length, fills: all(g, "rect.cell").map((c) => c.getAttribute("fill")), points: all(g, ".point").length, errors: all(g, "path.error-bar").length,
+      cells: all(g, "rect.cell").length, fills: all(g, "rect.cell").map((c) => c.getAttribute("fill")),
+      points: all(g, ".point").length, errors: all(g, "path.error-bar").length,
       lines: all(g, "path.line").length, texts: all(g, "text.point-text").map((t) => [centre(t), t.textContent]),
       hover: all(g, "title").map((t) => t.textContent), box: box(all(g, "rect.cell, rect.bar, .point"))};
   }
