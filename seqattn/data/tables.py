@@ -30,8 +30,8 @@ from seqattn.data.errors import DataError
 from seqattn.data.frame import dataset_from_frame
 from seqattn.data.limits import human_bytes
 from seqattn.data.parquet import parquet_file, read_parquet
-from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, Content, Source, detect_format, file_stem, open_nonempty
-from seqattn.data.text import as_utf8, check_gunzipped_size, read_text, refuse_binary_text, text_header
+from seqattn.data.sources import ACCEPTED, Content, Source, detect_format, file_stem, open_nonempty
+from seqattn.data.text import as_utf8, read_text, refuse_binary_text, text_header
 from seqattn.data.xlsx import read_xlsx
 
 __all__ = ["ACCEPTED", "TARGET_HINTS", "dataset_from_frame", "detect_format", "guess_target", "list_columns",
@@ -119,8 +119,6 @@ def _read_table(content: Content, fmt: str, notes: list[str]) -> tuple[pd.DataFr
         return read_parquet(content)
     if fmt == "xlsx":
         return read_xlsx(content, notes)
-    if content.head.startswith(GZIP_MAGIC):
-        check_gunzipped_size(content)
     return read_text(as_utf8(content), fmt, notes)
 
 
