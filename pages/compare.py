@@ -15,7 +15,7 @@ from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, 
 from app_support.runs import keep_run, show_run_link, take_restored
 from app_support.shell import require_app_shell
 from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
-                               finished_runs, keep_widget_state, remember_finished_run)
+                               finished_runs, remember_finished_run)
 from seqattn.evaluation.compare import ALL_METHODS, Comparison, compare_methods
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
@@ -63,7 +63,6 @@ settings.offer_reuse(sa_trace)
 restored = take_restored("compare")  # a run opened from its link (?run=...)
 if restored is not None:
     st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = restored
-keep_widget_state(*settings.WIDGETS)
 
 # Plain widgets, not a form: a form's values reach the script only when it is submitted, so the caption below
 # would describe the last submitted values while the form shows new ones (issue 23 item 7).
