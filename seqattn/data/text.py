@@ -21,7 +21,7 @@ import pandas as pd
 
 from seqattn.data import limits, text_checks
 from seqattn.data.errors import DataError
-from seqattn.data.limits import human_bytes
+from seqattn.data.limits import human_bytes, table_too_large
 from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, UTF16_BOMS, Content, looks_binary
 from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text
 
@@ -144,10 +144,9 @@ class _BoundedGunzip(io.RawIOBase):
         n = self._gzip.readinto(buffer)
         self._inflated += n
         if self._inflated > limits.MAX_TABLE_FILE_BYTES:
-            raise DataError(
-                f"{self._content.name!r} decompresses to more than {human_bytes(limits.MAX_TABLE_FILE_BYTES)} "
-                f"(from {human_bytes(self._content.size)} compressed); tables above that are not loaded. "
-                "Prefilter the features (e.g. highly variable genes) or save the data as sparse .h5ad.")
+            raise table_too_large(self._content.name, f"decompresses to more than "
+                                  f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} (from {human_bytes(self._content.size)} "
+                                  "compressed)")
         return n
 
     def close(self) -> None:
