@@ -154,6 +154,14 @@ def current_dataset(*, say_failed_load: bool = True) -> Dataset | None:
     return dataset
 
 
+def page_dataset() -> tuple[Dataset, str]:
+    """A page's data set and its key; the page stops here when there is none (:func:`current_dataset` said why)."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.stop()
+    return dataset, str(st.session_state.get(DATASET_ID_KEY))
+
+
 def use_default_dataset() -> Dataset | None:
     """Make the built-in ``DEFAULT_BUILTIN`` the current data set (a session's first); None if it cannot load."""
     try:
