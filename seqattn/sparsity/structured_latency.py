@@ -31,7 +31,7 @@ from torch import nn
 
 from seqattn.device import resolve_device, synchronize, torch_threads
 from seqattn.sparsity.latency import LatencyReport, environment, time_paired
-from seqattn.sparsity.transformer import TinyGPT, apply_linear
+from seqattn.sparsity.transformer import TinyGPT, project
 
 Callback = Callable[[int, int, str], Any]
 DENSE = "dense"
@@ -51,7 +51,7 @@ class CSRLinear(nn.Module):
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_linear(x, self.weight)
+        return project(x.reshape(-1, self.in_features), self.weight).reshape(*x.shape[:-1], self.out_features)
 
     def nbytes(self) -> int:
         w = self.weight

@@ -222,12 +222,18 @@ def masked_layer_norm(x: torch.Tensor, norm: nn.LayerNorm, keep: torch.Tensor | 
     return centred * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias * k
 
 
-def apply_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weightᵀ`` for a dense weight or one stored as sparse CSR (``structured_latency.CSRLinear``)."""
-    if weight.layout == torch.sparse_csr:
-        flat = x.reshape(-1, weight.shape[1]).t()
-        return torch.sparse.mm(weight, flat).t().reshape(*x.shape[:-1], weight.shape[0])
-    return F.linear(x, weight)
+def matmul_operand(weight: torch.Tensor) -> torch.Tensor:
+    """What :func:`project` multiplies by: ``weightᵀ`` (a view) for a dense weight, a sparse CSR weight as is."""
+    return weight if weight.layout == torch.sparse_csr else weight.t()
+
+
+def project(x: torch.Tensor, operand: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ Wᵀ`` (``+ residual``) for 2-D ``x`` and ``operand = matmul_operand(W)``: one ``mm`` / ``addmm``
+    for dense weights, ``torch.sparse.mm`` for CSR (``structured_latency.CSRLinear``)."""
+    if operand.layout == torch.sparse_csr:
+        y = torch.sparse.mm(operand, x.t()).t()
+        return y if residual is None else residual + y
+    return torch.mm(x, operand) if residual is None else torch.addmm(residual, x, operand)
 
 
 class CausalSelfAttention(nn.Module):
@@ -361,9 +367,10 @@ class TinyGPT(nn.Module):
         """Ungated prefill or decode step: what ``forward`` computes, with fewer operator and Python calls.
 
         At 32-token prompts a forward pass takes about a millisecond, and the calls that do not shrink with
-        the model (module dispatch, reshapes, an extra matmul's views) were a third of it; here the weights
-        are read once per call, the residual stream stays ``[B·T, d]`` (2-D matmuls) and nothing goes through
-        ``Module.__call__``. Dense and pruned models run this same code, so their ratio stays fair.
+        the model (module dispatch, attribute lookups, a 3-D matmul's views, separate residual adds) were a
+        third of it. Here the weights are read once (:meth:`_inference_weights`), the residual stream stays
+        ``[B·T, d]``, every projection is one ``mm`` (``addmm`` when it writes to the residual stream) and
+        nothing goes through ``Module.__call__``. Dense and pruned models run this same code.
         """
         b, t = idx.shape
         start = cache.length
@@ -372,48 +379,47 @@ class TinyGPT(nn.Module):
         if start and t > 1:
             raise ValueError("Extending a filled cache by several tokens at once is not supported; decode one by one.")
         d, hd, causal = self.config.d_model, self.config.head_dim, start == 0 and t > 1
-        x = (F.embedding(idx, self.tok_emb.weight) + self.pos_emb.weight[start:start + t]).view(b * t, d)
-        for layer, (ln1, qkv_w, proj_w, heads, ln2, fc_w, fc2_w) in enumerate(self._block_weights()):
+        (tok, pos), blocks, (ln_f, head) = self._inference_weights()
+        x = (F.embedding(idx, tok) + pos[start:start + t]).view(b * t, d)
+        for layer, (ln1, qkv_w, proj_w, heads, ln2, fc_w, fc2_w) in enumerate(blocks):
             if heads:
-                qkv = apply_linear(F.layer_norm(x, (d,), *ln1), qkv_w).view(b, t, 3, heads, hd).permute(2, 0, 3, 1, 4)
+                qkv = project(F.layer_norm(x, (d,), *ln1), qkv_w).view(b, t, 3, heads, hd).permute(2, 0, 3, 1, 4)
                 k, v = cache.extend(layer, qkv[1:])
                 y = F.scaled_dot_product_attention(qkv[0], k, v, is_causal=causal)
-                x = x + apply_linear(y.transpose(1, 2).reshape(b * t, heads * hd), proj_w)
+                x = project(y.transpose(1, 2).reshape(b * t, heads * hd), proj_w, residual=x)
             if fc_w is not None:
-                x = x + apply_linear(F.gelu(apply_linear(F.layer_norm(x, (d,), *ln2), fc_w)), fc2_w)
+                x = project(F.gelu(project(F.layer_norm(x, (d,), *ln2), fc_w)), fc2_w, residual=x)
         cache.length += t
-        last = x.view(b, t, d)[:, -1]
-        norm = self.ln_f
-        return apply_linear(F.layer_norm(last, (d,), norm.weight, norm.bias, norm.eps), self.lm_head.weight)
+        return project(F.layer_norm(x.view(b, t, d)[:, -1], (d,), *ln_f), head)
 
-    def _block_weights(self) -> list[tuple]:
-        """Per block: (LN1 weight, bias, eps), qkv, proj, heads, (LN2 …), fc, fc2 (``None``/0 where absent).
+    def _inference_weights(self) -> tuple:
+        """((token, position embeddings), per block (LN1 weight, bias, eps), qkv, proj, heads, (LN2 …), fc, fc2,
+        (final LN, output layer)); projections as :func:`matmul_operand` (``None``/0 where a sub-layer is absent).
 
         Cached: reading them through ``Module.__getattr__`` cost 60–200 µs a call, a tenth of a short
-        prefill. Training and ``load_state_dict`` update these tensors in place; moving the model
-        (``.to``) clears the cache; code that *replaces* a layer afterwards calls :meth:`layers_replaced`.
+        prefill. The entries are the parameters or views of them, so training and ``load_state_dict`` (in
+        place) show through; moving the model (``.to``) clears the cache; code that *replaces* a layer or a
+        parameter afterwards calls :meth:`layers_replaced`.
         """
         if self._weights_cache is None:
-            self._weights_cache = self._read_block_weights()
+            self._weights_cache = self._read_inference_weights()
         return self._weights_cache
 
     def layers_replaced(self) -> None:
-        """Forget the cached weights of :meth:`_block_weights` (after swapping a sub-module or parameter)."""
+        """Forget the cached weights of :meth:`_inference_weights` (after swapping a sub-module or parameter)."""
         self._weights_cache = None
 
     def _apply(self, fn, recurse: bool = True):  # .to(), .cuda(), .float(), …: tensors may be new objects
         self._weights_cache = None
         return super()._apply(fn, recurse)
 
-    def _read_block_weights(self) -> list[tuple]:
-        out = []
-        for block in self.blocks:
-            attn, mlp, ln1, ln2 = block.attn, block.mlp, block.ln1, block.ln2
-            out.append(((ln1.weight, ln1.bias, ln1.eps),
-                        None if attn is None else attn.qkv.weight, None if attn is None else attn.proj.weight,
-                        0 if attn is None else attn.n_heads, (ln2.weight, ln2.bias, ln2.eps),
-                        None if mlp is None else mlp.fc.weight, None if mlp is None else mlp.fc2.weight))
-        return out
+    def _read_inference_weights(self) -> tuple:
+        norm = lambda ln: (ln.weight, ln.bias, ln.eps)  # noqa: E731
+        op = lambda module: None if module is None else matmul_operand(module.weight)  # noqa: E731
+        blocks = [(norm(b.ln1), op(b.attn and b.attn.qkv), op(b.attn and b.attn.proj),
+                   0 if b.attn is None else b.attn.n_heads, norm(b.ln2), op(b.mlp and b.mlp.fc),
+                   op(b.mlp and b.mlp.fc2)) for b in self.blocks]
+        return (self.tok_emb.weight, self.pos_emb.weight), blocks, (norm(self.ln_f), op(self.lm_head))
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

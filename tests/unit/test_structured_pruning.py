@@ -146,10 +146,11 @@ def test_lean_generation_path_computes_what_forward_computes_with_empty_sublayer
         model.decode_step(x[:, :2], cache)
     # a later weight update in place is seen; a moved model forgets its cached weight list
     with torch.no_grad():
+        model.blocks[0].mlp.fc.weight.mul_(2.0)
         model.lm_head.weight.mul_(2.0)
         torch.testing.assert_close(model.prefill(x)[0], model(x)[:, -1], atol=1e-5, rtol=1e-4)
     model.to(torch.float64)
-    assert model._block_weights()[0][1].dtype == torch.float64
+    assert model._inference_weights()[1][0][1].dtype == torch.float64
 
 
 # ------------------------------------------------------------------ corpus and cache
@@ -291,7 +292,7 @@ def test_unstructured_copies_zero_the_same_share_and_csr_computes_the_same():
     with torch.no_grad():
         torch.testing.assert_close(csr(x), zeroed(x), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(csr.prefill(x)[0], zeroed(x)[:, -1], atol=1e-5, rtol=1e-4)
-    assert csr._block_weights()[0][1].layout == torch.sparse_csr
+    assert csr._inference_weights()[1][0][1].layout == torch.sparse_csr
     assert weight_bytes(csr) > weight_bytes(model) * 0.9  # at 50% CSR's indices cost about what the zeros saved
 
 
