@@ -15,10 +15,12 @@ from seqattn.device import torch_threads
 from seqattn.sparsity.structured import (
     PruningSettings,
     UnitPruner,
+    baseline_dense_steps,
     layer_normalised,
     magnitude_scores,
     prune_transformer,
     remove_units,
+    train_dense_prefix,
     unit_gates,
     unit_layouts,
 )
@@ -278,6 +280,25 @@ def test_sapp_removes_the_planted_dead_heads_first():
     # the gradient importance of a dead head is exactly zero, so that baseline finds them too
     grad_run = prune_transformer("gradient", model, corpus, 3 / 8, settings, seed=0, device="cpu")
     assert {divmod(int(i), 4) for i in np.flatnonzero(~grad_run.masks["heads"])} == set(dead)
+
+
+def test_baselines_continuing_from_the_shared_dense_steps_match_runs_that_train_them_again(corpus):
+    """The study trains the baselines' common dense steps once per seed: same losses, masks and scores."""
+    model = random_model()
+    settings = PruningSettings(steps=14, batch_size=2, eval_windows=4, snapshot_windows=2, mlp_block=16)
+    prefix = train_dense_prefix(model, corpus, settings, seed=1, device="cpu")
+    assert prefix.steps == baseline_dense_steps(settings) == 8
+    for method, fraction in (("gradient", 0.5), ("magnitude", 0.5), ("dense", 0.0), ("gradient", 0.25)):
+        alone = prune_transformer(method, model, corpus, fraction, settings, seed=1, device="cpu")
+        shared = prune_transformer(method, model, corpus, fraction, settings, seed=1, device="cpu", prefix=prefix)
+        assert shared.val_loss == pytest.approx(alone.val_loss, rel=1e-6, abs=1e-7), method
+        for kind in alone.masks:
+            assert np.array_equal(shared.masks[kind], alone.masks[kind])
+            np.testing.assert_allclose(shared.scores[kind], alone.scores[kind], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="prefix"):
+        prune_transformer("SA++", model, corpus, 0.5, settings, seed=1, device="cpu", prefix=prefix)
+    with pytest.raises(ValueError, match="prefix"):
+        prune_transformer("random", model, corpus, 0.5, settings, seed=2, device="cpu", prefix=prefix)
 
 
 # ------------------------------------------------------------------ unstructured copies and latency
