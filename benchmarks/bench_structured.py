@@ -194,12 +194,17 @@ def breakdown(args, trained, pruned: dict, dump: dict) -> None:
         for label, m in models.items():
             shares = operator_classes(m, lens[0])
             dump["breakdown"]["profile"][label] = shares
-            print(f"  profile {label}, {lens[0]} tokens (self CPU µs per prefill): "
+            print(f"  profile {label}, {lens[0]} tokens (µs per prefill, medians per operator): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in shares.items()), flush=True)
 
 
-def operator_classes(model, n_tokens: int, calls: int = 50) -> dict[str, float]:
-    """torch.profiler self CPU time per prefill (µs) by operator class, and the operator count."""
+def operator_classes(model, n_tokens: int, calls: int = 100) -> dict[str, float]:
+    """torch.profiler self time per prefill (µs) by operator class, and the operator count.
+
+    The profiler times each operator by the wall clock, which a busy machine inflates at random (a
+    preempted call counts the wait): each operator's time is the *median* over its calls, times how often
+    it runs per prefill, so rare long waits drop out.
+    """
     from torch.profiler import ProfilerActivity, profile
 
     classes = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm"), "attention": ("scaled_dot_product",),
@@ -210,13 +215,14 @@ def operator_classes(model, n_tokens: int, calls: int = 50) -> dict[str, float]:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(calls):
             model.prefill(idx)
+    durations: dict[str, list[float]] = {}
+    for event in prof.events():
+        durations.setdefault(event.name, []).append(event.self_cpu_time_total)
     out = {k: 0.0 for k in classes} | {"other operators": 0.0}
-    n_ops = 0
-    for event in prof.key_averages():
-        n_ops += event.count
-        kind = next((k for k, keys in classes.items() if any(key in event.key for key in keys)), "other operators")
-        out[kind] += event.self_cpu_time_total / calls
-    out["operator calls"] = n_ops / calls
+    for name, times in durations.items():
+        kind = next((k for k, keys in classes.items() if any(key in name for key in keys)), "other operators")
+        out[kind] += float(np.median(times)) * len(times) / calls
+    out["operator calls"] = sum(len(t) for t in durations.values()) / calls
     return out
 
 
