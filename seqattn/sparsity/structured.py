@@ -509,7 +509,8 @@ def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: 
            prefix: DensePrefix | None = None) -> MethodRun:
     """The training loop of :func:`prune_transformer` (``model`` is the caller's copy, trained in place)."""
     pruner = UnitPruner(layouts, settings.scope, method, seed).to(dev)
-    opt = opt or optimizer_for(model, settings.learning_rate, settings.weight_decay)
+    if opt is None:
+        opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
     logit_opt = torch.optim.Adam(pruner.logits.parameters(), lr=settings.logit_learning_rate)
     phases = plan_phases(settings.steps, settings.n_cycles)
     if method == DENSE_REFERENCE:
