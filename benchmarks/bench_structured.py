@@ -1,8 +1,8 @@
 """Structured pruning of the standard byte-level transformer: quality of SA++ vs baselines, and real latency.
 
-    .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3] [--first-seed 3]
-        [--steps 280] [--threads 1] [--latency-threads 1,2] [--repeats 20] [--seq-lens 32 64 128 256 512] [--page-runs 2]
-        [--json out.json]
+    .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3]
+        [--first-seed 3] [--steps 280] [--threads 1] [--latency-threads 1 2] [--repeats 20]
+        [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
   training's time and validation loss are printed), then for every seed the
