@@ -33,21 +33,23 @@ import scipy.sparse as sp
 import torch
 
 from seqattn import distributed
-from seqattn.data.stream import ReadoutRows, as_row_source, standardisation
+from seqattn.data.stream import as_row_source, standardisation
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import StackedMLP
 from seqattn.objectives import SelectionObjective
 from seqattn.schedule import Probe
-from seqattn.scoring import MAX_REFIT_ROWS, metric_name, subset_metric
+from seqattn.scoring import subset_metric
 from seqattn.selectors.sa_trainer import (
     LOGIT_INIT_STD,
-    MAX_READOUT_VAL_ROWS,
     REPORT_EVERY,
     SAConfig,
     SATrainer,
     SelectionUnits,
     auto_threads,
     convergence_check_rows,
+    network_columns,
+    readout_rows,
+    sa_trace,
     training_rows,
 )
 from seqattn.trace import SelectionTrace, UNSTABLE_SHARE, assess_pick
@@ -133,7 +135,7 @@ def consensus_trace(records: Sequence[RunRecord], units: SelectionUnits, k: int,
     n_runs, n_units = max(1, len(records)), len(units.names)
     counts, mean_position = selection_counts(runs, n_units)
     panel = consensus_order(runs, n_units, k)
-    trace = _empty_trace(units, task, settings, dataset_name, device)
+    trace = sa_trace(units, task, settings, dataset_name, device)
     available = np.ones(n_units, dtype=bool)
     available[list(units.pinned) + list(units.banned)] = False
     trace.base_metric = previous = read_out(list(units.pinned)) if read_out else None
@@ -160,7 +162,7 @@ def shared_trace(record: RunRecord, units: SelectionUnits, k: int, *, n_runs: in
                  seconds: float = 0.0, dataset_name: str = "", device: str = "cpu") -> SelectionTrace:
     """The trace of one panel chosen by B networks together: each step's scores are their mean attention,
     ``picked_in`` how many of them led with the pick themselves."""
-    trace = _empty_trace(units, task, settings, dataset_name, device)
+    trace = sa_trace(units, task, settings, dataset_name, device)
     trace.base_metric = previous = read_out(list(units.pinned)) if read_out else None
     for t, (unit, scores, votes) in enumerate(zip(record.picks, record.scores, record.votes)):
         metric = read_out(list(units.pinned) + record.picks[:t + 1]) if read_out else None
@@ -170,16 +172,6 @@ def shared_trace(record: RunRecord, units: SelectionUnits, k: int, *, n_runs: in
         previous = metric
     trace.stopped_early = len(record.picks) < k
     return trace
-
-
-def _empty_trace(units: SelectionUnits, task: str, settings: dict[str, Any], dataset_name: str,
-                 device: str) -> SelectionTrace:
-    grouped = units.groups is not None
-    return SelectionTrace(method="sa", feature_names=list(units.names), task=task, metric_name=metric_name(task),
-                          device=device, pinned=list(units.pinned), banned=list(units.banned),
-                          settings=dict(settings), dataset=dataset_name,
-                          groups=[list(c) for c in units.groups.columns] if grouped else None,
-                          column_names=list(units.column_names) if grouped else None)
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -250,10 +242,12 @@ class BatchedSATrainer:
         self.seeds, self.resample = [int(s) for s in seeds], resample
         self.y = np.asarray(y)
         self.y_fit = self.y.astype(np.float32) if task == "regression" else self.y
-        self.source = as_row_source(X)
+        self.n_columns = X.shape[1]
+        self.columns = network_columns(units, self.n_columns, config.structure_weight)
+        self.source = as_row_source(X if self.columns is None else X[:, self.columns])
         self.device = resolve_device(config.device)
         self.threads = config.num_threads if config.num_threads is not None else auto_threads(
-            X.shape[1], config.hidden)
+            self.source.shape[1], config.hidden)
         self._prepare_members()
         # a selection group shares one schedule and one panel: every run alone, or all runs together
         self.groups = [list(range(len(self.seeds)))] if shared else [[b] for b in range(len(self.seeds))]
@@ -266,7 +260,7 @@ class BatchedSATrainer:
     # ------------------------------------------------------------------ set-up
     def _prepare_members(self) -> None:
         """Per run: training / validation rows, column statistics, batch order, convergence-check rows."""
-        config, n_cols = self.config, self.source.shape[1]
+        config, n_cols = self.config, self.n_columns  # the check's row bound as on every column (same rows)
         self.train_rows, self.check_rows, means, scales, self.batches = [], [], [], [], []
         for seed in self.seeds:
             train_idx, val_idx = training_rows(self.y, self.task, config.validation_fraction, seed)
@@ -294,7 +288,8 @@ class BatchedSATrainer:
             n_components=config.structure_components, source=self.source, structure_rows=self.train_rows[0],
             device=device, random_state=self.seeds[0])
         n_out = n_task + self.objective.extra_outputs
-        self.net = StackedMLP([self.source.shape[1]] * len(self.seeds), n_out, config.hidden, self.seeds, device)
+        self.net = StackedMLP([self.n_columns] * len(self.seeds), n_out, config.hidden, self.seeds, device,
+                              keep_inputs=self.columns)
         self.generators = [torch.Generator().manual_seed(seed) for seed in self.seeds]
         self.logits = torch.stack([torch.randn(n_units, generator=g) * LOGIT_INIT_STD
                                    for g in self.generators]).to(device).requires_grad_(True)
@@ -302,12 +297,11 @@ class BatchedSATrainer:
         self.selected[:, list(self.units.pinned)] = True
         self.banned = torch.zeros(n_units, dtype=torch.bool, device=device)
         self.banned[list(self.units.banned)] = True
-        self.column_unit = (None if self.units.groups is None else
-                            torch.as_tensor(np.asarray(self.units.groups.column_group()), dtype=torch.long,
-                                            device=device))
+        column_unit = self.columns if self.units.groups is None else self.units.groups.column_group()
+        self.column_unit = (None if column_unit is None else
+                            torch.as_tensor(np.asarray(column_unit), dtype=torch.long, device=device))
         self.optimizer = torch.optim.Adam(list(self.net.params.values()), lr=config.learning_rate)
-        total = max(1, getattr(self.schedules[0], "total_steps", 1))
-        self.lr_factor = (float(config.lr_decay) ** (1.0 / total)) if config.epochs else 1.0
+        self.lr_factor = config.lr_gamma(self.schedules[0])
         self.adam_m = torch.zeros_like(self.logits)
         self.adam_v = torch.zeros_like(self.logits)
         self.adam_t = torch.zeros(len(self.seeds), device=device)
@@ -578,12 +572,7 @@ def _consensus_read_out(config: SAConfig, X: Any, y: np.ndarray, task: str,
                         units: SelectionUnits) -> Callable[[list[int]], float | None]:
     """The metric of a cheap model refit on a prefix of the panel, on the first run's split (as SA's read-out)."""
     source, seed = as_row_source(X), config.seed
-    train_rows, val_rows = training_rows(np.asarray(y), task, config.validation_fraction, seed)
-    if len(train_rows) > MAX_REFIT_ROWS:
-        train_rows = train_rows[np.random.default_rng(seed).choice(len(train_rows), MAX_REFIT_ROWS, replace=False)]
-    if len(val_rows) > MAX_READOUT_VAL_ROWS:
-        val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_rows, MAX_READOUT_VAL_ROWS, replace=False))
-    train, val = ReadoutRows(source, train_rows), ReadoutRows(source, val_rows)
+    train, val = readout_rows(source, *training_rows(np.asarray(y), task, config.validation_fraction, seed), seed)
     y = np.asarray(y)
 
     def read_out(panel: list[int]) -> float | None:
