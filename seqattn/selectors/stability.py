@@ -307,6 +307,8 @@ class BatchedSATrainer:
         self.adam_t = torch.zeros(len(self.seeds), device=device)
         self._check: tuple[torch.Tensor, torch.Tensor] | None = None
         self._validation: tuple[int, np.ndarray] | None = None
+        self._host_scores: tuple[int, np.ndarray] | None = None
+        self._attention_version = 0  # counts changes of logits or picks: the host copy is stale when it moves
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[RunRecord]:
@@ -334,10 +336,12 @@ class BatchedSATrainer:
         """Per run: is it still training (its group's schedule has picks to make)?"""
         return np.array([not self.schedules[g].finished for g in self.group_of])
 
-    def train_step(self, rows: list[np.ndarray], active: np.ndarray) -> float:
-        """One optimizer step of every run on its own batch; finished runs add nothing to the loss."""
+    def train_step(self, rows: list[np.ndarray], active: np.ndarray) -> torch.Tensor:
+        """One optimizer step of every run on its own batch; finished runs add nothing to the loss. Returns the
+        mean loss of the live runs as a tensor (read on the host only when progress is reported)."""
         xb, yb = self._batch(rows)
-        dense = torch.as_tensor([self.schedules[g].dense for g in self.group_of], device=self.device)
+        dense_runs = np.array([self.schedules[g].dense for g in self.group_of])
+        dense = torch.as_tensor(dense_runs, device=self.device)
         out = self.net.train_forward(xb, self._weights(dense))
         losses = self.objective.member_losses(out, yb, xb)
         live = torch.as_tensor(active, dtype=losses.dtype, device=self.device)
@@ -346,11 +350,12 @@ class BatchedSATrainer:
         self.logits.grad = None
         loss.backward()
         self.optimizer.step()
-        self._logit_step(live.bool() & ~dense)
+        if (active & ~dense_runs).any():  # decided on the host: no device sync
+            self._logit_step(live.bool() & ~dense)
         if self.lr_factor != 1.0:
             for group in self.optimizer.param_groups:
                 group["lr"] *= self.lr_factor
-        return float((losses.detach() * live).sum() / live.sum().clamp_min(1))
+        return (losses.detach() * live).sum() / live.sum().clamp_min(1)
 
     def _batch(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Every run's rows, densified and standardised with its own statistics: (B, batch, columns)."""
@@ -386,8 +391,9 @@ class BatchedSATrainer:
     def _logit_step(self, training: torch.Tensor) -> None:
         """Adam on the logits of the runs in a phase, each row with its own step count (reset at each pick),
         in torch.optim.Adam's arithmetic."""
-        if self.logits.grad is None or not bool(training.any()):
+        if self.logits.grad is None:
             return
+        self._attention_version += 1
         (beta1, beta2), rows = ADAM_BETAS, training[:, None]
         grad = self.logits.grad
         self.adam_t += training.to(self.adam_t.dtype)
@@ -407,13 +413,19 @@ class BatchedSATrainer:
 
     def _group_scores(self, g: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """The group's attention averaged over its runs, and each run's own (NaN where no candidate)."""
-        own = [self._scores(b) for b in self.groups[g]]
+        own = [self._all_scores()[b] for b in self.groups[g]]
         return (own[0] if len(own) == 1 else np.mean(own, axis=0)), own
 
-    def _scores(self, b: int) -> np.ndarray:
-        scores = self._attention()[b].detach().cpu().double().numpy()
-        scores[(self.selected[b] | self.banned).cpu().numpy()] = np.nan
-        return scores
+    def _all_scores(self) -> np.ndarray:
+        """Every run's attention on the host (B, units), NaN where no candidate: computed and copied once per
+        step and pick, however many runs' schedules read it."""
+        key = self._attention_version
+        if self._host_scores is None or self._host_scores[0] != key:
+            with torch.no_grad():
+                scores = self._attention().cpu().double().numpy()
+                scores[(self.selected | self.banned).cpu().numpy()] = np.nan
+            self._host_scores = (key, scores)
+        return self._host_scores[1]
 
     @torch.no_grad()
     def _validation_losses(self) -> np.ndarray:
@@ -447,13 +459,14 @@ class BatchedSATrainer:
                 last_of_phase = schedule.due_now() <= 1  # as SATrainer.pick: joint picks share one attention
                 for b in members:
                     self.selected[b, feature] = True
+                    self._attention_version += 1
                     if last_of_phase:
                         self.logits[b] = (torch.randn(self.logits.shape[1], generator=self.generators[b])
                                           * LOGIT_INIT_STD).to(self.device)
                         self.adam_m[b], self.adam_v[b], self.adam_t[b] = 0.0, 0.0, 0.0
                 schedule.picked()
 
-    def _check_stop(self, loss: float) -> None:
+    def _check_stop(self, loss: torch.Tensor) -> None:
         limit = self.config.max_seconds
         if limit is not None and time.perf_counter() - self.start > limit:
             self.stop_reason = "time limit"
@@ -462,7 +475,7 @@ class BatchedSATrainer:
             picks = sum(len(r.picks) for r in self.records)
             total = max(s.estimated_total() for s in self.schedules)
             if self.callback(self.step, total, f"{len(self.seeds)} runs: {picks}/{self.k * len(self.seeds)} "
-                                               f"picks, {done} finished, loss {loss:.4f}"):
+                                               f"picks, {done} finished, loss {float(loss):.4f}"):
                 self.stop_reason = "stopped"
 
 
