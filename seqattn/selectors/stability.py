@@ -511,7 +511,7 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
         trainer = BatchedSATrainer(config, X, y, task, k, units, seeds, resample=resample, shared=True,
                                    callback=callback)
         records = trainer.run()
-        device, objective = _device_name(trainer), trainer.objective.describe()
+        device, objective = _device_name(trainer), _trained_on(trainer)
     else:
         runner = _batched_runs if batched else _sequential_runs
         records, device, objective = runner(config, X, y, task, k, units, seeds, resample, callback)
@@ -538,7 +538,13 @@ def _batched_runs(config, X, y, task, k, units, seeds, resample, callback) -> Ru
     records = trainer.run()
     if trainer.stop_reason is not None:
         records = [r for r in records if r.picks]
-    return records, _device_name(trainer), trainer.objective.describe()
+    return records, _device_name(trainer), _trained_on(trainer)
+
+
+def _trained_on(trainer: BatchedSATrainer) -> dict[str, Any]:
+    """The objective's settings and how many input columns the networks read (network_columns: candidates and
+    pinned units, not every column, where the rest is banned)."""
+    return {**trainer.objective.describe(), "network_inputs": int(trainer.source.shape[1])}
 
 
 def _device_name(trainer: BatchedSATrainer) -> str:
