@@ -5,6 +5,7 @@ banned genes are never densified)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from seqattn import SequentialAttentionSelector
@@ -31,6 +32,7 @@ def test_type_shares_give_unequal_types_with_a_rare_one():
     assert sizes[-1] == 30 and sizes[0] == 400
 
 
+@pytest.mark.slow
 def test_large_panel_finds_planted_markers_of_every_type_and_networks_read_only_candidates():
     data = wide_counts()
     k = 20  # every planted marker (5 types × 4)
@@ -45,6 +47,7 @@ def test_large_panel_finds_planted_markers_of_every_type_and_networks_read_only_
     assert all(set(markers) & found for markers in by_type.values())  # the rare type too
 
 
+@pytest.mark.slow
 def test_narrowed_network_picks_as_the_full_width_network(monkeypatch):
     """Banned columns weigh 0 in every phase, so leaving them out of the network's input changes no pick."""
     import seqattn.selectors.stability as stability
