@@ -11,13 +11,12 @@ import json
 
 import pandas as pd
 import streamlit as st
-import torch
 
 from app_support.caches import attention_patterns
 from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.shell import require_app_shell
-from app_support.sparsity import (DEFAULT_BLOCK, DEFAULT_TOKENS, LATENCY_PRESETS, PATTERN_BLOCKS, PATTERN_HEAD_DIM,
-                                  PATTERN_HEADS, PATTERN_LAYERS, PATTERN_TOKENS, RATIO_COLUMNS, SAPP_DATASETS)
+from app_support.sparsity import (LATENCY_PRESETS, PATTERN_BLOCKS, PATTERN_HEAD_DIM, PATTERN_HEADS, PATTERN_LAYERS,
+                                  PATTERN_TOKENS, RATIO_COLUMNS, SAPP_DATASETS, default_settings)
 from app_support.state import current_device, finished_runs, load_builtin_cached, remember_finished_run
 from seqattn.data.builtins import BUILTIN_DATASETS
 from seqattn.plots import sparsity as figs
@@ -38,6 +37,7 @@ def job_panel(job_key: str, what: str) -> None:
 
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
+default_settings()
 st.title("Sparsity: SA++ and sparse attention")
 st.markdown(
     "Sequential Attention learns *which inputs matter* with a softmax over candidates. The same idea scales to "
@@ -54,12 +54,12 @@ with tab_sapp:
     with st.form("sapp_form"):
         c1, c2, c3, c4, c5, c6 = st.columns(6)
         data_name = c1.selectbox("data set", names, key="sapp_data")
-        sparsity = c2.slider("block sparsity", 0.5, 0.95, 0.8, 0.05, key="sapp_sparsity")
-        block = c3.selectbox("block size", [4, 8, 16], index=1, key="sapp_block")
-        hidden = c4.number_input("hidden width", 16, 1024, 128, 16, key="sapp_hidden")
-        epochs = c5.number_input("epochs", 9, 300, 18, 1, key="sapp_epochs",
+        sparsity = c2.slider("block sparsity", 0.5, 0.95, step=0.05, key="sapp_sparsity")
+        block = c3.selectbox("block size", [4, 8, 16], key="sapp_block")
+        hidden = c4.number_input("hidden width", 16, 1024, step=16, key="sapp_hidden")
+        epochs = c5.number_input("epochs", 9, 300, step=1, key="sapp_epochs",
                                  help="Same step budget for SA++, magnitude pruning and dense.")
-        cycles = c6.number_input("cycles N", 0, 5, 2, 1, key="sapp_cycles",
+        cycles = c6.number_input("cycles N", 0, 5, step=1, key="sapp_cycles",
                                  help="(sparsify → sparse → dense) repetitions before the final sparsify.")
         submitted = st.form_submit_button("Train SA++ and baselines", type="primary")
     settings = (data_name, float(sparsity), int(block), int(hidden), int(epochs), int(cycles), device)
@@ -120,16 +120,15 @@ with tab_sapp:
 # ------------------------------------------------------------------ attention patterns
 with tab_attn:
     c1, c2, c3, c4, c5, c6, c7 = st.columns(7)
-    seq_len = c1.selectbox("tokens", PATTERN_TOKENS, index=PATTERN_TOKENS.index(DEFAULT_TOKENS), key="attn_seq")
-    block_size = c2.selectbox("block size", PATTERN_BLOCKS, index=PATTERN_BLOCKS.index(DEFAULT_BLOCK),
-                              key="attn_block")
-    tau = c3.slider("PSA τ", 0.5, 0.99, 0.9, 0.01, key="attn_tau")
-    window = c4.number_input("window blocks", 1, 16, 3, key="attn_window")
-    topk = c5.number_input("top-k blocks", 1, 32, 4, key="attn_topk")
+    seq_len = c1.selectbox("tokens", PATTERN_TOKENS, key="attn_seq")
+    block_size = c2.selectbox("block size", PATTERN_BLOCKS, key="attn_block")
+    tau = c3.slider("PSA τ", 0.5, 0.99, step=0.01, key="attn_tau")
+    window = c4.number_input("window blocks", 1, 16, key="attn_window")
+    topk = c5.number_input("top-k blocks", 1, 32, key="attn_topk")
     estimate = c6.radio("PSA scores", ["pooled", "exact"], key="attn_estimate",
                         help="pooled: mean-pooled q·k per block (what a kernel can afford); exact: true block mass "
                              "(oracle).")
-    seed = c7.number_input("seed", 0, 10_000, 0, key="attn_seed")
+    seed = c7.number_input("seed", 0, 10_000, key="attn_seed")
     suite = attention_patterns(int(seq_len), int(block_size), PATTERN_LAYERS, PATTERN_HEADS, PATTERN_HEAD_DIM,
                                float(tau), int(window), int(topk), estimate, int(seed))
     st.caption(f"q/k/v: structured random data ({seq_len} tokens, {PATTERN_LAYERS} layers × {PATTERN_HEADS} heads, "
@@ -163,11 +162,10 @@ with tab_lat:
         preset = c1.selectbox("sizes", list(LATENCY_PRESETS), key="lat_preset")
         mask = c2.radio("prefill mask", ["sliding_window", "psa"], key="lat_mask",
                         help="sliding window of 10% of the tokens, or PSA-derived adaptive blocks (τ below).")
-        repeats = c3.number_input("rounds", 1, 50, 5, key="lat_repeats")
-        st.session_state.setdefault("lat_bsr", 0.9)
+        repeats = c3.number_input("rounds", 1, 50, key="lat_repeats")
         bsr_sparsity = c4.slider("BSR block sparsity", 0.5, 0.99, step=0.01, key="lat_bsr",
                                  help="Defaults to the SA++ run's sparsity when there is one.")
-        threads = c5.number_input("CPU threads", 1, 64, torch.get_num_threads(), key="lat_threads",
+        threads = c5.number_input("CPU threads", 1, 64, key="lat_threads",
                                   help="On a busy shared CPU, 1 thread often gives steadier numbers for small ops.")
         measure = st.form_submit_button("Measure latency", type="primary")
     if measure and LAT_JOB not in st.session_state:

@@ -72,3 +72,16 @@ def test_sapp_training_and_quick_latency_run():
     assert bsr["max abs diff"].dropna().iloc[0] < 1e-3
     labels = [b.label for b in at.get("download_button")]
     assert "Download latency (CSV)" in labels and "Download SA++ run (JSON)" in labels
+
+
+def test_settings_outlive_a_visit_to_another_page():
+    at = open_sparsity()
+    assert at.slider(key="attn_tau").value == 0.9 and at.number_input(key="sapp_hidden").value == 128
+    at.slider(key="attn_tau").set_value(0.75).run()
+    at.number_input(key="attn_window").set_value(5).run()
+    at.selectbox(key="attn_seq").set_value(256).run()
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/sparsity.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="attn_tau").value == 0.75
+    assert at.number_input(key="attn_window").value == 5 and at.selectbox(key="attn_seq").value == 256
