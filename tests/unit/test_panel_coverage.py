@@ -7,6 +7,8 @@ import pytest
 
 from seqattn import SequentialAttentionSelector
 from seqattn.data import Dataset
+from seqattn.evaluation.narrative import coverage_caption
+from seqattn.plots.genomics import panel_frame
 from seqattn.selectors.coverage import TypeCoverage
 from seqattn.selectors.ttest import ttest_markers
 
@@ -39,6 +41,13 @@ def test_the_coverage_rule_picks_the_rare_types_marker_that_plain_sa_misses():
     assert sorted(types) == ["0", "1", "2"]  # one pick per type (class codes: no class names given)
     assert types[covered.trace_.selected.index(6)] == "2"  # made for the rare type, and recorded so
     assert covered.trace_.settings["coverage"] == "turns"
+    # the Gene panel page's table and caption say the same
+    frame = panel_frame(covered.trace_)
+    assert frame["picked for"].tolist() == types
+    caption = coverage_caption(covered.trace_)
+    assert "fewest picks so far take turns" in caption and "Picks per type: " in caption
+    assert all(f"{t} 1" in caption for t in "012")
+    assert coverage_caption(plain.trace_) == "" and "picked for" not in panel_frame(plain.trace_)
 
 
 def test_every_recorded_pick_type_is_the_pool_it_came_from_and_turns_keep_types_level():
