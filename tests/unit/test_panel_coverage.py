@@ -56,6 +56,7 @@ def test_every_recorded_pick_type_is_the_pool_it_came_from_and_turns_keep_types_
                                       **FAST).fit(X, y)
     trace = sel.trace_
     panel = ttest_markers(Dataset(X=X, y=y, feature_names=[f"g{i}" for i in range(30)], task="classification"), 12)
+    assert panel.settings["marker_types"] == [0, 1, 2] * 4  # the t-test's types take turns, and say so
     type_of = dict(zip(panel.selected, panel.settings["marker_types"]))
     for run in trace.settings["runs"]:  # every run: two picks per type, none outside the pools
         assert sorted(type_of[u] for u in run) == [0, 0, 1, 1, 2, 2]
