@@ -173,7 +173,7 @@ def select_features(
         k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
     if method == "sa":
-        options = {**panel_defaults(dataset), **options}
+        options = panel_defaults(dataset, options)
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
     trace.settings["matrix"] = dataset.extra["matrix"]

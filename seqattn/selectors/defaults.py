@@ -24,13 +24,19 @@ def default_k(n_candidates: int, cap: int = DEFAULT_K) -> int:
 PANEL_DEFAULTS: dict = {"marker_pool": 3, "class_weight": "balanced", "n_runs": 8, "combine": "runs"}
 
 
-def panel_defaults(dataset: Any) -> dict[str, Any]:
-    """The PANEL_DEFAULTS that apply to ``dataset``: cell types (classification) for the balanced loss and the
-    marker pool, single genes in memory for the pool (not backed rows, not feature groups)."""
+def panel_defaults(dataset: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The PANEL_DEFAULTS that apply to ``dataset``, with the user's ``overrides`` on top: cell types
+    (classification) for the balanced loss, the marker pool and the coverage rule, single genes in memory for
+    the pool (not backed rows, not feature groups). The coverage rule picks from the pool, so it goes where
+    the pool goes — also when the user turns the pool off (``marker_pool=0``) without naming a rule."""
+    overrides = dict(overrides or {})
     options = dict(PANEL_DEFAULTS)
     if dataset.task != "classification":
         options.pop("class_weight", None)
         options.pop("marker_pool", None)
     if getattr(dataset, "backed", False) or dataset.groups is not None:
         options.pop("marker_pool", None)
+    options.update(overrides)
+    if not options.get("marker_pool") and "coverage" not in overrides:
+        options.pop("coverage", None)
     return options

@@ -107,3 +107,14 @@ def test_coverage_needs_a_marker_pool_and_a_known_rule():
         SequentialAttentionSelector(2, marker_pool=2, coverage="rare-first", **FAST).fit(X, y)
     with pytest.raises(ValueError, match="coverage"):
         TypeCoverage("none", [[0]], X, y, all_rows)
+
+
+def test_panel_defaults_drop_the_coverage_rule_where_there_is_no_marker_pool():
+    from seqattn.selectors.defaults import panel_defaults
+
+    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]), feature_names=list("abc"),
+                    task="classification")
+    assert "coverage" not in panel_defaults(cells, {"marker_pool": 0})  # the user's "no pool" wins, no error
+    assert panel_defaults(cells, {"coverage": "turns"})["coverage"] == "turns"
+    regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
+    assert "coverage" not in panel_defaults(regression) and "marker_pool" not in panel_defaults(regression)
