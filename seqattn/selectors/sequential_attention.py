@@ -356,8 +356,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.classes_ = np.array(classes) if task == "classification" else None
         user_banned, rule = list(units.banned), None
         if self.coverage != "none" and not self.marker_pool:
-            raise ValueError(f"coverage={self.coverage!r} picks from each cell type's marker pool; set marker_pool ≥ 1 "
-                             "(e.g. 3) or coverage='none'.")
+            raise ValueError(f"coverage={self.coverage!r} picks from each cell type's marker pool; set "
+                             "marker_pool ≥ 1 (e.g. 3) or coverage='none'.")
         if self.marker_pool:
             units, rule = self._marker_candidates(X, y, task, k, units)
         if self.n_runs > 1:
@@ -371,7 +371,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if rule is not None:
             self.trace_.settings.update(rule.describe(), pick_types=rule.pick_types(self.trace_.selected, classes))
 
-    def _marker_candidates(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits) -> tuple[SelectionUnits, Any]:
+    def _marker_candidates(self, X, y: np.ndarray, task: str, k: int,
+                           units: SelectionUnits) -> tuple[SelectionUnits, Any]:
         """``units`` with every gene outside the ``marker_pool · k``-gene t-test marker panel banned, and the
         coverage pick rule on that panel's per-type pools (``None`` with ``coverage="none"``)."""
         from dataclasses import replace
