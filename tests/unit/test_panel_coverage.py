@@ -114,7 +114,11 @@ def test_panel_defaults_drop_the_coverage_rule_where_there_is_no_marker_pool():
 
     cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]), feature_names=list("abc"),
                     task="classification")
-    assert "coverage" not in panel_defaults(cells, {"marker_pool": 0})  # the user's "no pool" wins, no error
+    three = Dataset(X=np.ones((6, 3), dtype=np.float32), y=np.array([0, 1, 2, 0, 1, 2]), feature_names=list("abc"),
+                    task="classification")
+    assert panel_defaults(three)["coverage"] == "worst" and panel_defaults(three)["marker_pool"] >= 1
+    assert "coverage" not in panel_defaults(three, {"marker_pool": 0})  # the user's "no pool" wins, no error
+    assert "coverage" not in panel_defaults(cells)  # two types: each gene serves both, no turns to take
     assert panel_defaults(cells, {"coverage": "turns"})["coverage"] == "turns"
     regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
     assert "coverage" not in panel_defaults(regression) and "marker_pool" not in panel_defaults(regression)

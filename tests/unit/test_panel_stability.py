@@ -210,8 +210,8 @@ def test_marker_pool_limits_candidates_to_the_t_test_markers_and_keeps_the_users
 def test_panel_defaults_drop_what_a_data_set_cannot_use():
     from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_defaults
 
-    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]), feature_names=list("abc"),
-                    task="classification")
+    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 2, 1]), feature_names=list("abc"),
+                    task="classification")  # three types: two drop the coverage rule (test_panel_coverage.py)
     assert panel_defaults(cells) == PANEL_DEFAULTS and PANEL_DEFAULTS["n_runs"] >= 8
     regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
     assert "marker_pool" not in panel_defaults(regression) and "class_weight" not in panel_defaults(regression)
