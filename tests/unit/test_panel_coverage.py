@@ -11,20 +11,9 @@ from seqattn.evaluation.narrative import coverage_caption
 from seqattn.plots.genomics import panel_frame
 from seqattn.selectors.coverage import TypeCoverage
 from seqattn.selectors.ttest import ttest_markers
+from tests.support.rare_type import rare_type_data
 
 FAST = dict(epochs=8, batch_size=64, gain_model="none")
-
-
-def rare_type_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two large types (A, B: 300 cells each) told apart by six marker columns (0–5: up in A, down in B)
-    and a rare type C (12 cells, 2 %) whose only marker is column 6 (as tests/unit/test_panel_stability.py)."""
-    rng = np.random.default_rng(seed)
-    y = np.array([0] * 300 + [1] * 300 + [2] * 12)
-    X = rng.normal(size=(len(y), 30)).astype(np.float32)
-    ab = np.where(y == 0, 1.0, np.where(y == 1, -1.0, 0.0))
-    X[:, :6] += 1.2 * ab[:, None]
-    X[y == 2, 6] += 5.0
-    return X, y
 
 
 def all_rows(seed: int) -> tuple[np.ndarray, np.ndarray]:
