@@ -10,7 +10,7 @@ judge of *which gene* but decides *for which cell type* the next pick is made:
    t-test marker panel belongs to the type whose turn picked it
    (:func:`seqattn.selectors.ttest.ttest_markers`, Welch t, one type vs rest);
 2. at each pick the rule measures how well each type is **served** by the picks so far: a
-   logistic regression (the evaluator's model, :func:`seqattn.genomics.panel_model`) refitted on the
+   logistic regression (the evaluator's model, :func:`seqattn.scoring.panel_model`) refitted on the
    picks, on the run's training rows, scored on its validation rows — the held-out part of the
    *training* cells, never a test cell — as each type's recall (ties: the lower mean probability of
    the true type);
@@ -110,13 +110,13 @@ class TypeCoverage:
         return self._cache[key]
 
     def _refit(self, picked: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
-        from threadpoolctl import threadpool_limits
+        from seqattn.device import single_threaded
 
-        with threadpool_limits(1):  # a small refit: one BLAS thread is 20× cheaper than several on a busy box
+        with single_threaded():  # a small refit: one thread was ~20× cheaper than several on the busy 2-core box
             return self._served_now(picked, seed)
 
     def _served_now(self, picked: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
-        from seqattn.genomics import panel_model
+        from seqattn.scoring import panel_model
 
         train, val = self.rows_for(seed)
         if len(train) > MAX_FIT_ROWS:
