@@ -269,7 +269,8 @@ class SequentialAttention(nn.Module):
         return self._to_columns(self.attention() + self._fixed)
 
     @torch.no_grad()
-    def select(self, reset: bool = True, choose: Callable[[np.ndarray], int] | None = None) -> tuple[int, np.ndarray]:
+    def select(self, reset: bool = True,
+               choose: Callable[[np.ndarray], int] | None = None) -> tuple[int, np.ndarray]:
         """Pick the candidate with the largest attention (or ``choose(scores)``'s, a pick rule such as
         :class:`~seqattn.selectors.coverage.TypeCoverage`); return it and the score vector. ``reset=False``
         keeps the logits for another pick from the same attention (renormalised over the candidates left)."""

@@ -484,7 +484,8 @@ def can_batch(config: SAConfig, X: Any) -> bool:
 
 def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: SelectionUnits, *, n_runs: int,
              resample: str = "seeds", shared: bool = False, batched: bool | None = None,
-             callback: ProgressCallback | None = None, dataset_name: str = "", pick_rule: Any = None) -> SelectionTrace:
+             callback: ProgressCallback | None = None, dataset_name: str = "",
+             pick_rule: Any = None) -> SelectionTrace:
     """B = ``n_runs`` SA fits and their consensus trace (see the module docstring).
 
     ``batched=None`` trains them side by side where :func:`can_batch` allows, else one after another;
