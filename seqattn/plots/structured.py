@@ -69,11 +69,13 @@ def unit_mask_animation(result: StructuredPruningResult, fraction: float, seed: 
     fig.frames = [go.Frame(data=[go.Heatmap(z=_grid_values(s.attention[k], s.mask[k], result.grid[k])) for k in kinds],
                            traces=list(range(len(kinds))), name=str(j), layout=go.Layout(title_text=title(s)))
                   for j, s in enumerate(snaps)]
+    # the buttons start below the lowest panel's tick labels (drawn upright, or turned when they crowd)
+    labels_px = 20 + 7 * max(len(x) for x in _kind_labels(result, kinds[-1])[1])
     fig.update_layout(
-        title=title(snaps[0]), height=200 + 70 * sum(heights),
+        title=title(snaps[0]),
         coloraxis=dict(colorscale="Viridis", cmin=vmin, cmax=vmax, colorbar=dict(title="A (mean 1)")),
-        **play_controls(len(snaps), buttons_y=-0.08, slider_y=-0.16),
-        margin=dict(b=150),
+        **play_controls([frame.name for frame in fig.frames], plot_px=70 * sum(heights) - 50, top_px=100,
+                        below_px=labels_px),
     )
     return fig
 
