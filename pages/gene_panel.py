@@ -15,7 +15,7 @@ from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.shell import require_app_shell
 from app_support.state import SA_TRACE_KEY, page_dataset
 from seqattn.data import DataError
-from seqattn.evaluation.narrative import stability_summary
+from seqattn.evaluation.narrative import coverage_caption, stability_summary
 from seqattn.evaluation.panels import PANEL_METRICS
 from seqattn.genomics import genes_by_marked_type, is_expression_data, panel_overlap, panel_stability
 from seqattn.plots.genomics import (
@@ -95,6 +95,8 @@ st.dataframe(panel, hide_index=True, key="gp_panel",
                             "marginal_gain": st.column_config.NumberColumn(format="%.4g"),
                             "unstable": st.column_config.CheckboxColumn(
                                 help="Picked in at most half of the runs: another seed may well swap it.")})
+if trace.settings.get("coverage") in ("turns", "worst"):
+    st.caption(escape_markdown(coverage_caption(trace)))
 if stable is None:
     st.caption("One run: these picks have not been checked against other seeds. On pbmc68k_reduced two seeds "
                "share only about half of a 20-gene panel.")

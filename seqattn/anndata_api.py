@@ -121,8 +121,10 @@ def select_features(
     ``banned`` are gene names. ``options`` go to the method (e.g. ``epochs``, ``device``,
     ``random_state``, ``callback``); for SA they override the panel defaults
     (:data:`seqattn.selectors.defaults.PANEL_DEFAULTS`: several runs combined — each pick
-    says in how many it was made and is flagged unstable when at most half made it — a
-    class-balanced loss and a structure head; ``n_runs=1`` for one run).
+    says in how many it was made and is flagged unstable when at most half made it — candidates
+    from every type's t-test markers, a class-balanced loss, and each pick made for the worst-served
+    cell type (:mod:`seqattn.selectors.coverage`); ``n_runs=1`` for one run, ``coverage="none"`` for
+    plain SA's largest-attention picks).
 
     Expression floor: genes non-zero in fewer than ``min_fraction`` of the cells, or with a
     mean below ``min_mean`` (on the matrix read), are banned as a probe would not detect them;
@@ -173,7 +175,7 @@ def select_features(
         k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
     if method == "sa":
-        options = {**panel_defaults(dataset), **options}
+        options = panel_defaults(dataset, options)
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
     trace.settings["matrix"] = dataset.extra["matrix"]

@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--marker-pool", type=int,
                      help="SA: candidates = the m·k-gene per-type t-test marker panel (0: all genes; default: the "
                           "gene-panel default for expression data, else 0)")
+    sel.add_argument("--coverage", choices=["none", "turns", "worst"],
+                     help="SA's pick rule: 'none' (the largest attention), 'turns' / 'worst' (each pick for the "
+                          "worst-served cell type, from its markers; needs a marker pool; default: the gene-panel "
+                          "default for expression data, else none)")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -203,9 +207,10 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
         options = panel_defaults(dataset) if is_expression_data(dataset) and dataset.task == "classification" else {}
         chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
                   "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
-                  "class_weight": None if args.class_weight is None else
+                  "coverage": args.coverage, "class_weight": None if args.class_weight is None else
                   ("balanced" if args.class_weight == "balanced" else "none")}
-        options.update({k: v for k, v in chosen.items() if v is not None})
+        chosen = {k: v for k, v in chosen.items() if v is not None}
+        options = panel_defaults(dataset, chosen) if options else chosen
         if options.get("class_weight") == "none":
             options["class_weight"] = None
     if pinned or banned:

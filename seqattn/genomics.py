@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from seqattn.data import DataError, Dataset, column_mean_var, split_indices
+from seqattn.scoring import panel_model  # noqa: F401  (the panel evaluator's model; its home is below selectors)
 
 if TYPE_CHECKING:
     from seqattn.trace import SelectionTrace
@@ -221,7 +222,7 @@ def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: f
 #: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
-                    "structure_components", "marker_pool", "random_state")
+                    "structure_components", "marker_pool", "coverage", "random_state")
 #: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
 DEFAULT_CHECK_RUNS = 8
 
@@ -378,15 +379,6 @@ def _panel_split(dataset: Dataset, genes: Sequence[str | int], test_fraction: fl
     train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
                                    random_state=random_state)
     return idx, train, test
-
-
-def panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
-    """Standardised logistic regression on the panel (no centring for sparse counts), fitted."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(with_mean=not sp.issparse(X)), LogisticRegression(max_iter=max_iter)).fit(X, y)
 
 
 def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fraction: float = 0.25,

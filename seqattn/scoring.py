@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from seqattn.data import Dataset, dense_columns, split_indices, standardise
 from seqattn.device import single_threaded
@@ -347,3 +348,12 @@ def _candidate_rows(dataset, scorer, selected, candidates, base_loss, base_metri
         if callback is not None:
             callback(n + 1, len(candidates), f"refit with {dataset.feature_names[i]}")
     return rows
+
+
+def panel_model(X: Any, y: np.ndarray, max_iter: int) -> Any:
+    """Standardised logistic regression on the panel (no centring for sparse counts), fitted."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(with_mean=not sp.issparse(X)), LogisticRegression(max_iter=max_iter)).fit(X, y)

@@ -119,6 +119,21 @@ def stability_summary(trace: SelectionTrace) -> str:
             f"{stable} of {trace.k} picks were made by more than half of the runs; the others are flagged unstable.")
 
 
+def coverage_caption(trace: SelectionTrace) -> str:
+    """How a coverage pick rule (:mod:`seqattn.selectors.coverage`) made the picks, with the picks per type
+    ("" without one)."""
+    rule, types = trace.settings.get("coverage"), trace.settings.get("pick_types")
+    if rule not in ("turns", "worst") or types is None:
+        return ""
+    counts = {t: types.count(t) for t in dict.fromkeys(types)}
+    who = ("the types with the fewest picks so far take turns, the worst served first" if rule == "turns" else
+           f"the worst-served type, at most {trace.settings.get('coverage_max_lead', 2)} picks ahead of the "
+           "least-picked type")
+    return (f"Each pick was made for one cell type ({who}; served = held-out recall on the fit's validation cells "
+            f"of a logistic regression on the picks so far) and is the largest-attention gene among that type's "
+            f"t-test markers. Picks per type: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + ".")
+
+
 def budget_summary(trace: SelectionTrace) -> str:
     """How long SA trained, from the trace's settings: the automatic budget's warm-up and phase lengths,
     or the fixed schedule's epochs ("" for other methods)."""

@@ -38,7 +38,8 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
     downstream read-outs use :func:`panel_genes`, which lists them too. A selection
     of several runs adds "picked in" (b/B) and "unstable" from its own steps; a single
     run gets them from ``stability`` (:func:`seqattn.genomics.panel_stability`
-    of a stability check), when given.
+    of a stability check), when given. A panel picked with a coverage rule
+    (:mod:`seqattn.selectors.coverage`) adds "picked for": the cell type each pick was made for.
     """
     rows = [{"order": "pinned", "gene": trace.feature_names[j], "feature": int(j),
              "score": np.nan, "marginal_gain": np.nan} for j in trace.pinned]
@@ -55,6 +56,9 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
         found = stability.set_index("gene")
         frame["picked in"] = [found.at[g, "picked in"] for g in frame["gene"]]
         frame["unstable"] = [bool(found.at[g, "unstable"]) for g in frame["gene"]]
+    pick_types = trace.settings.get("pick_types")
+    if pick_types is not None and len(pick_types) == len(trace.steps):
+        frame["picked for"] = ["(pinned)"] * len(trace.pinned) + [str(t) for t in pick_types]
     return frame
 
 

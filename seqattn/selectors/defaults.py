@@ -19,18 +19,29 @@ def default_k(n_candidates: int, cap: int = DEFAULT_K) -> int:
 
 #: SA's settings where a gene panel is the product (``select_features``, the CLI on expression data,
 #: ``benchmarks/bench_panels.py``), chosen on held-out numbers (benchmarks/README.md, *Gene panels*):
-#: candidates from every type's t-test markers, a loss in which every type weighs the same, and the
-#: consensus of several runs so each pick says in how many of them it was made.
-PANEL_DEFAULTS: dict = {"marker_pool": 3, "class_weight": "balanced", "n_runs": 8, "combine": "runs"}
+#: candidates from every type's t-test markers, a loss in which every type weighs the same, each pick made
+#: for the worst-served cell type (:mod:`seqattn.selectors.coverage`, the largest attention among that
+#: type's markers), and the consensus of several runs so each pick says in how many of them it was made.
+PANEL_DEFAULTS: dict = {"marker_pool": 3, "class_weight": "balanced", "coverage": "worst", "n_runs": 8,
+                        "combine": "runs"}
 
 
-def panel_defaults(dataset: Any) -> dict[str, Any]:
-    """The PANEL_DEFAULTS that apply to ``dataset``: cell types (classification) for the balanced loss and the
-    marker pool, single genes in memory for the pool (not backed rows, not feature groups)."""
+def panel_defaults(dataset: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The PANEL_DEFAULTS that apply to ``dataset``, with the user's ``overrides`` on top: cell types
+    (classification) for the balanced loss, the marker pool and the coverage rule, single genes in memory for
+    the pool (not backed rows, not feature groups). The coverage rule picks from the pool, so it goes where
+    the pool goes — also when the user turns the pool off (``marker_pool=0``) without naming a rule — and
+    needs three or more types: with two, every gene that tells one from the other serves both, and taking
+    turns would only force picks from the weaker side's markers."""
+    overrides = dict(overrides or {})
     options = dict(PANEL_DEFAULTS)
     if dataset.task != "classification":
         options.pop("class_weight", None)
         options.pop("marker_pool", None)
     if getattr(dataset, "backed", False) or dataset.groups is not None:
         options.pop("marker_pool", None)
+    options.update(overrides)
+    few_types = dataset.task == "classification" and dataset.n_classes < 3
+    if (not options.get("marker_pool") or few_types) and "coverage" not in overrides:
+        options.pop("coverage", None)
     return options

@@ -313,11 +313,13 @@ class SequentialAttention(nn.Module):
         return self._to_columns(self.attention() + self._fixed)
 
     @torch.no_grad()
-    def select(self, reset: bool = True) -> tuple[int, np.ndarray]:
-        """Pick the candidate with the largest attention; return it and the score vector. ``reset=False``
+    def select(self, reset: bool = True,
+               choose: Callable[[np.ndarray], int] | None = None) -> tuple[int, np.ndarray]:
+        """Pick the candidate with the largest attention (or ``choose(scores)``'s, a pick rule such as
+        :class:`~seqattn.selectors.coverage.TypeCoverage`); return it and the score vector. ``reset=False``
         keeps the logits for another pick from the same attention (renormalised over the candidates left)."""
         scores = self.scores()
-        feature = int(np.nanargmax(scores))
+        feature = int(np.nanargmax(scores)) if choose is None else int(choose(scores))
         self.selected[feature] = True
         if reset:
             self.reset_logits()
@@ -357,9 +359,10 @@ class SATrainer:
     :meth:`run` trains and returns the :class:`~seqattn.trace.SelectionTrace`."""
 
     def __init__(self, config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: SelectionUnits, *,
-                 callback: ProgressCallback | None = None, dataset_name: str = ""):
+                 callback: ProgressCallback | None = None, dataset_name: str = "", pick_rule: Any = None):
         self.start = time.perf_counter()
         self.config, self.task, self.k, self.units, self.callback = config, task, k, units, callback
+        self.pick_rule = pick_rule  # None: the largest attention; else its choose(scores, picks, seed)
         self.y = y
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.device = distributed.local_device(resolve_device(config.device))
@@ -419,7 +422,9 @@ class SATrainer:
             raise ValueError("Training diverged (the attention logits became NaN/inf); "
                              "lower the learning rate (or attention_learning_rate) and run again.")
         last_of_phase = self.schedule.due_now() <= 1  # several picks at one phase end share its attention
-        feature, scores = self.mask.select(reset=last_of_phase)
+        choose = None if self.pick_rule is None else (
+            lambda scores: self.pick_rule.choose(scores, self.trace.selected, self.config.seed))
+        feature, scores = self.mask.select(reset=last_of_phase, choose=choose)
         distributed.check_same_on_all_ranks(feature, f"pick {self.schedule.picks + 1}")
         if last_of_phase:
             self.optimizer.state.pop(self.mask.logits, None)  # a new phase starts with fresh Adam moments

@@ -80,6 +80,7 @@ PARAMETER_HINTS = {
     "class_weight": "None, or 'balanced' to weigh every class equally in the loss",
     "structure_weight": "the weight λ ≥ 0 of the head that reconstructs the leading principal components (0: none)",
     "marker_pool": "0 (all genes are candidates) or a whole number m ≥ 1: candidates = the m·k-gene t-test marker panel",
+    "coverage": "'none' (the largest attention), or 'turns' / 'worst': each pick for the worst-served cell type",
 }
 
 
@@ -166,6 +167,14 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         cells keeps it from spending picks on genes no type is marked by. Classification on
         single columns in memory only; the trace's ``banned`` stays the user's bans and its
         settings record ``marker_pool`` and ``candidates``.
+    coverage : the pick rule (:mod:`seqattn.selectors.coverage`); needs ``marker_pool`` ≥ 1.
+        ``"none"`` (default): the largest attention, plain SA. ``"turns"``: each pick is made for a
+        cell type — among the types with the fewest picks so far, the worst-served one (lowest recall
+        of a logistic regression refitted on the picks, on the validation rows of the fit) — and is the
+        largest-attention candidate of that type's marker pool; ``"worst"``: the worst-served type
+        while it is at most 2 picks ahead of the least-picked type. Several runs then agree on a panel
+        that keeps each type's mean share of picks. The trace's ``settings["pick_types"]`` says which type
+        each pick was made for.
     n_runs, resample : ``n_runs`` > 1 runs SA that many times — each with its own seed
         (``resample="seeds"``) or also its own bootstrap sample of the training rows
         (``"bootstrap"``) — side by side as stacked networks where possible
@@ -231,6 +240,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "structure_weight": [Interval(Real, 0, None, closed="left")],
         "structure_components": [_POSITIVE_INT],
         "marker_pool": [Interval(Integral, 0, None, closed="left")],
+        "coverage": [StrOptions({"none", "turns", "worst"})],
         "n_runs": [_POSITIVE_INT],
         "resample": [StrOptions({"seeds", "bootstrap"})],
         "combine": [StrOptions({"shared", "runs"})],
@@ -267,6 +277,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         structure_weight: float = 0.0,
         structure_components: int = 20,
         marker_pool: int = 0,
+        coverage: str = "none",
         n_runs: int = 1,
         resample: str = "seeds",
         combine: str = "shared",
@@ -299,6 +310,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.structure_weight = structure_weight
         self.structure_components = structure_components
         self.marker_pool = marker_pool
+        self.coverage = coverage
         self.n_runs = n_runs
         self.resample = resample
         self.combine = combine
@@ -342,22 +354,31 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             raise DataError("The target has a single class; classification needs at least two.")
         self.task_ = task
         self.classes_ = np.array(classes) if task == "classification" else None
-        user_banned = list(units.banned)
+        user_banned, rule = list(units.banned), None
+        if self.coverage != "none" and not self.marker_pool:
+            raise ValueError(f"coverage={self.coverage!r} picks from each cell type's marker pool; set "
+                             "marker_pool ≥ 1 (e.g. 3) or coverage='none'.")
         if self.marker_pool:
-            units = self._marker_candidates(X, y, task, k, units)
+            units, rule = self._marker_candidates(X, y, task, k, units)
         if self.n_runs > 1:
-            self._train_runs(X, y, task, k, units, callback, dataset_name)
+            self._train_runs(X, y, task, k, units, callback, dataset_name, rule)
         else:
-            self._train_one(X, y, task, k, units, callback, dataset_name)
+            self._train_one(X, y, task, k, units, callback, dataset_name, rule)
         if self.marker_pool:  # the trace says what the user banned; the pool is a setting
             self.trace_.banned = user_banned
             self.trace_.settings.update(marker_pool=int(self.marker_pool),
                                         candidates=len(units.names) - len(units.banned) - len(units.pinned))
+        if rule is not None:
+            self.trace_.settings.update(rule.describe(), pick_types=rule.pick_types(self.trace_.selected, classes))
 
-    def _marker_candidates(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits) -> SelectionUnits:
-        """``units`` with every gene outside the ``marker_pool · k``-gene t-test marker panel banned."""
+    def _marker_candidates(self, X, y: np.ndarray, task: str, k: int,
+                           units: SelectionUnits) -> tuple[SelectionUnits, Any]:
+        """``units`` with every gene outside the ``marker_pool · k``-gene t-test marker panel banned, and the
+        coverage pick rule on that panel's per-type pools (``None`` with ``coverage="none"``)."""
         from dataclasses import replace
 
+        from seqattn.selectors.coverage import TypeCoverage
+        from seqattn.selectors.sa_trainer import training_rows
         from seqattn.selectors.ttest import ttest_markers
 
         if task != "classification":
@@ -369,16 +390,20 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                             "backed mode, or set marker_pool=0.")
         free = len(units.names) - len(units.pinned) - len(units.banned)
         data = Dataset(X=X, y=np.asarray(y), feature_names=list(units.names), task="classification")
-        markers = ttest_markers(data, min(free, int(self.marker_pool) * k), pinned=units.pinned,
-                                banned=units.banned).selected
-        outside = set(range(len(units.names))) - set(markers) - set(units.pinned)
-        return replace(units, banned=sorted(outside))
+        panel = ttest_markers(data, min(free, int(self.marker_pool) * k), pinned=units.pinned, banned=units.banned)
+        outside = set(range(len(units.names))) - set(panel.selected) - set(units.pinned)
+        rule = None
+        if self.coverage != "none":
+            fraction = float(self.validation_fraction)
+            rule = TypeCoverage.from_marker_panel(self.coverage, panel.selected, panel.settings["marker_types"], X, y,
+                                                  lambda seed: training_rows(np.asarray(y), task, fraction, seed))
+        return replace(units, banned=sorted(outside)), rule
 
     def _train_one(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,
-                   callback: ProgressCallback | None, dataset_name: str) -> None:
+                   callback: ProgressCallback | None, dataset_name: str, rule: Any = None) -> None:
         """One SA fit; the fitted attributes come from what it trained."""
         trainer = SATrainer(SAConfig.from_params(self.get_params()), X, y, task, k, units, callback=callback,
-                            dataset_name=dataset_name)
+                            dataset_name=dataset_name, pick_rule=rule)
         self.trace_ = trainer.trace  # grows pick by pick: callbacks (the notebook live view) read the picks so far
         trainer.run()
         self.model_ = trainer.net.cpu().eval()
@@ -388,13 +413,14 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.n_iter_ = trainer.schedule.step
 
     def _train_runs(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,
-                    callback: ProgressCallback | None, dataset_name: str) -> None:
+                    callback: ProgressCallback | None, dataset_name: str, rule: Any = None) -> None:
         """``n_runs`` fits and their consensus (:func:`seqattn.selectors.stability.fit_runs`)."""
         from seqattn.selectors.stability import fit_runs, selection_counts
 
         config = SAConfig.from_params(self.get_params())
         self.trace_ = fit_runs(config, X, y, task, k, units, n_runs=self.n_runs, resample=self.resample,
-                               shared=self.combine == "shared", callback=callback, dataset_name=dataset_name)
+                               shared=self.combine == "shared", callback=callback, dataset_name=dataset_name,
+                               pick_rule=rule)
         self.runs_ = [list(r) for r in self.trace_.settings["runs"]]
         counts, _ = selection_counts(self.runs_, len(units.names))
         self.selection_frequency_ = counts / max(1, len(self.runs_))

@@ -129,12 +129,14 @@ def consensus_order(runs: Sequence[Sequence[int]], n_units: int, k: int) -> list
 
 def consensus_trace(records: Sequence[RunRecord], units: SelectionUnits, k: int, *, task: str,
                     settings: dict[str, Any], read_out: Callable[[list[int]], float | None] | None = None,
-                    seconds: float = 0.0, dataset_name: str = "", device: str = "cpu") -> SelectionTrace:
-    """The stable selection's trace: one step per consensus pick, each with its share of runs."""
+                    seconds: float = 0.0, dataset_name: str = "", device: str = "cpu",
+                    order: Callable[[list[list[int]], int, int], list[int]] | None = None) -> SelectionTrace:
+    """The stable selection's trace: one step per consensus pick, each with its share of runs; ``order``
+    replaces :func:`consensus_order` (a pick rule's own consensus, e.g. one that keeps each type's share)."""
     runs = [r.picks for r in records]
     n_runs, n_units = max(1, len(records)), len(units.names)
     counts, mean_position = selection_counts(runs, n_units)
-    panel = consensus_order(runs, n_units, k)
+    panel = (order or consensus_order)(runs, n_units, k)
     trace = sa_trace(units, task, settings, dataset_name, device)
     available = np.ones(n_units, dtype=bool)
     available[list(units.pinned) + list(units.banned)] = False
@@ -236,9 +238,10 @@ class BatchedSATrainer:
 
     def __init__(self, config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: SelectionUnits,
                  seeds: Sequence[int], *, resample: str = "seeds", shared: bool = False,
-                 callback: ProgressCallback | None = None):
+                 callback: ProgressCallback | None = None, pick_rule: Any = None):
         self.start = time.perf_counter()
         self.config, self.task, self.k, self.units, self.callback = config, task, k, units, callback
+        self.pick_rule = pick_rule  # None: the largest attention; else its choose(scores, picks, seed)
         self.seeds, self.resample = [int(s) for s in seeds], resample
         self.y = np.asarray(y)
         self.y_fit = self.y.astype(np.float32) if task == "regression" else self.y
@@ -454,7 +457,8 @@ class BatchedSATrainer:
                     raise ValueError("Training diverged (the attention logits became NaN/inf); lower the learning "
                                      "rate (or attention_learning_rate) and run again.")
                 scores, own = self._group_scores(g)
-                feature = int(np.nanargmax(scores))
+                feature = (int(np.nanargmax(scores)) if self.pick_rule is None else
+                           self.pick_rule.choose(scores, self.records[g].picks, self.seeds[members[0]]))
                 self.records[g].add(feature, scores, [int(np.nanargmax(o)) for o in own] if len(own) > 1 else ())
                 last_of_phase = schedule.due_now() <= 1  # as SATrainer.pick: joint picks share one attention
                 for b in members:
@@ -487,11 +491,13 @@ def can_batch(config: SAConfig, X: Any) -> bool:
 
 def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: SelectionUnits, *, n_runs: int,
              resample: str = "seeds", shared: bool = False, batched: bool | None = None,
-             callback: ProgressCallback | None = None, dataset_name: str = "") -> SelectionTrace:
+             callback: ProgressCallback | None = None, dataset_name: str = "",
+             pick_rule: Any = None) -> SelectionTrace:
     """B = ``n_runs`` SA fits and their consensus trace (see the module docstring).
 
     ``batched=None`` trains them side by side where :func:`can_batch` allows, else one after another;
-    ``True`` / ``False`` force either (``True`` where it cannot apply is a ValueError).
+    ``True`` / ``False`` force either (``True`` where it cannot apply is a ValueError). ``pick_rule``
+    (:class:`~seqattn.selectors.coverage.TypeCoverage`) makes every run's picks and the consensus.
     """
     if resample not in RESAMPLES:
         raise ValueError(f"resample must be one of {RESAMPLES}, got {resample!r}.")
@@ -509,12 +515,12 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
     seeds = run_seeds(config.random_state, n_runs)
     if shared:
         trainer = BatchedSATrainer(config, X, y, task, k, units, seeds, resample=resample, shared=True,
-                                   callback=callback)
+                                   callback=callback, pick_rule=pick_rule)
         records = trainer.run()
         device, objective = _device_name(trainer), _trained_on(trainer)
     else:
         runner = _batched_runs if batched else _sequential_runs
-        records, device, objective = runner(config, X, y, task, k, units, seeds, resample, callback)
+        records, device, objective = runner(config, X, y, task, k, units, seeds, resample, callback, pick_rule)
     settings = {**_settings(config, k, records, resample, batched, X), **objective, "shared": shared}
     read_out = _consensus_read_out(config, X, y, task, units) if config.gain_model != "none" else None
     build = dict(task=task, settings=settings, read_out=read_out, seconds=time.perf_counter() - start,
@@ -523,7 +529,7 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
         settings.update(n_runs=n_runs, run_seeds=seeds, run_leaders=records[0].leaders,
                         runs=[[leaders[b] for leaders in records[0].leaders] for b in range(n_runs)])
         return shared_trace(records[0], units, k, n_runs=n_runs, **build)
-    trace = consensus_trace(records, units, k, **build)
+    trace = consensus_trace(records, units, k, order=pick_rule.consensus if pick_rule else None, **build)
     if any(len(r.picks) < k for r in records):
         trace.stopped_early = True
         trace.settings["stop_reason"] = "stopped"
@@ -533,8 +539,9 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
 Runs = tuple[list[RunRecord], str, dict[str, Any]]  # the records, the device, the objective's description
 
 
-def _batched_runs(config, X, y, task, k, units, seeds, resample, callback) -> Runs:
-    trainer = BatchedSATrainer(config, X, y, task, k, units, seeds, resample=resample, callback=callback)
+def _batched_runs(config, X, y, task, k, units, seeds, resample, callback, pick_rule=None) -> Runs:
+    trainer = BatchedSATrainer(config, X, y, task, k, units, seeds, resample=resample, callback=callback,
+                               pick_rule=pick_rule)
     records = trainer.run()
     if trainer.stop_reason is not None:
         records = [r for r in records if r.picks]
@@ -552,14 +559,14 @@ def _device_name(trainer: BatchedSATrainer) -> str:
         return describe_device(trainer.device)
 
 
-def _sequential_runs(config, X, y, task, k, units, seeds, resample, callback) -> Runs:
+def _sequential_runs(config, X, y, task, k, units, seeds, resample, callback, pick_rule=None) -> Runs:
     records, device, objective = [], "cpu", {}
     for b, seed in enumerate(seeds):
         def progress(step: int, total: int, message: str, b: int = b) -> Any:
             return callback(b * total + step, len(seeds) * total, f"run {b + 1}/{len(seeds)}: {message}")
 
         trainer = SATrainer(replace(config, random_state=seed, gain_model="none"), X, y, task, k, units,
-                            callback=progress if callback else None)
+                            callback=progress if callback else None, pick_rule=pick_rule)
         trace = trainer.run()
         records.append(RunRecord.from_trace(seed, trace))
         device = trace.device

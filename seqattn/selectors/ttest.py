@@ -82,7 +82,7 @@ def ttest_markers(
                            task=dataset.task, metric_name="", pinned=pinned_list, banned=sorted(banned_set),
                            settings=attach_preprocessing({"test": "Welch t-test, one type vs rest",
                                                           "combine": "round robin over types"}, dataset))
-    turn = 0
+    turn, marked_for = 0, []
     while trace.k < k:
         c = types[turn % len(types)]
         order = orders[c]
@@ -94,7 +94,9 @@ def ttest_markers(
             scores[list(taken)] = np.nan
             trace.add_step(pick, scores, seconds=time.perf_counter() - start)
             taken.add(pick)
+            marked_for.append(int(c))
         turn += 1
+    trace.settings["marker_types"] = marked_for  # the type whose turn made each pick (SA's coverage pools)
     return trace
 
 

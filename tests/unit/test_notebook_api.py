@@ -62,9 +62,10 @@ def test_select_features_sa_with_key_added_and_layer(tmp_path) -> None:
     adata.layers["signal"] = sp.csr_matrix(ds.X)
     trace = select_features(adata, "label", 3, layer="signal", key_added="sa3", epochs=40, random_state=0,
                             progress=False)
-    from seqattn.selectors.defaults import PANEL_DEFAULTS
+    from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_defaults
 
-    direct = SequentialAttentionSelector(3, epochs=40, random_state=0, **PANEL_DEFAULTS).fit(
+    assert "coverage" not in panel_defaults(ds)  # two types: no per-type turns (tests/unit/test_panel_coverage.py)
+    direct = SequentialAttentionSelector(3, epochs=40, random_state=0, **panel_defaults(ds)).fit(
         ds.X, ds.y, feature_names=ds.feature_names)  # select_features uses the gene-panel defaults
     assert trace.selected_names == direct.trace_.selected_names  # X (all zeros) was not used
     assert trace.n_runs == PANEL_DEFAULTS["n_runs"] and trace.settings["marker_pool"] == PANEL_DEFAULTS["marker_pool"]

@@ -17,6 +17,7 @@ from seqattn.genomics import expression_floor, fraction_expressing
 from seqattn.objectives import balanced_class_weights, structure_components
 from seqattn.selectors.stability import consensus_order, selection_counts, selection_matrix, unstable_picks
 from seqattn.trace import SelectionTrace
+from tests.support.rare_type import rare_type_data
 
 FAST = dict(epochs=8, batch_size=64, gain_model="none")
 
@@ -100,18 +101,6 @@ def test_balanced_weights_match_scikit_learn():
     expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
     assert np.allclose(balanced_class_weights(y, 3), expected)
     assert balanced_class_weights(np.array([0, 0, 2]), 3)[1] == 0.0  # an absent class weighs nothing
-
-
-def rare_type_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two large types (A, B: 300 cells each) told apart by six marker columns (0–5, each a noisy copy of
-    the A/B signal) and a rare type C (12 cells, 2 %) whose only marker is column 6."""
-    rng = np.random.default_rng(seed)
-    y = np.array([0] * 300 + [1] * 300 + [2] * 12)
-    X = rng.normal(size=(len(y), 30)).astype(np.float32)
-    ab = np.where(y == 0, 1.0, np.where(y == 1, -1.0, 0.0))
-    X[:, :6] += 1.2 * ab[:, None]
-    X[y == 2, 6] += 5.0
-    return X, y
 
 
 def test_balanced_objective_covers_the_rare_type():
@@ -210,8 +199,8 @@ def test_marker_pool_limits_candidates_to_the_t_test_markers_and_keeps_the_users
 def test_panel_defaults_drop_what_a_data_set_cannot_use():
     from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_defaults
 
-    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]), feature_names=list("abc"),
-                    task="classification")
+    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 2, 1]), feature_names=list("abc"),
+                    task="classification")  # three types: two drop the coverage rule (test_panel_coverage.py)
     assert panel_defaults(cells) == PANEL_DEFAULTS and PANEL_DEFAULTS["n_runs"] >= 8
     regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
     assert "marker_pool" not in panel_defaults(regression) and "class_weight" not in panel_defaults(regression)

@@ -1,0 +1,184 @@
+"""Every cell type covered: Sequential Attention's picks made against the worst-served type.
+
+Plain SA takes, at each phase end, the candidate with the largest attention. On a few hundred cells
+that lets the attention of large or easy types crowd out the rare ones: on pbmc68k_reduced SA's
+20-gene panel lost 15–20 recall points on CD34+, NK and CD8+ cytotoxic T to the t-test panel
+(benchmarks/README.md, *Gene panels*). A **type-coverage pick rule** keeps SA's attention as the
+judge of *which gene* but decides *for which cell type* the next pick is made:
+
+1. the candidates are grouped into per-type **marker pools** — each gene of the ``marker_pool · k``
+   t-test marker panel belongs to the type whose turn picked it
+   (:func:`seqattn.selectors.ttest.ttest_markers`, Welch t, one type vs rest);
+2. at each pick the rule measures how well each type is **served** by the picks so far: a
+   logistic regression (the evaluator's model, :func:`seqattn.scoring.panel_model`) refitted on the
+   picks, on the run's training rows, scored on its validation rows — the held-out part of the
+   *training* cells, never a test cell — as each type's recall (ties: the lower mean probability of
+   the true type);
+3. the pick goes to the **worst-served** type among those allowed a pick (``"turns"``: the types with
+   the fewest picks so far, so every type gets its share as the t-test panel gives it; ``"worst"``:
+   any type at most MAX_LEAD picks ahead of the least-picked one), and within that type's pool to the
+   unselected gene with the **largest attention** — the same attention-ranked, trained pick as plain SA.
+
+The rule sees only the fit's rows (each run its own training / validation split) and records, per pick,
+the type it was made for (``trace.settings["pick_types"]``), which the Gene panel page shows.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from seqattn.data.stream import as_row_source
+
+#: The rules: "none" (plain SA, the largest attention), "turns", "worst" (see the module docstring).
+COVERAGE_RULES = ("none", "turns", "worst")
+#: "worst": a type may be served while it has fewer than (the least-picked type's picks + MAX_LEAD) picks.
+MAX_LEAD = 2
+#: The served-ness refit reads at most this many training rows (and all validation rows of the run).
+MAX_FIT_ROWS = 4000
+
+
+@dataclass
+class TypeCoverage:
+    """The pick rule of one fit: per-type marker pools and the served-ness of every picked set.
+
+    ``pools[c]`` are the unit indices pooled for type ``c`` (best marker first); ``rows_for(seed)``
+    gives a run's (training, validation) rows. Served-ness is cached per picked set, so runs that agree
+    on a prefix share the refit.
+    """
+
+    rule: str
+    pools: list[list[int]]
+    X: Any
+    y: np.ndarray
+    rows_for: Any  # seed -> (train rows, validation rows)
+    type_of: dict[int, int] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.rule not in COVERAGE_RULES[1:]:
+            raise ValueError(f"coverage must be one of {COVERAGE_RULES}, got {self.rule!r}.")
+        self.type_of = {int(u): c for c, pool in enumerate(self.pools) for u in pool}
+        self.source = as_row_source(self.X)
+
+    @classmethod
+    def from_marker_panel(cls, rule: str, markers: Sequence[int], marker_types: Sequence[int], X: Any,
+                          y: np.ndarray, rows_for: Any) -> "TypeCoverage":
+        """Pools from a t-test marker panel in pick order and the type each of its picks was made for."""
+        n_types = int(np.max(y)) + 1
+        pools: list[list[int]] = [[] for _ in range(n_types)]
+        for unit, c in zip(markers, marker_types):
+            pools[int(c)].append(int(unit))
+        return cls(rule, pools, X, np.asarray(y), rows_for)
+
+    # ------------------------------------------------------------------ the pick
+    def choose(self, scores: np.ndarray, picked: Sequence[int], seed: int) -> int:
+        """The pick: the largest-attention candidate in the pool of the worst-served type allowed a pick.
+
+        ``scores`` is the attention over all units (NaN where a unit is no candidate); ``picked`` the run's
+        picks so far (pinned units excluded). Falls back to the plain argmax when no pool has a candidate.
+        """
+        scores = np.asarray(scores, dtype=np.float64)
+        for c in self.type_order(picked, seed):
+            pool = [u for u in self.pools[c] if np.isfinite(scores[u])]
+            if pool:
+                return int(max(pool, key=lambda u: (scores[u], -u)))
+        return int(np.nanargmax(scores))
+
+    def type_order(self, picked: Sequence[int], seed: int) -> list[int]:
+        """Types in the order they are served next: allowed types first (by the rule), worst-served first."""
+        counts = np.zeros(len(self.pools), dtype=np.int64)
+        for u in picked:
+            if int(u) in self.type_of:
+                counts[self.type_of[int(u)]] += 1
+        recall, probability = self.served(picked, seed)
+        has_pool = np.array([len(p) > 0 for p in self.pools])
+        least = counts[has_pool].min() if has_pool.any() else 0
+        lead = 1 if self.rule == "turns" else MAX_LEAD
+        allowed = has_pool & (counts < least + lead)
+        return sorted(np.flatnonzero(has_pool).tolist(),
+                      key=lambda c: (not allowed[c], recall[c], probability[c], counts[c], c))
+
+    def served(self, picked: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per type: recall and mean probability of the true type on the run's validation rows, of a
+        logistic regression refitted on ``picked`` (no picks: the class prior, which predicts the largest type)."""
+        key = (frozenset(int(u) for u in picked), int(seed))
+        if key not in self._cache:
+            self._cache[key] = self._refit(sorted(key[0]), seed)
+        return self._cache[key]
+
+    def _refit(self, picked: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        from seqattn.device import single_threaded
+
+        with single_threaded():  # a small refit: one thread was ~20× cheaper than several on the busy 2-core box
+            return self._served_now(picked, seed)
+
+    def _served_now(self, picked: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        from seqattn.scoring import panel_model
+
+        train, val = self.rows_for(seed)
+        if len(train) > MAX_FIT_ROWS:
+            train = np.sort(np.random.default_rng(seed).choice(train, MAX_FIT_ROWS, replace=False))
+        n_types = len(self.pools)
+        y_train, y_val = self.y[train], self.y[val]
+        present = np.unique(y_train)
+        if not picked or len(present) < 2:
+            prior = np.bincount(y_train, minlength=n_types) / max(1, len(y_train))
+            predicted = np.full(len(val), int(np.argmax(prior)))
+            probability = np.tile(prior, (len(val), 1))
+        else:
+            model = panel_model(self._columns(train, picked), y_train, 500)
+            X_val = self._columns(val, picked)
+            predicted = model.predict(X_val)
+            probability = np.zeros((len(val), n_types))
+            probability[:, model.classes_] = model.predict_proba(X_val)
+        recall, mean_probability = np.ones(n_types), np.ones(n_types)
+        for c in range(n_types):
+            mine = y_val == c
+            if mine.any():  # a type without validation cells counts as served (nothing to measure it on)
+                recall[c] = float(np.mean(predicted[mine] == c))
+                mean_probability[c] = float(np.mean(probability[mine, c]))
+        return recall, mean_probability
+
+    def _columns(self, rows: np.ndarray, units: list[int]) -> np.ndarray:
+        block = self.source.read(np.asarray(rows))[:, units]
+        return block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+
+    # ------------------------------------------------------------------ the record
+    def pick_types(self, picks: Sequence[int], class_names: Sequence[Any]) -> list[str]:
+        """The type each pick was made for (its pool's type; "" for a unit outside every pool)."""
+        return [str(class_names[self.type_of[int(u)]]) if int(u) in self.type_of else "" for u in picks]
+
+    def consensus(self, runs: Sequence[Sequence[int]], n_units: int, k: int) -> list[int]:
+        """The panel of B runs with each type's share kept: type c gets the runs' mean number of picks for
+        c (largest remainders round to k), filled with its most-picked genes; the panel is then ordered as
+        :func:`~seqattn.selectors.stability.consensus_order` orders it (most runs, then earliest)."""
+        from seqattn.selectors.stability import selection_counts
+
+        counts, mean_position = selection_counts(runs, n_units)
+        rank = lambda u: (-counts[u], mean_position[u], u)  # noqa: E731
+        by_type: dict[int, list[int]] = {}
+        for u in sorted(np.flatnonzero(counts > 0).tolist(), key=rank):
+            by_type.setdefault(self.type_of.get(int(u), -1), []).append(int(u))
+        share = {c: sum(self.type_of.get(int(u), -1) == c for r in runs for u in r) / max(1, len(runs))
+                 for c in by_type}
+        quota = {c: min(int(np.floor(share[c])), len(by_type[c])) for c in by_type}
+        total = min(k, sum(len(v) for v in by_type.values()))
+        while sum(quota.values()) < total:  # largest remainder: the type furthest below its share first
+            c = max((c for c in by_type if quota[c] < len(by_type[c])), key=lambda c: (share[c] - quota[c], -c))
+            quota[c] += 1
+        while sum(quota.values()) > total:  # more shares than k: trim the type furthest above its share, then the
+            c = max((c for c in quota if quota[c] > 0), key=lambda c: (quota[c] - share[c], quota[c], c))  # largest
+            quota[c] -= 1
+        panel = [u for c in by_type for u in by_type[c][:quota[c]]]
+        return sorted(panel, key=rank)[:k]
+
+    def describe(self) -> dict[str, Any]:
+        return {"coverage": self.rule, "coverage_max_lead": 1 if self.rule == "turns" else MAX_LEAD,
+                "coverage_served_by": "recall of a logistic regression refitted on the picks, on each run's "
+                                      "validation rows of the training cells"}
+
+
+__all__ = ["COVERAGE_RULES", "MAX_LEAD", "TypeCoverage"]

@@ -1,0 +1,113 @@
+"""Every cell type covered (issue 20, item 2): SA's picks made against the worst-served type
+(:mod:`seqattn.selectors.coverage`), on planted data where the right answer is known."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqattn import SequentialAttentionSelector
+from seqattn.data import Dataset
+from seqattn.evaluation.narrative import coverage_caption
+from seqattn.plots.genomics import panel_frame
+from seqattn.selectors.coverage import TypeCoverage
+from seqattn.selectors.ttest import ttest_markers
+from tests.support.rare_type import rare_type_data
+
+FAST = dict(epochs=8, batch_size=64, gain_model="none")
+
+
+def all_rows(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(612), np.arange(612)
+
+
+def test_the_coverage_rule_picks_the_rare_types_marker_that_plain_sa_misses():
+    X, y = rare_type_data()
+    plain = SequentialAttentionSelector(3, marker_pool=3, random_state=0, **FAST).fit(X, y)
+    assert 6 not in plain.selected_features_  # 2 % of the cells: A's markers crowd it out
+    covered = SequentialAttentionSelector(3, marker_pool=3, coverage="turns", random_state=0, **FAST).fit(X, y)
+    assert 6 in covered.selected_features_
+    types = covered.trace_.settings["pick_types"]
+    assert sorted(types) == ["0", "1", "2"]  # one pick per type (class codes: no class names given)
+    assert types[covered.trace_.selected.index(6)] == "2"  # made for the rare type, and recorded so
+    assert covered.trace_.settings["coverage"] == "turns"
+    # the Gene panel page's table and caption say the same
+    frame = panel_frame(covered.trace_)
+    assert frame["picked for"].tolist() == types
+    caption = coverage_caption(covered.trace_)
+    assert "fewest picks so far take turns" in caption and "Picks per type: " in caption
+    assert all(f"{t} 1" in caption for t in "012")
+    assert coverage_caption(plain.trace_) == "" and "picked for" not in panel_frame(plain.trace_)
+
+
+def test_every_recorded_pick_type_is_the_pool_it_came_from_and_turns_keep_types_level():
+    X, y = rare_type_data(seed=1)
+    sel = SequentialAttentionSelector(6, marker_pool=2, coverage="turns", n_runs=3, combine="runs", random_state=0,
+                                      **FAST).fit(X, y)
+    trace = sel.trace_
+    panel = ttest_markers(Dataset(X=X, y=y, feature_names=[f"g{i}" for i in range(30)], task="classification"), 12)
+    assert panel.settings["marker_types"] == [0, 1, 2] * 4  # the t-test's types take turns, and say so
+    type_of = dict(zip(panel.selected, panel.settings["marker_types"]))
+    for run in trace.settings["runs"]:  # every run: two picks per type, none outside the pools
+        assert sorted(type_of[u] for u in run) == [0, 0, 1, 1, 2, 2]
+    types = trace.settings["pick_types"]
+    assert [types.count(c) for c in "012"] == [2, 2, 2]  # the consensus keeps each type's share of the runs' picks
+    assert 6 in trace.selected and types[trace.selected.index(6)] == "2"
+
+
+def test_the_worst_served_type_gets_the_next_pick_among_its_pool_by_attention():
+    X, y = rare_type_data()
+    rule = TypeCoverage("worst", [[0, 1, 2], [10, 11], [6, 7]], X, y, all_rows)
+    scores = np.full(30, 0.01)
+    scores[[0, 1, 2]] = [0.2, 0.3, 0.25]  # A's markers lead the attention overall
+    scores[7] = 0.05
+    scores[6] = 0.02
+    # nothing picked: the prior predicts A, so B and C have recall 0; C (rarest, lowest probability) first
+    assert rule.type_order([], seed=0)[0] == 2
+    assert rule.choose(scores, [], seed=0) == 7  # C's pool, its largest attention (not the global leader 1)
+    recall, _ = rule.served([6, 0], seed=0)
+    assert recall[2] > 0.75 and 0.7 < recall[0] < 1 and 0.7 < recall[1] < 1  # C's marker serves C; 0 tells A, B
+    worst = int(np.argmin(recall))
+    scores[6] = scores[0] = np.nan  # already picked
+    pool = [u for u in rule.pools[worst] if np.isfinite(scores[u])]
+    assert rule.choose(scores, [6, 0], seed=0) == max(pool, key=lambda u: scores[u])
+    # "worst" lets a type run at most MAX_LEAD (2) picks ahead of the least-picked type: C, with 2 picks to
+    # A's and B's 0, waits even if still the worst served
+    assert rule.type_order([6, 7], seed=0)[-1] == 2
+
+
+def test_coverage_consensus_keeps_each_types_mean_share():
+    X, y = rare_type_data()
+    rule = TypeCoverage("turns", [[0, 1, 2, 3], [10, 11, 12], [6, 7]], X, y, all_rows)
+    # type 0's runs agree (0, 1 in every run); type 2's split between 6 and 7; plain votes would take 2
+    runs = [[0, 1, 6, 10], [0, 1, 7, 11], [0, 1, 6, 12], [1, 0, 7, 10]]
+    panel = rule.consensus(runs, 30, 3)  # fewer picks than shares: the largest type gives one up, all covered
+    assert sorted(rule.type_of[u] for u in panel) == [0, 1, 2]
+    panel4 = rule.consensus(runs, 30, 4)
+    assert sorted(rule.type_of[u] for u in panel4) == [0, 0, 1, 2]  # 2 + 1 + 1 picks per run, kept
+    assert panel4[:2] == [0, 1] and 10 in panel4  # each type's most-picked gene; 10 (2 runs) for type 1
+    assert set(panel4) & {6, 7}
+
+
+def test_coverage_needs_a_marker_pool_and_a_known_rule():
+    X, y = rare_type_data()
+    with pytest.raises(ValueError, match="marker_pool"):
+        SequentialAttentionSelector(2, coverage="turns", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="coverage"):
+        SequentialAttentionSelector(2, marker_pool=2, coverage="rare-first", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="coverage"):
+        TypeCoverage("none", [[0]], X, y, all_rows)
+
+
+def test_panel_defaults_drop_the_coverage_rule_where_there_is_no_marker_pool():
+    from seqattn.selectors.defaults import panel_defaults
+
+    cells = Dataset(X=np.ones((4, 3), dtype=np.float32), y=np.array([0, 1, 0, 1]), feature_names=list("abc"),
+                    task="classification")
+    three = Dataset(X=np.ones((6, 3), dtype=np.float32), y=np.array([0, 1, 2, 0, 1, 2]), feature_names=list("abc"),
+                    task="classification")
+    assert panel_defaults(three)["coverage"] == "worst" and panel_defaults(three)["marker_pool"] >= 1
+    assert "coverage" not in panel_defaults(three, {"marker_pool": 0})  # the user's "no pool" wins, no error
+    assert "coverage" not in panel_defaults(cells)  # two types: each gene serves both, no turns to take
+    assert panel_defaults(cells, {"coverage": "turns"})["coverage"] == "turns"
+    regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
+    assert "coverage" not in panel_defaults(regression) and "marker_pool" not in panel_defaults(regression)
