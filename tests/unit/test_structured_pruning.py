@@ -227,6 +227,28 @@ def test_normalised_scope_takes_a_softmax_per_layer_and_ranks_all_units_together
     assert kept[0].tolist() == [1, 0, 0, 0] and int(kept[1:].sum()) == 5
 
 
+@pytest.mark.parametrize("separate", [True, False])
+def test_weights_train_on_the_whole_model_while_the_logits_learn_from_switched_off_units(corpus, separate):
+    from seqattn.sparsity.block_pruning import Phase
+    from seqattn.sparsity.structured import _train_step
+
+    model, layouts = random_model().train(), unit_layouts(TINY, ("heads",))
+    pruner = UnitPruner(layouts, "global", "SA++", 0)
+    opt, logit_opt = torch.optim.SGD(model.parameters(), lr=0.0), torch.optim.SGD(pruner.logits.parameters(), lr=0.0)
+    settings = PruningSettings(kinds=("heads",), separate_logit_pass=separate)
+    _train_step(model, pruner, opt, logit_opt, Phase("dense", 1, 0, 10), corpus, torch.Generator().manual_seed(0),
+                settings, torch.device("cpu"), fraction=0.5)
+    hd, n_head = TINY.head_dim, TINY.heads[0]
+    value_grads = torch.stack([b.attn.qkv.weight.grad.view(3, n_head, hd, -1)[2].abs().sum(dim=(1, 2))
+                               for b in model.blocks]).flatten()  # one entry per head
+    logit_grads = pruner.logits["heads"].grad
+    assert int((logit_grads.abs() > 0).sum()) >= 6  # the six switched-off heads (and, through the softmax, others)
+    if separate:  # every head's value weights learn: the weights saw the whole model
+        assert bool((value_grads > 0).all())
+    else:  # the six switched-off heads' value weights get nothing: the weights saw the explored subnetwork
+        assert int((value_grads == 0).sum()) == 6
+
+
 def test_exploring_while_pruning_switches_off_what_the_ramp_still_has_to_remove():
     from seqattn.sparsity.block_pruning import Phase
     from seqattn.sparsity.structured import _exploration_share
