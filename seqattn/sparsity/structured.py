@@ -42,9 +42,15 @@ default (``"switched-off"``) the logits learn only from units that are
 switched off, through a straight-through gate (forward value 0, gradient the
 loss's slope at 0): in warm-up and dense phases a random share of the alive
 units (the target fraction) is switched off at every step, in sparsify phases
-the pruned units are. The weights meanwhile train on these random
-subnetworks (like structured dropout). ``"all"`` is the plain variant: every
-unit's gate gradient at ``A``.
+the pruned units are. In warm-up and dense phases that signal comes from a
+second pass over the same batch (``separate_logit_pass``, the logits'
+gradient only), and the weights train on the model as it is, every alive unit
+on and scaled by ``A``, as in the SA++ paper's dense phase; training them on
+the random subnetworks instead (structured dropout at the target fraction)
+left the final model 0.011–0.015 nats/byte worse on the tuning seeds, while
+SA++'s choice of units, replayed through the baselines' training, was as good
+as gradient importance's. ``"all"`` is the plain variant: every unit's gate
+gradient at ``A``.
 
 Baselines get the same number of optimizer steps, the same final ramp and the
 same fine-tune, and differ only in how units are scored: **magnitude** (ℓ2
@@ -418,7 +424,8 @@ class PruningSettings:
     # Warm-up and dense steps: the logits learn from a second pass over the same batch with random units switched
     # off, the weights from the model as it is (every alive unit on, scaled by A: the SA++ paper's dense phase).
     # False trains the weights on the explored subnetworks themselves (structured dropout at the target fraction):
-    # one pass per step, 12% less CPU, but 0.009–0.023 nats/byte worse on every tuning seed (benchmarks/README.md).
+    # one pass per step and ~15% less CPU, but 0.016 / 0.011 nats/byte worse at 50% / 75% removed (tuning seeds
+    # 0–2; worse on five of the six seed × fraction pairs, benchmarks/README.md).
     separate_logit_pass: bool = True
 
     @classmethod
