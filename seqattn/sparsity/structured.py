@@ -430,7 +430,7 @@ class PruningSettings:
 
     @classmethod
     def quick(cls, **changes: Any) -> "PruningSettings":
-        """A fifth of the steps: the app page's default (69 CPU-seconds for every method at 50% and 75% with the
+        """A fifth of the steps: the app page's default (80 CPU-seconds for every method at 50% and 75% with the
         timing, on the cached standard model; benchmarks/README.md)."""
         return cls(**{"steps": 56, **changes})
 
