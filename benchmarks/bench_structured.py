@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,page] [--seeds 3] [--first-seed 3]
         [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
-        [--explore-while-pruning] [--threads 1] [--latency-threads 1,2] [--repeats 20] [--page-runs 2]
-        [--json out.json]
+        [--explore-while-pruning] [--weights-on-explored] [--threads 1] [--latency-threads 1,2] [--repeats 20]
+        [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
   training's time and validation loss are printed), then for every seed the
@@ -76,12 +76,14 @@ def progress_printer(prefix: str):
 
 def quality(args, trained, dump: dict) -> dict:
     settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope,
-                               logit_optimizer=args.logit_optimizer, explore_while_pruning=args.explore_while_pruning)
+                               logit_optimizer=args.logit_optimizer, explore_while_pruning=args.explore_while_pruning,
+                               separate_logit_pass=not args.weights_on_explored)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
           f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, SA++ logits: "
           f"{settings.logit_optimizer}, lr {settings.logit_learning_rate}, exploring while pruning "
-          f"{settings.explore_while_pruning}; batch {settings.batch_size} × "
+          f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}; "
+          f"batch {settings.batch_size} × "
           f"{trained.config.context} bytes, "
           f"{args.threads} thread(s) ==",
           flush=True)
@@ -212,6 +214,8 @@ def main() -> None:
     parser.add_argument("--logit-optimizer", default=PruningSettings().logit_optimizer, choices=list(LOGIT_OPTIMIZERS))
     parser.add_argument("--explore-while-pruning", action="store_true",
                         help="SA++: keep switching off random alive units during the sparsify ramps")
+    parser.add_argument("--weights-on-explored", action="store_true",
+                        help="SA++ as first built: one pass per step, the weights train on the explored subnetworks")
     parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
     parser.add_argument("--skip-dense-reference", action="store_true",
                         help="do not train the dense model for the same steps (e.g. a second process does)")
