@@ -415,7 +415,8 @@ class PruningSettings:
     logit_signal: str = "switched-off"  # or "all": every unit's gate gradient at its current value (see module doc)
     # "adam" moves each logit by about the same step whenever its signal is consistent (per-unit normalised);
     # "normalized-sgd" (momentum 0.9, each step's gradient divided by its RMS over the kind's units) keeps how much
-    # larger one unit's signal is than another's. Seeds 0–2 (benchmarks/README.md): worse at 50%, better at 75%.
+    # larger one unit's signal is than another's. Seeds 0–2 (benchmarks/README.md): +0.023 nats/byte at 50%, −0.003
+    # at 75%; not adopted.
     logit_optimizer: str = "adam"
     # keep switching off random alive units during the sparsify ramps, so the logits of the units that are still
     # in go on learning in the shrinking network (the recipe's "re-adjust the attention after pruning"); off by
@@ -424,7 +425,7 @@ class PruningSettings:
     # Warm-up and dense steps: the logits learn from a second pass over the same batch with random units switched
     # off, the weights from the model as it is (every alive unit on, scaled by A: the SA++ paper's dense phase).
     # False trains the weights on the explored subnetworks themselves (structured dropout at the target fraction):
-    # one pass per step and ~15% less CPU, but 0.016 / 0.011 nats/byte worse at 50% / 75% removed (tuning seeds
+    # one pass per step and ~15% less CPU, but 0.015 / 0.011 nats/byte worse at 50% / 75% removed (tuning seeds
     # 0–2; worse on five of the six seed × fraction pairs, benchmarks/README.md).
     separate_logit_pass: bool = True
 
