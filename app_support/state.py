@@ -154,6 +154,14 @@ def current_dataset(*, say_failed_load: bool = True) -> Dataset | None:
     return dataset
 
 
+def page_dataset() -> tuple[Dataset, str]:
+    """A page's data set and its key; the page stops here when there is none (:func:`current_dataset` said why)."""
+    dataset = current_dataset()
+    if dataset is None:
+        st.stop()
+    return dataset, str(st.session_state.get(DATASET_ID_KEY))
+
+
 def use_default_dataset() -> Dataset | None:
     """Make the built-in ``DEFAULT_BUILTIN`` the current data set (a session's first); None if it cannot load."""
     try:
@@ -170,13 +178,18 @@ def current_device() -> str:
 
 #: The Data page's widgets whose values the user sets (besides each upload's own, see ``app_support/uploads.py``).
 DATA_WIDGETS = ("data_source", "builtin_name", "pp_log1p", "pp_hvg", "pp_top_genes", "pp_standardize")
+#: The Gene panel page's view choices.
+GENE_PANEL_WIDGETS = ("gp_scale", "gp_order")
 
 
 def keep_widget_state(*keys: str) -> None:
     """Keep these widgets' values when the user visits another page and comes back.
 
     Streamlit forgets the state of widgets that were not drawn in a run;
-    re-assigning the value marks it as user state, which survives.
+    re-assigning the value marks it as user state, which survives. It must run
+    in the runs that do not draw them, so it is called once, for every page's
+    widgets, before every page (:func:`app_support.shell.before_page`); a call
+    on the page that draws them keeps nothing.
     """
     for key in keys:
         if key in st.session_state:

@@ -1,9 +1,9 @@
 """Structured pruning of the standard byte-level transformer: quality of SA++ vs baselines, and real latency.
 
-    .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,page] [--seeds 3] [--first-seed 3]
-        [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
-        [--explore-while-pruning] [--weights-on-explored] [--threads 1] [--latency-threads 1,2] [--repeats 20]
-        [--page-runs 2] [--json out.json]
+    .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3]
+        [--first-seed 3] [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
+        [--explore-while-pruning] [--weights-on-explored] [--threads 1] [--latency-threads 1 2] [--repeats 20]
+        [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
   training's time and validation loss are printed), then for every seed the
@@ -22,6 +22,12 @@
   thread count in ``--latency-threads`` (wall clock), and with one thread on
   the thread's CPU clock too (what a busy shared machine does not inflate); the
   load average is printed with every case, and the whole measurement is taken twice.
+* **breakdown** — where a prefill's time goes (one thread, thread CPU time):
+  the lean generation path (``TinyGPT.prefill``) against the module ``forward``
+  path (the previous prefill), a fit of time = fixed + per-token cost over the
+  lengths for the dense and the SA++ 50 % model, and torch.profiler's self CPU
+  time by operator class (matmul, attention, GELU, LayerNorm, cache write,
+  other) with the operator count at the shortest length.
 * **page** — wall time of the Structured pruning page's default run (cached
   model, ``PruningSettings.quick``, every method, 50 % and 75 %, one seed, timing).
 """
@@ -41,6 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seqattn.device import torch_threads  # noqa: E402
+from seqattn.sparsity.latency import time_paired  # noqa: E402
 from seqattn.sparsity.structured import (  # noqa: E402
     DENSE_REFERENCE,
     LOGIT_OPTIMIZERS,
@@ -149,17 +156,30 @@ def verdicts(result) -> None:
                       + ", ".join(f"{d:+.4f}" for d in paired) + f")  {'met' if diff < 0 else 'NOT met'}")
 
 
-def latency(args, trained, dump: dict) -> None:
-    print(f"\n== latency: SA++ at {args.fractions} (seed {args.first_seed}, {args.steps} steps) vs dense vs "
-          "unstructured, prefill and decode ==", flush=True)
+def sapp_models(args, trained) -> dict:
+    """SA++ models pruned at each fraction (first seed, ``--steps``): what the latency parts time."""
+    print(f"\n== SA++ at {args.fractions} (seed {args.first_seed}, {args.steps} steps) for the latency parts ==",
+          flush=True)
     result = structured_pruning_study(trained=trained, fractions=args.fractions, methods=("SA++",),
                                       seeds=(args.first_seed,), settings=PruningSettings(steps=args.steps),
                                       dense_reference=False, latency=False, device="cpu", num_threads=args.threads)
-    pruned = {f"SA++ {r.fraction:.0%} (heads {sum(r.pruned_config.heads)}, MLP {sum(r.pruned_config.mlp_hidden)})":
-              r.model for r in result.runs}
+    for r in result.runs:
+        print(f"  SA++ {r.fraction:.0%}: heads/layer {r.pruned_config.heads}, MLP/layer "
+              f"{r.pruned_config.mlp_hidden}, val loss {r.val_loss:.4f}", flush=True)
+    return {f"SA++ {r.fraction:.0%} (heads {sum(r.pruned_config.heads)}, MLP {sum(r.pruned_config.mlp_hidden)})":
+            r.model for r in result.runs}
+
+
+def seq_lens_for(args, trained) -> tuple[int, ...]:
+    return tuple(n for n in args.seq_lens if n <= trained.config.context)
+
+
+def latency(args, trained, pruned: dict, dump: dict) -> None:
+    print(f"\n== latency: SA++ at {args.fractions} (seed {args.first_seed}, {args.steps} steps) vs dense vs "
+          "unstructured, prefill and decode ==", flush=True)
     share = min(args.fractions, key=lambda f: abs(f - 0.5))
     context = trained.config.context
-    seq_lens = tuple(n for n in (32, 64, 128, context) if n <= context)
+    seq_lens = seq_lens_for(args, trained)
     dump["latency"] = []
     runs = [(threads, "wall") for threads in args.latency_threads] + [(1, "thread_cpu")]
     for attempt in (1, 2):
@@ -179,6 +199,71 @@ def latency(args, trained, dump: dict) -> None:
                 print(f"    memory {name:<37} " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
             dump["latency"].append({"attempt": attempt, "threads": threads, "clock": clock,
                                     "reports": [r.to_dict() for r in reports]})
+
+
+def breakdown(args, trained, pruned: dict, dump: dict) -> None:
+    """Where a prefill's time goes, one thread: fixed cost + per-token cost (fit over lengths), operator
+    classes from torch.profiler at the shortest length, and the module ``forward`` path for comparison."""
+    name = next(n for n in pruned if n.startswith("SA++ 50%")) if any(n.startswith("SA++ 50%") for n in pruned) \
+        else next(iter(pruned))
+    models = {"dense": trained.model.eval(), name: pruned[name]}
+    lens = seq_lens_for(args, trained)
+    print(f"\n== breakdown: one thread, thread CPU time, {args.repeats * 2} interleaved rounds per length; "
+          f"{load()} ==", flush=True)
+    dump["breakdown"] = {"fit": {}, "profile": {}, "paths": {}}
+    medians = {m: [] for m in models}
+    with torch_threads(1), torch.inference_mode():
+        for n in lens:
+            idx = torch.randint(0, 256, (1, n), generator=torch.Generator().manual_seed(n))
+            calls = {}
+            for label, m in models.items():
+                calls[label] = lambda m=m: m.prefill(idx)
+                calls[label + " [module forward]"] = lambda m=m: m(idx, cache=m.new_cache(1))[:, -1]
+            times, _ = time_paired(calls, "dense", torch.device("cpu"), args.repeats * 2, 3, clock="thread_cpu")
+            by = {t.name: t for t in times}
+            for label in models:
+                medians[label].append(by[label].median)
+            print(f"  {n:4d} tokens: " + "; ".join(f"{t.name} {1e3 * t.median:.3f} ms ({t.ratio_label()})"
+                                                    for t in times) + f"  [{load()}]", flush=True)
+            dump["breakdown"]["paths"][n] = {t.name: {"median_s": t.median, "ratio": t.ratio_quantile(0.5)}
+                                            for t in times}
+        for label, ys in medians.items():
+            slope, fixed = np.polyfit(np.array(lens, float), np.array(ys), 1)
+            dump["breakdown"]["fit"][label] = {"fixed_ms": 1e3 * fixed, "per_token_us": 1e6 * slope}
+            print(f"  fit {label}: {1e3 * fixed:.3f} ms fixed + {1e6 * slope:.2f} µs per token", flush=True)
+        for label, m in models.items():
+            shares = operator_classes(m, lens[0])
+            dump["breakdown"]["profile"][label] = shares
+            print(f"  profile {label}, {lens[0]} tokens (µs per prefill, medians per operator): "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in shares.items()), flush=True)
+
+
+def operator_classes(model, n_tokens: int, calls: int = 100) -> dict[str, float]:
+    """torch.profiler self time per prefill (µs) by operator class, and the operator count.
+
+    The profiler times each operator by the wall clock, which a busy machine inflates at random (a
+    preempted call counts the wait): each operator's time is the *median* over its calls, times how often
+    it runs per prefill, so rare long waits drop out.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    classes = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm"), "attention": ("scaled_dot_product",),
+               "gelu": ("aten::gelu",), "layer norm": ("layer_norm",), "cache write": ("aten::copy_",)}
+    idx = torch.randint(0, 256, (1, n_tokens), generator=torch.Generator().manual_seed(0))
+    for _ in range(5):
+        model.prefill(idx)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            model.prefill(idx)
+    durations: dict[str, list[float]] = {}
+    for event in prof.events():
+        durations.setdefault(event.name, []).append(event.self_cpu_time_total)
+    out = {k: 0.0 for k in classes} | {"other operators": 0.0}
+    for name, times in durations.items():
+        kind = next((k for k, keys in classes.items() if any(key in name for key in keys)), "other operators")
+        out[kind] += float(np.median(times)) * len(times) / calls
+    out["operator calls"] = sum(len(t) for t in durations.values()) / calls
+    return out
 
 
 def page(args, trained, dump: dict) -> None:
@@ -201,7 +286,7 @@ def page(args, trained, dump: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="quality,latency,page")
+    parser.add_argument("--parts", default="quality,latency,breakdown,page")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=3, help="seeds 0–2 were used to choose the settings")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.75])
@@ -222,6 +307,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for training and pruning")
     parser.add_argument("--latency-threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=20, help="timing rounds for prefill (decode: 2×)")
+    parser.add_argument("--seq-lens", type=int, nargs="+", default=[32, 64, 128, 256, 512],
+                        help="prefill lengths (those beyond the model's context are left out)")
     parser.add_argument("--page-runs", type=int, default=2, help="how often the page's default run is timed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -240,8 +327,11 @@ def main() -> None:
     dump: dict = {"model": {k: v for k, v in rec.items() if k != "history"}, "corpus": trained.corpus.describe()}
     if "quality" in parts:
         quality(args, trained, dump)
+    pruned = sapp_models(args, trained) if parts & {"latency", "breakdown"} else {}
     if "latency" in parts:
-        latency(args, trained, dump)
+        latency(args, trained, pruned, dump)
+    if "breakdown" in parts:
+        breakdown(args, trained, pruned, dump)
     if "page" in parts:
         page(args, trained, dump)
     print(f"\n{load()}, total {time.time() - started:.0f} s", flush=True)

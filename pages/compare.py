@@ -14,8 +14,8 @@ from app_support.caches import step_scores, text_digest
 from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.runs import keep_run, show_run_link, take_restored
 from app_support.shell import require_app_shell
-from app_support.state import (DATASET_ID_KEY, MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_dataset, current_device,
-                               finished_runs, keep_widget_state, remember_finished_run)
+from app_support.state import (MAX_TRAINING_SECONDS, SA_TRACE_KEY, current_device, finished_runs, page_dataset,
+                               remember_finished_run)
 from seqattn.evaluation.compare import ALL_METHODS, Comparison, compare_methods
 from seqattn.plots.compare import (
     accuracy_vs_k_figure,
@@ -43,10 +43,7 @@ FINISHED_KEY = "cmp_finished"  # settings key -> Comparison: finished runs of th
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Compare methods")
-dataset = current_dataset()
-if dataset is None:
-    st.stop()
-dataset_key = str(st.session_state.get(DATASET_ID_KEY))
+dataset, dataset_key = page_dataset()
 device = current_device()
 sa_trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
 if sa_trace is not None and (sa_trace.n_features != dataset.n_groups or sa_trace.k == 0):
@@ -63,7 +60,6 @@ settings.offer_reuse(sa_trace)
 restored = take_restored("compare")  # a run opened from its link (?run=...)
 if restored is not None:
     st.session_state[RESULT_KEY], st.session_state[RUN_ID_KEY] = restored
-keep_widget_state(*settings.WIDGETS)
 
 # Plain widgets, not a form: a form's values reach the script only when it is submitted, so the caption below
 # would describe the last submitted values while the form shows new ones (issue 23 item 7).

@@ -12,13 +12,11 @@ import streamlit as st
 from app_support.messages import data_page_message
 from app_support.shell import require_app_shell
 from app_support.state import (
-    DATA_WIDGETS,
     DATASET_ID_KEY,
     DEFAULT_BUILTIN,
     builtin_key,
     builtin_of,
     current_dataset,
-    keep_widget_state,
     load_builtin_cached,
     load_failure,
     load_server_cached,
@@ -32,7 +30,6 @@ from app_support.state import (
 from app_support.uploads import (
     IMPUTE_OPTIONS,
     TASKS,
-    UPLOAD_CHOICE_WIDGETS,
     UPLOAD_WIDGET_KEY,
     AttachedUpload,
     UploadChoices,
@@ -60,7 +57,6 @@ SOURCE_OF_FAILURE = {"Upload": "upload", "File on the server": "server"}  # radi
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Data")
-keep_widget_state(*DATA_WIDGETS)
 
 
 def preprocessing_controls(base, base_key: str):
@@ -208,7 +204,6 @@ def upload_source():
         c1.caption(f"Attached: **{escape_markdown(upload.name)}** ({len(upload.data) / 1024:,.0f} KiB), kept while "
                    "you use other pages. Attach another file to replace it.")
         c2.button("Remove", key="data_forget_upload", on_click=forget_upload)
-    keep_widget_state(*(f"{w}:{upload.digest}" for w in UPLOAD_CHOICE_WIDGETS))
     fmt, choices, dataset, error = "", None, None, None
     try:
         info = upload_columns(upload)  # checked first (type, binary content, header): no controls for junk

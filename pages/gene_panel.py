@@ -13,7 +13,7 @@ from app_support.caches import (confusion_table, field_metrics, held_out_accurac
                                 stability_key, stability_run, ttest_panel)
 from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.shell import require_app_shell
-from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, keep_widget_state
+from app_support.state import SA_TRACE_KEY, page_dataset
 from seqattn.data import DataError
 from seqattn.evaluation.narrative import stability_summary
 from seqattn.evaluation.panels import PANEL_METRICS
@@ -36,11 +36,7 @@ from seqattn.trace import SelectionTrace
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Gene panel")
-keep_widget_state("gp_scale", "gp_order")
-dataset = current_dataset()
-if dataset is None:
-    st.stop()
-dataset_key = str(st.session_state.get(DATASET_ID_KEY))
+dataset, dataset_key = page_dataset()
 if dataset.task != "classification":
     st.info("The gene panel view needs cell types: choose a classification target (an obs column such as "
             "`cell_type`) on the **Data** page.")

@@ -12,10 +12,10 @@ from app_support import state
 from app_support.caches import selection_held_out
 from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.runs import SA_RUN_ID_KEY, keep_run, show_run_link
-from app_support.sequential import (WIDGETS, ban, changed_since_run, current_settings, default_settings,
+from app_support.sequential import (ban, changed_since_run, current_settings, default_settings,
                                     remember_run_settings)
 from app_support.shell import require_app_shell
-from app_support.state import DATASET_ID_KEY, SA_TRACE_KEY, current_dataset, current_device, keep_widget_state
+from app_support.state import SA_TRACE_KEY, current_device, page_dataset
 from seqattn.data import DataError, attach_preprocessing
 from seqattn.data.groups import groups_of
 from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, explain_trace, feature_unit,
@@ -35,15 +35,11 @@ GAINS_KEY = "sa_gains"  # (trace id, step, table, rho, note) of the last teachin
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
 st.title("Sequential Attention")
-dataset = current_dataset()
-if dataset is None:
-    st.stop()
-dataset_key = str(st.session_state.get(DATASET_ID_KEY))
+dataset, dataset_key = page_dataset()
 device = current_device()
 
 # ------------------------------------------------------------------ settings
 default_settings(dataset, dataset_key)
-keep_widget_state(*WIDGETS)
 
 st.caption(f"**{escape_markdown(dataset.name)}**: {dataset.n_samples} samples × {dataset.n_features} features, {dataset.task}. "
            f"Device: `{device}` (change it in the sidebar).")

@@ -65,10 +65,10 @@ show_job_error(app.ERROR_KEY)
 
 result = st.session_state.get(app.RESULT_KEY)
 if result is None:
-    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 80 CPU-seconds "
-            "on one thread in our last run: about a minute on an idle core, but 6 minutes on a busy 2-core machine "
-            "at load 15 (earlier versions, 69–72 CPU-seconds: 3–4 minutes at load 8–11, 17 at load 17–24). The "
-            "first run trains the model first (250 CPU-seconds, with progress), then it is cached.")
+    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 51 CPU-seconds "
+            "on one thread in our last run: a minute of wall time on a nearly idle 2-core machine (load 0.4–2), "
+            "about 4 minutes at load 16–18 (an earlier run with about the same CPU time). The first run trains "
+            "the model first (250 CPU-seconds, with progress), then it is cached.")
     st.stop()
 
 m, train = result.model, result.model["training"]

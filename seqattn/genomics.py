@@ -507,6 +507,7 @@ def make_planted_counts(
     fold_change: float = 6.0,
     sparse: bool = True,
     n_mito: int = 0,
+    type_shares: Sequence[float] | None = None,
     random_state: int | None = 0,
     chunk_genes: int = 1000,
 ) -> Dataset:
@@ -518,8 +519,10 @@ def make_planted_counts(
     that type. Cells have log-normal size factors. ``informative`` holds all
     marker indices; ``extra["markers_by_type"]`` maps type name -> indices.
     ``n_mito`` genes named ``MT-...`` get high, type-independent rates (decoys
-    for the banning workflow). Generated in chunks of genes so memory stays
-    near the size of the final sparse matrix.
+    for the banning workflow). ``type_shares`` (one weight per type, e.g. a few
+    abundant and some rare types as in real tissue) draws unequal type sizes,
+    each type keeping at least 2 cells; ``None``: equal sizes. Generated in
+    chunks of genes so memory stays near the size of the final sparse matrix.
     """
     n_markers = n_types * markers_per_type
     if n_types < 2:
@@ -536,8 +539,7 @@ def make_planted_counts(
     mito = positions[n_markers:n_markers + n_mito]
     base[markers.ravel()] = rng.uniform(0.2, 0.8, size=n_markers)
     base[mito] = rng.uniform(3.0, 8.0, size=n_mito)
-    labels = np.arange(n_cells) % n_types
-    rng.shuffle(labels)
+    labels = _type_labels(n_cells, n_types, type_shares, rng)
     size_factor = rng.lognormal(0.0, 0.3, size=n_cells)
     marker_type = np.full(n_genes, -1)
     for c in range(n_types):
@@ -566,6 +568,22 @@ def make_planted_counts(
         extra={"markers_by_type": {type_names[c]: sorted(int(j) for j in markers[c]) for c in range(n_types)},
                "mito": sorted(int(j) for j in mito)},
     )
+
+
+def _type_labels(n_cells: int, n_types: int, type_shares: Sequence[float] | None,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Each cell's type, shuffled: equal sizes, or sizes in proportion to ``type_shares`` (≥ 2 cells each)."""
+    if type_shares is None:
+        labels = np.arange(n_cells) % n_types
+    else:
+        shares = np.asarray(type_shares, dtype=float)
+        if shares.shape != (n_types,) or not np.all(shares > 0):
+            raise DataError(f"type_shares needs {n_types} positive weights (one per type), got {list(type_shares)}.")
+        sizes = np.maximum(2, np.floor(shares / shares.sum() * n_cells)).astype(int)
+        sizes[np.argmax(sizes)] += n_cells - sizes.sum()  # the largest type absorbs the rounding
+        labels = np.repeat(np.arange(n_types), sizes)
+    rng.shuffle(labels)
+    return labels
 
 
 def marker_recovery(selected: Sequence[int], dataset: Dataset) -> dict[str, Any]:

@@ -124,25 +124,33 @@ class StackedMLP:
     """
 
     def __init__(self, widths: Sequence[int], n_outputs: int, hidden: int, seeds: Sequence[int],
-                 device: torch.device):
-        M, K = len(widths), max(widths)
-        self.widths, self.n_outputs, self.hidden = list(widths), n_outputs, hidden
+                 device: torch.device, keep_inputs: Sequence[int] | None = None):
+        """``keep_inputs``: every member is drawn as ``MLP(widths[m], …)`` and then keeps only these input
+        columns (its BatchNorm and first-layer weights on them): the same network as the full-width one on
+        those columns, for inputs that would be weighted 0 anyway (Sequential Attention's banned genes)."""
+        keep = None if keep_inputs is None else torch.as_tensor(np.asarray(keep_inputs), dtype=torch.long)
+        kept = list(widths) if keep is None else [len(keep)] * len(widths)
+        M, K = len(widths), max(kept)
+        self.widths, self.n_outputs, self.hidden = kept, n_outputs, hidden
         self.params = {name: torch.zeros(shape, device=device) for name, shape in (
             ("gamma", (M, 1, K)), ("beta", (M, 1, K)), ("w1", (M, K, hidden)), ("b1", (M, 1, hidden)),
             ("w2", (M, hidden, n_outputs)), ("b2", (M, 1, n_outputs)))}
         for m, (width, seed) in enumerate(zip(widths, seeds)):
             torch.manual_seed(seed)
             net = MLP(width, n_outputs, hidden)
-            self.params["gamma"][m, 0, :width] = net.norm.weight.detach()
-            self.params["beta"][m, 0, :width] = net.norm.bias.detach()
-            self.params["w1"][m, :width] = net.hidden.weight.detach().T
+            gamma, beta, w1 = net.norm.weight.detach(), net.norm.bias.detach(), net.hidden.weight.detach().T
+            if keep is not None:
+                gamma, beta, w1 = gamma[keep], beta[keep], w1[keep]
+            self.params["gamma"][m, 0, :len(gamma)] = gamma
+            self.params["beta"][m, 0, :len(beta)] = beta
+            self.params["w1"][m, :len(w1)] = w1
             self.params["b1"][m, 0] = net.hidden.bias.detach()
             self.params["w2"][m] = net.out.weight.detach().T
             self.params["b2"][m, 0] = net.out.bias.detach()
         for value in self.params.values():
             value.requires_grad_(True)
         self.mask = torch.zeros((M, 1, K), device=device)
-        for m, width in enumerate(widths):
+        for m, width in enumerate(kept):
             self.mask[m, 0, :width] = 1.0
         self.running_mean = torch.zeros((M, 1, K), device=device)
         self.running_var = torch.ones((M, 1, K), device=device)

@@ -32,17 +32,17 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
 
 from seqattn.data import DataError, Dataset
+from seqattn.safe_text import write_atomically
 
 STORE_FORMAT_VERSION = 1
 DEFAULT_MAX_MB = 1024
@@ -182,22 +182,17 @@ class RunStore:
             raise KeyError(f"not a stored id: {item_id!r}")
         return self.folder / section / f"{item_id}{suffix}"
 
-    def _write(self, path: Path, write: Callable[[Any], None], binary: bool) -> None:
+    @staticmethod
+    def _write(path: Path, content: str | Callable[[BinaryIO], None]) -> None:
+        """Atomically (a reader never sees half an entry), private to this user like the folder."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
-                write(fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, content, new_file_mode=0o600)
 
     def _write_json(self, path: Path, payload: Mapping[str, Any]) -> None:
-        self._write(path, lambda fh: json.dump(payload, fh, allow_nan=False), binary=False)
+        self._write(path, json.dumps(payload, allow_nan=False))
 
     def _write_npz(self, path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-        self._write(path, lambda fh: np.savez(fh, **arrays), binary=True)
+        self._write(path, lambda fh: np.savez(fh, **arrays))
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any]:

@@ -41,9 +41,9 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -103,15 +103,25 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return _map_frame(frame, neutralise_cell)
 
 
-def write_atomically(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file + rename, so a crash or a
-    full disk never leaves a half-written result (the old file, if any, stays)."""
+def write_atomically(path: str | Path, content: str | Callable[[BinaryIO], None], *,
+                     new_file_mode: int = 0o644) -> None:
+    """Write ``content`` to ``path`` via a temporary file + rename, so a crash or a
+    full disk never leaves a half-written result (the old file, if any, stays).
+
+    ``content`` is text (written as UTF-8) or a function that writes bytes to the
+    open file (``np.savez``: no copy of the bytes in memory). A replaced file keeps
+    its permissions; a new one gets ``new_file_mode`` (the run store's are private).
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # mkstemp makes 0600
+        if isinstance(content, str):
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(content)
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                content(fh)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else new_file_mode)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

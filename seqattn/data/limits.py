@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqattn.data.errors import DataError
+
 #: Largest number of values (rows × columns) a *dense* table may hold in memory:
 #: 250 M float32 values ≈ 1 GB. Bigger data should come as sparse h5ad or be
 #: prefiltered (e.g. to highly variable genes) before upload.
@@ -49,6 +51,13 @@ def human_bytes(n: float) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{int(n)} bytes"
+
+
+def table_too_large(name: str, how_large: str) -> DataError:
+    """The refusal of a table over :data:`MAX_TABLE_FILE_BYTES`, on disk or decompressed (``how_large``:
+    "is 2.0 GiB", "decompresses to more than ..."), with what to do instead."""
+    return DataError(f"{name!r} {how_large}; tables above {human_bytes(MAX_TABLE_FILE_BYTES)} are not loaded. Save "
+                     "the data as sparse .h5ad, or prefilter the features (e.g. highly variable genes) first.")
 
 
 def _read_int(path: str) -> int | None:

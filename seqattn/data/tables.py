@@ -28,10 +28,10 @@ from seqattn.data import limits
 from seqattn.data.dataset import Dataset
 from seqattn.data.errors import DataError
 from seqattn.data.frame import dataset_from_frame
-from seqattn.data.limits import human_bytes
+from seqattn.data.limits import human_bytes, table_too_large
 from seqattn.data.parquet import parquet_file, read_parquet
-from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, Content, Source, detect_format, file_stem, open_nonempty
-from seqattn.data.text import as_utf8, check_gunzipped_size, read_text, refuse_binary_text, text_header
+from seqattn.data.sources import ACCEPTED, Content, Source, detect_format, file_stem, open_nonempty
+from seqattn.data.text import as_utf8, read_text, refuse_binary_text, text_header
 from seqattn.data.xlsx import read_xlsx
 
 __all__ = ["ACCEPTED", "TARGET_HINTS", "dataset_from_frame", "detect_format", "guess_target", "list_columns",
@@ -110,17 +110,11 @@ def load_table(
 def _read_table(content: Content, fmt: str, notes: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """A table's frame and raw header from its format's reader, after the size checks every table passes."""
     if content.size > limits.MAX_TABLE_FILE_BYTES:
-        raise DataError(
-            f"{content.name!r} is {human_bytes(content.size)}; tables above "
-            f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} are not loaded. Save the data as sparse .h5ad, or "
-            "prefilter the features (e.g. highly variable genes) first."
-        )
+        raise table_too_large(content.name, f"is {human_bytes(content.size)}")
     if fmt == "parquet":
         return read_parquet(content)
     if fmt == "xlsx":
         return read_xlsx(content, notes)
-    if content.head.startswith(GZIP_MAGIC):
-        check_gunzipped_size(content)
     return read_text(as_utf8(content), fmt, notes)
 
 

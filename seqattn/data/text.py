@@ -12,6 +12,7 @@ never the parser's internal wording.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import zlib
 from typing import IO
@@ -20,7 +21,7 @@ import pandas as pd
 
 from seqattn.data import limits, text_checks
 from seqattn.data.errors import DataError
-from seqattn.data.limits import human_bytes
+from seqattn.data.limits import human_bytes, table_too_large
 from seqattn.data.sources import ACCEPTED, GZIP_MAGIC, UTF16_BOMS, Content, looks_binary
 from seqattn.data.text_checks import check_header_width, no_line_break_error, scan_text
 
@@ -116,33 +117,43 @@ def as_utf8(content: Content) -> Content:
     return Content(content.name, None, data, len(data), data[:8192])
 
 
-def check_gunzipped_size(content: Content) -> None:
-    """Stream-decompress without keeping the data: refuse archives that inflate past the limit."""
-    import gzip
-
-    total = 0
-    try:
-        with _text_stream(content) as fh:
-            while chunk := fh.read(1 << 20):
-                total += len(chunk)
-                if total > limits.MAX_TABLE_FILE_BYTES:
-                    raise DataError(
-                        f"{content.name!r} decompresses to more than {human_bytes(limits.MAX_TABLE_FILE_BYTES)} "
-                        f"(from {human_bytes(content.size)} compressed); tables above that are not loaded. "
-                        "Prefilter the features (e.g. highly variable genes) or save the data as sparse .h5ad."
-                    )
-    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
-
-
 def _text_stream(content: Content) -> IO[bytes]:
-    """The (decompressed) bytes from the start: gzip is recognised by its signature, not its name."""
-    fh = content.handle()
+    """The (decompressed) bytes from the start: gzip is recognised by its signature, not its name.
+
+    Gzipped bytes are counted as they inflate (:class:`_BoundedGunzip`), so every read of them, the
+    scan's full pass first, refuses a zip bomb without holding it: no separate size pass is needed.
+    """
     if content.head.startswith(GZIP_MAGIC):
+        return io.BufferedReader(_BoundedGunzip(content))
+    return content.handle()
+
+
+class _BoundedGunzip(io.RawIOBase):
+    """Gunzips ``content`` and raises :class:`DataError` once more than ``MAX_TABLE_FILE_BYTES`` came out."""
+
+    def __init__(self, content: Content):
         import gzip
 
-        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
-    return fh
+        self._content, self._handle, self._inflated = content, content.handle(), 0
+        self._gzip = gzip.GzipFile(fileobj=self._handle)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._gzip.readinto(buffer)
+        self._inflated += n
+        if self._inflated > limits.MAX_TABLE_FILE_BYTES:
+            raise table_too_large(self._content.name, f"decompresses to more than "
+                                  f"{human_bytes(limits.MAX_TABLE_FILE_BYTES)} (from {human_bytes(self._content.size)} "
+                                  "compressed)")
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._gzip.close()  # leaves a handle it was given open
+            self._handle.close()
+        super().close()
 
 
 def _check_implied_size(rows: int, features: int, name: str) -> None:

@@ -1,8 +1,9 @@
 """Held-out check of one selection: how well a plain model on the picked units predicts rows it never saw.
 
 The Sequential Attention page reports it beside SA's own validation metric;
-the Gene panel page's numbers come from the same functions
-(:func:`seqattn.genomics.panel_accuracy`, :func:`seqattn.genomics.panel_confusion`):
+the Gene panel page's numbers come from the same model, split and confusion
+matrix (:func:`seqattn.genomics.panel_model`, :func:`seqattn.genomics.panel_confusion`;
+equal to :func:`seqattn.genomics.panel_accuracy`'s, with the picks fitted once):
 standardised logistic regression, one stratified 75/25 split, for
 classification; standardised ridge regression and R² for regression. A
 feature group counts with all its columns. The selection saw every row
@@ -22,6 +23,7 @@ from seqattn.data import DataError, Dataset, split_indices
 from seqattn.data.groups import groups_of
 
 TEST_FRACTION = 0.25
+PANEL_MAX_ITER = 2000  # panel_accuracy's and panel_confusion's default
 
 
 def held_out_check(dataset: Dataset, units: Sequence[int], *, test_fraction: float = TEST_FRACTION,
@@ -38,31 +40,38 @@ def held_out_check(dataset: Dataset, units: Sequence[int], *, test_fraction: flo
     columns = sorted({int(c) for u in units for c in groups.columns[int(u)]})
     if not columns:
         raise DataError("Nothing selected: the held-out check needs at least one pick.")
-    if dataset.task == "classification":
-        from seqattn.genomics import panel_accuracy, panel_confusion
+    classification = dataset.task == "classification"
+    train, _, test = split_indices(dataset.n_samples, dataset.y if classification else None, val_fraction=0.0,
+                                   test_fraction=test_fraction, random_state=random_state)  # panel_accuracy's split
+    everything = _held_out_score(dataset, dataset.X, train, test)
+    if classification:  # one fit on the picks gives the confusion and, from its diagonal, the accuracy
+        from seqattn.genomics import panel_confusion
 
-        scores = panel_accuracy(dataset, columns, test_fraction=test_fraction, random_state=random_state)
-        selected, everything = scores["panel_accuracy"], scores["all_genes_accuracy"]
-        n_train, n_test = scores["n_train"], scores["n_test"]
-        confusion = panel_confusion(dataset, columns, test_fraction=test_fraction, random_state=random_state)
+        confusion = panel_confusion(dataset, columns, test_fraction=test_fraction, random_state=random_state,
+                                    max_iter=PANEL_MAX_ITER)
+        counts = confusion.attrs["counts"]
+        selected = np.trace(counts) / counts.sum()
         confusion.index.name, confusion.columns.name = "true class", "predicted"
         metric = "accuracy"
     else:
-        train, _, test = split_indices(dataset.n_samples, None, val_fraction=0.0, test_fraction=test_fraction,
-                                       random_state=random_state)
-        selected = _ridge_r2(dataset.X[:, columns], dataset.y, train, test)
-        everything = _ridge_r2(dataset.X, dataset.y, train, test)
-        n_train, n_test, confusion, metric = len(train), len(test), None, "R²"
+        selected = _held_out_score(dataset, dataset.X[:, columns], train, test)
+        confusion, metric = None, "R²"
+    n_train, n_test = len(train), len(test)
     return {"metric": metric, "selected": float(selected), "all_features": float(everything),
             "n_units": len(set(map(int, units))), "n_columns": len(columns), "n_all": dataset.n_features,
             "n_train": int(n_train), "n_test": int(n_test), "confusion": confusion}
 
 
-def _ridge_r2(X: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
-    """Held-out R² of standardised ridge regression (sparse data scaled, not centred)."""
+def _held_out_score(dataset: Dataset, X: Any, train: np.ndarray, test: np.ndarray) -> float:
+    """Test accuracy of the panel model (classification) or R² of standardised ridge regression, fitted on
+    ``train`` (sparse data scaled, not centred)."""
+    if dataset.task == "classification":
+        from seqattn.genomics import panel_model
+
+        return float(panel_model(X[train], dataset.y[train], PANEL_MAX_ITER).score(X[test], dataset.y[test]))
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     model = make_pipeline(StandardScaler(with_mean=not sp.issparse(X)), RidgeCV(alphas=np.logspace(-3, 3, 13)))
-    return float(model.fit(X[train], y[train]).score(X[test], y[test]))
+    return float(model.fit(X[train], dataset.y[train]).score(X[test], dataset.y[test]))

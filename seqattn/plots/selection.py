@@ -33,6 +33,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.animation import play_controls
 from seqattn.plots.export import ExportableFigure
 from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.stats import spearman
@@ -424,37 +425,14 @@ def _bar_range(values: list[float], relative: bool) -> list[float]:
 
 
 def _add_controls(fig: go.Figure, names: list[str], frame_ms: int, labels_px: int) -> None:
-    """Play/Pause and the legend on one row below the charts, the slider on its own full-width row beneath,
-    so the buttons never cover the slider's first steps. The rows start below the longest rotated tick
-    label (positions are fractions of the panels' height)."""
-    play_args = {"frame": {"duration": frame_ms, "redraw": True}, "transition": {"duration": 0},
-                 "fromcurrent": True, "mode": "immediate"}
+    """Play/Pause (:func:`~seqattn.plots.animation.play_controls`) and the legend on one row below the
+    charts, starting below the longest rotated tick label; the slider on its own full-width row beneath."""
     controls_px = labels_px + 16
-    bottom_px = controls_px + 45 + 80
-    fig.update_layout(
-        height=110 + PLOT_HEIGHT_PX + bottom_px,
-        margin={"t": 110, "b": bottom_px, "l": 60, "r": 30},
-        legend={"orientation": "h", "x": 0.3, "xanchor": "left", "y": -controls_px / PLOT_HEIGHT_PX,
-                "yanchor": "top"},
-        updatemenus=[{
-            "type": "buttons", "direction": "left", "x": 0.0, "y": -controls_px / PLOT_HEIGHT_PX,
-            "xanchor": "left", "yanchor": "top",
-            "pad": {"t": 0, "r": 10},
-            "buttons": [
-                {"label": "▶ Play", "method": "animate", "args": [None, play_args]},
-                {"label": "❚❚ Pause", "method": "animate",
-                 "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]},
-            ],
-        }],
-        sliders=[{
-            "active": 0, "x": 0.0, "y": -(controls_px + 45) / PLOT_HEIGHT_PX, "len": 1.0, "xanchor": "left",
-            "yanchor": "top",
-            "currentvalue": {"prefix": "step "}, "pad": {"t": 0},
-            "steps": [{"label": name, "method": "animate",
-                       "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate",
-                                         "transition": {"duration": 0}}]} for name in names],
-        }],
-    )
+    fig.update_layout(**play_controls(names, plot_px=PLOT_HEIGHT_PX, top_px=110, below_px=controls_px,
+                                      prefix="step ", frame_ms=frame_ms))
+    fig.update_layout(margin={"l": 60, "r": 30},
+                      legend={"orientation": "h", "x": 0.3, "xanchor": "left", "y": -controls_px / PLOT_HEIGHT_PX,
+                              "yanchor": "top"})
 
 
 def _confidence_note(trace: SelectionTrace, step) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from seqattn.plots.animation import play_controls
 from seqattn.plots.export import ExportableFigure
 from seqattn.sparsity.attention_patterns import PatternSuite, cumulative_mass_curve, exponential_schedule
 from seqattn.sparsity.block_pruning import BlockPruningResult
@@ -58,31 +59,13 @@ def block_mask_animation(result: BlockPruningResult, layer: int = 0) -> go.Figur
         for i, s in enumerate(snaps)
     ]
     shape = result.layer_shapes[layer] if result.layer_shapes else None
-    # Play/Pause on their own row below the x-axis title, the full-width slider below them: placed in pixels
-    # (paper coordinates scale with the plot area, which a host's own margins change), so neither covers the
-    # axis title nor the slider's first steps.
-    height, top, bottom = 600, 80, 200
-    area = height - top - bottom
     fig.update_layout(
         title=title(snaps[0]),
         xaxis_title=f"input block (of {cols})" + (f", weight {shape[0]}×{shape[1]}" if shape else ""),
         yaxis_title=f"output block (of {rows})",
         yaxis_autorange="reversed",
-        height=height,
-        updatemenus=[dict(type="buttons", showactive=False, direction="left", x=0.0, y=-75 / area, xanchor="left",
-                          yanchor="top", buttons=[
-            dict(label="▶ Play", method="animate",
-                 args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)]),
-            dict(label="❚❚ Pause", method="animate",
-                 args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
-        ])],
-        sliders=[dict(active=0, x=0.0, len=1.0, y=-125 / area, yanchor="top", currentvalue=dict(prefix="snapshot "),
-                      steps=[
-            dict(label=str(i + 1), method="animate",
-                 args=[[str(i)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-            for i, s in enumerate(snaps)
-        ])],
-        margin=dict(t=top, b=bottom),
+        # the x tick labels and the axis title take about 55 px under the plot area: the buttons start below
+        **play_controls([frame.name for frame in fig.frames], plot_px=320, top_px=80, below_px=75),
     )
     return fig
 
@@ -237,7 +220,7 @@ def latency_figure(reports: Sequence[LatencyReport], kind: str) -> go.Figure:
     names: list[str] = []
     for r in reports:
         names += [t.name for t in r.timings if t.name not in names]
-    fig = go.Figure()
+    fig = ExportableFigure()
     ratios: list[float] = []  # every bar's median, whisker ends and label height, for the axis
     any_unreliable = False
     for name in names:

@@ -4,6 +4,7 @@ The animation follows the idiom of :func:`seqattn.plots.sparsity.block_mask_anim
 and SA's selection animation: one frame per snapshot, ▶ Play / ❚❚ Pause and a
 slider below; frames carry plain lists (``None`` = pruned), never numpy arrays.
 Latency bars reuse :func:`seqattn.plots.sparsity.latency_figure` (:func:`structured_latency_figure`).
+Every figure is an :class:`~seqattn.plots.export.ExportableFigure`, so notebook 04's HTML export keeps it.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from seqattn.plots.animation import play_controls
+from seqattn.plots.export import ExportableFigure
 from seqattn.plots.sparsity import latency_figure
 from seqattn.sparsity.structured import UNIT_KINDS
 from seqattn.sparsity.structured_study import StructuredPruningResult
@@ -53,7 +55,7 @@ def unit_mask_animation(result: StructuredPruningResult, fraction: float, seed: 
         vmin, vmax = vmin - 0.05, vmax + 0.05
     heights = [result.grid[k][0] + 1 for k in kinds]
     fig = make_subplots(rows=len(kinds), cols=1, subplot_titles=[KIND_TITLES[k] for k in kinds],
-                        row_heights=heights, vertical_spacing=0.2)
+                        row_heights=heights, vertical_spacing=0.2, figure=ExportableFigure())
 
     def title(s) -> str:
         shares = ", ".join(f"{UNIT_KINDS[k]} {100 * (1 - s.mask[k].mean()):.0f}%" for k in kinds)
@@ -69,11 +71,13 @@ def unit_mask_animation(result: StructuredPruningResult, fraction: float, seed: 
     fig.frames = [go.Frame(data=[go.Heatmap(z=_grid_values(s.attention[k], s.mask[k], result.grid[k])) for k in kinds],
                            traces=list(range(len(kinds))), name=str(j), layout=go.Layout(title_text=title(s)))
                   for j, s in enumerate(snaps)]
+    # the buttons start below the lowest panel's tick labels (drawn upright, or turned when they crowd)
+    labels_px = 20 + 7 * max(len(x) for x in _kind_labels(result, kinds[-1])[1])
     fig.update_layout(
-        title=title(snaps[0]), height=200 + 70 * sum(heights),
+        title=title(snaps[0]),
         coloraxis=dict(colorscale="Viridis", cmin=vmin, cmax=vmax, colorbar=dict(title="A (mean 1)")),
-        **play_controls(len(snaps), buttons_y=-0.08, slider_y=-0.16),
-        margin=dict(b=150),
+        **play_controls([frame.name for frame in fig.frames], plot_px=70 * sum(heights) - 50, top_px=100,
+                        below_px=labels_px),
     )
     return fig
 
@@ -83,7 +87,8 @@ def survivors_figure(result: StructuredPruningResult, fraction: float, kind: str
     """Which units each method kept at ``fraction`` (filled = kept), one panel per method."""
     methods = result.methods
     ys, xs = _kind_labels(result, kind)
-    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, horizontal_spacing=0.04)
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=methods, horizontal_spacing=0.04,
+                        figure=ExportableFigure())
     for i, method in enumerate(methods):
         kept = result.survivors(method, fraction, kind, seed)
         fig.add_trace(go.Heatmap(z=kept.tolist(), x=xs, y=ys, zmin=0, zmax=1, showscale=False, xgap=2, ygap=2,
@@ -105,7 +110,7 @@ def _mean_sd(result: StructuredPruningResult, method: str, fraction: float) -> t
 
 def loss_vs_fraction_figure(result: StructuredPruningResult) -> go.Figure:
     """Validation loss after the fine-tune vs fraction removed, per method (mean, whiskers: ±sd over seeds)."""
-    fig = go.Figure()
+    fig = ExportableFigure()
     for method in result.methods:
         stats = [_mean_sd(result, method, f) for f in result.fractions]
         fig.add_trace(go.Scatter(x=result.fractions, y=[s[0] for s in stats], mode="lines+markers", name=method,
@@ -131,7 +136,7 @@ def frontier_figure(result: StructuredPruningResult) -> go.Figure:
         raise ValueError("No prefill timings in this result (run it with latency=True).")
     report = max(reports, key=lambda r: r.config["seq_len"])
     timings = {t.name: t for t in report.timings}
-    fig = go.Figure()
+    fig = ExportableFigure()
     for method in result.methods:
         xs, ys, sds, lo, hi, labels = [], [], [], [], [], []
         for fraction in result.fractions:

@@ -113,6 +113,43 @@ def convergence_check_rows(val_idx: np.ndarray, n_columns: int, seed: int) -> np
         np.random.default_rng(seed + 2).choice(val_idx, n_check, replace=False))
 
 
+def readout_rows(source: Any, train_rows: np.ndarray, val_rows: np.ndarray,
+                 seed: int) -> tuple[ReadoutRows, ReadoutRows]:
+    """The rows the read-out refits on: a fixed subsample of at most MAX_REFIT_ROWS training and
+    MAX_READOUT_VAL_ROWS validation rows (as subset_metric would draw it), held in memory once."""
+    if len(train_rows) > MAX_REFIT_ROWS:
+        train_rows = train_rows[np.random.default_rng(seed).choice(len(train_rows), MAX_REFIT_ROWS, replace=False)]
+    if len(val_rows) > MAX_READOUT_VAL_ROWS:
+        val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_rows, MAX_READOUT_VAL_ROWS, replace=False))
+    return ReadoutRows(source, train_rows), ReadoutRows(source, val_rows)
+
+
+def sa_trace(units: "SelectionUnits", task: str, settings: dict[str, Any], dataset_name: str,
+             device: str) -> SelectionTrace:
+    """An empty SA trace over ``units`` (one fit's, or the consensus of several)."""
+    grouped = units.groups is not None
+    return SelectionTrace(method="sa", feature_names=list(units.names), task=task, metric_name=metric_name(task),
+                          device=device, pinned=list(units.pinned), banned=list(units.banned),
+                          settings=dict(settings), dataset=dataset_name,
+                          groups=[list(c) for c in units.groups.columns] if grouped else None,
+                          column_names=list(units.column_names) if grouped else None)
+
+
+def network_columns(units: "SelectionUnits", n_columns: int, structure_weight: float) -> np.ndarray | None:
+    """The input columns the network reads, or ``None`` for all of them.
+
+    A banned unit is weighted 0 in the warm-up and in every phase, so its columns never reach the network:
+    leaving them out of its input gives the same network on the columns that remain (each column's
+    normalisation, weights and gradients are its own; initialised as on the full width), at a fraction of the
+    cost where most genes are banned — a marker pool keeps 3·k of 20,000. Not with the structure head, whose
+    targets are the components of every column, nor with feature groups.
+    """
+    if not len(units.banned) or structure_weight > 0 or units.groups is not None:
+        return None
+    columns = np.setdiff1d(np.arange(n_columns), np.asarray(units.banned, dtype=np.int64))
+    return columns if len(columns) < n_columns else None
+
+
 # --------------------------------------------------------------------------- 1. hyper-parameters
 @dataclass(frozen=True)
 class SAConfig:
@@ -179,6 +216,13 @@ class SAConfig:
     @property
     def seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
+
+    def lr_gamma(self, schedule: FixedSchedule | ConvergenceSchedule) -> float:
+        """The per-step learning-rate factor: a fixed schedule decays it by ``lr_decay`` over the run; the
+        automatic one, whose length is not known in advance, keeps it constant (1.0)."""
+        if self.epochs is None:
+            return 1.0
+        return float(self.lr_decay) ** (1.0 / max(1, getattr(schedule, "total_steps", 1)))
 
     def schedule(self, k: int, batches_per_epoch: int) -> FixedSchedule | ConvergenceSchedule:
         """``epochs=N``: exactly N epochs (extended, with a warning, to the fewest steps that hold k
@@ -463,12 +507,7 @@ class SATrainer:
             "num_threads": config.num_threads, "max_seconds": config.max_seconds,
             "chunk_rows": self.data.chunk_rows, "world_size": self.world, "backed": bool(self.source.is_backed),
         }
-        grouped = units.groups is not None
-        return SelectionTrace(
-            method="sa", feature_names=list(units.names), task=self.task, metric_name=metric_name(self.task),
-            device=str(self.device), pinned=units.pinned, banned=units.banned, settings=settings,
-            groups=[list(c) for c in units.groups.columns] if grouped else None,
-            column_names=list(units.column_names) if grouped else None, dataset=dataset_name)
+        return sa_trace(units, self.task, settings, dataset_name, str(self.device))
 
     def _build_network(self) -> None:
         """Network, mask, optimizer and loss, seeded (inside :meth:`run`'s private RNG state)."""
@@ -490,10 +529,7 @@ class SATrainer:
         groups = [{"params": self.net.parameters(), "weight_decay": 0.0},
                   {"params": [self.mask.logits], "weight_decay": 0.0, "lr": config.attention_learning_rate}]
         self.optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
-        # a fixed schedule decays the learning rate by lr_decay over the run; the automatic one,
-        # whose length is not known in advance, keeps it constant
-        gamma = float(config.lr_decay) ** (1.0 / max(1, self.schedule.total_steps)) if config.epochs else 1.0
-        self.lr_schedule = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=gamma)
+        self.lr_schedule = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_gamma(self.schedule))
         self.rng = np.random.default_rng(config.seed)
         self.readout = self._readout_rows() if self.rank == 0 else None
         self.probe = Probe(self.validation_loss, self.mask.scores)
@@ -535,17 +571,10 @@ class SATrainer:
         return total / len(self.check_rows)
 
     def _readout_rows(self) -> tuple[ReadoutRows, ReadoutRows] | None:
-        """The rows the read-out refits on: a fixed subsample, as subset_metric would draw it."""
+        """The rows the read-out refits on (:func:`readout_rows`), or None without a read-out."""
         if self.config.gain_model == "none":
             return None
-        seed, train_rows, val_rows = self.config.seed, self.train_idx, self.val_idx
-        if len(train_rows) > MAX_REFIT_ROWS:
-            train_rows = train_rows[np.random.default_rng(seed).choice(len(train_rows), MAX_REFIT_ROWS,
-                                                                       replace=False)]
-        if len(val_rows) > MAX_READOUT_VAL_ROWS:
-            val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_rows, MAX_READOUT_VAL_ROWS,
-                                                                      replace=False))
-        return ReadoutRows(self.source, train_rows), ReadoutRows(self.source, val_rows)
+        return readout_rows(self.source, self.train_idx, self.val_idx, self.config.seed)
 
     def _finish(self) -> SelectionTrace:
         """Close the trace: stopped early or not, the schedule's record, the final callback."""

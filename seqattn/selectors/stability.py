@@ -33,21 +33,23 @@ import scipy.sparse as sp
 import torch
 
 from seqattn import distributed
-from seqattn.data.stream import ReadoutRows, as_row_source, standardisation
+from seqattn.data.stream import as_row_source, standardisation
 from seqattn.device import describe_device, resolve_device, torch_threads
 from seqattn.models import StackedMLP
 from seqattn.objectives import SelectionObjective
 from seqattn.schedule import Probe
-from seqattn.scoring import MAX_REFIT_ROWS, metric_name, subset_metric
+from seqattn.scoring import subset_metric
 from seqattn.selectors.sa_trainer import (
     LOGIT_INIT_STD,
-    MAX_READOUT_VAL_ROWS,
     REPORT_EVERY,
     SAConfig,
     SATrainer,
     SelectionUnits,
     auto_threads,
     convergence_check_rows,
+    network_columns,
+    readout_rows,
+    sa_trace,
     training_rows,
 )
 from seqattn.trace import SelectionTrace, UNSTABLE_SHARE, assess_pick
@@ -133,7 +135,7 @@ def consensus_trace(records: Sequence[RunRecord], units: SelectionUnits, k: int,
     n_runs, n_units = max(1, len(records)), len(units.names)
     counts, mean_position = selection_counts(runs, n_units)
     panel = consensus_order(runs, n_units, k)
-    trace = _empty_trace(units, task, settings, dataset_name, device)
+    trace = sa_trace(units, task, settings, dataset_name, device)
     available = np.ones(n_units, dtype=bool)
     available[list(units.pinned) + list(units.banned)] = False
     trace.base_metric = previous = read_out(list(units.pinned)) if read_out else None
@@ -160,7 +162,7 @@ def shared_trace(record: RunRecord, units: SelectionUnits, k: int, *, n_runs: in
                  seconds: float = 0.0, dataset_name: str = "", device: str = "cpu") -> SelectionTrace:
     """The trace of one panel chosen by B networks together: each step's scores are their mean attention,
     ``picked_in`` how many of them led with the pick themselves."""
-    trace = _empty_trace(units, task, settings, dataset_name, device)
+    trace = sa_trace(units, task, settings, dataset_name, device)
     trace.base_metric = previous = read_out(list(units.pinned)) if read_out else None
     for t, (unit, scores, votes) in enumerate(zip(record.picks, record.scores, record.votes)):
         metric = read_out(list(units.pinned) + record.picks[:t + 1]) if read_out else None
@@ -170,16 +172,6 @@ def shared_trace(record: RunRecord, units: SelectionUnits, k: int, *, n_runs: in
         previous = metric
     trace.stopped_early = len(record.picks) < k
     return trace
-
-
-def _empty_trace(units: SelectionUnits, task: str, settings: dict[str, Any], dataset_name: str,
-                 device: str) -> SelectionTrace:
-    grouped = units.groups is not None
-    return SelectionTrace(method="sa", feature_names=list(units.names), task=task, metric_name=metric_name(task),
-                          device=device, pinned=list(units.pinned), banned=list(units.banned),
-                          settings=dict(settings), dataset=dataset_name,
-                          groups=[list(c) for c in units.groups.columns] if grouped else None,
-                          column_names=list(units.column_names) if grouped else None)
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -250,10 +242,12 @@ class BatchedSATrainer:
         self.seeds, self.resample = [int(s) for s in seeds], resample
         self.y = np.asarray(y)
         self.y_fit = self.y.astype(np.float32) if task == "regression" else self.y
-        self.source = as_row_source(X)
+        self.n_columns = X.shape[1]
+        self.columns = network_columns(units, self.n_columns, config.structure_weight)
+        self.source = as_row_source(X if self.columns is None else X[:, self.columns])
         self.device = resolve_device(config.device)
         self.threads = config.num_threads if config.num_threads is not None else auto_threads(
-            X.shape[1], config.hidden)
+            self.source.shape[1], config.hidden)
         self._prepare_members()
         # a selection group shares one schedule and one panel: every run alone, or all runs together
         self.groups = [list(range(len(self.seeds)))] if shared else [[b] for b in range(len(self.seeds))]
@@ -266,7 +260,7 @@ class BatchedSATrainer:
     # ------------------------------------------------------------------ set-up
     def _prepare_members(self) -> None:
         """Per run: training / validation rows, column statistics, batch order, convergence-check rows."""
-        config, n_cols = self.config, self.source.shape[1]
+        config, n_cols = self.config, self.n_columns  # the check's row bound as on every column (same rows)
         self.train_rows, self.check_rows, means, scales, self.batches = [], [], [], [], []
         for seed in self.seeds:
             train_idx, val_idx = training_rows(self.y, self.task, config.validation_fraction, seed)
@@ -294,7 +288,8 @@ class BatchedSATrainer:
             n_components=config.structure_components, source=self.source, structure_rows=self.train_rows[0],
             device=device, random_state=self.seeds[0])
         n_out = n_task + self.objective.extra_outputs
-        self.net = StackedMLP([self.source.shape[1]] * len(self.seeds), n_out, config.hidden, self.seeds, device)
+        self.net = StackedMLP([self.n_columns] * len(self.seeds), n_out, config.hidden, self.seeds, device,
+                              keep_inputs=self.columns)
         self.generators = [torch.Generator().manual_seed(seed) for seed in self.seeds]
         self.logits = torch.stack([torch.randn(n_units, generator=g) * LOGIT_INIT_STD
                                    for g in self.generators]).to(device).requires_grad_(True)
@@ -302,17 +297,18 @@ class BatchedSATrainer:
         self.selected[:, list(self.units.pinned)] = True
         self.banned = torch.zeros(n_units, dtype=torch.bool, device=device)
         self.banned[list(self.units.banned)] = True
-        self.column_unit = (None if self.units.groups is None else
-                            torch.as_tensor(np.asarray(self.units.groups.column_group()), dtype=torch.long,
-                                            device=device))
+        column_unit = self.columns if self.units.groups is None else self.units.groups.column_group()
+        self.column_unit = (None if column_unit is None else
+                            torch.as_tensor(np.asarray(column_unit), dtype=torch.long, device=device))
         self.optimizer = torch.optim.Adam(list(self.net.params.values()), lr=config.learning_rate)
-        total = max(1, getattr(self.schedules[0], "total_steps", 1))
-        self.lr_factor = (float(config.lr_decay) ** (1.0 / total)) if config.epochs else 1.0
+        self.lr_factor = config.lr_gamma(self.schedules[0])
         self.adam_m = torch.zeros_like(self.logits)
         self.adam_v = torch.zeros_like(self.logits)
         self.adam_t = torch.zeros(len(self.seeds), device=device)
         self._check: tuple[torch.Tensor, torch.Tensor] | None = None
         self._validation: tuple[int, np.ndarray] | None = None
+        self._host_scores: tuple[int, np.ndarray] | None = None
+        self._attention_version = 0  # counts changes of logits or picks: the host copy is stale when it moves
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> list[RunRecord]:
@@ -340,10 +336,12 @@ class BatchedSATrainer:
         """Per run: is it still training (its group's schedule has picks to make)?"""
         return np.array([not self.schedules[g].finished for g in self.group_of])
 
-    def train_step(self, rows: list[np.ndarray], active: np.ndarray) -> float:
-        """One optimizer step of every run on its own batch; finished runs add nothing to the loss."""
+    def train_step(self, rows: list[np.ndarray], active: np.ndarray) -> torch.Tensor:
+        """One optimizer step of every run on its own batch; finished runs add nothing to the loss. Returns the
+        mean loss of the live runs as a tensor (read on the host only when progress is reported)."""
         xb, yb = self._batch(rows)
-        dense = torch.as_tensor([self.schedules[g].dense for g in self.group_of], device=self.device)
+        dense_runs = np.array([self.schedules[g].dense for g in self.group_of])
+        dense = torch.as_tensor(dense_runs, device=self.device)
         out = self.net.train_forward(xb, self._weights(dense))
         losses = self.objective.member_losses(out, yb, xb)
         live = torch.as_tensor(active, dtype=losses.dtype, device=self.device)
@@ -352,11 +350,12 @@ class BatchedSATrainer:
         self.logits.grad = None
         loss.backward()
         self.optimizer.step()
-        self._logit_step(live.bool() & ~dense)
+        if (active & ~dense_runs).any():  # decided on the host: no device sync
+            self._logit_step(live.bool() & ~dense)
         if self.lr_factor != 1.0:
             for group in self.optimizer.param_groups:
                 group["lr"] *= self.lr_factor
-        return float((losses.detach() * live).sum() / live.sum().clamp_min(1))
+        return (losses.detach() * live).sum() / live.sum().clamp_min(1)
 
     def _batch(self, rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Every run's rows, densified and standardised with its own statistics: (B, batch, columns)."""
@@ -392,8 +391,9 @@ class BatchedSATrainer:
     def _logit_step(self, training: torch.Tensor) -> None:
         """Adam on the logits of the runs in a phase, each row with its own step count (reset at each pick),
         in torch.optim.Adam's arithmetic."""
-        if self.logits.grad is None or not bool(training.any()):
+        if self.logits.grad is None:
             return
+        self._attention_version += 1
         (beta1, beta2), rows = ADAM_BETAS, training[:, None]
         grad = self.logits.grad
         self.adam_t += training.to(self.adam_t.dtype)
@@ -413,13 +413,19 @@ class BatchedSATrainer:
 
     def _group_scores(self, g: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """The group's attention averaged over its runs, and each run's own (NaN where no candidate)."""
-        own = [self._scores(b) for b in self.groups[g]]
+        own = [self._all_scores()[b] for b in self.groups[g]]
         return (own[0] if len(own) == 1 else np.mean(own, axis=0)), own
 
-    def _scores(self, b: int) -> np.ndarray:
-        scores = self._attention()[b].detach().cpu().double().numpy()
-        scores[(self.selected[b] | self.banned).cpu().numpy()] = np.nan
-        return scores
+    def _all_scores(self) -> np.ndarray:
+        """Every run's attention on the host (B, units), NaN where no candidate: computed and copied once per
+        step and pick, however many runs' schedules read it."""
+        key = self._attention_version
+        if self._host_scores is None or self._host_scores[0] != key:
+            with torch.no_grad():
+                scores = self._attention().cpu().double().numpy()
+                scores[(self.selected | self.banned).cpu().numpy()] = np.nan
+            self._host_scores = (key, scores)
+        return self._host_scores[1]
 
     @torch.no_grad()
     def _validation_losses(self) -> np.ndarray:
@@ -453,13 +459,14 @@ class BatchedSATrainer:
                 last_of_phase = schedule.due_now() <= 1  # as SATrainer.pick: joint picks share one attention
                 for b in members:
                     self.selected[b, feature] = True
+                    self._attention_version += 1
                     if last_of_phase:
                         self.logits[b] = (torch.randn(self.logits.shape[1], generator=self.generators[b])
                                           * LOGIT_INIT_STD).to(self.device)
                         self.adam_m[b], self.adam_v[b], self.adam_t[b] = 0.0, 0.0, 0.0
                 schedule.picked()
 
-    def _check_stop(self, loss: float) -> None:
+    def _check_stop(self, loss: torch.Tensor) -> None:
         limit = self.config.max_seconds
         if limit is not None and time.perf_counter() - self.start > limit:
             self.stop_reason = "time limit"
@@ -468,7 +475,7 @@ class BatchedSATrainer:
             picks = sum(len(r.picks) for r in self.records)
             total = max(s.estimated_total() for s in self.schedules)
             if self.callback(self.step, total, f"{len(self.seeds)} runs: {picks}/{self.k * len(self.seeds)} "
-                                               f"picks, {done} finished, loss {loss:.4f}"):
+                                               f"picks, {done} finished, loss {float(loss):.4f}"):
                 self.stop_reason = "stopped"
 
 
@@ -504,7 +511,7 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
         trainer = BatchedSATrainer(config, X, y, task, k, units, seeds, resample=resample, shared=True,
                                    callback=callback)
         records = trainer.run()
-        device, objective = _device_name(trainer), trainer.objective.describe()
+        device, objective = _device_name(trainer), _trained_on(trainer)
     else:
         runner = _batched_runs if batched else _sequential_runs
         records, device, objective = runner(config, X, y, task, k, units, seeds, resample, callback)
@@ -531,7 +538,13 @@ def _batched_runs(config, X, y, task, k, units, seeds, resample, callback) -> Ru
     records = trainer.run()
     if trainer.stop_reason is not None:
         records = [r for r in records if r.picks]
-    return records, _device_name(trainer), trainer.objective.describe()
+    return records, _device_name(trainer), _trained_on(trainer)
+
+
+def _trained_on(trainer: BatchedSATrainer) -> dict[str, Any]:
+    """The objective's settings and how many input columns the networks read (network_columns: candidates and
+    pinned units, not every column, where the rest is banned)."""
+    return {**trainer.objective.describe(), "network_inputs": int(trainer.source.shape[1])}
 
 
 def _device_name(trainer: BatchedSATrainer) -> str:
@@ -578,12 +591,7 @@ def _consensus_read_out(config: SAConfig, X: Any, y: np.ndarray, task: str,
                         units: SelectionUnits) -> Callable[[list[int]], float | None]:
     """The metric of a cheap model refit on a prefix of the panel, on the first run's split (as SA's read-out)."""
     source, seed = as_row_source(X), config.seed
-    train_rows, val_rows = training_rows(np.asarray(y), task, config.validation_fraction, seed)
-    if len(train_rows) > MAX_REFIT_ROWS:
-        train_rows = train_rows[np.random.default_rng(seed).choice(len(train_rows), MAX_REFIT_ROWS, replace=False)]
-    if len(val_rows) > MAX_READOUT_VAL_ROWS:
-        val_rows = np.sort(np.random.default_rng(seed + 1).choice(val_rows, MAX_READOUT_VAL_ROWS, replace=False))
-    train, val = ReadoutRows(source, train_rows), ReadoutRows(source, val_rows)
+    train, val = readout_rows(source, *training_rows(np.asarray(y), task, config.validation_fraction, seed), seed)
     y = np.asarray(y)
 
     def read_out(panel: list[int]) -> float | None:

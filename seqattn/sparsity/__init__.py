@@ -30,6 +30,7 @@ _EXPORTS = {
     "evaluate_loss": "seqattn.sparsity.transformer",
     "PruningSettings": "seqattn.sparsity.structured",
     "prune_transformer": "seqattn.sparsity.structured",
+    "train_dense_prefix": "seqattn.sparsity.structured",
     "remove_units": "seqattn.sparsity.structured",
     "unit_layouts": "seqattn.sparsity.structured",
     "unit_gates": "seqattn.sparsity.structured",

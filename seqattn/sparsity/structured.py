@@ -431,7 +431,7 @@ class PruningSettings:
 
     @classmethod
     def quick(cls, **changes: Any) -> "PruningSettings":
-        """A fifth of the steps: the app page's default (80 CPU-seconds for every method at 50% and 75% with the
+        """A fifth of the steps: the app page's default (51 CPU-seconds for every method at 50% and 75% with the
         timing, on the cached standard model; benchmarks/README.md)."""
         return cls(**{"steps": 56, **changes})
 
@@ -450,15 +450,72 @@ class PruningSettings:
             raise ValueError("Learning rates must be positive.")
 
 
+# --------------------------------------------------------------------------- the baselines' shared start
+@dataclass
+class DensePrefix:
+    """The dense training every baseline and the dense reference begin with, done once per seed.
+
+    Magnitude, gradient, random (at every fraction) and *dense + same steps* all train the unpruned model
+    with the same batches for the first :func:`baseline_dense_steps` steps, so those steps are identical
+    in every run; :func:`prune_transformer` continues from copies of this state (model, optimizer,
+    batch generator, the gradient method's |∂loss/∂gate| sums), with the same result as training them again.
+    """
+
+    model: TinyGPT
+    optimizer: torch.optim.Optimizer
+    generator_state: torch.Tensor
+    gate_gradients: dict[str, torch.Tensor]
+    steps: int
+    seed: int
+    seconds: float
+
+
+def baseline_phases(settings: PruningSettings) -> list[Phase]:
+    """The baselines' schedule (:func:`block_pruning.method_phases` for any baseline): dense until SA++'s final
+    ramp, then the same ramp and fine-tune; its first phase is the shared dense prefix."""
+    return method_phases("baseline", plan_phases(settings.steps, settings.n_cycles), dense=DENSE_REFERENCE)
+
+
+def baseline_dense_steps(settings: PruningSettings) -> int:
+    return baseline_phases(settings)[0].steps
+
+
+def train_dense_prefix(dense: TinyGPT, corpus: Corpus, settings: PruningSettings, seed: int = 0,
+                       device: str | torch.device = "auto", progress: Callable[[str], None] | None = None,
+                       num_threads: int | None = 1) -> DensePrefix:
+    """Train a copy of ``dense`` for the baselines' shared dense steps, probing the gate gradients as the
+    gradient method does (that changes no weight: the gates are 1)."""
+    settings.check()
+    dev = resolve_device(device)
+    layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
+    steps = baseline_dense_steps(settings)
+    model = copy.deepcopy(dense).to(dev).train()
+    pruner = UnitPruner(layouts, settings.scope, "gradient", seed).to(dev)
+    opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    with torch_threads(num_threads, dev):
+        for step in range(steps):
+            _train_step(model, pruner, opt, None, Phase("dense", 0, 0, steps), corpus, gen, settings, dev)
+            if progress is not None:
+                progress(f"dense steps shared by the baselines: step {step + 1}/{steps}")
+    grads = {k: getattr(pruner, f"grad_{k}").clone() for k in layouts}
+    return DensePrefix(model, opt, gen.get_state(), grads, steps, seed, time.perf_counter() - start)
+
+
 # --------------------------------------------------------------------------- one run
 def prune_transformer(method: str, dense: TinyGPT, corpus: Corpus, fraction: float, settings: PruningSettings,
                seed: int = 0, device: str | torch.device = "auto", progress: Callable[[str], None] | None = None,
-               record_snapshots: bool = True, num_threads: int | None = 1) -> MethodRun:
+               record_snapshots: bool = True, num_threads: int | None = 1,
+               prefix: DensePrefix | None = None) -> MethodRun:
     """Prune a copy of ``dense`` with one method to ``fraction`` of every kind's units and fine-tune it.
 
     ``method="dense"`` with ``fraction=0`` trains the same number of steps
     without pruning: the reference every pruned model should be held against.
-    ``num_threads`` pins torch's CPU threads (``None``: leave them).
+    ``num_threads`` pins torch's CPU threads (``None``: leave them). A baseline
+    or the dense reference continues from ``prefix`` (:func:`train_dense_prefix`
+    with these settings and seed) instead of repeating its dense steps; its
+    ``seconds`` include the prefix's.
     """
     if method == DENSE_REFERENCE:
         if fraction != 0.0:
@@ -470,22 +527,38 @@ def prune_transformer(method: str, dense: TinyGPT, corpus: Corpus, fraction: flo
     settings.check()
     dev = resolve_device(device)
     layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
+    if prefix is not None and (method == "SA++" or prefix.seed != seed
+                               or prefix.steps != baseline_dense_steps(settings)):
+        raise ValueError("A dense prefix serves the baselines and the dense reference of its own seed and settings.")
     with torch_threads(num_threads, dev):
-        return _prune(method, copy.deepcopy(dense).to(dev).train(), layouts, corpus, fraction, settings, seed, dev,
-                      progress, record_snapshots)
+        if prefix is None:
+            model, opt = copy.deepcopy(dense).to(dev).train(), None
+        else:  # one deepcopy keeps the optimizer's state tied to the copied parameters
+            model, opt = copy.deepcopy((prefix.model, prefix.optimizer))
+        return _prune(method, model, layouts, corpus, fraction, settings, seed, dev, progress, record_snapshots,
+                      opt, prefix)
 
 
 def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: Corpus, fraction: float,
            settings: PruningSettings, seed: int, dev: torch.device, progress: Callable[[str], None] | None,
-           record_snapshots: bool) -> MethodRun:
+           record_snapshots: bool, opt: torch.optim.Optimizer | None = None,
+           prefix: DensePrefix | None = None) -> MethodRun:
     """The training loop of :func:`prune_transformer` (``model`` is the caller's copy, trained in place)."""
     pruner = UnitPruner(layouts, settings.scope, method, seed).to(dev)
-    opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
+    if opt is None:
+        opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
     logit_opt = (torch.optim.Adam(pruner.logits.parameters(), lr=settings.logit_learning_rate)
                  if settings.logit_optimizer == "adam"
                  else torch.optim.SGD(pruner.logits.parameters(), lr=settings.logit_learning_rate, momentum=0.9))
-    phases = method_phases(method, plan_phases(settings.steps, settings.n_cycles), dense=DENSE_REFERENCE)
+    phases = (method_phases(method, plan_phases(settings.steps, settings.n_cycles), dense=DENSE_REFERENCE)
+              if method in ("SA++", DENSE_REFERENCE) else baseline_phases(settings))
     gen = torch.Generator().manual_seed(seed)
+    if prefix is not None:  # its steps are done: continue after them
+        phases = [Phase(p.name, p.cycle, max(p.start, prefix.steps), p.start + p.steps - max(p.start, prefix.steps))
+                  for p in phases if p.start + p.steps > prefix.steps]
+        gen.set_state(prefix.generator_state)
+        for kind in layouts:
+            getattr(pruner, f"grad_{kind}").copy_(prefix.gate_gradients[kind])
     snap_windows = corpus.val_windows(settings.snapshot_windows, model.config.context)
     schedule, snapshots = np.zeros(settings.steps), []
     start = time.perf_counter()
@@ -504,7 +577,7 @@ def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: 
                 snapshots.append(_snapshot(pruner, model, phase, step, current, snap_windows))
             if progress is not None:
                 progress(f"{method}, {fraction:.0%} removed: {phase.name} step {step + 1}/{settings.steps}")
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start + (prefix.seconds if prefix is not None else 0.0)
     with torch.no_grad():
         values = {k: v.detach() for k, v in pruner.unit_values().items()}
         small = remove_units(model, unit_gates(layouts, values))
@@ -523,8 +596,9 @@ def _train_step(model: TinyGPT, pruner: UnitPruner, opt, logit_opt, phase: Phase
     x, y = corpus.window_batch("train", settings.batch_size, model.config.context, gen, dev)
     probe = pruner.method == "gradient" and phase.name in ("dense", "final sparsify")
     learns = pruner.method == "SA++" and phase.name in ("warm-up", "dense", "sparsify", "final sparsify")
-    opt.zero_grad(set_to_none=True)
-    logit_opt.zero_grad(set_to_none=True)
+    opt.zero_grad(set_to_none=True)  # before the logits' own pass, which writes their gradients
+    if logit_opt is not None:
+        logit_opt.zero_grad(set_to_none=True)
     share = _exploration_share(phase, settings, fraction, current) if learns else 0.0
     if learns and settings.logit_signal == "switched-off" and share > 0 and settings.separate_logit_pass:
         _logit_gradients(model, pruner, x, y, pruner.explore_values(share, gen))

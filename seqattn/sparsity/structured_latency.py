@@ -31,7 +31,7 @@ from torch import nn
 
 from seqattn.device import resolve_device, synchronize, torch_threads
 from seqattn.sparsity.latency import LatencyReport, environment, time_paired
-from seqattn.sparsity.transformer import TinyGPT
+from seqattn.sparsity.transformer import TinyGPT, project
 
 Callback = Callable[[int, int, str], Any]
 DENSE = "dense"
@@ -51,8 +51,7 @@ class CSRLinear(nn.Module):
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features).t()
-        return torch.sparse.mm(self.weight, flat).t().reshape(*x.shape[:-1], self.out_features)
+        return project(x.reshape(-1, self.in_features), self.weight).reshape(*x.shape[:-1], self.out_features)
 
     def nbytes(self) -> int:
         w = self.weight
@@ -83,6 +82,7 @@ def unstructured_copy(dense: TinyGPT, fraction: float, csr: bool = False) -> Tin
             w.masked_fill_(w.abs() <= threshold, 0.0)
         if csr:
             setattr(owner, name, CSRLinear(w))
+    model.layers_replaced()
     return model.eval()
 
 

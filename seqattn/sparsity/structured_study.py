@@ -25,9 +25,12 @@ from seqattn.sparsity.latency import CLOCKS, LatencyReport
 from seqattn.sparsity.structured import (
     DENSE_REFERENCE,
     METHODS,
+    DensePrefix,
     MethodRun,
     PruningSettings,
+    baseline_dense_steps,
     prune_transformer,
+    train_dense_prefix,
     unit_layouts,
 )
 from seqattn.sparsity.structured_latency import measure_structured_latency
@@ -198,7 +201,9 @@ def structured_pruning_study(
     timing_clock(clock, dev, num_threads)  # a bad clock is refused before anything trains
     n_runs = (len(fractions) * len(methods) + int(dense_reference)) * len(seeds)
     train_steps = 0 if trained is not None else chosen.train.steps
-    prune_total = n_runs * settings.steps
+    n_shared = (len(fractions) * sum(m != "SA++" for m in methods) + int(dense_reference)) * len(seeds)
+    shared_steps = baseline_dense_steps(settings)  # done once per seed for the baselines and the reference
+    prune_total = n_runs * settings.steps - n_shared * shared_steps + (len(seeds) * shared_steps if n_shared else 0)
     tracker = _Progress(callback, train_steps + prune_total + (1 if latency else 0))
     started = time.perf_counter()
     result = None
@@ -226,10 +231,17 @@ def structured_pruning_study(
         plan = [(seed, method, fraction) for seed in seeds
                 for fraction, method in ([(0.0, DENSE_REFERENCE)] if dense_reference else [])
                 + [(f, m) for f in fractions for m in methods]]
+        prefixes: dict[int, DensePrefix] = {}
         with torch_threads(num_threads, dev):
             for seed, method, fraction in plan:
+                prefix = None
+                if method != "SA++":
+                    if seed not in prefixes:
+                        prefixes = {seed: train_dense_prefix(dense, trained.corpus, settings, seed, dev,
+                                                             tracker.pruning, num_threads)}
+                    prefix = prefixes[seed]
                 result.runs.append(prune_transformer(method, dense, trained.corpus, fraction, settings, seed, dev,
-                                                     progress=tracker.pruning))
+                                                     progress=tracker.pruning, prefix=prefix))
         result.seconds["pruning"] = time.perf_counter() - started
         if latency:
             tracker.message("timing dense vs pruned models (interleaved rounds)")

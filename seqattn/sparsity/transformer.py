@@ -18,7 +18,9 @@ machine that runs this package, so nothing is downloaded. Bytes (vocabulary
   output). Residual dimensions whose gate is 0 are excluded from every
   LayerNorm's statistics, so a gated model computes exactly what the smaller
   model without those units computes (``structured.remove_units``).
-* :class:`KVCache` — preallocated keys/values for per-token decoding.
+* :class:`KVCache` — preallocated keys/values for per-token decoding;
+  ``TinyGPT.prefill`` / ``decode_step`` run a lean functional copy of
+  ``forward`` (same code for dense and pruned models, so latency ratios stay fair).
 * :func:`load_or_train` — trains once and caches the ``state_dict`` under a
   key of the config, the training settings and the corpus hash
   (``torch.save`` / ``torch.load(weights_only=True)``: tensors only).
@@ -180,28 +182,31 @@ class Gates:
 
 
 class KVCache:
-    """Preallocated keys and values per layer (``[B, H_l, max_len, head_dim]``) and the filled length."""
+    """Preallocated keys and values per layer (``kv[l]``: ``[2, B, H_l, max_len, head_dim]``) and the filled length.
+
+    Keys and values of a layer share one tensor so that a step writes both with one copy (at 32-token
+    prompts each operator call is a visible share of a layer's time).
+    """
 
     def __init__(self, config: TransformerConfig, batch: int, max_len: int, device: torch.device,
                  dtype: torch.dtype = torch.float32):
-        shape = lambda h: (batch, h, max_len, config.head_dim)  # noqa: E731
-        self.k = [torch.empty(shape(h), device=device, dtype=dtype) for h in config.heads]  # only [:length] is read
-        self.v = [torch.empty(shape(h), device=device, dtype=dtype) for h in config.heads]
+        self.kv = [torch.empty((2, batch, h, max_len, config.head_dim), device=device, dtype=dtype)
+                   for h in config.heads]  # only [..., :length, :] is read
         self.length = 0
         self.max_len = max_len
 
-    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write ``k, v`` (``[B, H, T, hd]``) after the filled part; return all keys/values so far."""
-        end = self.length + k.shape[2]
+    def extend(self, layer: int, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write ``kv`` (``[2, B, H, T, hd]``: keys, values) after the filled part; return all keys/values so far."""
+        end = self.length + kv.shape[3]
         if end > self.max_len:
             raise ValueError(f"The cache holds {self.max_len} positions; {end} were asked for.")
-        self.k[layer][:, :, self.length:end] = k
-        self.v[layer][:, :, self.length:end] = v
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        self.kv[layer][:, :, :, self.length:end] = kv
+        filled = self.kv[layer][:, :, :, :end]
+        return filled[0], filled[1]
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+        return sum(t.numel() * t.element_size() for t in self.kv)
 
 
 # --------------------------------------------------------------------------- model
@@ -217,6 +222,20 @@ def masked_layer_norm(x: torch.Tensor, norm: nn.LayerNorm, keep: torch.Tensor | 
     return centred * torch.rsqrt(var + norm.eps) * norm.weight + norm.bias * k
 
 
+def matmul_operand(weight: torch.Tensor) -> torch.Tensor:
+    """What :func:`project` multiplies by: ``weightᵀ`` (a view) for a dense weight, a sparse CSR weight as is."""
+    return weight if weight.layout == torch.sparse_csr else weight.t()
+
+
+def project(x: torch.Tensor, operand: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ Wᵀ`` (``+ residual``) for 2-D ``x`` and ``operand = matmul_operand(W)``: one ``mm`` / ``addmm``
+    for dense weights, ``torch.sparse.mm`` for CSR (``structured_latency.CSRLinear``)."""
+    if operand.layout == torch.sparse_csr:
+        y = torch.sparse.mm(operand, x.t()).t()
+        return y if residual is None else residual + y
+    return torch.mm(x, operand) if residual is None else torch.addmm(residual, x, operand)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, head_dim: int):
         super().__init__()
@@ -227,13 +246,12 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, head_gate: torch.Tensor | None = None, cache: KVCache | None = None,
                 layer: int = 0) -> torch.Tensor:
         b, t, _ = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        start = 0
-        if cache is not None:
-            start = cache.length
-            k, v = cache.extend(layer, k, v)
+        qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # [3, B, H, T, hd]
+        start = 0 if cache is None else cache.length
         if start and t > 1:
             raise ValueError("Extending a filled cache by several tokens at once is not supported; decode one by one.")
+        k, v = (qkv[1], qkv[2]) if cache is None else cache.extend(layer, qkv[1:])
+        q = qkv[0]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=start == 0 and t > 1)  # [B, H, T, hd]
         if head_gate is not None:
             y = y * head_gate.view(1, -1, 1, 1)
@@ -290,6 +308,7 @@ class TinyGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(d, h, config.head_dim, m) for h, m in zip(config.heads, config.mlp_hidden))
         self.ln_f = nn.LayerNorm(d)
         self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
+        self._weights_cache: list[tuple] | None = None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -300,12 +319,14 @@ class TinyGPT(nn.Module):
                 std = 0.02 / math.sqrt(2 * self.config.n_layer) if residual else 0.02
                 nn.init.normal_(p, 0.0, std)
 
-    def forward(self, idx: torch.Tensor, gates: Gates | None = None, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, gates: Gates | None = None, cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """Next-byte logits ``[B, T, vocab]`` (``last_only``: ``[B, 1, vocab]``, the last position's only)."""
         b, t = idx.shape
         start = 0 if cache is None else cache.length
         if start + t > self.config.context:
             raise ValueError(f"{start + t} positions exceed the model's context of {self.config.context}.")
-        x = self.tok_emb(idx) + self.pos_emb(torch.arange(start, start + t, device=idx.device))
+        x = self.tok_emb(idx) + self.pos_emb.weight[start:start + t]  # a slice: no index tensor, no gather
         keep = None
         if gates is not None and gates.embed is not None:
             x = x * gates.embed
@@ -315,22 +336,90 @@ class TinyGPT(nn.Module):
             x = block(x, layer, gates, keep, cache)
         if cache is not None:
             cache.length += t
+        if last_only:  # generation needs only the next byte: skip the final LN and output layer elsewhere
+            x = x[:, -1:]
         return self.lm_head(masked_layer_norm(x, self.ln_f, keep))
 
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
         p = next(self.parameters())
         return KVCache(self.config, batch, max_len or self.config.context, p.device, p.dtype)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def prefill(self, idx: torch.Tensor, gates: Gates | None = None) -> tuple[torch.Tensor, KVCache]:
-        """Run the prompt, filling a fresh cache; returns the last position's logits and the cache."""
-        cache = self.new_cache(idx.shape[0])
-        return self(idx, gates, cache)[:, -1], cache
+        """Run the prompt, filling a fresh cache; returns the last position's logits and the cache.
 
-    @torch.no_grad()
+        Only the last position goes through the final LayerNorm and the output layer (what generation
+        needs); keys and values of every position go to the cache.
+        """
+        cache = self.new_cache(idx.shape[0])
+        if gates is None:
+            return self._generate(idx, cache), cache
+        return self(idx, gates, cache, last_only=True)[:, -1], cache
+
+    @torch.inference_mode()
     def decode_step(self, token: torch.Tensor, cache: KVCache, gates: Gates | None = None) -> torch.Tensor:
         """One new token per sequence (``[B, 1]``) against the cache; returns its logits ``[B, vocab]``."""
-        return self(token, gates, cache)[:, -1]
+        if gates is None:
+            return self._generate(token, cache)
+        return self(token, gates, cache, last_only=True)[:, -1]
+
+    def _generate(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Ungated prefill or decode step: what ``forward`` computes, with fewer operator and Python calls.
+
+        At 32-token prompts a forward pass takes about a millisecond, and the calls that do not shrink with
+        the model (module dispatch, attribute lookups, a 3-D matmul's views, separate residual adds) were a
+        third of it. Here the weights are read once (:meth:`_inference_weights`), the residual stream stays
+        ``[B·T, d]``, every projection is one ``mm`` (``addmm`` when it writes to the residual stream) and
+        nothing goes through ``Module.__call__``. Dense and pruned models run this same code.
+        """
+        b, t = idx.shape
+        start = cache.length
+        if start + t > self.config.context:
+            raise ValueError(f"{start + t} positions exceed the model's context of {self.config.context}.")
+        if start and t > 1:
+            raise ValueError("Extending a filled cache by several tokens at once is not supported; decode one by one.")
+        d, hd, causal = self.config.d_model, self.config.head_dim, start == 0 and t > 1
+        (tok, pos), blocks, (ln_f, head) = self._inference_weights()
+        x = (F.embedding(idx, tok) + pos[start:start + t]).view(b * t, d)
+        for layer, (ln1, qkv_w, proj_w, heads, ln2, fc_w, fc2_w) in enumerate(blocks):
+            if heads:
+                qkv = project(F.layer_norm(x, (d,), *ln1), qkv_w).view(b, t, 3, heads, hd).permute(2, 0, 3, 1, 4)
+                k, v = cache.extend(layer, qkv[1:])
+                y = F.scaled_dot_product_attention(qkv[0], k, v, is_causal=causal)
+                x = project(y.transpose(1, 2).reshape(b * t, heads * hd), proj_w, residual=x)
+            if fc_w is not None:
+                x = project(F.gelu(project(F.layer_norm(x, (d,), *ln2), fc_w)), fc2_w, residual=x)
+        cache.length += t
+        return project(F.layer_norm(x.view(b, t, d)[:, -1], (d,), *ln_f), head)
+
+    def _inference_weights(self) -> tuple:
+        """((token, position embeddings), per block (LN1 weight, bias, eps), qkv, proj, heads, (LN2 …), fc, fc2,
+        (final LN, output layer)); projections as :func:`matmul_operand` (``None``/0 where a sub-layer is absent).
+
+        Cached: reading them through ``Module.__getattr__`` cost 60–200 µs a call, a tenth of a short
+        prefill. The entries are the parameters or views of them, so training and ``load_state_dict`` (in
+        place) show through; moving the model (``.to``) clears the cache; code that *replaces* a layer or a
+        parameter afterwards calls :meth:`layers_replaced`.
+        """
+        if self._weights_cache is None:
+            self._weights_cache = self._read_inference_weights()
+        return self._weights_cache
+
+    def layers_replaced(self) -> None:
+        """Forget the cached weights of :meth:`_inference_weights` (after swapping a sub-module or parameter)."""
+        self._weights_cache = None
+
+    def _apply(self, fn, recurse: bool = True):  # .to(), .cuda(), .float(), …: tensors may be new objects
+        self._weights_cache = None
+        return super()._apply(fn, recurse)
+
+    def _read_inference_weights(self) -> tuple:
+        norm = lambda ln: (ln.weight, ln.bias, ln.eps)  # noqa: E731
+        op = lambda module: None if module is None else matmul_operand(module.weight)  # noqa: E731
+        blocks = [(norm(b.ln1), op(b.attn and b.attn.qkv), op(b.attn and b.attn.proj),
+                   0 if b.attn is None else b.attn.n_heads, norm(b.ln2), op(b.mlp and b.mlp.fc),
+                   op(b.mlp and b.mlp.fc2)) for b in self.blocks]
+        return (self.tok_emb.weight, self.pos_emb.weight), blocks, (norm(self.ln_f), op(self.lm_head))
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -103,6 +103,9 @@ def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
     assert 0 <= float(metrics["Jaccard overlap"]) <= 1
     downloads = {b.proto.label for b in at.get("download_button")}
     assert downloads == {"Panel (CSV)", "Trace (JSON)", "Per-cell-type expression (CSV)"}
+    at.toggle(key="gp_order").set_value(False).run()  # the view's choices outlive a visit to another page
+    goto(goto(at, "home"), "gene_panel")
+    assert at.toggle(key="gp_order").value is False
 
     # stability: one run's picks are checked over 8 other seeds on request; "picked in b/8" per panel gene,
     # the unstable flag and the warning agree with the library's stability check of the same run

@@ -145,3 +145,13 @@ def test_sa_plus_plus_animation_controls_do_not_overlap(page, tmp_path, artifact
     page.mouse.click(rail["x"] + rail["width"] - 2, rail["y"] + rail["height"] / 2)
     page.mouse.click(rail["x"] + 2, rail["y"] + rail["height"] / 2)
     page.wait_for_function("() => document.querySelector('text.slider-label').textContent.trim() === 'snapshot 1'")
+
+
+@pytest.mark.parametrize("n_layer", [1, 4])
+def test_structured_unit_mask_animation_controls_do_not_overlap(page, tmp_path, artifacts_dir, n_layer):
+    from seqattn.plots.structured import unit_mask_animation
+    from tests.support.structured_fakes import heads_only_result
+
+    parts = _render(page, unit_mask_animation(heads_only_result(n_layer), 0.5), WIDTHS[0], tmp_path / "units.html")
+    page.screenshot(path=str(artifacts_dir / f"layout-units-{n_layer}.png"))
+    assert parts["buttons"] and parts["slider"] and parts["x tick labels"] and _collisions(parts) == []

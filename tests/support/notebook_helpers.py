@@ -91,3 +91,41 @@ def export_html(notebook: Path, out_dir: Path, timeout_s: int = 120) -> str:
 def light_figures(page: str) -> dict[str, dict]:
     """The light figures (``seqattn.plots.export``) in an HTML page: element id -> figure spec."""
     return {element: json.loads(payload) for element, payload in LIGHT_FIGURE_DATA.findall(page)}
+
+
+#: What a light figure drew (seqattn/plots/light_figure.js gives its elements classes): per trace (by its index in
+#: the figure's data) the x centres of its bars, its heatmap cells and their fills, markers, error bars, lines, point
+#: texts (x centre, text), hover texts and the box around its cells, bars and markers (page pixels); then the
+#: figure's axes with their tick labels, axis titles, annotations, line shapes, colour bars, legend entries and title.
+_CENSUS_JS = """(element) => {
+  const root = document.getElementById(element), svg = root.querySelector("svg");
+  const all = (node, selector) => [...node.querySelectorAll(selector)];
+  const centre = (node) => { const r = node.getBoundingClientRect(); return (r.left + r.right) / 2; };
+  const box = (nodes) => {
+    if (!nodes.length) return null;
+    const r = nodes.map((n) => n.getBoundingClientRect());
+    return {left: Math.min(...r.map((b) => b.left)), right: Math.max(...r.map((b) => b.right)),
+            top: Math.min(...r.map((b) => b.top)), bottom: Math.max(...r.map((b) => b.bottom))};
+  };
+  const traces = {};
+  for (const g of all(svg, "g.trace")) {
+    traces[g.dataset.trace] = {type: g.dataset.type, bars: all(g, "rect.bar").map(centre),
+      cells: all(g, "rect.cell").length, fills: all(g, "rect.cell").map((c) => c.getAttribute("fill")),
+      points: all(g, ".point").length, errors: all(g, "path.error-bar").length,
+      lines: all(g, "path.line").length, texts: all(g, "text.point-text").map((t) => [centre(t), t.textContent]),
+      hover: all(g, "title").map((t) => t.textContent), box: box(all(g, "rect.cell, rect.bar, .point"))};
+  }
+  const texts = (selector) => all(svg, selector).map((t) => t.textContent);
+  const ticks = Object.fromEntries(all(svg, "g.axis").map((a) => [a.dataset.axis,
+    all(a, "text:not(.axis-title)").map((t) => t.textContent)]));
+  return {traces: traces, axes: all(svg, "g.axis").map((a) => a.dataset.axis), ticks: ticks,
+          axisTitles: texts("text.axis-title"),
+          annotations: texts("text.annotation"), shapes: all(svg, "line.shape").length,
+          colourBars: all(svg, "rect.colour-bar").length, legend: all(root, ".legend-item").map((i) => i.textContent),
+          title: texts("text.figure-title")[0] || ""};
+}"""
+
+
+def light_figure_census(page: Any, element: str) -> dict:
+    """What the light figure ``element`` on a Playwright page drew (see ``_CENSUS_JS``); trace keys are strings."""
+    return page.evaluate(_CENSUS_JS, element)

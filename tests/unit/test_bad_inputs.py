@@ -88,6 +88,22 @@ def test_gzip_bomb_is_refused_before_parsing(monkeypatch):
     assert load_table(ok, target="label", file_name="fine.csv.gz").n_features == 3  # small gzip still loads
 
 
+def test_gzipped_table_is_decompressed_once_before_parsing(monkeypatch):
+    """The size bound rides on the scan's pass: the whole file inflates twice (scan, pandas), not three times."""
+    inflated = []
+    real_read = gzip._GzipReader.read
+
+    def counting_read(self, size=-1):
+        data = real_read(self, size)
+        inflated.append(len(data))
+        return data
+
+    monkeypatch.setattr(gzip._GzipReader, "read", counting_read)
+    text = csv(table(n=20_000, d=20))  # ~1.3 MB: the few small header and sniffing reads are noise
+    load_table(gzip.compress(text), target="label", file_name="big.csv.gz")
+    assert 2 * len(text) <= sum(inflated) < 2.5 * len(text)
+
+
 def test_size_limits_name_the_numbers(monkeypatch):
     monkeypatch.setattr(limits, "MAX_DENSE_VALUES", 50)
     with pytest.raises(DataError, match=rf"{N} rows × 3 features = {3 * N} values exceeds the in-memory limit of 50"):

@@ -201,3 +201,25 @@ def test_the_batched_trainer_trains_as_torchs_own_modules_would(task):
     with torch.no_grad():
         np.testing.assert_allclose(trained(xt).numpy(), reference(xt).numpy(), rtol=1e-4, atol=1e-5)
     assert trained.target_scale == pytest.approx((mu, sd))
+
+
+def test_held_out_check_fits_the_picks_once_and_agrees_with_panel_accuracy(planted, monkeypatch):
+    """Two fits (picks, all features), not three; the accuracy read off the confusion equals panel_accuracy's."""
+    import seqattn.genomics as gx
+    from seqattn.evaluation.holdout import held_out_check
+
+    expected = gx.panel_accuracy(planted, [0, 1, 2])
+    fitted_widths = []
+    real_panel_model = gx.panel_model
+
+    def counting_panel_model(X, y, max_iter):
+        fitted_widths.append(X.shape[1])
+        return real_panel_model(X, y, max_iter)
+
+    monkeypatch.setattr(gx, "panel_model", counting_panel_model)
+    check = held_out_check(planted, [2, 0, 1])
+    assert sorted(fitted_widths) == [3, planted.n_features]
+    assert check["selected"] == expected["panel_accuracy"] and check["all_features"] == expected["all_genes_accuracy"]
+    assert (check["n_train"], check["n_test"]) == (expected["n_train"], expected["n_test"])
+    counts = check["confusion"].attrs["counts"]
+    assert counts.sum() == check["n_test"] and check["selected"] == np.trace(counts) / check["n_test"]

@@ -55,6 +55,22 @@ def test_sparse_dataset_and_builtin_reference(store):
     assert stored.dataset is None and stored.reference == {"builtin": "digits"}
 
 
+def test_entries_are_private_and_a_failed_write_leaves_nothing(store, monkeypatch):
+    """Written through safe_text.write_atomically: 0600 files in a 0700 folder; a crash mid-write keeps no part."""
+    dataset = make_planted(n_samples=40, n_features=6, random_state=0)
+    data_id = store.save_dataset(dataset, "synthetic")
+    assert (store.folder / "data").stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in (store.folder / "data").iterdir()} == {0o600}
+
+    def full_disk(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="disk full"):
+        store.save_dataset(dataset, "synthetic")
+    assert sorted(p.name for p in (store.folder / "data").iterdir()) == [f"{data_id}.json", f"{data_id}.npz"]
+
+
 def test_runs_round_trip_sa_and_comparison(store):
     dataset = make_planted(n_samples=120, n_features=8, random_state=1)
     data_id = store.save_dataset(dataset, "synthetic")

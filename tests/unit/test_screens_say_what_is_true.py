@@ -144,19 +144,37 @@ def test_sapp_progress_is_one_count_over_all_methods_named_once_and_reported_at_
         assert any(m.startswith(f"{method} (method {index} of 3): ") for _, _, m, _ in reports)
 
 
+def controls_px(layout) -> tuple[float, float]:
+    """Where Play/Pause and the slider start, in pixels below the plot area."""
+    top = 100 if layout.margin.t is None else layout.margin.t  # plotly's default top margin
+    area = layout.height - top - layout.margin.b  # plot area in pixels
+    buttons_top, slider_top = -layout.updatemenus[0].y * area, -layout.sliders[0].y * area
+    assert buttons_top < slider_top - 35  # the buttons' row ends before the slider's
+    assert slider_top + 60 <= layout.margin.b  # the slider fits in the bottom margin
+    return buttons_top, slider_top
+
+
 def test_sapp_play_and_pause_sit_below_the_x_axis_title_and_above_the_slider():
     from seqattn.data.builtins import load_builtin
     from seqattn.sparsity.block_pruning import sa_plus_plus
 
     result = sa_plus_plus(load_builtin("digits"), sparsity=0.8, block_size=8, hidden=(32,), epochs=9, n_cycles=0,
                           baselines=False, device="cpu")
-    layout = block_mask_animation(result).layout
-    area = layout.height - layout.margin.t - layout.margin.b  # plot area in pixels
-    buttons_top = -layout.updatemenus[0].y * area  # pixels below the plot area
-    slider_top = -layout.sliders[0].y * area
-    # plotly draws the x-axis tick labels and title in about the first 55 px under the plot area
-    assert 60 <= buttons_top < slider_top - 35
-    assert slider_top + 60 <= layout.margin.b  # the slider fits in the bottom margin
+    buttons_top, _ = controls_px(block_mask_animation(result).layout)
+    assert buttons_top >= 60  # plotly draws the x-axis tick labels and title in about the first 55 px
+
+
+@pytest.mark.parametrize("n_layer", [1, 4])
+def test_unit_mask_play_and_pause_sit_below_the_tick_labels_of_a_short_or_tall_grid(n_layer: int):
+    """Placed in pixels like every animation's: paper offsets put them into a one-layer grid's tick labels."""
+    from seqattn.plots.structured import unit_mask_animation
+    from tests.support.structured_fakes import heads_only_result
+
+    result = heads_only_result(n_layer)
+    fig = unit_mask_animation(result, 0.5)
+    buttons_top, _ = controls_px(fig.layout)
+    assert buttons_top >= 30  # below the "H0".."H3" tick labels (about 20 px)
+    assert [list(step.args[0]) for step in fig.layout.sliders[0].steps] == [[f.name] for f in fig.frames]
 
 
 # ------------------------------------------------------------------ item 7: Compare

@@ -15,10 +15,12 @@ from seqattn.device import torch_threads
 from seqattn.sparsity.structured import (
     PruningSettings,
     UnitPruner,
+    baseline_dense_steps,
     layer_normalised,
     magnitude_scores,
     prune_transformer,
     remove_units,
+    train_dense_prefix,
     unit_gates,
     unit_layouts,
 )
@@ -126,6 +128,31 @@ def test_kv_cache_decoding_matches_the_full_forward_pass():
         small.decode_step(x[:, :1], cache)
     # a pruned model's cache holds only its kept heads
     assert small.new_cache().nbytes < random_model().new_cache().nbytes
+
+
+def test_lean_generation_path_computes_what_forward_computes_with_empty_sublayers():
+    """prefill/decode_step run a functional copy of ``forward`` (fewer operator calls): same logits, also for
+    a block without attention, a block without MLP and a batch of two."""
+    config = TransformerConfig(32, 8, (4, 0, 2), (64, 96, 0), 32)
+    model = random_model(config, seed=3)
+    assert model.blocks[1].attn is None and model.blocks[2].mlp is None
+    x = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = model(x)
+    last, cache = model.prefill(x[:, :12])
+    torch.testing.assert_close(last, full[:, 11], atol=1e-5, rtol=1e-4)
+    steps = [model.decode_step(x[:, t:t + 1], cache) for t in range(12, 20)]
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 12:], atol=1e-5, rtol=1e-4)
+    assert cache.length == 20 and cache.kv[1].shape[2] == 0  # no heads: nothing cached
+    with pytest.raises(ValueError, match="several tokens"):
+        model.decode_step(x[:, :2], cache)
+    # a later weight update in place is seen; a moved model forgets its cached weight list
+    with torch.no_grad():
+        model.blocks[0].mlp.fc.weight.mul_(2.0)
+        model.lm_head.weight.mul_(2.0)
+        torch.testing.assert_close(model.prefill(x)[0], model(x)[:, -1], atol=1e-5, rtol=1e-4)
+    model.to(torch.float64)
+    assert model._inference_weights()[1][0][1].dtype == torch.float64
 
 
 # ------------------------------------------------------------------ corpus and cache
@@ -305,16 +332,38 @@ def test_sapp_removes_the_planted_dead_heads_first():
     assert {divmod(int(i), 4) for i in np.flatnonzero(~grad_run.masks["heads"])} == set(dead)
 
 
+def test_baselines_continuing_from_the_shared_dense_steps_match_runs_that_train_them_again(corpus):
+    """The study trains the baselines' common dense steps once per seed: same losses, masks and scores."""
+    model = random_model()
+    settings = PruningSettings(steps=14, batch_size=2, eval_windows=4, snapshot_windows=2, mlp_block=16)
+    prefix = train_dense_prefix(model, corpus, settings, seed=1, device="cpu")
+    assert prefix.steps == baseline_dense_steps(settings) == 8
+    for method, fraction in (("gradient", 0.5), ("magnitude", 0.5), ("dense", 0.0), ("gradient", 0.25)):
+        alone = prune_transformer(method, model, corpus, fraction, settings, seed=1, device="cpu")
+        shared = prune_transformer(method, model, corpus, fraction, settings, seed=1, device="cpu", prefix=prefix)
+        assert shared.val_loss == pytest.approx(alone.val_loss, rel=1e-6, abs=1e-7), method
+        for kind in alone.masks:
+            assert np.array_equal(shared.masks[kind], alone.masks[kind])
+            np.testing.assert_allclose(shared.scores[kind], alone.scores[kind], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="prefix"):
+        prune_transformer("SA++", model, corpus, 0.5, settings, seed=1, device="cpu", prefix=prefix)
+    with pytest.raises(ValueError, match="prefix"):
+        prune_transformer("random", model, corpus, 0.5, settings, seed=2, device="cpu", prefix=prefix)
+
+
 # ------------------------------------------------------------------ unstructured copies and latency
 def test_unstructured_copies_zero_the_same_share_and_csr_computes_the_same():
     model = random_model()
+    x = torch.randint(0, 256, (1, 24))
+    model.prefill(x)  # caches the dense model's weight list, which a copy with CSR layers must not reuse
     zeroed = unstructured_copy(model, 0.5)
     csr = unstructured_copy(model, 0.5, csr=True)
     w = zeroed.blocks[0].mlp.fc.weight
     assert float((w == 0).float().mean()) == pytest.approx(0.5, abs=0.01)
-    x = torch.randint(0, 256, (1, 24))
     with torch.no_grad():
         torch.testing.assert_close(csr(x), zeroed(x), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(csr.prefill(x)[0], zeroed(x)[:, -1], atol=1e-5, rtol=1e-4)
+    assert csr._inference_weights()[1][0][1].layout == torch.sparse_csr
     assert weight_bytes(csr) > weight_bytes(model) * 0.9  # at 50% CSR's indices cost about what the zeros saved
 
 
