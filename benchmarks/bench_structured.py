@@ -1,7 +1,8 @@
 """Structured pruning of the standard byte-level transformer: quality of SA++ vs baselines, and real latency.
 
     .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3]
-        [--first-seed 3] [--steps 280] [--threads 1] [--latency-threads 1 2] [--repeats 20]
+        [--first-seed 3] [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
+        [--explore-while-pruning] [--weights-on-explored] [--threads 1] [--latency-threads 1 2] [--repeats 20]
         [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
@@ -9,7 +10,10 @@
   dense model trained for the same extra steps and SA++, magnitude, gradient
   importance and random at each fraction of heads *and* MLP blocks removed;
   validation loss (nats/byte) after the same fine-tune, per run and as
-  mean ± sd and range over seeds, beside the dense figures.
+  mean ± sd and range over seeds, beside the dense figures; and each run's
+  *one-shot* loss: the dense model (as trained) with the run's final mask and
+  no training at all, which separates how good a choice of units is for the
+  model as it is from how well that choice recovers in the fine-tune.
 * **latency** — SA++ models pruned at each fraction (first seed), timed
   against the dense model and the unstructured copies (the same share of each
   block matrix zeroed by magnitude: dense kernels, and CSR) with
@@ -43,11 +47,18 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seqattn.device import torch_threads  # noqa: E402
-from seqattn.sparsity.structured import PruningSettings  # noqa: E402
 from seqattn.sparsity.latency import time_paired  # noqa: E402
+from seqattn.sparsity.structured import (  # noqa: E402
+    DENSE_REFERENCE,
+    LOGIT_OPTIMIZERS,
+    SCOPES,
+    PruningSettings,
+    unit_gates,
+    unit_layouts,
+)
 from seqattn.sparsity.structured_latency import measure_structured_latency  # noqa: E402
 from seqattn.sparsity.structured_study import structured_pruning_study  # noqa: E402
-from seqattn.sparsity.transformer import bits_per_byte, load_or_train  # noqa: E402
+from seqattn.sparsity.transformer import bits_per_byte, evaluate_loss, load_or_train  # noqa: E402
 
 
 def load() -> str:
@@ -71,10 +82,15 @@ def progress_printer(prefix: str):
 
 
 def quality(args, trained, dump: dict) -> dict:
-    settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope)
+    settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope,
+                               logit_optimizer=args.logit_optimizer, explore_while_pruning=args.explore_while_pruning,
+                               separate_logit_pass=not args.weights_on_explored)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
-          f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, batch {settings.batch_size} × "
+          f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, SA++ logits: "
+          f"{settings.logit_optimizer}, lr {settings.logit_learning_rate}, exploring while pruning "
+          f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}; "
+          f"batch {settings.batch_size} × "
           f"{trained.config.context} bytes, "
           f"{args.threads} thread(s) ==",
           flush=True)
@@ -87,17 +103,41 @@ def quality(args, trained, dump: dict) -> dict:
     print(f"  {time.time() - started:.0f} s wall, {cpu_seconds() - cpu0:.0f} s CPU, {load()}")
     print(f"  dense as trained: val loss {result.dense_val_loss:.4f} nats/byte "
           f"({bits_per_byte(result.dense_val_loss):.3f} bits/byte)")
+    one_shot = one_shot_losses(result, trained, settings)
     for r in result.runs:
-        print(f"  seed {r.seed} {r.method:<9} {r.fraction:4.0%}: val loss {r.val_loss:.4f}  heads/layer "
+        print(f"  seed {r.seed} {r.method:<9} {r.fraction:4.0%}: val loss {r.val_loss:.4f}  one-shot "
+              f"{one_shot.get((r.method, r.fraction, r.seed), float('nan')):.4f}  heads/layer "
               f"{r.pruned_config.heads}  MLP/layer {r.pruned_config.mlp_hidden}  {r.seconds:.0f} s")
     print("\n  method       removed   mean ± sd (min–max) over seeds")
     for row in result.summary():
         print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
               f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
+    print("\n  one-shot loss (dense weights, final mask, no training), mean ± sd over seeds")
+    for method in result.methods:
+        for fraction in result.fractions:
+            values = [v for (m, f, _), v in one_shot.items() if m == method and np.isclose(f, fraction)]
+            if values:
+                print(f"  {method:<20} {fraction:4.0%}   {np.mean(values):.4f} ± {np.std(values):.4f}")
     verdicts(result)
     dump["quality"] = {"summary": result.summary(), "table": result.table(), "dense": result.dense_val_loss,
-                       "settings": result.settings}
+                       "settings": result.settings,
+                       "one_shot": [{"method": m, "fraction": f, "seed": s, "loss": v}
+                                    for (m, f, s), v in one_shot.items()]}
     return dump
+
+
+def one_shot_losses(result, trained, settings: PruningSettings) -> dict[tuple[str, float, int], float]:
+    """Validation loss of the dense model as trained with each run's final 0/1 mask: the choice of units alone."""
+    dense = trained.model.to("cpu").eval()
+    layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
+    windows = trained.corpus.val_windows(settings.eval_windows, dense.config.context)
+    out = {}
+    with torch_threads(1):
+        for r in result.runs:
+            if r.method != DENSE_REFERENCE:
+                masks = {k: torch.as_tensor(m, dtype=torch.float32) for k, m in r.masks.items()}
+                out[(r.method, r.fraction, r.seed)] = evaluate_loss(dense, windows, unit_gates(layouts, masks))
+    return out
 
 
 def verdicts(result) -> None:
@@ -253,8 +293,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=PruningSettings().steps)
     parser.add_argument("--cycles", type=int, default=PruningSettings().n_cycles,
                         help="(sparsify → sparse → dense) cycles before the final sparsify")
-    parser.add_argument("--scope", default="global", choices=["global", "layer"],
-                        help="softmax and pruning over all units of a kind, or within each layer")
+    parser.add_argument("--scope", default=PruningSettings().scope, choices=list(SCOPES),
+                        help="SA++'s softmax and every method's pruning over all units of a kind (global), within "
+                             "each layer (layer), or a softmax per layer and pruning over all units (normalised)")
+    parser.add_argument("--logit-optimizer", default=PruningSettings().logit_optimizer, choices=list(LOGIT_OPTIMIZERS))
+    parser.add_argument("--explore-while-pruning", action="store_true",
+                        help="SA++: keep switching off random alive units during the sparsify ramps")
+    parser.add_argument("--weights-on-explored", action="store_true",
+                        help="SA++ as first built: one pass per step, the weights train on the explored subnetworks")
     parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
     parser.add_argument("--skip-dense-reference", action="store_true",
                         help="do not train the dense model for the same steps (e.g. a second process does)")

@@ -65,10 +65,10 @@ show_job_error(app.ERROR_KEY)
 
 result = st.session_state.get(app.RESULT_KEY)
 if result is None:
-    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 52 CPU-seconds "
-            "on one thread in our run: under a minute on an idle core, but about 4 minutes on a busy 2-core "
-            "machine at load 16–18. The first run trains the model first (250 CPU-seconds, with progress), then "
-            "it is cached.")
+    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 51 CPU-seconds "
+            "on one thread in our last run: a minute of wall time on a nearly idle 2-core machine (load 0.4–2), "
+            "about 4 minutes at load 16–18 (an earlier run with about the same CPU time). The first run trains "
+            "the model first (250 CPU-seconds, with progress), then it is cached.")
     st.stop()
 
 m, train = result.model, result.model["training"]
@@ -88,7 +88,7 @@ summary = pd.DataFrame(result.summary())
 st.dataframe(summary, hide_index=True)
 if len(result.settings["seeds"]) == 1:
     st.caption("One seed. On the standard model with the benchmark's 280 steps, the seed-to-seed sd of the "
-               "validation loss was 0.003–0.016 nats/byte for SA++, magnitude and gradient importance and 0.035 "
+               "validation loss was 0.003–0.020 nats/byte for SA++, magnitude and gradient importance and 0.035 "
                "for random (three seeds, benchmarks/README.md): differences smaller than that are noise.")
 
 fractions_done = result.fractions

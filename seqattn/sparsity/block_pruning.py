@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -167,6 +167,11 @@ class Phase:
     def masked(self) -> bool:
         return self.name in ("sparsify", "sparse", "final sparsify", "fine-tune")
 
+    @property
+    def restores(self) -> bool:
+        """Every unit is switched back on at its start (the ACDC move that lets pruning mistakes be undone)."""
+        return self.name in ("dense", "warm-up")
+
 
 def plan_phases(total_steps: int, n_cycles: int) -> list[Phase]:
     """Split the step budget: warm-up 1 unit, each cycle 3 units, final sparsify 1, fine-tune 2 (+ remainder)."""
@@ -184,6 +189,55 @@ def plan_phases(total_steps: int, n_cycles: int) -> list[Phase]:
         phases.append(Phase(name, cycle, start, steps))
         start += steps
     return phases
+
+
+def method_phases(method: str, phases: list[Phase], learned: str = "SA++", dense: str = "dense") -> list[Phase]:
+    """The phases one method runs, with the same total steps for all.
+
+    SA++ (``learned``) runs the whole alternation; a baseline trains dense
+    until the final sparsify phase, then takes the same ramp and fine-tune
+    (equal step budget, same final schedule); ``dense`` trains dense throughout.
+    """
+    total = phases[-1].start + phases[-1].steps
+    if method == dense:
+        return [Phase("dense", 0, 0, total)]
+    if method != learned:
+        final = phases[-2]
+        return [Phase("dense", 0, 0, final.start), final, phases[-1]]
+    return phases
+
+
+def phase_schedule(phase: Phase, target: float, mask_updates: int = 25) -> Iterator[tuple[int, float, bool]]:
+    """``(step, target share pruned, update the mask now?)`` for every optimizer step of ``phase``.
+
+    In a sparsify phase the share follows the exponential schedule
+    ``s(1−e^{−ct})/(1−e^{−c})`` and the mask is updated about
+    ``mask_updates`` times (every step would cost a top-k per step for no
+    visible gain); masked phases hold ``target``, the others 0.
+    """
+    update_every = max(1, phase.steps // mask_updates)
+    for step in range(phase.start, phase.start + phase.steps):
+        position = step - phase.start + 1
+        if phase.prunes:
+            share = float(exponential_schedule(position / phase.steps, target))
+            yield step, share, position % update_every == 0 or position == phase.steps
+        else:
+            yield step, (target if phase.masked else 0.0), False
+
+
+def snapshot_steps(phase: Phase) -> set[int]:
+    """Steps to record for the animation: four along a sparsify ramp, the last step of any other phase."""
+    if phase.prunes:
+        return set(np.linspace(phase.start, phase.start + phase.steps - 1, 4).round().astype(int).tolist())
+    return {phase.start + phase.steps - 1}
+
+
+def snapshot_label(phase: Phase, step: int) -> str:
+    """"sparsify 1 (50%)", "dense 1", "fine-tune": the phase, its cycle and how far along a ramp."""
+    label = phase.name + (f" {phase.cycle}" if phase.name in ("sparsify", "sparse", "dense") else "")
+    if phase.prunes:
+        label += f" ({100 * (step - phase.start + 1) / phase.steps:.0f}%)"
+    return label
 
 
 # --------------------------------------------------------------------------- results
@@ -313,28 +367,15 @@ def _train(
     schedule = np.zeros(total)
     snapshots: list[Snapshot] = []
     batches = batch_rows(len(train_t), settings["batch_size"], [gen])  # the trainer's mini-batch order
-    if method != "SA++":
-        # Baselines: dense until the final sparsify phase, then the same ramp and fine-tune.
-        final = phases[-2]
-        phases = [Phase("dense", 0, 0, final.start), final, phases[-1]]
-    if method == "dense":
-        phases = [Phase("dense", 0, 0, total)]
-    for phase in phases:
-        snap_at = set(np.linspace(phase.start, phase.start + phase.steps - 1, 4).round().astype(int)) if phase.prunes \
-            else {phase.start + phase.steps - 1}
-        if phase.name == "dense" or phase.name == "warm-up":
+    for phase in method_phases(method, phases):
+        snap_at = snapshot_steps(phase)
+        if phase.restores:
             for layer in model.pruned:
                 layer.zero_pruned_weights()
                 layer.mask.fill_(1.0)
-        prune_every = max(1, phase.steps // 25)  # ~25 mask updates per ramp keeps steps cheap
-        for step in range(phase.start, phase.start + phase.steps):
-            if phase.prunes:
-                position = step - phase.start + 1
-                current = float(exponential_schedule(position / phase.steps, target_s))
-                if position % prune_every == 0 or position == phase.steps:
-                    _prune_to(model, current, score)
-            else:
-                current = target_s if phase.masked else 0.0
+        for step, current, update_mask in phase_schedule(phase, target_s):
+            if update_mask:
+                _prune_to(model, current, score)
             schedule[step] = current
             idx = train_t[next(batches)[0]].to(device)
             opt.zero_grad()
@@ -345,10 +386,8 @@ def _train(
             if phase.prunes and method == "SA++":
                 logit_opt.step()
             if step in snap_at and method == "SA++":
-                label = f"{phase.name}" + (f" {phase.cycle}" if phase.name in ("sparsify", "sparse", "dense") else "")
-                if phase.prunes:
-                    label += f" ({100 * (step - phase.start + 1) / phase.steps:.0f}%)"
-                snapshots.append(_snapshot(model, label, phase.name, step, schedule[step], _accuracy(model, Xv, yv)))
+                snapshots.append(_snapshot(model, snapshot_label(phase, step), phase.name, step, schedule[step],
+                                           _accuracy(model, Xv, yv)))
             progress(f"{phase.name}, step {step + 1}/{total}")
     return model, snapshots, schedule
 

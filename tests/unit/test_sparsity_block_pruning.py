@@ -39,6 +39,26 @@ def test_phase_plan_covers_the_budget_in_order():
         bp.plan_phases(5, n_cycles=2)
 
 
+def test_every_method_gets_the_same_budget_and_the_same_final_ramp():
+    phases = bp.plan_phases(70, n_cycles=1)  # warm-up, sparsify, sparse, dense, final sparsify: 10 each; fine-tune 20
+    sapp, baseline, dense = (bp.method_phases(m, phases) for m in ("SA++", "magnitude", "dense"))
+    assert sapp == phases
+    assert [(p.name, p.start, p.steps) for p in baseline] == [("dense", 0, 40), ("final sparsify", 40, 10),
+                                                               ("fine-tune", 50, 20)]
+    assert [(p.name, p.steps) for p in dense] == [("dense", 70)]
+    ramp = list(bp.phase_schedule(phases[-2], 0.5, mask_updates=5))
+    assert [step for step, _, _ in ramp] == list(range(40, 50))
+    shares = [share for _, share, _ in ramp]
+    assert np.all(np.diff(shares) > 0) and shares[-1] == pytest.approx(0.5)  # exponential ramp up to the target
+    assert shares[0] > 0.5 * 0.1  # front-loaded: after a tenth of the ramp more than a tenth is pruned
+    assert [step for step, _, update in ramp if update] == [41, 43, 45, 47, 49]
+    assert {share for _, share, update in bp.phase_schedule(phases[2], 0.5)} == {0.5}  # sparse: held at the target
+    assert {share for _, share, update in bp.phase_schedule(phases[3], 0.5)} == {0.0}  # dense: everything back
+    assert [p.restores for p in phases] == [True, False, False, True, False, False]
+    assert bp.snapshot_label(phases[1], 14) == "sparsify 1 (50%)"
+    assert bp.snapshot_steps(phases[1]) == {10, 13, 16, 19}
+
+
 def test_sa_plus_plus_reaches_the_requested_block_sparsity(digits_run):
     n_blocks = (64 // 8) * (64 // 8)
     expected = round(0.8 * n_blocks) / n_blocks

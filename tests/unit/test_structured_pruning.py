@@ -238,6 +238,56 @@ def test_pruning_keeps_the_best_alive_units_globally_or_per_layer():
         assert float(pruner.attention("heads").detach().mean()) == pytest.approx(1.0)
 
 
+def test_normalised_scope_takes_a_softmax_per_layer_and_ranks_all_units_together():
+    layouts = unit_layouts(TINY, ("heads",))
+    pruner = UnitPruner(layouts, "normalised", "SA++", 0)
+    with torch.no_grad():  # layer 0: one strong head among weak ones; layers 1 and 2: four equal heads
+        pruner.logits["heads"].copy_(torch.tensor([3.0, 0, 0, 0, 5, 5, 5, 5, 9, 9, 9, 9]))
+    attention = pruner.attention("heads").detach().view(3, 4)
+    torch.testing.assert_close(attention.mean(1), torch.ones(3))  # mean 1 within every layer, not overall
+    torch.testing.assert_close(attention[1:], torch.ones(2, 4))  # equal logits: 1, however large they are
+    pruner.prune_to("heads", 0.5, random_model())
+    kept = pruner.mask("heads").view(3, 4)
+    # ranked together: layer 0's strong head (A ≈ 3.5) and five of the eight heads at A = 1 stay, layer 0's weak
+    # heads (A ≈ 0.17) go; a per-layer pruning would keep two per layer, one softmax over all twelve logits none of
+    # layer 0's
+    assert kept[0].tolist() == [1, 0, 0, 0] and int(kept[1:].sum()) == 5
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_weights_train_on_the_whole_model_while_the_logits_learn_from_switched_off_units(corpus, separate):
+    from seqattn.sparsity.block_pruning import Phase
+    from seqattn.sparsity.structured import _train_step
+
+    model, layouts = random_model().train(), unit_layouts(TINY, ("heads",))
+    pruner = UnitPruner(layouts, "global", "SA++", 0)
+    opt, logit_opt = torch.optim.SGD(model.parameters(), lr=0.0), torch.optim.SGD(pruner.logits.parameters(), lr=0.0)
+    settings = PruningSettings(kinds=("heads",), separate_logit_pass=separate)
+    _train_step(model, pruner, opt, logit_opt, Phase("dense", 1, 0, 10), corpus, torch.Generator().manual_seed(0),
+                settings, torch.device("cpu"), fraction=0.5)
+    hd, n_head = TINY.head_dim, TINY.heads[0]
+    value_grads = torch.stack([b.attn.qkv.weight.grad.view(3, n_head, hd, -1)[2].abs().sum(dim=(1, 2))
+                               for b in model.blocks]).flatten()  # one entry per head
+    logit_grads = pruner.logits["heads"].grad
+    assert int((logit_grads.abs() > 0).sum()) >= 6  # the six switched-off heads (and, through the softmax, others)
+    if separate:  # every head's value weights learn: the weights saw the whole model
+        assert bool((value_grads > 0).all())
+    else:  # the six switched-off heads' value weights get nothing: the weights saw the explored subnetwork
+        assert int((value_grads == 0).sum()) == 6
+
+
+def test_exploring_while_pruning_switches_off_what_the_ramp_still_has_to_remove():
+    from seqattn.sparsity.block_pruning import Phase
+    from seqattn.sparsity.structured import _exploration_share
+
+    ramp, sparse, dense = Phase("final sparsify", 2, 0, 10), Phase("sparse", 1, 0, 10), Phase("dense", 1, 0, 10)
+    on = PruningSettings(explore_while_pruning=True)
+    assert _exploration_share(dense, PruningSettings(), 0.75, 0.0) == 0.75  # random subnetworks of the final size
+    assert _exploration_share(ramp, PruningSettings(), 0.75, 0.5) == 0.0  # default: only the pruned units are off
+    assert _exploration_share(ramp, on, 0.75, 0.5) == pytest.approx(0.5)  # half of the alive half goes: 1/4 remains
+    assert _exploration_share(ramp, on, 0.75, 0.75) == 0.0 and _exploration_share(sparse, on, 0.75, 0.75) == 0.0
+
+
 # ------------------------------------------------------------------ the planted answer
 def plant_dead_heads(model: TinyGPT, dead: list[tuple[int, int]]) -> None:
     """Zero the value rows and output columns of these heads: their output is 0 and, with zero
@@ -381,6 +431,8 @@ def test_bad_settings_are_refused(corpus):
         prune_transformer("lasso", model, corpus, 0.5, PruningSettings(), device="cpu")
     with pytest.raises(ValueError, match="scope"):
         prune_transformer("SA++", model, corpus, 0.5, PruningSettings(scope="row"), device="cpu")
+    with pytest.raises(ValueError, match="logit_optimizer"):
+        prune_transformer("SA++", model, corpus, 0.5, PruningSettings(logit_optimizer="sgd"), device="cpu")
     with pytest.raises(ValueError, match="Unknown unit kinds"):
         unit_layouts(TINY, ("neurons",))
     with pytest.raises(ValueError, match="multiple"):
