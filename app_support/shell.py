@@ -52,7 +52,7 @@ def before_page(page_path: str) -> None:
     """Before a page runs: the other pages' settings are kept, a link's run or data set comes back (once per
     session), an upload attached just before the user left the Data page is kept (even one no uploader
     claimed) and loaded now, the URL names the current data set."""
-    from app_support import compare, sequential, sparsity
+    from app_support import compare, sequential, sparsity, structured
     from app_support.runs import restore_from_url, show_restore_notice, sync_url
     from app_support.state import DATA_WIDGETS, GENE_PANEL_WIDGETS, keep_widget_state
     from app_support.uploads import adopt_unclaimed_upload, load_pending_upload, upload_choice_keys
@@ -60,6 +60,7 @@ def before_page(page_path: str) -> None:
     # Streamlit drops a widget's value at the end of every run that does not draw it: without this, a visit
     # to another page emptied Compare's methods (then "Choose at least one method") and reset SA's k to 1.
     keep_widget_state(*DATA_WIDGETS, *sequential.WIDGETS, *compare.WIDGETS, *GENE_PANEL_WIDGETS, *sparsity.WIDGETS,
+                      *structured.WIDGETS,
                       *upload_choice_keys())
     restore_from_url()
     show_restore_notice()

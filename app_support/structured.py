@@ -25,6 +25,19 @@ KIND_LABELS = {"heads": "attention heads", "mlp": "MLP blocks", "embed": "embedd
 #: The page's default budget (``PruningSettings.quick``): 51 CPU-seconds for every method, both fractions and
 #: the timing once the model is cached (benchmarks/README.md); the benchmark uses the library's 5× longer default.
 PAGE_STEPS = PruningSettings.quick().steps
+#: The page's input widgets with a first value (kept across visits to other pages by
+#: :func:`app_support.shell.before_page`; first values go into the session, not into widget defaults).
+SETTING_DEFAULTS: dict[str, Any] = {"struct_kinds": ["heads", "mlp"], "struct_fractions": [0.5, 0.75],
+                                    "struct_seed": 0, "struct_steps": PAGE_STEPS}
+WIDGETS = (*SETTING_DEFAULTS, "struct_preset", "struct_methods")
+
+
+def default_settings() -> None:
+    """First values for the page's inputs, once per session (later visits keep the user's)."""
+    from seqattn.sparsity.structured import METHODS
+
+    for key, value in {**SETTING_DEFAULTS, "struct_methods": list(METHODS)}.items():
+        st.session_state.setdefault(key, value)
 
 
 def run_settings(preset: str, kinds: list[str], fractions: list[float], methods: list[str], steps: int,

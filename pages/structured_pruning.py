@@ -19,6 +19,7 @@ from seqattn.sparsity.structured import METHODS
 from seqattn.sparsity.transformer import PRESETS, bits_per_byte
 
 require_app_shell(__file__)  # first: the app's frame even when this page was opened on its own
+app.default_settings()
 st.title("Structured pruning: SA++ on a transformer")
 st.markdown(
     "A small byte-level language model (nanoGPT's shape) trained on the Python standard library's own source. "
@@ -36,15 +37,15 @@ with st.form("structured_form"):
     preset = c1.selectbox("model", list(PRESETS), key="struct_preset",
                           format_func=lambda p: f"{p}: {PRESETS[p].description.split(';')[0]}",
                           help="The model trains once (a few minutes for 'standard') and is cached on disk.")
-    kinds = c2.multiselect("units to prune", list(app.KIND_LABELS), default=["heads", "mlp"], key="struct_kinds",
+    kinds = c2.multiselect("units to prune", list(app.KIND_LABELS), key="struct_kinds",
                            format_func=app.KIND_LABELS.get,
                            help="MLP blocks: 32 hidden units (16 on 'tiny'); embedding blocks: 16 residual "
                                 "dimensions (8 on 'tiny').")
-    fractions = c3.multiselect("fractions removed", [0.25, 0.5, 0.75], default=[0.5, 0.75], key="struct_fractions",
+    fractions = c3.multiselect("fractions removed", [0.25, 0.5, 0.75], key="struct_fractions",
                                format_func=lambda f: f"{f:.0%}")
-    methods = c4.multiselect("methods", list(METHODS), default=list(METHODS), key="struct_methods")
-    seed = c5.number_input("seed", 0, 10_000, 0, key="struct_seed")
-    steps = st.slider("optimizer steps per method", 14, 560, app.PAGE_STEPS, 7, key="struct_steps",
+    methods = c4.multiselect("methods", list(METHODS), key="struct_methods")
+    seed = c5.number_input("seed", 0, 10_000, key="struct_seed")
+    steps = st.slider("optimizer steps per method", 14, 560, step=7, key="struct_steps",
                       help="SA++'s phases (warm-up, sparsify, sparse, dense, final sparsify, fine-tune) share these "
                            "steps; each baseline trains as many. The benchmark uses 280.")
     submitted = st.form_submit_button("Prune and time", type="primary")

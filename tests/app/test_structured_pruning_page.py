@@ -113,3 +113,18 @@ def test_empty_choices_get_a_message_not_a_run():
     at.button(key=SUBMIT).click().run()
     assert any("at least one" in e.value for e in at.error)
     assert "structured_job" not in at.session_state
+
+
+def test_settings_outlive_a_visit_to_another_page():
+    at = open_page()
+    assert at.slider(key="struct_steps").value == 56 and at.multiselect(key="struct_kinds").value == ["heads", "mlp"]
+    at.number_input(key="struct_seed").set_value(7)
+    at.slider(key="struct_steps").set_value(21)
+    at.multiselect(key="struct_fractions").set_value([])  # submitted without a fraction: an error, no run
+    at.button[0].click().run()
+    assert any("at least one" in e.value for e in at.error) and "structured_job" not in at.session_state
+    at.switch_page("pages/data.py").run()
+    at.switch_page("pages/structured_pruning.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="struct_seed").value == 7 and at.slider(key="struct_steps").value == 21
+    assert at.multiselect(key="struct_fractions").value == []
