@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     import seqattn
 
     print(f"load {os.getloadavg()}, options {args.options}", flush=True)
-    panels, flagged = {}, {}
+    panels, flagged, support = {}, {}, {}
     for seed in args.seeds:
         adata = ad.read_h5ad(ROOT / "data" / "pbmc68k_reduced.h5ad")
         start = time.perf_counter()
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                                         gain_model="none", **args.options)
         panels[seed] = trace.selected_names
         flagged[seed] = {s.name for s in trace.steps if s.unstable}
+        support[seed] = {s.name: f"{s.picked_in}/{s.n_runs}" for s in trace.steps}
         types = trace.settings.get("pick_types")
         print(f"seed {seed}: {time.perf_counter() - start:.0f} s wall, load {os.getloadavg()[0]:.1f}, "
               f"{len(flagged[seed])} flagged unstable; panel {panels[seed]}"
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     unflagged = {seed: sorted(set(panels[seed]) - core - flagged[seed]) for seed in args.seeds}
     print(f"pairwise overlap {pairs}, core {len(core)}")
     print(f"non-core genes not flagged unstable: {unflagged}")
+    print("support (picked in b of B runs) of every non-core gene: "
+          + "; ".join(f"seed {seed}: " + ", ".join(f"{g} {support[seed][g]}" for g in panels[seed] if g not in core)
+                      for seed in args.seeds))
     met = all(v >= 15 for v in pairs.values()) or not any(unflagged.values())
     print(f"criterion (pairwise ≥ 15 of 20, or every non-core gene flagged): {'met' if met else 'NOT met'}")
 
