@@ -64,6 +64,7 @@ class TypeCoverage:
         self.source = as_row_source(self.X)
         self._pooled = sorted(self.type_of)  # the pools' columns, read once per run's rows (_pooled_block)
         self._pooled_at = {u: i for i, u in enumerate(self._pooled)}
+        self._fit_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._blocks: dict[tuple[int, str], Any] = {}
 
     @classmethod
@@ -121,9 +122,7 @@ class TypeCoverage:
     def _served_now(self, picked: list[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
         from seqattn.scoring import panel_model
 
-        train, val = self.rows_for(seed)
-        if len(train) > MAX_FIT_ROWS:
-            train = np.sort(np.random.default_rng(seed).choice(train, MAX_FIT_ROWS, replace=False))
+        train, val = self._rows(seed)
         n_types = len(self.pools)
         y_train, y_val = self.y[train], self.y[val]
         present = np.unique(y_train)
@@ -145,9 +144,19 @@ class TypeCoverage:
                 mean_probability[c] = float(np.mean(probability[mine, c]))
         return recall, mean_probability
 
+    def _rows(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """A run's refit rows (at most MAX_FIT_ROWS of its training rows) and validation rows, drawn once."""
+        if seed not in self._fit_rows:
+            train, val = self.rows_for(seed)
+            if len(train) > MAX_FIT_ROWS:
+                train = np.sort(np.random.default_rng(seed).choice(train, MAX_FIT_ROWS, replace=False))
+            self._fit_rows[seed] = (np.asarray(train), np.asarray(val))
+        return self._fit_rows[seed]
+
     def _columns(self, rows: np.ndarray, units: list[int], key: tuple[int, str]) -> np.ndarray:
-        """The picked columns on ``rows``. The rows are read once per run (``key``) for all pooled columns:
-        a refit per pick that read every gene of its rows again dominated a 200-gene panel from 20,000 genes."""
+        """The picked columns on ``rows`` (a run's :meth:`_rows`, named by ``key``), read once per run for all
+        pooled columns: a refit per pick that read every gene of its rows again dominated a 200-gene panel
+        from 20,000 genes."""
         if all(u in self._pooled_at for u in units):
             if key not in self._blocks:
                 self._blocks[key] = self.source.read(np.asarray(rows))[:, self._pooled]
