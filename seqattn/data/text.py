@@ -35,10 +35,7 @@ def read_text(content: Content, fmt: str, notes: list[str] | None = None) -> tup
     (separator, decimal comma) is appended to ``notes``."""
     refuse_binary_text(content, fmt)
     header, sep = text_header(content, "\t" if fmt == "tsv" else None)
-    try:
-        scan = scan_text(lambda: _text_stream(content), content.name)
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
+    scan = scan_text(lambda: _text_stream(content), content.name)  # a damaged gzip: _BoundedGunzip says so
     _check_implied_size(scan.n_lines - 1, len(header) - 1, content.name)
     _check_first_row_width(content, header, sep)
     decimal = _decimal_mark(content, sep)
@@ -64,11 +61,8 @@ def refuse_binary_text(content: Content, fmt: str) -> None:
 
 def text_header(content: Content, sep: str | None) -> tuple[list[str], str]:
     """The raw header names (before pandas renames duplicates) and the separator."""
-    try:
-        with _text_stream(content) as fh:
-            first = fh.readline(text_checks.MAX_LINE_BYTES + 1)
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
+    with _text_stream(content) as fh:  # a damaged gzip: _BoundedGunzip says so
+        first = fh.readline(text_checks.MAX_LINE_BYTES + 1)
     if len(first) > text_checks.MAX_LINE_BYTES:
         raise no_line_break_error(content.name)
     if b"\x00" in first:
@@ -99,11 +93,8 @@ def as_utf8(content: Content) -> Content:
     head = content.head
     gzipped = head.startswith(GZIP_MAGIC)
     if gzipped:
-        try:
-            with _text_stream(content) as fh:
-                head = fh.read(4)
-        except (OSError, EOFError, zlib.error):
-            return content  # the full read reports the damage
+        with _text_stream(content) as fh:  # a damaged gzip: _BoundedGunzip says so
+            head = fh.read(4)
     if not head.startswith(UTF16_BOMS):
         return content
     with _text_stream(content) as fh:
@@ -141,7 +132,10 @@ class _BoundedGunzip(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        n = self._gzip.readinto(buffer)
+        try:
+            n = self._gzip.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{self._content.name!r} is not a valid gzip file (damaged or truncated?): {exc}") from exc
         self._inflated += n
         if self._inflated > limits.MAX_TABLE_FILE_BYTES:
             raise table_too_large(self._content.name, f"decompresses to more than "

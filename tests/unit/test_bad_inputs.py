@@ -561,3 +561,12 @@ def test_backed_chunk_reads_are_bounded_by_the_read_budget(tmp_path: Path, monke
     with pytest.raises(DataError, match=r"Rows 0–50 of X in 'atlas.h5ad' claim [\d,]+ stored values .*above the "
                                         r"test's budget of 1000 bytes"):
         dataset.X.read(np.arange(50))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_truncated_gzipped_table_is_refused_with_a_clear_message(encoding):
+    rng = np.random.default_rng(0)
+    text = "f0,f1,label\n" + "".join(f"{a:.6f},{b:.6f},{int(a > b)}\n" for a, b in rng.random((20_000, 2)))
+    packed = gzip.compress(text.encode(encoding), 6)
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        load_table(packed[: len(packed) * 3 // 4], target="label", file_name="cut.csv.gz")
