@@ -308,7 +308,7 @@ class TinyGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(d, h, config.head_dim, m) for h, m in zip(config.heads, config.mlp_hidden))
         self.ln_f = nn.LayerNorm(d)
         self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
-        self._weights_cache: list[tuple] | None = None
+        self._weights_cache: tuple | None = None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -398,8 +398,8 @@ class TinyGPT(nn.Module):
 
         Cached: reading them through ``Module.__getattr__`` cost 60–200 µs a call, a tenth of a short
         prefill. The entries are the parameters or views of them, so training and ``load_state_dict`` (in
-        place) show through; moving the model (``.to``) clears the cache; code that *replaces* a layer or a
-        parameter afterwards calls :meth:`layers_replaced`.
+        place) show through; moving or copying the model (``.to``, ``deepcopy``) clears the cache; code that
+        *replaces* a layer or a parameter afterwards calls :meth:`layers_replaced`.
         """
         if self._weights_cache is None:
             self._weights_cache = self._read_inference_weights()
@@ -412,6 +412,9 @@ class TinyGPT(nn.Module):
     def _apply(self, fn, recurse: bool = True):  # .to(), .cuda(), .float(), …: tensors may be new objects
         self._weights_cache = None
         return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict:  # copy.deepcopy / pickle: the copy's views would point at the old weights
+        return {**super().__getstate__(), "_weights_cache": None}
 
     def _read_inference_weights(self) -> tuple:
         norm = lambda ln: (ln.weight, ln.bias, ln.eps)  # noqa: E731

@@ -2,8 +2,8 @@
 the planted answer, the baselines' scores, unstructured copies and the study's tables. Tiny configs only."""
 from __future__ import annotations
 
+import copy
 import json
-
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +153,11 @@ def test_lean_generation_path_computes_what_forward_computes_with_empty_sublayer
         torch.testing.assert_close(model.prefill(x)[0], model(x)[:, -1], atol=1e-5, rtol=1e-4)
     model.to(torch.float64)
     assert model._inference_weights()[1][0][1].dtype == torch.float64
+    # a deep copy reads its own weights, not views of the original's
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.lm_head.weight.mul_(0.5)
+        torch.testing.assert_close(twin.prefill(x)[0], twin(x)[:, -1], atol=1e-5, rtol=1e-4)
 
 
 # ------------------------------------------------------------------ corpus and cache
