@@ -13,7 +13,7 @@ import streamlit as st
 
 from app_support.jobs import BackgroundJob, take_finished_job
 from app_support.state import finished_runs, remember_finished_run
-from seqattn.sparsity.structured import PruningSettings
+from seqattn.sparsity.structured import METHODS, PruningSettings
 from seqattn.sparsity.structured_study import StructuredPruningResult, structured_pruning_study
 
 JOB_KEY = "structured_job"
@@ -27,17 +27,16 @@ KIND_LABELS = {"heads": "attention heads", "mlp": "MLP blocks", "embed": "embedd
 PAGE_STEPS = PruningSettings.quick().steps
 #: The page's input widgets with a first value (kept across visits to other pages by
 #: :func:`app_support.shell.before_page`; first values go into the session, not into widget defaults).
-SETTING_DEFAULTS: dict[str, Any] = {"struct_kinds": ["heads", "mlp"], "struct_fractions": [0.5, 0.75],
-                                    "struct_seed": 0, "struct_steps": PAGE_STEPS}
-WIDGETS = (*SETTING_DEFAULTS, "struct_preset", "struct_methods")
+SETTING_DEFAULTS: dict[str, Any] = {"struct_kinds": ("heads", "mlp"), "struct_fractions": (0.5, 0.75),
+                                    "struct_methods": tuple(METHODS), "struct_seed": 0, "struct_steps": PAGE_STEPS}
+WIDGETS = (*SETTING_DEFAULTS, "struct_preset")
 
 
 def default_settings() -> None:
-    """First values for the page's inputs, once per session (later visits keep the user's)."""
-    from seqattn.sparsity.structured import METHODS
-
-    for key, value in {**SETTING_DEFAULTS, "struct_methods": list(METHODS)}.items():
-        st.session_state.setdefault(key, value)
+    """First values for the page's inputs, once per session (later visits keep the user's); each session
+    gets its own lists (a shared list changed in one session would change the others')."""
+    for key, value in SETTING_DEFAULTS.items():
+        st.session_state.setdefault(key, list(value) if isinstance(value, tuple) else value)
 
 
 def run_settings(preset: str, kinds: list[str], fractions: list[float], methods: list[str], steps: int,
