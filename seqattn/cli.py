@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="SA's pick rule: 'none' (the largest attention), 'turns' / 'worst' (each pick for the "
                           "worst-served cell type, from its markers; needs a marker pool; default: the gene-panel "
                           "default for expression data, else none)")
+    sel.add_argument("--coverage-score", choices=["recall", "f1", "probability"],
+                     help="how the coverage rule measures each type's served-ness on the validation cells "
+                          "(default: the gene-panel default for expression data, else recall)")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -207,7 +210,8 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
         options = panel_defaults(dataset) if is_expression_data(dataset) and dataset.task == "classification" else {}
         chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
                   "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
-                  "coverage": args.coverage, "class_weight": None if args.class_weight is None else
+                  "coverage": args.coverage, "coverage_score": args.coverage_score,
+                  "class_weight": None if args.class_weight is None else
                   ("balanced" if args.class_weight == "balanced" else "none")}
         chosen = {k: v for k, v in chosen.items() if v is not None}
         options = panel_defaults(dataset, chosen) if options else chosen

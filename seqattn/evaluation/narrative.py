@@ -129,8 +129,10 @@ def coverage_caption(trace: SelectionTrace) -> str:
     who = ("the types with the fewest picks so far take turns, the worst served first" if rule == "turns" else
            f"the worst-served type, at most {trace.settings.get('coverage_max_lead', 2)} picks ahead of the "
            "least-picked type")
-    return (f"Each pick was made for one cell type ({who}; served = held-out recall on the fit's validation cells "
-            f"of a logistic regression on the picks so far) and is the largest-attention gene among that type's "
+    measure = {"f1": "F1", "probability": "mean probability of the true type"}.get(
+        trace.settings.get("coverage_score", "recall"), "recall")
+    return (f"Each pick was made for one cell type ({who}; served = held-out {measure} on the fit's validation "
+            f"cells of a logistic regression on the picks so far) and is the largest-attention gene among that type's "
             f"t-test markers. Picks per type: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + ".")
 
 

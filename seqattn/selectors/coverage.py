@@ -12,8 +12,8 @@ judge of *which gene* but decides *for which cell type* the next pick is made:
 2. at each pick the rule measures how well each type is **served** by the picks so far: a
    logistic regression (the evaluator's model, :func:`seqattn.scoring.panel_model`) refitted on the
    picks, on the run's training rows, scored on its validation rows — the held-out part of the
-   *training* cells, never a test cell — as each type's recall (ties: the lower mean probability of
-   the true type);
+   *training* cells, never a test cell — as each type's recall (``score="recall"``; or its F1, or the mean
+   probability of the true type: :data:`COVERAGE_SCORES`; ties: the lower mean probability of the true type);
 3. the pick goes to the **worst-served** type among those allowed a pick (``"turns"``: the types with
    the fewest picks so far, so every type gets its share as the t-test panel gives it; ``"worst"``:
    any type at most MAX_LEAD picks ahead of the least-picked one), and within that type's pool to the
@@ -34,6 +34,10 @@ from seqattn.data.stream import as_row_source
 
 #: The rules: "none" (plain SA, the largest attention), "turns", "worst" (see the module docstring).
 COVERAGE_RULES = ("none", "turns", "worst")
+#: How served-ness is measured per type on the validation rows: recall (the fraction of the type's cells
+#: called that type), F1 (recall and precision: a type other types' cells are called as is served badly too),
+#: or the mean probability of the true type (smooth where a type has one or two validation cells).
+COVERAGE_SCORES = ("recall", "f1", "probability")
 #: "worst": a type may be served while it has fewer than (the least-picked type's picks + MAX_LEAD) picks.
 MAX_LEAD = 2
 #: The served-ness refit reads at most this many training rows (and all validation rows of the run).
@@ -54,12 +58,15 @@ class TypeCoverage:
     X: Any
     y: np.ndarray
     rows_for: Any  # seed -> (train rows, validation rows)
+    score: str = "recall"
     type_of: dict[int, int] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.rule not in COVERAGE_RULES[1:]:
             raise ValueError(f"coverage must be one of {COVERAGE_RULES}, got {self.rule!r}.")
+        if self.score not in COVERAGE_SCORES:
+            raise ValueError(f"coverage_score must be one of {COVERAGE_SCORES}, got {self.score!r}.")
         self.type_of = {int(u): c for c, pool in enumerate(self.pools) for u in pool}
         self.source = as_row_source(self.X)
         self._pooled = sorted(self.type_of)  # the pools' columns, read once per run's rows (_pooled_block)
@@ -69,13 +76,13 @@ class TypeCoverage:
 
     @classmethod
     def from_marker_panel(cls, rule: str, markers: Sequence[int], marker_types: Sequence[int], X: Any,
-                          y: np.ndarray, rows_for: Any) -> "TypeCoverage":
+                          y: np.ndarray, rows_for: Any, score: str = "recall") -> "TypeCoverage":
         """Pools from a t-test marker panel in pick order and the type each of its picks was made for."""
         n_types = int(np.max(y)) + 1
         pools: list[list[int]] = [[] for _ in range(n_types)]
         for unit, c in zip(markers, marker_types):
             pools[int(c)].append(int(unit))
-        return cls(rule, pools, X, np.asarray(y), rows_for)
+        return cls(rule, pools, X, np.asarray(y), rows_for, score)
 
     # ------------------------------------------------------------------ the pick
     def choose(self, scores: np.ndarray, picked: Sequence[int], seed: int) -> int:
@@ -97,17 +104,18 @@ class TypeCoverage:
         for u in picked:
             if int(u) in self.type_of:
                 counts[self.type_of[int(u)]] += 1
-        recall, probability = self.served(picked, seed)
+        served, probability = self.served(picked, seed)
         has_pool = np.array([len(p) > 0 for p in self.pools])
         least = counts[has_pool].min() if has_pool.any() else 0
         lead = 1 if self.rule == "turns" else MAX_LEAD
         allowed = has_pool & (counts < least + lead)
         return sorted(np.flatnonzero(has_pool).tolist(),
-                      key=lambda c: (not allowed[c], recall[c], probability[c], counts[c], c))
+                      key=lambda c: (not allowed[c], served[c], probability[c], counts[c], c))
 
     def served(self, picked: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per type: recall and mean probability of the true type on the run's validation rows, of a
-        logistic regression refitted on ``picked`` (no picks: the class prior, which predicts the largest type)."""
+        """Per type: the served-ness score (``score``: recall, F1 or the mean probability) and the mean
+        probability of the true type on the run's validation rows, of a logistic regression refitted on
+        ``picked`` (no picks: the class prior, which predicts the largest type)."""
         key = (frozenset(int(u) for u in picked), int(seed))
         if key not in self._cache:
             self._cache[key] = self._refit(sorted(key[0]), seed)
@@ -136,13 +144,26 @@ class TypeCoverage:
             predicted = model.predict(X_val)
             probability = np.zeros((len(val), n_types))
             probability[:, model.classes_] = model.predict_proba(X_val)
-        recall, mean_probability = np.ones(n_types), np.ones(n_types)
+        return self._per_type(y_val, predicted, probability)
+
+    def _per_type(self, y_val: np.ndarray, predicted: np.ndarray,
+                  probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(served-ness by ``score``, mean probability of the true type) per type on the validation rows."""
+        n_types = len(self.pools)
+        served, mean_probability = np.ones(n_types), np.ones(n_types)
         for c in range(n_types):
             mine = y_val == c
-            if mine.any():  # a type without validation cells counts as served (nothing to measure it on)
-                recall[c] = float(np.mean(predicted[mine] == c))
-                mean_probability[c] = float(np.mean(probability[mine, c]))
-        return recall, mean_probability
+            if not mine.any():  # a type without validation cells counts as served (nothing to measure it on)
+                continue
+            mean_probability[c] = float(np.mean(probability[mine, c]))
+            hits = float(np.sum(predicted[mine] == c))
+            if self.score == "recall":
+                served[c] = hits / mine.sum()
+            elif self.score == "f1":  # 2·TP / (cells of c + cells called c)
+                served[c] = 2 * hits / (mine.sum() + np.sum(predicted == c))
+            else:
+                served[c] = mean_probability[c]
+        return served, mean_probability
 
     def _rows(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """A run's refit rows (at most MAX_FIT_ROWS of its training rows) and validation rows, drawn once."""
@@ -195,9 +216,11 @@ class TypeCoverage:
         return sorted(panel, key=rank)[:k]
 
     def describe(self) -> dict[str, Any]:
+        measure = {"recall": "recall", "f1": "F1", "probability": "mean probability of the true type"}[self.score]
         return {"coverage": self.rule, "coverage_max_lead": 1 if self.rule == "turns" else MAX_LEAD,
-                "coverage_served_by": "recall of a logistic regression refitted on the picks, on each run's "
+                "coverage_score": self.score,
+                "coverage_served_by": f"{measure} of a logistic regression refitted on the picks, on each run's "
                                       "validation rows of the training cells"}
 
 
-__all__ = ["COVERAGE_RULES", "MAX_LEAD", "TypeCoverage"]
+__all__ = ["COVERAGE_RULES", "COVERAGE_SCORES", "MAX_LEAD", "TypeCoverage"]

@@ -81,6 +81,7 @@ PARAMETER_HINTS = {
     "structure_weight": "the weight λ ≥ 0 of the head that reconstructs the leading principal components (0: none)",
     "marker_pool": "0 (all genes are candidates) or a whole number m ≥ 1: candidates = the m·k-gene t-test marker panel",
     "coverage": "'none' (the largest attention), or 'turns' / 'worst': each pick for the worst-served cell type",
+    "coverage_score": "'recall', 'f1' or 'probability': how the coverage rule measures each type's served-ness",
 }
 
 
@@ -175,6 +176,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         while it is at most 2 picks ahead of the least-picked type. Several runs then agree on a panel
         that keeps each type's mean share of picks. The trace's ``settings["pick_types"]`` says which type
         each pick was made for.
+    coverage_score : how the coverage rule measures a type's served-ness on the validation rows:
+        ``"recall"`` (default), ``"f1"`` (recall and precision: a type that other types' cells are called as
+        counts as badly served too) or ``"probability"`` (the mean probability of the true type).
     n_runs, resample : ``n_runs`` > 1 runs SA that many times — each with its own seed
         (``resample="seeds"``) or also its own bootstrap sample of the training rows
         (``"bootstrap"``) — side by side as stacked networks where possible
@@ -241,6 +245,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "structure_components": [_POSITIVE_INT],
         "marker_pool": [Interval(Integral, 0, None, closed="left")],
         "coverage": [StrOptions({"none", "turns", "worst"})],
+        "coverage_score": [StrOptions({"recall", "f1", "probability"})],
         "n_runs": [_POSITIVE_INT],
         "resample": [StrOptions({"seeds", "bootstrap"})],
         "combine": [StrOptions({"shared", "runs"})],
@@ -278,6 +283,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         structure_components: int = 20,
         marker_pool: int = 0,
         coverage: str = "none",
+        coverage_score: str = "recall",
         n_runs: int = 1,
         resample: str = "seeds",
         combine: str = "shared",
@@ -311,6 +317,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.structure_components = structure_components
         self.marker_pool = marker_pool
         self.coverage = coverage
+        self.coverage_score = coverage_score
         self.n_runs = n_runs
         self.resample = resample
         self.combine = combine
@@ -396,7 +403,8 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if self.coverage != "none":
             fraction = float(self.validation_fraction)
             rule = TypeCoverage.from_marker_panel(self.coverage, panel.selected, panel.settings["marker_types"], X, y,
-                                                  lambda seed: training_rows(np.asarray(y), task, fraction, seed))
+                                                  lambda seed: training_rows(np.asarray(y), task, fraction, seed),
+                                                  self.coverage_score)
         return replace(units, banned=sorted(outside)), rule
 
     def _train_one(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,

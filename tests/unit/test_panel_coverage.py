@@ -111,3 +111,48 @@ def test_panel_defaults_drop_the_coverage_rule_where_there_is_no_marker_pool():
     assert panel_defaults(cells, {"coverage": "turns"})["coverage"] == "turns"
     regression = Dataset(X=cells.X, y=np.arange(4.0), feature_names=list("abc"), task="regression")
     assert "coverage" not in panel_defaults(regression) and "marker_pool" not in panel_defaults(regression)
+
+
+@pytest.mark.parametrize("score", ["recall", "f1", "probability"])
+def test_each_served_ness_score_is_scikit_learns_per_type_measure(score):
+    from sklearn.metrics import f1_score, recall_score
+
+    X, y = rare_type_data()
+    rule = TypeCoverage("worst", [[0, 1], [10, 11], [6, 7]], X, y, all_rows, score=score)
+    y_val = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    predicted = np.array([0, 0, 1, 1, 1, 0, 0, 2, 0])  # type 0 absorbs cells of 1 and 2: recall 0.5, precision 0.4
+    probability = np.random.default_rng(0).dirichlet(np.ones(3), size=len(y_val))
+    served, mean_probability = rule._per_type(y_val, predicted, probability)
+    expected = {"recall": recall_score(y_val, predicted, average=None),
+                "f1": f1_score(y_val, predicted, average=None),
+                "probability": [probability[y_val == c, c].mean() for c in range(3)]}[score]
+    np.testing.assert_allclose(served, expected)
+    np.testing.assert_allclose(mean_probability, [probability[y_val == c, c].mean() for c in range(3)])
+    assert rule.describe()["coverage_score"] == score
+
+
+def test_f1_serves_the_type_whose_calls_are_wrong_where_recall_does_not():
+    X, y = rare_type_data()
+    y_val = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+    # type 0: every cell found, but 3 cells of types 1 and 2 are called 0 (recall 1.0, F1 8/11); types 1 and 2:
+    # recall 0.75 and 0.5, F1 6/7 and 2/3 — recall ranks type 0 best served, F1 ranks it below type 1
+    predicted = np.array([0, 0, 0, 0, 1, 1, 1, 0, 2, 2, 0, 0])
+    probability = np.full((len(y_val), 3), 1 / 3)
+    by_recall = TypeCoverage("worst", [[0], [10], [6]], X, y, all_rows, score="recall")
+    by_f1 = TypeCoverage("worst", [[0], [10], [6]], X, y, all_rows, score="f1")
+    recall, _ = by_recall._per_type(y_val, predicted, probability)
+    f1, _ = by_f1._per_type(y_val, predicted, probability)
+    assert int(np.argmax(recall)) == 0 and recall[0] == 1.0  # recall calls type 0 perfectly served
+    assert f1[0] == pytest.approx(2 * 4 / (4 + 7)) and f1[0] < f1[1]  # F1 sees the cells wrongly called 0
+
+
+def test_coverage_score_reaches_the_rule_and_is_checked():
+    X, y = rare_type_data()
+    sel = SequentialAttentionSelector(3, marker_pool=3, coverage="worst", coverage_score="f1", random_state=0,
+                                      **FAST).fit(X, y)
+    assert sel.trace_.settings["coverage_score"] == "f1" and "F1" in sel.trace_.settings["coverage_served_by"]
+    assert 6 in sel.selected_features_  # the rare type's only marker is still picked
+    with pytest.raises(ValueError, match="coverage_score"):
+        SequentialAttentionSelector(2, marker_pool=2, coverage="worst", coverage_score="auc", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="coverage_score"):
+        TypeCoverage("worst", [[0]], X, y, all_rows, score="auc")
