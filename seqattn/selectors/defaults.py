@@ -22,7 +22,7 @@ def default_k(n_candidates: int, cap: int = DEFAULT_K) -> int:
 #: candidates from every type's t-test markers, a loss in which every type weighs the same, each pick made
 #: for the worst-served cell type (:mod:`seqattn.selectors.coverage`, the largest attention among that
 #: type's markers), and the consensus of several runs so each pick says in how many of them it was made.
-PANEL_DEFAULTS: dict = {"marker_pool": 3, "class_weight": "balanced", "coverage": "worst", "n_runs": 8,
+PANEL_DEFAULTS: dict = {"marker_pool": 4, "class_weight": "balanced", "coverage": "worst", "n_runs": 8,
                         "combine": "runs"}
 
 
