@@ -222,7 +222,7 @@ def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: f
 #: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
-                    "structure_components", "marker_pool", "coverage", "random_state")
+                    "structure_components", "marker_pool", "coverage", "coverage_score", "random_state")
 #: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
 DEFAULT_CHECK_RUNS = 8
 
