@@ -172,3 +172,23 @@ def test_the_panel_defaults_pool_four_markers_per_pick_and_still_cover_the_rare_
     assert set(sel.trace_.selected) <= set(panel.selected)
     assert 6 in sel.trace_.selected  # the rare type's only marker
     assert sorted(settings["pick_types"]) == ["0", "1", "2"]  # one pick per type at k = 3
+
+
+def test_cli_coverage_score_reaches_the_trace(tmp_path):
+    import pandas as pd
+
+    from seqattn.cli import main
+    from seqattn.trace import SelectionTrace
+
+    X, y = rare_type_data()
+    path = tmp_path / "cells.csv"
+    pd.DataFrame(X, columns=[f"g{i}" for i in range(30)]).assign(label=y).to_csv(path, index=False)
+    out = tmp_path / "picks.json"
+    assert main(["select", "--data", str(path), "--target", "label", "-k", "3", "--method", "sa", "--runs", "1",
+                 "--epochs", "8", "--marker-pool", "3", "--coverage", "worst", "--coverage-score", "f1",
+                 "--out", str(out), "--quiet"]) == 0
+    trace = SelectionTrace.from_json(out)
+    assert trace.settings["coverage_score"] == "f1" and trace.settings["coverage"] == "worst"
+    types = trace.settings["pick_types"]
+    assert len(types) == 3 and set(types) <= {"0", "1", "2"}  # every pick made for a type, from its pool
+    assert types[0] == "2"  # no picks yet: the prior calls every cell a large type, so the rare one is served first
