@@ -25,7 +25,9 @@
 * **breakdown** — where a prefill's time goes (one thread, thread CPU time):
   the lean generation path (``TinyGPT.prefill``) against the module ``forward``
   path (the previous prefill), a fit of time = fixed + per-token cost over the
-  lengths for the dense and the SA++ 50 % model, and torch.profiler's self CPU
+  lengths for the dense and the SA++ 50 % model, the *floor* (a model of the same
+  depth with 8-wide layers: every operator call, next to no arithmetic, so the
+  cost no removal can shrink while a layer keeps units), and torch.profiler's self CPU
   time by operator class (matmul, attention, GELU, LayerNorm, cache write,
   other) with the operator count at the shortest length.
 * **page** — wall time of the Structured pruning page's default run (cached
@@ -58,7 +60,13 @@ from seqattn.sparsity.structured import (  # noqa: E402
 )
 from seqattn.sparsity.structured_latency import measure_structured_latency  # noqa: E402
 from seqattn.sparsity.structured_study import structured_pruning_study  # noqa: E402
-from seqattn.sparsity.transformer import bits_per_byte, evaluate_loss, load_or_train  # noqa: E402
+from seqattn.sparsity.transformer import (  # noqa: E402
+    TinyGPT,
+    TransformerConfig,
+    bits_per_byte,
+    evaluate_loss,
+    load_or_train,
+)
 
 
 def load() -> str:
@@ -202,11 +210,12 @@ def latency(args, trained, pruned: dict, dump: dict) -> None:
 
 
 def breakdown(args, trained, pruned: dict, dump: dict) -> None:
-    """Where a prefill's time goes, one thread: fixed cost + per-token cost (fit over lengths), operator
-    classes from torch.profiler at the shortest length, and the module ``forward`` path for comparison."""
+    """Where a prefill's time goes, one thread: fixed cost + per-token cost (fit over lengths), the floor
+    model (the path's fixed cost measured directly), operator classes from torch.profiler at the shortest
+    length, and the module ``forward`` path for comparison."""
     name = next(n for n in pruned if n.startswith("SA++ 50%")) if any(n.startswith("SA++ 50%") for n in pruned) \
         else next(iter(pruned))
-    models = {"dense": trained.model.eval(), name: pruned[name]}
+    models = {"dense": trained.model.eval(), name: pruned[name], FLOOR: floor_model(trained.config)}
     lens = seq_lens_for(args, trained)
     print(f"\n== breakdown: one thread, thread CPU time, {args.repeats * 2} interleaved rounds per length; "
           f"{load()} ==", flush=True)
@@ -214,11 +223,12 @@ def breakdown(args, trained, pruned: dict, dump: dict) -> None:
     medians = {m: [] for m in models}
     with torch_threads(1), torch.inference_mode():
         for n in lens:
-            idx = torch.randint(0, 256, (1, n), generator=torch.Generator().manual_seed(n))
+            idx = torch.randint(0, 8, (1, n), generator=torch.Generator().manual_seed(n))  # the floor's vocabulary
             calls = {}
             for label, m in models.items():
                 calls[label] = lambda m=m: m.prefill(idx)
-                calls[label + " [module forward]"] = lambda m=m: m(idx, cache=m.new_cache(1))[:, -1]
+                if label != FLOOR:
+                    calls[label + " [module forward]"] = lambda m=m: m(idx, cache=m.new_cache(1))[:, -1]
             times, _ = time_paired(calls, "dense", torch.device("cpu"), args.repeats * 2, 3, clock="thread_cpu")
             by = {t.name: t for t in times}
             for label in models:
@@ -232,10 +242,21 @@ def breakdown(args, trained, pruned: dict, dump: dict) -> None:
             dump["breakdown"]["fit"][label] = {"fixed_ms": 1e3 * fixed, "per_token_us": 1e6 * slope}
             print(f"  fit {label}: {1e3 * fixed:.3f} ms fixed + {1e6 * slope:.2f} µs per token", flush=True)
         for label, m in models.items():
-            shares = operator_classes(m, lens[0])
+            shares = operator_classes(m, lens[0])  # the floor model too: what every prefill pays per operator
             dump["breakdown"]["profile"][label] = shares
             print(f"  profile {label}, {lens[0]} tokens (µs per prefill, medians per operator): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in shares.items()), flush=True)
+
+
+FLOOR = "floor (same depth, 8-wide layers)"
+
+
+def floor_model(config: TransformerConfig) -> TinyGPT:
+    """The dense model's depth and context with one 8-wide head and 8 MLP units per layer, d_model 8 and an
+    8-byte vocabulary: every operator call of a prefill and next to no arithmetic, i.e. the fixed cost of
+    the generation path that no removal of heads or MLP units can shrink while a layer keeps some of each."""
+    n = config.n_layer
+    return TinyGPT(TransformerConfig(8, 8, (1,) * n, (8,) * n, config.context, 8)).eval()
 
 
 def operator_classes(model, n_tokens: int, calls: int = 100) -> dict[str, float]:
@@ -249,7 +270,7 @@ def operator_classes(model, n_tokens: int, calls: int = 100) -> dict[str, float]
 
     classes = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm"), "attention": ("scaled_dot_product",),
                "gelu": ("aten::gelu",), "layer norm": ("layer_norm",), "cache write": ("aten::copy_",)}
-    idx = torch.randint(0, 256, (1, n_tokens), generator=torch.Generator().manual_seed(0))
+    idx = torch.randint(0, model.config.vocab_size, (1, n_tokens), generator=torch.Generator().manual_seed(0))
     for _ in range(5):
         model.prefill(idx)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
