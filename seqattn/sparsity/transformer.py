@@ -230,13 +230,12 @@ def matmul_operand(weight: torch.Tensor) -> torch.Tensor:
     return weight if weight.layout == torch.sparse_csr else weight.t()
 
 
-def project(x: torch.Tensor, operand: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ Wᵀ`` (``+ residual``) for 2-D ``x`` and ``operand = matmul_operand(W)``: one ``mm`` / ``addmm``
-    for dense weights, ``torch.sparse.mm`` for CSR (``structured_latency.CSRLinear``)."""
+def project(x: torch.Tensor, operand: torch.Tensor) -> torch.Tensor:
+    """``x @ Wᵀ`` for 2-D ``x`` and ``operand = matmul_operand(W)``: ``mm`` for a dense weight, ``torch.sparse.mm``
+    for CSR (``structured_latency.CSRLinear``)."""
     if operand.layout == torch.sparse_csr:
-        y = torch.sparse.mm(operand, x.t()).t()
-        return y if residual is None else residual + y
-    return torch.mm(x, operand) if residual is None else torch.addmm(residual, x, operand)
+        return torch.sparse.mm(operand, x.t()).t()
+    return torch.mm(x, operand)
 
 
 def project_into(residual: torch.Tensor, x: torch.Tensor, operand: torch.Tensor) -> torch.Tensor:
@@ -399,12 +398,13 @@ class TinyGPT(nn.Module):
     def _generate(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Ungated prefill or decode step: what ``forward`` computes, with fewer operator and Python calls.
 
-        At 32-token prompts a forward pass takes about a millisecond, and the calls that do not shrink with
-        the model (module dispatch, attribute lookups, a 3-D matmul's views, separate residual adds) were a
-        third of it. Here the weights are read once (:meth:`_inference_weights`), the residual stream stays
+        At 32-token prompts a prefill takes 1–2 ms, and what does not shrink with the model (module dispatch,
+        attribute lookups, views, copies, per-call set-up of kernels) is a large share of it, more so for a
+        pruned model. Here the weights are read once (:meth:`_inference_weights`), the residual stream stays
         ``[B·T, d]`` and is updated in place (``addmm_``: no copy of it per write), every projection is one
-        product, a prompt attends to its own keys and values (the cache is only written), and nothing goes
-        through ``Module.__call__`` or a ``torch.nn.functional`` wrapper. Dense and pruned models run this code.
+        product, a prompt attends to its own keys and values (the cache is only written), small GELUs skip
+        oneDNN (:func:`gelu_2d`), and nothing goes through ``Module.__call__``. Dense and pruned models run
+        this same code (benchmarks/README.md: what each step bought).
         """
         b, t = idx.shape
         start = self.first_position(t, cache)
@@ -428,7 +428,9 @@ class TinyGPT(nn.Module):
 
     def _inference_weights(self) -> tuple:
         """((token, position embeddings), per block (LN1 weight, bias, eps), qkv, proj, heads, (LN2 …), fc, fc2,
-        (final LN, output layer)); projections as :func:`matmul_operand` (``None``/0 where a sub-layer is absent).
+        (final LN, output layer), (product, in-place residual product)); projections as :func:`matmul_operand`
+        (``None``/0 where a sub-layer is absent); the products are ``torch.mm`` / ``Tensor.addmm_``, or
+        :func:`project` / :func:`project_into` when some weight is CSR.
 
         Cached: reading them through ``Module.__getattr__`` cost 60–200 µs a call, a tenth of a short
         prefill. The entries are the parameters or views of them, so training and ``load_state_dict`` (in
