@@ -11,6 +11,7 @@ from seqattn.device import torch_threads
 from seqattn.sparsity.structured import remove_units, unit_gates, unit_layouts
 from seqattn.sparsity.structured_latency import unstructured_copy
 from seqattn.sparsity.transformer import ONEDNN_GELU_FROM, TinyGPT, TransformerConfig, gelu_2d
+from tests.unit.test_structured_pruning import random_model
 
 CONFIG = TransformerConfig.uniform(n_layer=3, n_head=4, d_model=32, context=40)
 
@@ -21,29 +22,18 @@ def one_thread():
         yield
 
 
-def random_model(config: TransformerConfig = CONFIG, seed: int = 0) -> TinyGPT:
-    """Random weights with non-trivial LayerNorm parameters (so a wrong norm shows)."""
-    torch.manual_seed(seed)
-    model = TinyGPT(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 1:
-                p.normal_(1.0 if name.endswith("weight") else 0.0, 0.3)
-    return model
-
-
 def pruned_model() -> TinyGPT:
     """Heads and MLP blocks removed unevenly: layers of 3, 1 and 4 heads, MLP widths 96, 32 and 0."""
     layouts = unit_layouts(CONFIG, ("heads", "mlp"), mlp_block=32)
     heads = torch.tensor([1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 1, 1], dtype=torch.float32)
     mlp = torch.tensor([1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0], dtype=torch.float32)
-    small = remove_units(random_model(), unit_gates(layouts, {"heads": heads, "mlp": mlp}))
+    small = remove_units(random_model(CONFIG), unit_gates(layouts, {"heads": heads, "mlp": mlp}))
     assert small.config.heads == (3, 1, 4) and small.config.mlp_hidden == (96, 32, 0)
     return small
 
 
 def models() -> dict[str, TinyGPT]:
-    dense = random_model()
+    dense = random_model(CONFIG)
     return {"dense": dense, "pruned": pruned_model(), "unstructured": unstructured_copy(dense, 0.5),
             "unstructured CSR": unstructured_copy(dense, 0.5, csr=True)}
 
@@ -68,7 +58,7 @@ def test_prefill_and_decoding_give_the_forward_pass_logits_and_cache(name, promp
 
 def test_generation_leaves_the_prompt_and_the_weights_untouched():
     """The residual stream is updated in place: it must be a tensor of its own, never the embedding table."""
-    model = random_model()
+    model = random_model(CONFIG)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = torch.randint(0, 256, (1, 12))
     kept = x.clone()
@@ -80,7 +70,7 @@ def test_generation_leaves_the_prompt_and_the_weights_untouched():
 
 
 def test_forward_and_generation_refuse_the_same_positions():
-    model = random_model()
+    model = random_model(CONFIG)
     x = torch.randint(0, 256, (1, CONFIG.context + 1))
     for run in (lambda: model(x), lambda: model.prefill(x)):
         with pytest.raises(ValueError, match="exceed the model's context of 40"):
