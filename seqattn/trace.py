@@ -302,7 +302,6 @@ class SelectionTrace:
                 "separation": s.separation,
                 "near_tie": s.near_tie,
                 **({"picked_in": s.picked_in, "n_runs": s.n_runs, "mean_position": s.mean_position,
-                            "kept_share": s.kept_share,
                     "kept_share": s.kept_share,
                     "unstable": s.unstable, "flagged": s.flagged} if stable else {}),
                 "marginal_gain": s.marginal_gain,
@@ -427,7 +426,8 @@ class SelectionTrace:
                         "separation": s.separation,
                         "near_tie": s.near_tie,
                         **({"picked_in": s.picked_in, "n_runs": s.n_runs, "mean_position": s.mean_position,
-                            "unstable": s.unstable, "flagged": s.flagged} if s.picked_in is not None else {}),
+                            "kept_share": s.kept_share, "unstable": s.unstable, "flagged": s.flagged}
+                           if s.picked_in is not None else {}),
                     }
                     for s in self.steps
                 ],

@@ -497,11 +497,11 @@ class BatchedSATrainer:
                 last_of_phase = schedule.due_now() <= 1  # as SATrainer.pick: joint picks share one attention
                 for b in members:
                     self.selected[b, feature] = True
-                    self._attention_version += 1
                     if last_of_phase:
                         self.logits[b] = (torch.randn(self.logits.shape[1], generator=self.generators[b])
                                           * LOGIT_INIT_STD).to(self.device)
                         self.adam_m[b], self.adam_v[b], self.adam_t[b] = 0.0, 0.0, 0.0
+                self._attention_version += 1  # once per pick: the next pick (a joint one) must not see this one
                 schedule.picked()
 
     def _check_stop(self, loss: torch.Tensor) -> None:
