@@ -322,7 +322,8 @@ class SelectionTrace:
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: what ran on what, then one row per pick (name, score,
-        confidence where the method reports it, marginal gain, validation metric)."""
+        confidence where the method reports it, for several runs "picked in", kept share and the unstable
+        flag, marginal gain, validation metric)."""
         def number(value: Any, fmt: str = ".4g") -> str:
             return "" if value is None or not math.isfinite(float(value)) else format(float(value), fmt)
 
@@ -345,7 +346,9 @@ class SelectionTrace:
             lines.append(f"<p>pinned (selected from the start): {pinned}</p>")
         confidences = [getattr(s, "confidence", None) for s in self.steps]
         has_confidence = any(c is not None for c in confidences)
-        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + [
+        stable = self.n_runs is not None
+        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + (
+            ["picked in", "kept", "unstable"] if stable else []) + [
             "marginal gain", f"validation {self.metric_name or 'metric'}", "seconds"]
         lines.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                      + "</tr></thead><tbody>")
@@ -353,6 +356,9 @@ class SelectionTrace:
             cells = [str(i + 1), html.escape(step.name), number(step.score)]
             if has_confidence:
                 cells.append(number(confidence, ".3g"))
+            if stable:
+                cells += [f"{step.picked_in}/{step.n_runs}", number(step.kept_share, ".0%"),
+                          "<b>unstable</b>" if step.unstable else ""]
             cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f"), number(step.seconds, ".1f")]
             lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         lines.append("</tbody></table>")

@@ -98,6 +98,9 @@ def test_trace_table_json_and_page_table_carry_one_verdict(stable_trace, tmp_pat
     assert page["unstable"].tolist() == [s.unstable for s in steps]
     back = SelectionTrace.from_json(stable_trace.to_json())
     assert [(s.kept_share, s.unstable) for s in back.steps] == [(s.kept_share, s.unstable) for s in steps]
+    notebook = stable_trace._repr_html_()
+    assert notebook.count("<b>unstable</b>") == sum(s.unstable for s in steps)
+    assert all(f"<td>{s.picked_in}/{s.n_runs}</td><td>{s.kept_share:.0%}</td>" in notebook for s in steps)
     warning = " ".join(pick_warnings(stable_trace))
     for s in steps:
         listed = f"{s.name} ({support_text(s.picked_in, s.n_runs, s.kept_share)})"
