@@ -7,9 +7,14 @@ sample of the training rows — as stability selection (Meinshausen & Bühlmann 
 
 * **the panel** (:func:`consensus_order`): the units picked by the most runs, ties broken by the mean pick
   position in the runs that made them (earlier first), then by index. Every pick carries "picked in b of B
-  runs" (``SelectionStep.picked_in``) and is flagged *unstable* when b ≤ UNSTABLE_SHARE · B
-  (:data:`seqattn.trace.UNSTABLE_SHARE`: half the runs or more did not pick it), whatever its margin inside
-  the runs that did; its confidence and separation are the medians over those runs.
+  runs" (``SelectionStep.picked_in``) and its *kept share* (``SelectionStep.kept_share``,
+  :func:`resampled_kept_shares`): the runs are independent given the data, so drawing the B runs again with
+  replacement and rebuilding the consensus with the same rule estimates how often another set of B runs —
+  another seed — would keep the pick. It is flagged *unstable* (:func:`seqattn.trace.is_unstable`) when
+  b ≤ UNSTABLE_SHARE · B or its kept share is below MIN_KEPT_SHARE, whatever its margin inside the runs that
+  did; its confidence and separation are the medians over those runs. A count alone cannot say it: on
+  pbmc68k_reduced a gene picked in 7 of 8 runs of one seed was missing from another seed's panel while a
+  gene picked in 4 of 8 was in all three (benchmarks/README.md, *Stability*).
 * **the runs themselves** stay in the trace (``settings["runs"]``: each run's picks in order;
   ``settings["run_seeds"]``), so a genes × runs matrix or selection-frequency bars can be drawn from it, and
   each step's ``scores`` are every candidate's share of runs (NaN for units already in the panel).
