@@ -27,8 +27,8 @@ PANEL_DEFAULTS: dict = {"marker_pool": 3, "class_weight": "balanced", "coverage"
 
 
 #: How many runs a panel of k genes combines: PANEL_DEFAULTS["n_runs"] (8), or SMALL_PANEL_RUNS (16) for
-#: k ≤ SMALL_PANEL_MAX_K. Why k decides: on pbmc68k_reduced (k = 20) two seeds' 8-run panels share 14.8 of 20
-#: genes on average and ≥ 15 only 61 % of the time; with 16 runs 15.9 and 86 % (benchmarks/README.md,
+#: k ≤ SMALL_PANEL_MAX_K. Why k decides: on pbmc68k_reduced (k = 20) two seeds' 8-run panels share 14.7 of 20
+#: genes on average and ≥ 15 only 56 % of the time; with 16 runs 16.0 and 88 % (benchmarks/README.md,
 #: *Stability*), for ~1.6× the CPU of a ~7 s (CPU) selection. At k = 200 on 20,000 genes × 10,000 cells 8 runs
 #: already take most of the 5-minute budget (benchmarks/bench_large_panel.py), so large panels keep 8.
 SMALL_PANEL_RUNS = 16
