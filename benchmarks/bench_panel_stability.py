@@ -145,7 +145,8 @@ def calibrate(files: list[Path], k: int, draws: int = 600) -> None:
               f"{np.percentile(overlaps, 10):.0f}, ≥ 15 in {np.mean(overlaps >= 15):.0%}); panel genes' kept share "
               f"mean {estimated.mean():.2f} vs fresh-run reference {reference.mean():.2f} (correlation "
               f"{np.corrcoef(estimated, reference)[0, 1]:.2f}); at kept < {MIN_KEPT_SHARE}: {unflagged} of "
-              f"{int((~in_core).sum())} non-core genes unflagged, {overflagged} of {int(in_core.sum())} core genes flagged (kept share alone; the count rule adds flags)")
+              f"{int((~in_core).sum())} non-core genes unflagged, {overflagged} of {int(in_core.sum())} core genes "
+              "flagged (kept share alone; the count rule adds flags)")
 
 
 if __name__ == "__main__":
