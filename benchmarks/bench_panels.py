@@ -188,7 +188,7 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
     selections) appended to ``runs``."""
     from seqattn.genomics import hvg_panel
     from seqattn.selectors import run_method
-    from seqattn.selectors.defaults import PANEL_DEFAULTS
+    from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_runs
 
     def timed(method: str, select):
         def run(training, k):
@@ -198,9 +198,10 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
             return genes
         return run
 
-    def sa(label: str, options: dict):
-        def select(training, k):
-            trace = run_method(training, "sa", k, **options)
+    def sa(label: str, options: dict | None):
+        def select(training, k):  # options None: select_features's panel defaults for this k
+            chosen = {**PANEL_DEFAULTS, "n_runs": panel_runs(k)} if options is None else options
+            trace = run_method(training, "sa", k, **chosen)
             if runs is not None:
                 runs.append({"panel": label, "split": training.extra["split_seed"], "size": k,
                              "genes": trace.selected_names, "runs": trace.settings.get("runs"),
@@ -209,7 +210,7 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
             return trace.selected_names
         return timed(label, select)
 
-    variants = sa_variants if sa_variants else {"SA": dict(PANEL_DEFAULTS)}
+    variants = sa_variants if sa_variants else {"SA": None}
     return {**{label: sa(label, options) for label, options in variants.items()},
             "t-test": timed("t-test", lambda d, k: run_method(d, "ttest", k).selected_names),
             "HVG": timed("HVG", lambda d, k: hvg_panel(d, k)),

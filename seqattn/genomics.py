@@ -223,33 +223,37 @@ def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: f
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
                     "structure_components", "marker_pool", "coverage", "random_state")
-#: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
-DEFAULT_CHECK_RUNS = 8
 
 
-def stability_check(dataset: Dataset, trace: "SelectionTrace", *, n_runs: int = DEFAULT_CHECK_RUNS,
+def stability_check(dataset: Dataset, trace: "SelectionTrace", *, n_runs: int | None = None,
                     callback: Any = None) -> "SelectionTrace":
-    """The stable selection of ``n_runs`` SA runs with ``trace``'s k, pins, bans and settings (no read-out):
-    what another seed would have picked, to put "picked in b of B runs" beside a single run's panel."""
+    """The stable selection of ``n_runs`` SA runs (default: a panel's runs,
+    :func:`~seqattn.selectors.defaults.panel_runs` of ``trace.k``) with ``trace``'s k, pins, bans and settings
+    (no read-out): what another seed would have picked, to put "picked in b of B runs" beside a single run's
+    panel."""
     from seqattn.selectors import run_method
+    from seqattn.selectors.defaults import panel_runs
 
     if trace.method != "sa":
         raise ValueError(f"A stability check repeats a Sequential Attention run; this trace is {trace.method!r}.")
     options = {name: trace.settings[name] for name in CHECKED_SETTINGS if trace.settings.get(name) is not None}
     options.setdefault("random_state", 0)
+    runs = panel_runs(trace.k) if n_runs is None else int(n_runs)
     return run_method(dataset, "sa", trace.k, pinned=list(trace.pinned), banned=list(trace.banned),
-                      n_runs=int(n_runs), combine="runs", gain_model="none", callback=callback, **options)
+                      n_runs=runs, combine="runs", gain_model="none", callback=callback, **options)
 
 
 def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFrame:
     """Per panel gene: in how many of the stable selection's runs it was picked (``picked_in`` of
-    ``n_runs``, ``"b/B"``) and whether that makes it *unstable* (at most UNSTABLE_SHARE of the runs).
-    Pinned genes are in every run by construction."""
-    from seqattn.selectors.stability import selection_counts
+    ``n_runs``, ``"b/B"``), the share of its resampled consensus panels that hold it (``kept``,
+    :func:`seqattn.selectors.stability.kept_shares`; 0 for a gene none held), and whether that makes it
+    *unstable* (:func:`seqattn.trace.is_unstable`). Pinned genes are in every run and every panel."""
+    from seqattn.selectors.stability import kept_shares, selection_counts
     from seqattn.trace import is_unstable
 
     runs = stable.settings.get("runs") or []
     counts, _ = selection_counts(runs, stable.n_features)
+    kept = kept_shares(stable)
     index = {name: i for i, name in enumerate(stable.feature_names)}
     pinned = set(stable.pinned)
     rows = []
@@ -258,9 +262,10 @@ def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFr
         if unit is None:
             raise ValueError(f"Gene {gene!r} is not among the stability check's features.")
         b = len(runs) if unit in pinned else int(counts[unit])
+        share = 1.0 if unit in pinned else (kept.get(unit, 0.0) if kept else None)
         rows.append({"gene": str(gene), "picked_in": b, "n_runs": len(runs), "picked in": f"{b}/{len(runs)}",
-                     "unstable": unit not in pinned and is_unstable(b, len(runs))})
-    return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "unstable"])
+                     "kept": share, "unstable": unit not in pinned and is_unstable(b, len(runs), share)})
+    return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "kept", "unstable"])
 
 
 def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -> list[int]:
