@@ -220,6 +220,15 @@ LABELS = {"sa": "SA", "ttest": "t-test", "hvg": "HVG", "omp": "OMP", "spapros": 
 INTERNAL_LABELS = {"t-test": "ttest", "HVG": "hvg", "OMP": "omp"}  # every other internal label is an SA variant
 
 
+def _recorded(select, label: str, picked: dict[str, list[str]]):
+    """``select`` that also notes its panel under ``label`` (the genes the spapros evaluator is given later)."""
+    def run(training, k):
+        genes = select(training, k)
+        picked[label] = [str(g) for g in genes]
+        return genes
+    return run
+
+
 def external_available() -> bool:
     return EXTERNAL_PYTHON.exists()
 
@@ -229,7 +238,7 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
 
     from seqattn.evaluation.panels import evaluate_panel_methods
 
-    tables, runs = [], []
+    tables, runs, panels_log = [], [], []
     allow_run = args.run_external and external_available()
     if not external_available():
         print(f"No external environment at {EXTERNAL_PYTHON} (SEQATTN_PANEL_PYTHON): spapros and scGeneFit "
@@ -259,7 +268,10 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
                     selectors[LABELS[method]] = (lambda genes: lambda d, kk: genes)(found["genes"])
                 if not selectors:
                     continue
+                picked: dict[str, list[str]] = {}
+                selectors = {label: _recorded(select, label, picked) for label, select in selectors.items()}
                 table = evaluate_panel_methods(dataset, selectors, sizes=[k], seeds=[seed])
+                panels_log.append({"dataset": name, "data_hash": digest, "split": seed, "size": k, "panels": picked})
                 for label, found in external.items():  # the external selection's own time, not the lookup
                     table.loc[table["panel"] == label, "seconds"] = found["wall_s"]
                     timings[(label, seed, k)] = found["cpu_s"]
@@ -273,6 +285,8 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
                 pd.concat(tables, ignore_index=True).to_csv(args.out, index=False)  # partial results survive
                 if args.runs_out:
                     args.runs_out.write_text(json.dumps(runs))
+                if args.panels_out:
+                    args.panels_out.write_text(json.dumps(panels_log, indent=1))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -334,6 +348,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "default: select_features's panel defaults, labelled SA")
     parser.add_argument("--runs-out", type=Path, default=None,
                         help="write every SA panel's per-run picks (stable selections) here as JSON")
+    parser.add_argument("--panels-out", type=Path, default=None,
+                        help="write every evaluated panel's genes (per data set, split and size) here as JSON")
     parser.add_argument("--report", type=Path, nargs="+", default=None,
                         help="rebuild the markdown tables from a saved CSV (no selection, no evaluation)")
     return parser.parse_args(argv)
