@@ -177,7 +177,7 @@ def fill_external_cache(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------ spapros's own evaluator (cached)
 #: The panels put through spapros's ProbesetEvaluator (OMP left out: it costs a minute per panel there).
-SPAPROS_EVAL_PANELS = ("SA", "t-test", "HVG", "scGeneFit", "spapros")
+SPAPROS_EVAL_PANELS = ("SA", "t-test", "spapros", "scGeneFit", "HVG")
 #: The two settings of spapros's evaluator changed for a held-out quarter of a small data set (why:
 #: ``external_panels.spapros_evaluator_summary``): a type enters the forest with 5 held-out cells (one
 #: per cross-validation fold) instead of 40, Leiden clusterings are compared at 5–20 clusters, not 5–60.
@@ -381,13 +381,24 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
     return pd.concat(tables, ignore_index=True)
 
 
+#: Column order of the tables: SA (and its variants) first, then the methods it is measured against.
+PANEL_ORDER = ("SA", "t-test", "spapros", "scGeneFit", "OMP", "HVG")
+
+
+def panel_order(labels: Any) -> list[str]:
+    """``labels`` once each in :data:`PANEL_ORDER`, SA variants (any other label) right after SA."""
+    seen = list(dict.fromkeys(labels))
+    rank = {label: (PANEL_ORDER.index(label) if label in PANEL_ORDER else 0.5, i) for i, label in enumerate(seen)}
+    return sorted(seen, key=rank.__getitem__)
+
+
 def report(table: "pd.DataFrame") -> str:
     """Markdown: per data set and size, every metric's mean ± sd over splits per method, timings."""
     from seqattn.evaluation.panels import PANEL_METRICS, SUMMARY_METRICS
 
     lines = []
     for (name, size), part in table.groupby(["dataset", "size"], sort=False):
-        methods = list(dict.fromkeys(part["panel"]))
+        methods = panel_order(part["panel"])
         summary = part[part["cell_type"] == ""]
         n = summary.groupby("panel")["split"].nunique()
         lines += [f"\n**{name}, {size} genes** (splits per method: "
