@@ -199,7 +199,8 @@ def spapros_eval_path(name: str, digest: str, split: int, k: int, panels: dict[s
     changed default panel (or setting) is evaluated afresh, never read from a stale file."""
     key = json.dumps({"panels": panels, "settings": SPAPROS_EVAL_SETTINGS, "markers": MARKERS.get(name)},
                      sort_keys=True)
-    return RESULTS / f"spapros_eval_{name}_{digest}_split{split}_k{k}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.csv"
+    short = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return RESULTS / f"spapros_eval_{name}_{digest}_split{split}_k{k}_{short}.csv"
 
 
 def spapros_evaluation(dataset: Any, name: str, digest: str, split: int, k: int, panels: dict[str, list[str]], *,

@@ -18,7 +18,8 @@ imports nothing from seqattn.
 ``ProbesetEvaluator`` on the cells of ``heldout.h5ad`` and writes its summary metrics as CSV rows
 ``panel,metric,value`` (plus ``_run`` rows: wall and CPU seconds, cells, load).
 
-``select``'s output JSON: ``{"method", "k", "genes", "wall_s", "cpu_s", "versions", "settings"}``; ``cpu_s`` counts this process and its children (spapros's joblib workers, shut down and reaped
+``select``'s output JSON: ``{"method", "k", "genes", "wall_s", "cpu_s", "versions", "settings"}``;
+``cpu_s`` counts this process and its children (spapros's joblib workers, shut down and reaped
 before the count).
 """
 from __future__ import annotations

@@ -340,7 +340,8 @@ def nonzero_fractions(dataset: Dataset, genes: Sequence[str | int]) -> tuple[pd.
 PANEL_MAX_ITER = 2000
 
 
-def held_out_split(dataset: Dataset, test_fraction: float = 0.25, random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def held_out_split(dataset: Dataset, test_fraction: float = 0.25,
+                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(train, test)`` rows of every panel score: one seeded split, stratified on the cell types
     (classification), so the accuracy, the confusion matrix and the held-out check see the same cells."""
     labels = dataset.y if dataset.task == "classification" else None
