@@ -113,7 +113,9 @@ def spapros_evaluator_summary(adata, target: str, panels: dict[str, list[str]], 
     not a held-out quarter of a small data set: the forest's per-type floor (spapros drops types with fewer
     than 40 cells; on 175 held-out pbmc cells that leaves one type and a trivial accuracy of 1.0) and the
     cluster counts (spapros's default 5–60; 21–60 Leiden clusters of a few hundred cells are noise and
-    most of the time). One evaluator for all panels, so each is compared with the same all-genes reference
+    most of the time). A panel gene that is constant on these cells (it happens: a rare gene absent from
+    175 held-out cells) gets correlation 0 with every gene instead of spapros's NaN, on which its
+    gene_corr clustering fails. One evaluator for all panels, so each is compared with the same all-genes reference
     (kNN graphs, Leiden clusterings, correlations) of the same cells; results stay in memory
     (``results_dir=None``), the caller caches. ``marker_corr`` needs a marker list, left out without one."""
     import functools
@@ -123,6 +125,12 @@ def spapros_evaluator_summary(adata, target: str, panels: dict[str, list[str]], 
 
     forest = spapros_metrics.xgboost_forest_classification
     spapros_metrics.xgboost_forest_classification = functools.partial(forest, n_cells_min=forest_min_cells)
+    correlations = spapros_metrics.correlation_matrix
+
+    def finite_correlations(*args, **kwargs):  # a gene constant on these cells correlates with nothing (0),
+        return correlations(*args, **kwargs).fillna(0.0)  # not NaN, which spapros's linkage rejects (ValueError)
+
+    spapros_metrics.correlation_matrix = finite_correlations
     low, high = cluster_counts
     metrics = [m for m in EVALUATOR_METRICS if m != "marker_corr" or markers]
     params = {"cluster_similarity": {"ns": [low, high], "AUC_borders": [[low, high]]}}
