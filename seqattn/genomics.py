@@ -341,13 +341,32 @@ def nonzero_fractions(dataset: Dataset, genes: Sequence[str | int]) -> tuple[pd.
     return pd.DataFrame(inside, index=index), pd.DataFrame(rest, index=index)
 
 
+#: The panel model's iteration cap wherever a panel is scored (panel_accuracy, panel_confusion, the held-out check).
+PANEL_MAX_ITER = 2000
+
+
+def held_out_split(dataset: Dataset, test_fraction: float = 0.25,
+                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` rows of every panel score: one seeded split, stratified on the cell types
+    (classification), so the accuracy, the confusion matrix and the held-out check see the same cells."""
+    labels = dataset.y if dataset.task == "classification" else None
+    train, _, test = split_indices(dataset.n_samples, labels, val_fraction=0.0, test_fraction=test_fraction,
+                                   random_state=random_state)
+    return train, test
+
+
+def panel_score(X: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray, max_iter: int = PANEL_MAX_ITER) -> float:
+    """Held-out accuracy of the panel model (:func:`panel_model`) fitted on the ``train`` rows of ``X``."""
+    return float(panel_model(X[train], y[train], max_iter).score(X[test], y[test]))
+
+
 def panel_accuracy(
     dataset: Dataset,
     genes: Sequence[str | int],
     *,
     test_fraction: float = 0.25,
     random_state: int = 0,
-    max_iter: int = 2000,
+    max_iter: int = PANEL_MAX_ITER,
     all_genes: bool = True,
 ) -> dict[str, Any]:
     """Held-out accuracy of logistic regression on the panel versus on all genes.
@@ -359,13 +378,9 @@ def panel_accuracy(
     comparing several panels on one data set; ``all_genes_accuracy`` is then ``None``.
     """
     idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_accuracy")
-
-    def score(X: Any) -> float:
-        return float(panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
-
     return {
-        "panel_accuracy": score(dataset.X[:, idx]),
-        "all_genes_accuracy": score(dataset.X) if all_genes else None,
+        "panel_accuracy": panel_score(dataset.X[:, idx], dataset.y, train, test, max_iter),
+        "all_genes_accuracy": panel_score(dataset.X, dataset.y, train, test, max_iter) if all_genes else None,
         "n_panel": len(idx),
         "n_all": dataset.n_features,
         "n_train": int(len(train)),
@@ -381,13 +396,11 @@ def _panel_split(dataset: Dataset, genes: Sequence[str | int], test_fraction: fl
     idx, _ = _panel_columns(dataset, genes)
     if not idx:
         raise DataError("The panel is empty; select at least one gene.")
-    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
-                                   random_state=random_state)
-    return idx, train, test
+    return (idx, *held_out_split(dataset, test_fraction, random_state))
 
 
 def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fraction: float = 0.25,
-                    random_state: int = 0, max_iter: int = 2000) -> pd.DataFrame:
+                    random_state: int = 0, max_iter: int = PANEL_MAX_ITER) -> pd.DataFrame:
     """Per-cell-type accuracy of the panel: the row-normalised confusion matrix on held-out cells.
 
     Same model and split as :func:`panel_accuracy`. Rows are the true cell types, columns the

@@ -18,6 +18,7 @@ user text: shown through markdown they must go through
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -151,7 +152,7 @@ def coverage_caption(trace: SelectionTrace) -> str:
     rule, types = trace.settings.get("coverage"), trace.settings.get("pick_types")
     if rule not in ("turns", "worst") or types is None:
         return ""
-    counts = {t: types.count(t) for t in dict.fromkeys(types)}
+    counts = Counter(types)  # in order of each type's first pick
     who = ("the types with the fewest picks so far take turns, the worst served first" if rule == "turns" else
            f"the worst-served type, at most {trace.settings.get('coverage_max_lead', 2)} picks ahead of the "
            "least-picked type")
