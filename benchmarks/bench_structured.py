@@ -108,16 +108,13 @@ def quality(args, trained, dump: dict) -> dict:
         print(f"  seed {r.seed} {r.method:<9} {r.fraction:4.0%}: val loss {r.val_loss:.4f}  one-shot "
               f"{one_shot.get((r.method, r.fraction, r.seed), float('nan')):.4f}  heads/layer "
               f"{r.pruned_config.heads}  MLP/layer {r.pruned_config.mlp_hidden}  {r.seconds:.0f} s")
-    print("\n  method       removed   mean ± sd (min–max) over seeds")
-    for row in result.summary():
-        print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
-              f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
-    print("\n  one-shot loss (dense weights, final mask, no training), mean ± sd over seeds")
-    for method in result.methods:
-        for fraction in result.fractions:
-            values = [v for (m, f, _), v in one_shot.items() if m == method and np.isclose(f, fraction)]
-            if values:
-                print(f"  {method:<20} {fraction:4.0%}   {np.mean(values):.4f} ± {np.std(values):.4f}")
+    for title, rows in (("validation loss after the fine-tune", result.summary()),
+                        ("one-shot loss (dense weights, final mask, no training)",
+                         result.summary(lambda r: one_shot.get((r.method, r.fraction, r.seed))))):
+        print(f"\n  {title}\n  method               removed   mean ± sd (min–max) over seeds")
+        for row in rows:
+            print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
+                  f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
     verdicts(result)
     dump["quality"] = {"summary": result.summary(), "table": result.table(), "dense": result.dense_val_loss,
                        "settings": result.settings,

@@ -259,6 +259,20 @@ def test_normalised_scope_takes_a_softmax_per_layer_and_ranks_all_units_together
     assert kept[0].tolist() == [1, 0, 0, 0] and int(kept[1:].sum()) == 5
 
 
+def test_each_scope_names_the_pools_its_softmax_and_its_pruning_run_over():
+    heads, embed = (unit_layouts(TINY, ("heads", "embed"))[k] for k in ("heads", "embed"))
+    per_layer = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    expected = {("global", "softmax"): [list(range(12))], ("global", "pruning"): [list(range(12))],
+                ("layer", "softmax"): per_layer, ("layer", "pruning"): per_layer,
+                ("normalised", "softmax"): per_layer, ("normalised", "pruning"): [list(range(12))]}
+    assert {key: [p.tolist() for p in heads.pools(*key)] for key in expected} == expected
+    assert [p.tolist() for p in embed.pools("layer", "pruning")] == [list(range(embed.n_units))]  # no layers
+    with pytest.raises(ValueError, match="scope"):
+        heads.pools("row", "softmax")
+    with pytest.raises(ValueError, match="use"):
+        heads.pools("global", "ranking")
+
+
 @pytest.mark.parametrize("separate", [True, False])
 def test_weights_train_on_the_whole_model_while_the_logits_learn_from_switched_off_units(corpus, separate):
     from seqattn.sparsity.block_pruning import Phase
