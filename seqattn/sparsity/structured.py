@@ -439,6 +439,9 @@ class PruningSettings:
     # one pass per step and ~15% less CPU, but 0.015 / 0.011 nats/byte worse at 50% / 75% removed (tuning seeds
     # 0–2; worse on five of the six seed × fraction pairs, benchmarks/README.md).
     separate_logit_pass: bool = True
+    # Largest share of the alive units switched off at random in warm-up and dense steps (None: the target
+    # fraction, so the explored subnetworks have the final size).
+    max_exploration_share: float | None = None
 
     @classmethod
     def quick(cls, **changes: Any) -> "PruningSettings":
@@ -459,6 +462,8 @@ class PruningSettings:
             raise ValueError("steps and batch_size must be positive and n_cycles non-negative.")
         if not (self.learning_rate > 0 and self.logit_learning_rate > 0):
             raise ValueError("Learning rates must be positive.")
+        if self.max_exploration_share is not None and not 0.0 < self.max_exploration_share <= 1.0:
+            raise ValueError(f"max_exploration_share must be in (0, 1] or None, got {self.max_exploration_share}.")
 
 
 # --------------------------------------------------------------------------- the baselines' shared start
@@ -674,7 +679,7 @@ def _exploration_share(phase: Phase, settings: PruningSettings, fraction: float,
     still has to remove, so the explored subnetworks keep the final size.
     """
     if phase.name in ("warm-up", "dense"):
-        return fraction
+        return fraction if settings.max_exploration_share is None else min(fraction, settings.max_exploration_share)
     if settings.explore_while_pruning and phase.prunes:
         return max(0.0, (fraction - current) / (1.0 - current))
     return 0.0

@@ -307,6 +307,24 @@ def test_exploring_while_pruning_switches_off_what_the_ramp_still_has_to_remove(
     assert _exploration_share(ramp, on, 0.75, 0.75) == 0.0 and _exploration_share(sparse, on, 0.75, 0.75) == 0.0
 
 
+def test_the_exploration_share_is_capped_and_the_cap_is_checked():
+    from seqattn.sparsity.block_pruning import Phase
+    from seqattn.sparsity.structured import _exploration_share
+
+    warm_up, dense = Phase("warm-up", 0, 0, 10), Phase("dense", 1, 0, 10)
+    uncapped, capped = PruningSettings(max_exploration_share=None), PruningSettings(max_exploration_share=0.25)
+    assert _exploration_share(dense, uncapped, 0.75, 0.0) == 0.75  # random subnetworks of the final size
+    assert _exploration_share(dense, capped, 0.75, 0.0) == 0.25  # three quarters of the units stay on
+    assert _exploration_share(warm_up, capped, 0.2, 0.0) == 0.2  # below the cap: the target fraction
+    pruner = UnitPruner(unit_layouts(TINY, ("heads",)), "global", "SA++", 0)
+    off = 12 - pruner.explore_values(_exploration_share(dense, capped, 0.75, 0.0), torch.Generator().manual_seed(0))[
+        "heads"].detach().count_nonzero()
+    assert int(off) == 3  # a quarter of the twelve heads
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="max_exploration_share"):
+            PruningSettings(max_exploration_share=bad).check()
+
+
 # ------------------------------------------------------------------ the planted answer
 def plant_dead_heads(model: TinyGPT, dead: list[tuple[int, int]]) -> None:
     """Zero the value rows and output columns of these heads: their output is 0 and, with zero
