@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3]
         [--first-seed 3] [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
-        [--explore-while-pruning] [--weights-on-explored] [--max-exploration-share 1] [--threads 1]
+        [--explore-while-pruning] [--weights-on-explored] [--exploration-share target|mirrored|0.25] [--threads 1]
         [--latency-threads 1 2] [--repeats 20] [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
@@ -50,6 +50,7 @@ from seqattn.device import torch_threads  # noqa: E402
 from seqattn.sparsity.latency import time_paired  # noqa: E402
 from seqattn.sparsity.structured import (  # noqa: E402
     DENSE_REFERENCE,
+    EXPLORATION_SHARES,
     LOGIT_OPTIMIZERS,
     SCOPES,
     PruningSettings,
@@ -85,13 +86,13 @@ def quality(args, trained, dump: dict) -> dict:
     settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope,
                                logit_optimizer=args.logit_optimizer, explore_while_pruning=args.explore_while_pruning,
                                separate_logit_pass=not args.weights_on_explored,
-                               max_exploration_share=args.max_exploration_share)
+                               exploration_share=args.exploration_share)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
           f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, SA++ logits: "
           f"{settings.logit_optimizer}, lr {settings.logit_learning_rate}, exploring while pruning "
           f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}, "
-          f"at most {settings.max_exploration_share} of the units switched off to explore; "
+          f"share switched off to explore {settings.exploration_share}; "
           f"batch {settings.batch_size} × "
           f"{trained.config.context} bytes, "
           f"{args.threads} thread(s) ==",
@@ -283,6 +284,10 @@ def page(args, trained, dump: dict) -> None:
         dump["page"].append({"wall_s": wall, "cpu_s": cpu, "summary": result.summary()})
 
 
+def exploration_share(text: str) -> str | float:
+    return text if text in EXPLORATION_SHARES else float(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="quality,latency,breakdown,page")
@@ -300,9 +305,9 @@ def main() -> None:
                         help="SA++: keep switching off random alive units during the sparsify ramps")
     parser.add_argument("--weights-on-explored", action="store_true",
                         help="SA++ as first built: one pass per step, the weights train on the explored subnetworks")
-    parser.add_argument("--max-exploration-share", type=float, default=PruningSettings().max_exploration_share,
-                        help="SA++: largest share of the alive units switched off at random in warm-up and dense "
-                             "steps (1: no cap, every explored subnetwork has the final size)")
+    parser.add_argument("--exploration-share", type=exploration_share, default=PruningSettings().exploration_share,
+                        help="SA++: share of the alive units switched off at random in warm-up and dense steps for "
+                             "a target fraction f: target (f), mirrored (min(f, 1 − f)) or a number c (min(f, c))")
     parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
     parser.add_argument("--skip-dense-reference", action="store_true",
                         help="do not train the dense model for the same steps (e.g. a second process does)")

@@ -307,22 +307,23 @@ def test_exploring_while_pruning_switches_off_what_the_ramp_still_has_to_remove(
     assert _exploration_share(ramp, on, 0.75, 0.75) == 0.0 and _exploration_share(sparse, on, 0.75, 0.75) == 0.0
 
 
-def test_the_exploration_share_is_capped_and_the_cap_is_checked():
+def test_the_exploration_share_follows_the_target_mirrors_it_above_a_half_or_is_capped():
     from seqattn.sparsity.block_pruning import Phase
     from seqattn.sparsity.structured import _exploration_share
 
     warm_up, dense = Phase("warm-up", 0, 0, 10), Phase("dense", 1, 0, 10)
-    uncapped, capped = PruningSettings(max_exploration_share=None), PruningSettings(max_exploration_share=0.25)
-    assert _exploration_share(dense, uncapped, 0.75, 0.0) == 0.75  # random subnetworks of the final size
-    assert _exploration_share(dense, capped, 0.75, 0.0) == 0.25  # three quarters of the units stay on
-    assert _exploration_share(warm_up, capped, 0.2, 0.0) == 0.2  # below the cap: the target fraction
+    target, mirrored, capped = (PruningSettings(exploration_share=s) for s in ("target", "mirrored", 0.3))
+    assert _exploration_share(dense, target, 0.75, 0.0) == 0.75  # random subnetworks of the final size
+    assert _exploration_share(dense, mirrored, 0.75, 0.0) == 0.25  # above a half: the complement
+    assert _exploration_share(warm_up, mirrored, 0.5, 0.0) == _exploration_share(warm_up, target, 0.5, 0.0) == 0.5
+    assert _exploration_share(warm_up, mirrored, 0.2, 0.0) == 0.2
+    assert _exploration_share(dense, capped, 0.75, 0.0) == 0.3 and _exploration_share(dense, capped, 0.2, 0.0) == 0.2
     pruner = UnitPruner(unit_layouts(TINY, ("heads",)), "global", "SA++", 0)
-    off = 12 - pruner.explore_values(_exploration_share(dense, capped, 0.75, 0.0), torch.Generator().manual_seed(0))[
-        "heads"].detach().count_nonzero()
-    assert int(off) == 3  # a quarter of the twelve heads
-    for bad in (0.0, 1.5):
-        with pytest.raises(ValueError, match="max_exploration_share"):
-            PruningSettings(max_exploration_share=bad).check()
+    explored = pruner.explore_values(_exploration_share(dense, mirrored, 0.75, 0.0), torch.Generator().manual_seed(0))
+    assert int((explored["heads"].detach() == 0).sum()) == 3  # a quarter of the twelve heads is off
+    for bad in (0.0, 1.5, "final"):
+        with pytest.raises(ValueError, match="exploration_share"):
+            PruningSettings(exploration_share=bad).check()
 
 
 # ------------------------------------------------------------------ the planted answer
