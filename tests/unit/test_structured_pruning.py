@@ -301,7 +301,7 @@ def test_exploring_while_pruning_switches_off_what_the_ramp_still_has_to_remove(
 
     ramp, sparse, dense = Phase("final sparsify", 2, 0, 10), Phase("sparse", 1, 0, 10), Phase("dense", 1, 0, 10)
     on = PruningSettings(explore_while_pruning=True)
-    assert _exploration_share(dense, PruningSettings(), 0.75, 0.0) == 0.75  # random subnetworks of the final size
+    assert _exploration_share(dense, PruningSettings(), 0.75, 0.0) == 0.25  # default: a quarter off at 75%
     assert _exploration_share(ramp, PruningSettings(), 0.75, 0.5) == 0.0  # default: only the pruned units are off
     assert _exploration_share(ramp, on, 0.75, 0.5) == pytest.approx(0.5)  # half of the alive half goes: 1/4 remains
     assert _exploration_share(ramp, on, 0.75, 0.75) == 0.0 and _exploration_share(sparse, on, 0.75, 0.75) == 0.0
