@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3]
         [--first-seed 3] [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
-        [--explore-while-pruning] [--weights-on-explored] [--threads 1] [--latency-threads 1 2] [--repeats 20]
-        [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
+        [--explore-while-pruning] [--weights-on-explored] [--exploration-share target|mirrored|0.25] [--threads 1]
+        [--latency-threads 1 2] [--repeats 20] [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
   training's time and validation loss are printed), then for every seed the
@@ -52,6 +52,7 @@ from seqattn.device import torch_threads  # noqa: E402
 from seqattn.sparsity.latency import time_paired  # noqa: E402
 from seqattn.sparsity.structured import (  # noqa: E402
     DENSE_REFERENCE,
+    EXPLORATION_SHARES,
     LOGIT_OPTIMIZERS,
     SCOPES,
     PruningSettings,
@@ -92,12 +93,14 @@ def progress_printer(prefix: str):
 def quality(args, trained, dump: dict) -> dict:
     settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope,
                                logit_optimizer=args.logit_optimizer, explore_while_pruning=args.explore_while_pruning,
-                               separate_logit_pass=not args.weights_on_explored)
+                               separate_logit_pass=not args.weights_on_explored,
+                               exploration_share=args.exploration_share)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
           f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, SA++ logits: "
           f"{settings.logit_optimizer}, lr {settings.logit_learning_rate}, exploring while pruning "
-          f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}; "
+          f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}, "
+          f"share switched off to explore {settings.exploration_share}; "
           f"batch {settings.batch_size} × "
           f"{trained.config.context} bytes, "
           f"{args.threads} thread(s) ==",
@@ -116,16 +119,13 @@ def quality(args, trained, dump: dict) -> dict:
         print(f"  seed {r.seed} {r.method:<9} {r.fraction:4.0%}: val loss {r.val_loss:.4f}  one-shot "
               f"{one_shot.get((r.method, r.fraction, r.seed), float('nan')):.4f}  heads/layer "
               f"{r.pruned_config.heads}  MLP/layer {r.pruned_config.mlp_hidden}  {r.seconds:.0f} s")
-    print("\n  method       removed   mean ± sd (min–max) over seeds")
-    for row in result.summary():
-        print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
-              f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
-    print("\n  one-shot loss (dense weights, final mask, no training), mean ± sd over seeds")
-    for method in result.methods:
-        for fraction in result.fractions:
-            values = [v for (m, f, _), v in one_shot.items() if m == method and np.isclose(f, fraction)]
-            if values:
-                print(f"  {method:<20} {fraction:4.0%}   {np.mean(values):.4f} ± {np.std(values):.4f}")
+    for title, rows in (("validation loss after the fine-tune", result.summary()),
+                        ("one-shot loss (dense weights, final mask, no training)",
+                         result.summary(lambda r: one_shot.get((r.method, r.fraction, r.seed))))):
+        print(f"\n  {title}\n  method               removed   mean ± sd (min–max) over seeds")
+        for row in rows:
+            print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
+                  f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
     verdicts(result)
     dump["quality"] = {"summary": result.summary(), "table": result.table(), "dense": result.dense_val_loss,
                        "settings": result.settings,
@@ -305,6 +305,10 @@ def page(args, trained, dump: dict) -> None:
         dump["page"].append({"wall_s": wall, "cpu_s": cpu, "summary": result.summary()})
 
 
+def exploration_share(text: str) -> str | float:
+    return text if text in EXPLORATION_SHARES else float(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="quality,latency,breakdown,page")
@@ -322,6 +326,9 @@ def main() -> None:
                         help="SA++: keep switching off random alive units during the sparsify ramps")
     parser.add_argument("--weights-on-explored", action="store_true",
                         help="SA++ as first built: one pass per step, the weights train on the explored subnetworks")
+    parser.add_argument("--exploration-share", type=exploration_share, default=PruningSettings().exploration_share,
+                        help="SA++: share of the alive units switched off at random in warm-up and dense steps for "
+                             "a target fraction f: target (f), mirrored (min(f, 1 − f)) or a number c (min(f, c))")
     parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
     parser.add_argument("--skip-dense-reference", action="store_true",
                         help="do not train the dense model for the same steps (e.g. a second process does)")
