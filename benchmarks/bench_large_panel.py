@@ -50,6 +50,7 @@ TRAIN_SHARE = 0.8
 #: name -> (method, options for select_features). "defaults" is select_features as a user calls it.
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "defaults": ("sa", {}),
+    "12 runs": ("sa", {"n_runs": 12}),
     "4 runs": ("sa", {"n_runs": 4}),
     "joint picks ≤ 4": ("sa", {"max_picks_per_phase": 4}),
     "1 run": ("sa", {"n_runs": 1}),

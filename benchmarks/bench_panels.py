@@ -34,10 +34,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,7 +116,7 @@ def cache_path(method: str, name: str, digest: str, split: int, k: int) -> Path:
     return RESULTS / f"panel_{method}_{name}_{digest}_split{split}_k{k}.json"
 
 
-def write_training_h5ad(dataset: Any, rows: np.ndarray, path: Path) -> None:
+def write_cells_h5ad(dataset: Any, rows: np.ndarray, path: Path) -> None:
     import anndata as ad
     import pandas as pd
 
@@ -135,7 +138,7 @@ def external_panel(method: str, name: str, training: Any, digest: str, split: in
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         train_file = Path(tmp) / "train.h5ad"
-        write_training_h5ad(training, np.arange(training.n_samples), train_file)
+        write_cells_h5ad(training, np.arange(training.n_samples), train_file)
         out = Path(tmp) / "panel.json"
         cmd = ["nice", "-n", "19", str(EXTERNAL_PYTHON), str(RUNNER), "select", "--method", method,
                "--input", str(train_file), "--target", TARGET, "--k", str(k), "--out", str(out)]
@@ -175,6 +178,93 @@ def fill_external_cache(args: argparse.Namespace) -> None:
                              f"load {os.getloadavg()[0]:.2f})" if result else ""), flush=True)
 
 
+# ------------------------------------------------------------------ spapros's own evaluator (cached)
+#: The panels put through spapros's ProbesetEvaluator (OMP left out: it costs a minute per panel there).
+SPAPROS_EVAL_PANELS = ("SA", "t-test", "spapros", "scGeneFit", "HVG")
+#: The two settings of spapros's evaluator changed for a held-out quarter of a small data set (why:
+#: ``external_panels.spapros_evaluator_summary``): a type enters the forest with 5 held-out cells (one
+#: per cross-validation fold) instead of 40, Leiden clusterings are compared at 5–20 clusters, not 5–60.
+SPAPROS_EVAL_SETTINGS = {"forest_min_cells": 5, "cluster_counts": [5, 20]}
+#: Canonical PBMC markers (those of scanpy's PBMC 3k tutorial and the usual lineage genes) present in
+#: pbmc68k_reduced's 765 genes, for spapros's marker correlation; chosen from the literature, not from any
+#: panel. CD34+ has none among these genes. Zeisel's bundled genes have no names: no marker correlation.
+PBMC_MARKERS = {
+    "CD14+ Monocyte": ["LYZ", "S100A8", "S100A9"], "CD19+ B": ["CD79A", "CD79B", "MS4A1"],
+    "CD4+/CD45RA+/CD25- Naive T": ["CCR7"], "CD4+/CD45RO+ Memory": ["IL7R", "S100A4"],
+    "CD4+/CD25 T Reg": ["CD4", "CD3E"], "CD56+ NK": ["GNLY", "NKG7", "PRF1"],
+    "CD8+ Cytotoxic T": ["CD8A", "GZMK", "GZMH", "CCL5"], "CD8+/CD45RA+ Naive Cytotoxic": ["CD8B"],
+    "Dendritic": ["FCER1A", "CST3", "CLEC10A", "HLA-DRA"]}
+MARKERS = {"pbmc": PBMC_MARKERS}
+
+
+def spapros_eval_path(name: str, digest: str, split: int, k: int, panels: dict[str, list[str]]) -> Path:
+    """Cache file of one split's evaluation, keyed by the panels' genes and the evaluator's settings: a
+    changed default panel (or setting) is evaluated afresh, never read from a stale file."""
+    key = json.dumps({"panels": panels, "settings": SPAPROS_EVAL_SETTINGS, "markers": MARKERS.get(name)},
+                     sort_keys=True)
+    short = hashlib.sha256(key.encode()).hexdigest()[:10]
+    return RESULTS / f"spapros_eval_{name}_{digest}_split{split}_k{k}_{short}.csv"
+
+
+def spapros_evaluation(dataset: Any, name: str, digest: str, split: int, k: int, panels: dict[str, list[str]], *,
+                       allow_run: bool = True) -> "pd.DataFrame | None":
+    """spapros's ``ProbesetEvaluator`` summary for ``panels`` on split ``split``'s held-out cells (all of
+    them, the same for every panel), from the cache or a run of the external runner; rows ``dataset,
+    split, size, panel, metric, value``."""
+    import pandas as pd
+
+    panels = {label: list(panels[label]) for label in SPAPROS_EVAL_PANELS if label in panels}
+    path = spapros_eval_path(name, digest, split, k, panels)
+    if not path.exists():
+        if not (allow_run and external_available()):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            held_out = Path(tmp) / "heldout.h5ad"
+            write_cells_h5ad(dataset, splits(dataset, [split])[split][1], held_out)
+            (Path(tmp) / "panels.json").write_text(json.dumps(panels))
+            cmd = ["nice", "-n", "19", str(EXTERNAL_PYTHON), str(RUNNER), "evaluate", "--input", str(held_out),
+                   "--target", TARGET, "--panels", str(Path(tmp) / "panels.json"), "--out", str(path),
+                   "--forest-min-cells", str(SPAPROS_EVAL_SETTINGS["forest_min_cells"]),
+                   "--cluster-counts", *map(str, SPAPROS_EVAL_SETTINGS["cluster_counts"])]
+            if name in MARKERS:
+                (Path(tmp) / "markers.json").write_text(json.dumps(MARKERS[name]))
+                cmd += ["--markers", str(Path(tmp) / "markers.json")]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"  spapros evaluator {name} split {split} k={k} FAILED:\n{done.stderr[-2000:]}", flush=True)
+            return None
+    frame = pd.read_csv(path)
+    frame.insert(0, "size", k)
+    frame.insert(0, "split", split)
+    frame.insert(0, "dataset", name)
+    return frame
+
+
+def spapros_eval_recorded(args: argparse.Namespace) -> "pd.DataFrame":
+    """spapros's evaluator on the panels an earlier run recorded (``--panels-out``), no selection."""
+    import pandas as pd
+
+    recorded = json.loads(args.spapros_eval_panels.read_text())
+    frames, datasets = [], {}
+    for entry in recorded:
+        name, split, k = entry["dataset"], entry["split"], entry["size"]
+        if name not in args.datasets or split not in args.splits or k not in args.sizes:
+            continue
+        if name not in datasets:
+            datasets[name] = DATASETS[name]()
+            if data_hash(datasets[name]) != entry["data_hash"]:
+                raise SystemExit(f"{name}: the data changed since the panels were recorded")
+        start = time.perf_counter()
+        frame = spapros_evaluation(datasets[name], name, entry["data_hash"], split, k, entry["panels"])
+        print(f"spapros evaluator {name} split {split} k={k}: "
+              + ("no result" if frame is None else f"{time.perf_counter() - start:.0f} s") +
+              f", load {os.getloadavg()[0]:.2f}", flush=True)
+        if frame is not None:
+            frames.append(frame)
+            pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 # ------------------------------------------------------------------ selectors and the evaluation
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -188,7 +278,7 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
     selections) appended to ``runs``."""
     from seqattn.genomics import hvg_panel
     from seqattn.selectors import run_method
-    from seqattn.selectors.defaults import PANEL_DEFAULTS
+    from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_runs
 
     def timed(method: str, select):
         def run(training, k):
@@ -198,9 +288,10 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
             return genes
         return run
 
-    def sa(label: str, options: dict):
-        def select(training, k):
-            trace = run_method(training, "sa", k, **options)
+    def sa(label: str, options: dict | None):
+        def select(training, k):  # options None: select_features's panel defaults for this k
+            chosen = {**PANEL_DEFAULTS, "n_runs": panel_runs(k)} if options is None else options
+            trace = run_method(training, "sa", k, **chosen)
             if runs is not None:
                 runs.append({"panel": label, "split": training.extra["split_seed"], "size": k,
                              "genes": trace.selected_names, "runs": trace.settings.get("runs"),
@@ -209,7 +300,7 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
             return trace.selected_names
         return timed(label, select)
 
-    variants = sa_variants if sa_variants else {"SA": dict(PANEL_DEFAULTS)}
+    variants = sa_variants if sa_variants else {"SA": None}
     return {**{label: sa(label, options) for label, options in variants.items()},
             "t-test": timed("t-test", lambda d, k: run_method(d, "ttest", k).selected_names),
             "HVG": timed("HVG", lambda d, k: hvg_panel(d, k)),
@@ -218,6 +309,15 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
 
 LABELS = {"sa": "SA", "ttest": "t-test", "hvg": "HVG", "omp": "OMP", "spapros": "spapros", "scgenefit": "scGeneFit"}
 INTERNAL_LABELS = {"t-test": "ttest", "HVG": "hvg", "OMP": "omp"}  # every other internal label is an SA variant
+
+
+def _recorded(select, label: str, picked: dict[str, list[str]]):
+    """``select`` that also notes its panel under ``label`` (the genes the spapros evaluator is given later)."""
+    def run(training, k):
+        genes = select(training, k)
+        picked[label] = [str(g) for g in genes]
+        return genes
+    return run
 
 
 def external_available() -> bool:
@@ -229,7 +329,7 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
 
     from seqattn.evaluation.panels import evaluate_panel_methods
 
-    tables, runs = [], []
+    tables, runs, panels_log, spapros_frames = [], [], [], []
     allow_run = args.run_external and external_available()
     if not external_available():
         print(f"No external environment at {EXTERNAL_PYTHON} (SEQATTN_PANEL_PYTHON): spapros and scGeneFit "
@@ -259,7 +359,15 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
                     selectors[LABELS[method]] = (lambda genes: lambda d, kk: genes)(found["genes"])
                 if not selectors:
                     continue
+                picked: dict[str, list[str]] = {}
+                selectors = {label: _recorded(select, label, picked) for label, select in selectors.items()}
                 table = evaluate_panel_methods(dataset, selectors, sizes=[k], seeds=[seed])
+                panels_log.append({"dataset": name, "data_hash": digest, "split": seed, "size": k, "panels": picked})
+                if args.spapros_eval:
+                    scored = spapros_evaluation(dataset, name, digest, seed, k, picked)
+                    if scored is not None:
+                        spapros_frames.append(scored)
+                        pd.concat(spapros_frames, ignore_index=True).to_csv(args.spapros_eval_out, index=False)
                 for label, found in external.items():  # the external selection's own time, not the lookup
                     table.loc[table["panel"] == label, "seconds"] = found["wall_s"]
                     timings[(label, seed, k)] = found["cpu_s"]
@@ -273,7 +381,20 @@ def evaluate(args: argparse.Namespace) -> "pd.DataFrame":
                 pd.concat(tables, ignore_index=True).to_csv(args.out, index=False)  # partial results survive
                 if args.runs_out:
                     args.runs_out.write_text(json.dumps(runs))
+                if args.panels_out:
+                    args.panels_out.write_text(json.dumps(panels_log, indent=1))
     return pd.concat(tables, ignore_index=True)
+
+
+#: Column order of the tables: SA (and its variants) first, then the methods it is measured against.
+PANEL_ORDER = ("SA", "t-test", "spapros", "scGeneFit", "OMP", "HVG")
+
+
+def panel_order(labels: Any) -> list[str]:
+    """``labels`` once each in :data:`PANEL_ORDER`, SA variants (any other label) right after SA."""
+    seen = list(dict.fromkeys(labels))
+    rank = {label: (PANEL_ORDER.index(label) if label in PANEL_ORDER else 0.5, i) for i, label in enumerate(seen)}
+    return sorted(seen, key=rank.__getitem__)
 
 
 def report(table: "pd.DataFrame") -> str:
@@ -282,7 +403,7 @@ def report(table: "pd.DataFrame") -> str:
 
     lines = []
     for (name, size), part in table.groupby(["dataset", "size"], sort=False):
-        methods = list(dict.fromkeys(part["panel"]))
+        methods = panel_order(part["panel"])
         summary = part[part["cell_type"] == ""]
         n = summary.groupby("panel")["split"].nunique()
         lines += [f"\n**{name}, {size} genes** (splits per method: "
@@ -304,6 +425,47 @@ def report(table: "pd.DataFrame") -> str:
                   "| cell type | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
         for cell_type, row in recall.iterrows():
             lines.append(f"| {cell_type} | " + " | ".join(f"{row.get(m, np.nan):.2f}" for m in methods) + " |")
+    return "\n".join(lines)
+
+
+#: spapros's summary columns, in the order of its own summary table, with the label used here.
+SPAPROS_METRIC_LABELS = {
+    "forest_clfs accuracy": "forest classification (mean per-type accuracy)",
+    "forest_clfs perct acc > 0.8": "forest: share of types with accuracy > 0.8",
+    "knn_overlap mean_overlap_AUC": "kNN overlap (AUC)",
+    "cluster_similarity nmi_5_20": "cluster similarity (NMI, 5–20 clusters)",
+    "marker_corr per marker": "marker correlation, per marker",
+    "marker_corr per celltype": "marker correlation, per cell type",
+    "marker_corr per marker mean > 0.025": "marker correlation, per marker (mean > 0.025)",
+    "gene_corr 1 - mean": "gene correlation: 1 − mean \\|r\\|",
+    "gene_corr perct max < 0.8": "gene correlation: share with max \\|r\\| < 0.8"}
+
+
+def spapros_eval_report(table: "pd.DataFrame") -> str:
+    """Markdown: spapros's evaluator, per data set and size, each summary metric's mean ± sd over splits per
+    panel, the splits each rests on, and the evaluator's own run time (per split, all panels)."""
+    lines = []
+    if table.empty:
+        return "(no spapros evaluator results)"
+    for (name, size), part in table.groupby(["dataset", "size"], sort=False):
+        runs = part[part["panel"] == "_run"]
+        scores = part[part["panel"] != "_run"]
+        panels = [p for p in SPAPROS_EVAL_PANELS if p in set(scores["panel"])]
+        n = scores.groupby("panel")["split"].nunique()
+        lines += [f"\n**spapros's evaluator, {name}, {size} genes** (held-out cells; splits per panel: "
+                  + ", ".join(f"{p} {n[p]}" for p in panels) + ")\n",
+                  "| metric | " + " | ".join(panels) + " |", "|---|" + "---|" * len(panels)]
+        metrics = [m for m in SPAPROS_METRIC_LABELS if m in set(scores["metric"])]
+        metrics += sorted(set(scores["metric"]) - set(metrics))
+        for metric in metrics:
+            values = scores[scores["metric"] == metric].groupby("panel")["value"]
+            mean, sd = values.mean(), values.std()
+            cells = ["—" if p not in mean else f"{mean[p]:.3f}" + (f" ± {sd[p]:.3f}" if n[p] > 1 else " (1 split)")
+                     for p in panels]
+            lines.append(f"| {SPAPROS_METRIC_LABELS.get(metric, metric)} | " + " | ".join(cells) + " |")
+        wall = runs[runs["metric"] == "wall_s"]["value"]
+        if len(wall):
+            lines.append(f"\nEvaluator time per split (all {len(panels)} panels): median {wall.median():.0f} s wall.")
     return "\n".join(lines)
 
 
@@ -334,6 +496,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "default: select_features's panel defaults, labelled SA")
     parser.add_argument("--runs-out", type=Path, default=None,
                         help="write every SA panel's per-run picks (stable selections) here as JSON")
+    parser.add_argument("--panels-out", type=Path, default=None,
+                        help="write every evaluated panel's genes (per data set, split and size) here as JSON")
+    parser.add_argument("--spapros-eval", action="store_true",
+                        help="also score each split's panels (SA, t-test, HVG, scGeneFit, spapros) with spapros's "
+                             "own ProbesetEvaluator on the held-out cells (external environment; cached)")
+    parser.add_argument("--spapros-eval-panels", type=Path, default=None,
+                        help="score the panels recorded by an earlier run (--panels-out) with spapros's evaluator; "
+                             "no selection, rows to --out")
+    parser.add_argument("--spapros-eval-out", type=Path, default=RESULTS / "bench_panels_spapros_eval.csv")
     parser.add_argument("--report", type=Path, nargs="+", default=None,
                         help="rebuild the markdown tables from a saved CSV (no selection, no evaluation)")
     return parser.parse_args(argv)
@@ -346,7 +517,15 @@ def main(argv: list[str] | None = None) -> None:
         import pandas as pd
 
         frames = [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in args.report]
-        print(report(pd.concat(frames, ignore_index=True).fillna({"cell_type": ""})))
+        panel_frames = [f for f in frames if "cell_type" in f.columns]
+        evaluator_frames = [f for f in frames if "cell_type" not in f.columns]
+        if panel_frames:
+            print(report(pd.concat(panel_frames, ignore_index=True).fillna({"cell_type": ""})))
+        if evaluator_frames:
+            print(spapros_eval_report(pd.concat(evaluator_frames, ignore_index=True)))
+        return
+    if args.spapros_eval_panels:
+        print(spapros_eval_report(spapros_eval_recorded(args)))
         return
     if args.external_only:
         fill_external_cache(args)

@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_structured.py [--parts quality,latency,breakdown,page] [--seeds 3]
         [--first-seed 3] [--steps 280] [--scope global|layer|normalised] [--logit-optimizer adam|normalized-sgd]
-        [--explore-while-pruning] [--weights-on-explored] [--threads 1] [--latency-threads 1 2] [--repeats 20]
-        [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
+        [--explore-while-pruning] [--weights-on-explored] [--exploration-share target|mirrored|0.25] [--threads 1]
+        [--latency-threads 1 2] [--repeats 20] [--seq-lens 32 64 128 256 512] [--page-runs 2] [--json out.json]
 
 * **quality** — the cached ``standard`` model (trained first if absent: the
   training's time and validation loss are printed), then for every seed the
@@ -25,7 +25,9 @@
 * **breakdown** — where a prefill's time goes (one thread, thread CPU time):
   the lean generation path (``TinyGPT.prefill``) against the module ``forward``
   path (the previous prefill), a fit of time = fixed + per-token cost over the
-  lengths for the dense and the SA++ 50 % model, and torch.profiler's self CPU
+  lengths for the dense and the SA++ 50 % model, the *floor* (a model of the same
+  depth with 8-wide layers: every operator call, next to no arithmetic, so the
+  cost no removal can shrink while a layer keeps units), and torch.profiler's self CPU
   time by operator class (matmul, attention, GELU, LayerNorm, cache write,
   other) with the operator count at the shortest length.
 * **page** — wall time of the Structured pruning page's default run (cached
@@ -50,6 +52,7 @@ from seqattn.device import torch_threads  # noqa: E402
 from seqattn.sparsity.latency import time_paired  # noqa: E402
 from seqattn.sparsity.structured import (  # noqa: E402
     DENSE_REFERENCE,
+    EXPLORATION_SHARES,
     LOGIT_OPTIMIZERS,
     SCOPES,
     PruningSettings,
@@ -58,7 +61,13 @@ from seqattn.sparsity.structured import (  # noqa: E402
 )
 from seqattn.sparsity.structured_latency import measure_structured_latency  # noqa: E402
 from seqattn.sparsity.structured_study import structured_pruning_study  # noqa: E402
-from seqattn.sparsity.transformer import bits_per_byte, evaluate_loss, load_or_train  # noqa: E402
+from seqattn.sparsity.transformer import (  # noqa: E402
+    TinyGPT,
+    TransformerConfig,
+    bits_per_byte,
+    evaluate_loss,
+    load_or_train,
+)
 
 
 def load() -> str:
@@ -84,12 +93,14 @@ def progress_printer(prefix: str):
 def quality(args, trained, dump: dict) -> dict:
     settings = PruningSettings(steps=args.steps, n_cycles=args.cycles, scope=args.scope,
                                logit_optimizer=args.logit_optimizer, explore_while_pruning=args.explore_while_pruning,
-                               separate_logit_pass=not args.weights_on_explored)
+                               separate_logit_pass=not args.weights_on_explored,
+                               exploration_share=args.exploration_share)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(f"\n== quality: heads and MLP blocks removed {args.fractions}, seeds {seeds}, {settings.steps} steps "
           f"per method, {settings.n_cycles} cycle(s), scope {settings.scope}, SA++ logits: "
           f"{settings.logit_optimizer}, lr {settings.logit_learning_rate}, exploring while pruning "
-          f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}; "
+          f"{settings.explore_while_pruning}, logits from a separate pass {settings.separate_logit_pass}, "
+          f"share switched off to explore {settings.exploration_share}; "
           f"batch {settings.batch_size} × "
           f"{trained.config.context} bytes, "
           f"{args.threads} thread(s) ==",
@@ -108,16 +119,13 @@ def quality(args, trained, dump: dict) -> dict:
         print(f"  seed {r.seed} {r.method:<9} {r.fraction:4.0%}: val loss {r.val_loss:.4f}  one-shot "
               f"{one_shot.get((r.method, r.fraction, r.seed), float('nan')):.4f}  heads/layer "
               f"{r.pruned_config.heads}  MLP/layer {r.pruned_config.mlp_hidden}  {r.seconds:.0f} s")
-    print("\n  method       removed   mean ± sd (min–max) over seeds")
-    for row in result.summary():
-        print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
-              f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
-    print("\n  one-shot loss (dense weights, final mask, no training), mean ± sd over seeds")
-    for method in result.methods:
-        for fraction in result.fractions:
-            values = [v for (m, f, _), v in one_shot.items() if m == method and np.isclose(f, fraction)]
-            if values:
-                print(f"  {method:<20} {fraction:4.0%}   {np.mean(values):.4f} ± {np.std(values):.4f}")
+    for title, rows in (("validation loss after the fine-tune", result.summary()),
+                        ("one-shot loss (dense weights, final mask, no training)",
+                         result.summary(lambda r: one_shot.get((r.method, r.fraction, r.seed))))):
+        print(f"\n  {title}\n  method               removed   mean ± sd (min–max) over seeds")
+        for row in rows:
+            print(f"  {row['method']:<20} {row['fraction removed']:4.0%}   {row['val loss mean']:.4f} ± "
+                  f"{row['val loss sd']:.4f} ({row['val loss min']:.4f}–{row['val loss max']:.4f})")
     verdicts(result)
     dump["quality"] = {"summary": result.summary(), "table": result.table(), "dense": result.dense_val_loss,
                        "settings": result.settings,
@@ -202,11 +210,12 @@ def latency(args, trained, pruned: dict, dump: dict) -> None:
 
 
 def breakdown(args, trained, pruned: dict, dump: dict) -> None:
-    """Where a prefill's time goes, one thread: fixed cost + per-token cost (fit over lengths), operator
-    classes from torch.profiler at the shortest length, and the module ``forward`` path for comparison."""
+    """Where a prefill's time goes, one thread: fixed cost + per-token cost (fit over lengths), the floor
+    model (the path's fixed cost measured directly), operator classes from torch.profiler at the shortest
+    length, and the module ``forward`` path for comparison."""
     name = next(n for n in pruned if n.startswith("SA++ 50%")) if any(n.startswith("SA++ 50%") for n in pruned) \
         else next(iter(pruned))
-    models = {"dense": trained.model.eval(), name: pruned[name]}
+    models = {"dense": trained.model.eval(), name: pruned[name], FLOOR: floor_model(trained.config)}
     lens = seq_lens_for(args, trained)
     print(f"\n== breakdown: one thread, thread CPU time, {args.repeats * 2} interleaved rounds per length; "
           f"{load()} ==", flush=True)
@@ -214,11 +223,12 @@ def breakdown(args, trained, pruned: dict, dump: dict) -> None:
     medians = {m: [] for m in models}
     with torch_threads(1), torch.inference_mode():
         for n in lens:
-            idx = torch.randint(0, 256, (1, n), generator=torch.Generator().manual_seed(n))
+            idx = torch.randint(0, 8, (1, n), generator=torch.Generator().manual_seed(n))  # the floor's vocabulary
             calls = {}
             for label, m in models.items():
                 calls[label] = lambda m=m: m.prefill(idx)
-                calls[label + " [module forward]"] = lambda m=m: m(idx, cache=m.new_cache(1))[:, -1]
+                if label != FLOOR:
+                    calls[label + " [module forward]"] = lambda m=m: m(idx, cache=m.new_cache(1))[:, -1]
             times, _ = time_paired(calls, "dense", torch.device("cpu"), args.repeats * 2, 3, clock="thread_cpu")
             by = {t.name: t for t in times}
             for label in models:
@@ -232,10 +242,21 @@ def breakdown(args, trained, pruned: dict, dump: dict) -> None:
             dump["breakdown"]["fit"][label] = {"fixed_ms": 1e3 * fixed, "per_token_us": 1e6 * slope}
             print(f"  fit {label}: {1e3 * fixed:.3f} ms fixed + {1e6 * slope:.2f} µs per token", flush=True)
         for label, m in models.items():
-            shares = operator_classes(m, lens[0])
+            shares = operator_classes(m, lens[0])  # the floor model too: what every prefill pays per operator
             dump["breakdown"]["profile"][label] = shares
             print(f"  profile {label}, {lens[0]} tokens (µs per prefill, medians per operator): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in shares.items()), flush=True)
+
+
+FLOOR = "floor (same depth, 8-wide layers)"
+
+
+def floor_model(config: TransformerConfig) -> TinyGPT:
+    """The dense model's depth and context with one 8-wide head and 8 MLP units per layer, d_model 8 and an
+    8-byte vocabulary: every operator call of a prefill and next to no arithmetic, i.e. the fixed cost of
+    the generation path that no removal of heads or MLP units can shrink while a layer keeps some of each."""
+    n = config.n_layer
+    return TinyGPT(TransformerConfig(8, 8, (1,) * n, (8,) * n, config.context, 8)).eval()
 
 
 def operator_classes(model, n_tokens: int, calls: int = 100) -> dict[str, float]:
@@ -249,7 +270,7 @@ def operator_classes(model, n_tokens: int, calls: int = 100) -> dict[str, float]
 
     classes = {"matmul": ("aten::mm", "aten::addmm", "aten::bmm"), "attention": ("scaled_dot_product",),
                "gelu": ("aten::gelu",), "layer norm": ("layer_norm",), "cache write": ("aten::copy_",)}
-    idx = torch.randint(0, 256, (1, n_tokens), generator=torch.Generator().manual_seed(0))
+    idx = torch.randint(0, model.config.vocab_size, (1, n_tokens), generator=torch.Generator().manual_seed(0))
     for _ in range(5):
         model.prefill(idx)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -284,6 +305,10 @@ def page(args, trained, dump: dict) -> None:
         dump["page"].append({"wall_s": wall, "cpu_s": cpu, "summary": result.summary()})
 
 
+def exploration_share(text: str) -> str | float:
+    return text if text in EXPLORATION_SHARES else float(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="quality,latency,breakdown,page")
@@ -301,6 +326,9 @@ def main() -> None:
                         help="SA++: keep switching off random alive units during the sparsify ramps")
     parser.add_argument("--weights-on-explored", action="store_true",
                         help="SA++ as first built: one pass per step, the weights train on the explored subnetworks")
+    parser.add_argument("--exploration-share", type=exploration_share, default=PruningSettings().exploration_share,
+                        help="SA++: share of the alive units switched off at random in warm-up and dense steps for "
+                             "a target fraction f: target (f), mirrored (min(f, 1 − f)) or a number c (min(f, c))")
     parser.add_argument("--methods", nargs="+", default=["SA++", "magnitude", "gradient", "random"])
     parser.add_argument("--skip-dense-reference", action="store_true",
                         help="do not train the dense model for the same steps (e.g. a second process does)")

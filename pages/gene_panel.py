@@ -15,7 +15,8 @@ from app_support.runs import SA_RUN_ID_KEY, show_run_link
 from app_support.shell import require_app_shell
 from app_support.state import SA_TRACE_KEY, page_dataset
 from seqattn.data import DataError
-from seqattn.evaluation.narrative import coverage_caption, stability_summary
+from seqattn.evaluation.narrative import (coverage_caption, stability_summary, unstable_genes_warning,
+                                          unstable_rule)
 from seqattn.evaluation.panels import PANEL_METRICS
 from seqattn.genomics import genes_by_marked_type, is_expression_data, panel_overlap, panel_stability
 from seqattn.plots.genomics import (
@@ -30,6 +31,7 @@ from seqattn.plots.genomics import (
     per_type_recall_figure,
     stability_figure,
 )
+from seqattn.selectors.defaults import panel_runs
 from seqattn.selectors.stability import selection_matrix
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
@@ -77,7 +79,7 @@ if record:
                "preprocessed values.")
 
 # ------------------------------------------------------------------ the panel and its stability
-CHECK_RUNS = 8
+CHECK_RUNS = panel_runs(trace.k)
 stable: SelectionTrace | None = trace if trace.n_runs is not None else None
 run_key = stability_key(trace)
 if stable is None and st.session_state.get("gp_stability_for") == run_key:
@@ -90,19 +92,23 @@ stability = None if stable is None or stable is trace else panel_stability(genes
 
 st.subheader("Panel")
 panel = panel_frame(trace, stability)
+KEPT_HELP = ("Share of the consensus panels rebuilt from the runs resampled (with replacement) that keep this gene: "
+             "how often another seed's panel would.")
+UNSTABLE_HELP = unstable_rule(stable.n_runs if stable else CHECK_RUNS).capitalize() + ": another seed may well swap it."
 st.dataframe(panel, hide_index=True, key="gp_panel",
              column_config={"score": st.column_config.NumberColumn(format="%.4g"),
                             "marginal_gain": st.column_config.NumberColumn(format="%.4g"),
-                            "unstable": st.column_config.CheckboxColumn(
-                                help="Picked in at most half of the runs: another seed may well swap it.")})
+                            "kept": st.column_config.NumberColumn(format="percent", help=KEPT_HELP),
+                            "unstable": st.column_config.CheckboxColumn(help=escape_markdown(UNSTABLE_HELP))})
 if trace.settings.get("coverage") in ("turns", "worst"):
     st.caption(escape_markdown(coverage_caption(trace)))
 if stable is None:
     st.caption("One run: these picks have not been checked against other seeds. On pbmc68k_reduced two seeds "
                "share only about half of a 20-gene panel.")
     if st.button(f"Check stability over {CHECK_RUNS} runs", key="gp_check_stability",
-                 help="Runs SA again with the same k, pins, bans and settings and 8 other seeds, and shows in how "
-                      "many of them each panel gene is picked (about a minute on pbmc68k_reduced)."):
+                 help=f"Runs SA again with the same k, pins, bans and settings and {CHECK_RUNS} other seeds, and "
+                      "shows in how many of them each panel gene is picked and how often a panel rebuilt from them "
+                      "resampled keeps it (about a minute on pbmc68k_reduced)."):
         st.session_state["gp_stability_for"] = run_key
         st.rerun()
 else:
@@ -111,13 +117,13 @@ else:
         st.caption(escape_markdown(stability_summary(trace)))
     else:
         st.caption(f"Stability check: {stable.n_runs} further runs with the same settings and other seeds; "
-                   f"\"picked in\" counts the runs that picked each gene of this panel.")
+                   "\"picked in\" counts the runs that picked each gene of this panel, \"kept\" the share of "
+                   "consensus panels rebuilt from those runs resampled that hold it.")
     if flagged:
         unstable_rows = panel[panel["unstable"]]
-        st.warning(escape_markdown(
-            f"{flagged} of {len(genes)} panel genes were picked in at most half of the {stable.n_runs} runs — "
-            "unstable, another seed may swap them: "
-            + ", ".join(f"{g} ({b})" for g, b in zip(unstable_rows["gene"], unstable_rows["picked in"])) + "."))
+        st.warning(escape_markdown(unstable_genes_warning(
+            list(unstable_rows["gene"]), list(unstable_rows["picked in"]), list(unstable_rows["kept"]), len(genes),
+            stable.n_runs)))
     with st.expander("Stability view: which runs picked which genes"):
         names, matrix = selection_matrix(stable, [trace.feature_names.index(g) for g in genes[len(trace.pinned):]]
                                          if stable is not trace else None)

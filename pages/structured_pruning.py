@@ -89,7 +89,7 @@ summary = pd.DataFrame(result.summary())
 st.dataframe(summary, hide_index=True)
 if len(result.settings["seeds"]) == 1:
     st.caption("One seed. On the standard model with the benchmark's 280 steps, the seed-to-seed sd of the "
-               "validation loss was 0.003–0.020 nats/byte for SA++, magnitude and gradient importance and 0.035 "
+               "validation loss was 0.002–0.016 nats/byte for SA++, magnitude and gradient importance and 0.035 "
                "for random (three seeds, benchmarks/README.md): differences smaller than that are noise.")
 
 fractions_done = result.fractions

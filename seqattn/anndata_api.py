@@ -120,8 +120,9 @@ def select_features(
     ``method`` is any registered method (``"sa"``, ``"omp"``, ``"ttest"``, …); ``pinned`` and
     ``banned`` are gene names. ``options`` go to the method (e.g. ``epochs``, ``device``,
     ``random_state``, ``callback``); for SA they override the panel defaults
-    (:data:`seqattn.selectors.defaults.PANEL_DEFAULTS`: several runs combined — each pick
-    says in how many it was made and is flagged unstable when at most half made it — candidates
+    (:data:`seqattn.selectors.defaults.PANEL_DEFAULTS`: several runs combined — 16 up to k = 50, else 8,
+    :func:`~seqattn.selectors.defaults.panel_runs` — each pick says in how many it was made and is flagged
+    unstable when at most half made it or fewer than 9 in 10 resampled consensus panels keep it — candidates
     from every type's t-test markers, a class-balanced loss, and each pick made for the worst-served
     cell type (:mod:`seqattn.selectors.coverage`); ``n_runs=1`` for one run, ``coverage="none"`` for
     plain SA's largest-attention picks).
@@ -175,7 +176,7 @@ def select_features(
         k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
     user_callback = options.pop("callback", None)
     if method == "sa":
-        options = panel_defaults(dataset, options)
+        options = panel_defaults(dataset, options, k)
     with progress_bar(method, enabled=progress) as bar:
         trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
     trace.settings["matrix"] = dataset.extra["matrix"]

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--min-mean", type=float, default=0.0,
                      help="expression floor: ban genes whose mean expression is below this (0: off)")
     sel.add_argument("--runs", type=int, help="SA runs combined into one stable selection (default: the gene-panel "
-                                              "default for expression data, else 1)")
+                                              "default for expression data — 16 up to k = 50, else 8 — else 1)")
     sel.add_argument("--class-weight", choices=["none", "balanced"],
                      help="SA: 'balanced' weighs every class equally in the loss (default: the gene-panel default "
                           "for expression data, else none)")
@@ -207,14 +207,15 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr)
     options = {}
     if args.method == "sa":
-        options = panel_defaults(dataset) if is_expression_data(dataset) and dataset.task == "classification" else {}
+        gene_panel = is_expression_data(dataset) and dataset.task == "classification"
+        options = panel_defaults(dataset, k=args.k) if gene_panel else {}
         chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
                   "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
                   "coverage": args.coverage, "coverage_score": args.coverage_score,
                   "class_weight": None if args.class_weight is None else
                   ("balanced" if args.class_weight == "balanced" else "none")}
         chosen = {k: v for k, v in chosen.items() if v is not None}
-        options = panel_defaults(dataset, chosen) if options else chosen
+        options = panel_defaults(dataset, chosen, args.k) if options else chosen
         if options.get("class_weight") == "none":
             options["class_weight"] = None
     if pinned or banned:

@@ -223,33 +223,37 @@ def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: f
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
                     "structure_components", "marker_pool", "coverage", "coverage_score", "random_state")
-#: Runs of a stability check where the caller does not choose (the issue's B ≈ 8–20, at the cheap end).
-DEFAULT_CHECK_RUNS = 8
 
 
-def stability_check(dataset: Dataset, trace: "SelectionTrace", *, n_runs: int = DEFAULT_CHECK_RUNS,
+def stability_check(dataset: Dataset, trace: "SelectionTrace", *, n_runs: int | None = None,
                     callback: Any = None) -> "SelectionTrace":
-    """The stable selection of ``n_runs`` SA runs with ``trace``'s k, pins, bans and settings (no read-out):
-    what another seed would have picked, to put "picked in b of B runs" beside a single run's panel."""
+    """The stable selection of ``n_runs`` SA runs (default: a panel's runs,
+    :func:`~seqattn.selectors.defaults.panel_runs` of ``trace.k``) with ``trace``'s k, pins, bans and settings
+    (no read-out): what another seed would have picked, to put "picked in b of B runs" beside a single run's
+    panel."""
     from seqattn.selectors import run_method
+    from seqattn.selectors.defaults import panel_runs
 
     if trace.method != "sa":
         raise ValueError(f"A stability check repeats a Sequential Attention run; this trace is {trace.method!r}.")
     options = {name: trace.settings[name] for name in CHECKED_SETTINGS if trace.settings.get(name) is not None}
     options.setdefault("random_state", 0)
+    runs = panel_runs(trace.k) if n_runs is None else int(n_runs)
     return run_method(dataset, "sa", trace.k, pinned=list(trace.pinned), banned=list(trace.banned),
-                      n_runs=int(n_runs), combine="runs", gain_model="none", callback=callback, **options)
+                      n_runs=runs, combine="runs", gain_model="none", callback=callback, **options)
 
 
 def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFrame:
     """Per panel gene: in how many of the stable selection's runs it was picked (``picked_in`` of
-    ``n_runs``, ``"b/B"``) and whether that makes it *unstable* (at most UNSTABLE_SHARE of the runs).
-    Pinned genes are in every run by construction."""
-    from seqattn.selectors.stability import selection_counts
+    ``n_runs``, ``"b/B"``), the share of its resampled consensus panels that hold it (``kept``,
+    :func:`seqattn.selectors.stability.kept_shares`; 0 for a gene none held), and whether that makes it
+    *unstable* (:func:`seqattn.trace.is_unstable`). Pinned genes are in every run and every panel."""
+    from seqattn.selectors.stability import kept_shares, selection_counts
     from seqattn.trace import is_unstable
 
     runs = stable.settings.get("runs") or []
     counts, _ = selection_counts(runs, stable.n_features)
+    kept = kept_shares(stable)
     index = {name: i for i, name in enumerate(stable.feature_names)}
     pinned = set(stable.pinned)
     rows = []
@@ -258,9 +262,10 @@ def panel_stability(genes: Sequence[str], stable: "SelectionTrace") -> pd.DataFr
         if unit is None:
             raise ValueError(f"Gene {gene!r} is not among the stability check's features.")
         b = len(runs) if unit in pinned else int(counts[unit])
+        share = 1.0 if unit in pinned else (kept.get(unit, 0.0) if kept else None)
         rows.append({"gene": str(gene), "picked_in": b, "n_runs": len(runs), "picked in": f"{b}/{len(runs)}",
-                     "unstable": unit not in pinned and is_unstable(b, len(runs))})
-    return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "unstable"])
+                     "kept": share, "unstable": unit not in pinned and is_unstable(b, len(runs), share)})
+    return pd.DataFrame(rows, columns=["gene", "picked_in", "n_runs", "picked in", "kept", "unstable"])
 
 
 def genes_to_indices(feature_names: Sequence[str], genes: Sequence[str | int]) -> list[int]:
@@ -336,13 +341,32 @@ def nonzero_fractions(dataset: Dataset, genes: Sequence[str | int]) -> tuple[pd.
     return pd.DataFrame(inside, index=index), pd.DataFrame(rest, index=index)
 
 
+#: The panel model's iteration cap wherever a panel is scored (panel_accuracy, panel_confusion, the held-out check).
+PANEL_MAX_ITER = 2000
+
+
+def held_out_split(dataset: Dataset, test_fraction: float = 0.25,
+                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` rows of every panel score: one seeded split, stratified on the cell types
+    (classification), so the accuracy, the confusion matrix and the held-out check see the same cells."""
+    labels = dataset.y if dataset.task == "classification" else None
+    train, _, test = split_indices(dataset.n_samples, labels, val_fraction=0.0, test_fraction=test_fraction,
+                                   random_state=random_state)
+    return train, test
+
+
+def panel_score(X: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray, max_iter: int = PANEL_MAX_ITER) -> float:
+    """Held-out accuracy of the panel model (:func:`panel_model`) fitted on the ``train`` rows of ``X``."""
+    return float(panel_model(X[train], y[train], max_iter).score(X[test], y[test]))
+
+
 def panel_accuracy(
     dataset: Dataset,
     genes: Sequence[str | int],
     *,
     test_fraction: float = 0.25,
     random_state: int = 0,
-    max_iter: int = 2000,
+    max_iter: int = PANEL_MAX_ITER,
     all_genes: bool = True,
 ) -> dict[str, Any]:
     """Held-out accuracy of logistic regression on the panel versus on all genes.
@@ -354,13 +378,9 @@ def panel_accuracy(
     comparing several panels on one data set; ``all_genes_accuracy`` is then ``None``.
     """
     idx, train, test = _panel_split(dataset, genes, test_fraction, random_state, "panel_accuracy")
-
-    def score(X: Any) -> float:
-        return float(panel_model(X[train], dataset.y[train], max_iter).score(X[test], dataset.y[test]))
-
     return {
-        "panel_accuracy": score(dataset.X[:, idx]),
-        "all_genes_accuracy": score(dataset.X) if all_genes else None,
+        "panel_accuracy": panel_score(dataset.X[:, idx], dataset.y, train, test, max_iter),
+        "all_genes_accuracy": panel_score(dataset.X, dataset.y, train, test, max_iter) if all_genes else None,
         "n_panel": len(idx),
         "n_all": dataset.n_features,
         "n_train": int(len(train)),
@@ -376,13 +396,11 @@ def _panel_split(dataset: Dataset, genes: Sequence[str | int], test_fraction: fl
     idx, _ = _panel_columns(dataset, genes)
     if not idx:
         raise DataError("The panel is empty; select at least one gene.")
-    train, _, test = split_indices(dataset.n_samples, dataset.y, val_fraction=0.0, test_fraction=test_fraction,
-                                   random_state=random_state)
-    return idx, train, test
+    return (idx, *held_out_split(dataset, test_fraction, random_state))
 
 
 def panel_confusion(dataset: Dataset, genes: Sequence[str | int], *, test_fraction: float = 0.25,
-                    random_state: int = 0, max_iter: int = 2000) -> pd.DataFrame:
+                    random_state: int = 0, max_iter: int = PANEL_MAX_ITER) -> pd.DataFrame:
     """Per-cell-type accuracy of the panel: the row-normalised confusion matrix on held-out cells.
 
     Same model and split as :func:`panel_accuracy`. Rows are the true cell types, columns the

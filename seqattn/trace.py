@@ -39,6 +39,13 @@ MIN_CANDIDATES_FOR_SEPARATION = 5
 #: *unstable* when at most this share of the runs made it — "half the runs do not pick it" — whatever its
 #: margin inside the runs that did.
 UNSTABLE_SHARE = 0.5
+#: ... or when fewer than this share of the *resampled* consensus panels keep it
+#: (:func:`seqattn.selectors.stability.resampled_kept_shares`: the B runs drawn again with replacement, the
+#: consensus rebuilt with the same rule): "would another set of B runs — another seed — keep this gene?".
+#: 0.9: kept at least 9 times in 10. On pbmc68k_reduced (k = 20) the resampled share of a panel's picks is
+#: optimistic against fresh runs (mean 0.82 vs 0.74 with 8 runs, 0.85 vs 0.82 with 16; benchmarks/README.md,
+#: *Stability*), so the bar is set high.
+MIN_KEPT_SHARE = 0.9
 
 
 def noise_separation(n_candidates: int) -> float:
@@ -64,8 +71,10 @@ class SelectionStep:
 
     A pick of a *stable* selection (several runs, :mod:`seqattn.selectors.stability`)
     also carries ``picked_in`` of ``n_runs`` runs and its ``mean_position`` in the
-    runs that picked it; its ``scores`` are then every candidate's share of runs, and
-    its confidence and separation the medians over the runs that picked it.
+    runs that picked it, and ``kept_share``: the share of resampled consensus panels
+    that keep it (how often another set of B runs would); its ``scores`` are then every
+    candidate's share of runs, and its confidence and separation the medians over the
+    runs that picked it.
     """
 
     feature: int
@@ -81,6 +90,7 @@ class SelectionStep:
     picked_in: int | None = None
     n_runs: int | None = None
     mean_position: float | None = None
+    kept_share: float | None = None
 
     @property
     def score(self) -> float:
@@ -95,8 +105,10 @@ class SelectionStep:
 
     @property
     def unstable(self) -> bool:
-        """True when at most UNSTABLE_SHARE of the runs made this pick (only for picks of several runs)."""
-        return self.picked_in is not None and bool(self.n_runs) and is_unstable(self.picked_in, self.n_runs)
+        """True when at most UNSTABLE_SHARE of the runs made this pick, or fewer than MIN_KEPT_SHARE of the
+        resampled consensus panels keep it (only for picks of several runs; see :func:`is_unstable`)."""
+        return (self.picked_in is not None and bool(self.n_runs)
+                and is_unstable(self.picked_in, self.n_runs, self.kept_share))
 
     @property
     def flagged(self) -> bool:
@@ -137,9 +149,13 @@ def assess_pick(scores: np.ndarray, feature: int) -> tuple[float | None, int | N
     return confidence, runner_up, runner_weight, separation
 
 
-def is_unstable(picked_in: int, n_runs: int) -> bool:
-    """The stability rule, one place: a pick that at most UNSTABLE_SHARE of ``n_runs`` runs made."""
-    return picked_in <= UNSTABLE_SHARE * n_runs
+def is_unstable(picked_in: int, n_runs: int, kept_share: float | None = None) -> bool:
+    """The stability rule, one place: a pick that at most UNSTABLE_SHARE of ``n_runs`` runs made, or that
+    fewer than MIN_KEPT_SHARE of the resampled consensus panels keep (``kept_share``; ``None`` where it was
+    not measured: a trace from before it, a shared selection)."""
+    if picked_in <= UNSTABLE_SHARE * n_runs:
+        return True
+    return kept_share is not None and kept_share < MIN_KEPT_SHARE
 
 
 def is_near_tie(confidence: float | None, separation: float | None, n_candidates: int) -> bool:
@@ -271,7 +287,7 @@ class SelectionTrace:
         stable = self.n_runs is not None
         if stable:
             columns[columns.index("near_tie") + 1:columns.index("near_tie") + 1] = [
-                "picked_in", "n_runs", "mean_position", "unstable", "flagged"]
+                "picked_in", "n_runs", "mean_position", "kept_share", "unstable", "flagged"]
         rows = [{"order": 0, "feature": i, "name": self.feature_names[i], "pinned": True} for i in self.pinned]
         rows += [
             {
@@ -286,6 +302,7 @@ class SelectionTrace:
                 "separation": s.separation,
                 "near_tie": s.near_tie,
                 **({"picked_in": s.picked_in, "n_runs": s.n_runs, "mean_position": s.mean_position,
+                    "kept_share": s.kept_share,
                     "unstable": s.unstable, "flagged": s.flagged} if stable else {}),
                 "marginal_gain": s.marginal_gain,
                 "val_metric": s.val_metric,
@@ -305,7 +322,8 @@ class SelectionTrace:
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: what ran on what, then one row per pick (name, score,
-        confidence where the method reports it, marginal gain, validation metric)."""
+        confidence where the method reports it, for several runs "picked in", kept share and the unstable
+        flag, marginal gain, validation metric)."""
         def number(value: Any, fmt: str = ".4g") -> str:
             return "" if value is None or not math.isfinite(float(value)) else format(float(value), fmt)
 
@@ -328,7 +346,9 @@ class SelectionTrace:
             lines.append(f"<p>pinned (selected from the start): {pinned}</p>")
         confidences = [getattr(s, "confidence", None) for s in self.steps]
         has_confidence = any(c is not None for c in confidences)
-        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + [
+        stable = self.n_runs is not None
+        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + (
+            ["picked in", "kept", "unstable"] if stable else []) + [
             "marginal gain", f"validation {self.metric_name or 'metric'}", "seconds"]
         lines.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                      + "</tr></thead><tbody>")
@@ -336,6 +356,9 @@ class SelectionTrace:
             cells = [str(i + 1), html.escape(step.name), number(step.score)]
             if has_confidence:
                 cells.append(number(confidence, ".3g"))
+            if stable:
+                cells += [f"{step.picked_in}/{step.n_runs}", number(step.kept_share, ".0%"),
+                          "<b>unstable</b>" if step.unstable else ""]
             cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f"), number(step.seconds, ".1f")]
             lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         lines.append("</tbody></table>")
@@ -409,7 +432,8 @@ class SelectionTrace:
                         "separation": s.separation,
                         "near_tie": s.near_tie,
                         **({"picked_in": s.picked_in, "n_runs": s.n_runs, "mean_position": s.mean_position,
-                            "unstable": s.unstable, "flagged": s.flagged} if s.picked_in is not None else {}),
+                            "kept_share": s.kept_share, "unstable": s.unstable, "flagged": s.flagged}
+                           if s.picked_in is not None else {}),
                     }
                     for s in self.steps
                 ],
@@ -452,6 +476,7 @@ class SelectionTrace:
                 added.runner_up_weight = _opt_float(step.get("runner_up_weight"))
                 added.picked_in, added.n_runs = int(step["picked_in"]), int(step["n_runs"])
                 added.mean_position = _opt_float(step.get("mean_position"))
+                added.kept_share = _opt_float(step.get("kept_share"))
         return trace
 
     @classmethod

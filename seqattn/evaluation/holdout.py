@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from seqattn.data import DataError, Dataset, split_indices
+from seqattn.data import DataError, Dataset
 from seqattn.data.groups import groups_of
 
 TEST_FRACTION = 0.25
-PANEL_MAX_ITER = 2000  # panel_accuracy's and panel_confusion's default
 
 
 def held_out_check(dataset: Dataset, units: Sequence[int], *, test_fraction: float = TEST_FRACTION,
@@ -40,15 +39,13 @@ def held_out_check(dataset: Dataset, units: Sequence[int], *, test_fraction: flo
     columns = sorted({int(c) for u in units for c in groups.columns[int(u)]})
     if not columns:
         raise DataError("Nothing selected: the held-out check needs at least one pick.")
+    from seqattn.genomics import held_out_split, panel_confusion
+
     classification = dataset.task == "classification"
-    train, _, test = split_indices(dataset.n_samples, dataset.y if classification else None, val_fraction=0.0,
-                                   test_fraction=test_fraction, random_state=random_state)  # panel_accuracy's split
+    train, test = held_out_split(dataset, test_fraction, random_state)  # panel_accuracy's split
     everything = _held_out_score(dataset, dataset.X, train, test)
     if classification:  # one fit on the picks gives the confusion and, from its diagonal, the accuracy
-        from seqattn.genomics import panel_confusion
-
-        confusion = panel_confusion(dataset, columns, test_fraction=test_fraction, random_state=random_state,
-                                    max_iter=PANEL_MAX_ITER)
+        confusion = panel_confusion(dataset, columns, test_fraction=test_fraction, random_state=random_state)
         counts = confusion.attrs["counts"]
         selected = np.trace(counts) / counts.sum()
         confusion.index.name, confusion.columns.name = "true class", "predicted"
@@ -66,9 +63,9 @@ def _held_out_score(dataset: Dataset, X: Any, train: np.ndarray, test: np.ndarra
     """Test accuracy of the panel model (classification) or R² of standardised ridge regression, fitted on
     ``train`` (sparse data scaled, not centred)."""
     if dataset.task == "classification":
-        from seqattn.genomics import panel_model
+        from seqattn.genomics import panel_score
 
-        return float(panel_model(X[train], dataset.y[train], PANEL_MAX_ITER).score(X[test], dataset.y[test]))
+        return panel_score(X, dataset.y, train, test)
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -18,6 +18,8 @@ user text: shown through markdown they must go through
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -90,16 +92,41 @@ def near_tie_warnings(trace: SelectionTrace, max_names: int = 3) -> list[str]:
     return lines
 
 
+def unstable_rule(n_runs: int) -> str:
+    """The unstable flag's rule in words (:func:`seqattn.trace.is_unstable`), for every screen that shows it."""
+    from seqattn.trace import MIN_KEPT_SHARE
+
+    return (f"picked in at most half of the {n_runs} runs, or kept by fewer than {MIN_KEPT_SHARE:.0%} of the "
+            f"consensus panels rebuilt from the runs resampled")
+
+
 def unstable_warnings(trace: SelectionTrace) -> list[str]:
-    """For a selection run several times: one sentence naming every pick that at most half of the runs
-    made (flagged unstable, :attr:`~seqattn.trace.SelectionStep.unstable`), with its count."""
+    """For a selection run several times: one sentence naming every pick flagged unstable
+    (:attr:`~seqattn.trace.SelectionStep.unstable`), with its count of runs and its kept share."""
     flagged = [(t, step) for t, step in enumerate(trace.steps) if step.unstable]
     if not flagged:
         return []
     runs = flagged[0][1].n_runs
-    listed = ", ".join(f"{step.name} ({step.picked_in}/{runs})" for _, step in flagged)
-    return [f"{len(flagged)} of {trace.k} picks were made in at most half of the {runs} runs — unstable, another "
-            f"seed or sample of cells may swap them: {listed}."]
+    listed = ", ".join(f"{step.name} ({support_text(step.picked_in, runs, step.kept_share)})" for _, step in flagged)
+    return [f"{len(flagged)} of {trace.k} picks are unstable — {unstable_rule(runs)}; another seed or sample of "
+            f"cells may swap them: {listed}."]
+
+
+def support_text(picked_in: int | str, n_runs: int | None, kept_share: float | None) -> str:
+    """"5/8, kept 62%": a pick's count of runs ("5/8" as given where ``n_runs`` is None) and, where measured,
+    its share of resampled panels."""
+    count = str(picked_in) if n_runs is None else f"{picked_in}/{n_runs}"
+    measured = kept_share is not None and math.isfinite(kept_share)
+    return count + (f", kept {kept_share:.0%}" if measured else "")
+
+
+def unstable_genes_warning(genes: Sequence[str], picked_in: Sequence[str], kept: Sequence[float | None],
+                           n_panel: int, n_runs: int) -> str:
+    """The Gene panel page's warning, worded as :func:`unstable_warnings`: the flagged panel genes with their
+    "b/B" and kept share."""
+    listed = ", ".join(f"{g} ({support_text(b, None, share)})" for g, b, share in zip(genes, picked_in, kept))
+    return (f"{len(genes)} of {n_panel} panel genes are unstable — {unstable_rule(n_runs)}; another seed may swap "
+            f"them: {listed}.")
 
 
 def pick_warnings(trace: SelectionTrace) -> list[str]:
@@ -116,7 +143,7 @@ def stability_summary(trace: SelectionTrace) -> str:
     stable = sum(not step.unstable for step in trace.steps)
     how = "bootstrap samples of the cells" if trace.settings.get("resample") == "bootstrap" else "seeds"
     return (f"{runs} runs with different {how}, combined: the features picked by the most runs, earliest first. "
-            f"{stable} of {trace.k} picks were made by more than half of the runs; the others are flagged unstable.")
+            f"{stable} of {trace.k} picks are stable; the others are flagged unstable ({unstable_rule(runs)}).")
 
 
 def coverage_caption(trace: SelectionTrace) -> str:
@@ -125,7 +152,7 @@ def coverage_caption(trace: SelectionTrace) -> str:
     rule, types = trace.settings.get("coverage"), trace.settings.get("pick_types")
     if rule not in ("turns", "worst") or types is None:
         return ""
-    counts = {t: types.count(t) for t in dict.fromkeys(types)}
+    counts = Counter(types)  # in order of each type's first pick
     who = ("the types with the fewest picks so far take turns, the worst served first" if rule == "turns" else
            f"the worst-served type, at most {trace.settings.get('coverage_max_lead', 2)} picks ahead of the "
            "least-picked type")

@@ -36,7 +36,8 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
 
     Pinned genes belong to the panel (they were selected from the start), so
     downstream read-outs use :func:`panel_genes`, which lists them too. A selection
-    of several runs adds "picked in" (b/B) and "unstable" from its own steps; a single
+    of several runs adds "picked in" (b/B), "kept" (the share of resampled consensus panels that
+    keep the gene) and "unstable" from its own steps; a single
     run gets them from ``stability`` (:func:`seqattn.genomics.panel_stability`
     of a stability check), when given. A panel picked with a coverage rule
     (:mod:`seqattn.selectors.coverage`) adds "picked for": the cell type each pick was made for.
@@ -51,10 +52,13 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
     if trace.n_runs is not None:
         runs = trace.n_runs
         frame["picked in"] = [f"{runs}/{runs}"] * len(trace.pinned) + [f"{s.picked_in}/{runs}" for s in trace.steps]
+        frame["kept"] = [1.0] * len(trace.pinned) + [np.nan if s.kept_share is None else s.kept_share
+                                                     for s in trace.steps]
         frame["unstable"] = [False] * len(trace.pinned) + [s.unstable for s in trace.steps]
     elif stability is not None:
         found = stability.set_index("gene")
         frame["picked in"] = [found.at[g, "picked in"] for g in frame["gene"]]
+        frame["kept"] = [np.nan if found.at[g, "kept"] is None else float(found.at[g, "kept"]) for g in frame["gene"]]
         frame["unstable"] = [bool(found.at[g, "unstable"]) for g in frame["gene"]]
     pick_types = trace.settings.get("pick_types")
     if pick_types is not None and len(pick_types) == len(trace.steps):

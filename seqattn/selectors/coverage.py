@@ -24,6 +24,7 @@ the type it was made for (``trace.settings["pick_types"]``), which the Gene pane
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,8 +203,8 @@ class TypeCoverage:
         by_type: dict[int, list[int]] = {}
         for u in sorted(np.flatnonzero(counts > 0).tolist(), key=rank):
             by_type.setdefault(self.type_of.get(int(u), -1), []).append(int(u))
-        share = {c: sum(self.type_of.get(int(u), -1) == c for r in runs for u in r) / max(1, len(runs))
-                 for c in by_type}
+        picks_per_type = Counter(self.type_of.get(int(u), -1) for r in runs for u in r)
+        share = {c: picks_per_type[c] / max(1, len(runs)) for c in by_type}
         quota = {c: min(int(np.floor(share[c])), len(by_type[c])) for c in by_type}
         total = min(k, sum(len(v) for v in by_type.values()))
         while sum(quota.values()) < total:  # largest remainder: the type furthest below its share first

@@ -27,15 +27,30 @@ PANEL_DEFAULTS: dict = {"marker_pool": 4, "class_weight": "balanced", "coverage"
                         "combine": "runs"}
 
 
-def panel_defaults(dataset: Any, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+#: How many runs a panel of k genes combines: PANEL_DEFAULTS["n_runs"] (8), or SMALL_PANEL_RUNS (16) for
+#: k ≤ SMALL_PANEL_MAX_K. Why k decides: on pbmc68k_reduced (k = 20) two seeds' 8-run panels share 14.7 of 20
+#: genes on average and ≥ 15 only 56 % of the time; with 16 runs 16.0 and 88 % (benchmarks/README.md,
+#: *Stability*), for ~1.6× the CPU of a ~7 s (CPU) selection. At k = 200 on 20,000 genes × 10,000 cells 8 runs
+#: already take most of the 5-minute budget (benchmarks/bench_large_panel.py), so large panels keep 8.
+SMALL_PANEL_RUNS = 16
+SMALL_PANEL_MAX_K = 50
+
+
+def panel_runs(k: int | None) -> int:
+    """The default number of runs for a panel of ``k`` genes (see SMALL_PANEL_RUNS; ``None``: large-panel)."""
+    return SMALL_PANEL_RUNS if k is not None and int(k) <= SMALL_PANEL_MAX_K else int(PANEL_DEFAULTS["n_runs"])
+
+
+def panel_defaults(dataset: Any, overrides: dict[str, Any] | None = None, k: int | None = None) -> dict[str, Any]:
     """The PANEL_DEFAULTS that apply to ``dataset``, with the user's ``overrides`` on top: cell types
     (classification) for the balanced loss, the marker pool and the coverage rule, single genes in memory for
     the pool (not backed rows, not feature groups). The coverage rule picks from the pool, so it goes where
     the pool goes — also when the user turns the pool off (``marker_pool=0``) without naming a rule — and
     needs three or more types: with two, every gene that tells one from the other serves both, and taking
-    turns would only force picks from the weaker side's markers."""
+    turns would only force picks from the weaker side's markers. ``k``: the panel size, which sets the
+    number of runs (:func:`panel_runs`; ``None``: PANEL_DEFAULTS["n_runs"])."""
     overrides = dict(overrides or {})
-    options = dict(PANEL_DEFAULTS)
+    options = {**PANEL_DEFAULTS, "n_runs": panel_runs(k)}
     if dataset.task != "classification":
         options.pop("class_weight", None)
         options.pop("marker_pool", None)

@@ -184,7 +184,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         (``"bootstrap"``) — side by side as stacked networks where possible
         (:mod:`seqattn.selectors.stability`), and returns their consensus: the features
         picked by the most runs, earliest first, each step carrying "picked in b of B
-        runs" and flagged *unstable* when at most half the runs picked it. ``model_`` and
+        runs" and the share of resampled consensus panels that keep it, and flagged
+        *unstable* when at most half the runs picked it or fewer than 90 % of those
+        panels keep it (:func:`seqattn.trace.is_unstable`). ``model_`` and
         ``attention_`` are then ``None`` (B networks were trained); ``runs_`` holds each
         run's picks and ``selection_frequency_`` each unit's share of runs.
 

@@ -7,9 +7,14 @@ sample of the training rows — as stability selection (Meinshausen & Bühlmann 
 
 * **the panel** (:func:`consensus_order`): the units picked by the most runs, ties broken by the mean pick
   position in the runs that made them (earlier first), then by index. Every pick carries "picked in b of B
-  runs" (``SelectionStep.picked_in``) and is flagged *unstable* when b ≤ UNSTABLE_SHARE · B
-  (:data:`seqattn.trace.UNSTABLE_SHARE`: half the runs or more did not pick it), whatever its margin inside
-  the runs that did; its confidence and separation are the medians over those runs.
+  runs" (``SelectionStep.picked_in``) and its *kept share* (``SelectionStep.kept_share``,
+  :func:`resampled_kept_shares`): the runs are independent given the data, so drawing the B runs again with
+  replacement and rebuilding the consensus with the same rule estimates how often another set of B runs —
+  another seed — would keep the pick. It is flagged *unstable* (:func:`seqattn.trace.is_unstable`) when
+  b ≤ UNSTABLE_SHARE · B or its kept share is below MIN_KEPT_SHARE, whatever its margin inside the runs that
+  did; its confidence and separation are the medians over those runs. A count alone cannot say it: on
+  pbmc68k_reduced a gene picked in 7 of 8 runs of one seed was missing from another seed's panel while a
+  gene picked in 4 of 8 was in all three (benchmarks/README.md, *Stability*).
 * **the runs themselves** stay in the trace (``settings["runs"]``: each run's picks in order;
   ``settings["run_seeds"]``), so a genes × runs matrix or selection-frequency bars can be drawn from it, and
   each step's ``scores`` are every candidate's share of runs (NaN for units already in the panel).
@@ -52,10 +57,13 @@ from seqattn.selectors.sa_trainer import (
     sa_trace,
     training_rows,
 )
-from seqattn.trace import SelectionTrace, UNSTABLE_SHARE, assess_pick
+from seqattn.trace import MIN_KEPT_SHARE, SelectionTrace, UNSTABLE_SHARE, assess_pick
 
 ProgressCallback = Callable[[int, int, str], Any]
 RESAMPLES = ("seeds", "bootstrap")
+#: How many resampled consensus panels estimate each pick's kept share (:func:`resampled_kept_shares`): a
+#: share of 0.9 is then known to about ±0.02 (binomial standard error), at ~1 ms per panel for k = 20.
+RESAMPLED_PANELS = 200
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as SATrainer's logits use them
 
 
@@ -107,12 +115,11 @@ def run_seeds(random_state: int | None, n_runs: int) -> list[int]:
 def selection_counts(runs: Sequence[Sequence[int]], n_units: int) -> tuple[np.ndarray, np.ndarray]:
     """``(counts, mean_position)`` per unit: how many runs picked it, and its mean 1-based pick position in
     those runs (NaN where none did)."""
-    counts = np.zeros(n_units, dtype=np.int64)
-    position_sum = np.zeros(n_units)
-    for picks in runs:
-        for position, unit in enumerate(picks, start=1):
-            counts[unit] += 1
-            position_sum[unit] += position
+    picks = [np.asarray(p, dtype=np.int64) for p in runs if len(p)]
+    flat = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+    positions = np.concatenate([np.arange(1, len(p) + 1) for p in picks]) if picks else np.zeros(0)
+    counts = np.bincount(flat, minlength=n_units)[:n_units].astype(np.int64)
+    position_sum = np.bincount(flat, weights=positions, minlength=n_units)[:n_units]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_position = np.where(counts > 0, position_sum / np.maximum(counts, 1), np.nan)
     return counts, mean_position
@@ -123,20 +130,51 @@ def consensus_order(runs: Sequence[Sequence[int]], n_units: int, k: int) -> list
     pick position in those runs (earliest first), then by index; at most ``k``, never a unit no run picked."""
     counts, mean_position = selection_counts(runs, n_units)
     candidates = np.flatnonzero(counts > 0)
-    order = sorted(candidates.tolist(), key=lambda u: (-counts[u], mean_position[u], u))
-    return order[:k]
+    order = candidates[np.lexsort((candidates, mean_position[candidates], -counts[candidates]))]
+    return [int(u) for u in order[:k]]
+
+
+ConsensusRule = Callable[[list[list[int]], int, int], list[int]]
+
+
+def resampled_kept_shares(runs: Sequence[Sequence[int]], n_units: int, k: int, order: ConsensusRule | None = None,
+                          *, n_resamples: int = RESAMPLED_PANELS, seed: Any = 0) -> np.ndarray:
+    """Per unit, the share of ``n_resamples`` resampled consensus panels that contain it: the B runs drawn
+    again with replacement (they are independent given the data), the panel rebuilt with the same ``order``
+    (:func:`consensus_order`, or a pick rule's own consensus), as a bootstrap estimate of "would another set
+    of B runs — another seed — keep this unit?". ``seed`` (e.g. the run seeds) makes it deterministic."""
+    order = order or consensus_order
+    runs = [list(r) for r in runs]
+    kept = np.zeros(n_units)
+    if not runs:
+        return kept
+    rng = np.random.default_rng(seed)
+    for draw in rng.integers(0, len(runs), size=(int(n_resamples), len(runs))):
+        kept[order([runs[i] for i in draw], n_units, k)] += 1
+    return kept / max(1, int(n_resamples))
+
+
+def kept_shares(trace: SelectionTrace) -> dict[int, float]:
+    """Unit → share of the resampled consensus panels that kept it, for every unit some resampled panel held
+    (as :func:`consensus_trace` stored it; {} for a trace without them)."""
+    units, shares = trace.settings.get("resampled_units"), trace.settings.get("resampled_kept_shares")
+    return {int(u): float(v) for u, v in zip(units or [], shares or [])}
 
 
 def consensus_trace(records: Sequence[RunRecord], units: SelectionUnits, k: int, *, task: str,
                     settings: dict[str, Any], read_out: Callable[[list[int]], float | None] | None = None,
                     seconds: float = 0.0, dataset_name: str = "", device: str = "cpu",
-                    order: Callable[[list[list[int]], int, int], list[int]] | None = None) -> SelectionTrace:
-    """The stable selection's trace: one step per consensus pick, each with its share of runs; ``order``
+                    order: ConsensusRule | None = None) -> SelectionTrace:
+    """The stable selection's trace: one step per consensus pick, each with its share of runs and of the
+    resampled consensus panels that keep it (:func:`resampled_kept_shares`, seeded by the run seeds); ``order``
     replaces :func:`consensus_order` (a pick rule's own consensus, e.g. one that keeps each type's share)."""
     runs = [r.picks for r in records]
     n_runs, n_units = max(1, len(records)), len(units.names)
     counts, mean_position = selection_counts(runs, n_units)
     panel = (order or consensus_order)(runs, n_units, k)
+    kept = resampled_kept_shares(runs, n_units, k, order, seed=[r.seed for r in records])
+    settings.update(resampled_panels=RESAMPLED_PANELS, min_kept_share=MIN_KEPT_SHARE,
+                    resampled_units=np.flatnonzero(kept).tolist(), resampled_kept_shares=kept[kept > 0].tolist())
     trace = sa_trace(units, task, settings, dataset_name, device)
     available = np.ones(n_units, dtype=bool)
     available[list(units.pinned) + list(units.banned)] = False
@@ -153,6 +191,7 @@ def consensus_trace(records: Sequence[RunRecord], units: SelectionUnits, k: int,
         step.runner_up = following
         step.runner_up_weight = None if following is None else float(counts[following] / n_runs)
         step.picked_in, step.n_runs, step.mean_position = int(counts[unit]), n_runs, float(mean_position[unit])
+        step.kept_share = float(kept[unit])
         available[unit] = False
         previous = metric
     trace.stopped_early = len(panel) < k
@@ -188,7 +227,7 @@ def _best_left(counts: np.ndarray, mean_position: np.ndarray, available: np.ndar
 
 
 def unstable_picks(trace: SelectionTrace) -> list[int]:
-    """0-based step indices of the picks flagged unstable (at most UNSTABLE_SHARE of the runs made them)."""
+    """0-based step indices of the picks flagged unstable (:func:`seqattn.trace.is_unstable`)."""
     return [t for t, step in enumerate(trace.steps) if step.unstable]
 
 
@@ -463,11 +502,11 @@ class BatchedSATrainer:
                 last_of_phase = schedule.due_now() <= 1  # as SATrainer.pick: joint picks share one attention
                 for b in members:
                     self.selected[b, feature] = True
-                    self._attention_version += 1
                     if last_of_phase:
                         self.logits[b] = (torch.randn(self.logits.shape[1], generator=self.generators[b])
                                           * LOGIT_INIT_STD).to(self.device)
                         self.adam_m[b], self.adam_v[b], self.adam_t[b] = 0.0, 0.0, 0.0
+                self._attention_version += 1  # once per pick: the next pick (a joint one) must not see this one
                 schedule.picked()
 
     def _check_stop(self, loss: torch.Tensor) -> None:
@@ -609,5 +648,6 @@ def _consensus_read_out(config: SAConfig, X: Any, y: np.ndarray, task: str,
     return read_out
 
 
-__all__ = ["BatchedSATrainer", "RESAMPLES", "RunRecord", "consensus_order", "consensus_trace", "fit_runs",
-           "run_seeds", "selection_counts", "selection_matrix", "unstable_picks"]
+__all__ = ["BatchedSATrainer", "RESAMPLED_PANELS", "RESAMPLES", "RunRecord", "consensus_order", "consensus_trace",
+           "fit_runs", "kept_shares", "resampled_kept_shares", "run_seeds", "selection_counts", "selection_matrix",
+           "unstable_picks"]

@@ -207,6 +207,13 @@ def method_phases(method: str, phases: list[Phase], learned: str = "SA++", dense
     return phases
 
 
+def phases_after(phases: list[Phase], done: int) -> list[Phase]:
+    """``phases`` without their first ``done`` steps: what a run that continues from a state saved after them
+    still trains (a phase cut in two keeps its name and cycle)."""
+    return [Phase(p.name, p.cycle, max(p.start, done), p.start + p.steps - max(p.start, done))
+            for p in phases if p.start + p.steps > done]
+
+
 def phase_schedule(phase: Phase, target: float, mask_updates: int = 25) -> Iterator[tuple[int, float, bool]]:
     """``(step, target share pruned, update the mask now?)`` for every optimizer step of ``phase``.
 

@@ -41,10 +41,13 @@ of switching a unit (back) on, which is how SA scores its candidates. So by
 default (``"switched-off"``) the logits learn only from units that are
 switched off, through a straight-through gate (forward value 0, gradient the
 loss's slope at 0): in warm-up and dense phases a random share of the alive
-units (the target fraction) is switched off at every step, in sparsify phases
-the pruned units are. In warm-up and dense phases that signal comes from a
-second pass over the same batch (``separate_logit_pass``, the logits'
-gradient only), and the weights train on the model as it is, every alive unit
+units is switched off at every step (the target fraction up to a half, its
+complement above: a quarter at 75%, ``exploration_share``), in sparsify phases
+the pruned units are (subnetworks of the final size at 75%, a quarter of the
+units on, taught the logits worse: switching off a quarter instead lowered the
+loss after the fine-tune by 0.019 nats/byte on the tuning seeds). In warm-up
+and dense phases that signal comes from a second pass over the same batch
+(``separate_logit_pass``, the logits' gradient only), and the weights train on the model as it is, every alive unit
 on and scaled by ``A``, as in the SA++ paper's dense phase; training them on
 the random subnetworks instead (structured dropout at the target fraction)
 left the final model 0.011–0.015 nats/byte worse on the tuning seeds, while
@@ -83,6 +86,7 @@ from seqattn.sparsity.block_pruning import (
     mean_one_softmax,
     method_phases,
     phase_schedule,
+    phases_after,
     plan_phases,
     snapshot_label,
     snapshot_steps,
@@ -102,9 +106,17 @@ UNIT_KINDS = {"heads": "attention heads", "mlp": "MLP blocks", "embed": "embeddi
 METHODS = ("SA++", "magnitude", "gradient", "random")
 #: Not a pruning method: the dense model trained for the same steps (fraction 0), the fair reference.
 DENSE_REFERENCE = "dense"
-SCOPES = ("global", "layer", "normalised")
+#: Per scope, the unit pools SA++'s softmax normalises over and the pools every method prunes within
+#: (:meth:`UnitLayout.pools`): ``"network"`` is all units of a kind, ``"layer"`` each layer's units.
+SCOPE_POOLS = {
+    "global": {"softmax": "network", "pruning": "network"},
+    "layer": {"softmax": "layer", "pruning": "layer"},
+    "normalised": {"softmax": "layer", "pruning": "network"},
+}
+SCOPES = tuple(SCOPE_POOLS)
 LOGIT_SIGNALS = ("switched-off", "all")
 LOGIT_OPTIMIZERS = ("adam", "normalized-sgd")
+EXPLORATION_SHARES = ("target", "mirrored")  # or a number: PruningSettings.exploration_share
 
 
 # --------------------------------------------------------------------------- units
@@ -125,9 +137,12 @@ class UnitLayout:
     def names(self) -> tuple[str, ...]:
         return self.groups.names
 
-    def pools(self, scope: str) -> list[np.ndarray]:
-        """Index sets a softmax or a pruning step runs over: all units (``"global"``), or each layer's (``"layer"``)."""
-        if scope == "global" or (self.layer < 0).all():
+    def pools(self, scope: str, use: str) -> list[np.ndarray]:
+        """Index sets SA++'s softmax (``use="softmax"``) or a pruning step (``use="pruning"``) runs over under
+        ``scope`` (:data:`SCOPE_POOLS`); a kind without layers (embed) is one pool either way."""
+        if scope not in SCOPE_POOLS or use not in SCOPE_POOLS[scope]:
+            raise ValueError(f"Unknown scope {scope!r} or use {use!r}; scopes: {SCOPES}, uses: softmax, pruning.")
+        if SCOPE_POOLS[scope][use] == "network" or (self.layer < 0).all():
             return [np.arange(self.n_units)]
         return [np.flatnonzero(self.layer == l) for l in np.unique(self.layer)]
 
@@ -213,7 +228,7 @@ def magnitude_scores(model: TinyGPT, layouts: dict[str, UnitLayout]) -> dict[str
 def layer_normalised(scores: torch.Tensor, layout: UnitLayout) -> torch.Tensor:
     """Divide each layer's scores by their ℓ2 norm (Michel et al.: makes layers comparable for global pruning)."""
     out = scores.clone()
-    for pool in layout.pools("layer"):
+    for pool in layout.pools("layer", "pruning"):  # each layer's units
         idx = torch.as_tensor(pool, device=scores.device)
         out[idx] = scores[idx] / (scores[idx].norm() + 1e-20)
     return out
@@ -239,7 +254,7 @@ class UnitPruner(nn.Module):
     def attention(self, kind: str) -> torch.Tensor:
         """Mean-1 softmax of the kind's logits, over all its units or per layer (``scope``)."""
         logits = self.logits[kind]
-        pools = self.layouts[kind].pools("global" if self.scope == "global" else "layer")
+        pools = self.layouts[kind].pools(self.scope, "softmax")
         if len(pools) == 1:
             return mean_one_softmax(logits)
         out = torch.empty_like(logits)
@@ -289,7 +304,7 @@ class UnitPruner(nn.Module):
         """Keep the best-scoring alive units so that ``round(fraction · n)`` are pruned (per pool)."""
         scores, mask = self.scores(kind, model), self.mask(kind)
         new = mask.clone()
-        for pool in self.layouts[kind].pools("layer" if self.scope == "layer" else "global"):
+        for pool in self.layouts[kind].pools(self.scope, "pruning"):
             idx = torch.as_tensor(pool, device=mask.device)
             n_keep = max(1, len(pool) - int(round(fraction * len(pool))))
             if n_keep < int(mask[idx].sum()):
@@ -428,6 +443,11 @@ class PruningSettings:
     # one pass per step and ~15% less CPU, but 0.015 / 0.011 nats/byte worse at 50% / 75% removed (tuning seeds
     # 0–2; worse on five of the six seed × fraction pairs, benchmarks/README.md).
     separate_logit_pass: bool = True
+    # Share of the alive units SA++ switches off at random in warm-up and dense steps, for a target fraction f:
+    # "target": f (explored subnetworks of the final size); "mirrored": min(f, 1 − f) (the same at 50%, a quarter at
+    # 75%); a number c: min(f, c). Tuning seeds 0–2 (benchmarks/README.md): at 75% a quarter gave 2.0728 against the
+    # target's 2.0917 (every seed better); at 50% a quarter lost 0.012, so above a half only.
+    exploration_share: str | float = "mirrored"
 
     @classmethod
     def quick(cls, **changes: Any) -> "PruningSettings":
@@ -448,6 +468,10 @@ class PruningSettings:
             raise ValueError("steps and batch_size must be positive and n_cycles non-negative.")
         if not (self.learning_rate > 0 and self.logit_learning_rate > 0):
             raise ValueError("Learning rates must be positive.")
+        share = self.exploration_share
+        if share not in EXPLORATION_SHARES and not (isinstance(share, (int, float)) and 0.0 < share <= 1.0):
+            raise ValueError(f"exploration_share must be one of {EXPLORATION_SHARES} or a number in (0, 1], "
+                             f"got {share!r}.")
 
 
 # --------------------------------------------------------------------------- the baselines' shared start
@@ -470,14 +494,16 @@ class DensePrefix:
     seconds: float
 
 
-def baseline_phases(settings: PruningSettings) -> list[Phase]:
-    """The baselines' schedule (:func:`block_pruning.method_phases` for any baseline): dense until SA++'s final
-    ramp, then the same ramp and fine-tune; its first phase is the shared dense prefix."""
-    return method_phases("baseline", plan_phases(settings.steps, settings.n_cycles), dense=DENSE_REFERENCE)
+def run_phases(method: str, settings: PruningSettings) -> list[Phase]:
+    """The phases ``method`` trains through (:func:`block_pruning.method_phases`): SA++'s whole alternation; a
+    baseline's dense steps until SA++'s final ramp, then the same ramp and fine-tune; the dense reference's
+    dense steps throughout. Every method gets ``settings.steps`` optimizer steps."""
+    return method_phases(method, plan_phases(settings.steps, settings.n_cycles), dense=DENSE_REFERENCE)
 
 
 def baseline_dense_steps(settings: PruningSettings) -> int:
-    return baseline_phases(settings)[0].steps
+    """Length of the baselines' first (dense) phase: the steps a :class:`DensePrefix` holds."""
+    return run_phases("magnitude", settings)[0].steps
 
 
 def train_dense_prefix(dense: TinyGPT, corpus: Corpus, settings: PruningSettings, seed: int = 0,
@@ -485,20 +511,19 @@ def train_dense_prefix(dense: TinyGPT, corpus: Corpus, settings: PruningSettings
                        num_threads: int | None = 1) -> DensePrefix:
     """Train a copy of ``dense`` for the baselines' shared dense steps, probing the gate gradients as the
     gradient method does (that changes no weight: the gates are 1)."""
-    settings.check()
-    dev = resolve_device(device)
-    layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
-    steps = baseline_dense_steps(settings)
+    dev, layouts = _prepare(dense, settings, device)
+    phases = run_phases("gradient", settings)[:1]
     model = copy.deepcopy(dense).to(dev).train()
-    pruner = UnitPruner(layouts, settings.scope, "gradient", seed).to(dev)
-    opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
-    gen = torch.Generator().manual_seed(seed)
+    pruner, opt, _, gen = _start_run("gradient", model, layouts, settings, seed, dev)
+    steps = phases[0].steps
+
+    def after_step(phase: Phase, step: int, current: float) -> None:
+        if progress is not None:
+            progress(f"dense steps shared by the baselines: step {step + 1}/{steps}")
+
     start = time.perf_counter()
     with torch_threads(num_threads, dev):
-        for step in range(steps):
-            _train_step(model, pruner, opt, None, Phase("dense", 0, 0, steps), corpus, gen, settings, dev)
-            if progress is not None:
-                progress(f"dense steps shared by the baselines: step {step + 1}/{steps}")
+        _train_phases(model, pruner, opt, None, phases, 0.0, corpus, gen, settings, dev, after_step)
     grads = {k: getattr(pruner, f"grad_{k}").clone() for k in layouts}
     return DensePrefix(model, opt, gen.get_state(), grads, steps, seed, time.perf_counter() - start)
 
@@ -524,9 +549,7 @@ def prune_transformer(method: str, dense: TinyGPT, corpus: Corpus, fraction: flo
         raise ValueError(f"Unknown method {method!r}; choose from {', '.join(METHODS)} (or {DENSE_REFERENCE!r}).")
     elif not 0.0 < fraction < 1.0:
         raise ValueError(f"The fraction removed must be in (0, 1), got {fraction}.")
-    settings.check()
-    dev = resolve_device(device)
-    layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
+    dev, layouts = _prepare(dense, settings, device)
     if prefix is not None and (method == "SA++" or prefix.seed != seed
                                or prefix.steps != baseline_dense_steps(settings)):
         raise ValueError("A dense prefix serves the baselines and the dense reference of its own seed and settings.")
@@ -539,44 +562,50 @@ def prune_transformer(method: str, dense: TinyGPT, corpus: Corpus, fraction: flo
                       opt, prefix)
 
 
-def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: Corpus, fraction: float,
-           settings: PruningSettings, seed: int, dev: torch.device, progress: Callable[[str], None] | None,
-           record_snapshots: bool, opt: torch.optim.Optimizer | None = None,
-           prefix: DensePrefix | None = None) -> MethodRun:
-    """The training loop of :func:`prune_transformer` (``model`` is the caller's copy, trained in place)."""
+def _prepare(dense: TinyGPT, settings: PruningSettings,
+             device: str | torch.device) -> tuple[torch.device, dict[str, UnitLayout]]:
+    """Checked settings → the device and the units of every kind (what every run and the dense prefix start from)."""
+    settings.check()
+    return resolve_device(device), unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
+
+
+def _start_run(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], settings: PruningSettings, seed: int,
+               dev: torch.device, opt: torch.optim.Optimizer | None = None, prefix: DensePrefix | None = None):
+    """A run's pruner, weight and logit optimizers and batch generator; restored from ``prefix`` when given."""
     pruner = UnitPruner(layouts, settings.scope, method, seed).to(dev)
     if opt is None:
         opt = optimizer_for(model, settings.learning_rate, settings.weight_decay)
     logit_opt = (torch.optim.Adam(pruner.logits.parameters(), lr=settings.logit_learning_rate)
                  if settings.logit_optimizer == "adam"
                  else torch.optim.SGD(pruner.logits.parameters(), lr=settings.logit_learning_rate, momentum=0.9))
-    phases = (method_phases(method, plan_phases(settings.steps, settings.n_cycles), dense=DENSE_REFERENCE)
-              if method in ("SA++", DENSE_REFERENCE) else baseline_phases(settings))
     gen = torch.Generator().manual_seed(seed)
-    if prefix is not None:  # its steps are done: continue after them
-        phases = [Phase(p.name, p.cycle, max(p.start, prefix.steps), p.start + p.steps - max(p.start, prefix.steps))
-                  for p in phases if p.start + p.steps > prefix.steps]
+    if prefix is not None:
         gen.set_state(prefix.generator_state)
         for kind in layouts:
             getattr(pruner, f"grad_{kind}").copy_(prefix.gate_gradients[kind])
+    return pruner, opt, logit_opt, gen
+
+
+def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: Corpus, fraction: float,
+           settings: PruningSettings, seed: int, dev: torch.device, progress: Callable[[str], None] | None,
+           record_snapshots: bool, opt: torch.optim.Optimizer | None = None,
+           prefix: DensePrefix | None = None) -> MethodRun:
+    """The training run of :func:`prune_transformer` (``model`` is the caller's copy, trained in place)."""
+    pruner, opt, logit_opt, gen = _start_run(method, model, layouts, settings, seed, dev, opt, prefix)
+    phases = run_phases(method, settings)
+    if prefix is not None:  # its steps are done: continue after them
+        phases = phases_after(phases, prefix.steps)
     snap_windows = corpus.val_windows(settings.snapshot_windows, model.config.context)
-    schedule, snapshots = np.zeros(settings.steps), []
+    snapshots: list[UnitSnapshot] = []
+
+    def after_step(phase: Phase, step: int, current: float) -> None:
+        if record_snapshots and method == "SA++" and step in snapshot_steps(phase):
+            snapshots.append(_snapshot(pruner, model, phase, step, current, snap_windows))
+        if progress is not None:
+            progress(f"{method}, {fraction:.0%} removed: {phase.name} step {step + 1}/{settings.steps}")
+
     start = time.perf_counter()
-    for phase in phases:
-        if phase.restores:
-            for kind in layouts:
-                pruner.mask(kind).fill_(1.0)
-        snap_at = snapshot_steps(phase)
-        for step, current, update_mask in phase_schedule(phase, fraction):
-            if update_mask:
-                for kind in layouts:
-                    pruner.prune_to(kind, current, model)
-            schedule[step] = current
-            _train_step(model, pruner, opt, logit_opt, phase, corpus, gen, settings, dev, fraction, current)
-            if record_snapshots and method == "SA++" and step in snap_at:
-                snapshots.append(_snapshot(pruner, model, phase, step, current, snap_windows))
-            if progress is not None:
-                progress(f"{method}, {fraction:.0%} removed: {phase.name} step {step + 1}/{settings.steps}")
+    schedule = _train_phases(model, pruner, opt, logit_opt, phases, fraction, corpus, gen, settings, dev, after_step)
     seconds = time.perf_counter() - start + (prefix.seconds if prefix is not None else 0.0)
     with torch.no_grad():
         values = {k: v.detach() for k, v in pruner.unit_values().items()}
@@ -588,6 +617,26 @@ def _prune(method: str, model: TinyGPT, layouts: dict[str, UnitLayout], corpus: 
         scores={k: pruner.scores(k, model).detach().cpu().numpy() for k in layouts},
         pruned_config=small.config, n_parameters=small.n_parameters(), snapshots=snapshots, schedule=schedule,
         model=small)
+
+
+def _train_phases(model: TinyGPT, pruner: UnitPruner, opt, logit_opt, phases: list[Phase], fraction: float,
+                  corpus: Corpus, gen: torch.Generator, settings: PruningSettings, dev: torch.device,
+                  after_step: Callable[[Phase, int, float], None]) -> np.ndarray:
+    """Train through ``phases``: restore every unit where a phase says so, prune on the schedule, one optimizer
+    step per step; ``after_step(phase, step, share pruned)``. Returns the share pruned at every step."""
+    schedule = np.zeros(settings.steps)
+    for phase in phases:
+        if phase.restores:
+            for kind in pruner.layouts:
+                pruner.mask(kind).fill_(1.0)
+        for step, current, update_mask in phase_schedule(phase, fraction):
+            if update_mask:
+                for kind in pruner.layouts:
+                    pruner.prune_to(kind, current, model)
+            schedule[step] = current
+            _train_step(model, pruner, opt, logit_opt, phase, corpus, gen, settings, dev, fraction, current)
+            after_step(phase, step, current)
+    return schedule
 
 
 def _train_step(model: TinyGPT, pruner: UnitPruner, opt, logit_opt, phase: Phase, corpus: Corpus,
@@ -633,12 +682,15 @@ def _logit_gradients(model: TinyGPT, pruner: UnitPruner, x: torch.Tensor, y: tor
 def _exploration_share(phase: Phase, settings: PruningSettings, fraction: float, current: float) -> float:
     """Share of the alive units SA++ switches off at random this step (the logits learn from the units that are off).
 
-    Warm-up and dense phases: the target fraction (random subnetworks of the final size). Sparsify ramps: none
+    Warm-up and dense phases: ``settings.exploration_share`` of the target fraction (by default the target up to a
+    half, its complement above, so at least half of the units are on). Sparsify ramps: none
     (only the pruned units are off), or with ``explore_while_pruning`` the share of the alive units the ramp
     still has to remove, so the explored subnetworks keep the final size.
     """
     if phase.name in ("warm-up", "dense"):
-        return fraction
+        if settings.exploration_share == "target":
+            return fraction
+        return min(fraction, 1.0 - fraction if settings.exploration_share == "mirrored" else settings.exploration_share)
     if settings.explore_while_pruning and phase.prunes:
         return max(0.0, (fraction - current) / (1.0 - current))
     return 0.0

@@ -96,15 +96,21 @@ class StructuredPruningResult:
             rows.append(row)
         return rows
 
-    def summary(self) -> list[dict[str, Any]]:
-        """Validation loss per method and fraction: mean, sd and range over seeds, beside the dense figures."""
+    def summary(self, loss: Callable[[MethodRun], float | None] | None = None) -> list[dict[str, Any]]:
+        """Validation loss per method and fraction: mean, sd and range over seeds, beside the dense figures.
+
+        ``loss(run)`` summarises another figure of each run instead (``None`` where a run has none), e.g. the
+        benchmark's one-shot loss of its mask; the dense model as trained keeps its own loss either way.
+        """
+        loss = loss or (lambda run: run.val_loss)
         rows = [{"method": "dense (as trained)", "fraction removed": 0.0, "seeds": 1,
                  "val loss mean": round(self.dense_val_loss, 4), "val loss sd": 0.0,
                  "val loss min": round(self.dense_val_loss, 4), "val loss max": round(self.dense_val_loss, 4),
                  "prefill ratio (longest)": 1.0}]  # the baseline of every ratio
         groups = [(DENSE_REFERENCE, 0.0)] + [(m, f) for f in self.fractions for m in self.methods]
         for method, fraction in groups:
-            losses = [r.val_loss for r in self.runs if r.method == method and math.isclose(r.fraction, fraction)]
+            values = [loss(r) for r in self.runs if r.method == method and math.isclose(r.fraction, fraction)]
+            losses = [v for v in values if v is not None]
             if losses:
                 rows.append({"method": "dense + same steps" if method == DENSE_REFERENCE else method,
                              "fraction removed": fraction, "seeds": len(losses),
@@ -184,27 +190,12 @@ def structured_pruning_study(
     torch's default).
     """
     settings = settings or PruningSettings()
-    settings.check()
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise ValueError(f"Unknown or no methods {bad}; choose from {', '.join(METHODS)}.")
-    if not fractions or any(not 0.0 < f < 1.0 for f in fractions):
-        raise ValueError(f"Fractions removed must be in (0, 1), got {list(fractions)}.")
-    if not seeds:
-        raise ValueError("Give at least one seed.")
-    if isinstance(preset, str) and preset not in PRESETS:
-        raise ValueError(f"Unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    chosen = PRESETS[preset] if isinstance(preset, str) else preset
-    if trained is not None and trained.preset is not None:
-        chosen = trained.preset  # describe the model that is pruned, not the default preset
+    chosen = _checked_preset(preset, fractions, methods, seeds, settings, trained)
     dev = resolve_device(device)
     timing_clock(clock, dev, num_threads)  # a bad clock is refused before anything trains
-    n_runs = (len(fractions) * len(methods) + int(dense_reference)) * len(seeds)
+    plan = _run_plan(seeds, fractions, methods, dense_reference)
     train_steps = 0 if trained is not None else chosen.train.steps
-    n_shared = (len(fractions) * sum(m != "SA++" for m in methods) + int(dense_reference)) * len(seeds)
-    shared_steps = baseline_dense_steps(settings)  # done once per seed for the baselines and the reference
-    prune_total = n_runs * settings.steps - n_shared * shared_steps + (len(seeds) * shared_steps if n_shared else 0)
-    tracker = _Progress(callback, train_steps + prune_total + (1 if latency else 0))
+    tracker = _Progress(callback, train_steps + _optimizer_steps(plan, settings) + (1 if latency else 0))
     started = time.perf_counter()
     result = None
     try:
@@ -215,33 +206,9 @@ def structured_pruning_study(
                 raise _Stop
         tracker.finish_training(train_steps)
         dense = trained.model.to(dev).eval()
-        layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
-        with torch_threads(num_threads, dev):
-            dense_loss = evaluate_loss(dense, trained.corpus.val_windows(settings.eval_windows, dense.config.context))
-        result = StructuredPruningResult(
-            settings={**vars(settings), "kinds": list(settings.kinds), "fractions": list(fractions),
-                      "methods": list(methods), "seeds": list(seeds), "device": str(dev), "num_threads": num_threads},
-            model={"preset": trained.name, "description": chosen.description, "config": dense.config.to_dict(),
-                   "corpus": trained.corpus.describe(), "training": {k: v for k, v in trained.record.items()
-                                                                     if k != "history"},
-                   "from_cache": trained.from_cache, "n_parameters": dense.n_parameters()},
-            dense_val_loss=dense_loss, dense_parameters=dense.n_parameters(),
-            unit_names={k: list(l.names) for k, l in layouts.items()}, grid=_grid(dense.config, layouts),
-            phases=plan_phases(settings.steps, settings.n_cycles))
-        plan = [(seed, method, fraction) for seed in seeds
-                for fraction, method in ([(0.0, DENSE_REFERENCE)] if dense_reference else [])
-                + [(f, m) for f in fractions for m in methods]]
-        prefixes: dict[int, DensePrefix] = {}
-        with torch_threads(num_threads, dev):
-            for seed, method, fraction in plan:
-                prefix = None
-                if method != "SA++":
-                    if seed not in prefixes:
-                        prefixes = {seed: train_dense_prefix(dense, trained.corpus, settings, seed, dev,
-                                                             tracker.pruning, num_threads)}
-                    prefix = prefixes[seed]
-                result.runs.append(prune_transformer(method, dense, trained.corpus, fraction, settings, seed, dev,
-                                                     progress=tracker.pruning, prefix=prefix))
+        result = _new_result(trained, chosen, dense, settings, dev, num_threads,
+                             {"fractions": list(fractions), "methods": list(methods), "seeds": list(seeds)})
+        _prune_all(result, plan, dense, trained.corpus, settings, dev, num_threads, tracker)
         result.seconds["pruning"] = time.perf_counter() - started
         if latency:
             tracker.message("timing dense vs pruned models (interleaved rounds)")
@@ -249,14 +216,78 @@ def structured_pruning_study(
             result.latency = _time_models(result, dense, seq_lens, latency_repeats, unstructured_fraction,
                                           num_threads, dev, tracker)
     except _Stop:
-        if result is not None:
-            result.stopped_early = True
-        else:
+        if result is None:
             raise RuntimeError("Stopped while training the dense model; nothing was pruned yet.") from None
+        result.stopped_early = True
     result.seconds["total"] = time.perf_counter() - started
     if not result.stopped_early:
         tracker.done()
     return result
+
+
+def _checked_preset(preset: str | ModelPreset, fractions: Sequence[float], methods: Sequence[str],
+                    seeds: Sequence[int], settings: PruningSettings, trained: TrainedModel | None) -> ModelPreset:
+    """Refuse a bad study before anything trains; the preset that describes the model pruned."""
+    settings.check()
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"Unknown or no methods {bad}; choose from {', '.join(METHODS)}.")
+    if not fractions or any(not 0.0 < f < 1.0 for f in fractions):
+        raise ValueError(f"Fractions removed must be in (0, 1), got {list(fractions)}.")
+    if not seeds:
+        raise ValueError("Give at least one seed.")
+    if isinstance(preset, str) and preset not in PRESETS:
+        raise ValueError(f"Unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    if trained is not None and trained.preset is not None:
+        return trained.preset  # describe the model that is pruned, not the default preset
+    return PRESETS[preset] if isinstance(preset, str) else preset
+
+
+def _run_plan(seeds: Sequence[int], fractions: Sequence[float], methods: Sequence[str],
+              dense_reference: bool) -> list[tuple[int, str, float]]:
+    """``(seed, method, fraction)`` of every run, seed by seed (a seed's baselines share one dense prefix)."""
+    reference = [(0.0, DENSE_REFERENCE)] if dense_reference else []
+    return [(seed, method, fraction) for seed in seeds
+            for fraction, method in reference + [(f, m) for f in fractions for m in methods]]
+
+
+def _optimizer_steps(plan: list[tuple[int, str, float]], settings: PruningSettings) -> int:
+    """The study's optimizer steps for progress: every run's, the shared dense prefix counted once per seed."""
+    shared = baseline_dense_steps(settings)
+    prefix_seeds = {seed for seed, method, _ in plan if method != "SA++"}
+    n_prefixed = sum(method != "SA++" for _, method, _ in plan)
+    return len(plan) * settings.steps - n_prefixed * shared + len(prefix_seeds) * shared
+
+
+def _new_result(trained: TrainedModel, chosen: ModelPreset, dense, settings: PruningSettings, dev: torch.device,
+                num_threads: int | None, study: dict[str, list]) -> StructuredPruningResult:
+    """The empty result: the settings, the model's description and the dense model's validation loss."""
+    layouts = unit_layouts(dense.config, settings.kinds, settings.mlp_block, settings.embed_block)
+    with torch_threads(num_threads, dev):
+        dense_loss = evaluate_loss(dense, trained.corpus.val_windows(settings.eval_windows, dense.config.context))
+    return StructuredPruningResult(
+        settings={**vars(settings), "kinds": list(settings.kinds), **study, "device": str(dev),
+                  "num_threads": num_threads},
+        model={"preset": trained.name, "description": chosen.description, "config": dense.config.to_dict(),
+               "corpus": trained.corpus.describe(),
+               "training": {k: v for k, v in trained.record.items() if k != "history"},
+               "from_cache": trained.from_cache, "n_parameters": dense.n_parameters()},
+        dense_val_loss=dense_loss, dense_parameters=dense.n_parameters(),
+        unit_names={k: list(l.names) for k, l in layouts.items()}, grid=_grid(dense.config, layouts),
+        phases=plan_phases(settings.steps, settings.n_cycles))
+
+
+def _prune_all(result: StructuredPruningResult, plan: list[tuple[int, str, float]], dense, corpus,
+               settings: PruningSettings, dev: torch.device, num_threads: int | None, tracker: "_Progress") -> None:
+    """Every run of ``plan`` into ``result.runs``; a seed's baselines continue from one shared dense prefix."""
+    prefix: DensePrefix | None = None
+    with torch_threads(num_threads, dev):
+        for seed, method, fraction in plan:
+            if method != "SA++" and (prefix is None or prefix.seed != seed):
+                prefix = train_dense_prefix(dense, corpus, settings, seed, dev, tracker.pruning, num_threads)
+            result.runs.append(prune_transformer(method, dense, corpus, fraction, settings, seed, dev,
+                                                 progress=tracker.pruning,
+                                                 prefix=None if method == "SA++" else prefix))
 
 
 def timing_clock(clock: str, device: torch.device, num_threads: int | None) -> str:

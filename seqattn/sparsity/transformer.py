@@ -195,14 +195,17 @@ class KVCache:
         self.length = 0
         self.max_len = max_len
 
-    def extend(self, layer: int, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write ``kv`` (``[2, B, H, T, hd]``: keys, values) after the filled part; return all keys/values so far."""
+    def write(self, layer: int, kv: torch.Tensor) -> int:
+        """Store ``kv`` (``[2, B, H, T, hd]``: keys, values) after the filled part; returns the new filled length."""
         end = self.length + kv.shape[3]
         if end > self.max_len:
             raise ValueError(f"The cache holds {self.max_len} positions; {end} were asked for.")
-        self.kv[layer][:, :, :, self.length:end] = kv
-        filled = self.kv[layer][:, :, :, :end]
-        return filled[0], filled[1]
+        self.kv[layer].narrow(3, self.length, kv.shape[3]).copy_(kv)
+        return end
+
+    def extend(self, layer: int, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`write`, then every key and value so far (``[B, H, length + T, hd]`` each)."""
+        return self.kv[layer].narrow(3, 0, self.write(layer, kv)).unbind(0)
 
     @property
     def nbytes(self) -> int:
@@ -227,13 +230,36 @@ def matmul_operand(weight: torch.Tensor) -> torch.Tensor:
     return weight if weight.layout == torch.sparse_csr else weight.t()
 
 
-def project(x: torch.Tensor, operand: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ Wᵀ`` (``+ residual``) for 2-D ``x`` and ``operand = matmul_operand(W)``: one ``mm`` / ``addmm``
-    for dense weights, ``torch.sparse.mm`` for CSR (``structured_latency.CSRLinear``)."""
+def project(x: torch.Tensor, operand: torch.Tensor) -> torch.Tensor:
+    """``x @ Wᵀ`` for 2-D ``x`` and ``operand = matmul_operand(W)``: ``mm`` for a dense weight, ``torch.sparse.mm``
+    for CSR (``structured_latency.CSRLinear``)."""
     if operand.layout == torch.sparse_csr:
-        y = torch.sparse.mm(operand, x.t()).t()
-        return y if residual is None else residual + y
-    return torch.mm(x, operand) if residual is None else torch.addmm(residual, x, operand)
+        return torch.sparse.mm(operand, x.t()).t()
+    return torch.mm(x, operand)
+
+
+def project_into(residual: torch.Tensor, x: torch.Tensor, operand: torch.Tensor) -> torch.Tensor:
+    """``residual += x @ Wᵀ`` in place (``Tensor.addmm_``'s signature) for dense or CSR weights."""
+    if operand.layout == torch.sparse_csr:
+        return residual.add_(torch.sparse.mm(operand, x.t()).t())
+    return residual.addmm_(x, operand)
+
+
+ONEDNN_GELU_FROM = 32 * 1024  # elements; crossover on one AVX-512 core: 32 × 512 ties, 64 × 512 favours oneDNN
+
+
+def gelu_2d(h: torch.Tensor) -> torch.Tensor:
+    """``F.gelu`` (exact, erf) of a 2-D tensor; below 32 Ki elements on CPU with torch's kernel, not oneDNN's.
+
+    Torch hands every contiguous float32 CPU tensor to oneDNN, whose GELU has a fixed cost per call that
+    dominates small inputs: the four GELUs of a 32-token prefill at the MLP widths (512, 224, 96, 192) took
+    44 µs against 31 µs with torch's kernel (hot loop, one thread), and more inside a whole prefill. Torch keeps a
+    non-contiguous input to itself, hence the transposed view (the result, transposed back, is contiguous;
+    one row transposed is contiguous too and stays with oneDNN). The kernels agree to ~1e-6.
+    """
+    if h.device.type == "cpu" and h.numel() < ONEDNN_GELU_FROM:
+        return F.gelu(h.t()).t()
+    return F.gelu(h)
 
 
 class CausalSelfAttention(nn.Module):
@@ -247,9 +273,7 @@ class CausalSelfAttention(nn.Module):
                 layer: int = 0) -> torch.Tensor:
         b, t, _ = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # [3, B, H, T, hd]
-        start = 0 if cache is None else cache.length
-        if start and t > 1:
-            raise ValueError("Extending a filled cache by several tokens at once is not supported; decode one by one.")
+        start = 0 if cache is None else cache.length  # TinyGPT.first_position checked it
         k, v = (qkv[1], qkv[2]) if cache is None else cache.extend(layer, qkv[1:])
         q = qkv[0]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=start == 0 and t > 1)  # [B, H, T, hd]
@@ -323,9 +347,7 @@ class TinyGPT(nn.Module):
                 last_only: bool = False) -> torch.Tensor:
         """Next-byte logits ``[B, T, vocab]`` (``last_only``: ``[B, 1, vocab]``, the last position's only)."""
         b, t = idx.shape
-        start = 0 if cache is None else cache.length
-        if start + t > self.config.context:
-            raise ValueError(f"{start + t} positions exceed the model's context of {self.config.context}.")
+        start = self.first_position(t, cache)
         x = self.tok_emb(idx) + self.pos_emb.weight[start:start + t]  # a slice: no index tensor, no gather
         keep = None
         if gates is not None and gates.embed is not None:
@@ -340,9 +362,19 @@ class TinyGPT(nn.Module):
             x = x[:, -1:]
         return self.lm_head(masked_layer_norm(x, self.ln_f, keep))
 
+    def first_position(self, n_tokens: int, cache: KVCache | None) -> int:
+        """Where ``n_tokens`` new positions start (the cache's filled length, else 0), after checking they fit the
+        context and that a filled cache grows one token at a time (the one check ``forward`` and generation share)."""
+        start = 0 if cache is None else cache.length
+        if start + n_tokens > self.config.context:
+            raise ValueError(f"{start + n_tokens} positions exceed the model's context of {self.config.context}.")
+        if start and n_tokens > 1:
+            raise ValueError("Extending a filled cache by several tokens at once is not supported; decode one by one.")
+        return start
+
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
-        p = next(self.parameters())
-        return KVCache(self.config, batch, max_len or self.config.context, p.device, p.dtype)
+        w = self.tok_emb.weight  # not next(self.parameters()): walking the modules cost ~10 µs per prefill
+        return KVCache(self.config, batch, max_len or self.config.context, w.device, w.dtype)
 
     @torch.inference_mode()
     def prefill(self, idx: torch.Tensor, gates: Gates | None = None) -> tuple[torch.Tensor, KVCache]:
@@ -366,35 +398,39 @@ class TinyGPT(nn.Module):
     def _generate(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Ungated prefill or decode step: what ``forward`` computes, with fewer operator and Python calls.
 
-        At 32-token prompts a forward pass takes about a millisecond, and the calls that do not shrink with
-        the model (module dispatch, attribute lookups, a 3-D matmul's views, separate residual adds) were a
-        third of it. Here the weights are read once (:meth:`_inference_weights`), the residual stream stays
-        ``[B·T, d]``, every projection is one ``mm`` (``addmm`` when it writes to the residual stream) and
-        nothing goes through ``Module.__call__``. Dense and pruned models run this same code.
+        At 32-token prompts a prefill takes 1–2 ms, and what does not shrink with the model (module dispatch,
+        attribute lookups, views, copies, per-call set-up of kernels) is a large share of it, more so for a
+        pruned model. Here the weights are read once (:meth:`_inference_weights`), the residual stream stays
+        ``[B·T, d]`` and is updated in place (``addmm_``: no copy of it per write), every projection is one
+        product, a prompt attends to its own keys and values (the cache is only written), small GELUs skip
+        oneDNN (:func:`gelu_2d`), and nothing goes through ``Module.__call__``. Dense and pruned models run
+        this same code (benchmarks/README.md: what each step bought).
         """
         b, t = idx.shape
-        start = cache.length
-        if start + t > self.config.context:
-            raise ValueError(f"{start + t} positions exceed the model's context of {self.config.context}.")
-        if start and t > 1:
-            raise ValueError("Extending a filled cache by several tokens at once is not supported; decode one by one.")
-        d, hd, causal = self.config.d_model, self.config.head_dim, start == 0 and t > 1
-        (tok, pos), blocks, (ln_f, head) = self._inference_weights()
-        x = (F.embedding(idx, tok) + pos[start:start + t]).view(b * t, d)
+        start = self.first_position(t, cache)
+        shape, hd = (self.config.d_model,), self.config.head_dim
+        (tok, pos), blocks, (ln_f, head), (mm, addmm_) = self._inference_weights()
+        x = torch.embedding(tok, idx).add_(pos[start:start + t]).view(b * t, shape[0])
         for layer, (ln1, qkv_w, proj_w, heads, ln2, fc_w, fc2_w) in enumerate(blocks):
             if heads:
-                qkv = project(F.layer_norm(x, (d,), *ln1), qkv_w).view(b, t, 3, heads, hd).permute(2, 0, 3, 1, 4)
-                k, v = cache.extend(layer, qkv[1:])
-                y = F.scaled_dot_product_attention(qkv[0], k, v, is_causal=causal)
-                x = project(y.transpose(1, 2).reshape(b * t, heads * hd), proj_w, residual=x)
+                qkv = mm(torch.layer_norm(x, shape, *ln1), qkv_w).view(b, t, 3, heads, hd).permute(2, 0, 3, 1, 4)
+                if start:
+                    q, (k, v) = qkv[0], cache.extend(layer, qkv[1:])
+                else:
+                    cache.write(layer, qkv[1:])
+                    q, k, v = qkv.unbind(0)
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=t > 1)  # decoding: t = 1
+                addmm_(x, y.transpose(1, 2).reshape(b * t, heads * hd), proj_w)
             if fc_w is not None:
-                x = project(F.gelu(project(F.layer_norm(x, (d,), *ln2), fc_w)), fc2_w, residual=x)
+                addmm_(x, gelu_2d(mm(torch.layer_norm(x, shape, *ln2), fc_w)), fc2_w)
         cache.length += t
-        return project(F.layer_norm(x.view(b, t, d)[:, -1], (d,), *ln_f), head)
+        return mm(torch.layer_norm(x.view(b, t, -1)[:, -1], shape, *ln_f), head)
 
     def _inference_weights(self) -> tuple:
         """((token, position embeddings), per block (LN1 weight, bias, eps), qkv, proj, heads, (LN2 …), fc, fc2,
-        (final LN, output layer)); projections as :func:`matmul_operand` (``None``/0 where a sub-layer is absent).
+        (final LN, output layer), (product, in-place residual product)); projections as :func:`matmul_operand`
+        (``None``/0 where a sub-layer is absent); the products are ``torch.mm`` / ``Tensor.addmm_``, or
+        :func:`project` / :func:`project_into` when some weight is CSR.
 
         Cached: reading them through ``Module.__getattr__`` cost 60–200 µs a call, a tenth of a short
         prefill. The entries are the parameters or views of them, so training and ``load_state_dict`` (in
@@ -422,7 +458,10 @@ class TinyGPT(nn.Module):
         blocks = [(norm(b.ln1), op(b.attn and b.attn.qkv), op(b.attn and b.attn.proj),
                    0 if b.attn is None else b.attn.n_heads, norm(b.ln2), op(b.mlp and b.mlp.fc),
                    op(b.mlp and b.mlp.fc2)) for b in self.blocks]
-        return (self.tok_emb.weight, self.pos_emb.weight), blocks, (norm(self.ln_f), op(self.lm_head))
+        operands = [w for block in blocks for w in (block[1], block[2], block[5], block[6])] + [op(self.lm_head)]
+        sparse = any(w is not None and w.layout == torch.sparse_csr for w in operands)
+        products = (project, project_into) if sparse else (torch.mm, torch.Tensor.addmm_)
+        return (self.tok_emb.weight, self.pos_emb.weight), blocks, (norm(self.ln_f), op(self.lm_head)), products
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

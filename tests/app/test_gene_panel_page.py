@@ -107,24 +107,34 @@ def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
     goto(goto(at, "home"), "gene_panel")
     assert at.toggle(key="gp_order").value is False
 
-    # stability: one run's picks are checked over 8 other seeds on request; "picked in b/8" per panel gene,
-    # the unstable flag and the warning agree with the library's stability check of the same run
+    # stability: one run's picks are checked over a panel's runs (panel_runs(k): 16 for small k) on request;
+    # "picked in b/B", "kept" per panel gene, the unstable flag and the warning agree with the library's
+    # stability check of the same run
+    from seqattn.evaluation.narrative import unstable_genes_warning
+    from seqattn.genomics import panel_stability, stability_check
+    from seqattn.selectors.defaults import panel_runs
+
+    runs = panel_runs(trace.k)
     assert "picked in" not in panel.columns
     assert any("not been checked against other seeds" in c.value for c in at.caption)
     at.button(key="gp_check_stability").click().run()
     assert not at.exception, [e.value for e in at.exception]
     panel = [d.value for d in at.dataframe if "gene" in d.value.columns and "order" in d.value.columns][0]
-    from seqattn.genomics import panel_stability, stability_check
-
-    expected = panel_stability(list(panel["gene"]), stability_check(at.session_state["dataset"], trace, n_runs=8))
+    expected = panel_stability(list(panel["gene"]), stability_check(at.session_state["dataset"], trace))
     assert list(panel["picked in"]) == list(expected["picked in"])
-    assert panel["picked in"].iloc[0] == "8/8"  # the pinned marker is in every run
+    assert panel["picked in"].iloc[0] == f"{runs}/{runs}" and panel["kept"].iloc[0] == 1.0  # the pinned marker
+    assert list(panel["kept"]) == list(expected["kept"])
     assert list(panel["unstable"]) == list(expected["unstable"])
-    flagged = int(expected["unstable"].sum())
-    warned = [w.value for w in at.warning if "at most half of the 8 runs" in w.value]
-    assert (warned and warned[0].startswith(f"{flagged} of {trace.k + 1} panel genes")) if flagged else not warned
+    flagged = expected[expected["unstable"]]
+    warned = [w.value for w in at.warning if "are unstable" in w.value]
+    if len(flagged):
+        text = unstable_genes_warning(list(flagged["gene"]), list(flagged["picked in"]), list(flagged["kept"]),
+                                      trace.k + 1, runs)
+        assert warned and warned[0].replace("\\", "") == text.replace("\\", "")
+    else:
+        assert not warned
     stability_view = _plotly(at, "gp_stability")["data"][0]
-    assert stability_view["x"] == [f"run {r}" for r in range(1, 9)]
+    assert stability_view["x"] == [f"run {r}" for r in range(1, runs + 1)]
     assert len(stability_view["y"]) >= trace.k  # the panel's picks first, then genes only other runs picked
 
 

@@ -59,6 +59,16 @@ def test_every_method_gets_the_same_budget_and_the_same_final_ramp():
     assert bp.snapshot_steps(phases[1]) == {10, 13, 16, 19}
 
 
+def test_a_run_that_continues_after_some_steps_trains_only_the_rest_of_its_phases():
+    phases = bp.plan_phases(70, n_cycles=1)
+    assert bp.phases_after(phases, 0) == phases
+    assert [(p.name, p.start, p.steps) for p in bp.phases_after(phases, 25)] == [
+        ("sparse", 25, 5), ("dense", 30, 10), ("final sparsify", 40, 10), ("fine-tune", 50, 20)]
+    assert [(p.name, p.start, p.steps) for p in bp.phases_after(bp.method_phases("dense", phases), 40)] == [
+        ("dense", 40, 30)]
+    assert bp.phases_after(phases, 70) == []
+
+
 def test_sa_plus_plus_reaches_the_requested_block_sparsity(digits_run):
     n_blocks = (64 // 8) * (64 // 8)
     expected = round(0.8 * n_blocks) / n_blocks

@@ -259,6 +259,20 @@ def test_normalised_scope_takes_a_softmax_per_layer_and_ranks_all_units_together
     assert kept[0].tolist() == [1, 0, 0, 0] and int(kept[1:].sum()) == 5
 
 
+def test_each_scope_names_the_pools_its_softmax_and_its_pruning_run_over():
+    heads, embed = (unit_layouts(TINY, ("heads", "embed"))[k] for k in ("heads", "embed"))
+    per_layer = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    expected = {("global", "softmax"): [list(range(12))], ("global", "pruning"): [list(range(12))],
+                ("layer", "softmax"): per_layer, ("layer", "pruning"): per_layer,
+                ("normalised", "softmax"): per_layer, ("normalised", "pruning"): [list(range(12))]}
+    assert {key: [p.tolist() for p in heads.pools(*key)] for key in expected} == expected
+    assert [p.tolist() for p in embed.pools("layer", "pruning")] == [list(range(embed.n_units))]  # no layers
+    with pytest.raises(ValueError, match="scope"):
+        heads.pools("row", "softmax")
+    with pytest.raises(ValueError, match="use"):
+        heads.pools("global", "ranking")
+
+
 @pytest.mark.parametrize("separate", [True, False])
 def test_weights_train_on_the_whole_model_while_the_logits_learn_from_switched_off_units(corpus, separate):
     from seqattn.sparsity.block_pruning import Phase
@@ -287,10 +301,29 @@ def test_exploring_while_pruning_switches_off_what_the_ramp_still_has_to_remove(
 
     ramp, sparse, dense = Phase("final sparsify", 2, 0, 10), Phase("sparse", 1, 0, 10), Phase("dense", 1, 0, 10)
     on = PruningSettings(explore_while_pruning=True)
-    assert _exploration_share(dense, PruningSettings(), 0.75, 0.0) == 0.75  # random subnetworks of the final size
+    assert _exploration_share(dense, PruningSettings(), 0.75, 0.0) == 0.25  # default: a quarter off at 75%
     assert _exploration_share(ramp, PruningSettings(), 0.75, 0.5) == 0.0  # default: only the pruned units are off
     assert _exploration_share(ramp, on, 0.75, 0.5) == pytest.approx(0.5)  # half of the alive half goes: 1/4 remains
     assert _exploration_share(ramp, on, 0.75, 0.75) == 0.0 and _exploration_share(sparse, on, 0.75, 0.75) == 0.0
+
+
+def test_the_exploration_share_follows_the_target_mirrors_it_above_a_half_or_is_capped():
+    from seqattn.sparsity.block_pruning import Phase
+    from seqattn.sparsity.structured import _exploration_share
+
+    warm_up, dense = Phase("warm-up", 0, 0, 10), Phase("dense", 1, 0, 10)
+    target, mirrored, capped = (PruningSettings(exploration_share=s) for s in ("target", "mirrored", 0.3))
+    assert _exploration_share(dense, target, 0.75, 0.0) == 0.75  # random subnetworks of the final size
+    assert _exploration_share(dense, mirrored, 0.75, 0.0) == 0.25  # above a half: the complement
+    assert _exploration_share(warm_up, mirrored, 0.5, 0.0) == _exploration_share(warm_up, target, 0.5, 0.0) == 0.5
+    assert _exploration_share(warm_up, mirrored, 0.2, 0.0) == 0.2
+    assert _exploration_share(dense, capped, 0.75, 0.0) == 0.3 and _exploration_share(dense, capped, 0.2, 0.0) == 0.2
+    pruner = UnitPruner(unit_layouts(TINY, ("heads",)), "global", "SA++", 0)
+    explored = pruner.explore_values(_exploration_share(dense, mirrored, 0.75, 0.0), torch.Generator().manual_seed(0))
+    assert int((explored["heads"].detach() == 0).sum()) == 3  # a quarter of the twelve heads is off
+    for bad in (0.0, 1.5, "final"):
+        with pytest.raises(ValueError, match="exploration_share"):
+            PruningSettings(exploration_share=bad).check()
 
 
 # ------------------------------------------------------------------ the planted answer
