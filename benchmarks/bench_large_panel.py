@@ -51,6 +51,7 @@ TRAIN_SHARE = 0.8
 SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "defaults": ("sa", {}),
     "12 runs": ("sa", {"n_runs": 12}),
+    "3·k pool": ("sa", {"marker_pool": 3}),
     "4 runs": ("sa", {"n_runs": 4}),
     "joint picks ≤ 4": ("sa", {"max_picks_per_phase": 4}),
     "1 run": ("sa", {"n_runs": 1}),

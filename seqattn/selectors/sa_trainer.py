@@ -141,7 +141,7 @@ def network_columns(units: "SelectionUnits", n_columns: int, structure_weight: f
     A banned unit is weighted 0 in the warm-up and in every phase, so its columns never reach the network:
     leaving them out of its input gives the same network on the columns that remain (each column's
     normalisation, weights and gradients are its own; initialised as on the full width), at a fraction of the
-    cost where most genes are banned — a marker pool keeps 4·k of 20,000. Not with the structure head, whose
+    cost where most genes are banned — a marker pool keeps 3·k of 20,000. Not with the structure head, whose
     targets are the components of every column, nor with feature groups.
     """
     if not len(units.banned) or structure_weight > 0 or units.groups is not None:

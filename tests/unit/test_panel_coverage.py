@@ -158,17 +158,17 @@ def test_coverage_score_reaches_the_rule_and_is_checked():
         TypeCoverage("worst", [[0]], X, y, all_rows, score="auc")
 
 
-def test_the_panel_defaults_pool_four_markers_per_pick_and_still_cover_the_rare_type():
+def test_the_panel_defaults_pool_three_markers_per_pick_and_still_cover_the_rare_type():
     from seqattn.selectors.defaults import panel_defaults
 
     X, y = rare_type_data()
     cells = Dataset(X=X, y=y, feature_names=[f"g{i}" for i in range(30)], task="classification")
     options = {**panel_defaults(cells), "n_runs": 2}
-    assert options["marker_pool"] == 4 and options["coverage"] == "worst"
+    assert options["marker_pool"] == 3 and options["coverage"] == "worst"
     sel = SequentialAttentionSelector(3, random_state=0, **options, **FAST).fit(X, y)
     settings = sel.trace_.settings
-    assert settings["marker_pool"] == 4 and settings["candidates"] == 12  # 4·k t-test markers, 4 per type
-    panel = ttest_markers(cells, 12)
+    assert settings["marker_pool"] == 3 and settings["candidates"] == 9  # 3·k t-test markers, 3 per type
+    panel = ttest_markers(cells, 9)
     assert set(sel.trace_.selected) <= set(panel.selected)
     assert 6 in sel.trace_.selected  # the rare type's only marker
     assert sorted(settings["pick_types"]) == ["0", "1", "2"]  # one pick per type at k = 3
