@@ -278,7 +278,7 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
     selections) appended to ``runs``."""
     from seqattn.genomics import hvg_panel
     from seqattn.selectors import run_method
-    from seqattn.selectors.defaults import PANEL_DEFAULTS, panel_runs
+    from seqattn.selectors.defaults import panel_defaults
 
     def timed(method: str, select):
         def run(training, k):
@@ -290,7 +290,7 @@ def internal_selectors(timings: dict, sa_variants: dict[str, dict] | None = None
 
     def sa(label: str, options: dict | None):
         def select(training, k):  # options None: select_features's panel defaults for this k
-            chosen = {**PANEL_DEFAULTS, "n_runs": panel_runs(k)} if options is None else options
+            chosen = panel_defaults(training, k=k) if options is None else options
             trace = run_method(training, "sa", k, **chosen)
             if runs is not None:
                 runs.append({"panel": label, "split": training.extra["split_seed"], "size": k,
