@@ -30,12 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
     from seqattn.data.encoding import IMPUTE_CHOICES
     from seqattn.selectors import REGISTRY
+    from seqattn.selectors.defaults import CLASS_WEIGHTS, COVERAGE_RULES, COVERAGE_SCORES, SA_MODELS
 
     sel.add_argument("--method", default="sa", help=", ".join(REGISTRY))
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
-    sel.add_argument("--model", choices=["mlp", "linear"], help="SA model (default mlp)")
+    sel.add_argument("--model", choices=list(SA_MODELS), help="SA model (default mlp)")
     sel.add_argument("--layer", help=".h5ad layer to use instead of X")
     sel.add_argument("--backed", action="store_true",
                      help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="expression floor: ban genes whose mean expression is below this (0: off)")
     sel.add_argument("--runs", type=int, help="SA runs combined into one stable selection (default: the gene-panel "
                                               "default for expression data — 16 up to k = 50, else 8 — else 1)")
-    sel.add_argument("--class-weight", choices=["none", "balanced"],
+    sel.add_argument("--class-weight", choices=[w or "none" for w in CLASS_WEIGHTS],
                      help="SA: 'balanced' weighs every class equally in the loss (default: the gene-panel default "
                           "for expression data, else none)")
     sel.add_argument("--structure-weight", type=float,
@@ -67,11 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--marker-pool", type=int,
                      help="SA: candidates = the m·k-gene per-type t-test marker panel (0: all genes; default: the "
                           "gene-panel default for expression data, else 0)")
-    sel.add_argument("--coverage", choices=["none", "turns", "worst"],
+    sel.add_argument("--coverage", choices=list(COVERAGE_RULES),
                      help="SA's pick rule: 'none' (the largest attention), 'turns' / 'worst' (each pick for the "
                           "worst-served cell type, from its markers; needs a marker pool; default: the gene-panel "
                           "default for expression data, else none)")
-    sel.add_argument("--coverage-score", choices=["recall", "f1", "probability"],
+    sel.add_argument("--coverage-score", choices=list(COVERAGE_SCORES),
                      help="how the coverage rule measures each type's served-ness on the validation cells "
                           "(default: the gene-panel default for expression data, else recall)")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
