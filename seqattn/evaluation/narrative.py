@@ -158,9 +158,13 @@ def coverage_caption(trace: SelectionTrace) -> str:
            "least-picked type")
     measure = {"f1": "F1", "probability": "mean probability of the true type"}.get(
         trace.settings.get("coverage_score", "recall"), "recall")
+    share = float(trace.settings.get("coverage_structure_share") or 0.0)
+    structure = (f" A share {share:.2f} of the picks (structure_weight λ: λ / (1 + λ)) was made for the structure "
+                 "instead: the largest-attention gene among all types' markers, counted below under the type whose "
+                 "markers it came from." if share > 0 else "")
     return (f"Each pick was made for one cell type ({who}; served = held-out {measure} on the fit's validation "
             f"cells of a logistic regression on the picks so far) and is the largest-attention gene among that type's "
-            f"t-test markers. Picks per type: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + ".")
+            f"t-test markers.{structure} Picks per type: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + ".")
 
 
 def budget_summary(trace: SelectionTrace) -> str:
