@@ -10,8 +10,8 @@ without any training: the t-test panel (each type's best marker in turn), the po
 score (sum of |loadings| on the 20 leading components, ``spapros.se.select_pca_genes``), and the two
 alternating pick by pick — all scored by seqattn's panel evaluator on the held-out cells.
 
-    python benchmarks/bench_panel_structure.py variance benchmarks/results/structure_share_genes_k20.json
-    python benchmarks/bench_panel_structure.py pool --splits 5 6 --k 20
+    python benchmarks/panel_structure_diagnostics.py variance benchmarks/results/structure_share_genes_k20.json
+    python benchmarks/panel_structure_diagnostics.py pool --splits 5 6 --k 20
 """
 from __future__ import annotations
 
