@@ -22,7 +22,7 @@ judge of *which gene* but decides *for which cell type* the next pick is made:
 With the structure head on (``structure_weight`` λ > 0, :mod:`seqattn.objectives`) the transcriptome's
 structure is one more client: a share λ / (1 + λ) of the picks (:func:`structure_share`; every other pick at
 λ = 1), spread evenly over the panel, is the largest-attention candidate of the **whole pool**, whatever its
-type. Without them the structure head only tilts the choice *within* a type's pool, and the genes that carry
+type. Without that share the structure head only tilts the choice *within* a type's pool, and the genes that carry
 the kNN graph and the clusters of all genes (the high-variance programmes of a few types) stay out:
 benchmarks/README.md, *Structure*.
 
