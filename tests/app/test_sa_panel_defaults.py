@@ -85,3 +85,33 @@ def test_digits_keep_the_plain_run_and_offer_no_panel_toggle():
     trace = at.session_state["sa_trace"]
     assert trace.n_runs is None and "marker_pool" not in trace.settings
     assert animation_spec(at)["layout"]["annotations"][0]["text"].startswith("Attention over the candidates")
+
+
+@pytest.mark.slow
+def test_stop_during_a_panel_run_combines_the_runs_picks_so_far_and_says_so():
+    import re
+    import time
+
+    at = pbmc_sa_page()
+    at.number_input(key="sa_k").set_value(4)
+    at.number_input(key="sa_epochs").set_value(300)  # minutes if left alone
+    at.button(key="sa_run").click().run()
+    job = at.session_state["sa_job"]
+    deadline = time.monotonic() + 120
+    made = 0
+    while made < 16 and time.monotonic() < deadline:  # about one pick per run
+        time.sleep(0.2)
+        found = re.search(r"(\d+)/\d+ picks", job.message)
+        made = int(found.group(1)) if found else 0
+    assert job.message.startswith("16 runs: "), job.message  # the progress counts the runs' picks
+    at.button(key="sa_stop").click().run()
+    assert job.wait(120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    trace = at.session_state["sa_trace"]
+    assert trace.is_consensus and trace.stopped_early and 1 <= trace.k <= 4
+    made = [len(r) for r in trace.settings["runs"]]
+    warned = " ".join(w.value for w in at.warning)
+    assert "Stopped before the runs finished" in warned and "of their 4 picks each" in warned
+    assert "picked before Stop was pressed" not in warned
+    assert max(made) < 4
