@@ -143,7 +143,7 @@ if changed:
                "them.", icon=":material/update:")
 final = trace.steps[-1].val_metric if trace.steps else None
 unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_expression_data(dataset))
-summary = f"Selected **{trace.k}** {unit}" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "")
+summary = f"Selected **{trace.k}** features" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "")
 if trace.is_consensus:
     summary = f"Panel of **{trace.k}** {unit}" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "") + \
         f", the consensus of {trace.n_runs} runs,"
