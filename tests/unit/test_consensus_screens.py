@@ -87,3 +87,10 @@ def test_a_stopped_consensus_says_what_its_runs_had_made(planted):
     assert f"the {len(made)} runs had made {span} of their 4 picks each" in note
     assert f"{sum(s.unstable for s in stopped.steps)} of them are flagged unstable" in note
     assert explain_trace(stopped)[-1] == note
+
+
+def test_compare_names_a_reused_consensus_and_keeps_attention_for_one_run(consensus, planted):
+    from app_support.compare import _reused_sa
+
+    assert "the consensus of 4 runs" in _reused_sa(consensus, 2) and "untick 'Reuse SA run'" in _reused_sa(consensus, 2)
+    assert _reused_sa(run_method(planted, "sa", 2, **FAST), 2) == " SA reuses its page's run."
