@@ -32,6 +32,7 @@ from seqattn.reproduce import reproduction_notebook
 from seqattn.safe_text import escape_markdown, file_stem
 from seqattn.scoring import candidate_gains
 from seqattn.selectors import run_method
+from seqattn.selectors.defaults import SA_MODELS
 from seqattn.trace import SelectionTrace
 
 JOB_KEY = "sa_job"  # the running BackgroundJob (not shared with other pages)
@@ -75,7 +76,7 @@ with st.expander("Settings", expanded=True):
     c3.number_input("hidden units", min_value=1, max_value=4096, step=1, key="sa_hidden")
     c4.number_input("learning rate", min_value=1e-5, max_value=1.0, format="%.4f", key="sa_lr")
     c5.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="sa_seed")
-    c6.radio("model", ["mlp", "linear"], key="sa_model",
+    c6.radio("model", list(SA_MODELS), key="sa_model",
              help="mlp: BatchNorm → Linear(hidden) → ReLU → Linear. linear: ℓ2-regularised linear model "
                   "(its picks match OMP's on least squares).")
     p1, p2 = st.columns(2)

@@ -149,17 +149,33 @@ def select_features(
     (pinned genes, then picks), ``target``, ``matrix``. :func:`trace_from_anndata` reads the trace
     back, also after ``write_h5ad`` / ``read_h5ad``. Returns the :class:`~seqattn.trace.SelectionTrace`.
     """
-    from seqattn.evaluation.narrative import pick_warnings
-    from seqattn.genomics import expression_floor, genes_to_indices
-    from seqattn.selectors import default_k, run_method
-    from seqattn.selectors.defaults import panel_defaults
-    from seqattn.progress import chain_callbacks, progress_bar
+    from seqattn.selectors import default_k
 
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"key_added must be a non-empty string, got {key_added!r}.")
     dataset = dataset_from_anndata(adata, target, layer=layer, use_raw=use_raw, task=task)
-    read_raw = dataset.extra["matrix"] == "raw"
     _say_matrix(dataset.extra["matrix"], use_raw, progress)
+    pin_idx, ban_idx, floor_record = _pins_and_bans(dataset, pinned, banned, min_fraction, min_mean, progress)
+    if pin_idx or ban_idx:
+        options.update(pinned=pin_idx, banned=ban_idx)
+    if k is None:
+        k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
+    trace = _run_selection(dataset, method, k, options, progress)
+    trace.settings["matrix"] = dataset.extra["matrix"]
+    if floor_record:
+        trace.settings["expression_floor"] = floor_record
+    if method == "sa" and progress:
+        _say_pick_warnings(trace)
+    _write_panel(adata, trace, dataset, target=target, method=method, layer=layer, key_added=key_added)
+    return trace
+
+
+def _pins_and_bans(dataset: Dataset, pinned: Sequence[str], banned: Sequence[str], min_fraction: float,
+                   min_mean: float, progress: bool) -> tuple[list[int], list[int], dict[str, Any] | None]:
+    """Gene names -> indices; the expression floor's genes join the bans (a pinned gene stays, even below it).
+    Returns ``(pinned, banned, the floor's record for the trace or None when no floor was asked for)``."""
+    from seqattn.genomics import expression_floor, genes_to_indices
+
     for label, genes in (("pinned", pinned), ("banned", banned)):
         if isinstance(genes, str):
             raise ValueError(f"{label} must be a list of gene names, got the single string {genes!r}.")
@@ -167,26 +183,39 @@ def select_features(
     ban_idx = genes_to_indices(dataset.feature_names, list(banned)) if len(banned) else []
     floor, floor_message = expression_floor(dataset, min_fraction=min_fraction, min_mean=min_mean)
     if floor:
-        kept_pins = set(pin_idx)
-        ban_idx = sorted(set(ban_idx) | (set(floor) - kept_pins))  # a pinned gene stays, even below the floor
+        ban_idx = sorted(set(ban_idx) | (set(floor) - set(pin_idx)))
         _say(f"seqattn: {floor_message}", progress)
-    if pin_idx or ban_idx:
-        options.update(pinned=pin_idx, banned=ban_idx)
-    if k is None:
-        k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
+    if not floor_message:
+        return pin_idx, ban_idx, None
+    return pin_idx, ban_idx, {"min_fraction": float(min_fraction), "min_mean": float(min_mean),
+                              "removed": len(floor), "message": floor_message}
+
+
+def _run_selection(dataset: Dataset, method: str, k: int, options: dict[str, Any], progress: bool) -> SelectionTrace:
+    """Run ``method`` with a progress bar (and the user's callback); SA gets the panel defaults under
+    the user's options."""
+    from seqattn.progress import chain_callbacks, progress_bar
+    from seqattn.selectors import run_method
+    from seqattn.selectors.defaults import panel_defaults
+
     user_callback = options.pop("callback", None)
     if method == "sa":
         options = panel_defaults(dataset, options, k)
     with progress_bar(method, enabled=progress) as bar:
-        trace = run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
-    trace.settings["matrix"] = dataset.extra["matrix"]
-    if floor_message:
-        trace.settings["expression_floor"] = {"min_fraction": float(min_fraction), "min_mean": float(min_mean),
-                                              "removed": len(floor), "message": floor_message}
-    if method == "sa" and progress:
-        for line in pick_warnings(trace):
-            print(f"seqattn: {line}", file=sys.stderr)
+        return run_method(dataset, method, k, callback=chain_callbacks(bar, user_callback), **options)
 
+
+def _say_pick_warnings(trace: SelectionTrace) -> None:
+    from seqattn.evaluation.narrative import pick_warnings
+
+    for line in pick_warnings(trace):
+        print(f"seqattn: {line}", file=sys.stderr)
+
+
+def _write_panel(adata: Any, trace: SelectionTrace, dataset: Dataset, *, target: str, method: str,
+                 layer: str | None, key_added: str) -> None:
+    """The panel into ``adata``: ``var[f"{key_added}_rank"]`` and ``uns[key_added]`` (the trace, and
+    ``rank_genes_groups``'s layout for cell types), as :func:`select_features` documents."""
     panel = [trace.feature_names[i] for i in trace.pinned] + list(trace.selected_names)
     ranks = pd.Series(0, index=pd.Index([str(v) for v in adata.var_names]), dtype=np.int64)
     rank_of = {name: i + 1 for i, name in enumerate(panel)}
@@ -198,11 +227,10 @@ def select_features(
                   target=target, matrix=dataset.extra["matrix"], classes=list(dataset.class_names or []))
     stored = _h5ad_safe(record)
     if dataset.task == "classification" and panel:
-        params = {"groupby": target, "reference": "rest", "method": method, "use_raw": read_raw,
-                  "layer": layer, "corr_method": "benjamini-hochberg"}
+        params = {"groupby": target, "reference": "rest", "method": method,
+                  "use_raw": dataset.extra["matrix"] == "raw", "layer": layer, "corr_method": "benjamini-hochberg"}
         stored.update(rank_genes_groups_layout(dataset, panel, params))
     adata.uns[key_added] = stored
-    return trace
 
 
 def _say_matrix(matrix: str, use_raw: bool | None, progress: bool) -> None:

@@ -30,12 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("-k", type=int, required=True, help="number of features to pick")
     from seqattn.data.encoding import IMPUTE_CHOICES
     from seqattn.selectors import REGISTRY
+    from seqattn.selectors.defaults import CLASS_WEIGHTS, COVERAGE_RULES, COVERAGE_SCORES, SA_MODELS
 
     sel.add_argument("--method", default="sa", help=", ".join(REGISTRY))
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
-    sel.add_argument("--model", choices=["mlp", "linear"], help="SA model (default mlp)")
+    sel.add_argument("--model", choices=list(SA_MODELS), help="SA model (default mlp)")
     sel.add_argument("--layer", help=".h5ad layer to use instead of X")
     sel.add_argument("--backed", action="store_true",
                      help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="expression floor: ban genes whose mean expression is below this (0: off)")
     sel.add_argument("--runs", type=int, help="SA runs combined into one stable selection (default: the gene-panel "
                                               "default for expression data — 16 up to k = 50, else 8 — else 1)")
-    sel.add_argument("--class-weight", choices=["none", "balanced"],
+    sel.add_argument("--class-weight", choices=[w or "none" for w in CLASS_WEIGHTS],
                      help="SA: 'balanced' weighs every class equally in the loss (default: the gene-panel default "
                           "for expression data, else none)")
     sel.add_argument("--structure-weight", type=float,
@@ -67,11 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--marker-pool", type=int,
                      help="SA: candidates = the m·k-gene per-type t-test marker panel (0: all genes; default: the "
                           "gene-panel default for expression data, else 0)")
-    sel.add_argument("--coverage", choices=["none", "turns", "worst"],
+    sel.add_argument("--coverage", choices=list(COVERAGE_RULES),
                      help="SA's pick rule: 'none' (the largest attention), 'turns' / 'worst' (each pick for the "
                           "worst-served cell type, from its markers; needs a marker pool; default: the gene-panel "
                           "default for expression data, else none)")
-    sel.add_argument("--coverage-score", choices=["recall", "f1", "probability"],
+    sel.add_argument("--coverage-score", choices=list(COVERAGE_SCORES),
                      help="how the coverage rule measures each type's served-ness on the validation cells "
                           "(default: the gene-panel default for expression data, else recall)")
     sel.add_argument("--out", required=True, help="output file: .json (full trace) or .csv (picks)")
@@ -166,11 +167,6 @@ def _select(args: argparse.Namespace) -> int:
 def _select_on_this_rank(args: argparse.Namespace) -> int:
     from seqattn import distributed
     from seqattn.data import attach_preprocessing
-    from seqattn.data.groups import groups_of
-    from seqattn.evaluation.narrative import pick_warnings
-    from seqattn.genomics import (expression_floor, genes_to_indices, is_expression_data, mitochondrial_genes,
-                                  preprocess, ribosomal_genes)
-    from seqattn.selectors.defaults import panel_defaults
     from seqattn.progress import progress_bar
     from seqattn.selectors import available_methods, run_method
 
@@ -182,16 +178,45 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
     _check_numbers(args, distributed.world_size())
     if distributed.world_size() > 1 and args.method != "sa":
         raise _CliError(f"Several processes train SA only; run --method {args.method} as one process.")
+    dataset, preprocessed = _load_and_preprocess(args)
+    pinned, banned = _pins_and_bans(args, dataset)
+    options = _sa_options(args, dataset) if args.method == "sa" else {}
+    if pinned or banned:
+        options.update(pinned=pinned, banned=banned)
+
+    bar_on = not args.quiet and distributed.is_rank_zero()
+    with progress_bar(args.method, enabled=bar_on, file=sys.stderr, notebook=False) as progress:
+        trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
+                           callback=progress, **options)
+    if preprocessed:
+        attach_preprocessing(trace.settings, dataset)
+    if not distributed.is_rank_zero():
+        return 0
+    _write(trace, out, args.method)
+    return 0
+
+
+def _load_and_preprocess(args: argparse.Namespace):
+    """The data set, after --log1p/--top-genes/--standardize; and whether any of them ran."""
+    from seqattn.genomics import preprocess
+
     dataset = _load(args)
     for warning in dataset.extra.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    record = None
-    if dataset.groups is not None and (args.log1p or args.top_genes is not None or args.standardize):
+    if not (args.log1p or args.top_genes is not None or args.standardize):
+        return dataset, False
+    if dataset.groups is not None:
         raise _CliError("--log1p/--top-genes/--standardize do not keep feature groups; preprocess the data "
                         "before grouping, or drop --group.")
-    if args.log1p or args.top_genes is not None or args.standardize:
-        dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes,
-                                     standardize=args.standardize)
+    dataset, record = preprocess(dataset, log1p=args.log1p, top_genes=args.top_genes, standardize=args.standardize)
+    return dataset, bool(record)
+
+
+def _pins_and_bans(args: argparse.Namespace, dataset) -> tuple[list[int], list[int]]:
+    """--pin/--ban (features or feature groups), --ban-mt/--ban-ribo and the expression floor, as unit indices."""
+    from seqattn.data.groups import groups_of
+    from seqattn.genomics import expression_floor, genes_to_indices, mitochondrial_genes, ribosomal_genes
+
     units = list(groups_of(dataset).names)  # pins and bans name features, or feature groups
     pinned = genes_to_indices(units, args.pin) if args.pin else []
     banned = genes_to_indices(units, args.ban) if args.ban else []
@@ -205,41 +230,39 @@ def _select_on_this_rank(args: argparse.Namespace) -> int:
         floor, message = expression_floor(dataset, min_fraction=args.min_fraction, min_mean=args.min_mean)
         banned = sorted(set(banned) | (set(floor) - set(pinned)))
         print(message, file=sys.stderr)
-    options = {}
-    if args.method == "sa":
-        gene_panel = is_expression_data(dataset) and dataset.task == "classification"
-        options = panel_defaults(dataset, k=args.k) if gene_panel else {}
-        chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
-                  "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
-                  "coverage": args.coverage, "coverage_score": args.coverage_score,
-                  "class_weight": None if args.class_weight is None else
-                  ("balanced" if args.class_weight == "balanced" else "none")}
-        chosen = {k: v for k, v in chosen.items() if v is not None}
-        options = panel_defaults(dataset, chosen, args.k) if options else chosen
-        if options.get("class_weight") == "none":
-            options["class_weight"] = None
-    if pinned or banned:
-        options.update(pinned=pinned, banned=banned)
+    return pinned, banned
 
-    bar_on = not args.quiet and distributed.is_rank_zero()
-    with progress_bar(args.method, enabled=bar_on, file=sys.stderr, notebook=False) as progress:
-        trace = run_method(dataset, args.method, args.k, device=args.device, random_state=args.seed,
-                           callback=progress, **options)
-    if record:
-        attach_preprocessing(trace.settings, dataset)
-    if not distributed.is_rank_zero():
-        return 0
+
+def _sa_options(args: argparse.Namespace, dataset) -> dict:
+    """SA's options: the gene-panel defaults for cell types in expression data, under the flags given."""
+    from seqattn.genomics import is_expression_data
+    from seqattn.selectors.defaults import panel_defaults
+
+    gene_panel = is_expression_data(dataset) and dataset.task == "classification"
+    chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
+              "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
+              "coverage": args.coverage, "coverage_score": args.coverage_score, "class_weight": args.class_weight}
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    options = panel_defaults(dataset, chosen, args.k) if gene_panel else chosen
+    if options.get("class_weight") == "none":
+        options["class_weight"] = None
+    return options
+
+
+def _write(trace, out: Path, method: str) -> None:
+    """Rank 0: the trace to --out (.json: all of it; .csv: the picks), a one-line summary, SA's pick warnings."""
+    from seqattn.evaluation.narrative import pick_warnings
+
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         trace.to_json(out, indent=1)
     else:
         trace.to_csv(out)
-    print(f"{trace.k} features by {args.method} → {out}: {', '.join(trace.selected_names[:10])}"
+    print(f"{trace.k} features by {method} → {out}: {', '.join(trace.selected_names[:10])}"
           + (" …" if trace.k > 10 else ""))
-    if args.method == "sa":  # other methods' scores are not attention weights: no near-tie verdict for them
+    if method == "sa":  # other methods' scores are not attention weights: no near-tie verdict for them
         for line in pick_warnings(trace):
             print(f"warning: {line}", file=sys.stderr)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,9 +30,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from seqattn.selectors.defaults import CLASS_WEIGHTS  # declared there for the CLI (no torch)
+
 #: The structure head's components are fitted on at most this many training rows (read once).
 STRUCTURE_ROWS = 2000
-CLASS_WEIGHTS = (None, "balanced")
 
 
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -32,13 +32,8 @@ from typing import Any
 import numpy as np
 
 from seqattn.data.stream import as_row_source
+from seqattn.selectors.defaults import COVERAGE_RULES, COVERAGE_SCORES  # declared there for the CLI (no torch)
 
-#: The rules: "none" (plain SA, the largest attention), "turns", "worst" (see the module docstring).
-COVERAGE_RULES = ("none", "turns", "worst")
-#: How served-ness is measured per type on the validation rows: recall (the fraction of the type's cells
-#: called that type), F1 (recall and precision: a type other types' cells are called as is served badly too),
-#: or the mean probability of the true type (smooth where a type has one or two validation cells).
-COVERAGE_SCORES = ("recall", "f1", "probability")
 #: "worst": a type may be served while it has fewer than (the least-picked type's picks + MAX_LEAD) picks.
 MAX_LEAD = 2
 #: The served-ness refit reads at most this many training rows (and all validation rows of the run).

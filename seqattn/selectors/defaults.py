@@ -1,4 +1,7 @@
-"""Defaults every entry point shares (library, CLI, pages), declared once."""
+"""Defaults and option values every entry point shares (library, CLI, pages), declared once.
+
+Torch-free on purpose: the CLI's parser lists these choices without importing the selectors.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -15,6 +18,18 @@ def default_k(n_candidates: int, cap: int = DEFAULT_K) -> int:
     """
     return max(1, min(int(cap), int(n_candidates) // 2))
 
+
+#: SA's networks: the MLP (default) or the linear model (whose picks match OMP's on least squares).
+SA_MODELS = ("mlp", "linear")
+#: SA's loss weights: ``None`` (every cell counts once) or ``"balanced"`` (every class weighs the same;
+#: :mod:`seqattn.objectives`). The CLI spells ``None`` as ``"none"``.
+CLASS_WEIGHTS = (None, "balanced")
+#: SA's pick rules: "none" (plain SA, the largest attention), "turns", "worst" (:mod:`seqattn.selectors.coverage`).
+COVERAGE_RULES = ("none", "turns", "worst")
+#: How the coverage rule measures served-ness per type on the validation rows: recall (the fraction of the
+#: type's cells called that type), F1 (recall and precision: a type other types' cells are called as is served
+#: badly too), or the mean probability of the true type (smooth where a type has one or two validation cells).
+COVERAGE_SCORES = ("recall", "f1", "probability")
 
 
 #: SA's settings where a gene panel is the product (``select_features``, the CLI on expression data,

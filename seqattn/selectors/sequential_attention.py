@@ -48,7 +48,8 @@ from seqattn.data.stream import BackedRows
 from seqattn.device import resolve_device
 from seqattn.models import DEFAULT_HIDDEN, TrainConfig
 from seqattn.schedule import PHASE_MAX_FACTOR
-from seqattn.selectors.defaults import DEFAULT_K, default_k
+from seqattn.selectors.defaults import (CLASS_WEIGHTS, COVERAGE_RULES, COVERAGE_SCORES, DEFAULT_K, SA_MODELS,
+                                        default_k)
 from seqattn.selectors.sa_trainer import (
     SAConfig,
     SATrainer,
@@ -220,7 +221,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_features_to_select": "no_validation",  # validate_k, against the data (the one rule for k)
         "task": [StrOptions({"auto", *TASKS})],
-        "model": [StrOptions({"mlp", "linear"})],
+        "model": [StrOptions(set(SA_MODELS))],
         "hidden": [_POSITIVE_INT],
         "epochs": [_POSITIVE_INT, None],
         "batch_size": [_POSITIVE_INT, None],
@@ -242,12 +243,12 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "max_seconds": [Interval(Real, 0, None, closed="neither"), None],
         "groups": "no_validation",  # a mapping or FeatureGroups, checked against the columns in _units
         "chunk_rows": [_POSITIVE_INT, None],
-        "class_weight": [StrOptions({"balanced"}), None],
+        "class_weight": [StrOptions({w for w in CLASS_WEIGHTS if w is not None}), None],
         "structure_weight": [Interval(Real, 0, None, closed="left")],
         "structure_components": [_POSITIVE_INT],
         "marker_pool": [Interval(Integral, 0, None, closed="left")],
-        "coverage": [StrOptions({"none", "turns", "worst"})],
-        "coverage_score": [StrOptions({"recall", "f1", "probability"})],
+        "coverage": [StrOptions(set(COVERAGE_RULES))],
+        "coverage_score": [StrOptions(set(COVERAGE_SCORES))],
         "n_runs": [_POSITIVE_INT],
         "resample": [StrOptions({"seeds", "bootstrap"})],
         "combine": [StrOptions({"shared", "runs"})],

@@ -167,14 +167,15 @@ def consensus_trace(records: Sequence[RunRecord], units: SelectionUnits, k: int,
                     order: ConsensusRule | None = None) -> SelectionTrace:
     """The stable selection's trace: one step per consensus pick, each with its share of runs and of the
     resampled consensus panels that keep it (:func:`resampled_kept_shares`, seeded by the run seeds); ``order``
-    replaces :func:`consensus_order` (a pick rule's own consensus, e.g. one that keeps each type's share)."""
+    replaces :func:`consensus_order` (a pick rule's own consensus, e.g. one that keeps each type's share).
+    ``settings`` is copied into the trace (with the kept shares added), never changed."""
     runs = [r.picks for r in records]
     n_runs, n_units = max(1, len(records)), len(units.names)
     counts, mean_position = selection_counts(runs, n_units)
     panel = (order or consensus_order)(runs, n_units, k)
     kept = resampled_kept_shares(runs, n_units, k, order, seed=[r.seed for r in records])
-    settings.update(resampled_panels=RESAMPLED_PANELS, min_kept_share=MIN_KEPT_SHARE,
-                    resampled_units=np.flatnonzero(kept).tolist(), resampled_kept_shares=kept[kept > 0].tolist())
+    settings = {**settings, "resampled_panels": RESAMPLED_PANELS, "min_kept_share": MIN_KEPT_SHARE,
+                "resampled_units": np.flatnonzero(kept).tolist(), "resampled_kept_shares": kept[kept > 0].tolist()}
     trace = sa_trace(units, task, settings, dataset_name, device)
     available = np.ones(n_units, dtype=bool)
     available[list(units.pinned) + list(units.banned)] = False

@@ -426,64 +426,94 @@ def sa_plus_plus(
     on mnist_5k at 90% sparsity, 0.003–0.01 matched magnitude pruning while
     0.05–0.2 lost 1–2 points (large steps make ``A`` swing between blocks).
     """
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}.")
-    if block_size < 1 or epochs < 1 or n_cycles < 0 or batch_size < 1:
-        raise ValueError("block_size, epochs and batch_size must be positive and n_cycles non-negative.")
-    if mask_score not in MASK_SCORES:
-        raise ValueError(f"mask_score must be one of {MASK_SCORES}, got {mask_score!r}.")
+    _check_settings(sparsity, block_size, epochs, n_cycles, batch_size, mask_score)
     if callback is not None:
         callback(0, 1, "preparing the data")
     dev = resolve_device(device)
     X, y, train, val, test = _prepare(dataset, random_state)
-    steps_per_epoch = max(1, math.ceil(len(train) / batch_size))
-    total = epochs * steps_per_epoch
+    total = epochs * max(1, math.ceil(len(train) / batch_size))
     phases = plan_phases(total, n_cycles)
     settings = dict(sparsity=sparsity, block_size=block_size, hidden=list(hidden), epochs=epochs, n_cycles=n_cycles,
                     batch_size=batch_size, learning_rate=learning_rate, logit_learning_rate=logit_learning_rate,
                     mask_score=mask_score, device=str(dev), random_state=random_state, dataset=dataset.name,
                     total_steps=total)
     methods = ["SA++", "magnitude", "dense"] if baselines else ["SA++"]
-    grand_total, done, running = total * len(methods), [0], [methods[0]]
+    progress = _RunProgress(callback, methods, total)
+    result = _train_methods(methods, X, y, (train, val, test), settings, phases, dev, num_threads, progress)
+    if not result.stopped_early:
+        progress.finish()
+    return result
 
-    def progress(message: str) -> None:
-        """One overall count over every method's steps, reported at the first step (the slowest: torch warms
-        up) and then about 50 times per method; the text names the method and its place in the run."""
-        done[0] += 1
-        if callback is not None and (done[0] % total == 1 or done[0] % max(1, total // 50) == 0):
-            if callback(done[0], grand_total, labelled(message)):
+
+def _check_settings(sparsity: float, block_size: int, epochs: int, n_cycles: int, batch_size: int,
+                    mask_score: str) -> None:
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}.")
+    if block_size < 1 or epochs < 1 or n_cycles < 0 or batch_size < 1:
+        raise ValueError("block_size, epochs and batch_size must be positive and n_cycles non-negative.")
+    if mask_score not in MASK_SCORES:
+        raise ValueError(f"mask_score must be one of {MASK_SCORES}, got {mask_score!r}.")
+
+
+class _RunProgress:
+    """One overall count over every method's optimizer steps for ``callback(step, total, message)``: reported at
+    each method's first step (the slowest: torch warms up) and then about 50 times per method; the text names
+    the method and its place in the run. A callback that returns True stops the run (:class:`_Stop`)."""
+
+    def __init__(self, callback: Callback | None, methods: list[str], steps_per_method: int):
+        self.callback, self.methods, self.steps_per_method = callback, methods, steps_per_method
+        self.grand_total = steps_per_method * len(methods)
+        self.done = 0
+        self.method = methods[0]
+
+    def labelled(self, message: str) -> str:
+        return f"{self.method} (method {self.methods.index(self.method) + 1} of {len(self.methods)}): {message}"
+
+    def start(self, method: str) -> bool:
+        """``method`` begins; True when the callback asks to stop before it does."""
+        self.method = method
+        return self.callback is not None and bool(
+            self.callback(self.done, self.grand_total, self.labelled("building the network, first steps")))
+
+    def step(self, message: str) -> None:
+        """One optimizer step done (``_train``'s ``progress``)."""
+        self.done += 1
+        total = self.steps_per_method
+        if self.callback is not None and (self.done % total == 1 or self.done % max(1, total // 50) == 0):
+            if self.callback(self.done, self.grand_total, self.labelled(message)):
                 raise _Stop
 
-    def labelled(message: str) -> str:
-        return f"{running[0]} (method {methods.index(running[0]) + 1} of {len(methods)}): {message}"
+    def finish(self) -> None:
+        if self.callback is not None:
+            self.callback(self.grand_total, self.grand_total, "done")
 
-    Xte = torch.from_numpy(X[test]).to(dev)
-    yte = torch.from_numpy(y[test]).to(dev)
-    accuracy, achieved, seconds = {}, {}, {}
-    snapshots, schedule, final_weights, stopped = [], np.zeros(total), [], False
+
+def _train_methods(methods: list[str], X: np.ndarray, y: np.ndarray, split: tuple[np.ndarray, ...],
+                   settings: dict[str, Any], phases: list[Phase], device: torch.device, num_threads: int | None,
+                   progress: _RunProgress) -> BlockPruningResult:
+    """Train each method in turn on the same split and steps; the result holds what finished (SA++'s snapshots,
+    schedule and pruned weights), with ``stopped_early`` when the callback stopped the run."""
+    train, val, test = split
+    total = phases[-1].start + phases[-1].steps
+    result = BlockPruningResult(settings=settings, phases=phases, snapshots=[], schedule_steps=np.arange(total),
+                                schedule_sparsity=np.zeros(total), accuracy={}, sparsity={}, layer_shapes=[])
+    Xte, yte = torch.from_numpy(X[test]).to(device), torch.from_numpy(y[test]).to(device)
     for method in methods:
-        start, running[0] = time.perf_counter(), method
-        if callback is not None and callback(done[0], grand_total, labelled("building the network, first steps")):
-            stopped = True
+        start = time.perf_counter()
+        if progress.start(method):
+            result.stopped_early = True
             break
         try:
-            with torch_threads(num_threads, dev):
-                model, snaps, sched = _train(method, X, y, train, val, settings, phases, dev, progress)
+            with torch_threads(num_threads, device):
+                model, snapshots, schedule = _train(method, X, y, train, val, settings, phases, device, progress.step)
         except _Stop:
-            stopped = True
+            result.stopped_early = True
             break
-        seconds[method] = time.perf_counter() - start
-        accuracy[method] = _accuracy(model, Xte, yte)
-        achieved[method] = model.block_sparsity()
+        result.seconds[method] = time.perf_counter() - start
+        result.accuracy[method] = _accuracy(model, Xte, yte)
+        result.sparsity[method] = model.block_sparsity()
         if method == "SA++":
-            snapshots, schedule = snaps, sched
-            final_weights = [layer.effective_weight().detach().cpu().numpy() for layer in model.pruned]
-            shapes = [tuple(layer.linear.weight.shape) for layer in model.pruned]
-    if callback is not None and not stopped:
-        callback(grand_total, grand_total, "done")
-    return BlockPruningResult(
-        settings=settings, phases=phases, snapshots=snapshots, schedule_steps=np.arange(total),
-        schedule_sparsity=schedule, accuracy=accuracy, sparsity=achieved,
-        layer_shapes=shapes if final_weights else [], final_weights=final_weights, seconds=seconds,
-        stopped_early=stopped,
-    )
+            result.snapshots, result.schedule_sparsity = snapshots, schedule
+            result.final_weights = [layer.effective_weight().detach().cpu().numpy() for layer in model.pruned]
+            result.layer_shapes = [tuple(layer.linear.weight.shape) for layer in model.pruned]
+    return result

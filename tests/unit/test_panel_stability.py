@@ -14,7 +14,9 @@ from seqattn.data.stream import as_row_source
 from seqattn.evaluation.narrative import pick_warnings, stability_summary
 from seqattn.genomics import expression_floor, fraction_expressing
 from seqattn.objectives import balanced_class_weights, structure_components
-from seqattn.selectors.stability import consensus_order, selection_counts, selection_matrix, unstable_picks
+from seqattn.selectors.sa_trainer import SelectionUnits
+from seqattn.selectors.stability import (RunRecord, consensus_order, consensus_trace, selection_counts,
+                                        selection_matrix, unstable_picks)
 from seqattn.trace import SelectionTrace, is_unstable
 from tests.support.rare_type import rare_type_data
 
@@ -40,6 +42,20 @@ def test_consensus_ranks_by_runs_then_mean_position_and_never_invents_a_pick():
     # 1 (4 runs) first; 5 and 2 both in 3 runs, 5 earlier on average; then 3 and 4 (1 run each) by position
     assert consensus_order(runs, 7, 5) == [1, 5, 2, 3, 4]
     assert consensus_order(runs, 7, 10) == [1, 5, 2, 3, 4]  # never a unit no run picked (0, 6)
+
+
+def test_consensus_trace_leaves_the_callers_settings_unchanged():
+    runs = [[5, 1, 2], [1, 5, 3], [1, 2, 4], [1, 5, 2]]
+    records = [RunRecord(seed=s, picks=p, confidence=[2.0] * 3, separation=[1.0] * 3) for s, p in enumerate(runs)]
+    units = SelectionUnits(names=[f"g{i}" for i in range(7)], column_names=[f"g{i}" for i in range(7)],
+                           pinned=[], banned=[])
+    settings = {"n_runs": 4, "resample": "seeds"}
+    trace = consensus_trace(records, units, 3, task="classification", settings=settings)
+    assert settings == {"n_runs": 4, "resample": "seeds"}  # the kept shares went into the trace only
+    assert trace.selected == [1, 5, 2] and trace.settings["n_runs"] == 4
+    assert trace.settings["resampled_units"] and len(trace.settings["resampled_kept_shares"]) == \
+        len(trace.settings["resampled_units"])
+    assert [s.picked_in for s in trace.steps] == [4, 3, 3]
 
 
 def test_stable_selection_keeps_planted_features_and_flags_the_coin_tosses():

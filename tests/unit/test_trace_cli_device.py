@@ -159,6 +159,40 @@ def test_cli_bad_input_exits_2_with_one_line(argv, fragment, capsys, tmp_path, m
     assert not (tmp_path / "x.json").exists()
 
 
+def _select_choices() -> dict[str, list]:
+    from seqattn.cli import _parser
+
+    select = next(a for a in _parser()._actions if a.dest == "command").choices["select"]
+    return {a.dest: list(a.choices) for a in select._actions if a.choices}
+
+
+def test_cli_choices_are_what_the_selector_accepts():
+    """The CLI lists SA's choices from the constants the selector validates with (defaults.py), not copies."""
+    from seqattn import objectives
+    from seqattn.selectors import coverage, defaults
+    from seqattn.selectors.sequential_attention import SequentialAttentionSelector
+
+    choices = _select_choices()
+    assert choices["coverage"] == list(coverage.COVERAGE_RULES) == ["none", "turns", "worst"]
+    assert choices["coverage_score"] == list(coverage.COVERAGE_SCORES) == ["recall", "f1", "probability"]
+    assert choices["model"] == list(defaults.SA_MODELS) == ["mlp", "linear"]
+    assert choices["class_weight"] == ["none", "balanced"] and objectives.CLASS_WEIGHTS == (None, "balanced")
+    assert coverage.COVERAGE_RULES is defaults.COVERAGE_RULES and objectives.CLASS_WEIGHTS is defaults.CLASS_WEIGHTS
+    rules = SequentialAttentionSelector._parameter_constraints
+    for option in ("coverage", "coverage_score", "model"):
+        assert rules[option][0].options == set(choices[option]), option
+    assert rules["class_weight"][0].options | {"none"} == set(choices["class_weight"]) and None in rules["class_weight"]
+
+
+def test_cli_parser_does_not_import_torch():
+    """--help and argument errors stay fast: the parser reads its choices from torch-free modules."""
+    code = ("import sys; from seqattn.cli import _parser; _parser(); "
+            "loaded = [m for m in ('torch', 'seqattn.selectors.coverage') if m in sys.modules]; print(loaded)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "seqattn", "datasets"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
