@@ -134,7 +134,9 @@ def settings_caption(dataset: Dataset, sa_trace: SelectionTrace | None) -> str:
 def _reused_sa(sa_trace: SelectionTrace, k: int) -> str:
     """The caption's words for a reused SA run, saying when it has fewer picks than k (its test metric then
     stops at its own length: ``accuracy_vs_k`` skips k values beyond a trace)."""
+    run = (f"its page's gene panel (the consensus of {sa_trace.n_runs} runs; untick 'Reuse SA run' for one plain "
+           "run like the other methods)" if sa_trace.is_consensus else "its page's run")
     if sa_trace.k >= k:
-        return " SA reuses its page's run."
-    return (f" SA reuses its page's run: its {sa_trace.k} pick{'s' if sa_trace.k != 1 else ''}, fewer than k = {k}, "
+        return f" SA reuses {run}."
+    return (f" SA reuses {run}: its {sa_trace.k} pick{'s' if sa_trace.k != 1 else ''}, fewer than k = {k}, "
             f"so SA is tested only at k ≤ {sa_trace.k} (untick 'Reuse SA run' to train SA for k = {k}).")

@@ -179,8 +179,9 @@ def fill_external_cache(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ spapros's own evaluator (cached)
-#: The panels put through spapros's ProbesetEvaluator (OMP left out: it costs a minute per panel there).
-SPAPROS_EVAL_PANELS = ("SA", "t-test", "spapros", "scGeneFit", "HVG")
+#: Every panel goes through spapros's ProbesetEvaluator (SA, each SA variant of ``--sa-variants``, t-test,
+#: spapros, scGeneFit, HVG) but these: OMP costs a minute per panel there.
+SPAPROS_EVAL_SKIPPED = ("OMP",)
 #: The two settings of spapros's evaluator changed for a held-out quarter of a small data set (why:
 #: ``external_panels.spapros_evaluator_summary``): a type enters the forest with 5 held-out cells (one
 #: per cross-validation fold) instead of 40, Leiden clusterings are compared at 5–20 clusters, not 5–60.
@@ -195,6 +196,11 @@ PBMC_MARKERS = {
     "CD8+ Cytotoxic T": ["CD8A", "GZMK", "GZMH", "CCL5"], "CD8+/CD45RA+ Naive Cytotoxic": ["CD8B"],
     "Dendritic": ["FCER1A", "CST3", "CLEC10A", "HLA-DRA"]}
 MARKERS = {"pbmc": PBMC_MARKERS}
+
+
+def spapros_eval_order(labels: Any) -> list[str]:
+    """The panels spapros's evaluator scores, in table order: SA's variants first, OMP left out."""
+    return [label for label in panel_order(labels) if label not in SPAPROS_EVAL_SKIPPED and label != "_run"]
 
 
 def spapros_eval_path(name: str, digest: str, split: int, k: int, panels: dict[str, list[str]]) -> Path:
@@ -213,7 +219,7 @@ def spapros_evaluation(dataset: Any, name: str, digest: str, split: int, k: int,
     split, size, panel, metric, value``."""
     import pandas as pd
 
-    panels = {label: list(panels[label]) for label in SPAPROS_EVAL_PANELS if label in panels}
+    panels = {label: list(panels[label]) for label in spapros_eval_order(panels)}
     path = spapros_eval_path(name, digest, split, k, panels)
     if not path.exists():
         if not (allow_run and external_available()):
@@ -450,7 +456,7 @@ def spapros_eval_report(table: "pd.DataFrame") -> str:
     for (name, size), part in table.groupby(["dataset", "size"], sort=False):
         runs = part[part["panel"] == "_run"]
         scores = part[part["panel"] != "_run"]
-        panels = [p for p in SPAPROS_EVAL_PANELS if p in set(scores["panel"])]
+        panels = spapros_eval_order(scores["panel"])
         n = scores.groupby("panel")["split"].nunique()
         lines += [f"\n**spapros's evaluator, {name}, {size} genes** (held-out cells; splits per panel: "
                   + ", ".join(f"{p} {n[p]}" for p in panels) + ")\n",

@@ -193,6 +193,10 @@ with tab_step:
         st.info("Include Sequential Attention in the comparison to see its scores next to OMP's and greedy's.")
     elif dataset.groups is not None:
         st.info("This step-by-step view refits single columns; it is not offered for data with feature groups.")
+    elif sa_result.is_consensus:
+        st.info(f"SA here is the Sequential Attention page's gene panel, the consensus of {sa_result.n_runs} runs: "
+                "its step scores are shares of runs, not attention. Untick **Reuse SA run** (Compare then trains "
+                "one plain SA run) to see SA's attention next to OMP's and greedy's.")
     else:
         step = st.slider("SA step", 1, sa_result.k, 1, key="cmp_step") - 1
         frame = step_scores(dataset_key, text_digest(sa_result.to_json()), step, dataset, sa_result)

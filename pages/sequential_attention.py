@@ -1,6 +1,10 @@
 """Sequential Attention page: settings, a background run with progress and Stop, the animation,
 the step-by-step teaching view, a held-out check, pin/ban, downloads.
 
+On expression data with cell types a run is, by default, the gene panel ``select_features`` makes (marker
+pool, balanced loss, worst-served type, several runs combined); every view then speaks of runs, not
+attention. The "Gene panel defaults" toggle turns it off for one plain run (the teaching mode).
+
 Layout only: settings and their defaults live in ``app_support/sequential.py``,
 job collection in ``app_support/jobs.py``, caches in ``app_support/caches.py``.
 """
@@ -12,17 +16,18 @@ from app_support import state
 from app_support.caches import selection_held_out
 from app_support.jobs import BackgroundJob, job_progress_panel, show_job_error, take_finished_job
 from app_support.runs import SA_RUN_ID_KEY, keep_run, show_run_link
-from app_support.sequential import (ban, changed_since_run, current_settings, default_settings,
-                                    remember_run_settings)
+from app_support.sequential import (ban, changed_since_run, current_settings, default_settings, panel_caption,
+                                    panel_help, remember_run_settings, run_options)
 from app_support.shell import require_app_shell
 from app_support.state import SA_TRACE_KEY, current_device, page_dataset
 from seqattn.data import DataError, attach_preprocessing
 from seqattn.data.groups import groups_of
-from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, explain_trace, feature_unit,
-                                         near_tie_warnings)
-from seqattn.genomics import is_expression_data, mitochondrial_genes, ribosomal_genes
+from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, consensus_stop_note,
+                                         coverage_caption, explain_trace, feature_unit, pick_warnings,
+                                         picks_table_caption, stability_summary)
+from seqattn.genomics import gene_panel_applies, is_expression_data, mitochondrial_genes, ribosomal_genes
 from seqattn.plots.genomics import confusion_figure
-from seqattn.plots.selection import attention_vs_gain_figure, true_gain_label
+from seqattn.plots.selection import attention_vs_gain_figure, picks_table, true_gain_label
 from seqattn.reproduce import reproduction_notebook
 from seqattn.safe_text import escape_markdown, file_stem
 from seqattn.scoring import candidate_gains
@@ -49,11 +54,16 @@ running = job is not None and not job.done
 unit_names = list(groups_of(dataset).names)  # features, or feature groups (picked whole)
 mito_names = [unit_names[i] for i in mitochondrial_genes(unit_names)]
 ribo_names = [unit_names[i] for i in ribosomal_genes(unit_names)]
+panel_data = gene_panel_applies(dataset)  # cells × genes with cell types: a gene panel is the product
 
 
 # Always drawn with the same arguments: an expander whose `expanded` changes between runs is drawn afresh, and
 # folded shut on the first edit after a run. The user may fold it; it then stays folded.
 with st.expander("Settings", expanded=True):
+    if panel_data:
+        st.toggle("Gene panel defaults", key="sa_panel", help=panel_help(dataset))
+        if st.session_state.get("sa_panel"):
+            st.caption(panel_caption(dataset, int(st.session_state["sa_k"])))
     c1, c2, c3, c4, c5, c6 = st.columns(6)
     c1.number_input("k (feature groups to pick)" if dataset.groups is not None else "k (features to pick)",
                     min_value=1, max_value=dataset.n_groups, step=1, key="sa_k",
@@ -84,19 +94,12 @@ with st.expander("Settings", expanded=True):
                   help="Ribosomal protein genes are highly expressed everywhere and track cell size and "
                        "sequencing depth more than cell type.")
 
-index_of = {name: i for i, name in enumerate(unit_names)}
 run_clicked = st.button("Run Sequential Attention", type="primary", disabled=running, key="sa_run")
 if run_clicked:
+    k, options = run_options(dataset, device, state.MAX_TRAINING_SECONDS)
     st.session_state[JOB_KEY] = job = BackgroundJob(
-        run_method, dataset, "sa", int(st.session_state["sa_k"]),
-        device=device, random_state=int(st.session_state["sa_seed"]),
-        epochs=int(st.session_state["sa_epochs"]) or None, hidden=int(st.session_state["sa_hidden"]),
-        learning_rate=float(st.session_state["sa_lr"]), model=st.session_state["sa_model"],
-        max_seconds=state.MAX_TRAINING_SECONDS,
-        pinned=[index_of[n] for n in st.session_state["sa_pinned"]],
-        banned=[index_of[n] for n in st.session_state["sa_banned"]],
-        meta={"dataset_key": dataset_key, "settings": current_settings()},
-    )
+        run_method, dataset, "sa", k, **options,
+        meta={"dataset_key": dataset_key, "settings": current_settings()})
     running = True
 
 
@@ -112,6 +115,11 @@ if finished is not None:
     st.session_state[SA_TRACE_KEY] = finished.result
     st.session_state[SA_RUN_ID_KEY] = keep_run("sa", finished.result.to_dict())  # a link that outlives a restart
     remember_run_settings(finished.result, finished.meta["settings"])
+elif running and job.meta["settings"].get("sa_panel") and panel_data:  # several runs side by side
+    job_progress_panel(JOB_KEY, stop_key="sa_stop", text=lambda j: f"{j.message} — step {j.steps_text}",
+                       stopping="Stopping after the current step; the panel is then the consensus of the picks the "
+                                "runs have made so far, with the picks few runs reached flagged unstable…",
+                       stop_help="Stop training: every run keeps its picks so far and the panel is their consensus.")
 elif running:
     job_progress_panel(JOB_KEY, stop_key="sa_stop", details=picks_so_far,
                        text=lambda j: f"{j.message} — step {j.steps_text}",
@@ -135,7 +143,11 @@ if changed:
                + "). The results below are from the earlier settings; press **Run Sequential Attention** to update "
                "them.", icon=":material/update:")
 final = trace.steps[-1].val_metric if trace.steps else None
+unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_expression_data(dataset))
 summary = f"Selected **{trace.k}** features" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "")
+if trace.is_consensus:
+    summary = f"Panel of **{trace.k}** {unit}" + (f" (+{len(trace.pinned)} pinned)" if trace.pinned else "") + \
+        f", the consensus of {trace.n_runs} runs,"
 if trace.steps:
     summary += f" in {trace.steps[-1].seconds:.1f} s on {trace.device}"
 if final is not None:
@@ -146,6 +158,8 @@ st.markdown(summary + ".")
 show_run_link(st.session_state.get(SA_RUN_ID_KEY))
 if budget_summary(trace):
     st.caption(budget_summary(trace))
+if trace.is_consensus:
+    st.caption(escape_markdown(" ".join(filter(None, (stability_summary(trace), coverage_caption(trace))))))
 if trace.settings.get("budget_note"):  # a fixed budget too short for k phases was lengthened (warned, not refused)
     st.warning(escape_markdown(trace.settings["budget_note"]), icon=":material/schedule:")
 if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
@@ -153,14 +167,16 @@ if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
     shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
     st.warning(f"Stopped at the training time limit ({shown}): kept the {trace.k} features picked so far. "
                "Lower k (or set a small fixed number of epochs) for a full run.")
+elif trace.is_consensus and trace.stopped_early:
+    st.warning(escape_markdown(consensus_stop_note(trace, unit)))
 elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
-near_ties = near_tie_warnings(trace)
-if near_ties:
-    st.warning("\n".join(f"- {escape_markdown(line)}" for line in near_ties), icon=":material/balance:")
+flagged = pick_warnings(trace)  # one run: its near-ties; several: the picks the runs disagree on
+if flagged:
+    st.warning("\n".join(f"- {escape_markdown(line)}" for line in flagged), icon=":material/balance:")
 if trace.k == 0:
     st.stop()
-if dataset.task == "classification" and is_expression_data(dataset):  # cells × genes
+if panel_data:  # cells × genes with cell types
     st.page_link("pages/gene_panel.py", label="Next: the gene panel per cell type, vs t-test markers",
                  icon=":material/genetics:")
 
@@ -170,53 +186,62 @@ tab_anim, tab_steps, tab_table, tab_check, tab_download = st.tabs(
     ["Animation", "Step by step", "Selected features", "Held-out check", "Downloads"])
 
 with tab_anim:
-    st.caption("Press ▶ Play (below the chart) or drag the slider. Left: every candidate's attention score when "
-               "the pick was made (red: the pick). Middle: what each pick added. "
+    if trace.is_consensus:
+        left = (f"Left: the share of the {trace.n_runs} runs that picked each candidate — not attention, which each "
+                "run has its own of (red: the panel's pick at this step; the panel's order is in the caption "
+                "above). Middle: what each pick added to a small model refitted on the panel. ")
+    else:
+        left = ("Left: every candidate's attention score when the pick was made (red: the pick). Middle: what each "
+                "pick added. ")
+    st.caption("Press ▶ Play (below the chart) or drag the slider. " + left
                + ("Right: the selected pixels, numbered in pick order." if dataset.image_shape else ""))
     st.plotly_chart(figure, key="sa_animation")
 
 with tab_table:
-    st.caption("Pinned features come first (order 0). confidence: the pick's attention ÷ the uniform share; "
-               "near_tie: the pick did not stand out from the other candidates more than noise would.")
-    st.dataframe(trace.to_frame(), hide_index=True, key="sa_table")
+    st.caption(escape_markdown(picks_table_caption(trace)))
+    st.dataframe(picks_table(trace), hide_index=True, key="sa_table")
 
 with tab_steps:
-    unit = feature_unit(dataset.n_features, dataset.image_shape, is_genes=is_expression_data(dataset))
     st.markdown("\n".join(f"- {escape_markdown(line)}" for line in explain_trace(trace, unit)))
     st.divider()
-    st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "
-                "step is refitted with a small model on the features chosen before it plus the candidate.")
-    s1, s2 = st.columns([3, 1])
-    # keyed on k: a remembered step from a longer earlier run must not fall outside this one
-    step_number = s1.slider("Step", 1, trace.k, 1, key=f"sa_teach_step_{trace.k}") if trace.k > 1 else 1
-    max_candidates = s2.number_input("max candidates", 5, 500, 64, step=1, key="sa_teach_max",
-                                     help="With more candidates, the best by a univariate score are refitted.")
-    if dataset.groups is not None:
-        st.caption("The true-gain comparison refits single columns; it is not offered for data with feature groups.")
-    elif st.button("Compute true marginal gains at this step", key="sa_teach_run"):
-        t = step_number - 1
-        before = list(trace.pinned) + trace.selected[:t]
-        candidates = [i for i, s in enumerate(trace.steps[t].scores) if s == s]  # finite scores: the candidates
-        with st.spinner(f"Refitting {min(len(candidates), int(max_candidates))} candidates…"):
-            gains = candidate_gains(dataset, before, candidates, max_candidates=int(max_candidates),
-                                    random_state=int(st.session_state["sa_seed"]))
-        table, rho = attention_vs_greedy(trace, t, gains)
-        st.session_state[GAINS_KEY] = (trace, step_number, table, rho, gains.attrs.get("note", ""))
-    teaching = st.session_state.get(GAINS_KEY)
-    if teaching is not None and teaching[0] is trace:
-        _, shown_step, table, rho, note = teaching
-        pick = trace.steps[shown_step - 1]
-        st.metric(f"Spearman ρ (attention vs true gain) at step {shown_step}",
-                  "undefined" if rho != rho else f"{rho:.2f}")
-        if note:
-            st.caption(escape_markdown(note))
-        st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"], picked=pick.name,
-                                                 gain_label=true_gain_label(dataset.task)),
-                        key="sa_teach_figure")
-        st.caption(f"Here the gain is the {true_gain_label(dataset.task).removeprefix('true gain ')[1:-1]} when "
-                   f"the candidate is added (what greedy selection maximises); the animation's gain is the change "
-                   f"in validation {trace.metric_name}.")
-        st.dataframe(table, hide_index=True, key="sa_teach_table")
+    if trace.is_consensus:
+        st.caption("Comparing attention with the true greedy gain needs one run's attention: this panel combines "
+                   f"{trace.n_runs} runs. Turn off **Gene panel defaults** in the settings for one plain run.")
+    else:
+        st.markdown("**Is attention a good stand-in for the true greedy gain?** Pick a step; every candidate at that "
+                    "step is refitted with a small model on the features chosen before it plus the candidate.")
+        s1, s2 = st.columns([3, 1])
+        # keyed on k: a remembered step from a longer earlier run must not fall outside this one
+        step_number = s1.slider("Step", 1, trace.k, 1, key=f"sa_teach_step_{trace.k}") if trace.k > 1 else 1
+        max_candidates = s2.number_input("max candidates", 5, 500, 64, step=1, key="sa_teach_max",
+                                         help="With more candidates, the best by a univariate score are refitted.")
+        if dataset.groups is not None:
+            st.caption("The true-gain comparison refits single columns; it is not offered for data with feature "
+                       "groups.")
+        elif st.button("Compute true marginal gains at this step", key="sa_teach_run"):
+            t = step_number - 1
+            before = list(trace.pinned) + trace.selected[:t]
+            candidates = [i for i, s in enumerate(trace.steps[t].scores) if s == s]  # finite scores: the candidates
+            with st.spinner(f"Refitting {min(len(candidates), int(max_candidates))} candidates…"):
+                gains = candidate_gains(dataset, before, candidates, max_candidates=int(max_candidates),
+                                        random_state=int(st.session_state["sa_seed"]))
+            table, rho = attention_vs_greedy(trace, t, gains)
+            st.session_state[GAINS_KEY] = (trace, step_number, table, rho, gains.attrs.get("note", ""))
+        teaching = st.session_state.get(GAINS_KEY)
+        if teaching is not None and teaching[0] is trace:
+            _, shown_step, table, rho, note = teaching
+            pick = trace.steps[shown_step - 1]
+            st.metric(f"Spearman ρ (attention vs true gain) at step {shown_step}",
+                      "undefined" if rho != rho else f"{rho:.2f}")
+            if note:
+                st.caption(escape_markdown(note))
+            st.plotly_chart(attention_vs_gain_figure(table["name"], table["attention"], table["gain"],
+                                                     picked=pick.name, gain_label=true_gain_label(dataset.task)),
+                            key="sa_teach_figure")
+            st.caption(f"Here the gain is the {true_gain_label(dataset.task).removeprefix('true gain ')[1:-1]} when "
+                       f"the candidate is added (what greedy selection maximises); the animation's gain is the change "
+                       f"in validation {trace.metric_name}.")
+            st.dataframe(table, hide_index=True, key="sa_teach_table")
 
 with tab_check:
     try:

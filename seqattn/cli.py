@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="SA: 'balanced' weighs every class equally in the loss (default: the gene-panel default "
                           "for expression data, else none)")
     sel.add_argument("--structure-weight", type=float,
-                     help="SA: weight of the head reconstructing the leading principal components (0: none)")
+                     help="SA: weight λ of the head reconstructing the leading principal components (0: none); "
+                          "with a coverage rule, λ / (1 + λ) of the picks are also made for that structure")
     sel.add_argument("--marker-pool", type=int,
                      help="SA: candidates = the m·k-gene per-type t-test marker panel (0: all genes; default: the "
                           "gene-panel default for expression data, else 0)")

@@ -62,6 +62,13 @@ def is_expression_data(dataset: Dataset) -> bool:
     return dataset.extra.get("source_format") == "h5ad"
 
 
+def gene_panel_applies(dataset: Dataset) -> bool:
+    """Expression data with cell types (a classification target): where a gene panel is the product, so
+    Sequential Attention runs with the panel defaults (:func:`seqattn.selectors.defaults.panel_defaults`) and
+    the app offers the Gene panel page."""
+    return is_expression_data(dataset) and dataset.task == "classification"
+
+
 # --------------------------------------------------------------- preprocessing
 def highly_variable_genes(dataset: Dataset, n_top: int) -> np.ndarray:
     """Indices (ascending) of the ``n_top`` genes with the largest variance.

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from seqattn.plots.selection import CANDIDATE_COLOR, PICK_COLOR, ranked_candidates, relative_to_uniform
+from seqattn.plots.selection import (CANDIDATE_COLOR, PICK_COLOR, ranked_candidates, relative_to_uniform,
+                                     score_axis_label)
 from seqattn.progress import ProgressTracker
 from seqattn.trace import SelectionTrace
 
@@ -121,8 +122,8 @@ class LiveSelectionView:
 def ranked_bars_html(trace: SelectionTrace, t: int, max_bars: int) -> str:
     """Pick ``t``'s top candidates as horizontal SVG bars (names readable at any length; the pick red).
 
-    SA's attention is drawn as % above/below the uniform share, from a zero line; other methods'
-    scores from zero. Names are user text: escaped, long ones shortened with the full name on hover."""
+    SA's attention is drawn as % above/below the uniform share, from a zero line; a consensus's share of runs
+    (in %) and other methods' scores from zero. Names are user text: escaped, long ones shortened with the full name on hover."""
     order, values = ranked_candidates(trace, t, max_bars)
     step = trace.steps[t]
     relative = relative_to_uniform(trace)
@@ -136,7 +137,7 @@ def ranked_bars_html(trace: SelectionTrace, t: int, max_bars: int) -> str:
         end = LABEL_PX + BAR_PX * (float(value) - low) / span
         y = row * ROW_PX
         colour = PICK_COLOR if feature == step.feature else CANDIDATE_COLOR
-        shown = f"{value:+.0f}%" if relative else f"{value:.3g}"
+        shown = f"{value:+.0f}%" if relative else f"{value:.0f}%" if trace.is_consensus else f"{value:.3g}"
         rows.append(
             f"<g><title>{html.escape(name)}: {html.escape(shown)}</title>"
             f"<text x='{LABEL_PX - 6}' y='{y + 12}' text-anchor='end'>{html.escape(short)}</text>"
@@ -144,7 +145,7 @@ def ranked_bars_html(trace: SelectionTrace, t: int, max_bars: int) -> str:
             f"fill='{colour}'/><text x='{max(zero, end) + 4:.1f}' y='{y + 12}'>{html.escape(shown)}</text></g>")
     height = len(order) * ROW_PX
     candidates = int(np.isfinite(step.scores).sum())
-    axis = "% vs the uniform share of attention" if relative else "score"
+    axis = "% vs the uniform share of attention" if relative else score_axis_label(trace)
     title = (f"pick {t + 1}: <b>{html.escape(step.name)}</b> — top {len(order)} of {candidates} candidates "
              f"({axis})")
     return (f"<div class='seqattn-live-chart'><p style='margin: 4px 0'>{title}</p>"

@@ -15,6 +15,10 @@ whatever lowers that loss most. For gene panels two additions matter (issue 20):
   0 for a perfect reconstruction), so λ = 1 weighs "all of the leading structure" like one nat of
   cross-entropy. The components are those of the centred, unscaled columns (as ``sc.tl.pca`` and the
   panel evaluator's kNN and cluster metrics see them), fitted on at most STRUCTURE_ROWS training rows.
+  The head sees standardised inputs, so it is blind to a gene's variance, which the evaluator's kNN graph
+  on the panel's unscaled genes is not; with a coverage rule λ also sets the share of picks made for the
+  structure (:func:`seqattn.selectors.coverage.structure_share`). Off by default: benchmarks/README.md,
+  *Structure*, has the measured trade-off.
 
 :class:`SelectionObjective` is fitted once on the training rows and asked for ``loss(out, y, x)`` on every
 batch (``x`` the standardised batch the network sees, from which the structure targets are projected:

@@ -111,6 +111,11 @@ class SelectionStep:
                 and is_unstable(self.picked_in, self.n_runs, self.kept_share))
 
     @property
+    def support(self) -> str:
+        """"15/16, kept 98%" for a pick of several runs (:func:`support_text`); "" for one run."""
+        return "" if self.picked_in is None else support_text(self.picked_in, self.n_runs, self.kept_share)
+
+    @property
     def flagged(self) -> bool:
         """The one verdict a user sees. One run: a near-tie. Several runs: a pick the runs disagree on
         (unstable). A pick every run makes is not flagged for a close margin inside the runs: that margin
@@ -147,6 +152,14 @@ def assess_pick(scores: np.ndarray, feature: int) -> tuple[float | None, int | N
             lead = math.log(scores[feature]) - centre
             separation = float(lead / spread) if spread > 0 else (math.inf if lead > 0 else 0.0)
     return confidence, runner_up, runner_weight, separation
+
+
+def support_text(picked_in: int | str, n_runs: int | None, kept_share: float | None) -> str:
+    """"5/8, kept 62%": a pick's count of runs ("5/8" as given where ``n_runs`` is None) and, where measured,
+    its share of resampled panels (every screen that shows a pick's support words it so)."""
+    count = str(picked_in) if n_runs is None else f"{picked_in}/{n_runs}"
+    measured = kept_share is not None and math.isfinite(kept_share)
+    return count + (f", kept {kept_share:.0%}" if measured else "")
 
 
 def is_unstable(picked_in: int, n_runs: int, kept_share: float | None = None) -> bool:
@@ -216,6 +229,13 @@ class SelectionTrace:
         """How many runs a stable selection combined (``None`` for a single run)."""
         runs = self.settings.get("n_runs")
         return int(runs) if runs is not None and int(runs) > 1 else None
+
+    @property
+    def is_consensus(self) -> bool:
+        """The consensus of several separate runs (:func:`seqattn.selectors.stability.consensus_trace`): each
+        step's ``scores`` are then every candidate's share of the runs that picked it, not attention weights
+        (a shared selection's scores, ``settings["shared"]``, stay its networks' mean attention)."""
+        return self.n_runs is not None and not self.settings.get("shared", False)
 
     @property
     def k(self) -> int:

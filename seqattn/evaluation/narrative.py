@@ -11,6 +11,14 @@ over the remaining features and is phrased as a ratio to the uniform share
 Picks that did not clearly stand out (:attr:`~seqattn.trace.SelectionStep.near_tie`)
 get a warning sentence from :func:`near_tie_warnings`.
 
+The consensus of several runs (:attr:`~seqattn.trace.SelectionTrace.is_consensus`) is told in runs, not
+attention: its step scores are each candidate's share of the runs that picked it, e.g.
+
+    step 3: among 57 remaining genes, GIMAP7 was picked in 16 of 16 runs (mean position 3.4) and kept by
+    100% of the resampled consensus panels (next: GNLY, 15 of 16); adding it raised validation accuracy …
+
+and its warnings are the unstable picks (:func:`pick_warnings`), not within-run near-ties.
+
 Sentences are plain text (the CLI prints them) and carry feature names, which are
 user text: shown through markdown they must go through
 :func:`seqattn.safe_text.escape_markdown`, as the app's pages do.
@@ -24,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqattn.trace import ATTENTION_METHODS, SelectionTrace
+from seqattn.trace import ATTENTION_METHODS, SelectionTrace, support_text  # noqa: F401 (support_text: here too)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +59,9 @@ def explain_step(trace: SelectionTrace, t: int, unit: str = "features") -> str:
         raise IndexError(f"step {t} is outside this trace's {trace.k} steps.")
     step = trace.steps[t]
     remaining = int(np.isfinite(step.scores).sum())
-    if _is_softmax(trace) and step.confidence is not None:
+    if trace.is_consensus:
+        pick = _consensus_pick(trace, step)
+    elif _is_softmax(trace) and step.confidence is not None:
         runner = ""
         if step.runner_up is not None and step.runner_up_weight is not None and step.score > 0:
             ratio = step.confidence * step.runner_up_weight / step.score
@@ -65,6 +75,18 @@ def explain_step(trace: SelectionTrace, t: int, unit: str = "features") -> str:
     before = trace.base_metric if t == 0 else trace.steps[t - 1].val_metric
     return f"step {t + 1}: among {remaining} remaining {unit}, {pick}" + _metric_clause(
         trace.metric_name, before, step.val_metric) + "."
+
+
+def _consensus_pick(trace: SelectionTrace, step) -> str:
+    """A consensus pick in runs: how many made it, how early, how often a resampled panel keeps it, the next."""
+    where = "" if step.mean_position is None else f" (mean position {step.mean_position:.1f})"
+    kept = "" if step.kept_share is None else f" and kept by {step.kept_share:.0%} of the resampled consensus panels"
+    following = ""
+    if step.runner_up is not None and step.runner_up_weight is not None:
+        following = (f" (next: {trace.feature_names[step.runner_up]}, "
+                     f"{round(step.runner_up_weight * step.n_runs)} of {step.n_runs})")
+    verdict = " — unstable" if step.unstable else ""
+    return f"{step.name} was picked in {step.picked_in} of {step.n_runs} runs{where}{kept}{following}{verdict}"
 
 
 def _ratio(value: float) -> str:
@@ -112,14 +134,6 @@ def unstable_warnings(trace: SelectionTrace) -> list[str]:
             f"cells may swap them: {listed}."]
 
 
-def support_text(picked_in: int | str, n_runs: int | None, kept_share: float | None) -> str:
-    """"5/8, kept 62%": a pick's count of runs ("5/8" as given where ``n_runs`` is None) and, where measured,
-    its share of resampled panels."""
-    count = str(picked_in) if n_runs is None else f"{picked_in}/{n_runs}"
-    measured = kept_share is not None and math.isfinite(kept_share)
-    return count + (f", kept {kept_share:.0%}" if measured else "")
-
-
 def unstable_genes_warning(genes: Sequence[str], picked_in: Sequence[str], kept: Sequence[float | None],
                            n_panel: int, n_runs: int) -> str:
     """The Gene panel page's warning, worded as :func:`unstable_warnings`: the flagged panel genes with their
@@ -142,8 +156,42 @@ def stability_summary(trace: SelectionTrace) -> str:
         return ""
     stable = sum(not step.unstable for step in trace.steps)
     how = "bootstrap samples of the cells" if trace.settings.get("resample") == "bootstrap" else "seeds"
-    return (f"{runs} runs with different {how}, combined: the features picked by the most runs, earliest first. "
-            f"{stable} of {trace.k} picks are stable; the others are flagged unstable ({unstable_rule(runs)}).")
+    if trace.settings.get("shared"):
+        how = (f"{runs} networks with different {how} trained together on one panel, each pick made on their mean "
+               "attention; \"picked in\" counts the networks whose own attention led with it")
+    elif trace.settings.get("coverage") in ("turns", "worst"):
+        how = (f"{runs} runs with different {how}, combined: each cell type keeps its share of the runs' picks, "
+               "filled with its genes most runs picked, ordered by the number of runs, earliest first")
+    else:
+        how = f"{runs} runs with different {how}, combined: the features picked by the most runs, earliest first"
+    return f"{how}. {stable} of {trace.k} picks are stable; the others are flagged unstable ({unstable_rule(runs)})."
+
+
+def consensus_stop_note(trace: SelectionTrace, unit: str = "features") -> str:
+    """What a consensus stopped before its runs finished holds ("" otherwise): each run's picks so far, combined,
+    with the picks few runs had reached flagged unstable."""
+    if not (trace.is_consensus and trace.stopped_early):
+        return ""
+    made = [len(r) for r in trace.settings.get("runs") or []]
+    asked = int(trace.settings.get("k", trace.k))
+    span = "" if not made else (f"{min(made)}" if min(made) == max(made) else f"{min(made)}–{max(made)}")
+    flagged = sum(step.unstable for step in trace.steps)
+    return (f"Stopped before the runs finished: the {len(made)} runs had made {span} of their {asked} picks each. "
+            f"The {trace.k} {unit} shown are the consensus of those partial runs; {flagged} of them are flagged "
+            "unstable. Run again without stopping for the full panel.")
+
+
+def picks_table_caption(trace: SelectionTrace) -> str:
+    """What the columns of the page's table of picks mean (:func:`seqattn.plots.selection.picks_table`)."""
+    if not trace.is_consensus:
+        return ("Pinned features come first (order 0). confidence: the pick's attention ÷ the uniform share; "
+                "near_tie: the pick did not stand out from the other candidates more than noise would.")
+    runs = trace.n_runs
+    return (f"Pinned features come first (order 0). picked_in: how many of the {runs} runs picked it; mean_position: "
+            f"its mean place in those runs' picks; kept_share: the share of the consensus panels rebuilt from the "
+            f"runs resampled that keep it; unstable: {unstable_rule(runs)}. marginal_gain and val_metric: a small "
+            "model refitted on the panel so far. The attention inside each run (confidence, near-ties) is in the "
+            "CSV and JSON downloads.")
 
 
 def coverage_caption(trace: SelectionTrace) -> str:
@@ -158,15 +206,27 @@ def coverage_caption(trace: SelectionTrace) -> str:
            "least-picked type")
     measure = {"f1": "F1", "probability": "mean probability of the true type"}.get(
         trace.settings.get("coverage_score", "recall"), "recall")
+    share = float(trace.settings.get("coverage_structure_share") or 0.0)
+    structure = (f" A share {share:.2f} of the picks (structure_weight λ: λ / (1 + λ)) was made for the structure "
+                 "instead: the largest-attention gene among all types' markers, counted below under the type whose "
+                 "markers it came from." if share > 0 else "")
+    per_type = ", ".join(f"{t} {n}" for t, n in counts.items())
+    if trace.is_consensus:  # the rule made each run's picks; the panel keeps each type's share of them
+        return (f"In each run, each pick was made for one cell type ({who}; served = held-out {measure} on that run's "
+                "validation cells of a logistic regression on its picks so far) and is the largest-attention gene "
+                f"among that type's t-test markers.{structure} Panel genes per type whose markers they are: "
+                f"{per_type}.")
     return (f"Each pick was made for one cell type ({who}; served = held-out {measure} on the fit's validation "
             f"cells of a logistic regression on the picks so far) and is the largest-attention gene among that type's "
-            f"t-test markers. Picks per type: " + ", ".join(f"{t} {n}" for t, n in counts.items()) + ".")
+            f"t-test markers.{structure} Picks per type: {per_type}.")
 
 
 def budget_summary(trace: SelectionTrace) -> str:
     """How long SA trained, from the trace's settings: the automatic budget's warm-up and phase lengths,
     or the fixed schedule's epochs ("" for other methods)."""
     settings = trace.settings
+    if trace.is_consensus and settings.get("run_total_steps"):
+        return _runs_budget(settings)
     if settings.get("budget") == "auto":
         phases = settings.get("phase_steps") or []
         span = f"{min(phases)}–{max(phases)}" if phases and min(phases) != max(phases) else (
@@ -186,6 +246,23 @@ def budget_summary(trace: SelectionTrace) -> str:
     return ""
 
 
+def _runs_budget(settings: dict) -> str:
+    """Several runs' budgets: the span of their optimizer steps and warm-ups."""
+    def span(values: list) -> str:
+        values = [int(v) for v in values if v is not None]
+        if not values:
+            return "?"
+        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+    steps, warmups = settings.get("run_total_steps") or [], settings.get("run_warmup_steps") or []
+    kind = (f"Fixed budget of {settings['epochs']} epochs" if settings.get("epochs") else
+            "Automatic budget (each run until converged)")
+    return (f"{kind}: {span(steps)} optimizer steps per run, of which {span(warmups)} of warm-up; the "
+            f"{len(steps)} runs trained side by side." if settings.get("batched") else
+            f"{kind}: {span(steps)} optimizer steps per run, of which {span(warmups)} of warm-up, run one after "
+            "another.")
+
+
 def explain_trace(trace: SelectionTrace, unit: str = "features") -> list[str]:
     """A sentence per step, preceded by one on pinned/banned features and followed by a stop note."""
     lines = []
@@ -197,7 +274,9 @@ def explain_trace(trace: SelectionTrace, unit: str = "features") -> list[str]:
             parts.append("banned (never candidates): " + ", ".join(trace.feature_names[i] for i in trace.banned))
         lines.append("Before step 1 — " + "; ".join(parts) + ".")
     lines += [explain_step(trace, t, unit) for t in range(trace.k)]
-    if trace.stopped_early:
+    if trace.is_consensus and trace.stopped_early:
+        lines.append(consensus_stop_note(trace, unit))
+    elif trace.stopped_early:
         lines.append(f"Stopped early after {trace.k} picks at the user's request; the picks so far are kept.")
     return lines
 

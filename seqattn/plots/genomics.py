@@ -37,7 +37,8 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
     Pinned genes belong to the panel (they were selected from the start), so
     downstream read-outs use :func:`panel_genes`, which lists them too. A selection
     of several runs adds "picked in" (b/B), "kept" (the share of resampled consensus panels that
-    keep the gene) and "unstable" from its own steps; a single
+    keep the gene) and "unstable" from its own steps — and, for the consensus of separate runs, no "score":
+    its step scores are shares of runs, which "picked in" says; a single
     run gets them from ``stability`` (:func:`seqattn.genomics.panel_stability`
     of a stability check), when given. A panel picked with a coverage rule
     (:mod:`seqattn.selectors.coverage`) adds "picked for": the cell type each pick was made for.
@@ -55,6 +56,8 @@ def panel_frame(trace: SelectionTrace, stability: pd.DataFrame | None = None) ->
         frame["kept"] = [1.0] * len(trace.pinned) + [np.nan if s.kept_share is None else s.kept_share
                                                      for s in trace.steps]
         frame["unstable"] = [False] * len(trace.pinned) + [s.unstable for s in trace.steps]
+        if trace.is_consensus:
+            frame = frame.drop(columns="score")
     elif stability is not None:
         found = stability.set_index("gene")
         frame["picked in"] = [found.at[g, "picked in"] for g in frame["gene"]]

@@ -4,7 +4,8 @@
 slider. Panels:
 
 * **scores** — each candidate's score when the pick was made (SA: the softmax
-  attention weight over the unselected features): a sorted bar chart of the
+  attention weight over the unselected features; the consensus of several runs:
+  the share of the runs that picked it, :attr:`~seqattn.trace.SelectionTrace.is_consensus`): a sorted bar chart of the
   top ``max_bars`` candidates with the pick highlighted. Image data with more
   pixels than that gets a heatmap on the image grid instead, with the picks so
   far numbered on top; other data never gets a grid (positions on it would
@@ -39,6 +40,8 @@ from seqattn.safe_text import escape_plot_text, escape_plot_texts
 from seqattn.stats import spearman
 
 if TYPE_CHECKING:  # annotations only: the trace imports this module for trace.plot(), not the other way
+    import pandas as pd
+
     from seqattn.trace import SelectionTrace
 
 PICK_COLOR = "#d62728"  # the feature picked at this step
@@ -163,13 +166,24 @@ def _padded_range(values: np.ndarray, include_zero: bool) -> list[float] | None:
 
 
 def relative_to_uniform(trace: SelectionTrace) -> bool:
-    """SA's attention is a softmax over m candidates; its differences show best against uniform (1/m)."""
-    return trace.method == "sa"
+    """SA's attention is a softmax over m candidates; its differences show best against uniform (1/m). A
+    consensus's scores are shares of runs, not attention: they are drawn as they are (in %)."""
+    return trace.method == "sa" and not trace.is_consensus
 
 
-def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
-    """Scores as drawn: raw, or SA attention as % above/below uniform (``(a·m − 1)·100``)."""
-    if not relative:
+def score_axis_label(trace: SelectionTrace) -> str:
+    """What the score bars measure, for the figure's axis and the notebook's live view."""
+    if trace.is_consensus:
+        return f"share of the {trace.n_runs} runs that picked it (%)"
+    return "attention vs uniform (%)" if relative_to_uniform(trace) else "score"
+
+
+def _bar_values(scores: np.ndarray, trace: SelectionTrace) -> np.ndarray:
+    """Scores as drawn: raw; SA attention as % above/below uniform (``(a·m − 1)·100``); a consensus's share
+    of runs in %."""
+    if trace.is_consensus:
+        return scores * 100.0
+    if not relative_to_uniform(trace):
         return scores
     m = int(np.isfinite(scores).sum())
     return (scores * m - 1.0) * 100.0
@@ -177,14 +191,14 @@ def _bar_values(scores: np.ndarray, relative: bool) -> np.ndarray:
 
 def ranked_candidates(trace: SelectionTrace, t: int, max_bars: int) -> tuple[np.ndarray, np.ndarray]:
     """The top ``max_bars`` candidates at step ``t`` (best first; the pick always among them) and their
-    values as drawn (SA: % vs uniform). One ranking for the animation and the notebook's live view."""
+    values as drawn (:func:`score_axis_label`). One ranking for the animation and the notebook's live view."""
     step = trace.steps[t]
     scores = step.scores
     candidates = np.flatnonzero(np.isfinite(scores))
     order = candidates[np.argsort(-scores[candidates], kind="stable")][:max_bars]
     if step.feature not in order and np.isfinite(scores[step.feature]):  # the pick is always drawn
         order = np.append(order[: max_bars - 1], step.feature)
-    return order, _bar_values(scores, relative_to_uniform(trace))[order]
+    return order, _bar_values(scores, trace)[order]
 
 
 def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[str] | None = None) -> dict:
@@ -195,15 +209,20 @@ def score_bars(trace: SelectionTrace, t: int, max_bars: int, labels: Sequence[st
     scores = step.scores
     order, shown = ranked_candidates(trace, t, max_bars)
     is_pick = order == step.feature
-    relative = relative_to_uniform(trace)
-    hover = ("%{hovertext}<br>%{y:+.3g}% vs uniform<br>attention %{customdata:.4g}<extra></extra>" if relative
-             else "%{hovertext}<br>score %{y:.4g}<extra></extra>")
+    if trace.is_consensus:
+        hover = f"%{{hovertext}}<br>picked in %{{customdata:.0f}} of {trace.n_runs} runs<extra></extra>"
+        custom = scores[order] * trace.n_runs  # the count of runs
+    elif relative_to_uniform(trace):
+        hover, custom = "%{hovertext}<br>%{y:+.3g}% vs uniform<br>attention %{customdata:.4g}<extra></extra>", \
+            scores[order]
+    else:
+        hover, custom = "%{hovertext}<br>score %{y:.4g}<extra></extra>", scores[order]
     return {
         "type": "bar",
         "x": [labels[i] for i in order],
         "hovertext": escape_plot_texts(trace.feature_names[i] for i in order),
         "y": _plain(_round(shown)),
-        "customdata": _plain(_round(scores[order])),
+        "customdata": _plain(_round(custom)),
         "marker": {"color": np.where(is_pick, PICK_COLOR, CANDIDATE_COLOR).tolist()},
         "text": np.where(is_pick, f"#{t + 1}", "").tolist(),
         "textposition": "outside",
@@ -263,7 +282,9 @@ class _Panels:
         return cls(use_bars, is_image, shape, pool_size(shape), int(max_bars))
 
     def score_title(self, trace: SelectionTrace) -> str:
-        what = "Attention over the candidates" if relative_to_uniform(trace) else "Scores of the candidates"
+        what = ("Attention over the candidates" if relative_to_uniform(trace) else
+                f"Share of the {trace.n_runs} runs that picked each candidate" if trace.is_consensus else
+                "Scores of the candidates")
         if not self.use_bars:
             pooled = f" (max of {self.block}×{self.block} blocks)" if self.block > 1 else ""
             return f"{what}<br>on the image grid{pooled}"
@@ -331,8 +352,7 @@ def _add_score_panel(fig: go.Figure, trace: SelectionTrace, panels: _Panels, bar
         bars = score_bars(trace, 0, panels.max_bars, bar_labels)
         fig.add_trace(go.Bar(**{k: v for k, v in bars.items() if k != "type"}, name="score", showlegend=False),
                       row=1, col=1)
-        fig.update_yaxes(title_text="attention vs uniform (%)" if relative_to_uniform(trace) else "score",
-                         row=1, col=1)
+        fig.update_yaxes(title_text=score_axis_label(trace), row=1, col=1)
         fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, ticklabelstandoff=6, row=1, col=1)
         return [len(fig.data) - 1]
     block, shape = panels.block, panels.shape
@@ -436,10 +456,29 @@ def _add_controls(fig: go.Figure, names: list[str], frame_ms: int, labels_px: in
 
 
 def _confidence_note(trace: SelectionTrace, step) -> str:
-    """SA: ' — 3.40× the uniform share', plus ' (near-tie)' when the pick was uncertain; other methods: ''."""
+    """SA: ' — 3.40× the uniform share', plus ' (near-tie)' when the pick was uncertain; a consensus of several
+    runs: ' — picked in 15/16 runs, kept 98%', plus ' (unstable)'; other methods: ''."""
+    if trace.is_consensus:
+        return f" — picked in {step.support}" + (" (unstable)" if step.unstable else "")
     if step.confidence is None or not relative_to_uniform(trace):
         return ""
     return f" — {step.confidence:.2f}× the uniform share" + (" (near-tie)" if step.near_tie else "")
+
+
+#: Columns of ``trace.to_frame()`` that describe the attention inside one run: for a consensus they are
+#: medians over the runs that made the pick (runner-up: the next pick) and answer a question the panel does not
+#: ask, so its table leaves them out (the CSV and JSON downloads keep them).
+WITHIN_RUN_COLUMNS = ("score", "confidence", "runner_up", "runner_up_weight", "separation", "near_tie", "flagged",
+                      "seconds_since_start")
+
+
+def picks_table(trace: SelectionTrace) -> "pd.DataFrame":
+    """The Sequential Attention page's table of picks: ``trace.to_frame()``, for a consensus of several runs
+    without the within-run columns (:data:`WITHIN_RUN_COLUMNS`): its verdict is "picked in" and "kept"."""
+    frame = trace.to_frame()
+    if trace.is_consensus:
+        frame = frame.drop(columns=[c for c in WITHIN_RUN_COLUMNS if c in frame.columns])
+    return frame
 
 
 def true_gain_label(task: str) -> str:

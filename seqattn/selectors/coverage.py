@@ -19,6 +19,13 @@ judge of *which gene* but decides *for which cell type* the next pick is made:
    any type at most MAX_LEAD picks ahead of the least-picked one), and within that type's pool to the
    unselected gene with the **largest attention** — the same attention-ranked, trained pick as plain SA.
 
+With the structure head on (``structure_weight`` λ > 0, :mod:`seqattn.objectives`) the transcriptome's
+structure is one more client: a share λ / (1 + λ) of the picks (:func:`structure_share`; every other pick at
+λ = 1), spread evenly over the panel, is the largest-attention candidate of the **whole pool**, whatever its
+type. Without that share the structure head only tilts the choice *within* a type's pool, and the genes that carry
+the kNN graph and the clusters of all genes (the high-variance programmes of a few types) stay out:
+benchmarks/README.md, *Structure*.
+
 The rule sees only the fit's rows (each run its own training / validation split) and records, per pick,
 the type it was made for (``trace.settings["pick_types"]``), which the Gene panel page shows.
 """
@@ -40,6 +47,19 @@ MAX_LEAD = 2
 MAX_FIT_ROWS = 4000
 
 
+def structure_share(structure_weight: float) -> float:
+    """The share of picks made for the structure rather than a cell type: λ / (1 + λ), the structure's
+    weight in the loss ``task + λ · structure`` as a share of the whole (0 without the head)."""
+    weight = max(0.0, float(structure_weight))
+    return weight / (1.0 + weight)
+
+
+def is_structure_pick(n_picked: int, share: float) -> bool:
+    """Whether pick number ``n_picked`` (0-based) is made for the structure: the picks for it are spread evenly,
+    pick n being one when ⌊(n + 1)·share⌋ passes ⌊n·share⌋ (share ½: picks 2, 4, 6, …; the first is a type's)."""
+    return share > 0 and int(np.floor((n_picked + 1) * share + 1e-9)) > int(np.floor(n_picked * share + 1e-9))
+
+
 @dataclass
 class TypeCoverage:
     """The pick rule of one fit: per-type marker pools and the served-ness of every picked set.
@@ -55,6 +75,7 @@ class TypeCoverage:
     y: np.ndarray
     rows_for: Any  # seed -> (train rows, validation rows)
     score: str = "recall"
+    structure: float = 0.0  # the share of picks made for the structure (structure_share), from the whole pool
     type_of: dict[int, int] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -63,6 +84,8 @@ class TypeCoverage:
             raise ValueError(f"coverage must be one of {COVERAGE_RULES}, got {self.rule!r}.")
         if self.score not in COVERAGE_SCORES:
             raise ValueError(f"coverage_score must be one of {COVERAGE_SCORES}, got {self.score!r}.")
+        if not 0.0 <= self.structure < 1.0:
+            raise ValueError(f"the structure's share of picks must be in [0, 1), got {self.structure!r}.")
         self.type_of = {int(u): c for c, pool in enumerate(self.pools) for u in pool}
         self.source = as_row_source(self.X)
         self._pooled = sorted(self.type_of)  # the pools' columns, read once per run's rows (_pooled_block)
@@ -72,22 +95,28 @@ class TypeCoverage:
 
     @classmethod
     def from_marker_panel(cls, rule: str, markers: Sequence[int], marker_types: Sequence[int], X: Any,
-                          y: np.ndarray, rows_for: Any, score: str = "recall") -> "TypeCoverage":
+                          y: np.ndarray, rows_for: Any, score: str = "recall",
+                          structure: float = 0.0) -> "TypeCoverage":
         """Pools from a t-test marker panel in pick order and the type each of its picks was made for."""
         n_types = int(np.max(y)) + 1
         pools: list[list[int]] = [[] for _ in range(n_types)]
         for unit, c in zip(markers, marker_types):
             pools[int(c)].append(int(unit))
-        return cls(rule, pools, X, np.asarray(y), rows_for, score)
+        return cls(rule, pools, X, np.asarray(y), rows_for, score, structure)
 
     # ------------------------------------------------------------------ the pick
     def choose(self, scores: np.ndarray, picked: Sequence[int], seed: int) -> int:
         """The pick: the largest-attention candidate in the pool of the worst-served type allowed a pick.
 
         ``scores`` is the attention over all units (NaN where a unit is no candidate); ``picked`` the run's
-        picks so far (pinned units excluded). Falls back to the plain argmax when no pool has a candidate.
+        picks so far (pinned units excluded). A pick made for the structure (:func:`is_structure_pick`) is the
+        largest-attention candidate of all pools. Falls back to the plain argmax when no pool has a candidate.
         """
         scores = np.asarray(scores, dtype=np.float64)
+        if is_structure_pick(len(picked), self.structure):
+            pooled = [u for u in self._pooled if np.isfinite(scores[u])]
+            if pooled:
+                return int(max(pooled, key=lambda u: (scores[u], -u)))
         for c in self.type_order(picked, seed):
             pool = [u for u in self.pools[c] if np.isfinite(scores[u])]
             if pool:
@@ -214,9 +243,9 @@ class TypeCoverage:
     def describe(self) -> dict[str, Any]:
         measure = {"recall": "recall", "f1": "F1", "probability": "mean probability of the true type"}[self.score]
         return {"coverage": self.rule, "coverage_max_lead": 1 if self.rule == "turns" else MAX_LEAD,
-                "coverage_score": self.score,
+                "coverage_score": self.score, "coverage_structure_share": round(self.structure, 4),
                 "coverage_served_by": f"{measure} of a logistic regression refitted on the picks, on each run's "
                                       "validation rows of the training cells"}
 
 
-__all__ = ["COVERAGE_RULES", "COVERAGE_SCORES", "MAX_LEAD", "TypeCoverage"]
+__all__ = ["COVERAGE_RULES", "COVERAGE_SCORES", "MAX_LEAD", "TypeCoverage", "is_structure_pick", "structure_share"]

@@ -57,6 +57,16 @@ def panel_runs(k: int | None) -> int:
     return SMALL_PANEL_RUNS if k is not None and int(k) <= SMALL_PANEL_MAX_K else int(PANEL_DEFAULTS["n_runs"])
 
 
+#: The first gene panel the app's Sequential Attention page offers on expression data with cell types (the
+#: panel defaults on): 20 genes, where :func:`seqattn.select_features` makes 50 (``PANEL_DEFAULT_K``). Why
+#: smaller: the page's default run must finish well inside a minute on 2 cores with room for the Gene panel
+#: page's read-outs after it — 16 runs of 20 genes take ~11 s of CPU on pbmc68k_reduced, of 50 genes ~34 s
+#: (benchmarks/README.md, *The Sequential Attention page's gene panel*) — and 20 is the size at which SA's
+#: panel is level with the t-test's and spapros's on held-out cells (*Gene panels*: 0.625 vs 0.635 / 0.627
+#: balanced accuracy; at 50 genes 0.592 vs 0.617). The user can set any k on the page.
+QUICK_PANEL_K = 20
+
+
 def panel_defaults(dataset: Any, overrides: dict[str, Any] | None = None, k: int | None = None) -> dict[str, Any]:
     """The PANEL_DEFAULTS that apply to ``dataset``, with the user's ``overrides`` on top: cell types
     (classification) for the balanced loss, the marker pool and the coverage rule, single genes in memory for

@@ -161,7 +161,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         components a second head of the network reconstructs from the attention-weighted
         inputs (as PERSIST does), so the picks keep the data's structure as well as the
         labels; the loss adds λ × the share of those components' variance left unexplained.
-        0 (default): no head.
+        With a coverage rule, a share λ / (1 + λ) of the picks is also made for the structure:
+        the largest attention over the whole marker pool, whatever the type
+        (:func:`seqattn.selectors.coverage.structure_share`). 0 (default): no head. The trade-off
+        on pbmc68k_reduced is measured in benchmarks/README.md, *Structure*.
     marker_pool : 0 (default) or m ≥ 1: the candidates are only the ``m · k`` genes of the
         per-cell-type t-test marker panel (Welch t, one type vs rest, types taking turns:
         :func:`seqattn.selectors.ttest.ttest_markers`, on the rows SA is fitted on); SA then
@@ -387,7 +390,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         coverage pick rule on that panel's per-type pools (``None`` with ``coverage="none"``)."""
         from dataclasses import replace
 
-        from seqattn.selectors.coverage import TypeCoverage
+        from seqattn.selectors.coverage import TypeCoverage, structure_share
         from seqattn.selectors.sa_trainer import training_rows
         from seqattn.selectors.ttest import ttest_markers
 
@@ -407,7 +410,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             fraction = float(self.validation_fraction)
             rule = TypeCoverage.from_marker_panel(self.coverage, panel.selected, panel.settings["marker_types"], X, y,
                                                   lambda seed: training_rows(np.asarray(y), task, fraction, seed),
-                                                  self.coverage_score)
+                                                  self.coverage_score, structure_share(self.structure_weight))
         return replace(units, banned=sorted(outside)), rule
 
     def _train_one(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,

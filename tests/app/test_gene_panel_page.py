@@ -70,6 +70,8 @@ def test_h5ad_flow_upload_ban_mt_run_sa_then_gene_panel(tmp_path):
     assert mito_kept, "MT- decoys have high counts, so they survive the variance filter"
 
     goto(at, "sequential_attention")
+    assert at.toggle(key="sa_panel").value is True  # expression data with cell types: a panel by default
+    at.toggle(key="sa_panel").set_value(False)  # one plain run, whose stability the Gene panel page checks
     at.number_input(key="sa_k").set_value(4)
     at.number_input(key="sa_epochs").set_value(8)
     marker = next(g for g in (counts.feature_names[j] for j in counts.informative) if g in dataset.feature_names)

@@ -45,6 +45,20 @@ def test_cached_evaluation_is_read_back_with_its_split_and_size(bench, tmp_path,
     assert frame.loc[frame["panel"] == "t-test", "value"].item() == pytest.approx(0.5)
 
 
+def test_sa_variants_go_through_the_evaluator_and_its_report_in_table_order(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    monkeypatch.setattr(bench, "EXTERNAL_PYTHON", tmp_path / "no-such-python")
+    panels = {"HVG": ["A", "F"], "OMP": ["D", "E"], "t-test": ["B", "C"], "SA λ=3": ["A", "C"], "SA": ["A", "B"]}
+    assert bench.spapros_eval_order(panels) == ["SA", "SA λ=3", "t-test", "HVG"]  # every variant, OMP left out
+    scored = {"SA": ["A", "B"], "SA λ=3": ["A", "C"], "t-test": ["B", "C"], "HVG": ["A", "F"]}
+    runner_csv({label: {"knn_overlap mean_overlap_AUC": 0.4 + 0.01 * i} for i, label in enumerate(scored)},
+               wall=9.0).to_csv(bench.spapros_eval_path("pbmc", "abc", 5, 20, scored), index=False)
+    frame = bench.spapros_evaluation(None, "pbmc", "abc", 5, 20, panels)  # read back: the variant was in the key
+    assert frame.loc[frame["panel"] == "SA λ=3", "value"].item() == pytest.approx(0.41)
+    text = bench.spapros_eval_report(frame)
+    assert "| metric | SA | SA λ=3 | t-test | HVG |" in text and "OMP" not in text
+
+
 def test_cache_key_follows_the_panels_and_the_settings(bench, monkeypatch):
     base = bench.spapros_eval_path("pbmc", "abc", 0, 20, {"SA": ["A", "B"]})
     assert bench.spapros_eval_path("pbmc", "abc", 0, 20, {"SA": ["A", "B"]}) == base

@@ -192,3 +192,57 @@ def test_cli_coverage_score_reaches_the_trace(tmp_path):
     types = trace.settings["pick_types"]
     assert len(types) == 3 and set(types) <= {"0", "1", "2"}  # every pick made for a type, from its pool
     assert types[0] == "2"  # no picks yet: the prior calls every cell a large type, so the rare one is served first
+
+
+# ------------------------------------------------------------ structure as one more client (structure_weight)
+def programme_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Four types with one clean marker each (columns 0–3; type 3's is weak, with a second weak one, 12) and a
+    high-variance programme (columns 4–11, 3 × a latent factor, loosely raised in type 0): it carries the
+    leading component of all genes, sits in type 0's marker pool, and tells no type apart that 0 does not."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(4), 80)
+    X = rng.normal(size=(len(y), 30)).astype(np.float32)
+    X[np.arange(len(y)), y] += np.array([4.0, 4.0, 4.0, 1.5])[y]
+    X[y == 3, 12] += 1.5
+    z = rng.normal(size=len(y)) + 0.8 * (y == 0)
+    X[:, 4:12] += 3.0 * z[:, None]
+    return X, y
+
+
+def test_structure_picks_take_the_whole_pools_largest_attention_at_the_structures_share():
+    from seqattn.selectors.coverage import is_structure_pick, structure_share
+
+    assert structure_share(0) == 0 and structure_share(1) == 0.5 and structure_share(3) == 0.75
+    pattern = lambda share: "".join("S" if is_structure_pick(n, share) else "t" for n in range(8))  # noqa: E731
+    assert pattern(0.0) == "tttttttt" and pattern(0.5) == "tStStStS" and pattern(0.25) == "tttStttS"
+    X, y = rare_type_data()
+    pools = [[0, 1, 2], [10, 11], [6, 7]]
+    scores = np.full(30, 0.01)
+    scores[[0, 1, 2]] = [0.2, 0.3, 0.25]
+    scores[[7, 6]] = [0.05, 0.02]
+    rule = TypeCoverage("worst", pools, X, y, all_rows, structure=0.5)
+    assert rule.choose(scores, [], seed=0) == 7  # pick 1 is a type's: C's pool, as without the structure
+    picked = [7]
+    scores[7] = np.nan
+    assert rule.choose(scores, picked, seed=0) == 1  # pick 2 is the structure's: the pool's largest attention
+    assert TypeCoverage("worst", pools, X, y, all_rows).choose(scores, picked, seed=0) != 1  # a type's otherwise
+    assert rule.describe()["coverage_structure_share"] == 0.5
+    with pytest.raises(ValueError, match="share"):
+        TypeCoverage("worst", pools, X, y, all_rows, structure=1.0)
+
+
+def test_the_structure_head_pulls_a_high_variance_programme_gene_that_classification_leaves_out():
+    programme = set(range(4, 12))
+    for seed in range(3):
+        X, y = programme_data(seed)
+        fit = lambda weight: SequentialAttentionSelector(  # noqa: E731
+            5, marker_pool=3, coverage="worst", structure_weight=weight, random_state=0, epochs=30, batch_size=64,
+            gain_model="none").fit(X, y)
+        plain, shaped = fit(0.0), fit(0.3)
+        assert not programme & set(plain.selected_features_), (seed, plain.selected_features_)
+        assert programme & set(shaped.selected_features_), (seed, shaped.selected_features_)
+        # the fifth pick is the structure's (share 0.3 / 1.3); the four before it still cover every type
+        assert sorted(set(shaped.trace_.settings["pick_types"][:4])) == ["0", "1", "2", "3"]
+        assert shaped.trace_.settings["coverage_structure_share"] == pytest.approx(0.3 / 1.3, abs=1e-4)
+    assert "A share 0.23 of the picks" in coverage_caption(shaped.trace_)  # the page says so
+    assert "share" not in coverage_caption(plain.trace_)

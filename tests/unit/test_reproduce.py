@@ -98,3 +98,22 @@ def test_notebook_markdown_escapes_the_file_name_and_notes() -> None:
         assert escape_markdown(dataset.name) in markdown[0].splitlines()[0]  # the title
         for source in markdown:
             assert source.count("[") == source.count("\\[") and source.count("<") == source.count("\\<")
+
+
+def test_a_consensus_of_several_runs_is_rerun_as_one_not_as_a_shared_selection() -> None:
+    """The app's default gene panel combines separate runs (``combine="runs"``), recorded as ``shared=False``;
+    the notebook must pass it back (the selector's own default is a shared selection, which picks differently)."""
+    from seqattn.genomics import make_planted_counts
+    from seqattn.reproduce import _sa_options
+    from seqattn.selectors.defaults import panel_defaults
+
+    counts = make_planted_counts(n_cells=240, n_genes=40, n_types=3, markers_per_type=3, random_state=0)
+    options = panel_defaults(counts, {"epochs": 3, "n_runs": 3, "random_state": 0, "device": "cpu"}, 3)
+    trace = run_method(counts, "sa", 3, **options)
+    replayed = _sa_options(trace)
+    assert replayed["combine"] == "runs" and replayed["n_runs"] == 3
+    assert {name: replayed[name] for name in ("marker_pool", "class_weight", "coverage")} == \
+        {name: options[name] for name in ("marker_pool", "class_weight", "coverage")}
+    again = run_method(counts, "sa", 3, random_state=0, device="cpu", **replayed)
+    assert again.selected_names == trace.selected_names and again.is_consensus
+    assert "combine='runs'" in reproduction_notebook(trace, counts)
