@@ -236,15 +236,14 @@ def _pins_and_bans(args: argparse.Namespace, dataset) -> tuple[list[int], list[i
 
 def _sa_options(args: argparse.Namespace, dataset) -> dict:
     """SA's options: the gene-panel defaults for cell types in expression data, under the flags given."""
-    from seqattn.genomics import is_expression_data
+    from seqattn.genomics import gene_panel_applies
     from seqattn.selectors.defaults import panel_defaults
 
-    gene_panel = is_expression_data(dataset) and dataset.task == "classification"
     chosen = {"epochs": args.epochs, "model": args.model, "batch_size": args.batch_size, "n_runs": args.runs,
               "structure_weight": args.structure_weight, "marker_pool": args.marker_pool,
               "coverage": args.coverage, "coverage_score": args.coverage_score, "class_weight": args.class_weight}
     chosen = {k: v for k, v in chosen.items() if v is not None}
-    options = panel_defaults(dataset, chosen, args.k) if gene_panel else chosen
+    options = panel_defaults(dataset, chosen, args.k) if gene_panel_applies(dataset) else chosen
     if options.get("class_weight") == "none":
         options["class_weight"] = None
     return options
