@@ -162,7 +162,10 @@ if trace.is_consensus:
     st.caption(escape_markdown(" ".join(filter(None, (stability_summary(trace), coverage_caption(trace))))))
 if trace.settings.get("budget_note"):  # a fixed budget too short for k phases was lengthened (warned, not refused)
     st.warning(escape_markdown(trace.settings["budget_note"]), icon=":material/schedule:")
-if trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
+if trace.stopped_early and trace.k == 0:  # Stop (or the limit) came before any run had made a pick
+    st.warning("Stopped before the first pick: nothing was picked, so there is nothing to show. Press **Run "
+               "Sequential Attention** again and let it run past its first pick.")
+elif trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
     limit = float(trace.settings["max_seconds"])
     shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
     st.warning(f"Stopped at the training time limit ({shown}): kept the {trace.k} features picked so far. "

@@ -180,6 +180,20 @@ def test_sa_page_flags_near_tie_picks():
     assert "Pick 1" not in warnings
 
 
+def test_sa_page_says_plainly_when_stop_came_before_the_first_pick():
+    from seqattn.trace import SelectionTrace
+
+    at = goto(goto(start(), "data"), "sequential_attention")
+    names = [f"pixel ({r},{c})" for r in range(8) for c in range(8)]
+    at.session_state["sa_trace"] = SelectionTrace("sa", names, dataset="digits", metric_name="accuracy",
+                                                  stopped_early=True)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Stopped before the first pick: nothing was picked" in warnings
+    assert "kept the 0" not in warnings
+
+
 @pytest.mark.slow
 def test_first_default_sa_run_on_digits_uses_the_automatic_budget_and_is_quick():
     at = goto(goto(start(), "data"), "sequential_attention")
