@@ -165,13 +165,13 @@ if trace.settings.get("budget_note"):  # a fixed budget too short for k phases w
 if trace.stopped_early and trace.k == 0:  # Stop (or the limit) came before any run had made a pick
     st.warning("Stopped before the first pick: nothing was picked, so there is nothing to show. Press **Run "
                "Sequential Attention** again and let it run past its first pick.")
+elif trace.is_consensus and trace.stopped_early:
+    st.warning(escape_markdown(consensus_stop_note(trace, unit)))
 elif trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
     limit = float(trace.settings["max_seconds"])
     shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
     st.warning(f"Stopped at the training time limit ({shown}): kept the {trace.k} features picked so far. "
                "Lower k (or set a small fixed number of epochs) for a full run.")
-elif trace.is_consensus and trace.stopped_early:
-    st.warning(escape_markdown(consensus_stop_note(trace, unit)))
 elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
 flagged = pick_warnings(trace)  # one run: its near-ties; several: the picks the runs disagree on

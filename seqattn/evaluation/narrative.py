@@ -176,9 +176,13 @@ def consensus_stop_note(trace: SelectionTrace, unit: str = "features") -> str:
     asked = int(trace.settings.get("k", trace.k))
     span = "" if not made else (f"{min(made)}" if min(made) == max(made) else f"{min(made)}–{max(made)}")
     flagged = sum(step.unstable for step in trace.steps)
-    return (f"Stopped before the runs finished: the {len(made)} runs had made {span} of their {asked} picks each. "
-            f"The {trace.k} {unit} shown are the consensus of those partial runs; {flagged} of them are flagged "
-            "unstable. Run again without stopping for the full panel.")
+    timed_out = trace.settings.get("stop_reason") == "time limit"
+    cause = "at the training time limit" if timed_out else "(Stop pressed)"
+    advice = ("Lower k or the number of runs (or set a small fixed number of epochs) for the full panel." if timed_out
+              else "Run again without stopping for the full panel.")
+    return (f"Stopped {cause} before the runs finished: the {len(made)} runs had made {span} of their {asked} picks "
+            f"each. The {trace.k} {unit} shown are the consensus of those partial runs; {flagged} of them are "
+            f"flagged unstable. {advice}")
 
 
 def picks_table_caption(trace: SelectionTrace) -> str:

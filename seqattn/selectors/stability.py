@@ -557,10 +557,11 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
         trainer = BatchedSATrainer(config, X, y, task, k, units, seeds, resample=resample, shared=True,
                                    callback=callback, pick_rule=pick_rule)
         records = trainer.run()
-        device, objective = _device_name(trainer), _trained_on(trainer)
+        device, objective, stop_reason = _device_name(trainer), _trained_on(trainer), trainer.stop_reason
     else:
         runner = _batched_runs if batched else _sequential_runs
-        records, device, objective = runner(config, X, y, task, k, units, seeds, resample, callback, pick_rule)
+        records, device, objective, stop_reason = runner(config, X, y, task, k, units, seeds, resample, callback,
+                                                         pick_rule)
     settings = {**_settings(config, k, records, resample, batched, X), **objective, "shared": shared}
     read_out = _consensus_read_out(config, X, y, task, units) if config.gain_model != "none" else None
     build = dict(task=task, settings=settings, read_out=read_out, seconds=time.perf_counter() - start,
@@ -568,15 +569,16 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
     if shared:
         settings.update(n_runs=n_runs, run_seeds=seeds, run_leaders=records[0].leaders,
                         runs=[[leaders[b] for leaders in records[0].leaders] for b in range(n_runs)])
-        return shared_trace(records[0], units, k, n_runs=n_runs, **build)
-    trace = consensus_trace(records, units, k, order=pick_rule.consensus if pick_rule else None, **build)
-    if any(len(r.picks) < k for r in records):
+        trace = shared_trace(records[0], units, k, n_runs=n_runs, **build)
+    else:
+        trace = consensus_trace(records, units, k, order=pick_rule.consensus if pick_rule else None, **build)
+    if trace.stopped_early or any(len(r.picks) < k for r in records):
         trace.stopped_early = True
-        trace.settings["stop_reason"] = "stopped"
+        trace.settings["stop_reason"] = stop_reason or "stopped"  # "time limit" or "stopped" (Stop pressed)
     return trace
 
 
-Runs = tuple[list[RunRecord], str, dict[str, Any]]  # the records, the device, the objective's description
+Runs = tuple[list[RunRecord], str, dict[str, Any], str | None]  # records, device, objective, why training stopped
 
 
 def _batched_runs(config, X, y, task, k, units, seeds, resample, callback, pick_rule=None) -> Runs:
@@ -585,7 +587,7 @@ def _batched_runs(config, X, y, task, k, units, seeds, resample, callback, pick_
     records = trainer.run()
     if trainer.stop_reason is not None:
         records = [r for r in records if r.picks]
-    return records, _device_name(trainer), _trained_on(trainer)
+    return records, _device_name(trainer), _trained_on(trainer), trainer.stop_reason
 
 
 def _trained_on(trainer: BatchedSATrainer) -> dict[str, Any]:
@@ -600,7 +602,7 @@ def _device_name(trainer: BatchedSATrainer) -> str:
 
 
 def _sequential_runs(config, X, y, task, k, units, seeds, resample, callback, pick_rule=None) -> Runs:
-    records, device, objective = [], "cpu", {}
+    records, device, objective, stop_reason = [], "cpu", {}, None
     for b, seed in enumerate(seeds):
         def progress(step: int, total: int, message: str, b: int = b) -> Any:
             return callback(b * total + step, len(seeds) * total, f"run {b + 1}/{len(seeds)}: {message}")
@@ -613,8 +615,9 @@ def _sequential_runs(config, X, y, task, k, units, seeds, resample, callback, pi
         objective = {key: trace.settings[key] for key in ("class_weight", "structure_weight", "structure_components",
                                                           "structure_variance_shares") if key in trace.settings}
         if trace.stopped_early:
+            stop_reason = trace.settings.get("stop_reason")
             break
-    return records, device, objective
+    return records, device, objective, stop_reason
 
 
 def _settings(config: SAConfig, k: int, records: list[RunRecord], resample: str, batched: bool,

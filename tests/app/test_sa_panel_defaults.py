@@ -112,6 +112,6 @@ def test_stop_during_a_panel_run_combines_the_runs_picks_so_far_and_says_so():
     assert trace.is_consensus and trace.stopped_early and 1 <= trace.k <= 4
     made = [len(r) for r in trace.settings["runs"]]
     warned = " ".join(w.value for w in at.warning)
-    assert "Stopped before the runs finished" in warned and "of their 4 picks each" in warned
+    assert "Stopped (Stop pressed) before the runs finished" in warned and "of their 4 picks each" in warned
     assert "picked before Stop was pressed" not in warned
     assert max(made) < 4

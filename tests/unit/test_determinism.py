@@ -93,6 +93,23 @@ def test_time_limit_stops_training_and_keeps_the_picks():
     assert all(step.seconds <= elapsed for step in trace.steps)
 
 
+@pytest.mark.parametrize("model", ["mlp", "linear"])  # runs trained side by side / one after another
+def test_several_runs_cut_by_the_time_limit_say_time_limit_not_stopped(model):
+    """Runs cut by max_seconds record why, as one run does (however many picks the load allowed), so the page
+    can tell the time limit from a Stop."""
+    from seqattn.evaluation.narrative import consensus_stop_note
+    from seqattn.trace import SelectionTrace
+
+    trace = run_method(_planted(), "sa", 6, device="cpu", epochs=5000, max_seconds=1.5, gain_model="none",
+                       n_runs=2, combine="runs", model=model)
+    assert trace.stopped_early and trace.settings["stop_reason"] == "time limit"
+    partial = SelectionTrace("sa", ["a", "b", "c"], settings={"n_runs": 2, "k": 3, "runs": [[0], [0, 1]],
+                                                              "stop_reason": "time limit"}, stopped_early=True)
+    assert consensus_stop_note(partial).startswith("Stopped at the training time limit before the runs finished")
+    partial.settings["stop_reason"] = "stopped"
+    assert consensus_stop_note(partial).startswith("Stopped (Stop pressed) before the runs finished")
+
+
 def test_stop_request_keeps_picks_and_says_stopped():
     dataset = _planted()
     seen: list[str] = []
