@@ -216,6 +216,10 @@ class TypeCoverage:
         """The type each pick was made for (its pool's type; "" for a unit outside every pool)."""
         return [str(class_names[self.type_of[int(u)]]) if int(u) in self.type_of else "" for u in picks]
 
+    #: How :meth:`consensus` combines runs, in the trace's words (``settings["consensus"]``).
+    CONSENSUS = ("each cell type keeps its mean share of the runs' picks, filled with its genes most runs picked; "
+                 "then most runs first, then earliest mean pick position")
+
     def consensus(self, runs: Sequence[Sequence[int]], n_units: int, k: int) -> list[int]:
         """The panel of B runs with each type's share kept: type c gets the runs' mean number of picks for
         c (largest remainders round to k), filled with its most-picked genes; the panel is then ordered as

@@ -571,6 +571,8 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
                         runs=[[leaders[b] for leaders in records[0].leaders] for b in range(n_runs)])
         trace = shared_trace(records[0], units, k, n_runs=n_runs, **build)
     else:
+        if pick_rule is not None:
+            settings["consensus"] = pick_rule.CONSENSUS
         trace = consensus_trace(records, units, k, order=pick_rule.consensus if pick_rule else None, **build)
     if trace.stopped_early or any(len(r.picks) < k for r in records):
         trace.stopped_early = True

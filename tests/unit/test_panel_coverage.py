@@ -51,6 +51,7 @@ def test_every_recorded_pick_type_is_the_pool_it_came_from_and_turns_keep_types_
         assert sorted(type_of[u] for u in run) == [0, 0, 1, 1, 2, 2]
     types = trace.settings["pick_types"]
     assert [types.count(c) for c in "012"] == [2, 2, 2]  # the consensus keeps each type's share of the runs' picks
+    assert trace.settings["consensus"].startswith("each cell type keeps its mean share")  # and the trace says so
     assert 6 in trace.selected and types[trace.selected.index(6)] == "2"
 
 
