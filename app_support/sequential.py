@@ -51,8 +51,10 @@ def _panel_parts(options: dict[str, Any]) -> list[str]:
         parts.append(f"candidates from every cell type's t-test markers ({options['marker_pool']}·k genes)")
     if options.get("class_weight") == "balanced":
         parts.append("a loss in which every cell type weighs the same")
-    if options.get("coverage") in ("turns", "worst"):
+    if options.get("coverage") == "worst":
         parts.append("each pick made for the cell type the picks so far serve worst")
+    elif options.get("coverage") == "turns":
+        parts.append("the cell types taking turns at the picks")
     return parts
 
 

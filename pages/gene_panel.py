@@ -31,7 +31,7 @@ from seqattn.plots.genomics import (
     per_type_recall_figure,
     stability_figure,
 )
-from seqattn.selectors.defaults import panel_runs
+from seqattn.selectors.defaults import PER_TYPE_RULES, panel_runs
 from seqattn.selectors.stability import selection_matrix
 from seqattn.safe_text import escape_markdown, file_stem, to_csv
 from seqattn.trace import SelectionTrace
@@ -100,7 +100,7 @@ st.dataframe(panel, hide_index=True, key="gp_panel",
                             "marginal_gain": st.column_config.NumberColumn(format="%.4g"),
                             "kept": st.column_config.NumberColumn(format="percent", help=KEPT_HELP),
                             "unstable": st.column_config.CheckboxColumn(help=escape_markdown(UNSTABLE_HELP))})
-if trace.settings.get("coverage") in ("turns", "worst"):
+if trace.settings.get("coverage") in PER_TYPE_RULES:
     st.caption(escape_markdown(coverage_caption(trace)))
 if stable is None:
     st.caption("One run: these picks have not been checked against other seeds. On pbmc68k_reduced two seeds "

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seqattn.selectors.defaults import PER_TYPE_RULES
 from seqattn.trace import ATTENTION_METHODS, SelectionTrace, support_text  # noqa: F401 (support_text: here too)
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def stability_summary(trace: SelectionTrace) -> str:
     if trace.settings.get("shared"):
         how = (f"{runs} networks with different {how} trained together on one panel, each pick made on their mean "
                "attention; \"picked in\" counts the networks whose own attention led with it")
-    elif trace.settings.get("coverage") in ("turns", "worst"):
+    elif trace.settings.get("coverage") in PER_TYPE_RULES:
         how = (f"{runs} runs with different {how}, combined: each cell type keeps its share of the runs' picks, "
                "filled with its genes most runs picked, ordered by the number of runs, earliest first")
     else:
@@ -202,7 +203,7 @@ def coverage_caption(trace: SelectionTrace) -> str:
     """How a coverage pick rule (:mod:`seqattn.selectors.coverage`) made the picks, with the picks per type
     ("" without one)."""
     rule, types = trace.settings.get("coverage"), trace.settings.get("pick_types")
-    if rule not in ("turns", "worst") or types is None:
+    if rule not in PER_TYPE_RULES or types is None:
         return ""
     counts = Counter(types)  # in order of each type's first pick
     who = ("the types with the fewest picks so far take turns, the worst served first" if rule == "turns" else

@@ -26,6 +26,8 @@ SA_MODELS = ("mlp", "linear")
 CLASS_WEIGHTS = (None, "balanced")
 #: SA's pick rules: "none" (plain SA, the largest attention), "turns", "worst" (:mod:`seqattn.selectors.coverage`).
 COVERAGE_RULES = ("none", "turns", "worst")
+#: The coverage rules that pick for one cell type at a time (every rule but "none").
+PER_TYPE_RULES = tuple(rule for rule in COVERAGE_RULES if rule != "none")
 #: How the coverage rule measures served-ness per type on the validation rows: recall (the fraction of the
 #: type's cells called that type), F1 (recall and precision: a type other types' cells are called as is served
 #: badly too), or the mean probability of the true type (smooth where a type has one or two validation cells).
