@@ -175,7 +175,7 @@ def consensus_stop_note(trace: SelectionTrace, unit: str = "features") -> str:
         return ""
     made = [len(r) for r in trace.settings.get("runs") or []]
     asked = int(trace.settings.get("k", trace.k))
-    span = "" if not made else (f"{min(made)}" if min(made) == max(made) else f"{min(made)}–{max(made)}")
+    span = _span(made)
     flagged = sum(step.unstable for step in trace.steps)
     timed_out = trace.settings.get("stop_reason") == "time limit"
     cause = "at the training time limit" if timed_out else "(Stop pressed)"
@@ -234,8 +234,7 @@ def budget_summary(trace: SelectionTrace) -> str:
         return _runs_budget(settings)
     if settings.get("budget") == "auto":
         phases = settings.get("phase_steps") or []
-        span = f"{min(phases)}–{max(phases)}" if phases and min(phases) != max(phases) else (
-            f"{phases[0]}" if phases else "0")
+        span = _span(phases, empty="0")
         capped = settings.get("capped_phases", 0)
         capped_text = (f"; {capped} phase{'s' if capped != 1 else ''} ended at {'their' if capped != 1 else 'its'} "
                        f"cap without a clear leader") if capped else ""
@@ -251,13 +250,18 @@ def budget_summary(trace: SelectionTrace) -> str:
     return ""
 
 
+def _span(values: Sequence[int], empty: str = "") -> str:
+    """"12" when every value is 12, "12–40" otherwise; ``empty`` for none (how the narrative quotes a range)."""
+    if not values:
+        return empty
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
 def _runs_budget(settings: dict) -> str:
     """Several runs' budgets: the span of their optimizer steps and warm-ups."""
     def span(values: list) -> str:
-        values = [int(v) for v in values if v is not None]
-        if not values:
-            return "?"
-        return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+        return _span([int(v) for v in values if v is not None], empty="?")
 
     steps, warmups = settings.get("run_total_steps") or [], settings.get("run_warmup_steps") or []
     kind = (f"Fixed budget of {settings['epochs']} epochs" if settings.get("epochs") else
