@@ -155,7 +155,7 @@ if not result.traces:
     st.stop()
 
 # ------------------------------------------------------------------ the key chart
-st.subheader("Accuracy vs k")
+st.subheader(f"{result.metric[0].upper() + result.metric[1:]} vs k")  # "Accuracy vs k", "R² vs k"
 st.plotly_chart(accuracy_vs_k_figure(result.accuracy), key="cmp_accuracy_chart")
 accuracy_table = result.accuracy_table()
 if len(accuracy_table):

@@ -275,10 +275,8 @@ for warning in dataset.extra.get("warnings", []):
 for note in dataset.extra.get("notes", []):
     st.info(escape_markdown(note))
 if dataset.groups is not None:
-    multi = [(n, len(c)) for n, c in zip(dataset.groups.names, dataset.groups.columns) if len(c) > 1]
     st.caption(f"**{dataset.n_groups} feature groups** over {dataset.n_features} columns; every method picks "
-               "whole groups: " + escape_markdown(", ".join(f"{n} ({c} columns)" for n, c in multi[:12])
-                                                  + (" …" if len(multi) > 12 else "")))
+               "whole groups: " + escape_markdown(dataset.groups.describe()))
 summary = {key: value for key, value in dataset.summary().items() if key != "name"}
 if not summary.get("sparse"):
     summary.pop("sparse", None)

@@ -45,6 +45,13 @@ if dataset.task != "classification":
     st.page_link("pages/data.py", label="Go to the Data page", icon=":material/folder_open:")
     st.stop()
 
+if dataset.groups is not None:  # the panel's read-outs are per column (gene); SA picked whole groups here
+    st.info(f"The gene panel view reads single columns (genes), and **{escape_markdown(dataset.name)}** is selected "
+            "in feature groups of several columns: " + escape_markdown(dataset.groups.describe()) + ". Its picks are on "
+            "the **Sequential Attention** and **Compare** pages.")
+    st.page_link("pages/sequential_attention.py", label="Go to Sequential Attention", icon=":material/target:")
+    st.stop()
+
 trace: SelectionTrace | None = st.session_state.get(SA_TRACE_KEY)
 if trace is None or trace.feature_names != list(dataset.feature_names):
     st.info("No Sequential Attention panel for this data set yet: run **Sequential Attention** first "

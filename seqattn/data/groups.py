@@ -149,6 +149,11 @@ class FeatureGroups:
         units = [u for u in units if u[1]]
         return FeatureGroups(tuple(u[0] for u in units), tuple(u[1] for u in units), len(new_index))
 
+    def describe(self, limit: int = 12) -> str:
+        """The groups of several columns, as the pages name them: "day (4 columns), ash (2 columns) …"."""
+        multi = [f"{name} ({len(cols)} columns)" for name, cols in zip(self.names, self.columns) if len(cols) > 1]
+        return ", ".join(multi[:limit]) + (" …" if len(multi) > limit else "")
+
     def to_dict(self) -> dict[str, list[int]]:
         return {name: list(cols) for name, cols in zip(self.names, self.columns)}
 

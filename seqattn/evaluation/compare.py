@@ -84,6 +84,11 @@ class Comparison:
     def methods(self) -> list[str]:
         return list(self.traces)
 
+    @property
+    def metric(self) -> str:
+        """The test metric of the retraining ("accuracy" or "R²"): what the accuracy-vs-k chart and table show."""
+        return str(self.accuracy["metric"].iloc[0]) if "metric" in self.accuracy and len(self.accuracy) else "metric"
+
     def summary(self) -> pd.DataFrame:
         """Mean ± std of the test metric per (method, k)."""
         return summarize_accuracy(self.accuracy)
@@ -94,7 +99,7 @@ class Comparison:
         summary = self.summary()
         if summary.empty:
             return pd.DataFrame(columns=["method"])
-        metric = str(self.accuracy["metric"].iloc[0]) if "metric" in self.accuracy else "metric"
+        metric = self.metric
         cells = summary.assign(value=summary["mean"].map("{:.3f}".format) + " ± " + summary["std"].map("{:.3f}".format))
         table = cells.pivot(index="method", columns="k", values="value")
         order = [m for m in self.traces if m in table.index] + [m for m in table.index if m not in self.traces]

@@ -235,3 +235,19 @@ def test_partial_results_show_method_by_method_while_the_comparison_runs(planted
     at.run()
     result = at.session_state["cmp_result"]
     assert result.settings["stopped"] == "stopped" and {"anova", "variance"} <= set(result.traces)
+
+
+def test_a_regression_comparison_is_headed_by_its_metric_not_accuracy() -> None:
+    """On a regression target the chart and table show test R²; the heading above them said "Accuracy vs k"."""
+    diabetes = make_planted(n_samples=200, n_features=6, n_informative=2, task="regression", random_state=0)
+    at = page_with(diabetes, "test:regression-heading")
+    at.multiselect(key="cmp_methods").set_value(["anova", "variance"])
+    at.number_input(key="cmp_k").set_value(2)
+    at.text_input(key="cmp_ks").set_value("1, 2")
+    at.number_input(key="cmp_seeds").set_value(1)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    at = submit(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert set(at.session_state["cmp_result"].accuracy["metric"]) == {"R²"}
+    headings = [h.value for h in at.subheader]
+    assert "R² vs k" in headings and "Accuracy vs k" not in headings, headings

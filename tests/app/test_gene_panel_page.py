@@ -217,3 +217,20 @@ def test_gene_panel_on_pbmc68k_reduced_with_a_quick_sa_trace():
     assert not at.exception, [e.value for e in at.exception]
     scaled = np.asarray(_plotly(at, "gp_heatmap")["data"][0]["z"], dtype=float)
     np.testing.assert_allclose(scaled.max(axis=0), 1.0)
+
+
+def test_gene_panel_on_grouped_data_says_why_not_run_sa_first():
+    """A table with a text column is selected in feature groups; after an SA run on it the Gene panel page
+    used to say "No Sequential Attention panel for this data set yet: run Sequential Attention first"
+    (the trace names groups, the data set columns), though SA had just run."""
+    from tests.support.app_helpers import run_sa, uploaded
+    from tests.support.bad_inputs_corpus import csv, table
+
+    frame = table(n=60, d=3).assign(site=["north", "south", "east"] * 20)
+    at = run_sa(uploaded("sites.csv", csv(frame)), k=2, epochs=2)
+    assert at.session_state["dataset"].groups is not None and at.session_state["sa_trace"].k == 2
+    goto(at, "gene_panel")
+    assert not at.error, [e.value for e in at.error]
+    infos = " ".join(i.value for i in at.info)
+    assert "run **Sequential Attention** first" not in infos, infos
+    assert "feature groups" in infos and "site (3 columns)" in infos, infos
