@@ -341,9 +341,10 @@ class SelectionTrace:
     HTML_MAX_ROWS = 50
 
     def _repr_html_(self) -> str:
-        """Jupyter's rich display: what ran on what, then one row per pick (name, score,
-        confidence where the method reports it, for several runs "picked in", kept share and the unstable
-        flag, marginal gain, validation metric)."""
+        """Jupyter's rich display: what ran on what, then one row per pick (name, score, confidence and the
+        near-tie flag where the method reports them, for several runs "picked in", kept share and the unstable
+        flag, marginal gain, validation metric). A consensus leaves out the within-run columns, as the app's
+        table does (:data:`seqattn.plots.selection.WITHIN_RUN_COLUMNS`)."""
         def number(value: Any, fmt: str = ".4g") -> str:
             return "" if value is None or not math.isfinite(float(value)) else format(float(value), fmt)
 
@@ -364,22 +365,27 @@ class SelectionTrace:
         if self.pinned:
             pinned = ", ".join(html.escape(self.feature_names[i]) for i in self.pinned)
             lines.append(f"<p>pinned (selected from the start): {pinned}</p>")
-        confidences = [getattr(s, "confidence", None) for s in self.steps]
-        has_confidence = any(c is not None for c in confidences)
+        # one run: its confidence and near-tie verdict; several: "picked in" / kept / unstable, and for a consensus
+        # none of the within-run columns (its score is a share of runs, its confidence a median inside them)
         stable = self.n_runs is not None
-        header = ["#", "feature", "score"] + (["confidence"] if has_confidence else []) + (
+        within = not self.is_consensus
+        has_confidence = within and any(s.confidence is not None for s in self.steps)
+        header = ["#", "feature"] + (["score"] if within else []) + (["confidence"] if has_confidence else []) + (
+            ["near-tie"] if has_confidence and not stable else []) + (
             ["picked in", "kept", "unstable"] if stable else []) + [
-            "marginal gain", f"validation {self.metric_name or 'metric'}", "seconds"]
+            "marginal gain", f"validation {self.metric_name or 'metric'}"] + (["seconds"] if within else [])
         lines.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header)
                      + "</tr></thead><tbody>")
-        for i, (step, confidence) in enumerate(zip(self.steps[: self.HTML_MAX_ROWS], confidences)):
-            cells = [str(i + 1), html.escape(step.name), number(step.score)]
+        for i, step in enumerate(self.steps[: self.HTML_MAX_ROWS]):
+            cells = [str(i + 1), html.escape(step.name)] + ([number(step.score)] if within else [])
             if has_confidence:
-                cells.append(number(confidence, ".3g"))
+                cells.append(number(step.confidence, ".3g"))
+                cells += [] if stable else ["<b>near-tie</b>" if step.near_tie else ""]
             if stable:
                 cells += [f"{step.picked_in}/{step.n_runs}", number(step.kept_share, ".0%"),
                           "<b>unstable</b>" if step.unstable else ""]
-            cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f"), number(step.seconds, ".1f")]
+            cells += [number(step.marginal_gain, "+.4f"), number(step.val_metric, ".4f")]
+            cells += [number(step.seconds, ".1f")] if within else []
             lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
         lines.append("</tbody></table>")
         if self.k > self.HTML_MAX_ROWS:

@@ -128,6 +128,27 @@ def test_repr_html_lists_the_picks_with_scores_gains_and_confidence() -> None:
     assert repr(trace).startswith("SelectionTrace(method='omp'") and len(repr(trace)) < 300
 
 
+def test_repr_html_of_one_sa_run_names_its_near_ties() -> None:
+    """The app and the CLI name a near-tie pick; the notebook display showed the same trace without the flag."""
+    from seqattn.trace import SelectionTrace
+
+    trace = SelectionTrace(method="sa", feature_names=[f"f{i}" for i in range(12)], dataset="toy",
+                           task="classification", metric_name="accuracy")
+    clear = np.full(12, 0.01)
+    clear[3] = 1 - clear.sum() + 0.01  # one candidate holds almost all the attention
+    trace.add_step(3, clear, marginal_gain=0.3, val_metric=0.6)
+    tied = np.linspace(0.08, 0.09, 12)
+    tied[3] = np.nan  # already selected
+    trace.add_step(11, tied / np.nansum(tied), marginal_gain=0.01, val_metric=0.61)
+    assert [s.near_tie for s in trace.steps] == [False, True]
+    page = trace._repr_html_()
+    assert "<th>near-tie</th>" in page and page.count("<b>near-tie</b>") == 1
+    rows = page.split("<tr>")[2:]  # after the header row
+    assert "near-tie" not in rows[0] and "<b>near-tie</b>" in rows[1]
+    omp, _ = _small_trace()  # methods without a confidence have no such verdict
+    assert "near-tie" not in omp._repr_html_()
+
+
 def test_plot_is_the_apps_animation() -> None:
     digits = load_builtin("digits")
     trace = run_method(digits, "omp", 3)

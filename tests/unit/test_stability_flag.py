@@ -107,6 +107,15 @@ def test_trace_table_json_and_page_table_carry_one_verdict(stable_trace, tmp_pat
         assert (listed in warning) == s.unstable
 
 
+def test_notebook_display_of_a_consensus_leaves_out_the_within_run_columns(stable_trace):
+    """A consensus's score is its share of runs and its confidence a median inside the runs that made the pick (a
+    gene picked in every run could show 0.28): the app's table drops them (WITHIN_RUN_COLUMNS); so does the notebook."""
+    header = stable_trace._repr_html_().split("</thead>")[0]
+    for within in ("score", "confidence", "seconds"):
+        assert f"<th>{within}</th>" not in header, header
+    assert "<th>picked in</th>" in header and "<th>kept</th>" in header and "<th>unstable</th>" in header
+
+
 def test_a_single_runs_panel_checked_against_a_stable_selection_gets_the_same_flag(stable_trace):
     from seqattn.genomics import panel_stability
 
