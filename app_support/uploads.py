@@ -179,7 +179,9 @@ def _default_choices_cached(digest: str, file_name: str, _upload: AttachedUpload
     columns = [str(c) for c in info["columns"]]
     target = columns[guess_target(columns)]
     if info["format"] == "h5ad":
-        return UploadChoices(target=target)
+        from seqattn.data.h5ad import default_layer
+
+        return UploadChoices(target=target, layer=default_layer(list(info.get("layers") or [])))
     ids: tuple[str, ...] = ()
     for impute in (None, "median", "drop_rows"):
         try:

@@ -156,9 +156,11 @@ def upload_controls(upload: AttachedUpload, info: dict) -> UploadChoices:
     target = left.selectbox(label, columns, key=target_key, **first)
     task = middle.selectbox("Task", TASKS, key=f"task:{digest}")
     if right is not None:
-        choice = right.selectbox("Matrix", ["X", *layers], key=f"layer:{digest}",
-                                 help="X, one of the file's layers (e.g. raw counts), or raw (adata.raw).",
-                                 disabled=not layers)
+        layer_key, matrices = f"layer:{digest}", ["X", *layers]
+        first = {} if layer_key in st.session_state else {"index": matrices.index(default.layer or "X")}
+        choice = right.selectbox("Matrix", matrices, key=layer_key, disabled=not layers, **first,
+                                 help="X, one of the file's layers (e.g. raw counts), or raw (adata.raw; the "
+                                      "default when the file has it, as in scanpy's marker tools).")
         return UploadChoices(target, task, layer=None if choice == "X" else choice)
     if drop_key not in st.session_state:
         st.session_state[drop_key] = list(default.dropped)

@@ -176,6 +176,14 @@ def load_h5ad(content: Content, target: str | None, *, task: str, layer: str | N
     return dataset
 
 
+def default_layer(layers: list[str]) -> str | None:
+    """The matrix an h5ad is read from unless the user says otherwise: ``"raw"`` when the file stores
+    ``.raw`` (``layers`` as :func:`header_of` lists them), else ``None`` (X). scanpy's marker tools and
+    :func:`seqattn.select_features` read ``.raw`` first: a scanpy object's X is often scaled (negative values,
+    no "expressed above zero"), and the built-in ``pbmc68k_reduced`` is its ``.raw``."""
+    return "raw" if "raw" in layers else None
+
+
 def writes_elements(f: Any) -> bool:
     """Whether the file uses anndata's element encoding (anndata ≥ 0.8), so single elements can be read."""
     encoding = f.attrs.get("encoding-type", b"")

@@ -234,3 +234,27 @@ def test_gene_panel_on_grouped_data_says_why_not_run_sa_first():
     infos = " ".join(i.value for i in at.info)
     assert "run **Sequential Attention** first" not in infos, infos
     assert "feature groups" in infos and "site (3 columns)" in infos, infos
+
+
+def test_an_h5ad_with_raw_starts_on_raw_as_the_builtin_and_select_features_do(tmp_path):
+    """scanpy's pbmc68k_reduced stores scaled X (negative values) and the log-normalised expression in .raw; the
+    built-in of the same file and select_features read .raw, but its upload started on X."""
+    import anndata
+
+    counts = make_planted_counts(n_cells=120, n_genes=30, n_types=3, markers_per_type=2, random_state=3)
+    path = save_h5ad(counts, tmp_path / "scaled.h5ad")
+    adata = anndata.read_h5ad(path)
+    adata.raw = adata.copy()
+    dense = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    adata.X = (dense - dense.mean(axis=0)) / (dense.std(axis=0) + 1e-6)  # sc.pp.scale
+    adata.write_h5ad(path)
+    at = goto(start(), "data")
+    at.radio(key="data_source").set_value("Upload").run()
+    at.get("file_uploader")[0].upload("scaled.h5ad", path.read_bytes(), "application/octet-stream").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    layer = next(s for s in at.selectbox if s.key.startswith("layer:"))
+    assert layer.options == ["X", "raw"] and layer.value == "raw"
+    dataset = at.session_state["dataset"]
+    assert dataset.extra["matrix"] == "raw" and dataset.dense_X().min() >= 0
+    layer.select("X").run()  # X stays one choice away
+    assert at.session_state["dataset"].extra["matrix"] == "X"
