@@ -158,8 +158,12 @@ def select_features(
     pin_idx, ban_idx, floor_record = _pins_and_bans(dataset, pinned, banned, min_fraction, min_mean, progress)
     if pin_idx or ban_idx:
         options.update(pinned=pin_idx, banned=ban_idx)
+    room = dataset.n_features - len(pin_idx) - len(ban_idx)
+    if floor_record and room < (k if isinstance(k, int) else 1):  # the floor's bans, not the user's k, are the cause
+        raise DataError(f"{floor_record['message']} k={k} needs at least {k or 1} candidate gene(s) besides the "
+                        f"pinned and banned ones: lower min_fraction / min_mean, or k.")
     if k is None:
-        k = default_k(dataset.n_features - len(pin_idx) - len(ban_idx), cap=PANEL_DEFAULT_K)
+        k = default_k(room, cap=PANEL_DEFAULT_K)
     trace = _run_selection(dataset, method, k, options, progress)
     trace.settings["matrix"] = dataset.extra["matrix"]
     if floor_record:

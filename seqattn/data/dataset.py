@@ -206,8 +206,10 @@ def validate_k(k: Any, n_features: int, *, n_pinned: int = 0, n_banned: int = 0,
     k_int, available = int(k), n_features - n_pinned - n_banned
     if k_int > available:
         if n_pinned or n_banned:
-            raise DataError(f"{name}={k_int} but only {available} features can be picked ({n_features} features, "
-                            f"{n_pinned} pinned, {n_banned} banned); choose {name} ≤ {max(available, 0)}.")
+            advice = (f"choose {name} ≤ {available}" if available > 0 else
+                      "every feature is pinned or banned: unpin or unban some")
+            raise DataError(f"{name}={k_int} but only {max(available, 0)} features can be picked ({n_features} "
+                            f"features, {n_pinned} pinned, {n_banned} banned); {advice}.")
         raise DataError(f"{name}={k_int} is larger than the number of features ({n_features}): only "
                         f"{n_features} features can be picked; choose {name} between 1 and {n_features}.")
     return k_int

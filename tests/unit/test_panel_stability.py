@@ -193,6 +193,27 @@ def test_expression_floor_bans_rarely_detected_genes_and_says_how_many():
         expression_floor(data, min_fraction=5)
 
 
+def test_an_expression_floor_that_leaves_too_few_genes_says_so_not_choose_k_at_most_zero():
+    """select_features(..., min_fraction=0.99) on genes seen in fewer cells used to end in "only 0 features can
+    be picked (…, 40 banned); choose n_features_to_select ≤ 0", not naming the floor (progress=False hid it)."""
+    import anndata as ad
+    import pandas as pd
+
+    from seqattn import DataError, select_features
+
+    X = np.zeros((60, 8), dtype=np.float32)
+    X[:, :2] = 1.0 + np.arange(60)[:, None] % 3  # genes 0 and 1 in every cell
+    X[::10, 2:] = 1.0  # the others in 10 % of the cells
+    adata = ad.AnnData(X, obs=pd.DataFrame({"kind": ["a", "b"] * 30}, index=[f"c{i}" for i in range(60)]),
+                       var=pd.DataFrame(index=[f"g{i}" for i in range(8)]))
+    with pytest.raises(DataError, match=r"Expression floor removed 8 of 8 genes.*0 remain.*min_mean") as info:
+        select_features(adata, "kind", 3, method="ttest", min_mean=100, progress=False)
+    assert "≤ 0" not in str(info.value)
+    with pytest.raises(DataError, match=r"Expression floor removed 6 of 8 genes.*2 remain.*k=3"):
+        select_features(adata, "kind", 3, method="ttest", min_fraction=0.5, progress=False)
+    assert select_features(adata, "kind", 2, method="ttest", min_fraction=0.5, progress=False).selected == [0, 1]
+
+
 # ------------------------------------------------------------ marker candidates
 def test_marker_pool_limits_candidates_to_the_t_test_markers_and_keeps_the_users_bans():
     from seqattn.selectors.ttest import ttest_markers
