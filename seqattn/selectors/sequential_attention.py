@@ -352,6 +352,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         """Fit on a :class:`~seqattn.data.Dataset`, keeping its names, task and feature groups."""
         self._validate_params()
         task = self._resolve_task(dataset_task=dataset.task)
+        self.__dict__.pop("feature_names_in_", None)  # scikit-learn's reset: no names from an earlier fit's frame
         self.n_features_in_ = dataset.n_features
         classes = dataset.class_names or list(range(dataset.n_classes))
         units, k = self._units(list(dataset.feature_names), dataset.groups)

@@ -281,3 +281,24 @@ def test_selector_fitted_on_an_anndata_dataset_reports_gene_names():
         fitted_on_frame = SequentialAttentionSelector(2, gain_model="none").fit(ds.frame(), ds.y)
         assert list(fitted_on_frame.feature_names_in_) == genes
         assert fitted_on_frame.transform(ds.frame()).shape == (120, 2)
+
+
+def test_fit_dataset_after_a_fit_on_a_frame_forgets_the_old_column_names():
+    """scikit-learn's reset: a refit starts from nothing. fit(frame_a) then fit_dataset(dataset_b) kept frame_a's
+    feature_names_in_, so get_feature_names_out named b's picks with a's columns (or failed), and transform warned."""
+    import warnings
+
+    import pandas as pd
+
+    wine = make_planted(n_samples=150, n_features=6, n_informative=2, random_state=0)
+    other = make_planted(n_samples=150, n_features=9, n_informative=2, random_state=1)
+    other.feature_names = [f"gene{i}" for i in range(9)]
+    sel = SequentialAttentionSelector(2, epochs=3, gain_model="none", random_state=0)
+    sel.fit(pd.DataFrame(wine.X, columns=[f"col{i}" for i in range(6)]), wine.y)
+    assert list(sel.feature_names_in_) == [f"col{i}" for i in range(6)]
+    sel.fit_dataset(other)
+    assert not hasattr(sel, "feature_names_in_") and sel.n_features_in_ == 9
+    assert list(sel.get_feature_names_out()) == sorted(sel.trace_.selected_names, key=other.feature_names.index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names, but … fitted with feature names"
+        assert sel.transform(other.X).shape == (150, 2)
