@@ -36,6 +36,16 @@ def page_with(dataset, key: str, sa_trace=None) -> AppTest:
     return at.run()
 
 
+def quick_settings(at: AppTest, methods: list[str], k: int) -> AppTest:
+    """``methods`` at ``k``, evaluated at k = 1 and ``k`` with one seed and the logistic model."""
+    at.multiselect(key="cmp_methods").set_value(methods)
+    at.number_input(key="cmp_k").set_value(k)
+    at.text_input(key="cmp_ks").set_value(f"1, {k}")
+    at.number_input(key="cmp_seeds").set_value(1)
+    at.radio(key="cmp_eval_model").set_value("logistic")
+    return at
+
+
 def submit(at: AppTest) -> AppTest:
     """Press Run; if that started a background comparison, wait for it and rerun to collect it."""
     next(b for b in at.button if b.label == "Run comparison").click()
@@ -123,12 +133,7 @@ def test_shap_section_and_greedy_shortlist_on_wide_data() -> None:
 
 
 def test_same_settings_twice_reuses_the_finished_run(planted) -> None:
-    at = page_with(planted, "test:planted-cache")
-    at.multiselect(key="cmp_methods").set_value(["omp", "mutual_info"])
-    at.number_input(key="cmp_k").set_value(3)
-    at.text_input(key="cmp_ks").set_value("1, 3")
-    at.number_input(key="cmp_seeds").set_value(1)
-    at.radio(key="cmp_eval_model").set_value("logistic")
+    at = quick_settings(page_with(planted, "test:planted-cache"), ["omp", "mutual_info"], 3)
     first = submit(at).session_state["cmp_result"]
     next(b for b in at.button if b.label == "Run comparison").click()
     at.run()
@@ -240,13 +245,7 @@ def test_partial_results_show_method_by_method_while_the_comparison_runs(planted
 def test_a_regression_comparison_is_headed_by_its_metric_not_accuracy() -> None:
     """On a regression target the chart and table show test R²; the heading above them said "Accuracy vs k"."""
     diabetes = make_planted(n_samples=200, n_features=6, n_informative=2, task="regression", random_state=0)
-    at = page_with(diabetes, "test:regression-heading")
-    at.multiselect(key="cmp_methods").set_value(["anova", "variance"])
-    at.number_input(key="cmp_k").set_value(2)
-    at.text_input(key="cmp_ks").set_value("1, 2")
-    at.number_input(key="cmp_seeds").set_value(1)
-    at.radio(key="cmp_eval_model").set_value("logistic")
-    at = submit(at)
+    at = submit(quick_settings(page_with(diabetes, "test:regression-heading"), ["anova", "variance"], 2))
     assert not at.exception, [e.value for e in at.exception]
     assert set(at.session_state["cmp_result"].accuracy["metric"]) == {"R²"}
     headings = [h.value for h in at.subheader]
