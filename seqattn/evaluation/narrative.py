@@ -97,11 +97,32 @@ def _ratio(value: float) -> str:
     return f"{value:.1f}×" if value >= 2 else f"{value:.2f}×"
 
 
+def _stands_apart_from_runner_up(step) -> str:
+    """The runner-up's share ("6.8×") when a near-tie pick held clearly more than it (no candidate within
+    NEAR_TIE_MARGIN, confidence above NEAR_TIE_CONFIDENCE): the flag then says the attention was spread like
+    noise, and "a tie with the runner-up" would contradict the numbers. "" otherwise."""
+    from seqattn.trace import NEAR_TIE_CONFIDENCE, NEAR_TIE_MARGIN
+
+    if step.confidence is None or step.confidence < NEAR_TIE_CONFIDENCE or step.runner_up is None \
+            or step.runner_up_weight is None or not step.score > 0:
+        return ""
+    if step.runner_up_weight * (1 + NEAR_TIE_MARGIN) >= step.score:
+        return ""
+    return _ratio(step.confidence * step.runner_up_weight / step.score)
+
+
 def near_tie_warnings(trace: SelectionTrace, max_names: int = 3) -> list[str]:
-    """One sentence per near-tie pick, naming the candidates it was tied with and what to do."""
+    """One sentence per near-tie pick, naming the candidates it was tied with (or, where none was close, saying
+    that the pick did not stand out from noise, beside the runner-up's share) and what to do."""
     lines = []
     for t, step in enumerate(trace.steps):
         if not step.near_tie:
+            continue
+        apart = _stands_apart_from_runner_up(step)
+        if apart:  # flagged by the separation rule: no candidate was close, the pick just did not beat noise
+            lines.append(f"Pick {t + 1} ({step.name}, {_ratio(step.confidence)} the uniform share) did not stand out "
+                         f"from the other candidates more than noise would (runner-up "
+                         f"{trace.feature_names[step.runner_up]}: {apart}): train longer, or treat it as uncertain.")
             continue
         tied = step.tied_with()
         names = [trace.feature_names[i] for i in tied[:max_names]]

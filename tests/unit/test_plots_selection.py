@@ -203,6 +203,29 @@ def test_explanations_match_the_documented_wording():
     assert feature_unit(64, (8, 8)) == "pixels" and feature_unit(10, None) == "features"
 
 
+def test_a_pick_flagged_for_not_standing_out_is_not_called_a_tie_with_a_runner_up_half_its_weight():
+    """digits, default run: "Pick 10 (pixel (4,4), 13× the uniform share) was a near-tie with pixel (0,6)" while the
+    step said "runner-up pixel (0,6): 6.8×". The flag came from the separation rule (the candidates' attention was
+    spread so widely that the pick did not stand out from noise), not from a close runner-up."""
+    names = [f"f{i}" for i in range(40)]
+    trace = SelectionTrace("sa", names, metric_name="accuracy")
+    scores = np.geomspace(0.45, 0.02, 40)  # wide, smooth spread: no gap between the leader and the rest
+    scores[0], scores[1] = 1.0, 0.5  # runner-up at half the pick's weight
+    trace.add_step(0, scores / scores.sum())
+    step = trace.steps[0]
+    assert step.near_tie and step.confidence >= 1.5 and step.runner_up == 1
+    runner = step.confidence * step.runner_up_weight / step.score
+    (warning,) = near_tie_warnings(trace)
+    assert "near-tie with" not in warning, warning
+    assert warning.startswith(f"Pick 1 (f0, {step.confidence:.1f}× the uniform share) did not stand out")
+    assert f"runner-up f1: {runner:.1f}×" in warning
+    close = SelectionTrace("sa", names, metric_name="accuracy")  # a runner-up within 10 %: still "a near-tie with"
+    tie = np.full(40, 1.0)
+    tie[0], tie[1] = 1.3, 1.25
+    close.add_step(0, tie / tie.sum())
+    assert "was a near-tie with f1" in near_tie_warnings(close)[0]
+
+
 def test_explain_trace_mentions_pins_bans_and_early_stop_and_other_methods():
     trace = make_trace(10, 2, pinned=(3,))
     trace.banned = [4]
