@@ -158,10 +158,11 @@ def select_features(
     pin_idx, ban_idx, floor_record = _pins_and_bans(dataset, pinned, banned, min_fraction, min_mean, progress)
     if pin_idx or ban_idx:
         options.update(pinned=pin_idx, banned=ban_idx)
-    room = dataset.n_features - len(pin_idx) - len(ban_idx)
-    if floor_record and room < (k if isinstance(k, int) else 1):  # the floor's bans, not the user's k, are the cause
-        raise DataError(f"{floor_record['message']} k={k} needs at least {k or 1} candidate gene(s) besides the "
-                        f"pinned and banned ones: lower min_fraction / min_mean, or k.")
+    room, needed = dataset.n_features - len(pin_idx) - len(ban_idx), (k if isinstance(k, int) else 1)
+    if floor_record and room < needed:  # the floor's bans, not the user's k, are the cause
+        asked = f"k={k} needs" if k is not None else "A panel needs"
+        raise DataError(f"{floor_record['message']} {asked} at least {needed} candidate gene(s) besides the pinned "
+                        f"and banned ones: lower min_fraction / min_mean" + (", or k." if k is not None else "."))
     if k is None:
         k = default_k(room, cap=PANEL_DEFAULT_K)
     trace = _run_selection(dataset, method, k, options, progress)
