@@ -120,9 +120,9 @@ def near_tie_warnings(trace: SelectionTrace, max_names: int = 3) -> list[str]:
             continue
         apart = _stands_apart_from_runner_up(step)
         if apart:  # flagged by the separation rule: no candidate was close, the pick just did not beat noise
-            lines.append(f"Pick {t + 1} ({step.name}, {_ratio(step.confidence)} the uniform share) did not stand out "
-                         f"from the other candidates more than noise would (runner-up "
-                         f"{trace.feature_names[step.runner_up]}: {apart}): train longer, or treat it as uncertain.")
+            lines.append(f"Pick {t + 1} ({step.name}, {_ratio(step.confidence)} the uniform share) was a near-tie: it "
+                         f"did not stand out from the other candidates more than noise would (runner-up "
+                         f"{trace.feature_names[step.runner_up]}: {apart}); train longer, or treat it as uncertain.")
             continue
         tied = step.tied_with()
         names = [trace.feature_names[i] for i in tied[:max_names]]

@@ -217,7 +217,8 @@ def test_a_pick_flagged_for_not_standing_out_is_not_called_a_tie_with_a_runner_u
     runner = step.confidence * step.runner_up_weight / step.score
     (warning,) = near_tie_warnings(trace)
     assert "near-tie with" not in warning, warning
-    assert warning.startswith(f"Pick 1 (f0, {step.confidence:.1f}× the uniform share) did not stand out")
+    assert warning.startswith(f"Pick 1 (f0, {step.confidence:.1f}× the uniform share) was a near-tie: it did not "
+                              "stand out from the other candidates more than noise would")
     assert f"runner-up f1: {runner:.1f}×" in warning
     close = SelectionTrace("sa", names, metric_name="accuracy")  # a runner-up within 10 %: still "a near-tie with"
     tie = np.full(40, 1.0)
