@@ -162,15 +162,19 @@ if trace.is_consensus:
     st.caption(escape_markdown(" ".join(filter(None, (stability_summary(trace), coverage_caption(trace))))))
 if trace.settings.get("budget_note"):  # a fixed budget too short for k phases was lengthened (warned, not refused)
     st.warning(escape_markdown(trace.settings["budget_note"]), icon=":material/schedule:")
-if trace.stopped_early and trace.k == 0:  # Stop (or the limit) came before any run had made a pick
+at_limit = trace.stopped_early and trace.settings.get("stop_reason") == "time limit"
+limit = float(trace.settings.get("max_seconds") or 0)
+limit_text = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
+if at_limit and trace.k == 0:  # "run it past its first pick" cannot help here: the limit would stop it again
+    st.warning(f"Stopped at the training time limit ({limit_text}) before the first pick: nothing was picked, so "
+               "there is nothing to show. Fewer fixed epochs (or 0 = automatic) let the first picks fit in the limit.")
+elif trace.stopped_early and trace.k == 0:  # Stop came before any run had made a pick
     st.warning("Stopped before the first pick: nothing was picked, so there is nothing to show. Press **Run "
                "Sequential Attention** again and let it run past its first pick.")
 elif trace.is_consensus and trace.stopped_early:
     st.warning(escape_markdown(consensus_stop_note(trace, unit)))
-elif trace.stopped_early and trace.settings.get("stop_reason") == "time limit":
-    limit = float(trace.settings["max_seconds"])
-    shown = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
-    st.warning(f"Stopped at the training time limit ({shown}): kept the {trace.k} features picked so far. "
+elif at_limit:
+    st.warning(f"Stopped at the training time limit ({limit_text}): kept the {trace.k} features picked so far. "
                "Lower k (or set a small fixed number of epochs) for a full run.")
 elif trace.stopped_early:
     st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
