@@ -145,9 +145,8 @@ def ranked_bars_html(trace: SelectionTrace, t: int, max_bars: int) -> str:
             f"fill='{colour}'/><text x='{max(zero, end) + 4:.1f}' y='{y + 12}'>{html.escape(shown)}</text></g>")
     height = len(order) * ROW_PX
     candidates = int(np.isfinite(step.scores).sum())
-    axis = "% vs the uniform share of attention" if relative else score_axis_label(trace)
     title = (f"pick {t + 1}: <b>{html.escape(step.name)}</b> — top {len(order)} of {candidates} candidates "
-             f"({axis})")
+             f"({score_axis_label(trace)})")
     return (f"<div class='seqattn-live-chart'><p style='margin: 4px 0'>{title}</p>"
             f"<svg xmlns='http://www.w3.org/2000/svg' width='{LABEL_PX + BAR_PX + VALUE_PX}' height='{height}' "
             f"style='font: 11px sans-serif'><line x1='{zero:.1f}' x2='{zero:.1f}' y1='0' y2='{height}' "

@@ -25,13 +25,13 @@ _SUFFIX = {"csv": ".csv", "tsv": ".tsv", "xlsx": ".xlsx", "parquet": ".parquet",
 
 def _sa_options(trace: SelectionTrace) -> dict[str, Any]:
     """The selector parameters recorded in ``trace.settings`` (whatever the selector declares). Several runs
-    record how they were combined as ``shared`` (True/False), the selector's ``combine`` ("shared"/"runs")."""
+    record how they were combined as ``combine`` (older traces as ``shared``: :attr:`SelectionTrace.combine`)."""
     from seqattn.selectors.sequential_attention import SequentialAttentionSelector
 
     accepted = set(SequentialAttentionSelector().get_params()) - _NOT_REPLAYED
     options = {name: value for name, value in trace.settings.items() if name in accepted}
-    if trace.n_runs is not None and "combine" not in options and "shared" in trace.settings:
-        options["combine"] = "shared" if trace.settings["shared"] else "runs"
+    if trace.combine is not None:
+        options["combine"] = trace.combine
     return options
 
 

@@ -231,11 +231,22 @@ class SelectionTrace:
         return int(runs) if runs is not None and int(runs) > 1 else None
 
     @property
+    def combine(self) -> str | None:
+        """How several runs were combined, as the selector's ``combine`` option: ``"shared"`` (one panel, picked on
+        the networks' mean attention) or ``"runs"`` (separate runs, then a consensus); ``None`` for one run.
+        Traces saved before ``combine`` was recorded carry ``settings["shared"]`` (True/False) instead."""
+        if self.n_runs is None:
+            return None
+        if "combine" in self.settings:
+            return str(self.settings["combine"])
+        return "shared" if self.settings.get("shared", False) else "runs"
+
+    @property
     def is_consensus(self) -> bool:
         """The consensus of several separate runs (:func:`seqattn.selectors.stability.consensus_trace`): each
         step's ``scores`` are then every candidate's share of the runs that picked it, not attention weights
-        (a shared selection's scores, ``settings["shared"]``, stay its networks' mean attention)."""
-        return self.n_runs is not None and not self.settings.get("shared", False)
+        (a shared selection's scores stay its networks' mean attention)."""
+        return self.combine == "runs"
 
     @property
     def k(self) -> int:

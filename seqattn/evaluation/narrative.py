@@ -157,7 +157,7 @@ def stability_summary(trace: SelectionTrace) -> str:
         return ""
     stable = sum(not step.unstable for step in trace.steps)
     how = "bootstrap samples of the cells" if trace.settings.get("resample") == "bootstrap" else "seeds"
-    if trace.settings.get("shared"):
+    if trace.combine == "shared":
         how = (f"{runs} networks with different {how} trained together on one panel, each pick made on their mean "
                "attention; \"picked in\" counts the networks whose own attention led with it")
     elif trace.settings.get("coverage") in PER_TYPE_RULES:

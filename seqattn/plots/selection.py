@@ -175,7 +175,7 @@ def score_axis_label(trace: SelectionTrace) -> str:
     """What the score bars measure, for the figure's axis and the notebook's live view."""
     if trace.is_consensus:
         return f"share of the {trace.n_runs} runs that picked it (%)"
-    return "attention vs uniform (%)" if relative_to_uniform(trace) else "score"
+    return "attention vs the uniform share (%)" if relative_to_uniform(trace) else "score"
 
 
 def _bar_values(scores: np.ndarray, trace: SelectionTrace) -> np.ndarray:

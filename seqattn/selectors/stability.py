@@ -562,7 +562,8 @@ def fit_runs(config: SAConfig, X: Any, y: np.ndarray, task: str, k: int, units: 
         runner = _batched_runs if batched else _sequential_runs
         records, device, objective, stop_reason = runner(config, X, y, task, k, units, seeds, resample, callback,
                                                          pick_rule)
-    settings = {**_settings(config, k, records, resample, batched, X), **objective, "shared": shared}
+    settings = {**_settings(config, k, records, resample, batched, X), **objective,
+                "combine": "shared" if shared else "runs"}
     read_out = _consensus_read_out(config, X, y, task, units) if config.gain_model != "none" else None
     build = dict(task=task, settings=settings, read_out=read_out, seconds=time.perf_counter() - start,
                  dataset_name=dataset_name, device=device)

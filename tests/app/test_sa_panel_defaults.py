@@ -33,7 +33,7 @@ def test_default_run_on_pbmc_is_the_library_panel_and_the_toggle_gives_one_plain
     expected = panel_defaults(dataset, {}, 3)
     assert trace.is_consensus and trace.n_runs == panel_runs(3) == expected["n_runs"]
     assert {name: trace.settings[name] for name in PANEL_OPTIONS} == {name: expected[name] for name in PANEL_OPTIONS}
-    assert trace.settings["shared"] is False and trace.settings["epochs"] == 2  # the user's settings win
+    assert trace.settings["combine"] == "runs" and trace.settings["epochs"] == 2  # the user's settings win
 
     # every view speaks of runs: no attention ratios, no "uniform share", no true-gain comparison
     spec = animation_spec(at)

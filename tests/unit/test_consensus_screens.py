@@ -67,7 +67,8 @@ def test_one_run_and_a_shared_selection_keep_their_attention(planted):
     for trace in (single, shared):
         assert not trace.is_consensus
         assert selection_animation(trace).layout.annotations[0].text.startswith("Attention over the candidates")
-        assert score_axis_label(trace) == "attention vs uniform (%)"
+        assert score_axis_label(trace) == "attention vs the uniform share (%)"
+        assert "(attention vs the uniform share (%))" in ranked_bars_html(trace, 0, 10)  # the live view's words
     assert "the uniform share" in explain_step(single, 0)
     assert list(picks_table(single).columns) == list(single.to_frame().columns)
 

@@ -101,7 +101,7 @@ def test_notebook_markdown_escapes_the_file_name_and_notes() -> None:
 
 
 def test_a_consensus_of_several_runs_is_rerun_as_one_not_as_a_shared_selection() -> None:
-    """The app's default gene panel combines separate runs (``combine="runs"``), recorded as ``shared=False``;
+    """The app's default gene panel combines separate runs (``combine="runs"``, recorded so in the settings);
     the notebook must pass it back (the selector's own default is a shared selection, which picks differently)."""
     from seqattn.genomics import make_planted_counts
     from seqattn.reproduce import _sa_options
@@ -117,3 +117,18 @@ def test_a_consensus_of_several_runs_is_rerun_as_one_not_as_a_shared_selection()
     again = run_method(counts, "sa", 3, random_state=0, device="cpu", **replayed)
     assert again.selected_names == trace.selected_names and again.is_consensus
     assert "combine='runs'" in reproduction_notebook(trace, counts)
+
+
+def test_a_trace_saved_before_combine_was_recorded_still_says_how_its_runs_were_combined() -> None:
+    """Older saved traces record ``shared`` (True/False) where today's record the selector's ``combine``."""
+    from seqattn.reproduce import _sa_options
+    from seqattn.trace import SelectionTrace
+
+    for shared, combine in ((True, "shared"), (False, "runs")):
+        data = {"method": "sa", "feature_names": ["a", "b", "c"], "task": "classification", "steps": [],
+                "settings": {"n_runs": 4, "shared": shared}}
+        trace = SelectionTrace.from_dict(data)
+        assert trace.combine == combine and trace.is_consensus == (combine == "runs")
+        assert _sa_options(trace)["combine"] == combine
+    one_run = SelectionTrace.from_dict({"method": "sa", "feature_names": ["a"], "task": "classification", "steps": [], "settings": {}})
+    assert one_run.combine is None and not one_run.is_consensus
