@@ -22,9 +22,9 @@ from app_support.shell import require_app_shell
 from app_support.state import SA_TRACE_KEY, current_device, page_dataset
 from seqattn.data import DataError, attach_preprocessing
 from seqattn.data.groups import groups_of
-from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, consensus_stop_note,
-                                         coverage_caption, explain_trace, feature_unit, pick_warnings,
-                                         picks_table_caption, stability_summary)
+from seqattn.evaluation.narrative import (attention_vs_greedy, budget_summary, coverage_caption, explain_trace,
+                                         feature_unit, pick_warnings, picks_table_caption, stability_summary,
+                                         stop_note)
 from seqattn.genomics import gene_panel_applies, is_expression_data, mitochondrial_genes, ribosomal_genes
 from seqattn.plots.genomics import confusion_figure
 from seqattn.plots.selection import attention_vs_gain_figure, picks_table, true_gain_label
@@ -162,22 +162,8 @@ if trace.is_consensus:
     st.caption(escape_markdown(" ".join(filter(None, (stability_summary(trace), coverage_caption(trace))))))
 if trace.settings.get("budget_note"):  # a fixed budget too short for k phases was lengthened (warned, not refused)
     st.warning(escape_markdown(trace.settings["budget_note"]), icon=":material/schedule:")
-at_limit = trace.stopped_early and trace.settings.get("stop_reason") == "time limit"
-limit = float(trace.settings.get("max_seconds") or 0)
-limit_text = f"{limit / 60:.0f} min" if limit >= 60 else f"{limit:g} s"
-if at_limit and trace.k == 0:  # "run it past its first pick" cannot help here: the limit would stop it again
-    st.warning(f"Stopped at the training time limit ({limit_text}) before the first pick: nothing was picked, so "
-               "there is nothing to show. Fewer fixed epochs (or 0 = automatic) let the first picks fit in the limit.")
-elif trace.stopped_early and trace.k == 0:  # Stop came before any run had made a pick
-    st.warning("Stopped before the first pick: nothing was picked, so there is nothing to show. Press **Run "
-               "Sequential Attention** again and let it run past its first pick.")
-elif trace.is_consensus and trace.stopped_early:
-    st.warning(escape_markdown(consensus_stop_note(trace, unit)))
-elif at_limit:
-    st.warning(f"Stopped at the training time limit ({limit_text}): kept the {trace.k} features picked so far. "
-               "Lower k (or set a small fixed number of epochs) for a full run.")
-elif trace.stopped_early:
-    st.warning(f"Stopped early: kept the {trace.k} features picked before Stop was pressed.")
+if trace.stopped_early:  # Stop or the time limit: why, and what was kept
+    st.warning(escape_markdown(stop_note(trace, unit)))
 flagged = pick_warnings(trace)  # one run: its near-ties; several: the picks the runs disagree on
 if flagged:
     st.warning("\n".join(f"- {escape_markdown(line)}" for line in flagged), icon=":material/balance:")

@@ -207,6 +207,30 @@ def consensus_stop_note(trace: SelectionTrace, unit: str = "features") -> str:
             f"flagged unstable. {advice}")
 
 
+def stop_note(trace: SelectionTrace, unit: str = "features") -> str:
+    """Why a selection stopped before its k picks and what it kept ("" when it ran to the end): Stop pressed or
+    the training time limit (``settings["stop_reason"]``), with nothing picked, one run's picks so far, or a
+    consensus of partial runs (:func:`consensus_stop_note`). One wording for the SA page and :func:`explain_trace`."""
+    if not trace.stopped_early:
+        return ""
+    if trace.is_consensus and trace.k:
+        return consensus_stop_note(trace, unit)
+    timed_out = trace.settings.get("stop_reason") == "time limit"
+    limit = trace.settings.get("max_seconds")
+    shown = "" if limit is None else f" ({float(limit) / 60:.0f} min)" if float(limit) >= 60 else f" ({float(limit):g} s)"
+    if trace.k == 0:
+        if timed_out:
+            return (f"The training time limit{shown} ran out before the first pick: nothing was picked, so there is "
+                    "nothing to show. Lower k or the number of runs (or set a small fixed number of epochs) and run "
+                    "again.")
+        return ("Stopped before the first pick: nothing was picked, so there is nothing to show. Run again and let "
+                "it run past its first pick.")
+    if timed_out:
+        return (f"Stopped at the training time limit{shown}: kept the {trace.k} {unit} picked so far. Lower k (or set "
+                "a small fixed number of epochs) for a full run.")
+    return f"Stopped early (Stop pressed): kept the {trace.k} {unit} picked before Stop was pressed."
+
+
 def picks_table_caption(trace: SelectionTrace) -> str:
     """What the columns of the page's table of picks mean (:func:`seqattn.plots.selection.picks_table`)."""
     if not trace.is_consensus:
@@ -304,10 +328,8 @@ def explain_trace(trace: SelectionTrace, unit: str = "features") -> list[str]:
             parts.append("banned (never candidates): " + ", ".join(trace.feature_names[i] for i in trace.banned))
         lines.append("Before step 1 — " + "; ".join(parts) + ".")
     lines += [explain_step(trace, t, unit) for t in range(trace.k)]
-    if trace.is_consensus and trace.stopped_early:
-        lines.append(consensus_stop_note(trace, unit))
-    elif trace.stopped_early:
-        lines.append(f"Stopped early after {trace.k} picks at the user's request; the picks so far are kept.")
+    if trace.stopped_early:
+        lines.append(stop_note(trace, unit))
     return lines
 
 

@@ -12,7 +12,6 @@ import gzip
 import io
 import pickle
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -164,21 +163,48 @@ def test_pins_leaving_too_few_candidates_show_the_counts():
 
 
 @pytest.mark.slow
-def test_training_time_limit_stops_and_keeps_the_picks(monkeypatch):
-    from app_support import state
+class _StepClock:
+    """A clock for the trainer that advances a fixed tick per reading: the time limit then falls after the same
+    number of training steps on any machine, however loaded (a wall clock made this test pass or fail by load)."""
 
-    monkeypatch.setattr(state, "MAX_TRAINING_SECONDS", 3.0)
+    def __init__(self, tick: float):
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def _sa_page_with_time_limit(monkeypatch, limit: float, tick: float) -> AppTest:
+    from app_support import state
+    from seqattn.selectors import sa_trainer
+
+    monkeypatch.setattr(state, "MAX_TRAINING_SECONDS", limit)
+    monkeypatch.setattr(sa_trainer, "time", _StepClock(tick))
     at = data_page()
     at.radio(key="data_source").set_value("Built-in").run()
     at = sa_page_on(at)
     at.number_input(key="sa_k").set_value(10)
     at.number_input(key="sa_epochs").set_value(1000)  # many minutes without the limit
-    started = time.monotonic()
     run_and_collect(at)
-    assert time.monotonic() - started < 3.0 + 30  # stopped near the limit, not after 1000 epochs
+    return at
+
+
+def test_training_time_limit_stops_and_keeps_the_picks(monkeypatch):
+    at = _sa_page_with_time_limit(monkeypatch, limit=3.0, tick=0.001)  # 3,000 clock readings: a few phases
     trace = at.session_state["sa_trace"]
-    assert trace.stopped_early and trace.settings["stop_reason"] == "time limit" and trace.k < 10
-    assert any("Stopped at the training time limit (3 s)" in w.value for w in at.warning)
+    assert trace.stopped_early and trace.settings["stop_reason"] == "time limit" and 0 < trace.k < 10
+    assert any(f"Stopped at the training time limit (3 s): kept the {trace.k} pixels picked so far" in w.value
+               for w in at.warning), [w.value for w in at.warning]
+
+
+def test_a_time_limit_before_the_first_pick_says_so_not_stop_pressed(monkeypatch):
+    at = _sa_page_with_time_limit(monkeypatch, limit=3.0, tick=1.0)  # the limit passes in the warm-up
+    trace = at.session_state["sa_trace"]
+    assert trace.stopped_early and trace.settings["stop_reason"] == "time limit" and trace.k == 0
+    warnings = [w.value for w in at.warning]
+    assert any("The training time limit (3 s) ran out before the first pick" in w for w in warnings), warnings
+    assert not any("Stop" in w for w in warnings)
 
 
 def test_crashing_virtual_dataset_upload_is_refused_and_the_server_lives(tmp_path: Path):

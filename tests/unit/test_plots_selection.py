@@ -9,7 +9,7 @@ import pytest
 
 from seqattn.stats import spearman as rank_correlation
 from seqattn.evaluation.narrative import (attention_vs_greedy, explain_step, explain_trace, feature_unit,
-                                         near_tie_warnings)
+                                         near_tie_warnings, stop_note)
 from seqattn.plots.selection import (
     EARLIER_COLOR,
     MAX_GRID_CELLS,
@@ -233,11 +233,26 @@ def test_explain_trace_mentions_pins_bans_and_early_stop_and_other_methods():
     trace.stopped_early = True
     lines = explain_trace(trace)
     assert lines[0] == "Before step 1 — pinned (always selected): f3; banned (never candidates): f4."
-    assert len(lines) == 1 + trace.k + 1 and "Stopped early after 2 picks" in lines[-1]
+    assert len(lines) == 1 + trace.k + 1 and lines[-1] == stop_note(trace)
+    assert lines[-1] == "Stopped early (Stop pressed): kept the 2 features picked before Stop was pressed."
     omp = SelectionTrace("omp", ["a", "b", "c"], metric_name="R²")
     omp.add_step(2, np.array([0.1, 0.2, 0.9]), val_metric=0.4)
     assert explain_step(omp, 0) == "step 1: among 3 remaining features, omp picked c with score 0.9, the highest; " \
                                    "validation R² is now 0.400."
+
+
+def test_the_stop_note_names_the_cause_stop_or_the_time_limit_with_or_without_picks():
+    trace = make_trace(10, 2)
+    assert stop_note(trace) == ""  # ran to the end
+    trace.stopped_early = True
+    trace.settings.update(stop_reason="time limit", max_seconds=1800)
+    assert stop_note(trace, "genes") == ("Stopped at the training time limit (30 min): kept the 2 genes picked so "
+                                         "far. Lower k (or set a small fixed number of epochs) for a full run.")
+    nothing = SelectionTrace("sa", ["a", "b"], stopped_early=True, settings={"stop_reason": "time limit",
+                                                                            "max_seconds": 3})
+    assert stop_note(nothing).startswith("The training time limit (3 s) ran out before the first pick")
+    nothing.settings = {"stop_reason": "stopped"}
+    assert stop_note(nothing).startswith("Stopped before the first pick") and "time limit" not in stop_note(nothing)
 
 
 def test_attention_vs_greedy_aligns_by_feature_not_by_row_order():
