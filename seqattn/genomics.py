@@ -229,7 +229,7 @@ def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: f
 #: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",
-                    "structure_components", "marker_pool", "coverage", "coverage_score", "random_state")
+                    "structure_components", "marker_pool", "coverage", "coverage_score", "marker_fdr", "random_state")
 
 
 def stability_check(dataset: Dataset, trace: "SelectionTrace", *, n_runs: int | None = None,

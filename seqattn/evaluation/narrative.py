@@ -261,6 +261,7 @@ def coverage_caption(trace: SelectionTrace) -> str:
                  "instead: the largest-attention gene among all types' markers, counted below under the type whose "
                  "markers it came from." if share > 0 else "")
     per_type = ", ".join(f"{t} {n}" for t, n in counts.items())
+    structure += _unpooled_note(trace.settings)
     if trace.is_consensus:  # the rule made each run's picks; the panel keeps each type's share of them
         return (f"In each run, each pick was made for one cell type ({who}; served = held-out {measure} on that run's "
                 "validation cells of a logistic regression on its picks so far) and is the largest-attention gene "
@@ -269,6 +270,16 @@ def coverage_caption(trace: SelectionTrace) -> str:
     return (f"Each pick was made for one cell type ({who}; served = held-out {measure} on the fit's validation "
             f"cells of a logistic regression on the picks so far) and is the largest-attention gene among that type's "
             f"t-test markers.{structure} Picks per type: {per_type}.")
+
+
+def _unpooled_note(settings: dict) -> str:
+    """The types whose pool kept no significant marker (``marker_fdr``), so no pick was made for them."""
+    missing, fdr = settings.get("types_without_pool") or [], settings.get("marker_fdr")
+    if not missing or fdr is None:
+        return ""
+    verb = "has" if len(missing) == 1 else "have"
+    return (f" {', '.join(map(str, missing))} {verb} no significant marker (up-regulated, Benjamini–Hochberg-adjusted "
+            f"p < {fdr:g}): no pick was made for {'it' if len(missing) == 1 else 'them'}.")
 
 
 def budget_summary(trace: SelectionTrace) -> str:

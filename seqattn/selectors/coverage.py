@@ -8,7 +8,10 @@ judge of *which gene* but decides *for which cell type* the next pick is made:
 
 1. the candidates are grouped into per-type **marker pools** — each gene of the ``marker_pool · k``
    t-test marker panel belongs to the type whose turn picked it
-   (:func:`seqattn.selectors.ttest.ttest_markers`, Welch t, one type vs rest);
+   (:func:`seqattn.selectors.ttest.ttest_markers`, Welch t, one type vs rest); with ``marker_fdr`` a pool keeps
+   only its type's significant up-regulated genes (:func:`~seqattn.selectors.ttest.significant_markers`) —
+   the round robin hands a type its next-best t whatever it is, and a type with no real marker would
+   otherwise stay worst-served and draw picks onto noise — so such a type has no pool and no pick is made for it;
 2. at each pick the rule measures how well each type is **served** by the picks so far: a
    logistic regression (the evaluator's model, :func:`seqattn.scoring.panel_model`) refitted on the
    picks, on the run's training rows, scored on its validation rows — the held-out part of the
@@ -96,12 +99,17 @@ class TypeCoverage:
     @classmethod
     def from_marker_panel(cls, rule: str, markers: Sequence[int], marker_types: Sequence[int], X: Any,
                           y: np.ndarray, rows_for: Any, score: str = "recall",
-                          structure: float = 0.0) -> "TypeCoverage":
-        """Pools from a t-test marker panel in pick order and the type each of its picks was made for."""
+                          structure: float = 0.0, significant: np.ndarray | None = None) -> "TypeCoverage":
+        """Pools from a t-test marker panel in pick order and the type each of its picks was made for.
+
+        ``significant`` (n_types × n_units, :func:`~seqattn.selectors.ttest.significant_markers`): a pool keeps
+        only its type's significant up-regulated genes, so a type with none gets no pool and no pick is made
+        for it (the round robin hands every type its next-best t, whatever it is)."""
         n_types = int(np.max(y)) + 1
         pools: list[list[int]] = [[] for _ in range(n_types)]
         for unit, c in zip(markers, marker_types):
-            pools[int(c)].append(int(unit))
+            if significant is None or significant[int(c), int(unit)]:
+                pools[int(c)].append(int(unit))
         return cls(rule, pools, X, np.asarray(y), rows_for, score, structure)
 
     # ------------------------------------------------------------------ the pick
@@ -212,6 +220,10 @@ class TypeCoverage:
         return block.toarray() if hasattr(block, "toarray") else np.asarray(block)
 
     # ------------------------------------------------------------------ the record
+    def types_without_pool(self, class_names: Sequence[Any]) -> list[str]:
+        """The types no pick can be made for: their pool is empty (no significant marker among the candidates)."""
+        return [str(class_names[c]) for c, pool in enumerate(self.pools) if not pool]
+
     def pick_types(self, picks: Sequence[int], class_names: Sequence[Any]) -> list[str]:
         """The type each pick was made for (its pool's type; "" for a unit outside every pool)."""
         return [str(class_names[self.type_of[int(u)]]) if int(u) in self.type_of else "" for u in picks]

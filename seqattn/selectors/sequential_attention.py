@@ -83,6 +83,7 @@ PARAMETER_HINTS = {
     "marker_pool": "0 (all genes are candidates) or a whole number m ≥ 1: candidates = the m·k-gene t-test marker panel",
     "coverage": "'none' (the largest attention), or 'turns' / 'worst': each pick for the worst-served cell type",
     "coverage_score": "'recall', 'f1' or 'probability': how the coverage rule measures each type's served-ness",
+    "marker_fdr": "None, or a false-discovery rate in (0, 1): a type's pool keeps only its significant markers",
 }
 
 
@@ -183,6 +184,11 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
     coverage_score : how the coverage rule measures a type's served-ness on the validation rows:
         ``"recall"`` (default), ``"f1"`` (recall and precision: a type that other types' cells are called as
         counts as badly served too) or ``"probability"`` (the mean probability of the true type).
+    marker_fdr : ``None`` (default) or a false-discovery rate such as 0.05: the coverage rule's pool of a
+        type keeps only genes up-regulated in it with a Benjamini–Hochberg-adjusted Welch p below it
+        (:func:`seqattn.selectors.ttest.significant_markers`); a type with none gets no pool and no pick,
+        and the trace's ``settings["types_without_pool"]`` names it. ``None``: a type's pool is every
+        gene the round robin gave it, its next-best t whatever it is.
     n_runs, resample : ``n_runs`` > 1 runs SA that many times — each with its own seed
         (``resample="seeds"``) or also its own bootstrap sample of the training rows
         (``"bootstrap"``) — side by side as stacked networks where possible
@@ -252,6 +258,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         "marker_pool": [Interval(Integral, 0, None, closed="left")],
         "coverage": [StrOptions(set(COVERAGE_RULES))],
         "coverage_score": [StrOptions(set(COVERAGE_SCORES))],
+        "marker_fdr": [Interval(Real, 0, 1, closed="neither"), None],
         "n_runs": [_POSITIVE_INT],
         "resample": [StrOptions({"seeds", "bootstrap"})],
         "combine": [StrOptions({"shared", "runs"})],
@@ -290,6 +297,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         marker_pool: int = 0,
         coverage: str = "none",
         coverage_score: str = "recall",
+        marker_fdr: float | None = None,
         n_runs: int = 1,
         resample: str = "seeds",
         combine: str = "shared",
@@ -324,6 +332,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         self.marker_pool = marker_pool
         self.coverage = coverage
         self.coverage_score = coverage_score
+        self.marker_fdr = marker_fdr
         self.n_runs = n_runs
         self.resample = resample
         self.combine = combine
@@ -383,7 +392,10 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
             self.trace_.settings.update(marker_pool=int(self.marker_pool),
                                         candidates=len(units.names) - len(units.banned) - len(units.pinned))
         if rule is not None:
-            self.trace_.settings.update(rule.describe(), pick_types=rule.pick_types(self.trace_.selected, classes))
+            self.trace_.settings.update(rule.describe(), pick_types=rule.pick_types(self.trace_.selected, classes),
+                                        marker_fdr=self.marker_fdr,
+                                        types_without_pool=rule.types_without_pool(
+                                            list(classes) if classes is not None else range(len(rule.pools))))
 
     def _marker_candidates(self, X, y: np.ndarray, task: str, k: int,
                            units: SelectionUnits) -> tuple[SelectionUnits, Any]:
@@ -393,7 +405,7 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
 
         from seqattn.selectors.coverage import TypeCoverage, structure_share
         from seqattn.selectors.sa_trainer import training_rows
-        from seqattn.selectors.ttest import ttest_markers
+        from seqattn.selectors.ttest import significant_markers, ttest_markers, ttest_statistics
 
         if task != "classification":
             raise ValueError("marker_pool needs cell types (a classification target); set marker_pool=0.")
@@ -404,14 +416,18 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
                             "backed mode, or set marker_pool=0.")
         free = len(units.names) - len(units.pinned) - len(units.banned)
         data = Dataset(X=X, y=np.asarray(y), feature_names=list(units.names), task="classification")
-        panel = ttest_markers(data, min(free, int(self.marker_pool) * k), pinned=units.pinned, banned=units.banned)
+        statistics = ttest_statistics(data)
+        panel = ttest_markers(data, min(free, int(self.marker_pool) * k), pinned=units.pinned, banned=units.banned,
+                              statistics=statistics)
         outside = set(range(len(units.names))) - set(panel.selected) - set(units.pinned)
         rule = None
         if self.coverage != "none":
             fraction = float(self.validation_fraction)
             rule = TypeCoverage.from_marker_panel(self.coverage, panel.selected, panel.settings["marker_types"], X, y,
                                                   lambda seed: training_rows(np.asarray(y), task, fraction, seed),
-                                                  self.coverage_score, structure_share(self.structure_weight))
+                                                  self.coverage_score, structure_share(self.structure_weight),
+                                                  None if self.marker_fdr is None
+                                                  else significant_markers(*statistics, self.marker_fdr))
         return replace(units, banned=sorted(outside)), rule
 
     def _train_one(self, X, y: np.ndarray, task: str, k: int, units: SelectionUnits,

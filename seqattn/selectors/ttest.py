@@ -53,12 +53,30 @@ def ttest_statistics(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     return t, p
 
 
+def significant_markers(t: np.ndarray, p: np.ndarray, fdr: float = 0.05) -> np.ndarray:
+    """Which genes are real markers of each type: up-regulated in it (t > 0) with a Benjamini–Hochberg-adjusted
+    p-value below ``fdr``, adjusted within the type over all genes (as scanpy's ``rank_genes_groups`` reports
+    ``pvals_adj``). ``t``, ``p``: :func:`ttest_statistics`' arrays; returns a bool array of their shape.
+
+    Why: a type's next-best t is not always a marker of it — a type with a few cells has none that is
+    significant, and its "markers" are noise that a pick made for it would waste (benchmarks/README.md,
+    *History*, "Significant marker pools")."""
+    from scipy.stats import false_discovery_control
+
+    if not 0.0 < float(fdr) < 1.0:
+        raise ValueError(f"The false-discovery rate must be in (0, 1), got {fdr!r}.")
+    adjusted = np.vstack([false_discovery_control(np.clip(row, 0.0, 1.0), method="bh") for row in p]) if len(p) \
+        else np.ones_like(p)
+    return (t > 0) & (adjusted < float(fdr))
+
+
 def ttest_markers(
     dataset: Dataset,
     k: int,
     *,
     banned: Sequence[int] = (),
     pinned: Sequence[int] = (),
+    statistics: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SelectionTrace:
     """A k-gene panel from per-cell-type t-tests, as a ``SelectionTrace``.
 
@@ -68,10 +86,11 @@ def ttest_markers(
     vector of each step is each remaining gene's t statistic for the type whose
     turn it is, so the pick is that step's highest score and its runner-up that
     type's next marker (each gene's best t over all types would rank genes of
-    other types above the pick).
+    other types above the pick). ``statistics``: :func:`ttest_statistics` of
+    ``dataset`` when the caller has them already.
     """
     start = time.perf_counter()
-    t, _ = ttest_statistics(dataset)
+    t, _ = statistics if statistics is not None else ttest_statistics(dataset)
     pinned_list, banned_list = check_pinned_banned(dataset.n_features, pinned, banned, dataset.feature_names)
     banned_set = set(banned_list)
     k = validate_k(k, dataset.n_features, n_pinned=len(pinned_list), n_banned=len(banned_set))

@@ -247,3 +247,76 @@ def test_the_structure_head_pulls_a_high_variance_programme_gene_that_classifica
         assert shaped.trace_.settings["coverage_structure_share"] == pytest.approx(0.3 / 1.3, abs=1e-4)
     assert "A share 0.23 of the picks" in coverage_caption(shaped.trace_)  # the page says so
     assert "share" not in coverage_caption(plain.trace_)
+
+
+def noise_type_data() -> "Dataset":
+    """Planted counts (one marker per type) plus a type "noise" of 30 cells drawn from all types: no gene
+    is up-regulated in it, yet the round robin hands it its next-best t genes."""
+    from seqattn.genomics import make_planted_counts
+
+    data = make_planted_counts(n_cells=300, n_genes=40, n_types=3, markers_per_type=1, random_state=1)
+    y = data.y.copy()
+    y[np.random.default_rng(0).choice(len(y), 30, replace=False)] = 3
+    return Dataset(X=data.X, y=y, feature_names=data.feature_names, task="classification",
+                   class_names=list(data.class_names) + ["noise"])
+
+
+def test_significant_markers_are_up_regulated_with_bh_adjusted_p_within_the_type():
+    from statsmodels.stats.multitest import multipletests
+
+    from seqattn.selectors.ttest import significant_markers, ttest_statistics
+
+    data = noise_type_data()
+    t, p = ttest_statistics(data)
+    significant = significant_markers(t, p, 0.05)
+    for c in range(len(t)):  # scanpy's pvals_adj: statsmodels' fdr_bh over all genes of the type
+        adjusted = multipletests(p[c], method="fdr_bh")[1]
+        np.testing.assert_array_equal(significant[c], (t[c] > 0) & (adjusted < 0.05))
+    assert significant[3].sum() == 0  # the noise type has no marker
+    assert all(significant[c].sum() >= 1 for c in range(3))
+    with pytest.raises(ValueError, match="false-discovery rate"):
+        significant_markers(t, p, 1.5)
+
+
+def test_a_type_without_significant_markers_gets_no_pool_and_no_pick():
+    from seqattn.selectors.ttest import significant_markers, ttest_statistics
+
+    data = noise_type_data()
+    statistics = ttest_statistics(data)
+    panel = ttest_markers(data, 12, statistics=statistics)
+    types = panel.settings["marker_types"]
+    assert types.count(3) == 3  # the baseline panel is unchanged: the noise type takes its turns
+    rows = lambda seed: (np.arange(len(data.y)), np.arange(len(data.y)))  # noqa: E731
+    loose = TypeCoverage.from_marker_panel("worst", panel.selected, types, data.X, data.y, rows)
+    strict = TypeCoverage.from_marker_panel("worst", panel.selected, types, data.X, data.y, rows,
+                                            significant=significant_markers(*statistics))
+    assert len(loose.pools[3]) == 3 and strict.pools[3] == []
+    assert strict.types_without_pool(data.class_names) == ["noise"]
+    assert all(strict.pools[c] for c in range(3))
+    assert 3 not in strict.type_order([], seed=0)  # the rule never serves it
+    # with every pool exhausted the pick is still made: the plain argmax of the candidates left
+    scores = np.full(data.n_features, np.nan)
+    leftover = loose.pools[3][0]
+    scores[leftover] = 1.0
+    assert strict.choose(scores, [u for c in range(3) for u in strict.pools[c]], seed=0) == leftover
+
+
+def test_after_banning_a_types_only_marker_no_pick_is_wasted_on_its_noise_genes():
+    """The new-user sweep's case: one planted marker per type, type 0's banned. Every pool of its t-test
+    "markers" is noise; with significant pools the picks go to the other types' real markers."""
+    from seqattn.genomics import make_planted_counts
+
+    data = make_planted_counts(n_cells=300, n_genes=40, n_types=4, markers_per_type=1, random_state=0)
+    marker = {name: genes[0] for name, genes in data.extra["markers_by_type"].items()}
+    options = dict(marker_pool=3, coverage="worst", class_weight="balanced", banned=[marker["type 0"]],
+                   random_state=0, **FAST)
+    before = SequentialAttentionSelector(3, **options).fit_dataset(data)
+    assert "type 0" in before.trace_.settings["pick_types"]  # the defect: a pick for type 0's noise
+    assert not {marker["type 1"], marker["type 3"]} <= set(before.trace_.selected)
+    after = SequentialAttentionSelector(3, marker_fdr=0.05, **options).fit_dataset(data)
+    assert sorted(after.trace_.selected) == sorted(marker[f"type {c}"] for c in (1, 2, 3))
+    assert "type 0" not in after.trace_.settings["pick_types"]
+    assert after.trace_.settings["types_without_pool"] == ["type 0"]
+    caption = coverage_caption(after.trace_)
+    assert "type 0 has no significant marker" in caption and "no pick was made for it" in caption
+    assert "significant marker" not in coverage_caption(before.trace_)
