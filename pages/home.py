@@ -38,6 +38,8 @@ st.markdown(
    read the step-by-step explanation, pin or ban features and re-run, download the result.
 3. **Compare** — set SA beside OMP, SHAP, true greedy selection and simple filters.
 4. **Sparsity** — the same attention idea applied to weight blocks (SA++) and attention maps (PSA).
+5. **Structured pruning** — SA++ on a small transformer: which attention heads and MLP blocks to keep, with
+   measured latency of the smaller model.
 
 Single-cell data (an h5ad upload or the built-in `pbmc68k_reduced`): after step 2, the
 **Gene panel** page shows the selected genes per cell type (dot plot, heatmap), their held-out

@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sel.add_argument("--epochs", type=int, help="SA training epochs (default: automatic)")
     sel.add_argument("--model", choices=list(SA_MODELS), help="SA model (default mlp)")
-    sel.add_argument("--layer", help=".h5ad layer to use instead of X")
+    sel.add_argument("--layer", help=".h5ad matrix: a layer's name, 'raw' or 'X' (default: .raw when the file "
+                     "stores it, as select_features and scanpy's marker tools read, else X)")
     sel.add_argument("--backed", action="store_true",
                      help=".h5ad only: keep the matrix on disk and stream row chunks (method sa)")
     sel.add_argument("--batch-size", type=int, help="SA global mini-batch size (default: automatic)")
@@ -97,8 +98,24 @@ def _load(args: argparse.Namespace):
         raise _CliError("--target is required for table files: name the column to predict.")
     if args.backed and path.suffix.lower() != ".h5ad":
         raise _CliError("--backed applies to .h5ad files only.")
-    return load_table(str(path), target=args.target, layer=args.layer, impute=args.impute,
-                      drop_columns=args.drop, groups=_groups(args.group), backed=args.backed)
+    layer = _h5ad_layer(path, args.layer) if path.suffix.lower() == ".h5ad" else args.layer
+    dataset = load_table(str(path), target=args.target, layer=layer, impute=args.impute,
+                         drop_columns=args.drop, groups=_groups(args.group), backed=args.backed)
+    if path.suffix.lower() == ".h5ad" and args.layer is None:
+        print(f"reading {dataset.extra.get('matrix', 'X')} of {path.name} (--layer chooses another matrix)",
+              file=sys.stderr)
+    return dataset
+
+
+def _h5ad_layer(path: Path, given: str | None) -> str | None:
+    """The h5ad matrix to read: ``--layer`` as given (``X`` for X), else ``.raw`` when the file stores it —
+    what :func:`seqattn.select_features`, the app's upload and scanpy's marker tools read first."""
+    if given is not None:
+        return None if given == "X" else given
+    from seqattn.data.h5ad import default_layer, h5ad_header
+    from seqattn.data.sources import open_source
+
+    return default_layer(list(h5ad_header(open_source(str(path), None))["layers"]))
 
 
 def _check_out(out: Path, given: str) -> None:

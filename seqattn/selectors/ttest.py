@@ -65,14 +65,16 @@ def ttest_markers(
     Cell types take turns (round robin over types, each contributing its next
     best up-regulated gene not already chosen), so every type is represented
     rather than the panel filling up with the one most distinct type. The score
-    vector of each step is each gene's best t statistic over types.
+    vector of each step is each remaining gene's t statistic for the type whose
+    turn it is, so the pick is that step's highest score and its runner-up that
+    type's next marker (each gene's best t over all types would rank genes of
+    other types above the pick).
     """
     start = time.perf_counter()
     t, _ = ttest_statistics(dataset)
     pinned_list, banned_list = check_pinned_banned(dataset.n_features, pinned, banned, dataset.feature_names)
     banned_set = set(banned_list)
     k = validate_k(k, dataset.n_features, n_pinned=len(pinned_list), n_banned=len(banned_set))
-    best = t.max(axis=0)
     # a type with fewer than 2 cells (or no rest) has no statistics; it must not add index-order junk
     types = [c for c in range(t.shape[0]) if np.any(t[c] != 0)] or list(range(t.shape[0]))
     orders = {c: np.argsort(-t[c], kind="stable") for c in types}
@@ -90,7 +92,7 @@ def ttest_markers(
             cursors[c] += 1
         if cursors[c] < len(order):
             pick = int(order[cursors[c]])
-            scores = best.astype(np.float64).copy()
+            scores = t[c].astype(np.float64).copy()
             scores[list(taken)] = np.nan
             trace.add_step(pick, scores, seconds=time.perf_counter() - start)
             taken.add(pick)

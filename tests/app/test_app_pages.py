@@ -55,6 +55,10 @@ def test_home_renders_with_device_and_navigation():
     assert "cpu" in at.sidebar.selectbox(key="device").options
     at.sidebar.selectbox(key="device").select("cpu").run()
     assert any("setting `cpu`" in m.value for m in at.markdown)
+    from app_support.shell import PAGES
+
+    quick_start = next(m.value for m in at.markdown if "**Data**" in m.value)
+    assert all(f"**{title}**" in quick_start for _, title, _ in PAGES if title != "Home")  # every page named
 
 
 def test_sa_page_opened_from_home_without_data_uses_digits_says_so_and_links_the_data_page():

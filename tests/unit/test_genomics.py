@@ -160,6 +160,19 @@ def test_pbmc_ttest_panel_has_canonical_markers_and_near_full_accuracy(pbmc):
     assert result["panel_accuracy"] > 0.6
 
 
+def test_each_ttest_step_scores_the_type_whose_turn_it_is_so_its_pick_is_the_highest(pbmc):
+    """A step's scores are the t of the type whose turn picked (the best t over all types would rank genes of
+    other types above the pick: CST3 26.7 over CD79A 16.3, and "with score 16.3, the highest" was untrue)."""
+    from seqattn.evaluation.narrative import explain_step
+
+    trace = ttest_markers(pbmc, 20)
+    t, _ = ttest_statistics(pbmc)
+    for n, (step, c) in enumerate(zip(trace.steps, trace.settings["marker_types"])):
+        assert step.score == pytest.approx(t[c, step.feature])
+        assert step.runner_up_weight is None or step.runner_up_weight <= step.score
+        assert f"picked {step.name} with score {step.score:.4g}, the highest" in explain_step(trace, n)
+
+
 def test_panel_overlap():
     result = gx.panel_overlap(["A", "B", "C"], ["B", "C", "D", "E"])
     assert result["shared"] == ["B", "C"] and result["jaccard"] == pytest.approx(2 / 5)
@@ -215,6 +228,36 @@ def test_ttest_markers_skip_a_type_without_statistics(counts):
     # three types with statistics take turns: two picks each
     for name in ("type 1", "type 2"):
         assert len(set(markers[name]) & set(trace.selected)) == 2
+
+
+def test_cli_reads_raw_of_an_h5ad_by_default_as_select_features_does(tmp_path, capsys):
+    """A scanpy object keeps counts in .raw and scaled values in X: the CLI reads .raw unless --layer says X."""
+    import anndata as ad
+
+    from seqattn.cli import main
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["A", "B"], 60)
+    raw = rng.poisson(1.0, size=(120, 4)).astype(np.float32)
+    raw[labels == "B", 0] += 6  # gene "raw_marker" separates the types in .raw only
+    scaled = rng.normal(size=(120, 4)).astype(np.float32)
+    scaled[labels == "B", 3] += 3  # gene "x_marker" separates them in X only
+    adata = ad.AnnData(raw, obs=pd.DataFrame({"cell_type": labels}, index=[f"c{i}" for i in range(120)]),
+                       var=pd.DataFrame(index=["raw_marker", "g1", "g2", "x_marker"]))
+    adata.raw = adata.copy()
+    adata.X = scaled
+    adata.write_h5ad(tmp_path / "scanpy_style.h5ad")
+    picks = {}
+    for layer in (None, "X"):
+        out = tmp_path / f"{layer}.csv"
+        argv = ["select", "--data", str(tmp_path / "scanpy_style.h5ad"), "--target", "cell_type", "-k", "2",
+                "--method", "ttest", "--out", str(out), "--quiet"] + (["--layer", layer] if layer else [])
+        assert main(argv) == 0
+        picks[layer] = set(pd.read_csv(out)["name"])  # type B's marker, and one for type A (noise)
+        err = capsys.readouterr().err
+        assert ("reading raw of scanpy_style.h5ad" in err) == (layer is None)
+    assert "raw_marker" in picks[None] and "x_marker" not in picks[None]
+    assert "x_marker" in picks["X"] and picks["X"] != picks[None]
 
 
 def test_cli_h5ad_to_panel_csv(tmp_path, capsys):
