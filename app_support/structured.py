@@ -22,7 +22,7 @@ ERROR_KEY = "structured_error"
 FINISHED_KEY = "structured_finished"  # settings -> finished result of this session
 KIND_LABELS = {"heads": "attention heads", "mlp": "MLP blocks", "embed": "embedding-dimension blocks",
                "layers": "whole transformer blocks"}
-#: The page's default budget (``PruningSettings.quick``): 51 CPU-seconds for every method, both fractions and
+#: The page's default budget (``PruningSettings.quick``): 51–70 CPU-seconds for every method, both fractions and
 #: the timing once the model is cached (benchmarks/README.md); the benchmark uses the library's 5× longer default.
 PAGE_STEPS = PruningSettings.quick().steps
 #: The page's input widgets with a first value (kept across visits to other pages by

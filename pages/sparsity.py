@@ -83,9 +83,10 @@ with tab_sapp:
     show_job_error(SAPP_RESULT + "_error")
     result = st.session_state.get(SAPP_RESULT)
     if result is None:
-        st.info("Press **Train SA++ and baselines**. Digits with the defaults took 2.5–7 s in our runs on a "
-                "2-core CPU (load ≈ 8, first run slowest); on a busy machine it can take a minute — the progress "
-                "bar shows how far it is.")
+        st.info("Press **Train SA++ and baselines**. Digits with the defaults (1–4 CPU-seconds of training) took "
+                "5–11 s (median 6 s) from the click to this table in our runs on a busy 2-core CPU (load 5–8); the "
+                "first run after the app starts took 16–22 s (PyTorch loads more of itself). The progress bar shows "
+                "how far it is.")
     else:
         s = result.settings
         st.caption(f"{s['dataset']}: hidden {s['hidden']}, block {s['block_size']}×{s['block_size']}, target "

@@ -66,10 +66,10 @@ show_job_error(app.ERROR_KEY)
 
 result = st.session_state.get(app.RESULT_KEY)
 if result is None:
-    st.info("Press **Prune and time**. With the cached 'standard' model the default run needed 51 CPU-seconds "
-            "on one thread in our last run: a minute of wall time on a nearly idle 2-core machine (load 0.4–2), "
-            "about 4 minutes at load 16–18 (an earlier run with about the same CPU time). The first run trains "
-            "the model first (250 CPU-seconds, with progress), then it is cached.")
+    st.info("Press **Prune and time**. With the cached 'standard' model the default run needs 60–70 "
+            "CPU-seconds on one thread: in this app it took 2–2½ minutes in our runs on a busy 2-core machine "
+            "(load 4–9; 66 s when called from a script at load 3). The first run trains the model first "
+            "(250 CPU-seconds, with progress), then it is cached.")
     st.stop()
 
 m, train = result.model, result.model["training"]

@@ -451,8 +451,8 @@ class PruningSettings:
 
     @classmethod
     def quick(cls, **changes: Any) -> "PruningSettings":
-        """A fifth of the steps: the app page's default (51 CPU-seconds for every method at 50% and 75% with the
-        timing, on the cached standard model; benchmarks/README.md)."""
+        """A fifth of the steps: the app page's default (51–70 CPU-seconds for every method at 50% and 75% with
+        the timing, on the cached standard model; benchmarks/README.md)."""
         return cls(**{"steps": 56, **changes})
 
     def check(self) -> None:
