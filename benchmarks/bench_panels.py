@@ -498,8 +498,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_panels.csv")
     parser.add_argument("--sa-variants", type=_variants, default=None,
                         help="JSON (text or a file) mapping a label to SA options, e.g. "
-                             "'{\"SA B=8\": {\"n_runs\": 8}}': each label is one SA panel (the trade-off sweeps); "
-                             "default: select_features's panel defaults, labelled SA")
+                             "'{\"SA B=8\": {\"n_runs\": 8, \"marker_pool\": 3, \"coverage\": \"worst\", …}}': each "
+                             "label is one SA panel (the trade-off sweeps). A label's options replace the panel "
+                             "defaults, not add to them: give every option the panel needs. Default: "
+                             "select_features's panel defaults, labelled SA")
     parser.add_argument("--runs-out", type=Path, default=None,
                         help="write every SA panel's per-run picks (stable selections) here as JSON")
     parser.add_argument("--panels-out", type=Path, default=None,
