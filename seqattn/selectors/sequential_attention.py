@@ -381,6 +381,9 @@ class SequentialAttentionSelector(SelectorMixin, BaseEstimator):
         if self.coverage != "none" and not self.marker_pool:
             raise ValueError(f"coverage={self.coverage!r} picks from each cell type's marker pool; set "
                              "marker_pool ≥ 1 (e.g. 3) or coverage='none'.")
+        if self.marker_fdr is not None and self.coverage == "none":
+            raise ValueError("marker_fdr filters the coverage rule's per-type pools; it needs coverage='worst' or "
+                             "'turns' (with coverage='none' it would change nothing).")
         if self.marker_pool:
             units, rule = self._marker_candidates(X, y, task, k, units)
         if self.n_runs > 1:

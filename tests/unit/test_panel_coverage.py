@@ -95,6 +95,8 @@ def test_coverage_needs_a_marker_pool_and_a_known_rule():
         SequentialAttentionSelector(2, coverage="turns", **FAST).fit(X, y)
     with pytest.raises(ValueError, match="coverage"):
         SequentialAttentionSelector(2, marker_pool=2, coverage="rare-first", **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="marker_fdr filters the coverage rule's"):  # not silently ignored
+        SequentialAttentionSelector(2, marker_pool=2, coverage="none", marker_fdr=0.05, **FAST).fit(X, y)
     with pytest.raises(ValueError, match="coverage"):
         TypeCoverage("none", [[0]], X, y, all_rows)
 
