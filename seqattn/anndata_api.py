@@ -149,6 +149,7 @@ def select_features(
     (pinned genes, then picks), ``target``, ``matrix``. :func:`trace_from_anndata` reads the trace
     back, also after ``write_h5ad`` / ``read_h5ad``. Returns the :class:`~seqattn.trace.SelectionTrace`.
     """
+    from seqattn.genomics import check_floor_room
     from seqattn.selectors import default_k
 
     if not isinstance(key_added, str) or not key_added:
@@ -158,11 +159,8 @@ def select_features(
     pin_idx, ban_idx, floor_record = _pins_and_bans(dataset, pinned, banned, min_fraction, min_mean, progress)
     if pin_idx or ban_idx:
         options.update(pinned=pin_idx, banned=ban_idx)
-    room, needed = dataset.n_features - len(pin_idx) - len(ban_idx), (k if isinstance(k, int) else 1)
-    if floor_record and room < needed:  # the floor's bans, not the user's k, are the cause
-        asked = f"k={k} needs" if k is not None else "A panel needs"
-        raise DataError(f"{floor_record['message']} {asked} at least {needed} candidate gene(s) besides the pinned "
-                        f"and banned ones: lower min_fraction / min_mean" + (", or k." if k is not None else "."))
+    room = dataset.n_features - len(pin_idx) - len(ban_idx)
+    check_floor_room(floor_record["message"] if floor_record else "", room, k)
     if k is None:
         k = default_k(room, cap=PANEL_DEFAULT_K)
     trace = _run_selection(dataset, method, k, options, progress)

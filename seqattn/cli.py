@@ -233,7 +233,8 @@ def _load_and_preprocess(args: argparse.Namespace):
 def _pins_and_bans(args: argparse.Namespace, dataset) -> tuple[list[int], list[int]]:
     """--pin/--ban (features or feature groups), --ban-mt/--ban-ribo and the expression floor, as unit indices."""
     from seqattn.data.groups import groups_of
-    from seqattn.genomics import expression_floor, genes_to_indices, mitochondrial_genes, ribosomal_genes
+    from seqattn.genomics import (check_floor_room, expression_floor, genes_to_indices, mitochondrial_genes,
+                                  ribosomal_genes)
 
     units = list(groups_of(dataset).names)  # pins and bans name features, or feature groups
     pinned = genes_to_indices(units, args.pin) if args.pin else []
@@ -248,6 +249,7 @@ def _pins_and_bans(args: argparse.Namespace, dataset) -> tuple[list[int], list[i
         floor, message = expression_floor(dataset, min_fraction=args.min_fraction, min_mean=args.min_mean)
         banned = sorted(set(banned) | (set(floor) - set(pinned)))
         print(message, file=sys.stderr)
+        check_floor_room(message, len(units) - len(pinned) - len(banned), args.k)
     return pinned, banned
 
 

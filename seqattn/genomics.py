@@ -226,6 +226,16 @@ def expression_floor(dataset: Dataset, *, min_fraction: float = 0.0, min_mean: f
     return removed, message
 
 
+def check_floor_room(floor_message: str, n_candidates: int, k: int | None) -> None:
+    """Refuse, naming the expression floor, when its bans leave fewer than ``k`` candidates (one when k is
+    automatic): otherwise the selector's own check says "choose k ≤ 0" without saying what removed the genes."""
+    needed = k if isinstance(k, int) else 1
+    if floor_message and n_candidates < needed:
+        asked = f"k={k} needs" if k is not None else "A panel needs"
+        raise DataError(f"{floor_message} {asked} at least {needed} candidate gene(s) besides the pinned and banned "
+                        "ones: lower min_fraction / min_mean" + (", or k." if k is not None else "."))
+
+
 #: SA settings a stability check repeats from the run it checks (``trace.settings`` keys = estimator parameters).
 CHECKED_SETTINGS = ("model", "hidden", "epochs", "batch_size", "learning_rate", "attention_learning_rate",
                     "lr_decay", "selection_point", "validation_fraction", "class_weight", "structure_weight",

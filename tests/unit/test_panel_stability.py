@@ -214,6 +214,23 @@ def test_an_expression_floor_that_leaves_too_few_genes_says_so_not_choose_k_at_m
     assert select_features(adata, "kind", 2, method="ttest", min_fraction=0.5, progress=False).selected == [0, 1]
 
 
+def test_the_cli_names_the_expression_floor_too_when_it_leaves_too_few_genes(tmp_path, capsys):
+    import anndata as ad
+    import pandas as pd
+
+    from seqattn.cli import main
+
+    X = 1.0 + (np.arange(200, dtype=np.float32).reshape(40, 5) % 3)  # every gene expressed, mean 2
+    adata = ad.AnnData(X, obs=pd.DataFrame({"kind": ["a", "b"] * 20}, index=[f"c{i}" for i in range(40)]),
+                       var=pd.DataFrame(index=[f"g{i}" for i in range(5)]))
+    adata.write_h5ad(tmp_path / "flat.h5ad")
+    code = main(["select", "--data", str(tmp_path / "flat.h5ad"), "--target", "kind", "-k", "3", "--method", "ttest",
+                 "--min-mean", "100", "--out", str(tmp_path / "p.csv"), "--quiet"])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and error.startswith("error: Expression floor removed 5 of 5 genes")
+    assert "k=3 needs at least 3 candidate gene(s)" in error and "≤ 0" not in error
+
+
 # ------------------------------------------------------------ marker candidates
 def test_marker_pool_limits_candidates_to_the_t_test_markers_and_keeps_the_users_bans():
     from seqattn.selectors.ttest import ttest_markers
