@@ -111,7 +111,7 @@ def ttest_markers(
             cursors[c] += 1
         if cursors[c] < len(order):
             pick = int(order[cursors[c]])
-            scores = t[c].astype(np.float64).copy()
+            scores = t[c].astype(np.float64)  # a copy: the taken genes are blanked in it
             scores[list(taken)] = np.nan
             trace.add_step(pick, scores, seconds=time.perf_counter() - start)
             taken.add(pick)
